@@ -1,0 +1,555 @@
+#include "daemon/config.h"
+
+#include <arpa/inet.h>
+#include <unistd.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include <fmt/format.h>
+
+namespace heartbeatd {
+namespace {
+
+// Thrown inside the loader only; load_config_* turn it into a ConfigError value.
+struct ParseError {
+  int line;  // 1-based; 0 when unknown
+  std::string text;
+};
+
+std::string describe_node(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Null: return "nothing";
+    case YAML::NodeType::Sequence: return "a list";
+    case YAML::NodeType::Map: return "a mapping";
+    case YAML::NodeType::Scalar: return fmt::format("\"{}\"", n.Scalar());
+    default: return "an undefined value";
+  }
+}
+
+[[noreturn]] void fail(int line, std::string_view key, std::string_view expected,
+                       const YAML::Node& got) {
+  throw ParseError{line, fmt::format("{}: expected {}, got {}", key, expected, describe_node(got))};
+}
+
+std::string scalar(const YAML::Node& n, int line, std::string_view key, std::string_view expected) {
+  if (!n.IsScalar()) fail(line, key, expected, n);
+  return n.Scalar();
+}
+
+template <class Int>
+std::optional<Int> parse_int(std::string_view s) {
+  Int v{};
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+std::string format_size(std::size_t bytes) { return std::to_string(bytes); }
+
+std::optional<std::size_t> parse_size(std::string_view s) {
+  static constexpr std::pair<std::string_view, std::size_t> kUnits[] = {
+      {"GiB", std::size_t{1} << 30}, {"MiB", std::size_t{1} << 20}, {"KiB", std::size_t{1} << 10}};
+  std::size_t mult = 1;
+  for (auto [suffix, m] : kUnits) {
+    if (s.size() > suffix.size() && s.ends_with(suffix)) {
+      s.remove_suffix(suffix.size());
+      mult = m;
+      break;
+    }
+  }
+  auto v = parse_int<std::size_t>(s);
+  if (!v || *v > std::numeric_limits<std::size_t>::max() / mult) return std::nullopt;
+  return *v * mult;
+}
+
+bool valid_hostname(std::string_view h) {
+  if (h.empty() || h.size() > 253) return false;
+  std::size_t start = 0;
+  while (start <= h.size()) {
+    std::size_t dot = h.find('.', start);
+    if (dot == std::string_view::npos) dot = h.size();
+    std::string_view label = h.substr(start, dot - start);
+    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') return false;
+    for (char c : label) {
+      if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-')) return false;
+    }
+    start = dot + 1;
+    if (dot == h.size()) break;
+  }
+  return true;
+}
+
+std::string default_node_name() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof buf - 1) == 0 && buf[0] != '\0') return buf;
+  return "heartbeatd";
+}
+
+std::string env_or_empty(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? std::string(v) : std::string();
+}
+
+// systemd's StateDirectory=/RuntimeDirectory= may list several paths separated by ':'.
+std::string first_path(const std::string& list) { return list.substr(0, list.find(':')); }
+
+// ---------------------------------------------------------------------------------------------
+// The key table. Each field knows how to parse its YAML value, print its effective value, and
+// copy itself between configs (for SIGHUP). Accessors are generic lambdas so one lambda serves
+// both the const and the mutable config.
+
+struct Field {
+  std::string key;
+  bool reloadable;
+  std::function<void(Config&, const YAML::Node&, int line)> parse;
+  std::function<std::string(const Config&)> show;
+  std::function<void(Config&, const Config&)> copy;
+};
+
+template <class Get, class Parse, class Show>
+Field make_field(std::string key, bool reloadable, Get get, Parse parse, Show show) {
+  return Field{
+      key, reloadable,
+      [get, parse, key](Config& c, const YAML::Node& n, int line) { get(c) = parse(n, line, key); },
+      [get, show](const Config& c) { return show(get(c)); },
+      [get](Config& dst, const Config& src) { get(dst) = get(src); }};
+}
+
+template <class Get>
+Field duration_field(std::string key, bool reloadable, Millis min, Millis max, Get get) {
+  const std::string expected = fmt::format("a duration from {} to {} (such as 250ms, 30s, 2m)",
+                                           format_duration(min), format_duration(max));
+  return make_field(
+      std::move(key), reloadable, get,
+      [=](const YAML::Node& n, int line, const std::string& k) {
+        auto d = parse_duration(scalar(n, line, k, expected));
+        if (!d || *d < min || *d > max) fail(line, k, expected, n);
+        return *d;
+      },
+      [](Millis d) { return format_duration(d); });
+}
+
+template <class Int, class Get>
+Field int_field(std::string key, bool reloadable, Int min, Int max, Get get) {
+  const std::string expected = fmt::format("an integer from {} to {}", min, max);
+  return make_field(
+      std::move(key), reloadable, get,
+      [=](const YAML::Node& n, int line, const std::string& k) {
+        auto v = parse_int<Int>(scalar(n, line, k, expected));
+        if (!v || *v < min || *v > max) fail(line, k, expected, n);
+        return *v;
+      },
+      [](Int v) { return std::to_string(v); });
+}
+
+template <class Get>
+Field size_field(std::string key, std::size_t min, std::size_t max, Get get) {
+  const std::string expected =
+      fmt::format("a size in bytes from {} to {} (suffixes KiB, MiB, GiB allowed)", min, max);
+  return make_field(
+      std::move(key), false, get,
+      [=](const YAML::Node& n, int line, const std::string& k) {
+        auto v = parse_size(scalar(n, line, k, expected));
+        if (!v || *v < min || *v > max) fail(line, k, expected, n);
+        return *v;
+      },
+      format_size);
+}
+
+template <class Get>
+Field double_field(std::string key, bool reloadable, double min, double max, Get get) {
+  const std::string expected = fmt::format("a number from {} to {}", min, max);
+  return make_field(
+      std::move(key), reloadable, get,
+      [=](const YAML::Node& n, int line, const std::string& k) {
+        const std::string s = scalar(n, line, k, expected);
+        char* end = nullptr;
+        const double v = std::strtod(s.c_str(), &end);
+        if (s.empty() || *end != '\0' || !(v >= min && v <= max)) fail(line, k, expected, n);
+        return v;
+      },
+      [](double v) { return fmt::format("{}", v); });
+}
+
+template <class Enum, class Get>
+Field enum_field(std::string key, bool reloadable,
+                 std::vector<std::pair<std::string, Enum>> names, Get get) {
+  std::string expected = "one of";
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    expected += (i ? ", " : " ") + names[i].first;
+  }
+  return make_field(
+      std::move(key), reloadable, get,
+      [=](const YAML::Node& n, int line, const std::string& k) {
+        const std::string s = scalar(n, line, k, expected);
+        for (const auto& [name, value] : names) {
+          if (name == s) return value;
+        }
+        fail(line, k, expected, n);
+      },
+      [=](Enum v) {
+        for (const auto& [name, value] : names) {
+          if (value == v) return name;
+        }
+        return std::string("?");
+      });
+}
+
+// A string; `allow_empty` lets "" (or no value) mean "disabled".
+template <class Check, class Get>
+Field string_field(std::string key, bool allow_empty, std::string expected, Check check, Get get) {
+  return make_field(
+      std::move(key), false, get,
+      [=](const YAML::Node& n, int line, const std::string& k) {
+        if (n.IsNull() && allow_empty) return std::string();
+        std::string s = scalar(n, line, k, expected);
+        if ((s.empty() && !allow_empty) || (!s.empty() && !check(s))) fail(line, k, expected, n);
+        return s;
+      },
+      [](const std::string& s) { return s; });
+}
+
+HostPort host_port_scalar(const YAML::Node& n, int line, const std::string& key) {
+  const std::string expected = "an address host:port (such as 127.0.0.1:7700 or [::1]:7700)";
+  std::string why;
+  auto hp = parse_host_port(scalar(n, line, key, expected), &why);
+  if (!hp) fail(line, key, fmt::format("{} ({})", expected, why), n);
+  return *hp;
+}
+
+std::string show_optional(const std::optional<HostPort>& hp) { return hp ? hp->to_string() : ""; }
+
+bool valid_node_name(const std::string& s) {
+  return s.size() <= 128 && std::all_of(s.begin(), s.end(), [](char c) {
+           return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+         });
+}
+
+const std::vector<Field>& fields() {
+  static const std::vector<Field> table = [] {
+    using M = Millis;
+    std::vector<Field> f;
+    f.push_back(string_field(
+        "node.name", false, "a name of 1 to 128 letters, digits, '.', '-' or '_'", valid_node_name,
+        [](auto& c) -> auto& { return c.node.name; }));
+    f.push_back(string_field(
+        "node.data_dir", false, "a directory path", [](const std::string&) { return true; },
+        [](auto& c) -> auto& { return c.node.data_dir; }));
+
+    f.push_back(make_field(
+        "api.http", false, [](auto& c) -> auto& { return c.api.http; },
+        [](const YAML::Node& n, int line, const std::string& k) -> std::optional<HostPort> {
+          if (n.IsNull() || (n.IsScalar() && n.Scalar().empty())) return std::nullopt;
+          return host_port_scalar(n, line, k);
+        },
+        show_optional));
+    f.push_back(string_field(
+        "api.unix_socket", true, "a socket path of at most 107 bytes",
+        [](const std::string& s) { return s.size() <= 107; },
+        [](auto& c) -> auto& { return c.api.unix_socket; }));
+    f.push_back(int_field<unsigned>("api.threads", false, 1, 256,
+                                    [](auto& c) -> auto& { return c.api.threads; }));
+    f.push_back(size_field("api.max_body_bytes", 64, std::size_t{256} << 20,
+                           [](auto& c) -> auto& { return c.api.max_body_bytes; }));
+    f.push_back(size_field("api.max_header_bytes", 1024, std::size_t{1} << 20,
+                           [](auto& c) -> auto& { return c.api.max_header_bytes; }));
+    f.push_back(int_field<std::size_t>("api.max_connections", false, 1, 1'000'000,
+                                       [](auto& c) -> auto& { return c.api.max_connections; }));
+    f.push_back(duration_field("api.read_timeout", false, M(10), M(600'000),
+                               [](auto& c) -> auto& { return c.api.read_timeout; }));
+    f.push_back(duration_field("api.idle_timeout", false, M(10), M(3'600'000),
+                               [](auto& c) -> auto& { return c.api.idle_timeout; }));
+
+    f.push_back(make_field(
+        "cluster.bind", false, [](auto& c) -> auto& { return c.cluster.bind; }, host_port_scalar,
+        [](const HostPort& hp) { return hp.to_string(); }));
+    f.push_back(make_field(
+        "cluster.advertise", false, [](auto& c) -> auto& { return c.cluster.advertise; },
+        [](const YAML::Node& n, int line, const std::string& k) -> std::optional<HostPort> {
+          if (n.IsNull() || (n.IsScalar() && n.Scalar().empty())) return std::nullopt;
+          return host_port_scalar(n, line, k);
+        },
+        show_optional));
+    f.push_back(make_field(
+        "cluster.seeds", false, [](auto& c) -> auto& { return c.cluster.seeds; },
+        [](const YAML::Node& n, int line, const std::string& k) {
+          std::vector<HostPort> seeds;
+          if (n.IsNull()) return seeds;
+          if (!n.IsSequence()) fail(line, k, "a list of host:port addresses", n);
+          for (std::size_t i = 0; i < n.size(); ++i) {
+            const int item_line = n[i].Mark().line >= 0 ? n[i].Mark().line + 1 : line;
+            seeds.push_back(host_port_scalar(n[i], item_line, fmt::format("{}[{}]", k, i)));
+          }
+          return seeds;
+        },
+        [](const std::vector<HostPort>& seeds) {
+          std::string s;
+          for (const auto& hp : seeds) s += (s.empty() ? "" : ",") + hp.to_string();
+          return s;
+        }));
+    f.push_back(string_field(
+        "cluster.key_file", true, "a file path", [](const std::string&) { return true; },
+        [](auto& c) -> auto& { return c.cluster.key_file; }));
+
+    f.push_back(duration_field("membership.interval", true, M(10), M(60'000),
+                               [](auto& c) -> auto& { return c.membership.interval; }));
+    f.push_back(int_field<unsigned>("membership.miss_threshold", true, 1, 100,
+                                    [](auto& c) -> auto& { return c.membership.miss_threshold; }));
+    f.push_back(duration_field("membership.suspicion_timeout", true, M(0), M(600'000),
+                               [](auto& c) -> auto& { return c.membership.suspicion_timeout; }));
+    f.push_back(duration_field("membership.reap_after", true, M(1000), M(30LL * 24 * 3600 * 1000),
+                               [](auto& c) -> auto& { return c.membership.reap_after; }));
+    f.push_back(enum_field<MachineDetector>(
+        "membership.detector", true,
+        {{"miss_threshold", MachineDetector::miss_threshold},
+         {"phi_accrual", MachineDetector::phi_accrual}},
+        [](auto& c) -> auto& { return c.membership.detector; }));
+    f.push_back(double_field("membership.phi.threshold", true, 0.5, 100,
+                             [](auto& c) -> auto& { return c.membership.phi.threshold; }));
+    f.push_back(int_field<unsigned>("membership.phi.window", true, 2, 100'000,
+                                    [](auto& c) -> auto& { return c.membership.phi.window; }));
+    f.push_back(duration_field("membership.phi.min_std_dev", true, M(1), M(60'000),
+                               [](auto& c) -> auto& { return c.membership.phi.min_std_dev; }));
+    f.push_back(duration_field("membership.phi.acceptable_pause", true, M(0), M(600'000),
+                               [](auto& c) -> auto& { return c.membership.phi.acceptable_pause; }));
+
+    f.push_back(duration_field("presence.timeout", true, M(100), M(24LL * 3600 * 1000),
+                               [](auto& c) -> auto& { return c.presence.timeout; }));
+
+    f.push_back(enum_field<LogLevel>("log.level", true,
+                                     {{"debug", LogLevel::debug},
+                                      {"info", LogLevel::info},
+                                      {"warning", LogLevel::warning},
+                                      {"error", LogLevel::error}},
+                                     [](auto& c) -> auto& { return c.log.level; }));
+    return f;
+  }();
+  return table;
+}
+
+const Field* find_field(const std::string& key) {
+  for (const auto& f : fields()) {
+    if (f.key == key) return &f;
+  }
+  return nullptr;
+}
+
+bool is_section(const std::string& prefix) {
+  return std::any_of(fields().begin(), fields().end(),
+                     [&](const Field& f) { return f.key.starts_with(prefix + "."); });
+}
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+std::string unknown_key_message(const std::string& path) {
+  std::string best;
+  std::size_t best_distance = 3;  // suggest only near misses
+  for (const auto& f : fields()) {
+    const std::size_t d = edit_distance(path, f.key);
+    if (d < best_distance) best_distance = d, best = f.key;
+  }
+  if (!best.empty()) return fmt::format("unknown key {} (did you mean {}?)", path, best);
+  return fmt::format("unknown key {}", path);
+}
+
+int line_of(const YAML::Node& n) { return n.Mark().line >= 0 ? n.Mark().line + 1 : 0; }
+
+void walk(Config& cfg, const YAML::Node& map, const std::string& prefix, int line) {
+  if (!map.IsMap()) {
+    if (prefix.empty()) fail(line_of(map), "the file", "a mapping of sections", map);
+    fail(line, prefix, "a mapping", map);
+  }
+  std::set<std::string> seen;
+  for (const auto& kv : map) {
+    const int key_line = line_of(kv.first);
+    if (!kv.first.IsScalar()) throw ParseError{key_line, "keys must be plain names"};
+    const std::string name = kv.first.Scalar();
+    const std::string path = prefix.empty() ? name : prefix + "." + name;
+    if (!seen.insert(name).second) throw ParseError{key_line, fmt::format("duplicate key {}", path)};
+    if (const Field* f = find_field(path)) {
+      f->parse(cfg, kv.second, key_line);
+    } else if (is_section(path)) {
+      if (!kv.second.IsNull()) walk(cfg, kv.second, path, key_line);
+    } else {
+      throw ParseError{key_line, unknown_key_message(path)};
+    }
+  }
+}
+
+// Checks that involve more than one key.
+void validate(const Config& c) {
+  if (!c.api.http && c.api.unix_socket.empty()) {
+    throw ParseError{0, "api.http and api.unix_socket are both disabled: enable at least one"};
+  }
+}
+
+}  // namespace
+
+std::string HostPort::to_string() const {
+  if (host.find(':') != std::string::npos) return fmt::format("[{}]:{}", host, port);
+  return fmt::format("{}:{}", host, port);
+}
+
+std::optional<Millis> parse_duration(std::string_view s) {
+  if (s == "0") return Millis(0);
+  if (s.empty()) return std::nullopt;
+  Millis total(0);
+  while (!s.empty()) {
+    std::size_t digits = 0;
+    while (digits < s.size() && std::isdigit(static_cast<unsigned char>(s[digits]))) ++digits;
+    if (digits == 0 || digits > 12) return std::nullopt;
+    const auto n = parse_int<std::int64_t>(s.substr(0, digits));
+    s.remove_prefix(digits);
+    std::int64_t unit_ms;
+    if (s.starts_with("ms")) {
+      unit_ms = 1, s.remove_prefix(2);
+    } else if (s.starts_with("s")) {
+      unit_ms = 1000, s.remove_prefix(1);
+    } else if (s.starts_with("m")) {
+      unit_ms = 60'000, s.remove_prefix(1);
+    } else if (s.starts_with("h")) {
+      unit_ms = 3'600'000, s.remove_prefix(1);
+    } else if (s.starts_with("d")) {
+      unit_ms = 86'400'000, s.remove_prefix(1);
+    } else {
+      return std::nullopt;
+    }
+    total += Millis(*n * unit_ms);
+  }
+  return total;
+}
+
+std::string format_duration(Millis d) {
+  const auto ms = d.count();
+  if (ms == 0) return "0s";
+  if (ms % 86'400'000 == 0) return fmt::format("{}d", ms / 86'400'000);
+  if (ms % 3'600'000 == 0) return fmt::format("{}h", ms / 3'600'000);
+  if (ms % 60'000 == 0) return fmt::format("{}m", ms / 60'000);
+  if (ms % 1000 == 0) return fmt::format("{}s", ms / 1000);
+  return fmt::format("{}ms", ms);
+}
+
+std::optional<HostPort> parse_host_port(std::string_view s, std::string* why) {
+  auto no = [&](std::string text) -> std::optional<HostPort> {
+    if (why) *why = std::move(text);
+    return std::nullopt;
+  };
+  std::string_view host, port;
+  if (s.starts_with('[')) {
+    const auto close = s.find(']');
+    if (close == std::string_view::npos) return no("missing ']'");
+    host = s.substr(1, close - 1);
+    if (close + 1 >= s.size() || s[close + 1] != ':') return no("missing :port");
+    port = s.substr(close + 2);
+    in6_addr a6;
+    if (inet_pton(AF_INET6, std::string(host).c_str(), &a6) != 1) return no("not an IPv6 address");
+  } else {
+    const auto colon = s.rfind(':');
+    if (colon == std::string_view::npos) return no("missing :port");
+    host = s.substr(0, colon);
+    port = s.substr(colon + 1);
+    if (host.find(':') != std::string_view::npos) return no("IPv6 addresses go in brackets");
+    in_addr a4;
+    if (inet_pton(AF_INET, std::string(host).c_str(), &a4) != 1 && !valid_hostname(host)) {
+      return no("not an IP address or host name");
+    }
+  }
+  const auto p = parse_int<std::uint32_t>(port);
+  if (!p || *p < 1 || *p > 65535) return no("port must be 1 to 65535");
+  return HostPort{std::string(host), static_cast<std::uint16_t>(*p)};
+}
+
+Config default_config() {
+  Config c;
+  c.node.name = default_node_name();
+  const std::string uid = std::to_string(getuid());
+  if (auto state = env_or_empty("STATE_DIRECTORY"); !state.empty()) {
+    c.node.data_dir = first_path(state);
+  } else if (auto xdg = env_or_empty("XDG_STATE_HOME"); !xdg.empty()) {
+    c.node.data_dir = xdg + "/heartbeatd";
+  } else if (auto home = env_or_empty("HOME"); !home.empty()) {
+    c.node.data_dir = home + "/.local/state/heartbeatd";
+  } else {
+    c.node.data_dir = "/tmp/heartbeatd-" + uid + "/data";
+  }
+  if (auto run = env_or_empty("RUNTIME_DIRECTORY"); !run.empty()) {
+    c.api.unix_socket = first_path(run) + "/heartbeatd.sock";
+  } else if (auto xdg = env_or_empty("XDG_RUNTIME_DIR"); !xdg.empty()) {
+    c.api.unix_socket = xdg + "/heartbeatd.sock";
+  } else {
+    c.api.unix_socket = "/tmp/heartbeatd-" + uid + "/heartbeatd.sock";
+  }
+  if (c.api.unix_socket.size() > 107) c.api.unix_socket = "/tmp/heartbeatd-" + uid + ".sock";
+  c.api.http = HostPort{"127.0.0.1", 7700};
+  c.api.threads = std::clamp(std::thread::hardware_concurrency(), 1u, 256u);
+  return c;
+}
+
+ConfigResult load_config_text(const std::string& yaml, const std::string& origin) {
+  Config cfg = default_config();
+  try {
+    const YAML::Node root = YAML::Load(yaml);
+    if (!root.IsNull()) walk(cfg, root, "", 1);
+    validate(cfg);
+  } catch (const ParseError& e) {
+    if (e.line > 0) return ConfigError{fmt::format("{}:{}: {}", origin, e.line, e.text)};
+    return ConfigError{fmt::format("{}: {}", origin, e.text)};
+  } catch (const YAML::Exception& e) {
+    return ConfigError{
+        fmt::format("{}:{}: not valid YAML: {}", origin, e.mark.line + 1, e.msg)};
+  }
+  return cfg;
+}
+
+ConfigResult load_config_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return ConfigError{fmt::format("{}: cannot read: {}", path, std::strerror(errno))};
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return ConfigError{fmt::format("{}: read error", path)};
+  return load_config_text(text.str(), path);
+}
+
+std::vector<std::pair<std::string, std::string>> describe(const Config& c) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& f : fields()) out.emplace_back(f.key, f.show(c));
+  return out;
+}
+
+ReloadPlan plan_reload(const Config& current, const Config& next) {
+  ReloadPlan plan{current, {}, {}};
+  for (const auto& f : fields()) {
+    const std::string before = f.show(current), after = f.show(next);
+    if (before == after) continue;
+    const std::string change = fmt::format("{}: {} -> {}", f.key, before, after);
+    if (f.reloadable) {
+      f.copy(plan.effective, next);
+      plan.applied.push_back(change);
+    } else {
+      plan.needs_restart.push_back(change);
+    }
+  }
+  return plan;
+}
+
+}  // namespace heartbeatd

@@ -1,0 +1,106 @@
+// Config: every tunable of heartbeatd, loaded from YAML (yaml-cpp) and validated before
+// anything starts. The key table in config.cpp is the single source of truth for key names,
+// types, ranges, defaults-as-text and which keys SIGHUP may change; examples/heartbeatd.yaml
+// documents each key with its default and reason.
+//
+// Thread safety: Config is a plain value. The daemon shares it as shared_ptr<const Config>.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "transport/log.h"
+
+namespace heartbeatd {
+
+using Millis = std::chrono::milliseconds;
+
+struct HostPort {
+  std::string host;  // IP literal (IPv6 without brackets) or DNS name
+  std::uint16_t port = 0;
+  std::string to_string() const;  // "host:port", "[v6]:port"
+  bool operator==(const HostPort&) const = default;
+};
+
+enum class MachineDetector { miss_threshold, phi_accrual };
+
+struct Config {
+  struct Node {
+    std::string name;
+    std::string data_dir;
+  } node;
+  struct Api {
+    std::optional<HostPort> http;  // nullopt: no TCP listener
+    std::string unix_socket;       // empty: no Unix-socket listener
+    unsigned threads = 1;
+    std::size_t max_body_bytes = 1 << 20;
+    std::size_t max_header_bytes = 16 << 10;
+    std::size_t max_connections = 1024;
+    Millis read_timeout{10'000};
+    Millis idle_timeout{60'000};
+  } api;
+  struct Cluster {
+    HostPort bind{"0.0.0.0", 7701};
+    std::optional<HostPort> advertise;
+    std::vector<HostPort> seeds;
+    std::string key_file;
+  } cluster;
+  struct Membership {
+    Millis interval{200};
+    unsigned miss_threshold = 4;
+    Millis suspicion_timeout{800};
+    Millis reap_after{24 * 3600 * 1000};
+    MachineDetector detector = MachineDetector::miss_threshold;
+    struct Phi {
+      double threshold = 8.0;
+      unsigned window = 1000;
+      Millis min_std_dev{100};
+      Millis acceptable_pause{0};
+    } phi;
+  } membership;
+  struct Presence {
+    Millis timeout{30'000};
+  } presence;
+  struct Log {
+    LogLevel level = LogLevel::info;
+  } log;
+};
+
+// Built-in defaults; paths and the node name depend on the environment (see
+// examples/heartbeatd.yaml: $STATE_DIRECTORY / $RUNTIME_DIRECTORY under systemd, XDG
+// directories otherwise, /tmp as a last resort).
+Config default_config();
+
+// One clear message naming the file, line, key and what was expected.
+struct ConfigError {
+  std::string message;
+};
+using ConfigResult = std::variant<Config, ConfigError>;
+
+ConfigResult load_config_text(const std::string& yaml, const std::string& origin);
+ConfigResult load_config_file(const std::string& path);
+
+// Every key with its effective value as text, in table order ("api.threads", "4").
+std::vector<std::pair<std::string, std::string>> describe(const Config& c);
+
+// SIGHUP: the keys of `next` that may change at run time are applied to a copy of `current`;
+// the rest keep their current value and are reported as needing a restart.
+struct ReloadPlan {
+  Config effective;
+  std::vector<std::string> applied;          // "log.level: info -> debug"
+  std::vector<std::string> needs_restart;    // "api.http: 127.0.0.1:7700 -> 127.0.0.1:7800"
+};
+ReloadPlan plan_reload(const Config& current, const Config& next);
+
+// Parsing helpers shared by the config and tests.
+std::optional<Millis> parse_duration(std::string_view text);  // "250ms", "30s", "1m30s"
+std::string format_duration(Millis d);
+std::optional<HostPort> parse_host_port(std::string_view text, std::string* why);
+
+}  // namespace heartbeatd

@@ -1,0 +1,158 @@
+#include "daemon/daemon.h"
+
+#include <csignal>
+#include <filesystem>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "heartbeatd/version.h"
+#include "transport/api_routes.h"
+#include "transport/log.h"
+
+namespace heartbeatd {
+
+namespace {
+
+// SIGTERM must end the process within 2 s even if a connection refuses to wind down.
+constexpr std::chrono::milliseconds kStopDeadline{1500};
+
+transport::HttpServerLimits limits_from(const Config::Api& api) {
+  return {api.max_body_bytes, api.max_header_bytes, api.max_connections, api.read_timeout,
+          api.idle_timeout};
+}
+
+}  // namespace
+
+Daemon::Daemon(Config config, std::optional<std::string> config_path)
+    : io_(static_cast<int>(config.api.threads)),
+      signals_(io_, SIGTERM, SIGINT, SIGHUP),
+      started_(clock_.now()),
+      config_(std::make_shared<const Config>(std::move(config))),
+      config_path_(std::move(config_path)),
+      server_(io_, router_, limits_from(config_->api)) {
+  transport::add_health_routes(router_, {config_->node.name, &clock_, started_});
+}
+
+bool Daemon::prepare_data_dir() {
+  namespace fs = std::filesystem;
+  const std::string& dir = config_->node.data_dir;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) {
+    log::error("node.data_dir {}: cannot create: {}", dir, ec.message());
+    return false;
+  }
+  if (!fs::is_directory(dir, ec)) {
+    log::error("node.data_dir {}: not a directory", dir);
+    return false;
+  }
+  return true;
+}
+
+bool Daemon::open_listeners() {
+  const auto& api = config_->api;
+  try {
+    if (api.http) server_.listen_tcp(api.http->host, api.http->port);
+  } catch (const std::exception& e) {
+    log::error("api.http: {}", e.what());
+    return false;
+  }
+  try {
+    if (!api.unix_socket.empty()) server_.listen_unix(api.unix_socket);
+  } catch (const std::exception& e) {
+    log::error("api.unix_socket: {}", e.what());
+    return false;
+  }
+  return true;
+}
+
+int Daemon::run() {
+  log::set_level(config_->log.level);
+  log::info("heartbeatd {} starting: node {}, {} API threads", kVersion, config_->node.name,
+            config_->api.threads);
+  if (!prepare_data_dir() || !open_listeners()) {
+    server_.stop();
+    return kExitRuntime;
+  }
+  server_.start();
+  do_await_signal();
+  notifier_.start_watchdog(io_);
+
+  std::string listening;
+  for (const auto& ep : server_.endpoints()) listening += (listening.empty() ? "" : ", ") + ep;
+  log::info("ready: API on {}", listening);
+  notifier_.ready("serving the API on " + listening);
+
+  std::vector<std::thread> threads;
+  for (unsigned i = 1; i < config_->api.threads; ++i) threads.emplace_back([this] { io_.run(); });
+  io_.run();
+  for (auto& t : threads) t.join();
+  {
+    std::lock_guard lock(stop_mu_);
+    io_done_ = true;
+  }
+  stop_cv_.notify_all();
+  if (stop_guard_.joinable()) stop_guard_.join();
+  log::info("stopped");
+  return kExitOk;
+}
+
+void Daemon::do_await_signal() {
+  signals_.async_wait([this](const boost::system::error_code& ec, int signal) {
+    if (ec) return;  // cancelled while stopping
+    if (signal == SIGHUP) {
+      reload();
+      do_await_signal();
+    } else {
+      begin_stop(signal);
+    }
+  });
+}
+
+void Daemon::begin_stop(int signal) {
+  log::info("{} received: stopping", signal == SIGINT ? "SIGINT" : "SIGTERM");
+  notifier_.stopping();
+  notifier_.stop_watchdog();
+  boost::system::error_code ignored;
+  signals_.cancel(ignored);
+  server_.stop();
+  // Everything above lets run() return on its own once connections close. The guard bounds
+  // that; it is a thread rather than a timer because a pending timer would itself keep run()
+  // from returning.
+  stop_guard_ = std::thread([this] {
+    std::unique_lock lock(stop_mu_);
+    if (!stop_cv_.wait_for(lock, kStopDeadline, [this] { return io_done_; })) {
+      log::warning("connections did not close within {}ms; stopping anyway",
+                   kStopDeadline.count());
+      io_.stop();
+    }
+  });
+}
+
+void Daemon::reload() {
+  if (!config_path_) {
+    log::info("SIGHUP: running on built-in defaults (no --config); nothing to reload");
+    return;
+  }
+  notifier_.reloading();
+  auto loaded = load_config_file(*config_path_);
+  if (auto* err = std::get_if<ConfigError>(&loaded)) {
+    log::error("SIGHUP: new config rejected, the running config stays in force: {}",
+               err->message);
+    notifier_.ready("reload rejected: config invalid");
+    return;
+  }
+  ReloadPlan plan = plan_reload(*config_, std::get<Config>(loaded));
+  for (const auto& change : plan.applied) log::info("SIGHUP: applied {}", change);
+  for (const auto& change : plan.needs_restart) {
+    log::warning("SIGHUP: needs a restart, not applied: {}", change);
+  }
+  if (plan.applied.empty() && plan.needs_restart.empty()) log::info("SIGHUP: config unchanged");
+  config_ = std::make_shared<const Config>(std::move(plan.effective));
+  log::set_level(config_->log.level);
+  notifier_.ready("config reloaded");
+}
+
+}  // namespace heartbeatd

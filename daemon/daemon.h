@@ -1,0 +1,61 @@
+// Daemon: the wiring of one heartbeatd process. Its members are the architecture: the
+// io_context and its threads, the signal set, the clock, the API router and server, the
+// systemd notifier, and the config in force.
+//
+// Thread safety: run() is called once, from main(). Signal handling (stop, reload) runs on
+// the io_context; only one signal wait is outstanding at a time, so reloads never overlap.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "daemon/config.h"
+#include "daemon/steady_clock.h"
+#include "daemon/systemd_notifier.h"
+#include "transport/http_router.h"
+#include "transport/http_server.h"
+
+namespace heartbeatd {
+
+// Process exit codes, documented in --help and README.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitRuntime = 1;  // could not start: address in use, data dir, ...
+inline constexpr int kExitUsage = 2;    // bad command line or config
+
+class Daemon {
+ public:
+  // config_path: the file SIGHUP re-reads; nullopt when running on embedded defaults.
+  Daemon(Config config, std::optional<std::string> config_path);
+  int run();
+
+ private:
+  bool prepare_data_dir();
+  bool open_listeners();
+  void do_await_signal();
+  void reload();
+  void begin_stop(int signal);
+
+  boost::asio::io_context io_;
+  boost::asio::signal_set signals_;
+  SteadyClock clock_;
+  const membership::TimePoint started_;
+  std::shared_ptr<const Config> config_;  // touched only by the signal chain after start
+  const std::optional<std::string> config_path_;
+  transport::Router router_;
+  transport::HttpServer server_;
+  SystemdNotifier notifier_;
+
+  std::thread stop_guard_;  // ends run() if connections outlive kStopDeadline
+  std::mutex stop_mu_;
+  std::condition_variable stop_cv_;
+  bool io_done_ = false;  // guarded by stop_mu_
+};
+
+}  // namespace heartbeatd

@@ -1,0 +1,103 @@
+// heartbeatd: command line, config loading, then Daemon::run(). Exceptions stop here.
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <fmt/format.h>
+
+#include "daemon/config.h"
+#include "daemon/daemon.h"
+#include "heartbeatd/version.h"
+#include "transport/log.h"
+
+namespace {
+
+constexpr std::string_view kHelp = R"(Usage: heartbeatd [--config FILE]
+       heartbeatd --check-config FILE
+       heartbeatd --version | --help
+
+heartbeatd is a failure detector: it tracks which machines of a cluster are alive
+(UDP heartbeats between daemons) and which end users are online (HTTP heartbeats),
+and answers local services over HTTP and a Unix socket.
+
+Options:
+  --config FILE        run with the YAML configuration FILE (keys and defaults:
+                       examples/heartbeatd.yaml). Without it, built-in defaults run a
+                       single node: API on 127.0.0.1:7700 and a Unix socket.
+  --check-config FILE  validate FILE, print the effective configuration, and exit.
+  --version            print the version and exit.
+  --help               print this help and exit.
+
+Signals:
+  SIGTERM, SIGINT      stop gracefully (within 2 s).
+  SIGHUP               re-read the --config file; apply log.level, membership.* and
+                       presence.timeout; log the keys that need a restart. An invalid
+                       file is rejected and the running config stays in force.
+
+Exit codes:
+  0  stopped normally (or --check-config found the file valid)
+  1  could not start (address in use, socket path taken, data directory unusable)
+  2  bad command line or configuration (the message names the key and its line)
+)";
+
+int usage_error(std::string_view message) {
+  std::fprintf(stderr, "heartbeatd: %.*s\nTry 'heartbeatd --help'.\n",
+               static_cast<int>(message.size()), message.data());
+  return heartbeatd::kExitUsage;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace heartbeatd;
+  std::optional<std::string> config_path;
+  bool check_only = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      std::fwrite(kHelp.data(), 1, kHelp.size(), stdout);
+      return kExitOk;
+    }
+    if (arg == "--version") {
+      std::printf("heartbeatd %s\n", kVersion);
+      return kExitOk;
+    }
+    if (arg == "--config" || arg == "--check-config") {
+      if (i + 1 >= argc) return usage_error(fmt::format("{} needs a FILE argument", arg));
+      if (config_path) return usage_error("only one --config or --check-config may be given");
+      config_path = argv[++i];
+      check_only = arg == "--check-config";
+      continue;
+    }
+    return usage_error(fmt::format("unknown argument '{}'", arg));
+  }
+
+  log::init();
+  Config config = default_config();
+  if (config_path) {
+    auto loaded = load_config_file(*config_path);
+    if (auto* err = std::get_if<ConfigError>(&loaded)) {
+      std::fprintf(stderr, "heartbeatd: config error: %s\n", err->message.c_str());
+      return kExitUsage;
+    }
+    config = std::move(std::get<Config>(loaded));
+  }
+  if (check_only) {
+    std::printf("%s: valid\n", config_path->c_str());
+    for (const auto& [key, value] : describe(config)) {
+      std::printf("%s: %s\n", key.c_str(), value.empty() ? "\"\"" : value.c_str());
+    }
+    return kExitOk;
+  }
+
+  try {
+    Daemon daemon(std::move(config), config_path);
+    return daemon.run();
+  } catch (const std::exception& e) {
+    log::error("fatal: {}", e.what());
+    return kExitRuntime;
+  }
+}

@@ -1,0 +1,131 @@
+#include "transport/http_router.h"
+
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+
+#include <algorithm>
+#include <exception>
+
+namespace heartbeatd::transport {
+namespace {
+
+std::vector<std::string_view> split_path(std::string_view path) {
+  std::vector<std::string_view> out;
+  std::size_t start = 1;  // skip the leading '/'
+  while (start <= path.size()) {
+    std::size_t slash = path.find('/', start);
+    if (slash == std::string_view::npos) slash = path.size();
+    out.push_back(path.substr(start, slash - start));
+    start = slash + 1;
+  }
+  return out;
+}
+
+bool is_param(std::string_view segment) {
+  return segment.size() > 2 && segment.front() == '{' && segment.back() == '}';
+}
+
+std::size_t literal_count(const std::vector<std::string>& segments) {
+  return static_cast<std::size_t>(std::count_if(
+      segments.begin(), segments.end(), [](const std::string& s) { return !is_param(s); }));
+}
+
+}  // namespace
+
+std::string_view RouteMatch::param(std::string_view name) const {
+  for (const auto& [k, v] : params) {
+    if (k == name) return v;
+  }
+  return {};
+}
+
+Response json_response(http::status status, std::string body) {
+  Response res{status, 11};
+  res.set(http::field::content_type, "application/json");
+  res.body() = std::move(body);
+  res.prepare_payload();
+  return res;
+}
+
+Response error_response(http::status status, std::string_view code, std::string_view message) {
+  boost::json::object o;
+  o["error"] = code;
+  o["message"] = message;
+  return json_response(status, boost::json::serialize(o));
+}
+
+Response empty_response() {
+  Response res{http::status::no_content, 11};
+  res.prepare_payload();
+  return res;
+}
+
+void Router::add(http::verb method, std::string pattern, Handler handler) {
+  Route r{method, pattern, {}, std::move(handler)};
+  for (auto s : split_path(pattern)) r.segments.emplace_back(s);
+  routes_.push_back(std::move(r));
+}
+
+bool Router::match(const Route& r, const std::vector<std::string_view>& path, RouteMatch* m) {
+  if (r.segments.size() != path.size()) return false;
+  m->params.clear();
+  for (std::size_t i = 0; i < path.size(); ++i) {
+    const std::string& seg = r.segments[i];
+    if (is_param(seg)) {
+      if (path[i].empty()) return false;
+      m->params.emplace_back(std::string_view(seg).substr(1, seg.size() - 2), path[i]);
+    } else if (seg != path[i]) {
+      return false;
+    }
+  }
+  return true;
+}
+
+Response Router::route(const Request& request) const {
+  const std::string_view target = request.target();
+  if (target.empty() || target.front() != '/') {
+    return error_response(http::status::bad_request, "bad_request",
+                          "request target must be an absolute path");
+  }
+  const std::size_t q = target.find('?');
+  const std::string_view path = target.substr(0, q);
+  const auto segments = split_path(path);
+
+  RouteMatch m;
+  if (q != std::string_view::npos) m.query = target.substr(q + 1);
+  const Route* best = nullptr;
+  RouteMatch best_match;
+  std::vector<http::verb> allowed;
+  for (const auto& r : routes_) {
+    if (!match(r, segments, &m)) continue;
+    if (std::find(allowed.begin(), allowed.end(), r.method) == allowed.end()) {
+      allowed.push_back(r.method);
+    }
+    if (r.method != request.method()) continue;
+    if (!best || literal_count(r.segments) > literal_count(best->segments)) {
+      best = &r;
+      best_match = m;
+    }
+  }
+  if (!best) {
+    if (allowed.empty()) {
+      return error_response(http::status::not_found, "not_found",
+                            "no route for " + std::string(path));
+    }
+    std::string allow;
+    for (auto v : allowed) allow += (allow.empty() ? "" : ", ") + std::string(http::to_string(v));
+    Response res = error_response(
+        http::status::method_not_allowed, "method_not_allowed",
+        std::string(request.method_string()) + " is not allowed on " + std::string(path) +
+            "; allowed: " + allow);
+    res.set(http::field::allow, allow);
+    return res;
+  }
+  try {
+    return best->handler(request, best_match);
+  } catch (const std::exception& e) {
+    return error_response(http::status::internal_server_error, "internal", e.what());
+  }
+}
+
+}  // namespace heartbeatd::transport

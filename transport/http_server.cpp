@@ -1,0 +1,437 @@
+#include "transport/http_server.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include <array>
+#include <atomic>
+#include <filesystem>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <unordered_map>
+
+#include "transport/log.h"
+
+namespace heartbeatd::transport {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+using tcp = asio::ip::tcp;
+using unix_stream = asio::local::stream_protocol;
+
+namespace {
+
+// How long a connection that is being closed after an error may keep sending before we
+// drop it: long enough for the client to read our response instead of a reset.
+constexpr std::chrono::milliseconds kLingerTime{1000};
+
+class Connection {
+ public:
+  virtual ~Connection() = default;
+  virtual void shut() = 0;  // posts a close to the connection's strand
+};
+
+}  // namespace
+
+struct HttpServer::State {
+  asio::io_context& io;
+  const Router& router;
+  HttpServerLimits limits;
+
+  std::mutex mu;
+  std::unordered_map<Connection*, std::weak_ptr<Connection>> live;  // guarded by mu
+  std::atomic<std::size_t> serving{0};    // connections counted against max_connections
+  std::atomic<std::size_t> rejecting{0};  // connections being told 503
+  std::atomic<bool> stopping{false};
+
+  std::vector<std::function<void()>> starters;  // begin accepting, one per listener
+  std::vector<std::function<void()>> closers;   // close each acceptor
+  std::vector<std::string> endpoints;
+  std::string unix_path;
+  std::optional<std::pair<dev_t, ino_t>> unix_inode;
+
+  State(asio::io_context& i, const Router& r, HttpServerLimits l) : io(i), router(r), limits(l) {}
+
+  void add(Connection* c, std::weak_ptr<Connection> w) {
+    std::lock_guard lock(mu);
+    live.emplace(c, std::move(w));
+  }
+  void remove(Connection* c) {
+    std::lock_guard lock(mu);
+    live.erase(c);
+  }
+};
+
+namespace {
+
+template <class Protocol>
+class Session final : public Connection, public std::enable_shared_from_this<Session<Protocol>> {
+ public:
+  using Socket = typename Protocol::socket;
+
+  Session(Socket socket, std::shared_ptr<HttpServer::State> state, bool reject)
+      : socket_(std::move(socket)),
+        timer_(socket_.get_executor()),
+        state_(std::move(state)),
+        reject_(reject) {}
+
+  ~Session() override {
+    state_->remove(this);
+    (reject_ ? state_->rejecting : state_->serving).fetch_sub(1);
+  }
+
+  void run() {
+    state_->add(this, this->weak_from_this());
+    asio::dispatch(socket_.get_executor(), [self = this->shared_from_this()] {
+      if (self->reject_) {
+        Response res = error_response(http::status::service_unavailable, "overloaded",
+                                      "too many connections (api.max_connections); retry later");
+        res.set(http::field::retry_after, "1");
+        return self->send(std::move(res), false);
+      }
+      self->do_wait_request();
+    });
+  }
+
+  void shut() override {
+    asio::post(socket_.get_executor(), [self = this->shared_from_this()] { self->close(); });
+  }
+
+ private:
+  enum class Phase { idle, reading, writing, lingering };
+
+  // Times the current phase; a stale expiry (the phase moved on) is ignored by generation.
+  void arm(std::chrono::milliseconds after, Phase phase) {
+    phase_ = phase;
+    const auto gen = ++timer_gen_;
+    timer_.expires_after(after);
+    timer_.async_wait([self = this->shared_from_this(), gen](error_code ec) {
+      if (ec || gen != self->timer_gen_) return;
+      self->on_timeout();
+    });
+  }
+
+  void on_timeout() {
+    if (phase_ == Phase::reading) {
+      // Stalled mid-request: abort the read; on_read answers 408.
+      timed_out_ = true;
+      error_code ignored;
+      socket_.cancel(ignored);
+    } else {
+      close();
+    }
+  }
+
+  void do_wait_request() {
+    if (closed_) return;
+    if (state_->stopping) return close();
+    if (buffer_.size() > 0) return do_read_request();  // pipelined request already here
+    arm(state_->limits.idle_timeout, Phase::idle);
+    socket_.async_wait(asio::socket_base::wait_read,
+                       [self = this->shared_from_this()](error_code ec) {
+                         if (ec) return self->close();
+                         self->do_read_request();
+                       });
+  }
+
+  void do_read_request() {
+    if (closed_) return;
+    parser_.emplace();
+    parser_->body_limit(state_->limits.max_body_bytes);
+    parser_->header_limit(static_cast<std::uint32_t>(state_->limits.max_header_bytes));
+    timed_out_ = false;
+    arm(state_->limits.read_timeout, Phase::reading);
+    http::async_read(socket_, buffer_, *parser_,
+                     [self = this->shared_from_this()](error_code ec, std::size_t) {
+                       self->on_read(ec);
+                     });
+  }
+
+  void on_read(error_code ec) {
+    ++timer_gen_;
+    if (closed_) return;
+    if (timed_out_) {
+      return send(error_response(http::status::request_timeout, "request_timeout",
+                                 "request not received within api.read_timeout"),
+                  false);
+    }
+    if (ec == http::error::end_of_stream) return close();
+    if (ec == http::error::body_limit) {
+      return send(error_response(http::status::payload_too_large, "payload_too_large",
+                                 "request body exceeds api.max_body_bytes (" +
+                                     std::to_string(state_->limits.max_body_bytes) + " bytes)"),
+                  false);
+    }
+    if (ec == http::error::header_limit) {
+      return send(error_response(http::status::request_header_fields_too_large,
+                                 "header_too_large",
+                                 "request header exceeds api.max_header_bytes (" +
+                                     std::to_string(state_->limits.max_header_bytes) +
+                                     " bytes)"),
+                  false);
+    }
+    if (ec && ec.category() == http::make_error_code(http::error::bad_method).category()) {
+      return send(error_response(http::status::bad_request, "bad_request",
+                                 "malformed HTTP request: " + ec.message()),
+                  false);
+    }
+    if (ec) return close();  // reset, aborted by stop(), ...
+
+    Request req = parser_->release();
+    Response res = state_->router.route(req);
+    res.version(req.version() == 10 ? 10 : 11);
+    send(std::move(res), req.keep_alive() && !state_->stopping);
+  }
+
+  void send(Response res, bool keep_alive) {
+    if (closed_) return;
+    response_ = std::move(res);
+    response_.keep_alive(keep_alive);
+    response_.prepare_payload();
+    arm(state_->limits.read_timeout, Phase::writing);
+    http::async_write(socket_, response_,
+                      [self = this->shared_from_this(), keep_alive](error_code ec, std::size_t) {
+                        ++self->timer_gen_;
+                        if (ec) return self->close();
+                        if (keep_alive) return self->do_wait_request();
+                        self->linger_close();
+                      });
+  }
+
+  // After an error response: stop sending, read and drop what the client still sends for a
+  // moment, so that the kernel does not answer its unread bytes with a reset that would
+  // destroy our response before the client reads it.
+  void linger_close() {
+    error_code ignored;
+    socket_.shutdown(asio::socket_base::shutdown_send, ignored);
+    arm(kLingerTime, Phase::lingering);
+    do_drain();
+  }
+
+  void do_drain() {
+    socket_.async_read_some(asio::buffer(drain_),
+                            [self = this->shared_from_this()](error_code ec, std::size_t) {
+                              if (ec) return self->close();
+                              self->do_drain();
+                            });
+  }
+
+  void close() {
+    if (closed_) return;
+    closed_ = true;
+    ++timer_gen_;
+    timer_.cancel();
+    error_code ignored;
+    socket_.close(ignored);
+  }
+
+  Socket socket_;
+  asio::steady_timer timer_;
+  std::shared_ptr<HttpServer::State> state_;
+  const bool reject_;
+  boost::beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  Response response_;
+  Phase phase_ = Phase::idle;
+  std::uint64_t timer_gen_ = 0;
+  bool timed_out_ = false;
+  bool closed_ = false;
+  std::array<char, 16384> drain_{};
+};
+
+template <class Protocol>
+class Listener final : public std::enable_shared_from_this<Listener<Protocol>> {
+ public:
+  using Acceptor = typename Protocol::acceptor;
+
+  Listener(Acceptor acceptor, std::shared_ptr<HttpServer::State> state)
+      : acceptor_(std::move(acceptor)), backoff_(acceptor_.get_executor()), state_(std::move(state)) {}
+
+  void start() { do_accept(); }
+
+  void close() {
+    asio::post(acceptor_.get_executor(), [self = this->shared_from_this()] {
+      error_code ignored;
+      self->acceptor_.close(ignored);
+      self->backoff_.cancel();
+    });
+  }
+
+ private:
+  void do_accept() {
+    acceptor_.async_accept(asio::make_strand(state_->io),
+                           [self = this->shared_from_this()](error_code ec,
+                                                             typename Protocol::socket socket) {
+                             self->on_accept(ec, std::move(socket));
+                           });
+  }
+
+  void on_accept(error_code ec, typename Protocol::socket socket) {
+    if (ec == asio::error::operation_aborted || state_->stopping) return;
+    if (ec) {
+      // Out of descriptors or memory: wait a little instead of spinning on the error.
+      log::warning("accept failed: {}; retrying in 100ms", ec.message());
+      backoff_.expires_after(std::chrono::milliseconds(100));
+      backoff_.async_wait([self = this->shared_from_this()](error_code e) {
+        if (!e) self->do_accept();
+      });
+      return;
+    }
+    if constexpr (std::is_same_v<Protocol, tcp>) {
+      error_code ignored;
+      socket.set_option(tcp::no_delay(true), ignored);
+    }
+    const auto& limits = state_->limits;
+    if (state_->serving.fetch_add(1) < limits.max_connections) {
+      std::make_shared<Session<Protocol>>(std::move(socket), state_, false)->run();
+    } else {
+      state_->serving.fetch_sub(1);
+      // Tell the client why, unless even the rejections pile up: then just close.
+      if (state_->rejecting.fetch_add(1) < limits.max_connections) {
+        std::make_shared<Session<Protocol>>(std::move(socket), state_, true)->run();
+      } else {
+        state_->rejecting.fetch_sub(1);
+      }
+    }
+    do_accept();
+  }
+
+  Acceptor acceptor_;
+  asio::steady_timer backoff_;
+  std::shared_ptr<HttpServer::State> state_;
+};
+
+[[noreturn]] void fail_listen(const std::string& where, const std::string& why) {
+  throw std::runtime_error("cannot listen on " + where + ": " + why);
+}
+
+// A socket file is stale when nothing accepts on it any more.
+bool socket_accepts(const std::string& path) {
+  asio::io_context io;
+  unix_stream::socket probe(io);
+  error_code ec;
+  probe.connect(unix_stream::endpoint(path), ec);
+  return !ec;
+}
+
+}  // namespace
+
+HttpServer::HttpServer(asio::io_context& io, const Router& router, HttpServerLimits limits)
+    : state_(std::make_shared<State>(io, router, limits)) {}
+
+HttpServer::~HttpServer() { stop(); }
+
+void HttpServer::listen_tcp(const std::string& host, std::uint16_t port) {
+  const std::string where = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+                            std::to_string(port);
+  error_code ec;
+  tcp::resolver resolver(state_->io);
+  auto results = resolver.resolve(host, std::to_string(port),
+                                  tcp::resolver::passive | tcp::resolver::numeric_service, ec);
+  if (ec || results.empty()) fail_listen(where, "cannot resolve host: " + ec.message());
+  const tcp::endpoint ep = results.begin()->endpoint();
+
+  // On a strand: accept completions and close() from stop() never run at once.
+  tcp::acceptor acceptor(asio::make_strand(state_->io));
+  acceptor.open(ep.protocol(), ec);
+  if (ec) fail_listen(where, ec.message());
+  acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  acceptor.bind(ep, ec);
+  if (ec) fail_listen(where, ec.message());
+  acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) fail_listen(where, ec.message());
+  const auto bound = acceptor.local_endpoint(ec);
+  state_->endpoints.push_back(bound.address().is_v6()
+                                  ? "[" + bound.address().to_string() + "]:" +
+                                        std::to_string(bound.port())
+                                  : bound.address().to_string() + ":" + std::to_string(bound.port()));
+  auto l = std::make_shared<Listener<tcp>>(std::move(acceptor), state_);
+  state_->starters.push_back([l] { l->start(); });
+  state_->closers.push_back([l] { l->close(); });
+}
+
+void HttpServer::listen_unix(const std::string& path) {
+  namespace fs = std::filesystem;
+  const std::string where = "unix:" + path;
+  struct stat st {};
+  if (lstat(path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) fail_listen(where, "path exists and is not a socket");
+    if (socket_accepts(path)) {
+      fail_listen(where, "socket is in use by a running process (another heartbeatd?)");
+    }
+    if (unlink(path.c_str()) != 0) {
+      fail_listen(where, std::string("cannot remove stale socket: ") + std::strerror(errno));
+    }
+    log::info("removed stale socket {} left by a previous run", path);
+  }
+  const fs::path parent = fs::path(path).parent_path();
+  std::error_code fec;
+  if (!parent.empty() && !fs::exists(parent, fec)) {
+    fs::create_directories(parent, fec);
+    if (fec) fail_listen(where, "cannot create directory " + parent.string() + ": " + fec.message());
+  }
+
+  error_code ec;
+  unix_stream::acceptor acceptor(asio::make_strand(state_->io));
+  acceptor.open(unix_stream(), ec);
+  if (ec) fail_listen(where, ec.message());
+  acceptor.bind(unix_stream::endpoint(path), ec);
+  if (ec) fail_listen(where, ec.message());
+  acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) fail_listen(where, ec.message());
+  // Owner and group may connect: local services join the daemon's group to query it.
+  if (chmod(path.c_str(), 0660) != 0) {
+    fail_listen(where, std::string("cannot chmod 0660: ") + std::strerror(errno));
+  }
+  if (lstat(path.c_str(), &st) == 0) state_->unix_inode = {st.st_dev, st.st_ino};
+  state_->unix_path = path;
+  state_->endpoints.push_back(where);
+  auto l = std::make_shared<Listener<unix_stream>>(std::move(acceptor), state_);
+  state_->starters.push_back([l] { l->start(); });
+  state_->closers.push_back([l] { l->close(); });
+}
+
+void HttpServer::start() {
+  for (auto& start : state_->starters) start();
+}
+
+void HttpServer::stop() {
+  if (state_->stopping.exchange(true)) return;
+  // Dropping the closures also breaks the State -> Listener -> State reference cycle.
+  auto closers = std::move(state_->closers);
+  state_->starters.clear();
+  for (auto& close : closers) close();
+  std::vector<std::shared_ptr<Connection>> open;
+  {
+    std::lock_guard lock(state_->mu);
+    for (auto& [_, weak] : state_->live) {
+      if (auto c = weak.lock()) open.push_back(std::move(c));
+    }
+  }
+  for (auto& c : open) c->shut();
+  if (state_->unix_inode) {
+    struct stat st {};
+    if (lstat(state_->unix_path.c_str(), &st) == 0 &&
+        std::make_pair(st.st_dev, st.st_ino) == *state_->unix_inode) {
+      unlink(state_->unix_path.c_str());
+    }
+  }
+}
+
+std::vector<std::string> HttpServer::endpoints() const { return state_->endpoints; }
+
+std::size_t HttpServer::connections() const { return state_->serving.load(); }
+
+}  // namespace heartbeatd::transport

@@ -1,0 +1,57 @@
+// HttpServer: HTTP/1.1 with keep-alive over TCP and over a Unix stream socket, one Router for
+// both. Bounded everywhere: body and header size (413, 431), time to receive a whole request
+// once its first byte arrived (408, then close), idle keep-alive time (close), concurrent
+// connections (503 + Retry-After beyond the limit). A connection that sends garbage gets a
+// 400 and is closed; no other connection notices.
+//
+// Thread safety: listen_*() and start() before io_context::run(); stop() from any thread.
+// Each connection runs on its own strand, so handlers run concurrently across connections.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "transport/http_router.h"
+
+namespace heartbeatd::transport {
+
+struct HttpServerLimits {
+  std::size_t max_body_bytes = 1 << 20;
+  std::size_t max_header_bytes = 16 << 10;
+  std::size_t max_connections = 1024;
+  std::chrono::milliseconds read_timeout{10'000};
+  std::chrono::milliseconds idle_timeout{60'000};
+};
+
+class HttpServer {
+ public:
+  HttpServer(boost::asio::io_context& io, const Router& router, HttpServerLimits limits);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Both throw std::runtime_error with the address and the cause. A Unix socket path left
+  // behind by a crashed process is replaced; one that a live process accepts on is refused.
+  void listen_tcp(const std::string& host, std::uint16_t port);
+  void listen_unix(const std::string& path);
+
+  void start();
+  // Stops accepting, closes every connection and removes the Unix socket file (if it is
+  // still the one we created). Idempotent.
+  void stop();
+
+  std::vector<std::string> endpoints() const;  // "127.0.0.1:7700", "unix:/run/x.sock"
+  std::size_t connections() const;
+
+  struct State;  // shared with the listeners and connections; defined in http_server.cpp
+
+ private:
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace heartbeatd::transport
