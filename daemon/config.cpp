@@ -27,11 +27,16 @@ struct ParseError {
 
 std::string describe_node(const YAML::Node& n) {
   switch (n.Type()) {
-    case YAML::NodeType::Null: return "nothing";
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Map: return "a mapping";
-    case YAML::NodeType::Scalar: return fmt::format("\"{}\"", n.Scalar());
-    default: return "an undefined value";
+    case YAML::NodeType::Null:
+      return "nothing";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a mapping";
+    case YAML::NodeType::Scalar:
+      return fmt::format("\"{}\"", n.Scalar());
+    default:
+      return "an undefined value";
   }
 }
 
@@ -53,7 +58,9 @@ std::optional<Int> parse_int(std::string_view s) {
   return v;
 }
 
-std::string format_size(std::size_t bytes) { return std::to_string(bytes); }
+std::string format_size(std::size_t bytes) {
+  return std::to_string(bytes);
+}
 
 std::optional<std::size_t> parse_size(std::string_view s) {
   static constexpr std::pair<std::string_view, std::size_t> kUnits[] = {
@@ -78,7 +85,8 @@ bool valid_hostname(std::string_view h) {
     std::size_t dot = h.find('.', start);
     if (dot == std::string_view::npos) dot = h.size();
     std::string_view label = h.substr(start, dot - start);
-    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') return false;
+    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-')
+      return false;
     for (char c : label) {
       if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-')) return false;
     }
@@ -100,7 +108,9 @@ std::string env_or_empty(const char* name) {
 }
 
 // systemd's StateDirectory=/RuntimeDirectory= may list several paths separated by ':'.
-std::string first_path(const std::string& list) { return list.substr(0, list.find(':')); }
+std::string first_path(const std::string& list) {
+  return list.substr(0, list.find(':'));
+}
 
 // ---------------------------------------------------------------------------------------------
 // The key table. Each field knows how to parse its YAML value, print its effective value, and
@@ -181,11 +191,11 @@ Field double_field(std::string key, bool reloadable, double min, double max, Get
 }
 
 template <class Enum, class Get>
-Field enum_field(std::string key, bool reloadable,
-                 std::vector<std::pair<std::string, Enum>> names, Get get) {
+Field enum_field(std::string key, bool reloadable, std::vector<std::pair<std::string, Enum>> names,
+                 Get get) {
   std::string expected = "one of";
   for (std::size_t i = 0; i < names.size(); ++i) {
-    expected += (i ? ", " : " ") + names[i].first;
+    expected.append(i ? ", " : " ").append(names[i].first);
   }
   return make_field(
       std::move(key), reloadable, get,
@@ -226,7 +236,9 @@ HostPort host_port_scalar(const YAML::Node& n, int line, const std::string& key)
   return *hp;
 }
 
-std::string show_optional(const std::optional<HostPort>& hp) { return hp ? hp->to_string() : ""; }
+std::string show_optional(const std::optional<HostPort>& hp) {
+  return hp ? hp->to_string() : "";
+}
 
 bool valid_node_name(const std::string& s) {
   return s.size() <= 128 && std::all_of(s.begin(), s.end(), [](char c) {
@@ -256,18 +268,23 @@ const std::vector<Field>& fields() {
         "api.unix_socket", true, "a socket path of at most 107 bytes",
         [](const std::string& s) { return s.size() <= 107; },
         [](auto& c) -> auto& { return c.api.unix_socket; }));
-    f.push_back(int_field<unsigned>("api.threads", false, 1, 256,
-                                    [](auto& c) -> auto& { return c.api.threads; }));
-    f.push_back(size_field("api.max_body_bytes", 64, std::size_t{256} << 20,
-                           [](auto& c) -> auto& { return c.api.max_body_bytes; }));
-    f.push_back(size_field("api.max_header_bytes", 1024, std::size_t{1} << 20,
-                           [](auto& c) -> auto& { return c.api.max_header_bytes; }));
-    f.push_back(int_field<std::size_t>("api.max_connections", false, 1, 1'000'000,
-                                       [](auto& c) -> auto& { return c.api.max_connections; }));
-    f.push_back(duration_field("api.read_timeout", false, M(10), M(600'000),
-                               [](auto& c) -> auto& { return c.api.read_timeout; }));
-    f.push_back(duration_field("api.idle_timeout", false, M(10), M(3'600'000),
-                               [](auto& c) -> auto& { return c.api.idle_timeout; }));
+    f.push_back(int_field<unsigned>(
+        "api.threads", false, 1, 256, [](auto& c) -> auto& { return c.api.threads; }));
+    f.push_back(size_field(
+        "api.max_body_bytes", 64, std::size_t{256} << 20,
+        [](auto& c) -> auto& { return c.api.max_body_bytes; }));
+    f.push_back(size_field(
+        "api.max_header_bytes", 1024, std::size_t{1} << 20,
+        [](auto& c) -> auto& { return c.api.max_header_bytes; }));
+    f.push_back(int_field<std::size_t>(
+        "api.max_connections", false, 1, 1'000'000,
+        [](auto& c) -> auto& { return c.api.max_connections; }));
+    f.push_back(duration_field(
+        "api.read_timeout", false, M(10), M(600'000),
+        [](auto& c) -> auto& { return c.api.read_timeout; }));
+    f.push_back(duration_field(
+        "api.idle_timeout", false, M(10), M(3'600'000),
+        [](auto& c) -> auto& { return c.api.idle_timeout; }));
 
     f.push_back(make_field(
         "cluster.bind", false, [](auto& c) -> auto& { return c.cluster.bind; }, host_port_scalar,
@@ -293,44 +310,54 @@ const std::vector<Field>& fields() {
         },
         [](const std::vector<HostPort>& seeds) {
           std::string s;
-          for (const auto& hp : seeds) s += (s.empty() ? "" : ",") + hp.to_string();
+          for (const auto& hp : seeds) s.append(s.empty() ? "" : ",").append(hp.to_string());
           return s;
         }));
     f.push_back(string_field(
         "cluster.key_file", true, "a file path", [](const std::string&) { return true; },
         [](auto& c) -> auto& { return c.cluster.key_file; }));
 
-    f.push_back(duration_field("membership.interval", true, M(10), M(60'000),
-                               [](auto& c) -> auto& { return c.membership.interval; }));
-    f.push_back(int_field<unsigned>("membership.miss_threshold", true, 1, 100,
-                                    [](auto& c) -> auto& { return c.membership.miss_threshold; }));
-    f.push_back(duration_field("membership.suspicion_timeout", true, M(0), M(600'000),
-                               [](auto& c) -> auto& { return c.membership.suspicion_timeout; }));
-    f.push_back(duration_field("membership.reap_after", true, M(1000), M(30LL * 24 * 3600 * 1000),
-                               [](auto& c) -> auto& { return c.membership.reap_after; }));
+    f.push_back(duration_field(
+        "membership.interval", true, M(10), M(60'000),
+        [](auto& c) -> auto& { return c.membership.interval; }));
+    f.push_back(int_field<unsigned>(
+        "membership.miss_threshold", true, 1, 100,
+        [](auto& c) -> auto& { return c.membership.miss_threshold; }));
+    f.push_back(duration_field(
+        "membership.suspicion_timeout", true, M(0), M(600'000),
+        [](auto& c) -> auto& { return c.membership.suspicion_timeout; }));
+    f.push_back(duration_field(
+        "membership.reap_after", true, M(1000), M(30LL * 24 * 3600 * 1000),
+        [](auto& c) -> auto& { return c.membership.reap_after; }));
     f.push_back(enum_field<MachineDetector>(
         "membership.detector", true,
         {{"miss_threshold", MachineDetector::miss_threshold},
          {"phi_accrual", MachineDetector::phi_accrual}},
         [](auto& c) -> auto& { return c.membership.detector; }));
-    f.push_back(double_field("membership.phi.threshold", true, 0.5, 100,
-                             [](auto& c) -> auto& { return c.membership.phi.threshold; }));
-    f.push_back(int_field<unsigned>("membership.phi.window", true, 2, 100'000,
-                                    [](auto& c) -> auto& { return c.membership.phi.window; }));
-    f.push_back(duration_field("membership.phi.min_std_dev", true, M(1), M(60'000),
-                               [](auto& c) -> auto& { return c.membership.phi.min_std_dev; }));
-    f.push_back(duration_field("membership.phi.acceptable_pause", true, M(0), M(600'000),
-                               [](auto& c) -> auto& { return c.membership.phi.acceptable_pause; }));
+    f.push_back(double_field(
+        "membership.phi.threshold", true, 0.5, 100,
+        [](auto& c) -> auto& { return c.membership.phi.threshold; }));
+    f.push_back(int_field<unsigned>(
+        "membership.phi.window", true, 2, 100'000,
+        [](auto& c) -> auto& { return c.membership.phi.window; }));
+    f.push_back(duration_field(
+        "membership.phi.min_std_dev", true, M(1), M(60'000),
+        [](auto& c) -> auto& { return c.membership.phi.min_std_dev; }));
+    f.push_back(duration_field(
+        "membership.phi.acceptable_pause", true, M(0), M(600'000),
+        [](auto& c) -> auto& { return c.membership.phi.acceptable_pause; }));
 
-    f.push_back(duration_field("presence.timeout", true, M(100), M(24LL * 3600 * 1000),
-                               [](auto& c) -> auto& { return c.presence.timeout; }));
+    f.push_back(duration_field(
+        "presence.timeout", true, M(100), M(24LL * 3600 * 1000),
+        [](auto& c) -> auto& { return c.presence.timeout; }));
 
-    f.push_back(enum_field<LogLevel>("log.level", true,
-                                     {{"debug", LogLevel::debug},
-                                      {"info", LogLevel::info},
-                                      {"warning", LogLevel::warning},
-                                      {"error", LogLevel::error}},
-                                     [](auto& c) -> auto& { return c.log.level; }));
+    f.push_back(enum_field<LogLevel>(
+        "log.level", true,
+        {{"debug", LogLevel::debug},
+         {"info", LogLevel::info},
+         {"warning", LogLevel::warning},
+         {"error", LogLevel::error}},
+        [](auto& c) -> auto& { return c.log.level; }));
     return f;
   }();
   return table;
@@ -372,7 +399,9 @@ std::string unknown_key_message(const std::string& path) {
   return fmt::format("unknown key {}", path);
 }
 
-int line_of(const YAML::Node& n) { return n.Mark().line >= 0 ? n.Mark().line + 1 : 0; }
+int line_of(const YAML::Node& n) {
+  return n.Mark().line >= 0 ? n.Mark().line + 1 : 0;
+}
 
 void walk(Config& cfg, const YAML::Node& map, const std::string& prefix, int line) {
   if (!map.IsMap()) {
@@ -385,7 +414,8 @@ void walk(Config& cfg, const YAML::Node& map, const std::string& prefix, int lin
     if (!kv.first.IsScalar()) throw ParseError{key_line, "keys must be plain names"};
     const std::string name = kv.first.Scalar();
     const std::string path = prefix.empty() ? name : prefix + "." + name;
-    if (!seen.insert(name).second) throw ParseError{key_line, fmt::format("duplicate key {}", path)};
+    if (!seen.insert(name).second)
+      throw ParseError{key_line, fmt::format("duplicate key {}", path)};
     if (const Field* f = find_field(path)) {
       f->parse(cfg, kv.second, key_line);
     } else if (is_section(path)) {
@@ -515,8 +545,7 @@ ConfigResult load_config_text(const std::string& yaml, const std::string& origin
     if (e.line > 0) return ConfigError{fmt::format("{}:{}: {}", origin, e.line, e.text)};
     return ConfigError{fmt::format("{}: {}", origin, e.text)};
   } catch (const YAML::Exception& e) {
-    return ConfigError{
-        fmt::format("{}:{}: not valid YAML: {}", origin, e.mark.line + 1, e.msg)};
+    return ConfigError{fmt::format("{}:{}: not valid YAML: {}", origin, e.mark.line + 1, e.msg)};
   }
   return cfg;
 }

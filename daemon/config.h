@@ -93,8 +93,8 @@ std::vector<std::pair<std::string, std::string>> describe(const Config& c);
 // the rest keep their current value and are reported as needing a restart.
 struct ReloadPlan {
   Config effective;
-  std::vector<std::string> applied;          // "log.level: info -> debug"
-  std::vector<std::string> needs_restart;    // "api.http: 127.0.0.1:7700 -> 127.0.0.1:7800"
+  std::vector<std::string> applied;        // "log.level: info -> debug"
+  std::vector<std::string> needs_restart;  // "api.http: 127.0.0.1:7700 -> 127.0.0.1:7800"
 };
 ReloadPlan plan_reload(const Config& current, const Config& next);
 

@@ -81,7 +81,8 @@ int Daemon::run() {
   notifier_.start_watchdog(io_);
 
   std::string listening;
-  for (const auto& ep : server_.endpoints()) listening += (listening.empty() ? "" : ", ") + ep;
+  for (const auto& ep : server_.endpoints())
+    listening.append(listening.empty() ? "" : ", ").append(ep);
   log::info("ready: API on {}", listening);
   notifier_.ready("serving the API on " + listening);
 
@@ -124,8 +125,7 @@ void Daemon::begin_stop(int signal) {
   stop_guard_ = std::thread([this] {
     std::unique_lock lock(stop_mu_);
     if (!stop_cv_.wait_for(lock, kStopDeadline, [this] { return io_done_; })) {
-      log::warning("connections did not close within {}ms; stopping anyway",
-                   kStopDeadline.count());
+      log::warning("connections did not close within {}ms; stopping anyway", kStopDeadline.count());
       io_.stop();
     }
   });
@@ -139,8 +139,7 @@ void Daemon::reload() {
   notifier_.reloading();
   auto loaded = load_config_file(*config_path_);
   if (auto* err = std::get_if<ConfigError>(&loaded)) {
-    log::error("SIGHUP: new config rejected, the running config stays in force: {}",
-               err->message);
+    log::error("SIGHUP: new config rejected, the running config stays in force: {}", err->message);
     notifier_.ready("reload rejected: config invalid");
     return;
   }

@@ -23,11 +23,17 @@ void SystemdNotifier::ready(std::string_view status) {
   notify("READY=1\nSTATUS=" + std::string(status));
 }
 
-void SystemdNotifier::status(std::string_view status) { notify("STATUS=" + std::string(status)); }
+void SystemdNotifier::status(std::string_view status) {
+  notify("STATUS=" + std::string(status));
+}
 
-void SystemdNotifier::stopping() { notify("STOPPING=1\nSTATUS=stopping"); }
+void SystemdNotifier::stopping() {
+  notify("STOPPING=1\nSTATUS=stopping");
+}
 
-void SystemdNotifier::reloading() { notify("RELOADING=1"); }
+void SystemdNotifier::reloading() {
+  notify("RELOADING=1");
+}
 
 void SystemdNotifier::start_watchdog(boost::asio::io_context& io) {
   if (!watchdog_) return;

@@ -10,7 +10,9 @@ namespace {
 
 using FloatMs = std::chrono::duration<double, std::milli>;
 
-double to_ms(Duration d) { return std::chrono::duration_cast<FloatMs>(d).count(); }
+double to_ms(Duration d) {
+  return std::chrono::duration_cast<FloatMs>(d).count();
+}
 
 Duration from_ms_ceil(double ms) {
   if (ms <= 0) return Duration::zero();
@@ -43,9 +45,12 @@ double z_for_phi(double phi) {
 
 std::string_view to_string(Verdict v) {
   switch (v) {
-    case Verdict::alive: return "alive";
-    case Verdict::suspect: return "suspect";
-    case Verdict::dead: return "dead";
+    case Verdict::alive:
+      return "alive";
+    case Verdict::suspect:
+      return "suspect";
+    case Verdict::dead:
+      return "dead";
   }
   return "unknown";
 }
@@ -63,7 +68,8 @@ FixedTimeout::FixedTimeout(Duration timeout) : timeout_(timeout) {
 
 MissThreshold::MissThreshold(Duration interval, std::uint32_t misses, Duration suspicion_timeout)
     : interval_(interval), misses_(misses), suspicion_timeout_(suspicion_timeout) {
-  if (interval <= Duration::zero()) throw std::invalid_argument("MissThreshold: interval must be > 0");
+  if (interval <= Duration::zero())
+    throw std::invalid_argument("MissThreshold: interval must be > 0");
   if (misses == 0) throw std::invalid_argument("MissThreshold: misses must be >= 1");
   if (suspicion_timeout < Duration::zero())
     throw std::invalid_argument("MissThreshold: suspicion_timeout must be >= 0");
@@ -102,7 +108,9 @@ void ArrivalWindow::recompute_sums() {
   }
 }
 
-double ArrivalWindow::mean_ms() const { return count_ == 0 ? 0.0 : sum_ / count_; }
+double ArrivalWindow::mean_ms() const {
+  return count_ == 0 ? 0.0 : sum_ / count_;
+}
 
 double ArrivalWindow::std_dev_ms() const {
   if (count_ == 0) return 0.0;

@@ -83,12 +83,12 @@ class ArrivalWindow {
 };
 
 struct PhiAccrualParams {
-  double threshold = 8.0;                               // Akka's default: ~1e-8 chance of error
-  std::size_t window = 1000;                            // samples kept
+  double threshold = 8.0;                                 // Akka's default: ~1e-8 chance of error
+  std::size_t window = 1000;                              // samples kept
   Duration min_std_dev = std::chrono::milliseconds(100);  // floor: steady LANs have tiny jitter
-  Duration acceptable_pause = std::chrono::seconds(0);  // added to the mean (GC pauses)
+  Duration acceptable_pause = std::chrono::seconds(0);    // added to the mean (GC pauses)
   Duration first_interval_estimate = std::chrono::seconds(1);  // before any sample exists
-  Duration suspicion_timeout = std::chrono::seconds(0);       // suspect → dead
+  Duration suspicion_timeout = std::chrono::seconds(0);        // suspect → dead
 };
 
 // phi = -log10(1 - F(elapsed)), F the normal CDF fitted to the arrival window (mean plus
@@ -131,7 +131,10 @@ class ArrivalHistory {
 class DetectionPolicy {
  public:
   using Variant = std::variant<FixedTimeout, MissThreshold, PhiAccrual>;
-  DetectionPolicy(Variant v) : policy_(std::move(v)) {}  // NOLINT: implicit on purpose
+  // Implicit on purpose: `DetectionPolicy p = FixedTimeout(30s);` reads as what it is.
+  DetectionPolicy(FixedTimeout p) : policy_(std::move(p)) {}   // NOLINT
+  DetectionPolicy(MissThreshold p) : policy_(std::move(p)) {}  // NOLINT
+  DetectionPolicy(PhiAccrual p) : policy_(std::move(p)) {}     // NOLINT
 
   Deadlines deadlines(const ArrivalHistory& h) const;
   // A subject never heard from is dead (users: offline, last-seen null).

@@ -9,8 +9,8 @@ namespace heartbeatd::transport {
 
 void add_health_routes(Router& router, HealthInfo info) {
   router.add(http::verb::get, "/v1/health", [info](const Request&, const RouteMatch&) {
-    const auto uptime = std::chrono::duration_cast<std::chrono::milliseconds>(
-        info.clock->now() - info.started);
+    const auto uptime =
+        std::chrono::duration_cast<std::chrono::milliseconds>(info.clock->now() - info.started);
     boost::json::object o;
     o["status"] = "ok";
     o["node"] = info.node;

@@ -26,8 +26,8 @@ bool is_param(std::string_view segment) {
 }
 
 std::size_t literal_count(const std::vector<std::string>& segments) {
-  return static_cast<std::size_t>(std::count_if(
-      segments.begin(), segments.end(), [](const std::string& s) { return !is_param(s); }));
+  return static_cast<std::size_t>(std::count_if(segments.begin(), segments.end(),
+                                                [](const std::string& s) { return !is_param(s); }));
 }
 
 }  // namespace
@@ -113,11 +113,10 @@ Response Router::route(const Request& request) const {
                             "no route for " + std::string(path));
     }
     std::string allow;
-    for (auto v : allowed) allow += (allow.empty() ? "" : ", ") + std::string(http::to_string(v));
-    Response res = error_response(
-        http::status::method_not_allowed, "method_not_allowed",
-        std::string(request.method_string()) + " is not allowed on " + std::string(path) +
-            "; allowed: " + allow);
+    for (auto v : allowed) allow.append(allow.empty() ? "" : ", ").append(http::to_string(v));
+    Response res = error_response(http::status::method_not_allowed, "method_not_allowed",
+                                  std::string(request.method_string()) + " is not allowed on " +
+                                      std::string(path) + "; allowed: " + allow);
     res.set(http::field::allow, allow);
     return res;
   }

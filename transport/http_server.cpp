@@ -153,10 +153,9 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
     parser_->header_limit(static_cast<std::uint32_t>(state_->limits.max_header_bytes));
     timed_out_ = false;
     arm(state_->limits.read_timeout, Phase::reading);
-    http::async_read(socket_, buffer_, *parser_,
-                     [self = this->shared_from_this()](error_code ec, std::size_t) {
-                       self->on_read(ec);
-                     });
+    http::async_read(
+        socket_, buffer_, *parser_,
+        [self = this->shared_from_this()](error_code ec, std::size_t) { self->on_read(ec); });
   }
 
   void on_read(error_code ec) {
@@ -175,11 +174,9 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
                   false);
     }
     if (ec == http::error::header_limit) {
-      return send(error_response(http::status::request_header_fields_too_large,
-                                 "header_too_large",
+      return send(error_response(http::status::request_header_fields_too_large, "header_too_large",
                                  "request header exceeds api.max_header_bytes (" +
-                                     std::to_string(state_->limits.max_header_bytes) +
-                                     " bytes)"),
+                                     std::to_string(state_->limits.max_header_bytes) + " bytes)"),
                   false);
     }
     if (ec && ec.category() == http::make_error_code(http::error::bad_method).category()) {
@@ -257,7 +254,9 @@ class Listener final : public std::enable_shared_from_this<Listener<Protocol>> {
   using Acceptor = typename Protocol::acceptor;
 
   Listener(Acceptor acceptor, std::shared_ptr<HttpServer::State> state)
-      : acceptor_(std::move(acceptor)), backoff_(acceptor_.get_executor()), state_(std::move(state)) {}
+      : acceptor_(std::move(acceptor)),
+        backoff_(acceptor_.get_executor()),
+        state_(std::move(state)) {}
 
   void start() { do_accept(); }
 
@@ -271,11 +270,11 @@ class Listener final : public std::enable_shared_from_this<Listener<Protocol>> {
 
  private:
   void do_accept() {
-    acceptor_.async_accept(asio::make_strand(state_->io),
-                           [self = this->shared_from_this()](error_code ec,
-                                                             typename Protocol::socket socket) {
-                             self->on_accept(ec, std::move(socket));
-                           });
+    acceptor_.async_accept(
+        asio::make_strand(state_->io),
+        [self = this->shared_from_this()](error_code ec, typename Protocol::socket socket) {
+          self->on_accept(ec, std::move(socket));
+        });
   }
 
   void on_accept(error_code ec, typename Protocol::socket socket) {
@@ -331,11 +330,13 @@ bool socket_accepts(const std::string& path) {
 HttpServer::HttpServer(asio::io_context& io, const Router& router, HttpServerLimits limits)
     : state_(std::make_shared<State>(io, router, limits)) {}
 
-HttpServer::~HttpServer() { stop(); }
+HttpServer::~HttpServer() {
+  stop();
+}
 
 void HttpServer::listen_tcp(const std::string& host, std::uint16_t port) {
-  const std::string where = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
-                            std::to_string(port);
+  const std::string where =
+      (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
   error_code ec;
   tcp::resolver resolver(state_->io);
   auto results = resolver.resolve(host, std::to_string(port),
@@ -353,10 +354,10 @@ void HttpServer::listen_tcp(const std::string& host, std::uint16_t port) {
   acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) fail_listen(where, ec.message());
   const auto bound = acceptor.local_endpoint(ec);
-  state_->endpoints.push_back(bound.address().is_v6()
-                                  ? "[" + bound.address().to_string() + "]:" +
-                                        std::to_string(bound.port())
-                                  : bound.address().to_string() + ":" + std::to_string(bound.port()));
+  state_->endpoints.push_back(
+      bound.address().is_v6()
+          ? "[" + bound.address().to_string() + "]:" + std::to_string(bound.port())
+          : bound.address().to_string() + ":" + std::to_string(bound.port()));
   auto l = std::make_shared<Listener<tcp>>(std::move(acceptor), state_);
   state_->starters.push_back([l] { l->start(); });
   state_->closers.push_back([l] { l->close(); });
@@ -380,7 +381,8 @@ void HttpServer::listen_unix(const std::string& path) {
   std::error_code fec;
   if (!parent.empty() && !fs::exists(parent, fec)) {
     fs::create_directories(parent, fec);
-    if (fec) fail_listen(where, "cannot create directory " + parent.string() + ": " + fec.message());
+    if (fec)
+      fail_listen(where, "cannot create directory " + parent.string() + ": " + fec.message());
   }
 
   error_code ec;
@@ -430,8 +432,12 @@ void HttpServer::stop() {
   }
 }
 
-std::vector<std::string> HttpServer::endpoints() const { return state_->endpoints; }
+std::vector<std::string> HttpServer::endpoints() const {
+  return state_->endpoints;
+}
 
-std::size_t HttpServer::connections() const { return state_->serving.load(); }
+std::size_t HttpServer::connections() const {
+  return state_->serving.load();
+}
 
 }  // namespace heartbeatd::transport

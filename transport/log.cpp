@@ -14,10 +14,14 @@
 namespace heartbeatd {
 std::string_view to_string(LogLevel l) {
   switch (l) {
-    case LogLevel::debug: return "debug";
-    case LogLevel::info: return "info";
-    case LogLevel::warning: return "warning";
-    case LogLevel::error: return "error";
+    case LogLevel::debug:
+      return "debug";
+    case LogLevel::info:
+      return "info";
+    case LogLevel::warning:
+      return "warning";
+    case LogLevel::error:
+      return "error";
   }
   return "?";
 }
@@ -32,10 +36,14 @@ std::mutex g_write_mutex;  // guards stderr so lines never interleave
 
 int syslog_priority(LogLevel l) {
   switch (l) {
-    case LogLevel::debug: return 7;
-    case LogLevel::info: return 6;
-    case LogLevel::warning: return 4;
-    case LogLevel::error: return 3;
+    case LogLevel::debug:
+      return 7;
+    case LogLevel::info:
+      return 6;
+    case LogLevel::warning:
+      return 4;
+    case LogLevel::error:
+      return 3;
   }
   return 6;
 }
@@ -52,11 +60,17 @@ bool stderr_is_journal() {
 
 }  // namespace
 
-void init() { g_journal = stderr_is_journal(); }
+void init() {
+  g_journal = stderr_is_journal();
+}
 
-void set_level(LogLevel level) { g_level = level; }
+void set_level(LogLevel level) {
+  g_level = level;
+}
 
-bool enabled(LogLevel level) { return level >= g_level.load(std::memory_order_relaxed); }
+bool enabled(LogLevel level) {
+  return level >= g_level.load(std::memory_order_relaxed);
+}
 
 void write(LogLevel level, std::string_view message) {
   std::string line;
@@ -65,8 +79,9 @@ void write(LogLevel level, std::string_view message) {
   } else {
     const auto now = std::chrono::system_clock::now();
     const std::time_t secs = std::chrono::system_clock::to_time_t(now);
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                        now.time_since_epoch()).count() % 1000;
+    const auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() %
+        1000;
     std::tm tm{};
     gmtime_r(&secs, &tm);
     char stamp[32];

@@ -10,7 +10,6 @@
 
 #include <string_view>
 
-
 namespace heartbeatd {
 enum class LogLevel { debug, info, warning, error };
 std::string_view to_string(LogLevel l);

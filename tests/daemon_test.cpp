@@ -1,0 +1,194 @@
+// The real build/bin/heartbeatd as a process: health over TCP and the Unix socket, bad input,
+// SIGHUP with a changed and an invalid config, SIGTERM, socket-file ownership, sd_notify.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <boost/json/parse.hpp>
+
+#include <filesystem>
+
+#include "tests/support/daemon_process.h"
+
+namespace heartbeatd::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+void expect_healthy(const HttpResult& r, const std::string& node = "test-node") {
+  ASSERT_EQ(r.status, 200) << r.error << r.body;
+  const auto body = boost::json::parse(r.body).as_object();
+  EXPECT_EQ(body.at("status"), "ok");
+  EXPECT_EQ(body.at("node"), node.c_str());
+  EXPECT_TRUE(body.at("version").is_string());
+  EXPECT_GE(body.at("uptime_ms").as_int64(), 0);
+}
+
+TEST(Daemon, HealthOverTcpAndUnixSocket) {
+  DaemonProcess d(DaemonProcess::Keys{{"node.name", "alpha-1"}});
+  ASSERT_TRUE(d.start()) << d.failure_reason();
+  expect_healthy(http_tcp(d.port(), "GET", "/v1/health"), "alpha-1");
+  expect_healthy(http_unix(d.socket_path(), "GET", "/v1/health"), "alpha-1");
+  EXPECT_EQ(std::filesystem::status(d.socket_path()).permissions() & std::filesystem::perms::all,
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write |
+                std::filesystem::perms::group_read | std::filesystem::perms::group_write);
+}
+
+TEST(Daemon, BadRequestsGetClearErrorsAndDaemonStaysHealthy) {
+  DaemonProcess d(DaemonProcess::Keys{{"api.max_body_bytes", "1024"}});
+  ASSERT_TRUE(d.start()) << d.failure_reason();
+
+  auto garbage = d.tcp_client();
+  ASSERT_TRUE(garbage.send_raw("\x16\x03\x01 this is not HTTP\r\n\r\n"));
+  EXPECT_EQ(garbage.read_response().status, 400);
+  EXPECT_TRUE(garbage.wait_closed());
+
+  const auto big = d.unix_client().request("POST", "/v1/health", std::string(4096, '{'));
+  EXPECT_EQ(big.status, 413) << big.error;
+  EXPECT_NE(big.body.find("\"error\":\"payload_too_large\""), std::string::npos);
+
+  const auto unknown = http_tcp(d.port(), "GET", "/v1/nothing-here");
+  EXPECT_EQ(unknown.status, 404);
+  const auto wrong_method = http_unix(d.socket_path(), "DELETE", "/v1/health");
+  EXPECT_EQ(wrong_method.status, 405);
+  EXPECT_EQ(wrong_method.header("allow"), "GET");
+
+  expect_healthy(http_tcp(d.port(), "GET", "/v1/health"));
+  expect_healthy(http_unix(d.socket_path(), "GET", "/v1/health"));
+}
+
+TEST(Daemon, SighupAppliesRuntimeKeysAndReportsRestartKeys) {
+  DaemonProcess d;
+  ASSERT_TRUE(d.start()) << d.failure_reason();
+  const std::size_t before = d.notifications().size();
+  d.write_config({{"presence.timeout", "5s"}, {"api.max_connections", "10"}});
+  d.signal(SIGHUP);
+  EXPECT_TRUE(d.wait_log("SIGHUP: applied presence.timeout: 30s -> 5s")) << d.log();
+  EXPECT_TRUE(d.wait_log("SIGHUP: needs a restart, not applied: api.max_connections: 1024 -> 10"))
+      << d.log();
+  EXPECT_TRUE(d.wait_notification("RELOADING=1", 5s, before));
+  EXPECT_TRUE(d.wait_notification("READY=1", 5s, before));
+  expect_healthy(http_tcp(d.port(), "GET", "/v1/health"));
+
+  // log.level is live: at warning, info lines stop.
+  d.write_config({{"presence.timeout", "5s"}, {"log.level", "warning"}});
+  d.signal(SIGHUP);
+  EXPECT_TRUE(d.wait_log("needs a restart")) << d.log();
+  d.signal(SIGTERM);
+  ASSERT_EQ(d.wait_exit(), 0);
+  EXPECT_EQ(d.log().find("SIGTERM received"), std::string::npos)
+      << "info lines must be filtered after the reload:\n"
+      << d.log();
+}
+
+TEST(Daemon, SighupWithInvalidConfigKeepsTheRunningOne) {
+  DaemonProcess d(DaemonProcess::Keys{{"node.name", "keeper"}});
+  ASSERT_TRUE(d.start()) << d.failure_reason();
+  d.write_config_text("api:\n  threads: lots\n");
+  d.signal(SIGHUP);
+  EXPECT_TRUE(d.wait_log("new config rejected, the running config stays in force")) << d.log();
+  EXPECT_TRUE(d.wait_log("api.threads: expected an integer")) << d.log();
+  expect_healthy(http_unix(d.socket_path(), "GET", "/v1/health"), "keeper");
+  d.signal(SIGTERM);
+  EXPECT_EQ(d.wait_exit(), 0);
+}
+
+TEST(Daemon, SigtermExitsZeroWithin2sAndRemovesTheSocket) {
+  DaemonProcess d;
+  ASSERT_TRUE(d.start()) << d.failure_reason();
+  // An idle keep-alive connection and a half-sent request must not hold the stop up.
+  auto idle = d.tcp_client();
+  ASSERT_EQ(idle.request("GET", "/v1/health").status, 200);
+  auto half = d.unix_client();
+  ASSERT_TRUE(half.send_raw("POST /v1/health HTTP/1.1\r\nContent-Length: 100\r\n\r\n{"));
+  ASSERT_TRUE(std::filesystem::exists(d.socket_path()));
+
+  d.signal(SIGTERM);
+  EXPECT_EQ(d.wait_exit(2s), 0) << d.log();
+  EXPECT_FALSE(std::filesystem::exists(d.socket_path()));
+  EXPECT_TRUE(d.wait_notification("STOPPING=1", 1s));
+  EXPECT_TRUE(idle.wait_closed(1s));
+}
+
+TEST(Daemon, SigintAlsoStopsGracefully) {
+  DaemonProcess d;
+  ASSERT_TRUE(d.start()) << d.failure_reason();
+  d.signal(SIGINT);
+  EXPECT_EQ(d.wait_exit(2s), 0);
+}
+
+TEST(Daemon, SocketOfALiveDaemonIsNotTakenOver) {
+  DaemonProcess first;
+  ASSERT_TRUE(first.start()) << first.failure_reason();
+  DaemonProcess second(DaemonProcess::Keys{{"api.unix_socket", first.socket_path()}});
+  EXPECT_FALSE(second.start());
+  EXPECT_EQ(second.wait_exit(), 1);
+  EXPECT_NE(second.log().find("api.unix_socket: cannot listen on unix:" + first.socket_path() +
+                              ": socket is in use by a running process"),
+            std::string::npos)
+      << second.log();
+  expect_healthy(http_unix(first.socket_path(), "GET", "/v1/health"));
+}
+
+TEST(Daemon, StaleSocketAfterKill9IsReplaced) {
+  DaemonProcess d;
+  ASSERT_TRUE(d.start()) << d.failure_reason();
+  d.signal(SIGKILL);
+  EXPECT_EQ(d.wait_exit(), -SIGKILL);
+  ASSERT_TRUE(std::filesystem::exists(d.socket_path())) << "kill -9 leaves the socket file";
+  ASSERT_TRUE(d.start()) << d.failure_reason();
+  EXPECT_TRUE(d.wait_log("removed stale socket"));
+  expect_healthy(http_unix(d.socket_path(), "GET", "/v1/health"));
+}
+
+TEST(Daemon, TcpPortInUseExits1) {
+  DaemonProcess first;
+  ASSERT_TRUE(first.start()) << first.failure_reason();
+  TempDir dir;
+  dir.write("c.yaml", "api:\n  http: 127.0.0.1:" + std::to_string(first.port()) +
+                          "\n  unix_socket: \"\"\nnode:\n  data_dir: " + dir.file("data") + "\n");
+  const auto r = run_heartbeatd({"--config", dir.file("c.yaml")});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("api.http: cannot listen on 127.0.0.1:" + std::to_string(first.port()) +
+                          ": Address already in use"),
+            std::string::npos)
+      << r.output;
+}
+
+TEST(Daemon, UnusableDataDirExits1) {
+  TempDir dir;
+  dir.write("file", "x");
+  const auto r = run_heartbeatd(
+      {"--config", [&] {
+         dir.write("c.yaml", "api:\n  http: \"\"\n  unix_socket: " + dir.file("s.sock") +
+                                 "\nnode:\n  data_dir: " + dir.file("file/sub") + "\n");
+         return dir.file("c.yaml");
+       }()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("node.data_dir " + dir.file("file/sub") + ": cannot create"),
+            std::string::npos)
+      << r.output;
+}
+
+TEST(Daemon, WatchdogKeepAliveAtHalfTheInterval) {
+  DaemonProcess d;
+  d.env()["WATCHDOG_USEC"] = "200000";
+  ASSERT_TRUE(d.start()) << d.failure_reason();
+  auto count = [&] {
+    int n = 0;
+    for (const auto& m : d.notifications()) n += m.find("WATCHDOG=1") != std::string::npos;
+    return n;
+  };
+  // 100ms cadence: 5 keep-alives come within a second or so; allow a loaded machine 5s.
+  EXPECT_TRUE(eventually([&] { return count() >= 5; }, 5s)) << count();
+}
+
+TEST(Daemon, ReadyComesAfterListenersAreBound) {
+  DaemonProcess d;
+  ASSERT_TRUE(d.start()) << d.failure_reason();
+  // start() returned on READY=1; the API must already answer, with no retry.
+  expect_healthy(http_tcp(d.port(), "GET", "/v1/health"));
+  expect_healthy(http_unix(d.socket_path(), "GET", "/v1/health"));
+}
+
+}  // namespace
+}  // namespace heartbeatd::test

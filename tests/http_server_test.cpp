@@ -1,0 +1,241 @@
+// The API server in-process on loopback and a Unix socket: keep-alive, pipelining, and every
+// limit (body, header, stalled request, idle connection, connection count) answered with the
+// right status while other connections carry on.
+#include "transport/http_server.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+
+#include <filesystem>
+
+#include <thread>
+
+#include "tests/support/daemon_process.h"
+#include "tests/support/http_client.h"
+#include "tests/support/test_util.h"
+
+namespace heartbeatd::transport {
+namespace {
+
+using namespace std::chrono_literals;
+using test::HttpClient;
+
+class HttpServerTest : public ::testing::Test {
+ protected:
+  void start(HttpServerLimits limits = {}) {
+    router_.add(http::verb::get, "/ping", [](const Request&, const RouteMatch&) {
+      return json_response(http::status::ok, R"({"pong":true})");
+    });
+    router_.add(http::verb::post, "/echo", [](const Request& req, const RouteMatch&) {
+      return json_response(http::status::ok, req.body());
+    });
+    server_ = std::make_unique<HttpServer>(io_, router_, limits);
+    port_ = test::free_tcp_port();
+    server_->listen_tcp("127.0.0.1", port_);
+    server_->listen_unix(dir_.file("api.sock"));
+    server_->start();
+    thread_ = std::thread([this] { io_.run(); });
+  }
+
+  void TearDown() override {
+    if (server_) server_->stop();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  std::string sock() const { return dir_.file("api.sock"); }
+
+  test::TempDir dir_;
+  boost::asio::io_context io_;
+  Router router_;
+  std::unique_ptr<HttpServer> server_;
+  std::uint16_t port_ = 0;
+  std::thread thread_;
+};
+
+TEST_F(HttpServerTest, KeepAliveServesManyRequestsOnOneConnection) {
+  start();
+  std::vector<HttpClient> clients;
+  clients.push_back(HttpClient::tcp(port_));
+  clients.push_back(HttpClient::unix_socket(sock()));
+  for (auto& client : clients) {
+    ASSERT_TRUE(client.connected()) << client.connect_error();
+    for (int i = 0; i < 5; ++i) {
+      const auto r = client.request("GET", "/ping");
+      EXPECT_EQ(r.status, 200) << r.error;
+      EXPECT_EQ(r.body, R"({"pong":true})");
+      EXPECT_FALSE(r.closed);
+    }
+  }
+}
+
+TEST_F(HttpServerTest, PipelinedRequestsAnsweredInOrder) {
+  start();
+  auto c = HttpClient::tcp(port_);
+  ASSERT_TRUE(
+      c.send_raw("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n\"a\""
+                 "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n\"b\""));
+  EXPECT_EQ(c.read_response().body, "\"a\"");
+  EXPECT_EQ(c.read_response().body, "\"b\"");
+}
+
+TEST_F(HttpServerTest, GarbageGets400AndCloseOthersUnaffected) {
+  start();
+  auto bystander = HttpClient::unix_socket(sock());
+  ASSERT_EQ(bystander.request("GET", "/ping").status, 200);
+
+  auto bad = HttpClient::tcp(port_);
+  ASSERT_TRUE(bad.send_raw("\x01\x02 garbage \xff\r\n\r\n"));
+  const auto r = bad.read_response();
+  EXPECT_EQ(r.status, 400) << r.error;
+  EXPECT_NE(r.body.find("\"error\":\"bad_request\""), std::string::npos) << r.body;
+  EXPECT_TRUE(bad.wait_closed());
+
+  EXPECT_EQ(bystander.request("GET", "/ping").status, 200) << "other connection still served";
+}
+
+TEST_F(HttpServerTest, OversizedBodyGets413) {
+  start({.max_body_bytes = 1000});
+  auto c = HttpClient::tcp(port_);
+  const auto r = c.request("POST", "/echo", std::string(5000, 'x'));
+  EXPECT_EQ(r.status, 413) << r.error;
+  EXPECT_NE(r.body.find("api.max_body_bytes (1000 bytes)"), std::string::npos) << r.body;
+  EXPECT_TRUE(r.closed);
+  EXPECT_EQ(HttpClient::tcp(port_).request("POST", "/echo", std::string(1000, 'y')).status, 200)
+      << "a body at the limit is fine";
+}
+
+TEST_F(HttpServerTest, OversizedChunkedBodyGets413) {
+  start({.max_body_bytes = 100});
+  auto c = HttpClient::unix_socket(sock());
+  std::string chunk(80, 'z');
+  ASSERT_TRUE(
+      c.send_raw("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 "50\r\n" +
+                 chunk + "\r\n50\r\n" + chunk + "\r\n0\r\n\r\n"));
+  EXPECT_EQ(c.read_response().status, 413);
+}
+
+TEST_F(HttpServerTest, OversizedHeaderGets431) {
+  start({.max_header_bytes = 1024});
+  auto c = HttpClient::tcp(port_);
+  ASSERT_TRUE(
+      c.send_raw("GET /ping HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(4000, 'h') + "\r\n\r\n"));
+  EXPECT_EQ(c.read_response().status, 431);
+}
+
+TEST_F(HttpServerTest, StalledRequestGets408) {
+  start({.read_timeout = 300ms});
+  auto c = HttpClient::tcp(port_);
+  ASSERT_TRUE(c.send_raw("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc"));
+  const auto r = c.read_response(5s);
+  EXPECT_EQ(r.status, 408) << r.error;
+  EXPECT_TRUE(c.wait_closed());
+}
+
+TEST_F(HttpServerTest, StalledHeaderGets408) {
+  start({.read_timeout = 300ms});
+  auto c = HttpClient::unix_socket(sock());
+  ASSERT_TRUE(c.send_raw("GET /ping HTTP/1.1\r\nHo"));
+  EXPECT_EQ(c.read_response(5s).status, 408);
+}
+
+TEST_F(HttpServerTest, IdleConnectionClosedQuietly) {
+  start({.idle_timeout = 300ms});
+  auto c = HttpClient::tcp(port_);
+  ASSERT_EQ(c.request("GET", "/ping").status, 200);
+  EXPECT_TRUE(c.wait_closed(5s));
+}
+
+TEST_F(HttpServerTest, ConnectionsBeyondTheLimitGet503WithRetryAfter) {
+  start({.max_connections = 2});
+  auto a = HttpClient::tcp(port_);
+  auto b = HttpClient::unix_socket(sock());
+  ASSERT_EQ(a.request("GET", "/ping").status, 200);
+  ASSERT_EQ(b.request("GET", "/ping").status, 200);
+  auto c = HttpClient::tcp(port_);
+  const auto r = c.request("GET", "/ping");
+  EXPECT_EQ(r.status, 503) << r.error;
+  EXPECT_EQ(r.header("retry-after"), "1");
+  EXPECT_NE(r.body.find("\"error\":\"overloaded\""), std::string::npos);
+  // Existing connections keep working, and a slot freed is a slot usable again.
+  EXPECT_EQ(a.request("GET", "/ping").status, 200);
+  { auto gone = std::move(b); }
+  EXPECT_TRUE(test::eventually([&] { return server_->connections() < 2; }));
+  EXPECT_EQ(HttpClient::tcp(port_).request("GET", "/ping").status, 200);
+}
+
+TEST_F(HttpServerTest, Http10ClosesAfterResponse) {
+  start();
+  auto c = HttpClient::tcp(port_);
+  ASSERT_TRUE(c.send_raw("GET /ping HTTP/1.0\r\n\r\n"));
+  const auto r = c.read_response();
+  EXPECT_EQ(r.status, 200);
+  EXPECT_TRUE(c.wait_closed());
+}
+
+TEST_F(HttpServerTest, StopClosesConnectionsAndRemovesSocket) {
+  start();
+  auto c = HttpClient::tcp(port_);
+  ASSERT_EQ(c.request("GET", "/ping").status, 200);
+  server_->stop();
+  EXPECT_TRUE(c.wait_closed());
+  thread_.join();
+  EXPECT_FALSE(std::filesystem::exists(sock()));
+}
+
+TEST(HttpServerUnixSocket, ReplacesStaleSocketAndRefusesLiveOne) {
+  test::TempDir dir;
+  const std::string path = dir.file("api.sock");
+  boost::asio::io_context io;
+  Router router;
+  {
+    // A socket file nobody accepts on: what a crashed daemon leaves behind.
+    boost::asio::local::stream_protocol::acceptor stale(io);
+    stale.open();
+    stale.bind(boost::asio::local::stream_protocol::endpoint(path));
+  }
+  ASSERT_TRUE(std::filesystem::exists(path));
+  HttpServer first(io, router, {});
+  EXPECT_NO_THROW(first.listen_unix(path));
+
+  HttpServer second(io, router, {});
+  try {
+    second.listen_unix(path);
+    FAIL() << "a live socket must not be taken over";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("in use by a running process"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_TRUE(std::filesystem::exists(path)) << "the live daemon's socket stays";
+}
+
+TEST(HttpServerUnixSocket, RefusesToReplaceARegularFile) {
+  test::TempDir dir;
+  dir.write("not-a-socket", "data");
+  boost::asio::io_context io;
+  Router router;
+  HttpServer server(io, router, {});
+  EXPECT_THROW(server.listen_unix(dir.file("not-a-socket")), std::runtime_error);
+  EXPECT_EQ(test::read_file(dir.file("not-a-socket")), "data");
+}
+
+TEST(HttpServerTcp, AddressInUseIsAClearError) {
+  boost::asio::io_context io;
+  Router router;
+  HttpServer first(io, router, {});
+  const auto port = test::free_tcp_port();
+  first.listen_tcp("127.0.0.1", port);
+  HttpServer second(io, router, {});
+  try {
+    second.listen_tcp("127.0.0.1", port);
+    FAIL();
+  } catch (const std::runtime_error& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "cannot listen on 127.0.0.1:" + std::to_string(port) + ": Address already in use");
+  }
+}
+
+}  // namespace
+}  // namespace heartbeatd::transport

@@ -1,0 +1,87 @@
+// The router and the error model: matching, parameters, literal-over-parameter precedence,
+// 404, 405 with Allow, and handler exceptions turned into 500s.
+#include "transport/http_router.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/json/parse.hpp>
+
+namespace heartbeatd::transport {
+namespace {
+
+Request make(http::verb method, std::string target) {
+  Request r{method, target, 11};
+  return r;
+}
+
+boost::json::object body_of(const Response& r) {
+  return boost::json::parse(r.body()).as_object();
+}
+
+class RouterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    router.add(http::verb::get, "/v1/health", [](const Request&, const RouteMatch&) {
+      return json_response(http::status::ok, R"({"status":"ok"})");
+    });
+    router.add(http::verb::get, "/v1/users/{id}", [](const Request&, const RouteMatch& m) {
+      return json_response(http::status::ok, "\"user " + std::string(m.param("id")) + "\"");
+    });
+    router.add(http::verb::delete_, "/v1/users/{id}",
+               [](const Request&, const RouteMatch&) { return empty_response(); });
+    router.add(http::verb::get, "/v1/users/status", [](const Request&, const RouteMatch& m) {
+      return json_response(http::status::ok, "\"status " + std::string(m.query) + "\"");
+    });
+    router.add(http::verb::get, "/v1/boom", [](const Request&, const RouteMatch&) -> Response {
+      throw std::runtime_error("kaboom");
+    });
+  }
+  Router router;
+};
+
+TEST_F(RouterTest, RoutesByMethodAndPath) {
+  const Response r = router.route(make(http::verb::get, "/v1/health"));
+  EXPECT_EQ(r.result(), http::status::ok);
+  EXPECT_EQ(r[http::field::content_type], "application/json");
+}
+
+TEST_F(RouterTest, CapturesParameters) {
+  EXPECT_EQ(router.route(make(http::verb::get, "/v1/users/42")).body(), "\"user 42\"");
+}
+
+TEST_F(RouterTest, LiteralSegmentWinsOverParameter) {
+  EXPECT_EQ(router.route(make(http::verb::get, "/v1/users/status?x=1")).body(), "\"status x=1\"");
+}
+
+TEST_F(RouterTest, UnknownPathIs404WithErrorBody) {
+  const Response r = router.route(make(http::verb::get, "/v2/nothing"));
+  EXPECT_EQ(r.result(), http::status::not_found);
+  EXPECT_EQ(body_of(r)["error"], "not_found");
+  EXPECT_EQ(body_of(r)["message"], "no route for /v2/nothing");
+}
+
+TEST_F(RouterTest, EmptyParameterDoesNotMatch) {
+  EXPECT_EQ(router.route(make(http::verb::get, "/v1/users/")).result(), http::status::not_found);
+}
+
+TEST_F(RouterTest, WrongMethodIs405WithAllow) {
+  const Response r = router.route(make(http::verb::post, "/v1/users/7"));
+  EXPECT_EQ(r.result(), http::status::method_not_allowed);
+  EXPECT_EQ(r[http::field::allow], "GET, DELETE");
+  EXPECT_EQ(body_of(r)["error"], "method_not_allowed");
+}
+
+TEST_F(RouterTest, HandlerExceptionIs500) {
+  const Response r = router.route(make(http::verb::get, "/v1/boom"));
+  EXPECT_EQ(r.result(), http::status::internal_server_error);
+  EXPECT_EQ(body_of(r)["message"], "kaboom");
+}
+
+TEST_F(RouterTest, NonPathTargetIs400) {
+  EXPECT_EQ(router.route(make(http::verb::get, "http://x/v1/health")).result(),
+            http::status::bad_request);
+  EXPECT_EQ(router.route(make(http::verb::get, "*")).result(), http::status::bad_request);
+}
+
+}  // namespace
+}  // namespace heartbeatd::transport

@@ -1,0 +1,239 @@
+#include "tests/support/daemon_process.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <stdexcept>
+
+extern char** environ;
+
+namespace heartbeatd::test {
+
+std::string heartbeatd_binary() {
+  return HEARTBEATD_BINARY;
+}
+
+std::uint16_t free_tcp_port() {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof addr;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    close(fd);
+    throw std::runtime_error("cannot find a free port");
+  }
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+std::string render_yaml(const std::map<std::string, std::string>& keys) {
+  // Sorted dotted keys group naturally; open each path segment when it changes.
+  std::string out;
+  std::vector<std::string> open;
+  for (const auto& [key, value] : keys) {
+    std::vector<std::string> parts;
+    std::size_t start = 0, dot;
+    while ((dot = key.find('.', start)) != std::string::npos) {
+      parts.push_back(key.substr(start, dot - start));
+      start = dot + 1;
+    }
+    const std::string leaf = key.substr(start);
+    std::size_t common = 0;
+    while (common < open.size() && common < parts.size() && open[common] == parts[common]) {
+      ++common;
+    }
+    open.resize(common);
+    for (std::size_t i = common; i < parts.size(); ++i) {
+      out += std::string(2 * i, ' ') + parts[i] + ":\n";
+      open.push_back(parts[i]);
+    }
+    out += std::string(2 * parts.size(), ' ') + leaf + ": " + value + "\n";
+  }
+  return out;
+}
+
+RunResult run_heartbeatd(const std::vector<std::string>& args, std::chrono::milliseconds deadline) {
+  TempDir dir;
+  const std::string out_path = dir.file("out.log");
+  const pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    const int fd = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, STDOUT_FILENO);
+    dup2(fd, STDERR_FILENO);
+    std::vector<std::string> argv_s{heartbeatd_binary()};
+    argv_s.insert(argv_s.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : argv_s) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  RunResult result;
+  int status = 0;
+  const bool done = eventually([&] { return waitpid(pid, &status, WNOHANG) == pid; }, deadline);
+  if (!done) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+  } else if (WIFEXITED(status)) {
+    result.exit_code = WEXITSTATUS(status);
+  }
+  result.output = read_file(out_path);
+  return result;
+}
+
+DaemonProcess::DaemonProcess(Keys config) : config_(std::move(config)) {
+  socket_path_ = dir_.file("api.sock");
+  config_path_ = dir_.file("heartbeatd.yaml");
+  notify_path_ = dir_.file("notify.sock");
+
+  notify_fd_ = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, notify_path_.c_str(), sizeof addr.sun_path - 1);
+  if (bind(notify_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    throw std::runtime_error("cannot bind notify socket " + notify_path_);
+  }
+}
+
+DaemonProcess::~DaemonProcess() {
+  if (pid_ > 0 && !exit_code_) {
+    kill(pid_, SIGKILL);
+    int status;
+    waitpid(pid_, &status, 0);
+  }
+  if (notify_fd_ >= 0) close(notify_fd_);
+}
+
+void DaemonProcess::write_config(const std::map<std::string, std::string>& config) {
+  std::map<std::string, std::string> full = {
+      {"node.name", "test-node"},
+      {"node.data_dir", dir_.file("data")},
+      {"api.http", "127.0.0.1:" + std::to_string(port_)},
+      {"api.unix_socket", socket_path_},
+      {"api.threads", "2"},
+      {"log.level", "debug"},
+  };
+  for (const auto& [k, v] : config) full[k] = v;
+  write_config_text(render_yaml(full));
+}
+
+void DaemonProcess::write_config_text(const std::string& yaml) {
+  dir_.write("heartbeatd.yaml", yaml);
+}
+
+bool DaemonProcess::start(std::chrono::milliseconds deadline) {
+  // A free port can be taken by a parallel test between our probe and the daemon's bind:
+  // try again with another port when that happens.
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    port_ = free_tcp_port();
+    write_config(config_);
+    exit_code_.reset();
+    notifications_.clear();
+
+    const std::string log_path = dir_.file("stderr.log");
+    std::vector<std::string> env_strings;
+    for (char** e = environ; *e; ++e) {
+      const std::string_view kv = *e;
+      if (kv.starts_with("NOTIFY_SOCKET=") || kv.starts_with("WATCHDOG_") ||
+          kv.starts_with("JOURNAL_STREAM=")) {
+        continue;
+      }
+      env_strings.emplace_back(kv);
+    }
+    env_strings.push_back("NOTIFY_SOCKET=" + notify_path_);
+    for (const auto& [k, v] : env_) env_strings.push_back(k + "=" + v);
+
+    pid_ = fork();
+    if (pid_ < 0) throw std::runtime_error("fork failed");
+    if (pid_ == 0) {
+      const int log_fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      dup2(log_fd, STDERR_FILENO);
+      dup2(log_fd, STDOUT_FILENO);
+      std::vector<char*> envp;
+      for (auto& s : env_strings) envp.push_back(s.data());
+      envp.push_back(nullptr);
+      const std::string bin = heartbeatd_binary();
+      char* argv[] = {const_cast<char*>(bin.c_str()), const_cast<char*>("--config"),
+                      const_cast<char*>(config_path_.c_str()), nullptr};
+      execve(bin.c_str(), argv, envp.data());
+      _exit(127);
+    }
+    if (wait_notification("READY=1", deadline)) return true;
+    if (running()) {
+      failure_ = "not ready within the deadline; log:\n" + log();
+      return false;
+    }
+    failure_ = "daemon exited with " + std::to_string(exit_code_.value_or(-1)) + "; log:\n" + log();
+    if (log().find("Address already in use") == std::string::npos) return false;
+  }
+  return false;
+}
+
+void DaemonProcess::signal(int sig) {
+  if (pid_ > 0 && !exit_code_) kill(pid_, sig);
+}
+
+bool DaemonProcess::running() {
+  if (pid_ <= 0 || exit_code_) return false;
+  int status;
+  const pid_t r = waitpid(pid_, &status, WNOHANG);
+  if (r == pid_) {
+    exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+    return false;
+  }
+  return true;
+}
+
+std::optional<int> DaemonProcess::wait_exit(std::chrono::milliseconds deadline) {
+  eventually([this] { return !running(); }, deadline);
+  return exit_code_;
+}
+
+void DaemonProcess::drain_notifications() {
+  char buf[4096];
+  while (true) {
+    const ssize_t n = recv(notify_fd_, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    notifications_.emplace_back(buf, static_cast<std::size_t>(n));
+  }
+}
+
+std::vector<std::string> DaemonProcess::notifications() {
+  drain_notifications();
+  return notifications_;
+}
+
+bool DaemonProcess::wait_notification(const std::string& needle, std::chrono::milliseconds deadline,
+                                      std::size_t since) {
+  bool found = false;
+  auto scan = [&] {
+    drain_notifications();
+    for (std::size_t i = since; i < notifications_.size() && !found; ++i) {
+      found = notifications_[i].find(needle) != std::string::npos;
+    }
+    return found;
+  };
+  eventually([&] { return scan() || !running(); }, deadline);
+  return scan();
+}
+
+std::string DaemonProcess::log() const {
+  return read_file(dir_.file("stderr.log"));
+}
+
+bool DaemonProcess::wait_log(const std::string& needle, std::chrono::milliseconds deadline) const {
+  return eventually([&] { return log().find(needle) != std::string::npos; }, deadline);
+}
+
+}  // namespace heartbeatd::test
