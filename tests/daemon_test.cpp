@@ -2,6 +2,7 @@
 // SIGHUP with a changed and an invalid config, SIGTERM, socket-file ownership, sd_notify.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <boost/json/parse.hpp>
 
@@ -180,6 +181,19 @@ TEST(Daemon, WatchdogKeepAliveAtHalfTheInterval) {
   };
   // 100ms cadence: 5 keep-alives come within a second or so; allow a loaded machine 5s.
   EXPECT_TRUE(eventually([&] { return count() >= 5; }, 5s)) << count();
+}
+
+TEST(Daemon, JournalLinesCarryPriorityPrefixes) {
+  DaemonProcess d;
+  // journald's contract: $JOURNAL_STREAM names the device and inode of our stderr.
+  d.dir().write("stderr.log", "");
+  struct stat st {};
+  ASSERT_EQ(stat(d.dir().file("stderr.log").c_str(), &st), 0);
+  d.env()["JOURNAL_STREAM"] = std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
+  ASSERT_TRUE(d.start()) << d.failure_reason();
+  EXPECT_EQ(d.log().rfind("<6>heartbeatd ", 0), 0u) << d.log();
+  d.signal(SIGTERM);
+  EXPECT_EQ(d.wait_exit(), 0);
 }
 
 TEST(Daemon, ReadyComesAfterListenersAreBound) {

@@ -146,7 +146,8 @@ bool DaemonProcess::start(std::chrono::milliseconds deadline) {
     for (char** e = environ; *e; ++e) {
       const std::string_view kv = *e;
       if (kv.starts_with("NOTIFY_SOCKET=") || kv.starts_with("WATCHDOG_") ||
-          kv.starts_with("JOURNAL_STREAM=")) {
+          kv.starts_with("JOURNAL_STREAM=") ||
+          env_.count(std::string(kv.substr(0, kv.find('='))))) {
         continue;
       }
       env_strings.emplace_back(kv);
