@@ -1,0 +1,441 @@
+#include "membership/presence_table.h"
+
+#include <algorithm>
+#include <cassert>
+#include <limits>
+#include <stdexcept>
+
+namespace heartbeatd::membership {
+namespace {
+
+using Tick = std::uint32_t;
+
+std::uint64_t mix(std::uint64_t k) {
+  // murmur3's 64-bit finaliser: every input bit affects every output bit.
+  k ^= k >> 33;
+  k *= 0xff51afd7ed558ccdULL;
+  k ^= k >> 33;
+  k *= 0xc4ceb9fe1a85ec53ULL;
+  k ^= k >> 33;
+  return k;
+}
+
+// Maps a hash onto [0, n) with its high bits (Lemire's fast range); the shard is chosen
+// from the low bits, so the two choices are independent.
+__extension__ using Uint128 = unsigned __int128;  // GCC and Clang on 64-bit targets
+std::size_t fast_range(std::uint64_t hash, std::size_t n) {
+  return static_cast<std::size_t>((static_cast<Uint128>(hash) * n) >> 64);
+}
+
+// Signed distance a - b between two wrapping ticks.
+std::int32_t tick_diff(Tick a, Tick b) { return static_cast<std::int32_t>(a - b); }
+
+constexpr std::uint64_t pack(Tick tag, std::uint32_t count) {
+  return (static_cast<std::uint64_t>(tag) << 32) | count;
+}
+constexpr Tick tag_of(std::uint64_t v) { return static_cast<Tick>(v >> 32); }
+constexpr std::uint32_t count_of(std::uint64_t v) { return static_cast<std::uint32_t>(v); }
+
+std::int64_t to_ms(Duration d) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+}
+
+// An open-addressing Robin Hood table of Key -> (tick, logged-out flag), arrays kept apart so
+// a probe touches only keys.
+template <class Key>
+class SlotTable {
+ public:
+  static constexpr std::size_t npos = std::numeric_limits<std::size_t>::max();
+
+  std::size_t find(Key key) const {
+    if (size_ == 0) return npos;
+    std::size_t pos = home(key);
+    for (std::size_t dist = 0;; ++dist) {
+      if (!occupied(pos) || distance(pos) < dist) return npos;
+      if (keys_[pos] == key) return pos;
+      if (++pos == cap_) pos = 0;
+    }
+  }
+
+  // Key must not be present. Returns its slot.
+  std::size_t insert(Key key, Tick ts) {
+    if (size_ + 1 > cap_ * kMaxLoadNum / kMaxLoadDen) grow();
+    std::size_t pos = home(key);
+    std::size_t dist = 0;
+    std::size_t placed = npos;
+    bool out = false;
+    while (true) {
+      if (!occupied(pos)) {
+        keys_[pos] = key;
+        ts_[pos] = ts;
+        set_bit(occupied_, pos, true);
+        set_bit(logged_out_, pos, out);
+        ++size_;
+        return placed == npos ? pos : placed;
+      }
+      const std::size_t resident = distance(pos);
+      if (resident < dist) {
+        // Take from the rich: the resident is nearer its home than we are to ours.
+        std::swap(keys_[pos], key);
+        std::swap(ts_[pos], ts);
+        const bool resident_out = bit(logged_out_, pos);
+        set_bit(logged_out_, pos, out);
+        out = resident_out;
+        if (placed == npos) placed = pos;
+        dist = resident;
+      }
+      if (++pos == cap_) pos = 0;
+      ++dist;
+    }
+  }
+
+  // Backward-shift deletion: no tombstones, probe lengths stay short.
+  void erase(std::size_t pos) {
+    std::size_t next = pos + 1 == cap_ ? 0 : pos + 1;
+    while (occupied(next) && distance(next) > 0) {
+      keys_[pos] = keys_[next];
+      ts_[pos] = ts_[next];
+      set_bit(logged_out_, pos, bit(logged_out_, next));
+      pos = next;
+      next = pos + 1 == cap_ ? 0 : pos + 1;
+    }
+    set_bit(occupied_, pos, false);
+    set_bit(logged_out_, pos, false);
+    --size_;
+  }
+
+  Tick& ts(std::size_t pos) { return ts_[pos]; }
+  Tick ts(std::size_t pos) const { return ts_[pos]; }
+  bool logged_out(std::size_t pos) const { return bit(logged_out_, pos); }
+  void set_logged_out(std::size_t pos, bool v) { set_bit(logged_out_, pos, v); }
+  std::size_t size() const { return size_; }
+
+  // f(pos, ts, logged_out) for each occupied slot; f returns true to erase the slot. Erasing
+  // shifts later entries back, so the same position is looked at again.
+  template <class F>
+  std::size_t erase_if(F f) {
+    std::size_t erased = 0;
+    // Start just after an empty slot so no cluster wraps around the start unseen.
+    std::size_t start = 0;
+    while (start < cap_ && occupied(start)) ++start;
+    for (std::size_t i = 0; i < cap_; ++i) {
+      const std::size_t pos = (start + i) % cap_;
+      while (occupied(pos) && f(pos, ts_[pos], bit(logged_out_, pos))) {
+        erase(pos);
+        ++erased;
+      }
+    }
+    return erased;
+  }
+
+  template <class F>
+  void for_each(F f) const {
+    for (std::size_t pos = 0; pos < cap_; ++pos) {
+      if (occupied(pos)) f(pos, ts_[pos], bit(logged_out_, pos));
+    }
+  }
+
+  std::size_t memory_bytes() const {
+    return cap_ * (sizeof(Key) + sizeof(Tick)) + 2 * occupied_.size() * sizeof(std::uint64_t);
+  }
+
+ private:
+  // Grow at 94% full by a tenth: right after growing the load is still 0.85, which is what
+  // keeps a 32-bit user under 10 bytes (8.25 bytes a slot / 0.85).
+  static constexpr std::size_t kMaxLoadNum = 94, kMaxLoadDen = 100;
+
+  std::size_t home(Key key) const { return fast_range(mix(key), cap_); }
+  std::size_t distance(std::size_t pos) const {
+    const std::size_t h = home(keys_[pos]);
+    return pos >= h ? pos - h : pos + cap_ - h;
+  }
+  bool occupied(std::size_t pos) const { return bit(occupied_, pos); }
+  static bool bit(const std::vector<std::uint64_t>& v, std::size_t i) {
+    return (v[i >> 6] >> (i & 63)) & 1;
+  }
+  static void set_bit(std::vector<std::uint64_t>& v, std::size_t i, bool on) {
+    const std::uint64_t m = std::uint64_t{1} << (i & 63);
+    v[i >> 6] = on ? (v[i >> 6] | m) : (v[i >> 6] & ~m);
+  }
+
+  void grow() {
+    const std::size_t new_cap = std::max<std::size_t>(16, cap_ + cap_ / 10 + 1);
+    SlotTable next;
+    next.cap_ = new_cap;
+    next.keys_.resize(new_cap);
+    next.ts_.resize(new_cap);
+    next.occupied_.assign((new_cap + 63) / 64, 0);
+    next.logged_out_.assign((new_cap + 63) / 64, 0);
+    for (std::size_t pos = 0; pos < cap_; ++pos) {
+      if (!occupied(pos)) continue;
+      const std::size_t p = next.insert(keys_[pos], ts_[pos]);  // never grows: room for all
+      next.set_bit(next.logged_out_, p, bit(logged_out_, pos));
+    }
+    *this = std::move(next);
+  }
+
+  std::vector<Key> keys_;
+  std::vector<Tick> ts_;
+  std::vector<std::uint64_t> occupied_;
+  std::vector<std::uint64_t> logged_out_;
+  std::size_t size_ = 0;
+  std::size_t cap_ = 0;
+};
+
+}  // namespace
+
+struct PresenceTable::Shard {
+  mutable std::mutex mu;
+  SlotTable<std::uint32_t> narrow;  // ids below 2^32; guarded by mu
+  SlotTable<std::uint64_t> wide;    // the rest; guarded by mu
+};
+
+namespace {
+
+// Runs f on the table that holds (or would hold) `id`, with the key converted.
+template <class Shard, class F>
+auto with_table(Shard& s, UserId id, F f) {
+  if (id <= std::numeric_limits<std::uint32_t>::max()) {
+    return f(s.narrow, static_cast<std::uint32_t>(id));
+  }
+  return f(s.wide, id);
+}
+
+}  // namespace
+
+PresenceTable::PresenceTable(PresenceOptions options, TimePoint epoch)
+    : epoch_(epoch),
+      options_(options),
+      timeout_ms_(0),
+      shards_(std::make_unique<Shard[]>(kShards)) {
+  if (options.forget_after > kMaxForgetAfter || options.forget_after < options.timeout) {
+    throw std::invalid_argument("PresenceTable: forget_after must be in [timeout, 20d]");
+  }
+  set_timeout(options.timeout, epoch);
+}
+
+PresenceTable::~PresenceTable() = default;
+
+PresenceTable::Ms PresenceTable::ms_of(TimePoint t) const {
+  return t <= epoch_ ? 0 : to_ms(t - epoch_);
+}
+
+// Stored ticks are the low 32 bits of a millisecond count; `now` supplies the high bits.
+PresenceTable::Ms PresenceTable::unwrap(Tick stored, Ms now) const {
+  return now - tick_diff(static_cast<Tick>(now), stored);
+}
+
+TimePoint PresenceTable::time_of(Ms ms) const { return epoch_ + std::chrono::milliseconds(ms); }
+
+PresenceTable::Shard& PresenceTable::shard_for(UserId id) const {
+  return shards_[mix(id) & (kShards - 1)];
+}
+
+Duration PresenceTable::timeout() const { return std::chrono::milliseconds(timeout_ms_.load()); }
+
+std::atomic<std::uint64_t>& PresenceTable::bucket(Ms ms) const {
+  const auto r = static_cast<Ms>(ring_size_);
+  return ring_[static_cast<std::size_t>(((ms % r) + r) % r)];
+}
+
+void PresenceTable::expire_bucket(Ms ms, Ms limit) {
+  auto& b = bucket(ms);
+  std::uint64_t v = b.load(std::memory_order_acquire);
+  while (tick_diff(tag_of(v), static_cast<Tick>(limit)) <= 0 && count_of(v) != 0) {
+    if (b.compare_exchange_weak(v, pack(tag_of(v), 0), std::memory_order_acq_rel)) {
+      online_.fetch_sub(count_of(v), std::memory_order_relaxed);
+      return;
+    }
+  }
+}
+
+void PresenceTable::count_in(Ms ms) {
+  auto& b = bucket(ms);
+  const Tick tag = static_cast<Tick>(ms);
+  std::uint64_t v = b.load(std::memory_order_acquire);
+  while (true) {
+    const std::int32_t d = tick_diff(tag_of(v), tag);
+    if (d > 0) return;  // the window already moved past this millisecond: not online
+    // d < 0: the bucket still counts a millisecond a whole ring ago that nobody expired yet;
+    // those users are out of the window, so expire them here.
+    const std::uint64_t next = pack(tag, d == 0 ? count_of(v) + 1 : 1);
+    if (b.compare_exchange_weak(v, next, std::memory_order_acq_rel)) {
+      online_.fetch_add(1 - (d == 0 ? 0 : static_cast<std::int64_t>(count_of(v))),
+                        std::memory_order_relaxed);
+      return;
+    }
+  }
+}
+
+void PresenceTable::count_out(Tick stored, Ms now) {
+  const Ms ms = unwrap(stored, now);
+  if (now - ms >= timeout_ms_.load(std::memory_order_relaxed)) return;  // already expired
+  auto& b = bucket(ms);
+  const Tick tag = static_cast<Tick>(ms);
+  std::uint64_t v = b.load(std::memory_order_acquire);
+  while (tag_of(v) == tag && count_of(v) > 0) {
+    if (b.compare_exchange_weak(v, pack(tag, count_of(v) - 1), std::memory_order_acq_rel)) {
+      online_.fetch_sub(1, std::memory_order_relaxed);
+      return;
+    }
+  }
+}
+
+PresenceTable::HeartbeatResult PresenceTable::heartbeat(UserId id, TimePoint now) {
+  const Ms ms = ms_of(now);
+  Shard& s = shard_for(id);
+  std::lock_guard lock(s.mu);
+  return with_table(s, id, [&](auto& table, auto key) {
+    const std::size_t pos = table.find(key);
+    if (pos == table.npos) {
+      if (tracked_.fetch_add(1, std::memory_order_relaxed) >= options_.max_users) {
+        tracked_.fetch_sub(1, std::memory_order_relaxed);
+        return HeartbeatResult::table_full;
+      }
+      table.insert(key, static_cast<Tick>(ms));
+      count_in(ms);
+      return HeartbeatResult::ok;
+    }
+    const Tick old = table.ts(pos);
+    // A racing thread may have stamped a later time: last-seen never moves backwards.
+    const Ms newest = std::max(ms, unwrap(old, ms));
+    if (!table.logged_out(pos)) count_out(old, ms);
+    table.ts(pos) = static_cast<Tick>(newest);
+    table.set_logged_out(pos, false);
+    count_in(newest);
+    return HeartbeatResult::ok;
+  });
+}
+
+PresenceTable::BatchResult PresenceTable::heartbeat_batch(std::span<const UserId> ids,
+                                                          TimePoint now) {
+  BatchResult r;
+  if (tracked_.load(std::memory_order_relaxed) + ids.size() > options_.max_users) {
+    // Might not fit: count the new users first so that a refused batch changes nothing.
+    std::size_t fresh = 0;
+    for (UserId id : ids) {
+      Shard& s = shard_for(id);
+      std::lock_guard lock(s.mu);
+      fresh += with_table(s, id, [](auto& table, auto key) { return table.find(key) == table.npos; });
+    }
+    const std::size_t tracked = tracked_.load();
+    const std::size_t room = options_.max_users - std::min(options_.max_users, tracked);
+    if (fresh > room) {
+      r.rejected_new = fresh - room;
+      return r;
+    }
+  }
+  for (UserId id : ids) {
+    if (heartbeat(id, now) == HeartbeatResult::ok) {
+      ++r.accepted;
+    } else {
+      ++r.rejected_new;  // lost a race with another batch for the last free places
+    }
+  }
+  return r;
+}
+
+bool PresenceTable::logout(UserId id, TimePoint now) {
+  const Ms ms = ms_of(now);
+  Shard& s = shard_for(id);
+  std::lock_guard lock(s.mu);
+  return with_table(s, id, [&](auto& table, auto key) {
+    const std::size_t pos = table.find(key);
+    if (pos == table.npos) return false;
+    if (!table.logged_out(pos)) count_out(table.ts(pos), ms);
+    table.set_logged_out(pos, true);
+    return true;
+  });
+}
+
+PresenceTable::Status PresenceTable::status(UserId id, TimePoint now) const {
+  const Ms ms = ms_of(now);
+  const Shard& s = shard_for(id);
+  std::lock_guard lock(s.mu);
+  return with_table(s, id, [&](const auto& table, auto key) {
+    Status st;
+    const std::size_t pos = table.find(key);
+    if (pos == table.npos) return st;
+    const Ms seen = unwrap(table.ts(pos), ms);
+    const Duration age = std::chrono::milliseconds(std::max<Ms>(0, ms - seen));
+    if (age >= options_.forget_after) return st;  // forgotten, even if not swept yet
+    st.last_seen = time_of(seen);
+    const FixedTimeout policy(std::chrono::milliseconds(timeout_ms_.load()));
+    st.online = !table.logged_out(pos) && judge(policy.deadlines(), age) == Verdict::alive;
+    return st;
+  });
+}
+
+void PresenceTable::advance(TimePoint now) {
+  std::lock_guard lock(advance_mu_);
+  // Buckets at or before `limit` are out of the window (age >= timeout).
+  const Ms limit = ms_of(now) - timeout_ms_.load();
+  if (limit <= expired_upto_) return;
+  const Ms from = std::max(expired_upto_ + 1, limit - static_cast<Ms>(ring_size_) + 1);
+  for (Ms m = from; m <= limit; ++m) expire_bucket(m, limit);
+  expired_upto_ = limit;
+}
+
+PresenceTable::Counts PresenceTable::counts(TimePoint now) {
+  advance(now);
+  return {static_cast<std::size_t>(std::max<std::int64_t>(0, online_.load())), tracked_.load()};
+}
+
+std::size_t PresenceTable::sweep(TimePoint now, std::size_t shards) {
+  const Ms ms = ms_of(now);
+  const Ms forget_ms = to_ms(options_.forget_after);
+  std::size_t dropped = 0;
+  for (std::size_t n = 0; n < std::min(shards, kShards); ++n) {
+    Shard& s = shards_[sweep_cursor_.fetch_add(1) % kShards];
+    std::lock_guard lock(s.mu);
+    // forget_after >= timeout, so a forgotten user is already counted out of the ring.
+    auto forget = [&](std::size_t, Tick stored, bool) { return ms - unwrap(stored, ms) >= forget_ms; };
+    const std::size_t d = s.narrow.erase_if(forget) + s.wide.erase_if(forget);
+    tracked_.fetch_sub(d, std::memory_order_relaxed);
+    dropped += d;
+  }
+  return dropped;
+}
+
+void PresenceTable::set_timeout(Duration timeout, TimePoint now) {
+  if (timeout <= Duration::zero() || timeout > kMaxPresenceTimeout ||
+      timeout > options_.forget_after) {
+    throw std::invalid_argument("PresenceTable: timeout must be in (0, min(1h, forget_after)]");
+  }
+  std::lock_guard advance_lock(advance_mu_);
+  std::vector<std::unique_lock<std::mutex>> locks;
+  locks.reserve(kShards);
+  for (std::size_t i = 0; i < kShards; ++i) locks.emplace_back(shards_[i].mu);
+
+  const Ms t_ms = std::max<Ms>(1, to_ms(timeout));
+  const Ms ms = ms_of(now);
+  timeout_ms_ = t_ms;
+  ring_size_ = static_cast<std::size_t>(t_ms) + 1;
+  ring_ = std::make_unique<std::atomic<std::uint64_t>[]>(ring_size_);
+  // Every bucket starts empty and tagged a lap behind the window, i.e. expired.
+  const Ms limit = ms - t_ms;
+  for (std::size_t i = 0; i < ring_size_; ++i) {
+    ring_[i].store(pack(static_cast<Tick>(limit - static_cast<Ms>(ring_size_)), 0));
+  }
+  expired_upto_ = limit;
+  online_ = 0;
+  for (std::size_t i = 0; i < kShards; ++i) {
+    auto recount = [&](std::size_t, Tick stored, bool out) {
+      const Ms seen = unwrap(stored, ms);
+      if (!out && seen > limit) count_in(seen);
+    };
+    shards_[i].narrow.for_each(recount);
+    shards_[i].wide.for_each(recount);
+  }
+}
+
+std::size_t PresenceTable::memory_bytes() const {
+  std::size_t total = ring_size_ * sizeof(std::uint64_t);
+  for (std::size_t i = 0; i < kShards; ++i) {
+    std::lock_guard lock(shards_[i].mu);
+    total += shards_[i].narrow.memory_bytes() + shards_[i].wide.memory_bytes();
+  }
+  return total;
+}
+
+}  // namespace heartbeatd::membership

@@ -1,0 +1,138 @@
+// PresenceTable: which end users are online, in about 8-10 bytes per user.
+//
+// A user is online while its last heartbeat is younger than the timeout — the shared
+// FixedTimeout policy of detection.h — unless it logged out explicitly since. Offline users
+// keep their last-seen time until `forget_after`, then they are forgotten and their slot is
+// reused.
+//
+// Layout. 256 shards, each with its own mutex and two open-addressing Robin Hood tables:
+// one keyed by 32-bit ids (4-byte key + 4-byte timestamp per slot) and one by 64-bit ids
+// (8 + 4). Keys and timestamps are separate arrays; "occupied" and "logged out" are bitmaps.
+// Tables grow by 1/10 at a time so the load factor stays between 0.85 and 0.94: that is what
+// keeps a 32-bit user under 10 bytes. Timestamps are milliseconds since the table's epoch,
+// modulo 2^32; forget_after is capped at 20 days, well inside what a signed 32-bit
+// difference of them can tell apart, so ages never alias.
+//
+// The online count. A ring of per-millisecond buckets covering the timeout counts the users
+// whose last heartbeat fell in each millisecond. A heartbeat moves its user from the old
+// bucket to the new one; advance() expires the buckets that fall out of the window and
+// subtracts their counts. The count is therefore exact at millisecond resolution and needs
+// no per-user memory. Buckets are 64-bit atomics tagged with the millisecond they count, so
+// a heartbeat and advance() racing on the same bucket settle by compare-and-swap.
+//
+// Time: the table never reads a clock; every call takes `now` (monotonic). Its tick is one
+// millisecond: times are floored to it.
+//
+// Thread safety: every method may be called from any thread at once. A call locks only the
+// shard of the user it touches; set_timeout() locks every shard (it rebuilds the ring).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "membership/clock.h"
+#include "membership/detection.h"
+
+namespace heartbeatd::membership {
+
+using UserId = std::uint64_t;
+
+struct PresenceOptions {
+  Duration timeout = std::chrono::seconds(30);
+  Duration forget_after = std::chrono::hours(24);
+  std::size_t max_users = 100'000'000;
+};
+
+// Longest supported timeout and forget_after: the ring holds 8 bytes per millisecond of
+// timeout, and stored timestamps are compared as signed 32-bit millisecond differences
+// (24.8 days), which forget_after plus the sweep's lag must stay under.
+inline constexpr Duration kMaxPresenceTimeout = std::chrono::hours(1);
+inline constexpr Duration kMaxForgetAfter = std::chrono::hours(24 * 20);
+
+class PresenceTable {
+ public:
+  PresenceTable(PresenceOptions options, TimePoint epoch);
+  ~PresenceTable();
+  PresenceTable(const PresenceTable&) = delete;
+  PresenceTable& operator=(const PresenceTable&) = delete;
+
+  enum class HeartbeatResult { ok, table_full };
+  // Records a heartbeat. table_full: the user is new and max_users are tracked already.
+  HeartbeatResult heartbeat(UserId id, TimePoint now);
+
+  struct BatchResult {
+    std::size_t accepted = 0;
+    std::size_t rejected_new = 0;  // new users refused because the table is full
+  };
+  // Applies a whole batch, unless it cannot fit: when the batch's new users would exceed
+  // max_users, nothing is applied and rejected_new says how many did not fit.
+  BatchResult heartbeat_batch(std::span<const UserId> ids, TimePoint now);
+
+  // Explicit offline (logout): offline at once, last-seen kept. False if the user is not
+  // tracked.
+  bool logout(UserId id, TimePoint now);
+
+  struct Status {
+    bool online = false;
+    std::optional<TimePoint> last_seen;  // nullopt: never seen, or forgotten
+  };
+  Status status(UserId id, TimePoint now) const;
+
+  struct Counts {
+    std::size_t online = 0;
+    std::size_t tracked = 0;
+  };
+  // Exact as of `now` (expires what crossed the timeout first).
+  Counts counts(TimePoint now);
+
+  // Expires ring buckets older than the timeout. Cheap; the daemon calls it on a timer so
+  // the count follows users as they cross the timeout.
+  void advance(TimePoint now);
+  // Forgets users last seen `forget_after` ago or more, in `shards` shards (round robin).
+  // Returns how many were dropped.
+  std::size_t sweep(TimePoint now, std::size_t shards);
+  static constexpr std::size_t kShards = 256;
+
+  // A new timeout applies to every user at once (SIGHUP); rebuilds the ring by a full scan.
+  void set_timeout(Duration timeout, TimePoint now);
+  Duration timeout() const;
+
+  // Bytes held by the table's slots and ring (what grows with users).
+  std::size_t memory_bytes() const;
+
+ private:
+  struct Shard;
+  using Tick = std::uint32_t;  // what a slot stores: milliseconds since epoch_, mod 2^32
+  using Ms = std::int64_t;     // milliseconds since epoch_, unwrapped
+
+  Ms ms_of(TimePoint t) const;
+  Ms unwrap(Tick stored, Ms now) const;
+  TimePoint time_of(Ms ms) const;
+  Shard& shard_for(UserId id) const;
+  std::atomic<std::uint64_t>& bucket(Ms ms) const;
+  // Ring bookkeeping; callers hold the user's shard lock (expire_bucket: advance_mu_).
+  void count_in(Ms ms);
+  void count_out(Tick stored, Ms now);
+  void expire_bucket(Ms ms, Ms limit);
+
+  const TimePoint epoch_;
+  const PresenceOptions options_;
+  std::atomic<std::int64_t> timeout_ms_;
+  std::unique_ptr<Shard[]> shards_;
+  std::atomic<std::size_t> tracked_{0};
+  std::atomic<std::int64_t> online_{0};
+
+  std::mutex advance_mu_;                                // one advancer at a time
+  std::unique_ptr<std::atomic<std::uint64_t>[]> ring_;  // (tag << 32) | count
+  std::size_t ring_size_ = 0;  // changed only with advance_mu_ and every shard locked
+  Ms expired_upto_ = 0;        // guarded by advance_mu_
+  std::atomic<std::size_t> sweep_cursor_{0};
+};
+
+}  // namespace heartbeatd::membership

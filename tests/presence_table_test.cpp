@@ -1,0 +1,289 @@
+// PresenceTable on a manual clock: the timeout boundary to the millisecond, logout, forget,
+// limits, timeout changes, 64-bit ids, memory per user, a model-checked random run, and
+// concurrent use from several threads (also run under ThreadSanitizer by scripts/test).
+#include "membership/presence_table.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <random>
+#include <thread>
+
+#include "tests/support/test_util.h"
+
+namespace heartbeatd::membership {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct Fixture {
+  explicit Fixture(PresenceOptions o = {}) : table(o, clock.now()) {}
+  ManualClock clock;
+  PresenceTable table;
+  bool online(UserId id) { return table.status(id, clock.now()).online; }
+  std::size_t online_count() { return table.counts(clock.now()).online; }
+};
+
+TEST(PresenceTable, NeverSeenIsOfflineWithoutLastSeen) {
+  Fixture f;
+  const auto st = f.table.status(42, f.clock.now());
+  EXPECT_FALSE(st.online);
+  EXPECT_FALSE(st.last_seen);
+  EXPECT_EQ(f.table.counts(f.clock.now()).tracked, 0u);
+}
+
+TEST(PresenceTable, OnlineUntilExactlyTheTimeout) {
+  Fixture f;
+  f.clock.advance(5s);
+  const TimePoint t0 = f.clock.now();
+  ASSERT_EQ(f.table.heartbeat(7, t0), PresenceTable::HeartbeatResult::ok);
+  EXPECT_TRUE(f.online(7));
+  EXPECT_EQ(f.table.status(7, t0).last_seen, t0);
+  EXPECT_EQ(f.online_count(), 1u);
+
+  f.clock.set(t0 + 30s - 1ms);
+  EXPECT_TRUE(f.online(7));
+  EXPECT_EQ(f.online_count(), 1u);
+  f.clock.set(t0 + 30s);
+  EXPECT_FALSE(f.online(7)) << "exactly at the timeout the user is offline";
+  EXPECT_EQ(f.online_count(), 0u) << "and the count agrees at the same millisecond";
+  EXPECT_EQ(f.table.status(7, f.clock.now()).last_seen, t0) << "last-seen survives";
+  f.clock.advance(1ms);
+  EXPECT_FALSE(f.online(7));
+  EXPECT_EQ(f.table.counts(f.clock.now()).tracked, 1u);
+}
+
+TEST(PresenceTable, HeartbeatExtendsOnlineAndCountsOnce) {
+  Fixture f;
+  f.table.heartbeat(1, f.clock.now());
+  for (int i = 0; i < 10; ++i) {
+    f.clock.advance(20s);
+    f.table.heartbeat(1, f.clock.now());
+    EXPECT_EQ(f.online_count(), 1u);
+  }
+  f.clock.advance(30s);
+  EXPECT_EQ(f.online_count(), 0u);
+}
+
+TEST(PresenceTable, SubMillisecondTimesFloorToTheTick) {
+  Fixture f;
+  const TimePoint t0 = f.clock.now() + 10ms + 700us;
+  f.table.heartbeat(1, t0);
+  EXPECT_EQ(f.table.status(1, t0).last_seen, f.clock.now() + 10ms);
+}
+
+TEST(PresenceTable, LogoutIsOfflineAtOnceAndKeepsLastSeen) {
+  Fixture f;
+  const TimePoint t0 = f.clock.now();
+  f.table.heartbeat(5, t0);
+  f.table.heartbeat(6, t0);
+  f.clock.advance(1s);
+  EXPECT_TRUE(f.table.logout(5, f.clock.now()));
+  EXPECT_FALSE(f.online(5));
+  EXPECT_EQ(f.table.status(5, f.clock.now()).last_seen, t0);
+  EXPECT_EQ(f.online_count(), 1u);
+  EXPECT_TRUE(f.table.logout(5, f.clock.now())) << "twice is harmless";
+  EXPECT_EQ(f.online_count(), 1u);
+  EXPECT_FALSE(f.table.logout(99, f.clock.now())) << "unknown user";
+  f.table.heartbeat(5, f.clock.now());
+  EXPECT_TRUE(f.online(5)) << "a heartbeat after logout brings the user back";
+  EXPECT_EQ(f.online_count(), 2u);
+}
+
+TEST(PresenceTable, ForgottenAfterForgetAfterAndSlotReused) {
+  Fixture f({.timeout = 30s, .forget_after = 1h, .max_users = 10});
+  f.table.heartbeat(1, f.clock.now());
+  f.clock.advance(1h - 1ms);
+  EXPECT_TRUE(f.table.status(1, f.clock.now()).last_seen);
+  f.clock.advance(1ms);
+  EXPECT_FALSE(f.table.status(1, f.clock.now()).last_seen) << "forgotten before any sweep";
+  EXPECT_EQ(f.table.sweep(f.clock.now(), PresenceTable::kShards), 1u);
+  EXPECT_EQ(f.table.counts(f.clock.now()).tracked, 0u);
+  EXPECT_EQ(f.table.heartbeat(1, f.clock.now()), PresenceTable::HeartbeatResult::ok);
+}
+
+TEST(PresenceTable, MaxUsersRefusesNewUsersOnly) {
+  Fixture f({.timeout = 30s, .forget_after = 24h, .max_users = 3});
+  for (UserId id : {1, 2, 3}) ASSERT_EQ(f.table.heartbeat(id, f.clock.now()), PresenceTable::HeartbeatResult::ok);
+  EXPECT_EQ(f.table.heartbeat(4, f.clock.now()), PresenceTable::HeartbeatResult::table_full);
+  EXPECT_EQ(f.table.heartbeat(2, f.clock.now()), PresenceTable::HeartbeatResult::ok);
+  EXPECT_FALSE(f.table.status(4, f.clock.now()).last_seen);
+  EXPECT_EQ(f.table.counts(f.clock.now()).tracked, 3u);
+}
+
+TEST(PresenceTable, BatchThatDoesNotFitChangesNothing) {
+  Fixture f({.timeout = 30s, .forget_after = 24h, .max_users = 4});
+  f.table.heartbeat(1, f.clock.now());
+  f.clock.advance(1s);
+  const std::vector<UserId> batch{1, 2, 3, 4, 5};
+  const auto r = f.table.heartbeat_batch(batch, f.clock.now());
+  EXPECT_EQ(r.accepted, 0u);
+  EXPECT_EQ(r.rejected_new, 1u);
+  EXPECT_EQ(f.table.counts(f.clock.now()).tracked, 1u);
+  EXPECT_EQ(f.table.status(1, f.clock.now()).last_seen, f.clock.now() - 1s) << "untouched";
+  const std::vector<UserId> fits{1, 2, 3, 4};
+  EXPECT_EQ(f.table.heartbeat_batch(fits, f.clock.now()).accepted, 4u);
+  EXPECT_EQ(f.online_count(), 4u);
+}
+
+TEST(PresenceTable, WideIdsLiveBesideNarrowOnes) {
+  Fixture f;
+  const UserId big = std::numeric_limits<UserId>::max();
+  const UserId narrow_twin = big & 0xffffffffu;  // same low 32 bits
+  f.table.heartbeat(big, f.clock.now());
+  EXPECT_TRUE(f.online(big));
+  EXPECT_FALSE(f.online(narrow_twin));
+  f.table.heartbeat(narrow_twin, f.clock.now());
+  f.table.heartbeat(0, f.clock.now());
+  EXPECT_EQ(f.table.counts(f.clock.now()).tracked, 3u);
+  EXPECT_EQ(f.online_count(), 3u);
+}
+
+TEST(PresenceTable, NewTimeoutAppliesToEveryoneAtOnce) {
+  Fixture f;
+  f.table.heartbeat(1, f.clock.now());
+  f.clock.advance(20s);
+  f.table.heartbeat(2, f.clock.now());
+  f.clock.advance(5s);  // ages: 25s and 5s
+  EXPECT_EQ(f.online_count(), 2u);
+  f.table.set_timeout(10s, f.clock.now());
+  EXPECT_FALSE(f.online(1));
+  EXPECT_TRUE(f.online(2));
+  EXPECT_EQ(f.online_count(), 1u);
+  f.table.set_timeout(60s, f.clock.now());
+  EXPECT_TRUE(f.online(1)) << "a longer timeout brings a recent user back online";
+  EXPECT_EQ(f.online_count(), 2u);
+  f.clock.advance(35s);  // ages 60s and 40s
+  EXPECT_EQ(f.online_count(), 1u);
+}
+
+TEST(PresenceTable, LongIdleGapExpiresEverything) {
+  Fixture f;
+  for (UserId id = 0; id < 100; ++id) f.table.heartbeat(id, f.clock.now());
+  f.clock.advance(10h);
+  EXPECT_EQ(f.online_count(), 0u);
+  f.table.heartbeat(1, f.clock.now());
+  EXPECT_EQ(f.online_count(), 1u);
+}
+
+TEST(PresenceTable, RejectsUnsupportedTimes) {
+  ManualClock clock;
+  EXPECT_THROW(PresenceTable({.timeout = 2h, .forget_after = 24h}, clock.now()), std::invalid_argument);
+  EXPECT_THROW(PresenceTable({.timeout = 30s, .forget_after = 10s}, clock.now()), std::invalid_argument);
+  EXPECT_THROW(PresenceTable({.timeout = 30s, .forget_after = 24h * 21}, clock.now()), std::invalid_argument);
+}
+
+TEST(PresenceTable, ManyUsersAllFoundAndUnderTenBytesEach) {
+  Fixture f;
+  constexpr UserId kUsers = 1'000'000;
+  for (UserId id = 0; id < kUsers; ++id) f.table.heartbeat(id * 4001, f.clock.now());  // all below 2^32
+  for (UserId id = 0; id < kUsers; id += 997) EXPECT_TRUE(f.online(id * 4001)) << id;
+  EXPECT_FALSE(f.online(1));
+  EXPECT_EQ(f.table.counts(f.clock.now()).tracked, kUsers);
+  const double per_user = static_cast<double>(f.table.memory_bytes()) / kUsers;
+  EXPECT_LE(per_user, 10.0);
+  RecordProperty("bytes_per_user", std::to_string(per_user));
+}
+
+TEST(PresenceTable, SixtyFourBitIdsUnderSixteenBytesEach) {
+  Fixture f;
+  auto rng = test::seeded_rng();
+  constexpr std::size_t kUsers = 1'000'000;
+  for (std::size_t i = 0; i < kUsers; ++i) f.table.heartbeat(rng() | (1ULL << 63), f.clock.now());
+  EXPECT_LE(static_cast<double>(f.table.memory_bytes()) / kUsers, 16.0);
+}
+
+// Random operations against a plain map model: every status and count must agree.
+TEST(PresenceTable, AgreesWithAModelUnderRandomOperations) {
+  auto rng = test::seeded_rng();
+  PresenceOptions o{.timeout = 2s, .forget_after = 5s, .max_users = 400};
+  Fixture f(o);
+  struct Model {
+    TimePoint seen;
+    bool out;
+  };
+  std::map<UserId, Model> model;
+  const TimePoint epoch = f.clock.now();
+  std::uniform_int_distribution<UserId> user(0, 500);
+  std::uniform_int_distribution<int> op(0, 9), step_us(0, 400'000);
+  for (int i = 0; i < 20000; ++i) {
+    f.clock.advance(std::chrono::microseconds(step_us(rng)));
+    const TimePoint now = f.clock.now();
+    const TimePoint tick = epoch + std::chrono::floor<std::chrono::milliseconds>(now - epoch);
+    // Forget what the model says is forgotten, as sweep() would.
+    for (auto it = model.begin(); it != model.end();) {
+      it = tick - it->second.seen >= o.forget_after ? model.erase(it) : std::next(it);
+    }
+    if (op(rng) == 0) f.table.sweep(now, PresenceTable::kShards);
+    const UserId id = user(rng);
+    switch (op(rng)) {
+      case 0:
+        f.table.logout(id, now);
+        if (model.count(id)) model[id].out = true;
+        break;
+      default:
+        if (f.table.heartbeat(id, now) == PresenceTable::HeartbeatResult::ok) {
+          model[id] = {tick, false};
+        } else {
+          EXPECT_FALSE(model.count(id));
+        }
+    }
+    std::size_t online = 0;
+    for (const auto& [uid, m] : model) online += !m.out && tick - m.seen < o.timeout;
+    ASSERT_EQ(f.table.counts(now).online, online) << "step " << i;
+    const UserId probe = user(rng);
+    const auto st = f.table.status(probe, now);
+    const auto it = model.find(probe);
+    ASSERT_EQ(st.last_seen.has_value(), it != model.end()) << probe;
+    if (it != model.end()) {
+      ASSERT_EQ(*st.last_seen, it->second.seen);
+      ASSERT_EQ(st.online, !it->second.out && tick - it->second.seen < o.timeout);
+    }
+  }
+}
+
+// Several threads at once: heartbeats, logouts, lookups, counts, sweeps; at the end the
+// maintained count equals the users that status() calls online.
+TEST(PresenceTableConcurrency, CountStaysExactUnderConcurrentUse) {
+  Fixture f({.timeout = 1s, .forget_after = 3s, .max_users = 1'000'000});
+  constexpr int kThreads = 4;
+  constexpr UserId kUsers = 5000;
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937_64 rng(t);
+      for (int i = 0; i < 20000; ++i) {
+        const UserId id = rng() % kUsers | (t % 2 ? (1ULL << 40) : 0);
+        const TimePoint now = f.clock.now();
+        switch (rng() % 8) {
+          case 0: f.table.logout(id, now); break;
+          case 1: (void)f.table.status(id, now); break;
+          case 2: (void)f.table.counts(now); break;
+          case 3: f.table.sweep(now, 2); break;
+          default: f.table.heartbeat(id, now);
+        }
+      }
+    });
+  }
+  std::thread ticker([&] {
+    while (!stop) {
+      f.clock.advance(1ms);
+      f.table.advance(f.clock.now());
+      std::this_thread::yield();
+    }
+  });
+  for (auto& th : threads) th.join();
+  stop = true;
+  ticker.join();
+
+  const TimePoint now = f.clock.now();
+  std::size_t online = 0;
+  for (UserId id = 0; id < kUsers; ++id) {
+    online += f.table.status(id, now).online + f.table.status(id | (1ULL << 40), now).online;
+  }
+  EXPECT_EQ(f.table.counts(now).online, online);
+}
+
+}  // namespace
+}  // namespace heartbeatd::membership
