@@ -348,8 +348,14 @@ const std::vector<Field>& fields() {
         [](auto& c) -> auto& { return c.membership.phi.acceptable_pause; }));
 
     f.push_back(duration_field(
-        "presence.timeout", true, M(100), M(24LL * 3600 * 1000),
+        "presence.timeout", true, M(100), M(3600 * 1000),
         [](auto& c) -> auto& { return c.presence.timeout; }));
+    f.push_back(duration_field("presence.forget_after", false, M(1000), M(20LL * 24 * 3600 * 1000),
+                               [](auto& c) -> auto& { return c.presence.forget_after; }));
+    f.push_back(int_field<std::size_t>("presence.max_users", false, 1, 10'000'000'000,
+                                       [](auto& c) -> auto& { return c.presence.max_users; }));
+    f.push_back(int_field<std::size_t>("presence.max_batch", false, 1, 1'000'000,
+                                       [](auto& c) -> auto& { return c.presence.max_batch; }));
 
     f.push_back(enum_field<LogLevel>(
         "log.level", true,
@@ -430,6 +436,12 @@ void walk(Config& cfg, const YAML::Node& map, const std::string& prefix, int lin
 void validate(const Config& c) {
   if (!c.api.http && c.api.unix_socket.empty()) {
     throw ParseError{0, "api.http and api.unix_socket are both disabled: enable at least one"};
+  }
+  if (c.presence.forget_after < c.presence.timeout) {
+    throw ParseError{0, fmt::format("presence.forget_after ({}) must not be shorter than "
+                                    "presence.timeout ({}): online users would be forgotten",
+                                    format_duration(c.presence.forget_after),
+                                    format_duration(c.presence.timeout))};
   }
 }
 

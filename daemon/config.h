@@ -66,6 +66,9 @@ struct Config {
   } membership;
   struct Presence {
     Millis timeout{30'000};
+    Millis forget_after{24LL * 3600 * 1000};
+    std::size_t max_users = 10'000'000;
+    std::size_t max_batch = 10'000;
   } presence;
   struct Log {
     LogLevel level = LogLevel::info;

@@ -9,6 +9,7 @@
 
 #include "heartbeatd/version.h"
 #include "transport/api_routes.h"
+#include "transport/presence_routes.h"
 #include "transport/log.h"
 
 namespace heartbeatd {
@@ -17,6 +18,7 @@ namespace {
 
 // SIGTERM must end the process within 2 s even if a connection refuses to wind down.
 constexpr std::chrono::milliseconds kStopDeadline{1500};
+constexpr std::chrono::milliseconds kPresenceTick{100};
 
 transport::HttpServerLimits limits_from(const Config::Api& api) {
   return {api.max_body_bytes, api.max_header_bytes, api.max_connections, api.read_timeout,
@@ -31,8 +33,28 @@ Daemon::Daemon(Config config, std::optional<std::string> config_path)
       started_(clock_.now()),
       config_(std::make_shared<const Config>(std::move(config))),
       config_path_(std::move(config_path)),
+      presence_(std::make_unique<membership::PresenceTable>(
+          membership::PresenceOptions{config_->presence.timeout, config_->presence.forget_after,
+                                      config_->presence.max_users},
+          started_)),
+      presence_timer_(io_),
       server_(io_, router_, limits_from(config_->api)) {
   transport::add_health_routes(router_, {config_->node.name, &clock_, started_});
+  transport::add_presence_routes(router_, {presence_.get(), &clock_, config_->presence.max_batch,
+                                           config_->presence.max_users});
+}
+
+void Daemon::do_presence_tick() {
+  // Every 100ms: the online count follows users crossing the timeout, and one shard of 256
+  // is swept for users past forget_after (the whole table every ~26s).
+  presence_timer_.expires_at(presence_timer_.expiry() + kPresenceTick);
+  presence_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    const auto now = clock_.now();
+    presence_->advance(now);
+    presence_->sweep(now, 1);
+    do_presence_tick();
+  });
 }
 
 bool Daemon::prepare_data_dir() {
@@ -78,6 +100,8 @@ int Daemon::run() {
   }
   server_.start();
   do_await_signal();
+  presence_timer_.expires_after(std::chrono::milliseconds(0));
+  do_presence_tick();
   notifier_.start_watchdog(io_);
 
   std::string listening;
@@ -118,6 +142,7 @@ void Daemon::begin_stop(int signal) {
   notifier_.stop_watchdog();
   boost::system::error_code ignored;
   signals_.cancel(ignored);
+  presence_timer_.cancel();
   server_.stop();
   // Everything above lets run() return on its own once connections close. The guard bounds
   // that; it is a thread rather than a timer because a pending timer would itself keep run()
@@ -149,6 +174,9 @@ void Daemon::reload() {
     log::warning("SIGHUP: needs a restart, not applied: {}", change);
   }
   if (plan.applied.empty() && plan.needs_restart.empty()) log::info("SIGHUP: config unchanged");
+  if (plan.effective.presence.timeout != config_->presence.timeout) {
+    presence_->set_timeout(plan.effective.presence.timeout, clock_.now());
+  }
   config_ = std::make_shared<const Config>(std::move(plan.effective));
   log::set_level(config_->log.level);
   notifier_.ready("config reloaded");

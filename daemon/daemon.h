@@ -8,6 +8,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <condition_variable>
 #include <memory>
@@ -19,6 +20,7 @@
 #include "daemon/config.h"
 #include "daemon/steady_clock.h"
 #include "daemon/systemd_notifier.h"
+#include "membership/presence_table.h"
 #include "transport/http_router.h"
 #include "transport/http_server.h"
 
@@ -41,6 +43,7 @@ class Daemon {
   void do_await_signal();
   void reload();
   void begin_stop(int signal);
+  void do_presence_tick();
 
   boost::asio::io_context io_;
   boost::asio::signal_set signals_;
@@ -48,6 +51,8 @@ class Daemon {
   const membership::TimePoint started_;
   std::shared_ptr<const Config> config_;  // touched only by the signal chain after start
   const std::optional<std::string> config_path_;
+  std::unique_ptr<membership::PresenceTable> presence_;
+  boost::asio::steady_timer presence_timer_;  // expires crossed users, forgets old ones
   transport::Router router_;
   transport::HttpServer server_;
   SystemdNotifier notifier_;

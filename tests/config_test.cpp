@@ -98,7 +98,7 @@ TEST(ConfigErrors, OutOfRange) {
   EXPECT_EQ(load_error("api:\n  threads: 0\n"),
             "test.yaml:2: api.threads: expected an integer from 1 to 256, got \"0\"");
   EXPECT_EQ(load_error("\n\npresence:\n  timeout: 50ms\n"),
-            "test.yaml:4: presence.timeout: expected a duration from 100ms to 1d (such as 250ms, "
+            "test.yaml:4: presence.timeout: expected a duration from 100ms to 1h (such as 250ms, "
             "30s, 2m), got \"50ms\"");
   EXPECT_NE(load_error("api:\n  max_body_bytes: 10\n").find("api.max_body_bytes"),
             std::string::npos);
@@ -148,6 +148,12 @@ TEST(ConfigErrors, InvalidYaml) {
 TEST(ConfigErrors, NoListenerAtAll) {
   EXPECT_NE(load_error("api:\n  http: \"\"\n  unix_socket: \"\"\n").find("enable at least one"),
             std::string::npos);
+}
+
+TEST(ConfigErrors, ForgetAfterShorterThanTimeout) {
+  EXPECT_EQ(load_error("presence:\n  timeout: 1m\n  forget_after: 30s\n"),
+            "test.yaml: presence.forget_after (30s) must not be shorter than presence.timeout "
+            "(1m): online users would be forgotten");
 }
 
 TEST(ConfigErrors, MissingFile) {

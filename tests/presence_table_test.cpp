@@ -267,9 +267,10 @@ TEST(PresenceTableConcurrency, CountStaysExactUnderConcurrentUse) {
     });
   }
   std::thread ticker([&] {
-    while (!stop) {
+    for (int n = 0; !stop; ++n) {
       f.clock.advance(1ms);
       f.table.advance(f.clock.now());
+      if (n % 5000 == 0) f.table.set_timeout(n % 10000 ? 2s : 1s, f.clock.now());
       std::this_thread::yield();
     }
   });

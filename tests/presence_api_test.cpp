@@ -1,0 +1,208 @@
+// The /v1/users API on the real binary, over TCP and over the Unix socket alike: every route,
+// every kind of bad input, the limits, and the timeout boundary with a short timeout.
+#include <gtest/gtest.h>
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <chrono>
+
+#include "tests/support/daemon_process.h"
+
+namespace heartbeatd::test {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+std::int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+enum class Via { tcp, unix_socket };
+
+class PresenceApi : public ::testing::TestWithParam<Via> {
+ protected:
+  static DaemonProcess::Keys base() {
+    return {{"presence.timeout", "1s"},
+            {"presence.forget_after", "1h"},
+            {"presence.max_users", "1000"},
+            {"presence.max_batch", "50"}};
+  }
+  void SetUp() override { ASSERT_TRUE(d_.start()) << d_.failure_reason(); }
+
+  HttpResult call(const std::string& method, const std::string& target,
+                  const std::string& body = "") {
+    return GetParam() == Via::tcp ? http_tcp(d_.port(), method, target, body)
+                                  : http_unix(d_.socket_path(), method, target, body);
+  }
+  boost::json::value json(const std::string& method, const std::string& target,
+                          const std::string& body = "", int expect_status = 200) {
+    const auto r = call(method, target, body);
+    EXPECT_EQ(r.status, expect_status) << method << " " << target << ": " << r.error << r.body;
+    if (r.body.empty()) return nullptr;
+    return boost::json::parse(r.body);
+  }
+  void expect_error(const HttpResult& r, int status, const std::string& code,
+                    const std::string& message_part) {
+    EXPECT_EQ(r.status, status) << r.body;
+    const auto body = boost::json::parse(r.body).as_object();
+    EXPECT_EQ(body.at("error"), code.c_str()) << r.body;
+    EXPECT_NE(std::string(body.at("message").as_string()).find(message_part), std::string::npos)
+        << r.body;
+  }
+
+  DaemonProcess d_{base()};
+};
+
+TEST_P(PresenceApi, HeartbeatThenStatus) {
+  const auto before = wall_ms();
+  EXPECT_EQ(call("POST", "/v1/users/42/heartbeat").status, 204);
+  const auto after = wall_ms();
+  const auto st = json("GET", "/v1/users/42").as_object();
+  EXPECT_EQ(st.at("user").as_int64(), 42);
+  EXPECT_EQ(st.at("online"), true);
+  EXPECT_GE(st.at("last_seen_ms").as_int64(), before - 1);
+  EXPECT_LE(st.at("last_seen_ms").as_int64(), after + 1);
+}
+
+TEST_P(PresenceApi, UnknownUserIsOfflineWithNullLastSeen) {
+  const auto st = json("GET", "/v1/users/18446744073709551615").as_object();
+  EXPECT_EQ(st.at("user").as_uint64(), 18446744073709551615ULL);
+  EXPECT_EQ(st.at("online"), false);
+  EXPECT_TRUE(st.at("last_seen_ms").is_null());
+}
+
+TEST_P(PresenceApi, BatchHeartbeatAndBatchStatusInRequestOrder) {
+  const auto acc = json("POST", "/v1/users/heartbeat", R"({"users":[1,2,3,2]})").as_object();
+  EXPECT_EQ(acc.at("accepted").as_int64(), 4);
+  const auto st =
+      json("POST", "/v1/users/status", R"({"users":[3,99,1,3]})").as_object().at("users").as_array();
+  ASSERT_EQ(st.size(), 4u);
+  const std::int64_t expect_ids[] = {3, 99, 1, 3};
+  const bool expect_online[] = {true, false, true, true};
+  for (std::size_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(st[i].at("user").as_int64(), expect_ids[i]);
+    EXPECT_EQ(st[i].at("online").as_bool(), expect_online[i]);
+  }
+  EXPECT_TRUE(st[1].at("last_seen_ms").is_null());
+  const auto counts = json("GET", "/v1/users").as_object();
+  EXPECT_EQ(counts.at("online").as_int64(), 3);
+  EXPECT_EQ(counts.at("tracked").as_int64(), 3);
+}
+
+TEST_P(PresenceApi, DeleteIsOfflineAtOnceAndKeepsLastSeen) {
+  ASSERT_EQ(call("POST", "/v1/users/7/heartbeat").status, 204);
+  const auto seen = json("GET", "/v1/users/7").at("last_seen_ms").as_int64();
+  EXPECT_EQ(call("DELETE", "/v1/users/7").status, 204);
+  const auto st = json("GET", "/v1/users/7").as_object();
+  EXPECT_EQ(st.at("online"), false);
+  EXPECT_EQ(st.at("last_seen_ms").as_int64(), seen);
+  EXPECT_EQ(json("GET", "/v1/users").at("online").as_int64(), 0);
+  EXPECT_EQ(call("DELETE", "/v1/users/12345").status, 204) << "unknown user: already offline";
+}
+
+// The boundary on a real clock: every "online" answer came less than the timeout after the
+// heartbeat, every "offline" answer at least the timeout after it (client-side bounds that
+// the server's times must lie within).
+TEST_P(PresenceApi, OfflineExactlyWhenTheTimeoutPasses) {
+  const auto t_before = Clock::now();
+  ASSERT_EQ(call("POST", "/v1/users/5/heartbeat").status, 204);
+  const auto t_after = Clock::now();
+  bool went_offline = false;
+  const bool finished = eventually(
+      [&] {
+        const auto q_before = Clock::now();
+        const auto st = json("GET", "/v1/users/5").as_object();
+        const auto count = json("GET", "/v1/users").at("online").as_int64();
+        const auto q_after = Clock::now();
+        if (st.at("online").as_bool()) {
+          EXPECT_LT(q_before - t_after, 1s) << "online after the timeout";
+          EXPECT_EQ(count, 1);
+          return false;
+        }
+        EXPECT_GE(q_after - t_before, 1s) << "offline before the timeout";
+        went_offline = true;
+        return count == 0;
+      },
+      10s);
+  EXPECT_TRUE(finished && went_offline);
+}
+
+TEST_P(PresenceApi, BadIdsAre400NamingTheValue) {
+  expect_error(call("POST", "/v1/users/-1/heartbeat"), 400, "bad_request", "-1 (negative)");
+  expect_error(call("GET", "/v1/users/abc"), 400, "bad_request", "abc");
+  expect_error(call("DELETE", "/v1/users/1.5"), 400, "bad_request", "1.5 (not an integer)");
+  expect_error(call("GET", "/v1/users/18446744073709551616"), 400, "bad_request",
+               "above 2^64-1");
+  expect_error(call("POST", "/v1/users/heartbeat", R"({"users":[1,"2",3]})"), 400,
+               "bad_request", "users[1]");
+  expect_error(call("POST", "/v1/users/status", R"({"users":[]})"), 400, "bad_request",
+               "empty");
+  expect_error(call("POST", "/v1/users/status", ""), 400, "bad_request", "request body is empty");
+  expect_error(call("POST", "/v1/users/heartbeat", R"({"users":"1"})"), 400, "bad_request",
+               "expected an array");
+}
+
+TEST_P(PresenceApi, BatchWithOneBadIdChangesNothing) {
+  expect_error(call("POST", "/v1/users/heartbeat", R"({"users":[100,101,-102]})"), 400,
+               "bad_request", "users[2]");
+  EXPECT_EQ(json("GET", "/v1/users").at("tracked").as_int64(), 0);
+  EXPECT_TRUE(json("GET", "/v1/users/100").at("last_seen_ms").is_null());
+}
+
+TEST_P(PresenceApi, BatchBeyondMaxBatchIs413) {
+  std::string body = R"({"users":[)";
+  for (int i = 0; i < 51; ++i) body += (i ? "," : "") + std::to_string(i);
+  body += "]}";
+  expect_error(call("POST", "/v1/users/heartbeat", body), 413, "batch_too_large",
+               "more than 50 ids");
+  expect_error(call("POST", "/v1/users/status", body), 413, "batch_too_large", "presence.max_batch");
+}
+
+TEST_P(PresenceApi, WrongMethodsAre405) {
+  const auto r = call("PUT", "/v1/users/5");
+  EXPECT_EQ(r.status, 405);
+  EXPECT_EQ(r.header("allow"), "GET, DELETE");
+  EXPECT_EQ(call("GET", "/v1/users/5/heartbeat").status, 405);
+  EXPECT_EQ(call("DELETE", "/v1/users").status, 405);
+}
+
+INSTANTIATE_TEST_SUITE_P(BothListeners, PresenceApi, ::testing::Values(Via::tcp, Via::unix_socket),
+                         [](const auto& info) {
+                           return info.param == Via::tcp ? std::string("tcp")
+                                                         : std::string("unix_socket");
+                         });
+
+TEST(PresenceLimits, MaxUsersAnswers507AndKnownUsersKeepWorking) {
+  DaemonProcess d(DaemonProcess::Keys{{"presence.max_users", "3"}});
+  ASSERT_TRUE(d.start()) << d.failure_reason();
+  EXPECT_EQ(http_tcp(d.port(), "POST", "/v1/users/heartbeat", R"({"users":[1,2,3]})").status, 200);
+  const auto full = http_unix(d.socket_path(), "POST", "/v1/users/4/heartbeat");
+  EXPECT_EQ(full.status, 507);
+  EXPECT_NE(full.body.find("\"error\":\"too_many_users\""), std::string::npos) << full.body;
+  EXPECT_NE(full.body.find("presence.max_users (3)"), std::string::npos) << full.body;
+  const auto batch = http_tcp(d.port(), "POST", "/v1/users/heartbeat", R"({"users":[1,5]})");
+  EXPECT_EQ(batch.status, 507) << "a batch that does not fit is refused whole";
+  EXPECT_EQ(http_tcp(d.port(), "POST", "/v1/users/1/heartbeat").status, 204);
+  EXPECT_NE(http_tcp(d.port(), "GET", "/v1/users").body.find("\"tracked\":3"), std::string::npos);
+}
+
+TEST(PresenceReload, SighupChangesTheTimeoutForEveryone) {
+  DaemonProcess d(DaemonProcess::Keys{{"presence.timeout", "1h"}});
+  ASSERT_TRUE(d.start()) << d.failure_reason();
+  ASSERT_EQ(http_tcp(d.port(), "POST", "/v1/users/9/heartbeat").status, 204);
+  d.write_config({{"presence.timeout", "100ms"}});
+  d.signal(SIGHUP);
+  ASSERT_TRUE(d.wait_log("applied presence.timeout: 1h -> 100ms")) << d.log();
+  EXPECT_TRUE(eventually([&] {
+    return http_tcp(d.port(), "GET", "/v1/users").body.find("\"online\":0") != std::string::npos;
+  }));
+  EXPECT_NE(http_tcp(d.port(), "GET", "/v1/users/9").body.find("\"online\":false"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace heartbeatd::test

@@ -1,0 +1,167 @@
+#include "transport/presence_routes.h"
+
+#include <atomic>
+#include <charconv>
+#include <cstdlib>
+#include <chrono>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "transport/user_ids.h"
+
+namespace heartbeatd::transport {
+namespace {
+
+using membership::PresenceTable;
+using membership::TimePoint;
+
+// Converts monotonic times to wall-clock Unix milliseconds through one offset, so that a
+// user's last_seen_ms reads the same in every answer. The offset follows the wall clock only
+// when it has been stepped by more than a second (NTP step, VM resume).
+class WallTime {
+ public:
+  WallTime(TimePoint mono_now, std::atomic<std::int64_t>& anchor) {
+    const std::int64_t wall = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  std::chrono::system_clock::now().time_since_epoch())
+                                  .count();
+    const std::int64_t mono = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  mono_now.time_since_epoch())
+                                  .count();
+    offset_ = anchor.load(std::memory_order_relaxed);
+    if (offset_ == 0 || std::abs(wall - mono - offset_) > 1000) {
+      offset_ = wall - mono;
+      anchor.store(offset_, std::memory_order_relaxed);
+    }
+  }
+  std::int64_t unix_ms(TimePoint t) const {
+    return offset_ +
+           std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  }
+
+ private:
+  std::int64_t offset_;
+};
+
+void append_number(std::string& out, std::uint64_t v) {
+  char buf[24];
+  auto [p, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, p);
+}
+
+void append_status(std::string& out, std::uint64_t id, const PresenceTable::Status& st,
+                   const WallTime& wall) {
+  out += R"({"user":)";
+  append_number(out, id);
+  out += st.online ? R"(,"online":true,"last_seen_ms":)" : R"(,"online":false,"last_seen_ms":)";
+  if (st.last_seen) {
+    char buf[24];
+    auto [p, ec] = std::to_chars(buf, buf + sizeof buf, wall.unix_ms(*st.last_seen));
+    out.append(buf, p);
+  } else {
+    out += "null";
+  }
+  out += '}';
+}
+
+Response bad_id(std::string_view why) {
+  return error_response(http::status::bad_request, "bad_request", why);
+}
+
+Response table_full(const PresenceApi& api, std::size_t refused) {
+  return error_response(
+      http::status::insufficient_storage, "too_many_users",
+      fmt::format("presence.max_users ({}) users are tracked; {} new user(s) refused until others "
+                  "are forgotten (presence.forget_after)",
+                  api.max_users, refused));
+}
+
+// Decodes a batch body or answers the error (400, or 413 past max_batch).
+std::optional<std::vector<std::uint64_t>> batch_or_error(const Request& req, std::size_t max_batch,
+                                                         Response* error) {
+  auto parsed = parse_user_ids_body(req.body(), max_batch);
+  if (auto* e = std::get_if<UserIdsError>(&parsed)) {
+    *error = e->too_many ? error_response(http::status::payload_too_large, "batch_too_large",
+                                          e->message)
+                         : error_response(http::status::bad_request, "bad_request", e->message);
+    return std::nullopt;
+  }
+  return std::move(std::get<std::vector<std::uint64_t>>(parsed));
+}
+
+}  // namespace
+
+void add_presence_routes(Router& router, PresenceApi api) {
+  if (!api.wall_anchor) api.wall_anchor = std::make_shared<std::atomic<std::int64_t>>(0);
+  router.add(http::verb::post, "/v1/users/{id}/heartbeat",
+             [api](const Request&, const RouteMatch& m) {
+               std::string why;
+               const auto id = parse_user_id(m.param("id"), &why);
+               if (!id) return bad_id(why);
+               if (api.table->heartbeat(*id, api.clock->now()) ==
+                   PresenceTable::HeartbeatResult::table_full) {
+                 return table_full(api, 1);
+               }
+               return empty_response();
+             });
+
+  router.add(http::verb::post, "/v1/users/heartbeat", [api](const Request& req, const RouteMatch&) {
+    Response error;
+    const auto ids = batch_or_error(req, api.max_batch, &error);
+    if (!ids) return error;
+    const auto r = api.table->heartbeat_batch(*ids, api.clock->now());
+    if (r.rejected_new > 0 && r.accepted == 0) return table_full(api, r.rejected_new);
+    if (r.rejected_new > 0) {
+      // Lost a race for the last free places with another batch: say what was kept.
+      return error_response(
+          http::status::insufficient_storage, "too_many_users",
+          fmt::format("{} heartbeats accepted, {} new user(s) refused: presence.max_users ({}) "
+                      "reached",
+                      r.accepted, r.rejected_new, api.max_users));
+    }
+    return json_response(http::status::ok, fmt::format(R"({{"accepted":{}}})", r.accepted));
+  });
+
+  router.add(http::verb::get, "/v1/users/{id}", [api](const Request&, const RouteMatch& m) {
+    std::string why;
+    const auto id = parse_user_id(m.param("id"), &why);
+    if (!id) return bad_id(why);
+    const TimePoint now = api.clock->now();
+    std::string body;
+    append_status(body, *id, api.table->status(*id, now), WallTime(now, *api.wall_anchor));
+    return json_response(http::status::ok, std::move(body));
+  });
+
+  router.add(http::verb::post, "/v1/users/status", [api](const Request& req, const RouteMatch&) {
+    Response error;
+    const auto ids = batch_or_error(req, api.max_batch, &error);
+    if (!ids) return error;
+    const TimePoint now = api.clock->now();
+    const WallTime wall(now, *api.wall_anchor);
+    std::string body;
+    body.reserve(16 + ids->size() * 64);
+    body += R"({"users":[)";
+    for (std::size_t i = 0; i < ids->size(); ++i) {
+      if (i) body += ',';
+      append_status(body, (*ids)[i], api.table->status((*ids)[i], now), wall);
+    }
+    body += "]}";
+    return json_response(http::status::ok, std::move(body));
+  });
+
+  router.add(http::verb::delete_, "/v1/users/{id}", [api](const Request&, const RouteMatch& m) {
+    std::string why;
+    const auto id = parse_user_id(m.param("id"), &why);
+    if (!id) return bad_id(why);
+    api.table->logout(*id, api.clock->now());  // unknown user: already offline, still 204
+    return empty_response();
+  });
+
+  router.add(http::verb::get, "/v1/users", [api](const Request&, const RouteMatch&) {
+    const auto c = api.table->counts(api.clock->now());
+    return json_response(http::status::ok,
+                         fmt::format(R"({{"online":{},"tracked":{}}})", c.online, c.tracked));
+  });
+}
+
+}  // namespace heartbeatd::transport

@@ -1,0 +1,29 @@
+// The /v1/users routes: heartbeats (one user or a batch), status (one user or a batch),
+// explicit offline, and the online/tracked counts, over a membership::PresenceTable.
+// Times are monotonic inside; last_seen_ms is converted to wall-clock Unix milliseconds
+// here, at the edge.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <memory>
+
+#include "membership/clock.h"
+#include "membership/presence_table.h"
+#include "transport/http_router.h"
+
+namespace heartbeatd::transport {
+
+struct PresenceApi {
+  membership::PresenceTable* table;
+  const membership::Clock* clock;
+  std::size_t max_batch;
+  std::size_t max_users;  // for the 507 message
+  // Offset from the monotonic clock to Unix milliseconds, shared by the handlers; set up by
+  // add_presence_routes().
+  std::shared_ptr<std::atomic<std::int64_t>> wall_anchor = nullptr;
+};
+
+void add_presence_routes(Router& router, PresenceApi api);
+
+}  // namespace heartbeatd::transport

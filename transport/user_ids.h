@@ -1,0 +1,33 @@
+// Decoding user ids from requests: a path segment ("/v1/users/42") and the batch body
+// {"users":[1,2,3]}. Pure functions (bytes in, ids or an error out) so they can be tested
+// exhaustively and fuzzed.
+//
+// A user id is an unsigned 64-bit integer in canonical decimal: "0" or digits without a
+// leading zero, at most 18446744073709551615. A batch is all-or-nothing: the first bad
+// element fails the whole body, and the error names it by position and value.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace heartbeatd::transport {
+
+// nullopt with `why` filled when the segment is not a user id.
+std::optional<std::uint64_t> parse_user_id(std::string_view text, std::string* why);
+
+struct UserIdsError {
+  std::string message;
+  bool too_many = false;  // more ids than max_batch (the caller answers 413)
+};
+using UserIdsResult = std::variant<std::vector<std::uint64_t>, UserIdsError>;
+
+// Parses exactly {"users":[id,...]} (whitespace allowed, nothing else): a non-empty array of
+// at most max_batch ids.
+UserIdsResult parse_user_ids_body(std::string_view body, std::size_t max_batch);
+
+}  // namespace heartbeatd::transport
