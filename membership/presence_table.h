@@ -7,7 +7,7 @@
 //
 // Layout. 256 shards, each with its own mutex and two open-addressing Robin Hood tables:
 // one keyed by 32-bit ids (4-byte key + 4-byte timestamp per slot) and one by 64-bit ids
-// (8 + 4). Keys and timestamps are separate arrays; "occupied" and "logged out" are bitmaps.
+// (8 + 4, packed). "Occupied" and "logged out" are bitmaps beside the slots.
 // Tables grow by 1/10 at a time so the load factor stays between 0.85 and 0.94: that is what
 // keeps a 32-bit user under 10 bytes. Timestamps are milliseconds since the table's epoch,
 // modulo 2^32; forget_after is capped at 20 days, well inside what a signed 32-bit
