@@ -49,6 +49,34 @@ void BM_Lookup(benchmark::State& state) {
 }
 BENCHMARK(BM_Lookup)->Threads(1)->Threads(2)->UseRealTime();
 
+// Batches of 1000 random known users, as POST /v1/users/status and /v1/users/heartbeat see
+// them; items are users.
+void BM_StatusBatch(benchmark::State& state) {
+  PresenceTable& table = shared_table();
+  std::mt19937_64 rng(state.thread_index() + 200);
+  std::vector<heartbeatd::membership::UserId> ids(1000);
+  std::vector<PresenceTable::Status> out(ids.size());
+  for (auto _ : state) {
+    for (auto& id : ids) id = rng() % kKnownUsers;
+    table.status_batch(ids, now(), out);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(ids.size()));
+}
+BENCHMARK(BM_StatusBatch)->Threads(1)->Threads(2)->UseRealTime();
+
+void BM_HeartbeatBatch(benchmark::State& state) {
+  PresenceTable& table = shared_table();
+  std::mt19937_64 rng(state.thread_index() + 300);
+  std::vector<heartbeatd::membership::UserId> ids(1000);
+  for (auto _ : state) {
+    for (auto& id : ids) id = rng() % kKnownUsers;
+    benchmark::DoNotOptimize(table.heartbeat_batch(ids, now()));
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(ids.size()));
+}
+BENCHMARK(BM_HeartbeatBatch)->Threads(1)->Threads(2)->UseRealTime();
+
 std::size_t rss_bytes() {
   std::ifstream statm("/proc/self/statm");
   std::size_t size = 0, resident = 0;

@@ -1,6 +1,9 @@
 #include "membership/presence_table.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
+#include <array>
 #include <cassert>
 #include <limits>
 #include <stdexcept>
@@ -40,6 +43,39 @@ std::int64_t to_ms(Duration d) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
 }
 
+// Large arrays come straight from mmap and go straight back with munmap, so a table that grew
+// (allocating the new array before freeing the old) leaves no freed-but-retained heap behind:
+// resident memory tracks the table's own size.
+template <class T>
+struct PageAllocator {
+  using value_type = T;
+  static constexpr std::size_t kMmapFrom = 16 << 10;
+  PageAllocator() = default;
+  template <class U>
+  PageAllocator(const PageAllocator<U>&) {}  // NOLINT: rebinding
+  T* allocate(std::size_t n) {
+    const std::size_t bytes = n * sizeof(T);
+    if (bytes < kMmapFrom) return static_cast<T*>(::operator new(bytes));
+    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    // Random lookups over gigabytes of slots are TLB-bound on 4 KiB pages.
+    if (bytes >= (2u << 20)) madvise(p, bytes, MADV_HUGEPAGE);
+    return static_cast<T*>(p);
+  }
+  void deallocate(T* p, std::size_t n) {
+    const std::size_t bytes = n * sizeof(T);
+    if (bytes < kMmapFrom) {
+      ::operator delete(p);
+    } else {
+      munmap(p, bytes);
+    }
+  }
+  template <class U>
+  bool operator==(const PageAllocator<U>&) const {
+    return true;
+  }
+};
+
 // An open-addressing Robin Hood table of Key -> (tick, logged-out flag). Key and tick share a
 // packed slot (8 or 12 bytes) so a lookup costs one cache miss; the two flag bitmaps are 1/32
 // of the slots' size and mostly stay in cache.
@@ -53,12 +89,24 @@ class SlotTable {
  public:
   static constexpr std::size_t npos = std::numeric_limits<std::size_t>::max();
 
+  // Starts loading the cache line where `key` would live. Safe without the shard lock: it
+  // reads an atomic snapshot of the array, and a stale one only makes a useless prefetch.
+  void prefetch(Key key) const {
+    const auto* base = static_cast<const char*>(snapshot_base_.load(std::memory_order_relaxed));
+    const std::size_t cap = snapshot_cap_.load(std::memory_order_relaxed);
+    if (base && cap) __builtin_prefetch(base + fast_range(mix(key), cap) * sizeof(Slot));
+  }
+
   std::size_t find(Key key) const {
     if (size_ == 0) return npos;
     std::size_t pos = home(key);
     for (std::size_t dist = 0;; ++dist) {
-      if (!occupied(pos) || distance(pos) < dist) return npos;
+      if (!occupied(pos)) return npos;
       if (slots_[pos].key == key) return pos;
+      // Robin Hood's early exit: a resident nearer its home than we are to ours means the key
+      // is absent. Checked every 4th slot only: it costs a hash, and probing a few slots
+      // further is cheaper than hashing at every one.
+      if ((dist & 3) == 3 && distance(pos) < dist) return npos;
       if (++pos == cap_) pos = 0;
     }
   }
@@ -156,10 +204,11 @@ class SlotTable {
     return pos >= h ? pos - h : pos + cap_ - h;
   }
   bool occupied(std::size_t pos) const { return bit(occupied_, pos); }
-  static bool bit(const std::vector<std::uint64_t>& v, std::size_t i) {
+  using Bitmap = std::vector<std::uint64_t, PageAllocator<std::uint64_t>>;
+  static bool bit(const Bitmap& v, std::size_t i) {
     return (v[i >> 6] >> (i & 63)) & 1;
   }
-  static void set_bit(std::vector<std::uint64_t>& v, std::size_t i, bool on) {
+  static void set_bit(Bitmap& v, std::size_t i, bool on) {
     const std::uint64_t m = std::uint64_t{1} << (i & 63);
     v[i >> 6] = on ? (v[i >> 6] | m) : (v[i >> 6] & ~m);
   }
@@ -176,14 +225,22 @@ class SlotTable {
       const std::size_t p = next.insert(slots_[pos].key, slots_[pos].ts);  // never grows: room for all
       next.set_bit(next.logged_out_, p, bit(logged_out_, pos));
     }
-    *this = std::move(next);
+    slots_ = std::move(next.slots_);
+    occupied_ = std::move(next.occupied_);
+    logged_out_ = std::move(next.logged_out_);
+    size_ = next.size_;
+    cap_ = next.cap_;
+    snapshot_base_.store(slots_.data(), std::memory_order_relaxed);
+    snapshot_cap_.store(cap_, std::memory_order_relaxed);
   }
 
-  std::vector<Slot> slots_;
-  std::vector<std::uint64_t> occupied_;
-  std::vector<std::uint64_t> logged_out_;
+  std::vector<Slot, PageAllocator<Slot>> slots_;
+  Bitmap occupied_;
+  Bitmap logged_out_;
   std::size_t size_ = 0;
   std::size_t cap_ = 0;
+  std::atomic<const void*> snapshot_base_{nullptr};  // slots_.data() and cap_, for prefetch()
+  std::atomic<std::size_t> snapshot_cap_{0};
 };
 
 }  // namespace
@@ -253,7 +310,7 @@ void PresenceTable::expire_bucket(Ms ms, Ms limit) {
   }
 }
 
-void PresenceTable::count_in(Ms ms) {
+void PresenceTable::count_in(Ms ms, std::uint32_t n) {
   auto& b = bucket(ms);
   const Tick tag = static_cast<Tick>(ms);
   std::uint64_t v = b.load(std::memory_order_acquire);
@@ -262,9 +319,10 @@ void PresenceTable::count_in(Ms ms) {
     if (d > 0) return;  // the window already moved past this millisecond: not online
     // d < 0: the bucket still counts a millisecond a whole ring ago that nobody expired yet;
     // those users are out of the window, so expire them here.
-    const std::uint64_t next = pack(tag, d == 0 ? count_of(v) + 1 : 1);
+    const std::uint64_t next = pack(tag, d == 0 ? count_of(v) + n : n);
     if (b.compare_exchange_weak(v, next, std::memory_order_acq_rel)) {
-      online_.fetch_add(1 - (d == 0 ? 0 : static_cast<std::int64_t>(count_of(v))),
+      online_.fetch_add(static_cast<std::int64_t>(n) -
+                            (d == 0 ? 0 : static_cast<std::int64_t>(count_of(v))),
                         std::memory_order_relaxed);
       return;
     }
@@ -286,9 +344,22 @@ void PresenceTable::count_out(Tick stored, Ms now) {
 }
 
 PresenceTable::HeartbeatResult PresenceTable::heartbeat(UserId id, TimePoint now) {
-  const Ms ms = ms_of(now);
   Shard& s = shard_for(id);
   std::lock_guard lock(s.mu);
+  return heartbeat_locked(s, id, ms_of(now), nullptr);
+}
+
+PresenceTable::HeartbeatResult PresenceTable::heartbeat_locked(Shard& s, UserId id, Ms ms,
+                                                               std::uint32_t* deferred) {
+  // Batches count their users into the current millisecond once at the end (`deferred`):
+  // one atomic update per batch instead of one per user on the hottest cache line.
+  auto count = [&](Ms at) {
+    if (deferred && at == ms) {
+      ++*deferred;
+    } else {
+      count_in(at);
+    }
+  };
   return with_table(s, id, [&](auto& table, auto key) {
     const std::size_t pos = table.find(key);
     if (pos == table.npos) {
@@ -297,7 +368,7 @@ PresenceTable::HeartbeatResult PresenceTable::heartbeat(UserId id, TimePoint now
         return HeartbeatResult::table_full;
       }
       table.insert(key, static_cast<Tick>(ms));
-      count_in(ms);
+      count(ms);
       return HeartbeatResult::ok;
     }
     const Tick old = table.ts(pos);
@@ -306,9 +377,50 @@ PresenceTable::HeartbeatResult PresenceTable::heartbeat(UserId id, TimePoint now
     if (!table.logged_out(pos)) count_out(old, ms);
     table.set_ts(pos, static_cast<Tick>(newest));
     table.set_logged_out(pos, false);
-    count_in(newest);
+    count(newest);
     return HeartbeatResult::ok;
   });
+}
+
+template <class F>
+void PresenceTable::for_each_by_shard(std::span<const UserId> ids, F f) const {
+  // Visit the users shard by shard (one lock each) in a counting-sort order, prefetching the
+  // slot of the user a few places ahead so that cache misses overlap instead of queueing.
+  constexpr std::size_t kAhead = 12;
+  std::array<std::uint32_t, kShards + 1> start{};
+  std::vector<std::uint32_t> order(ids.size());
+  for (const UserId id : ids) ++start[(mix(id) & (kShards - 1)) + 1];
+  for (std::size_t i = 1; i <= kShards; ++i) start[i] += start[i - 1];
+  std::array<std::uint32_t, kShards> fill{};
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    const std::size_t sh = mix(ids[i]) & (kShards - 1);
+    order[start[sh] + fill[sh]++] = static_cast<std::uint32_t>(i);
+  }
+  auto prefetch = [&](std::size_t k) {
+    const UserId id = ids[order[k]];
+    with_table(shard_for(id), id, [](const auto& table, auto key) { table.prefetch(key); });
+  };
+  // Concurrent batches start at different shards so they do not queue on the same locks.
+  const std::size_t first = batch_cursor_.fetch_add(1, std::memory_order_relaxed) * 89 % kShards;
+  const std::size_t first_k = start[first];
+  auto in_order = [&](std::size_t k) { return (first_k + k) % order.size(); };
+  for (std::size_t k = 0; k < std::min(kAhead, order.size()); ++k) prefetch(in_order(k));
+  std::size_t k = 0;
+  for (std::size_t n = 0; n < kShards; ++n) {
+    const std::size_t sh = (first + n) % kShards;
+    if (start[sh] == start[sh + 1]) continue;
+    std::lock_guard lock(shards_[sh].mu);
+    for (std::size_t end = k + (start[sh + 1] - start[sh]); k < end; ++k) {
+      if (k + kAhead < order.size()) prefetch(in_order(k + kAhead));
+      f(shards_[sh], order[in_order(k)]);
+    }
+  }
+}
+
+void PresenceTable::status_batch(std::span<const UserId> ids, TimePoint now,
+                                 std::span<Status> out) const {
+  const Ms ms = ms_of(now);
+  for_each_by_shard(ids, [&](const Shard& s, std::size_t i) { out[i] = status_locked(s, ids[i], ms); });
 }
 
 PresenceTable::BatchResult PresenceTable::heartbeat_batch(std::span<const UserId> ids,
@@ -329,13 +441,16 @@ PresenceTable::BatchResult PresenceTable::heartbeat_batch(std::span<const UserId
       return r;
     }
   }
-  for (UserId id : ids) {
-    if (heartbeat(id, now) == HeartbeatResult::ok) {
+  const Ms ms = ms_of(now);
+  std::uint32_t deferred = 0;
+  for_each_by_shard(ids, [&](Shard& s, std::size_t i) {
+    if (heartbeat_locked(s, ids[i], ms, &deferred) == HeartbeatResult::ok) {
       ++r.accepted;
     } else {
       ++r.rejected_new;  // lost a race with another batch for the last free places
     }
-  }
+  });
+  if (deferred) count_in(ms, deferred);
   return r;
 }
 
@@ -353,9 +468,12 @@ bool PresenceTable::logout(UserId id, TimePoint now) {
 }
 
 PresenceTable::Status PresenceTable::status(UserId id, TimePoint now) const {
-  const Ms ms = ms_of(now);
   const Shard& s = shard_for(id);
   std::lock_guard lock(s.mu);
+  return status_locked(s, id, ms_of(now));
+}
+
+PresenceTable::Status PresenceTable::status_locked(const Shard& s, UserId id, Ms ms) const {
   return with_table(s, id, [&](const auto& table, auto key) {
     Status st;
     const std::size_t pos = table.find(key);

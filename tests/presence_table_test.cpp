@@ -193,6 +193,26 @@ TEST(PresenceTable, SixtyFourBitIdsUnderSixteenBytesEach) {
   EXPECT_LE(static_cast<double>(f.table.memory_bytes()) / kUsers, 16.0);
 }
 
+TEST(PresenceTable, BatchOperationsMatchOneByOne) {
+  auto rng = test::seeded_rng();
+  Fixture f;
+  std::vector<UserId> ids;
+  for (int i = 0; i < 3000; ++i) ids.push_back(rng() % 2 ? rng() % 5000 : rng());
+  ASSERT_EQ(f.table.heartbeat_batch(std::span(ids).first(1500), f.clock.now()).accepted, 1500u);
+  f.clock.advance(10s);
+  f.table.logout(ids[3], f.clock.now());
+  std::vector<PresenceTable::Status> out(ids.size());
+  f.table.status_batch(ids, f.clock.now(), out);
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    const auto one = f.table.status(ids[i], f.clock.now());
+    ASSERT_EQ(out[i].online, one.online) << i;
+    ASSERT_EQ(out[i].last_seen, one.last_seen) << i;
+    if (i < 1500 && ids[i] != ids[3]) {
+      EXPECT_TRUE(out[i].online) << i;
+    }
+  }
+}
+
 // Random operations against a plain map model: every status and count must agree.
 TEST(PresenceTable, AgreesWithAModelUnderRandomOperations) {
   auto rng = test::seeded_rng();

@@ -99,9 +99,11 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
         Response res = error_response(http::status::service_unavailable, "overloaded",
                                       "too many connections (api.max_connections); retry later");
         res.set(http::field::retry_after, "1");
+        self->start_checks();
         return self->send(std::move(res), false);
       }
-      self->do_wait_request();
+      self->start_checks();
+      self->do_read_request();
     });
   }
 
@@ -110,56 +112,76 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   }
 
  private:
-  enum class Phase { idle, reading, writing, lingering };
+  enum class Phase { reading, writing, lingering };
+  using Clock = std::chrono::steady_clock;
 
-  // Times the current phase; a stale expiry (the phase moved on) is ignored by generation.
-  void arm(std::chrono::milliseconds after, Phase phase) {
-    phase_ = phase;
-    const auto gen = ++timer_gen_;
-    timer_.expires_after(after);
-    timer_.async_wait([self = this->shared_from_this(), gen](error_code ec) {
-      if (ec || gen != self->timer_gen_) return;
-      self->on_timeout();
+  // One timer per connection ticks every check_period and compares the phase's age with its
+  // limit, instead of arming a timer per request: a keep-alive request then costs no timer
+  // syscalls. Limits therefore hold to within one period (a quarter of the shorter limit).
+  void start_checks() {
+    const auto& l = state_->limits;
+    period_ = std::clamp(std::min(l.read_timeout, l.idle_timeout) / 4,
+                         std::chrono::milliseconds(5), std::chrono::milliseconds(1000));
+    timer_.expires_after(period_);
+    do_check();
+  }
+
+  void do_check() {
+    timer_.async_wait([self = this->shared_from_this()](error_code ec) {
+      if (ec || self->closed_) return;
+      self->check(Clock::now());
+      if (self->closed_) return;
+      self->timer_.expires_at(self->timer_.expiry() + self->period_);
+      self->do_check();
     });
   }
 
-  void on_timeout() {
-    if (phase_ == Phase::reading) {
-      // Stalled mid-request: abort the read; on_read answers 408.
-      timed_out_ = true;
-      error_code ignored;
-      socket_.cancel(ignored);
-    } else {
-      close();
+  void check(Clock::time_point now) {
+    const auto& l = state_->limits;
+    switch (phase_) {
+      case Phase::reading: {
+        const bool started = buffer_.size() > 0 || (parser_ && parser_->got_some());
+        if (!started) {
+          if (now - since_ >= l.idle_timeout) close();  // idle keep-alive: close quietly
+        } else if (!request_seen_) {
+          request_seen_ = now;
+        } else if (now - *request_seen_ >= l.read_timeout) {
+          // Stalled mid-request: abort the read; on_read answers 408.
+          timed_out_ = true;
+          error_code ignored;
+          socket_.cancel(ignored);
+        }
+        break;
+      }
+      case Phase::writing:
+        if (now - since_ >= l.read_timeout) close();  // client does not read its response
+        break;
+      case Phase::lingering:
+        if (now - since_ >= kLingerTime) close();
+        break;
     }
   }
 
-  void do_wait_request() {
-    if (closed_) return;
-    if (state_->stopping) return close();
-    if (buffer_.size() > 0) return do_read_request();  // pipelined request already here
-    arm(state_->limits.idle_timeout, Phase::idle);
-    socket_.async_wait(asio::socket_base::wait_read,
-                       [self = this->shared_from_this()](error_code ec) {
-                         if (ec) return self->close();
-                         self->do_read_request();
-                       });
+  void enter(Phase phase) {
+    phase_ = phase;
+    since_ = Clock::now();
   }
 
   void do_read_request() {
     if (closed_) return;
+    if (state_->stopping) return close();
     parser_.emplace();
     parser_->body_limit(state_->limits.max_body_bytes);
     parser_->header_limit(static_cast<std::uint32_t>(state_->limits.max_header_bytes));
     timed_out_ = false;
-    arm(state_->limits.read_timeout, Phase::reading);
+    request_seen_.reset();
+    enter(Phase::reading);
     http::async_read(
         socket_, buffer_, *parser_,
         [self = this->shared_from_this()](error_code ec, std::size_t) { self->on_read(ec); });
   }
 
   void on_read(error_code ec) {
-    ++timer_gen_;
     if (closed_) return;
     if (timed_out_) {
       return send(error_response(http::status::request_timeout, "request_timeout",
@@ -197,12 +219,11 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
     response_ = std::move(res);
     response_.keep_alive(keep_alive);
     response_.prepare_payload();
-    arm(state_->limits.read_timeout, Phase::writing);
+    enter(Phase::writing);
     http::async_write(socket_, response_,
                       [self = this->shared_from_this(), keep_alive](error_code ec, std::size_t) {
-                        ++self->timer_gen_;
                         if (ec) return self->close();
-                        if (keep_alive) return self->do_wait_request();
+                        if (keep_alive) return self->do_read_request();
                         self->linger_close();
                       });
   }
@@ -213,7 +234,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   void linger_close() {
     error_code ignored;
     socket_.shutdown(asio::socket_base::shutdown_send, ignored);
-    arm(kLingerTime, Phase::lingering);
+    enter(Phase::lingering);
     do_drain();
   }
 
@@ -228,7 +249,6 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   void close() {
     if (closed_) return;
     closed_ = true;
-    ++timer_gen_;
     timer_.cancel();
     error_code ignored;
     socket_.close(ignored);
@@ -241,8 +261,10 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   boost::beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   Response response_;
-  Phase phase_ = Phase::idle;
-  std::uint64_t timer_gen_ = 0;
+  Phase phase_ = Phase::reading;
+  Clock::time_point since_ = Clock::now();      // when phase_ began
+  std::optional<Clock::time_point> request_seen_;  // first check that saw request bytes
+  std::chrono::milliseconds period_{1000};
   bool timed_out_ = false;
   bool closed_ = false;
   std::array<char, 16384> drain_{};

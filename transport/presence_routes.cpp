@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -138,12 +139,14 @@ void add_presence_routes(Router& router, PresenceApi api) {
     if (!ids) return error;
     const TimePoint now = api.clock->now();
     const WallTime wall(now, *api.wall_anchor);
+    std::vector<PresenceTable::Status> statuses(ids->size());
+    api.table->status_batch(*ids, now, statuses);
     std::string body;
     body.reserve(16 + ids->size() * 64);
     body += R"({"users":[)";
     for (std::size_t i = 0; i < ids->size(); ++i) {
       if (i) body += ',';
-      append_status(body, (*ids)[i], api.table->status((*ids)[i], now), wall);
+      append_status(body, (*ids)[i], statuses[i], wall);
     }
     body += "]}";
     return json_response(http::status::ok, std::move(body));
