@@ -111,6 +111,20 @@ TEST(PresenceTable, MaxUsersRefusesNewUsersOnly) {
   EXPECT_EQ(f.table.counts(f.clock.now()).tracked, 3u);
 }
 
+TEST(PresenceTable, DuplicatesInABatchCountOnce) {
+  Fixture f;
+  f.table.heartbeat(2, f.clock.now());
+  f.table.logout(2, f.clock.now());
+  const std::vector<UserId> batch{1, 2, 3, 2, 1, 1ULL << 40, 1ULL << 40};
+  EXPECT_EQ(f.table.heartbeat_batch(batch, f.clock.now()).accepted, batch.size());
+  EXPECT_EQ(f.online_count(), 4u);
+  f.clock.advance(1ms);
+  EXPECT_EQ(f.table.heartbeat_batch(batch, f.clock.now()).accepted, batch.size());
+  EXPECT_EQ(f.online_count(), 4u);
+  f.clock.advance(30s);
+  EXPECT_EQ(f.online_count(), 0u);
+}
+
 TEST(PresenceTable, BatchThatDoesNotFitChangesNothing) {
   Fixture f({.timeout = 30s, .forget_after = 24h, .max_users = 4});
   f.table.heartbeat(1, f.clock.now());
@@ -241,6 +255,15 @@ TEST(PresenceTable, AgreesWithAModelUnderRandomOperations) {
         f.table.logout(id, now);
         if (model.count(id)) model[id].out = true;
         break;
+      case 1: {
+        // A small batch, duplicates likely; only when it surely fits, to keep the model simple.
+        const std::vector<UserId> batch{id, user(rng) % 8, id};
+        if (f.table.counts(now).tracked + batch.size() <= o.max_users) {
+          ASSERT_EQ(f.table.heartbeat_batch(batch, now).accepted, batch.size());
+          for (UserId b : batch) model[b] = {tick, false};
+        }
+        break;
+      }
       default:
         if (f.table.heartbeat(id, now) == PresenceTable::HeartbeatResult::ok) {
           model[id] = {tick, false};
