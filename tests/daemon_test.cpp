@@ -73,7 +73,7 @@ TEST(Daemon, SighupAppliesRuntimeKeysAndReportsRestartKeys) {
   // log.level is live: at warning, info lines stop.
   d.write_config({{"presence.timeout", "5s"}, {"log.level", "warning"}});
   d.signal(SIGHUP);
-  EXPECT_TRUE(d.wait_log("needs a restart")) << d.log();
+  EXPECT_TRUE(d.wait_log("SIGHUP: applied log.level: debug -> warning")) << d.log();
   d.signal(SIGTERM);
   ASSERT_EQ(d.wait_exit(), 0);
   EXPECT_EQ(d.log().find("SIGTERM received"), std::string::npos)
