@@ -115,13 +115,16 @@ class PresenceTable {
   using Ms = std::int64_t;     // milliseconds since epoch_, unwrapped
 
   Ms ms_of(TimePoint t) const;
-  HeartbeatResult heartbeat_locked(Shard& s, UserId id, Ms ms, std::uint32_t* deferred);
-  Status status_locked(const Shard& s, UserId id, Ms ms) const;
+  // `hash` is the id's mix(), computed once: its low bits pick the shard, its high bits the
+  // slot.
+  HeartbeatResult heartbeat_locked(Shard& s, UserId id, std::uint64_t hash, Ms ms,
+                                   std::uint32_t* deferred);
+  Status status_locked(const Shard& s, UserId id, std::uint64_t hash, Ms ms) const;
   template <class F>
-  void for_each_by_shard(std::span<const UserId> ids, F f) const;  // f(Shard&, index)
+  void for_each_by_shard(std::span<const UserId> ids, F f) const;  // f(Shard&, index, hash)
   Ms unwrap(Tick stored, Ms now) const;
   TimePoint time_of(Ms ms) const;
-  Shard& shard_for(UserId id) const;
+  Shard& shard_for(std::uint64_t hash) const;
   std::atomic<std::uint64_t>& bucket(Ms ms) const;
   // Ring bookkeeping; callers hold the user's shard lock (expire_bucket: advance_mu_).
   void count_in(Ms ms, std::uint32_t n = 1);

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <charconv>
+#include <cstring>
 #include <cstdlib>
 #include <chrono>
 #include <string>
@@ -44,25 +45,23 @@ class WallTime {
   std::int64_t offset_;
 };
 
-void append_number(std::string& out, std::uint64_t v) {
-  char buf[24];
-  auto [p, ec] = std::to_chars(buf, buf + sizeof buf, v);
-  out.append(buf, p);
+// The longest status object: {"user":<20 digits>,"online":false,"last_seen_ms":<20>}.
+constexpr std::size_t kMaxStatusJson = 96;
+
+char* put(char* p, std::string_view text) {
+  std::memcpy(p, text.data(), text.size());
+  return p + text.size();
 }
 
-void append_status(std::string& out, std::uint64_t id, const PresenceTable::Status& st,
+// Writes one status object at p (room for kMaxStatusJson bytes) and returns its end.
+char* write_status(char* p, std::uint64_t id, const PresenceTable::Status& st,
                    const WallTime& wall) {
-  out += R"({"user":)";
-  append_number(out, id);
-  out += st.online ? R"(,"online":true,"last_seen_ms":)" : R"(,"online":false,"last_seen_ms":)";
-  if (st.last_seen) {
-    char buf[24];
-    auto [p, ec] = std::to_chars(buf, buf + sizeof buf, wall.unix_ms(*st.last_seen));
-    out.append(buf, p);
-  } else {
-    out += "null";
-  }
-  out += '}';
+  p = put(p, R"({"user":)");
+  p = std::to_chars(p, p + 20, id).ptr;
+  p = put(p, st.online ? R"(,"online":true,"last_seen_ms":)" : R"(,"online":false,"last_seen_ms":)");
+  p = st.last_seen ? std::to_chars(p, p + 21, wall.unix_ms(*st.last_seen)).ptr : put(p, "null");
+  *p++ = '}';
+  return p;
 }
 
 Response bad_id(std::string_view why) {
@@ -128,8 +127,10 @@ void add_presence_routes(Router& router, PresenceApi api) {
     const auto id = parse_user_id(m.param("id"), &why);
     if (!id) return bad_id(why);
     const TimePoint now = api.clock->now();
-    std::string body;
-    append_status(body, *id, api.table->status(*id, now), WallTime(now, *api.wall_anchor));
+    std::string body(kMaxStatusJson, '\0');
+    char* end = write_status(body.data(), *id, api.table->status(*id, now),
+                             WallTime(now, *api.wall_anchor));
+    body.resize(static_cast<std::size_t>(end - body.data()));
     return json_response(http::status::ok, std::move(body));
   });
 
@@ -141,14 +142,14 @@ void add_presence_routes(Router& router, PresenceApi api) {
     const WallTime wall(now, *api.wall_anchor);
     std::vector<PresenceTable::Status> statuses(ids->size());
     api.table->status_batch(*ids, now, statuses);
-    std::string body;
-    body.reserve(16 + ids->size() * 64);
-    body += R"({"users":[)";
+    std::string body(16 + ids->size() * (kMaxStatusJson + 1), '\0');
+    char* p = put(body.data(), R"({"users":[)");
     for (std::size_t i = 0; i < ids->size(); ++i) {
-      if (i) body += ',';
-      append_status(body, (*ids)[i], statuses[i], wall);
+      if (i) *p++ = ',';
+      p = write_status(p, (*ids)[i], statuses[i], wall);
     }
-    body += "]}";
+    p = put(p, "]}");
+    body.resize(static_cast<std::size_t>(p - body.data()));
     return json_response(http::status::ok, std::move(body));
   });
 
