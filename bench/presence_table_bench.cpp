@@ -17,7 +17,9 @@ using heartbeatd::membership::TimePoint;
 
 constexpr std::uint64_t kKnownUsers = 1'000'000;
 
-TimePoint now() { return std::chrono::steady_clock::now(); }
+TimePoint now() {
+  return std::chrono::steady_clock::now();
+}
 
 // One table of a million users shared by the throughput benchmarks and their threads.
 PresenceTable& shared_table() {
@@ -101,8 +103,8 @@ void BM_BytesPerUser(benchmark::State& state) {
         static_cast<double>(table->memory_bytes()) / static_cast<double>(n);
     state.counters["rss_bytes_per_user"] =
         static_cast<double>(rss_bytes() - rss_before) / static_cast<double>(n);
-    state.counters["inserts_per_s"] = benchmark::Counter(static_cast<double>(n),
-                                                         benchmark::Counter::kIsRate);
+    state.counters["inserts_per_s"] =
+        benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsRate);
   }
 }
 BENCHMARK(BM_BytesPerUser)

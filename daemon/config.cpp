@@ -350,12 +350,15 @@ const std::vector<Field>& fields() {
     f.push_back(duration_field(
         "presence.timeout", true, M(100), M(3600 * 1000),
         [](auto& c) -> auto& { return c.presence.timeout; }));
-    f.push_back(duration_field("presence.forget_after", false, M(1000), M(20LL * 24 * 3600 * 1000),
-                               [](auto& c) -> auto& { return c.presence.forget_after; }));
-    f.push_back(int_field<std::size_t>("presence.max_users", false, 1, 10'000'000'000,
-                                       [](auto& c) -> auto& { return c.presence.max_users; }));
-    f.push_back(int_field<std::size_t>("presence.max_batch", false, 1, 1'000'000,
-                                       [](auto& c) -> auto& { return c.presence.max_batch; }));
+    f.push_back(duration_field(
+        "presence.forget_after", false, M(1000), M(20LL * 24 * 3600 * 1000),
+        [](auto& c) -> auto& { return c.presence.forget_after; }));
+    f.push_back(int_field<std::size_t>(
+        "presence.max_users", false, 1, 10'000'000'000,
+        [](auto& c) -> auto& { return c.presence.max_users; }));
+    f.push_back(int_field<std::size_t>(
+        "presence.max_batch", false, 1, 1'000'000,
+        [](auto& c) -> auto& { return c.presence.max_batch; }));
 
     f.push_back(enum_field<LogLevel>(
         "log.level", true,

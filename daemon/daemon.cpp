@@ -9,8 +9,8 @@
 
 #include "heartbeatd/version.h"
 #include "transport/api_routes.h"
-#include "transport/presence_routes.h"
 #include "transport/log.h"
+#include "transport/presence_routes.h"
 
 namespace heartbeatd {
 

@@ -31,13 +31,19 @@ std::size_t fast_range(std::uint64_t hash, std::size_t n) {
 }
 
 // Signed distance a - b between two wrapping ticks.
-std::int32_t tick_diff(Tick a, Tick b) { return static_cast<std::int32_t>(a - b); }
+std::int32_t tick_diff(Tick a, Tick b) {
+  return static_cast<std::int32_t>(a - b);
+}
 
 constexpr std::uint64_t pack(Tick tag, std::uint32_t count) {
   return (static_cast<std::uint64_t>(tag) << 32) | count;
 }
-constexpr Tick tag_of(std::uint64_t v) { return static_cast<Tick>(v >> 32); }
-constexpr std::uint32_t count_of(std::uint64_t v) { return static_cast<std::uint32_t>(v); }
+constexpr Tick tag_of(std::uint64_t v) {
+  return static_cast<Tick>(v >> 32);
+}
+constexpr std::uint32_t count_of(std::uint64_t v) {
+  return static_cast<std::uint32_t>(v);
+}
 
 std::int64_t to_ms(Duration d) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
@@ -206,9 +212,7 @@ class SlotTable {
   }
   bool occupied(std::size_t pos) const { return bit(occupied_, pos); }
   using Bitmap = std::vector<std::uint64_t, PageAllocator<std::uint64_t>>;
-  static bool bit(const Bitmap& v, std::size_t i) {
-    return (v[i >> 6] >> (i & 63)) & 1;
-  }
+  static bool bit(const Bitmap& v, std::size_t i) { return (v[i >> 6] >> (i & 63)) & 1; }
   static void set_bit(Bitmap& v, std::size_t i, bool on) {
     const std::uint64_t m = std::uint64_t{1} << (i & 63);
     v[i >> 6] = on ? (v[i >> 6] | m) : (v[i >> 6] & ~m);
@@ -223,7 +227,8 @@ class SlotTable {
     next.logged_out_.assign((new_cap + 63) / 64, 0);
     for (std::size_t pos = 0; pos < cap_; ++pos) {
       if (!occupied(pos)) continue;
-      const std::size_t p = next.insert(slots_[pos].key, slots_[pos].ts);  // never grows: room for all
+      const std::size_t p =
+          next.insert(slots_[pos].key, slots_[pos].ts);  // never grows: room for all
       next.set_bit(next.logged_out_, p, bit(logged_out_, pos));
     }
     slots_ = std::move(next.slots_);
@@ -287,13 +292,17 @@ PresenceTable::Ms PresenceTable::unwrap(Tick stored, Ms now) const {
   return now - tick_diff(static_cast<Tick>(now), stored);
 }
 
-TimePoint PresenceTable::time_of(Ms ms) const { return epoch_ + std::chrono::milliseconds(ms); }
+TimePoint PresenceTable::time_of(Ms ms) const {
+  return epoch_ + std::chrono::milliseconds(ms);
+}
 
 PresenceTable::Shard& PresenceTable::shard_for(std::uint64_t hash) const {
   return shards_[hash & (kShards - 1)];
 }
 
-Duration PresenceTable::timeout() const { return std::chrono::milliseconds(timeout_ms_.load()); }
+Duration PresenceTable::timeout() const {
+  return std::chrono::milliseconds(timeout_ms_.load());
+}
 
 std::atomic<std::uint64_t>& PresenceTable::bucket(Ms ms) const {
   const auto r = static_cast<Ms>(ring_size_);
@@ -322,9 +331,9 @@ void PresenceTable::count_in(Ms ms, std::uint32_t n) {
     // those users are out of the window, so expire them here.
     const std::uint64_t next = pack(tag, d == 0 ? count_of(v) + n : n);
     if (b.compare_exchange_weak(v, next, std::memory_order_acq_rel)) {
-      online_.fetch_add(static_cast<std::int64_t>(n) -
-                            (d == 0 ? 0 : static_cast<std::int64_t>(count_of(v))),
-                        std::memory_order_relaxed);
+      online_.fetch_add(
+          static_cast<std::int64_t>(n) - (d == 0 ? 0 : static_cast<std::int64_t>(count_of(v))),
+          std::memory_order_relaxed);
       return;
     }
   }
@@ -395,6 +404,7 @@ void PresenceTable::for_each_by_shard(std::span<const UserId> ids, F f) const {
   // slot of the user a few places ahead so that cache misses overlap instead of queueing
   // (6 measured best among 4..48 on the benchmark machine).
   constexpr std::size_t kAhead = 6;
+  if (ids.empty()) return;
   std::array<std::uint32_t, kShards + 1> start{};
   std::vector<std::uint32_t> order(ids.size());
   std::vector<std::uint64_t> hashes(ids.size());
@@ -449,7 +459,8 @@ PresenceTable::BatchResult PresenceTable::heartbeat_batch(std::span<const UserId
       const std::uint64_t hash = mix(id);
       Shard& s = shard_for(hash);
       std::lock_guard lock(s.mu);
-      fresh += with_table(s, id, [&](auto& table, auto key) { return table.find(key, hash) == table.npos; });
+      fresh += with_table(
+          s, id, [&](auto& table, auto key) { return table.find(key, hash) == table.npos; });
     }
     const std::size_t tracked = tracked_.load();
     const std::size_t room = options_.max_users - std::min(options_.max_users, tracked);
@@ -492,8 +503,8 @@ PresenceTable::Status PresenceTable::status(UserId id, TimePoint now) const {
   return status_locked(s, id, hash, ms_of(now));
 }
 
-PresenceTable::Status PresenceTable::status_locked(const Shard& s, UserId id,
-                                                   std::uint64_t hash, Ms ms) const {
+PresenceTable::Status PresenceTable::status_locked(const Shard& s, UserId id, std::uint64_t hash,
+                                                   Ms ms) const {
   return with_table(s, id, [&](const auto& table, auto key) {
     Status st;
     const std::size_t pos = table.find(key, hash);
@@ -531,7 +542,9 @@ std::size_t PresenceTable::sweep(TimePoint now, std::size_t shards) {
     Shard& s = shards_[sweep_cursor_.fetch_add(1) % kShards];
     std::lock_guard lock(s.mu);
     // forget_after >= timeout, so a forgotten user is already counted out of the ring.
-    auto forget = [&](std::size_t, Tick stored, bool) { return ms - unwrap(stored, ms) >= forget_ms; };
+    auto forget = [&](std::size_t, Tick stored, bool) {
+      return ms - unwrap(stored, ms) >= forget_ms;
+    };
     const std::size_t d = s.narrow.erase_if(forget) + s.wide.erase_if(forget);
     tracked_.fetch_sub(d, std::memory_order_relaxed);
     dropped += d;

@@ -138,7 +138,7 @@ class PresenceTable {
   std::atomic<std::size_t> tracked_{0};
   std::atomic<std::int64_t> online_{0};
 
-  std::mutex advance_mu_;                                // one advancer at a time
+  std::mutex advance_mu_;                               // one advancer at a time
   std::unique_ptr<std::atomic<std::uint64_t>[]> ring_;  // (tag << 32) | count
   std::size_t ring_size_ = 0;  // changed only with advance_mu_ and every shard locked
   Ms expired_upto_ = 0;        // guarded by advance_mu_

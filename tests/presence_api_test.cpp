@@ -78,8 +78,10 @@ TEST_P(PresenceApi, UnknownUserIsOfflineWithNullLastSeen) {
 TEST_P(PresenceApi, BatchHeartbeatAndBatchStatusInRequestOrder) {
   const auto acc = json("POST", "/v1/users/heartbeat", R"({"users":[1,2,3,2]})").as_object();
   EXPECT_EQ(acc.at("accepted").as_int64(), 4);
-  const auto st =
-      json("POST", "/v1/users/status", R"({"users":[3,99,1,3]})").as_object().at("users").as_array();
+  const auto st = json("POST", "/v1/users/status", R"({"users":[3,99,1,3]})")
+                      .as_object()
+                      .at("users")
+                      .as_array();
   ASSERT_EQ(st.size(), 4u);
   const std::int64_t expect_ids[] = {3, 99, 1, 3};
   const bool expect_online[] = {true, false, true, true};
@@ -135,12 +137,10 @@ TEST_P(PresenceApi, BadIdsAre400NamingTheValue) {
   expect_error(call("POST", "/v1/users/-1/heartbeat"), 400, "bad_request", "-1 (negative)");
   expect_error(call("GET", "/v1/users/abc"), 400, "bad_request", "abc");
   expect_error(call("DELETE", "/v1/users/1.5"), 400, "bad_request", "1.5 (not an integer)");
-  expect_error(call("GET", "/v1/users/18446744073709551616"), 400, "bad_request",
-               "above 2^64-1");
-  expect_error(call("POST", "/v1/users/heartbeat", R"({"users":[1,"2",3]})"), 400,
-               "bad_request", "users[1]");
-  expect_error(call("POST", "/v1/users/status", R"({"users":[]})"), 400, "bad_request",
-               "empty");
+  expect_error(call("GET", "/v1/users/18446744073709551616"), 400, "bad_request", "above 2^64-1");
+  expect_error(call("POST", "/v1/users/heartbeat", R"({"users":[1,"2",3]})"), 400, "bad_request",
+               "users[1]");
+  expect_error(call("POST", "/v1/users/status", R"({"users":[]})"), 400, "bad_request", "empty");
   expect_error(call("POST", "/v1/users/status", ""), 400, "bad_request", "request body is empty");
   expect_error(call("POST", "/v1/users/heartbeat", R"({"users":"1"})"), 400, "bad_request",
                "expected an array");
@@ -159,7 +159,8 @@ TEST_P(PresenceApi, BatchBeyondMaxBatchIs413) {
   body += "]}";
   expect_error(call("POST", "/v1/users/heartbeat", body), 413, "batch_too_large",
                "more than 50 ids");
-  expect_error(call("POST", "/v1/users/status", body), 413, "batch_too_large", "presence.max_batch");
+  expect_error(call("POST", "/v1/users/status", body), 413, "batch_too_large",
+               "presence.max_batch");
 }
 
 TEST_P(PresenceApi, WrongMethodsAre405) {

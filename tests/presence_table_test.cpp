@@ -104,7 +104,8 @@ TEST(PresenceTable, ForgottenAfterForgetAfterAndSlotReused) {
 
 TEST(PresenceTable, MaxUsersRefusesNewUsersOnly) {
   Fixture f({.timeout = 30s, .forget_after = 24h, .max_users = 3});
-  for (UserId id : {1, 2, 3}) ASSERT_EQ(f.table.heartbeat(id, f.clock.now()), PresenceTable::HeartbeatResult::ok);
+  for (UserId id : {1, 2, 3})
+    ASSERT_EQ(f.table.heartbeat(id, f.clock.now()), PresenceTable::HeartbeatResult::ok);
   EXPECT_EQ(f.table.heartbeat(4, f.clock.now()), PresenceTable::HeartbeatResult::table_full);
   EXPECT_EQ(f.table.heartbeat(2, f.clock.now()), PresenceTable::HeartbeatResult::ok);
   EXPECT_FALSE(f.table.status(4, f.clock.now()).last_seen);
@@ -123,6 +124,13 @@ TEST(PresenceTable, DuplicatesInABatchCountOnce) {
   EXPECT_EQ(f.online_count(), 4u);
   f.clock.advance(30s);
   EXPECT_EQ(f.online_count(), 0u);
+}
+
+TEST(PresenceTable, EmptyBatchesDoNothing) {
+  Fixture f;
+  EXPECT_EQ(f.table.heartbeat_batch({}, f.clock.now()).accepted, 0u);
+  f.table.status_batch({}, f.clock.now(), {});
+  EXPECT_EQ(f.table.counts(f.clock.now()).tracked, 0u);
 }
 
 TEST(PresenceTable, BatchThatDoesNotFitChangesNothing) {
@@ -182,15 +190,19 @@ TEST(PresenceTable, LongIdleGapExpiresEverything) {
 
 TEST(PresenceTable, RejectsUnsupportedTimes) {
   ManualClock clock;
-  EXPECT_THROW(PresenceTable({.timeout = 2h, .forget_after = 24h}, clock.now()), std::invalid_argument);
-  EXPECT_THROW(PresenceTable({.timeout = 30s, .forget_after = 10s}, clock.now()), std::invalid_argument);
-  EXPECT_THROW(PresenceTable({.timeout = 30s, .forget_after = 24h * 21}, clock.now()), std::invalid_argument);
+  EXPECT_THROW(PresenceTable({.timeout = 2h, .forget_after = 24h}, clock.now()),
+               std::invalid_argument);
+  EXPECT_THROW(PresenceTable({.timeout = 30s, .forget_after = 10s}, clock.now()),
+               std::invalid_argument);
+  EXPECT_THROW(PresenceTable({.timeout = 30s, .forget_after = 24h * 21}, clock.now()),
+               std::invalid_argument);
 }
 
 TEST(PresenceTable, ManyUsersAllFoundAndUnderTenBytesEach) {
   Fixture f;
   constexpr UserId kUsers = 1'000'000;
-  for (UserId id = 0; id < kUsers; ++id) f.table.heartbeat(id * 4001, f.clock.now());  // all below 2^32
+  for (UserId id = 0; id < kUsers; ++id)
+    f.table.heartbeat(id * 4001, f.clock.now());  // all below 2^32
   for (UserId id = 0; id < kUsers; id += 997) EXPECT_TRUE(f.online(id * 4001)) << id;
   EXPECT_FALSE(f.online(1));
   EXPECT_EQ(f.table.counts(f.clock.now()).tracked, kUsers);
@@ -300,11 +312,20 @@ TEST(PresenceTableConcurrency, CountStaysExactUnderConcurrentUse) {
         const UserId id = rng() % kUsers | (t % 2 ? (1ULL << 40) : 0);
         const TimePoint now = f.clock.now();
         switch (rng() % 8) {
-          case 0: f.table.logout(id, now); break;
-          case 1: (void)f.table.status(id, now); break;
-          case 2: (void)f.table.counts(now); break;
-          case 3: f.table.sweep(now, 2); break;
-          default: f.table.heartbeat(id, now);
+          case 0:
+            f.table.logout(id, now);
+            break;
+          case 1:
+            (void)f.table.status(id, now);
+            break;
+          case 2:
+            (void)f.table.counts(now);
+            break;
+          case 3:
+            f.table.sweep(now, 2);
+            break;
+          default:
+            f.table.heartbeat(id, now);
         }
       }
     });

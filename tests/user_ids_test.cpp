@@ -36,8 +36,9 @@ TEST(UserId, PathSegments) {
     EXPECT_FALSE(parse_user_id(s, &why)) << s;
   }
   parse_user_id("18446744073709551616", &why);
-  EXPECT_EQ(why, "expected a user id (unsigned 64-bit integer), got 18446744073709551616 (above "
-                 "2^64-1)");
+  EXPECT_EQ(why,
+            "expected a user id (unsigned 64-bit integer), got 18446744073709551616 (above "
+            "2^64-1)");
   parse_user_id("-3", &why);
   EXPECT_EQ(why, "expected a user id (unsigned 64-bit integer), got -3 (negative)");
 }

@@ -120,8 +120,8 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   // syscalls. Limits therefore hold to within one period (a quarter of the shorter limit).
   void start_checks() {
     const auto& l = state_->limits;
-    period_ = std::clamp(std::min(l.read_timeout, l.idle_timeout) / 4,
-                         std::chrono::milliseconds(5), std::chrono::milliseconds(1000));
+    period_ = std::clamp(std::min(l.read_timeout, l.idle_timeout) / 4, std::chrono::milliseconds(5),
+                         std::chrono::milliseconds(1000));
     timer_.expires_after(period_);
     do_check();
   }
@@ -262,7 +262,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   std::optional<http::request_parser<http::string_body>> parser_;
   Response response_;
   Phase phase_ = Phase::reading;
-  Clock::time_point since_ = Clock::now();      // when phase_ began
+  Clock::time_point since_ = Clock::now();         // when phase_ began
   std::optional<Clock::time_point> request_seen_;  // first check that saw request bytes
   std::chrono::milliseconds period_{1000};
   bool timed_out_ = false;

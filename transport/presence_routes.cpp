@@ -2,9 +2,9 @@
 
 #include <atomic>
 #include <charconv>
-#include <cstring>
-#include <cstdlib>
 #include <chrono>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -27,9 +27,8 @@ class WallTime {
     const std::int64_t wall = std::chrono::duration_cast<std::chrono::milliseconds>(
                                   std::chrono::system_clock::now().time_since_epoch())
                                   .count();
-    const std::int64_t mono = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                  mono_now.time_since_epoch())
-                                  .count();
+    const std::int64_t mono =
+        std::chrono::duration_cast<std::chrono::milliseconds>(mono_now.time_since_epoch()).count();
     offset_ = anchor.load(std::memory_order_relaxed);
     if (offset_ == 0 || std::abs(wall - mono - offset_) > 1000) {
       offset_ = wall - mono;
@@ -58,7 +57,8 @@ char* write_status(char* p, std::uint64_t id, const PresenceTable::Status& st,
                    const WallTime& wall) {
   p = put(p, R"({"user":)");
   p = std::to_chars(p, p + 20, id).ptr;
-  p = put(p, st.online ? R"(,"online":true,"last_seen_ms":)" : R"(,"online":false,"last_seen_ms":)");
+  p = put(p,
+          st.online ? R"(,"online":true,"last_seen_ms":)" : R"(,"online":false,"last_seen_ms":)");
   p = st.last_seen ? std::to_chars(p, p + 21, wall.unix_ms(*st.last_seen)).ptr : put(p, "null");
   *p++ = '}';
   return p;
@@ -81,9 +81,9 @@ std::optional<std::vector<std::uint64_t>> batch_or_error(const Request& req, std
                                                          Response* error) {
   auto parsed = parse_user_ids_body(req.body(), max_batch);
   if (auto* e = std::get_if<UserIdsError>(&parsed)) {
-    *error = e->too_many ? error_response(http::status::payload_too_large, "batch_too_large",
-                                          e->message)
-                         : error_response(http::status::bad_request, "bad_request", e->message);
+    *error = e->too_many
+                 ? error_response(http::status::payload_too_large, "batch_too_large", e->message)
+                 : error_response(http::status::bad_request, "bad_request", e->message);
     return std::nullopt;
   }
   return std::move(std::get<std::vector<std::uint64_t>>(parsed));

@@ -9,8 +9,12 @@ namespace {
 
 constexpr std::string_view kShape = R"(expected a body {"users":[id,...]})";
 
-bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_ws(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
 
 // The offending token as written, for messages: up to the next delimiter, at most 40 bytes.
 std::string token_at(std::string_view s, std::size_t pos) {
@@ -30,13 +34,19 @@ std::string token_at(std::string_view s, std::size_t pos) {
 
 std::string_view json_type_at(char c) {
   switch (c) {
-    case '"': return "a string";
-    case '{': return "an object";
-    case '[': return "an array";
+    case '"':
+      return "a string";
+    case '{':
+      return "an object";
+    case '[':
+      return "an array";
     case 't':
-    case 'f': return "a boolean";
-    case 'n': return "null";
-    default: return "";
+    case 'f':
+      return "a boolean";
+    case 'n':
+      return "null";
+    default:
+      return "";
   }
 }
 
@@ -93,7 +103,8 @@ class BodyParser {
     while (true) {
       skip_ws();
       if (ids.size() == max_) {
-        return UserIdsError{fmt::format("users: more than {} ids (presence.max_batch)", max_), true};
+        return UserIdsError{fmt::format("users: more than {} ids (presence.max_batch)", max_),
+                            true};
       }
       const std::size_t start = pos_;
       std::uint64_t id = 0;
@@ -117,7 +128,8 @@ class BodyParser {
     if (eat(',')) return fail(fmt::format("only the field \"users\" is allowed; {}", kShape));
     if (!eat('}')) return fail(fmt::format("expected '}}' at byte {}", pos_));
     skip_ws();
-    if (!at_end()) return fail(fmt::format("unexpected data after the JSON object at byte {}", pos_));
+    if (!at_end())
+      return fail(fmt::format("unexpected data after the JSON object at byte {}", pos_));
     return ids;
   }
 
