@@ -385,11 +385,12 @@ PresenceTable::HeartbeatResult PresenceTable::heartbeat_locked(Shard& s, UserId 
     }
     const Tick old = table.ts(pos);
     // A racing thread may have stamped a later time: last-seen never moves backwards.
-    const Ms newest = std::max(ms, unwrap(old, ms));
+    const Ms seen = unwrap(old, ms);
+    const Ms newest = std::max(ms, seen);
     const bool was_out = table.logged_out(pos);
     // Already counted in this very millisecond (or deferred into it by this batch): the
     // user stays in the same bucket.
-    if (!was_out && unwrap(old, ms) == newest) return HeartbeatResult::ok;
+    if (!was_out && seen == newest) return HeartbeatResult::ok;
     if (!was_out) count_out(old, ms);
     table.set_ts(pos, static_cast<Tick>(newest));
     table.set_logged_out(pos, false);
