@@ -1,9 +1,12 @@
 // HttpServer: HTTP/1.1 with keep-alive over TCP and over a Unix stream socket, one Router for
 // both. Bounded everywhere: body and header size (413, 431), time to receive a whole request
 // once its first byte arrived (408, then close), idle keep-alive time (close), concurrent
-// connections (503 + Retry-After beyond the limit). Time limits are checked by one periodic
-// timer per connection, every quarter of the shorter limit, so they hold to within that. A connection that sends garbage gets a
+// connections (503 + Retry-After beyond the limit). A connection that sends garbage gets a
 // 400 and is closed; no other connection notices.
+//
+// Time limits are checked by one periodic timer per connection (every quarter of the shorter
+// limit, at most every second) rather than a timer per request, so a limit is never enforced
+// early and at most two check periods late.
 //
 // Thread safety: listen_*() and start() before io_context::run(); stop() from any thread.
 // Each connection runs on its own strand, so handlers run concurrently across connections.
