@@ -236,6 +236,12 @@ HostPort host_port_scalar(const YAML::Node& n, int line, const std::string& key)
   return *hp;
 }
 
+// An address that "" (or no value) disables.
+std::optional<HostPort> optional_host_port(const YAML::Node& n, int line, const std::string& key) {
+  if (n.IsNull() || (n.IsScalar() && n.Scalar().empty())) return std::nullopt;
+  return host_port_scalar(n, line, key);
+}
+
 std::string show_optional(const std::optional<HostPort>& hp) {
   return hp ? hp->to_string() : "";
 }
@@ -258,11 +264,7 @@ const std::vector<Field>& fields() {
         [](auto& c) -> auto& { return c.node.data_dir; }));
 
     f.push_back(make_field(
-        "api.http", false, [](auto& c) -> auto& { return c.api.http; },
-        [](const YAML::Node& n, int line, const std::string& k) -> std::optional<HostPort> {
-          if (n.IsNull() || (n.IsScalar() && n.Scalar().empty())) return std::nullopt;
-          return host_port_scalar(n, line, k);
-        },
+        "api.http", false, [](auto& c) -> auto& { return c.api.http; }, optional_host_port,
         show_optional));
     f.push_back(string_field(
         "api.unix_socket", true, "a socket path of at most 107 bytes",
@@ -291,11 +293,7 @@ const std::vector<Field>& fields() {
         [](const HostPort& hp) { return hp.to_string(); }));
     f.push_back(make_field(
         "cluster.advertise", false, [](auto& c) -> auto& { return c.cluster.advertise; },
-        [](const YAML::Node& n, int line, const std::string& k) -> std::optional<HostPort> {
-          if (n.IsNull() || (n.IsScalar() && n.Scalar().empty())) return std::nullopt;
-          return host_port_scalar(n, line, k);
-        },
-        show_optional));
+        optional_host_port, show_optional));
     f.push_back(make_field(
         "cluster.seeds", false, [](auto& c) -> auto& { return c.cluster.seeds; },
         [](const YAML::Node& n, int line, const std::string& k) {

@@ -1,7 +1,6 @@
 #include "membership/detection.h"
 
 #include <algorithm>
-#include <cassert>
 #include <cmath>
 #include <stdexcept>
 

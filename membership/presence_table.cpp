@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cassert>
 #include <limits>
 #include <stdexcept>
 
@@ -456,13 +455,10 @@ PresenceTable::BatchResult PresenceTable::heartbeat_batch(std::span<const UserId
   if (tracked_.load(std::memory_order_relaxed) + ids.size() > options_.max_users) {
     // Might not fit: count the new users first so that a refused batch changes nothing.
     std::size_t fresh = 0;
-    for (UserId id : ids) {
-      const std::uint64_t hash = mix(id);
-      Shard& s = shard_for(hash);
-      std::lock_guard lock(s.mu);
+    for_each_by_shard(ids, [&](const Shard& s, std::size_t i, std::uint64_t hash) {
       fresh += with_table(
-          s, id, [&](auto& table, auto key) { return table.find(key, hash) == table.npos; });
-    }
+          s, ids[i], [&](auto& table, auto key) { return table.find(key, hash) == table.npos; });
+    });
     const std::size_t tracked = tracked_.load();
     const std::size_t room = options_.max_users - std::min(options_.max_users, tracked);
     if (fresh > room) {
