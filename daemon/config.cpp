@@ -579,7 +579,7 @@ std::vector<std::pair<std::string, std::string>> describe(const Config& c) {
 }
 
 ReloadPlan plan_reload(const Config& current, const Config& next) {
-  ReloadPlan plan{current, {}, {}};
+  ReloadPlan plan{current, {}, {}, std::nullopt};
   for (const auto& f : fields()) {
     const std::string before = f.show(current), after = f.show(next);
     if (before == after) continue;
@@ -590,6 +590,11 @@ ReloadPlan plan_reload(const Config& current, const Config& next) {
     } else {
       plan.needs_restart.push_back(change);
     }
+  }
+  try {
+    validate(plan.effective);
+  } catch (const ParseError& e) {
+    plan.error = "with the keys that need a restart kept at their running values, " + e.text;
   }
   return plan;
 }

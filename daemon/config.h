@@ -93,11 +93,14 @@ ConfigResult load_config_file(const std::string& path);
 std::vector<std::pair<std::string, std::string>> describe(const Config& c);
 
 // SIGHUP: the keys of `next` that may change at run time are applied to a copy of `current`;
-// the rest keep their current value and are reported as needing a restart.
+// the rest keep their current value and are reported as needing a restart. The mix of the two
+// is checked like a loaded file: if it breaks a rule between keys (say a new presence.timeout
+// beyond the running presence.forget_after), `error` says so and nothing may be applied.
 struct ReloadPlan {
   Config effective;
   std::vector<std::string> applied;        // "log.level: info -> debug"
   std::vector<std::string> needs_restart;  // "api.http: 127.0.0.1:7700 -> 127.0.0.1:7800"
+  std::optional<std::string> error;
 };
 ReloadPlan plan_reload(const Config& current, const Config& next);
 

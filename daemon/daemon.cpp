@@ -169,6 +169,11 @@ void Daemon::reload() {
     return;
   }
   ReloadPlan plan = plan_reload(*config_, std::get<Config>(loaded));
+  if (plan.error) {
+    log::error("SIGHUP: new config rejected, the running config stays in force: {}", *plan.error);
+    notifier_.ready("reload rejected: config invalid");
+    return;
+  }
   for (const auto& change : plan.applied) log::info("SIGHUP: applied {}", change);
   for (const auto& change : plan.needs_restart) {
     log::warning("SIGHUP: needs a restart, not applied: {}", change);

@@ -210,6 +210,19 @@ TEST(Reload, AppliesRuntimeKeysAndReportsTheRest) {
             (std::vector<std::string>{"api.http: 127.0.0.1:7700 -> 127.0.0.1:7800"}));
 }
 
+TEST(Reload, RejectsARuntimeChangeThatBreaksARestartOnlyKey) {
+  // Valid on its own, but forget_after needs a restart: the running 1m would be shorter than
+  // the new timeout, which the presence table cannot hold.
+  const Config current = load_ok("presence:\n  timeout: 30s\n  forget_after: 1m\n");
+  const Config next = load_ok("presence:\n  timeout: 2m\n  forget_after: 1h\n");
+  const ReloadPlan plan = plan_reload(current, next);
+  ASSERT_TRUE(plan.error);
+  EXPECT_NE(plan.error->find("presence.forget_after (1m) must not be shorter than "
+                             "presence.timeout (2m)"),
+            std::string::npos)
+      << *plan.error;
+}
+
 TEST(Reload, UnchangedConfigChangesNothing) {
   const Config c = load_ok("");
   const ReloadPlan plan = plan_reload(c, c);

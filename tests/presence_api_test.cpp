@@ -205,5 +205,17 @@ TEST(PresenceReload, SighupChangesTheTimeoutForEveryone) {
             std::string::npos);
 }
 
+TEST(PresenceReload, TimeoutBeyondTheRunningForgetAfterIsRejectedNotFatal) {
+  DaemonProcess d(
+      DaemonProcess::Keys{{"presence.timeout", "30s"}, {"presence.forget_after", "1m"}});
+  ASSERT_TRUE(d.start()) << d.failure_reason();
+  d.write_config({{"presence.timeout", "2m"}, {"presence.forget_after", "1h"}});
+  d.signal(SIGHUP);
+  EXPECT_TRUE(d.wait_log("new config rejected")) << d.log();
+  EXPECT_EQ(http_tcp(d.port(), "GET", "/v1/health").status, 200) << d.log();
+  d.signal(SIGTERM);
+  EXPECT_EQ(d.wait_exit(), 0);
+}
+
 }  // namespace
 }  // namespace heartbeatd::test
