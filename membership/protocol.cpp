@@ -1,0 +1,883 @@
+#include "membership/protocol.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include "membership/monitor_ring.h"
+#include "membership/suspicion.h"
+
+namespace heartbeatd::membership {
+
+namespace {
+
+constexpr std::uint32_t kMaxHealth = 8;     // Lifeguard's awareness ceiling
+constexpr std::size_t kMaxForwards = 1024;  // pending indirect probes we help with
+constexpr std::size_t kLeaveDirect = 64;    // members told directly on leave
+constexpr std::size_t kMaxUpdatesPerMessage = 255;
+
+DetectionPolicy make_policy(const ProtocolTimings& t) {
+  if (t.phi) {
+    auto p = *t.phi;
+    p.first_interval_estimate = t.interval;
+    return PhiAccrual(p);
+  }
+  return MissThreshold(t.interval, t.miss_threshold, t.suspicion_timeout);
+}
+
+bool in_ring(MemberState s) {
+  return s == MemberState::alive || s == MemberState::suspect;
+}
+
+}  // namespace
+
+struct MembershipProtocol::Member {
+  std::string name;
+  Address address;
+  MemberState state = MemberState::alive;
+  std::uint64_t incarnation = 0;
+  TimePoint state_since;
+  std::optional<TimePoint> last_seen;
+  bool is_self = false;
+  std::uint64_t position = 0;  // on the monitor ring
+  // While suspect: when the suspicion began, who accused, when it convicts.
+  TimePoint suspect_start;
+  std::vector<std::string> accusers;
+  TimePoint suspect_deadline;
+  // While one of our subjects: its heartbeat history, and a probe in flight.
+  bool subject = false;
+  TimePoint watch_since;
+  ArrivalHistory history;
+  std::optional<std::uint32_t> probe_seq;
+  TimePoint probe_deadline;
+  std::uint32_t probe_helpers = 0;
+  std::uint32_t probe_nacks = 0;
+  TimePoint last_correction;
+};
+
+MembershipProtocol::MembershipProtocol(std::string name, Address address,
+                                       std::vector<Address> seeds, ProtocolTimings timings,
+                                       DatagramSink& sink, MembershipObserver* observer,
+                                       std::uint64_t seed, TimePoint now)
+    : self_name_(std::move(name)),
+      seeds_(std::move(seeds)),
+      t_(timings),
+      policy_(make_policy(timings)),
+      sink_(sink),
+      observer_(observer),
+      rng_(seed) {
+  if (!valid_name(self_name_)) throw std::invalid_argument("invalid node name: " + self_name_);
+  auto me = std::make_unique<Member>();
+  me->name = self_name_;
+  me->address = address;
+  me->state_since = now;
+  me->is_self = true;
+  me->position = ring_position(self_name_);
+  self_ = me.get();
+  list_.push_back(me.get());
+  ring_insert(me.get());
+  digest_ = digest_term(*me);
+  members_.emplace(self_name_, std::move(me));
+  std::erase(seeds_, address);  // a seed list may name this node too
+  health_changed_ = now;
+  next_heartbeat_ = now;
+  next_gossip_ = now;
+  last_gossip_ = now - t_.interval;
+  next_sync_ = now + t_.sync_interval;
+  next_reconnect_ = now;
+  join_backoff_ = t_.interval;
+  next_wakeup_ = now;
+}
+
+MembershipProtocol::~MembershipProtocol() = default;
+
+// ---- members -------------------------------------------------------------------------
+
+MembershipProtocol::Member* MembershipProtocol::find(std::string_view name) {
+  auto it = members_.find(name);
+  return it == members_.end() ? nullptr : it->second.get();
+}
+const MembershipProtocol::Member* MembershipProtocol::find(std::string_view name) const {
+  auto it = members_.find(name);
+  return it == members_.end() ? nullptr : it->second.get();
+}
+MembershipProtocol::Member& MembershipProtocol::self() {
+  return *self_;
+}
+const MembershipProtocol::Member& MembershipProtocol::self() const {
+  return *self_;
+}
+std::uint64_t MembershipProtocol::incarnation() const {
+  return self().incarnation;
+}
+
+MemberInfo MembershipProtocol::info(const Member& m) const {
+  MemberInfo i{m.name, m.address, m.state, m.incarnation, m.last_seen, m.is_self};
+  if (m.is_self) i.last_seen = last_activity_;
+  return i;
+}
+
+std::size_t MembershipProtocol::member_count() const {
+  return list_.size();
+}
+
+std::vector<MemberInfo> MembershipProtocol::members() const {
+  std::vector<MemberInfo> out;
+  out.reserve(list_.size());
+  for (const auto* m : list_) out.push_back(info(*m));
+  std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.name < b.name; });
+  return out;
+}
+
+std::optional<MemberInfo> MembershipProtocol::member(std::string_view name) const {
+  const auto* m = find(name);
+  if (!m) return std::nullopt;
+  return info(*m);
+}
+
+MembershipProtocol::Member* MembershipProtocol::add(const Update& u, TimePoint now) {
+  if (members_.size() >= t_.max_members) {
+    if (counters_.members_over_limit++ == 0) {
+      note(NoteLevel::error, "membership.max_members (" + std::to_string(t_.max_members) +
+                                 ") reached: ignoring new member " + u.name);
+    }
+    return nullptr;
+  }
+  auto m = std::make_unique<Member>();
+  m->name = u.name;
+  m->address = u.address;
+  m->state = u.state;
+  m->incarnation = u.incarnation;
+  m->state_since = now;
+  m->position = ring_position(m->name);
+  auto* raw = m.get();
+  list_.push_back(raw);
+  members_.emplace(u.name, std::move(m));
+  if (in_ring(raw->state)) ring_insert(raw);
+  if (raw->state == MemberState::suspect) suspects_.push_back(raw);
+  if (raw->state == MemberState::dead) dead_.push_back(raw);
+  digest_ += digest_term(*raw);
+  return raw;
+}
+
+void MembershipProtocol::set_state(Member& m, MemberState state, std::uint64_t incarnation,
+                                   TimePoint now) {
+  const auto before = m.state;
+  digest_ -= digest_term(m);
+  m.incarnation = incarnation;
+  m.state = state;
+  digest_ += digest_term(m);
+  if (state == before) return;
+  m.state_since = now;
+  m.accusers.clear();
+  if (in_ring(state) && !in_ring(before)) ring_insert(&m);
+  if (!in_ring(state) && in_ring(before)) ring_erase(&m);
+  if (state == MemberState::suspect) suspects_.push_back(&m);
+  if (before == MemberState::suspect) std::erase(suspects_, &m);
+  if (state == MemberState::dead) dead_.push_back(&m);
+  if (before == MemberState::dead) std::erase(dead_, &m);
+  if (state != MemberState::alive && m.probe_seq) {
+    probes_.erase(*m.probe_seq);
+    m.probe_seq.reset();
+  }
+}
+
+void MembershipProtocol::remove(const std::string& name) {
+  auto it = members_.find(name);
+  if (it == members_.end() || it->second->is_self) return;
+  auto* m = it->second.get();
+  if (m->probe_seq) probes_.erase(*m->probe_seq);
+  if (in_ring(m->state)) ring_erase(m);
+  std::erase(suspects_, m);
+  std::erase(dead_, m);
+  digest_ -= digest_term(*m);
+  std::erase(list_, m);
+  std::erase(subjects_, m);
+  std::erase(monitors_, m);
+  members_.erase(it);
+  queue_.forget(name);
+}
+
+bool MembershipProtocol::RingOrder::operator()(const Member* a, const Member* b) const {
+  return a->position != b->position ? a->position < b->position : a->name < b->name;
+}
+
+void MembershipProtocol::ring_insert(Member* m) {
+  ring_.insert(std::upper_bound(ring_.begin(), ring_.end(), m, RingOrder{}), m);
+  ring_dirty_ = true;
+}
+
+void MembershipProtocol::ring_erase(Member* m) {
+  auto it = std::lower_bound(ring_.begin(), ring_.end(), m, RingOrder{});
+  if (it != ring_.end() && *it == m) ring_.erase(it);
+  ring_dirty_ = true;
+}
+
+// ---- receiving -----------------------------------------------------------------------
+
+bool MembershipProtocol::receive(const Address& from, std::span<const std::uint8_t> body,
+                                 TimePoint now) {
+  auto decoded = decode(body);
+  if (auto* err = std::get_if<DecodeError>(&decoded)) {
+    ++counters_.malformed;
+    note(NoteLevel::debug, "malformed datagram from " + from.to_string() + ": " + err->message);
+    return false;
+  }
+  observe(now);
+  ++counters_.messages_received;
+  if (leaving_) return true;
+  auto& msg = std::get<Message>(decoded);
+
+  if (msg.type == MessageType::refuse) {
+    // Not applied: its news about our name is the other holder's, and refuting it would
+    // start a fight over the name.
+    ++counters_.name_conflicts;
+    note(NoteLevel::error, "refused by " + msg.sender.name + ": the name " + self_name_ +
+                               " is held by a live member at another address");
+    return true;
+  }
+  if (!accept_sender(msg, from, now)) return true;
+  for (const auto& u : msg.updates) {
+    apply(u, now, msg.type == MessageType::sync || msg.type == MessageType::sync_reply);
+  }
+
+  Member* sender = find(msg.sender.name);
+  switch (msg.type) {
+    case MessageType::heartbeat:
+      if (sender && sender->subject) {
+        sender->history.heartbeat(now);
+        if (sender->probe_seq) finish_probe(*sender, true, now);
+      }
+      break;
+    case MessageType::ping:
+      if (msg.target == self_name_) {
+        Message ack = message(MessageType::ack);
+        ack.seq = msg.seq;
+        send(from, ack);
+      }
+      break;
+    case MessageType::ack: {
+      if (auto p = probes_.find(msg.seq); p != probes_.end()) {
+        if (auto* m = find(p->second)) finish_probe(*m, true, now);
+      } else if (auto f = forwards_.find(msg.seq); f != forwards_.end()) {
+        Message ack = message(MessageType::ack);
+        ack.seq = f->second.requester_seq;
+        auto to = f->second.requester;
+        forwards_.erase(f);
+        send(to, ack);
+      }
+      break;
+    }
+    case MessageType::ping_req: {
+      if (forwards_.size() >= kMaxForwards) break;  // busy: the requester counts no nack
+      const auto seq = next_seq_++;
+      // The nack must reach the requester before its own probe timeout ends (Lifeguard).
+      const auto nack_at = now + t_.probe_timeout * 4 / 5;
+      forwards_[seq] = Forward{from, msg.seq, nack_at};
+      Message ping = message(MessageType::ping);
+      ping.seq = seq;
+      ping.target = msg.target;
+      send(msg.target_address, ping);
+      schedule(nack_at);
+      break;
+    }
+    case MessageType::nack:
+      if (auto p = probes_.find(msg.seq); p != probes_.end()) {
+        if (auto* m = find(p->second)) ++m->probe_nacks;
+      }
+      break;
+    case MessageType::sync:
+      if (msg.flags & kSyncJoin) {
+        send_sync(from, MessageType::sync_reply, 0, true);
+      } else if (msg.digest != digest_) {
+        send_sync(from, MessageType::sync_reply, 0, false);
+      }
+      break;
+    case MessageType::gossip:
+    case MessageType::sync_reply:
+    case MessageType::refuse:
+      break;
+  }
+  if (!queue_.empty()) {
+    // New news travels at once (rate-limited) instead of waiting for the next round.
+    const auto eager = last_gossip_ + t_.interval / 4;
+    if (now >= eager) {
+      gossip_round(now);
+    } else {
+      next_gossip_ = std::min(next_gossip_, eager);
+      schedule(eager);
+    }
+  }
+  return true;
+}
+
+// The sender's claim about itself is first-hand evidence. Returns false if the datagram
+// must be ignored (it claims a live member's name from another address).
+bool MembershipProtocol::accept_sender(const Message& msg, const Address& from, TimePoint now) {
+  const auto& ref = msg.sender;
+  if (ref.name == self_name_) {
+    if (ref.address != self().address) {
+      ++counters_.name_conflicts;
+      Message refuse = message(MessageType::refuse);
+      refuse.target = ref.name;
+      send(from, refuse, false);
+      note(NoteLevel::error, "a node at " + ref.address.to_string() + " claims this node's name " +
+                                 self_name_ + "; refused");
+    }
+    return false;
+  }
+  Member* m = find(ref.name);
+  if (!m) {
+    m = add(Update{MemberState::alive, ref.name, ref.address, ref.incarnation, {}}, now);
+    if (!m) return false;
+    m->last_seen = now;
+    changed(*m, std::nullopt);
+    announce(update_of(*m), now);
+    return true;
+  }
+  if (ref.address != m->address && in_ring(m->state)) {
+    ++counters_.name_conflicts;
+    Message refuse = message(MessageType::refuse);
+    send(from, refuse, false);
+    auto& logged = conflict_logged_[ref.name];
+    if (logged == TimePoint{} || now - logged > std::chrono::seconds(10)) {
+      logged = now;
+      note(NoteLevel::error, "refused " + ref.address.to_string() + ": the name " + ref.name +
+                                 " belongs to a live member at " + m->address.to_string());
+    }
+    return false;
+  }
+  m->last_seen = now;
+  if (ref.incarnation > m->incarnation) {
+    apply(Update{MemberState::alive, ref.name, ref.address, ref.incarnation, {}}, now, false);
+  } else if (ref.incarnation < m->incarnation || m->state != MemberState::alive) {
+    // It is behind on news about itself (restarted, or suspected without knowing): tell it
+    // directly so it can refute, at most once per interval.
+    if (now - m->last_correction >= t_.interval) {
+      m->last_correction = now;
+      Message g = message(MessageType::gossip);
+      g.updates.push_back(update_of(*m));
+      send(from, g, false);
+    }
+  }
+  return true;
+}
+
+void MembershipProtocol::apply(const Update& u, TimePoint now, bool from_sync) {
+  if (u.name == self_name_) {
+    apply_about_self(u, now);
+    return;
+  }
+  Member* m = find(u.name);
+  switch (u.state) {
+    case MemberState::alive: {
+      if (!m) {
+        m = add(u, now);
+        if (!m) return;
+        changed(*m, std::nullopt);
+        announce(u, now);
+        return;
+      }
+      // Ignore old incarnation numbers: only the member itself raises its own.
+      if (u.incarnation <= m->incarnation) return;
+      if (u.address != m->address && in_ring(m->state)) return;  // a name conflict, not news
+      const auto before = m->state;
+      m->address = u.address;
+      set_state(*m, MemberState::alive, u.incarnation, now);
+      if (m->subject) m->watch_since = now;
+      if (before != MemberState::alive) changed(*m, before);
+      announce(u, now);
+      return;
+    }
+    case MemberState::suspect:
+    case MemberState::dead: {
+      // Only a member's own alive news revives it; dead and left are final for an
+      // incarnation. Unknown members are not worth tracking as dead.
+      if (!m || m->state == MemberState::dead || m->state == MemberState::left) return;
+      if (u.incarnation < m->incarnation) return;
+      // A remote view's "dead" (anti-entropy) becomes a suspicion here: the member gets
+      // its chance to refute before we convict on second-hand news.
+      const bool as_suspect = u.state == MemberState::suspect || from_sync;
+      if (as_suspect) {
+        if (u.incarnation == m->incarnation && m->state == MemberState::suspect) {
+          if (u.from.empty() ||
+              std::find(m->accusers.begin(), m->accusers.end(), u.from) != m->accusers.end()) {
+            return;
+          }
+          m->accusers.push_back(u.from);  // an independent confirmation
+          arm_suspicion(*m);
+          announce(Update{MemberState::suspect, m->name, m->address, m->incarnation, u.from}, now);
+          return;
+        }
+        const auto before = m->state;
+        set_state(*m, MemberState::suspect, u.incarnation, now);
+        m->suspect_start = now;
+        m->accusers = {u.from.empty() ? std::string("?") : u.from};
+        arm_suspicion(*m);
+        changed(*m, before);
+        announce(Update{MemberState::suspect, m->name, m->address, m->incarnation, u.from}, now);
+        return;
+      }
+      const auto before = m->state;
+      set_state(*m, MemberState::dead, u.incarnation, now);
+      changed(*m, before);
+      announce(u, now);
+      return;
+    }
+    case MemberState::left: {
+      if (!m || m->state == MemberState::left || u.incarnation < m->incarnation) return;
+      const auto before = m->state;
+      set_state(*m, MemberState::left, u.incarnation, now);
+      changed(*m, before);
+      announce(u, now);
+      return;
+    }
+  }
+}
+
+void MembershipProtocol::apply_about_self(const Update& u, TimePoint now) {
+  if (leaving_) return;
+  auto& me = self();
+  if (u.state == MemberState::alive) {
+    // Someone knows a later incarnation of this name (we restarted): move past it.
+    if (u.incarnation > me.incarnation) refute(u.incarnation, now);
+    return;
+  }
+  if (u.incarnation < me.incarnation) return;  // already refuted
+  if (u.state == MemberState::suspect || u.state == MemberState::dead) {
+    ++counters_.suspicions_refuted;
+    // Being suspected hints that we are the slow one (Lifeguard): be slower to accuse.
+    health_ = std::min(kMaxHealth, health_ + 1);
+    health_changed_ = now;
+    note(NoteLevel::info, "refuting " + std::string(to_string(u.state)) + " from " +
+                              (u.from.empty() ? std::string("?") : u.from) + " at incarnation " +
+                              std::to_string(u.incarnation));
+  }
+  refute(u.incarnation, now);
+}
+
+void MembershipProtocol::refute(std::uint64_t above, TimePoint now) {
+  auto& me = self();
+  set_state(me, MemberState::alive, above + 1, now);
+  announce(update_of(me), now);
+  next_heartbeat_ = now;  // tell our monitors directly, too
+  schedule(now);
+}
+
+void MembershipProtocol::suspect(Member& m, const std::string& accuser, TimePoint now) {
+  apply(Update{MemberState::suspect, m.name, m.address, m.incarnation, accuser}, now, false);
+}
+
+void MembershipProtocol::arm_suspicion(Member& m) {
+  // The suspect's other monitors are the independent confirmations we can expect.
+  const auto ring = std::min<std::uint32_t>(t_.monitors, alive_peers());
+  const auto expected = ring > 1 ? ring - 1 : 0;
+  const auto confirmations = static_cast<std::uint32_t>(m.accusers.size()) - 1;
+  m.suspect_deadline =
+      m.suspect_start +
+      suspicion_timeout(confirmations, expected, t_.suspicion_timeout, t_.suspicion_max_timeout);
+  schedule(m.suspect_deadline);
+}
+
+void MembershipProtocol::announce(Update u, TimePoint now) {
+  queue_.push(std::move(u));
+  schedule(std::min(next_gossip_, now + t_.interval / 4));
+}
+
+// ---- timers --------------------------------------------------------------------------
+
+void MembershipProtocol::start(TimePoint now) {
+  observe(now);
+  if (started_) return;
+  started_ = true;
+  next_reconnect_ = now;
+  tick(now);
+}
+
+void MembershipProtocol::tick(TimePoint now) {
+  observe(now);
+  if (leaving_) {
+    next_wakeup_ = now + std::chrono::hours(1);
+    return;
+  }
+  if (ring_dirty_) refresh_ring(now);
+  if (now >= next_heartbeat_) send_heartbeats(now);
+  watch_subjects(now);
+  expire_suspicions(now);
+  expire_forwards(now);
+  if (ring_dirty_) refresh_ring(now);
+  if (!queue_.empty() && now >= next_gossip_) gossip_round(now);
+  if (now >= next_sync_) {
+    sync_round(now);
+    reap(now);
+    next_sync_ = now + t_.sync_interval;
+  }
+  if (started_ && now >= next_reconnect_) reconnect_round(now);
+  if (health_ > 0 && now - health_changed_ >= t_.interval * t_.miss_threshold * 2) {
+    --health_;
+    health_changed_ = now;
+  }
+  recompute_wakeup(now);
+}
+
+// A node that did not run for a while (stopped, starved, swapped) has no evidence about
+// anyone for that time: it must not convict others on waking (Cassandra's local-pause
+// guard). Every clock it runs restarts from now.
+void MembershipProtocol::observe(TimePoint now) {
+  const auto threshold = std::max(t_.interval * 2, t_.interval * t_.miss_threshold / 2);
+  if (last_activity_ && now - *last_activity_ > threshold) on_pause(now - *last_activity_, now);
+  if (!last_activity_ || now > *last_activity_) last_activity_ = now;
+}
+
+void MembershipProtocol::on_pause(Duration gap, TimePoint now) {
+  ++counters_.pauses;
+  note(NoteLevel::warning,
+       "this node did not run for " +
+           std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(gap).count()) +
+           " ms; restarting failure-detection clocks instead of accusing anyone");
+  for (auto* m : subjects_) {
+    m->watch_since = now;
+    if (m->probe_seq) m->probe_deadline = std::max(m->probe_deadline, now + t_.probe_timeout);
+  }
+  for (auto* m : suspects_) {
+    m->suspect_start += gap;
+    arm_suspicion(*m);
+  }
+  next_heartbeat_ = now;
+}
+
+void MembershipProtocol::send_heartbeats(TimePoint now) {
+  for (const auto* m : monitors_) {
+    Message hb = message(MessageType::heartbeat);
+    send(m->address, hb);
+  }
+  next_heartbeat_ += t_.interval;
+  if (next_heartbeat_ <= now) next_heartbeat_ = now + t_.interval;
+}
+
+// When a quiet subject is due for a probe; nullopt while our own accusation of it stands
+// (until it refutes or dies).
+std::optional<TimePoint> MembershipProtocol::overdue_at(const Member& m) const {
+  if (m.state == MemberState::suspect &&
+      std::find(m.accusers.begin(), m.accusers.end(), self_name_) != m.accusers.end()) {
+    return std::nullopt;
+  }
+  auto last = m.watch_since;
+  if (auto seen = m.history.last_seen()) last = std::max(last, *seen);
+  return last + policy_.deadlines(m.history).suspect_after * (1 + health_);
+}
+
+void MembershipProtocol::watch_subjects(TimePoint now) {
+  for (auto* m : subjects_) {
+    if (m->probe_seq) {
+      if (now >= m->probe_deadline) finish_probe(*m, false, now);
+      continue;
+    }
+    if (auto due = overdue_at(*m); due && now >= *due) start_probe(*m, now);
+  }
+}
+
+// A subject went quiet: ask it directly and, at the same time, through a few helpers, so
+// one lossy link between us cannot make us accuse it.
+void MembershipProtocol::start_probe(Member& m, TimePoint now) {
+  ++counters_.probes;
+  const auto seq = next_seq_++;
+  m.probe_seq = seq;
+  m.probe_deadline = now + t_.probe_timeout * (1 + health_);
+  m.probe_nacks = 0;
+  probes_[seq] = m.name;
+  Message ping = message(MessageType::ping);
+  ping.seq = seq;
+  ping.target = m.name;
+  send(m.address, ping);
+  auto helpers = pick_random(t_.indirect_checks, &m);
+  m.probe_helpers = static_cast<std::uint32_t>(helpers.size());
+  for (auto* h : helpers) {
+    Message req = message(MessageType::ping_req);
+    req.seq = seq;
+    req.target = m.name;
+    req.target_address = m.address;
+    send(h->address, req);
+  }
+  schedule(m.probe_deadline);
+}
+
+void MembershipProtocol::finish_probe(Member& m, bool answered, TimePoint now) {
+  if (m.probe_seq) probes_.erase(*m.probe_seq);
+  m.probe_seq.reset();
+  if (answered) {
+    m.watch_since = now;
+    return;
+  }
+  // Helpers that answered nothing at all, not even a nack, suggest the problem is here.
+  if (m.probe_helpers > 0 && m.probe_nacks == 0) {
+    health_ = std::min(kMaxHealth, health_ + 1);
+    health_changed_ = now;
+  }
+  ++counters_.suspicions_raised;
+  suspect(m, self_name_, now);
+}
+
+void MembershipProtocol::expire_suspicions(TimePoint now) {
+  std::vector<Member*> due;
+  for (auto* m : suspects_) {
+    if (now >= m->suspect_deadline) due.push_back(m);
+  }
+  for (auto* m : due) {
+    ++counters_.deaths_declared;
+    apply(Update{MemberState::dead, m->name, m->address, m->incarnation, self_name_}, now, false);
+  }
+}
+
+void MembershipProtocol::expire_forwards(TimePoint now) {
+  for (auto it = forwards_.begin(); it != forwards_.end();) {
+    if (now < it->second.deadline) {
+      ++it;
+      continue;
+    }
+    Message nack = message(MessageType::nack);
+    nack.seq = it->second.requester_seq;
+    auto to = it->second.requester;
+    it = forwards_.erase(it);
+    send(to, nack, false);
+  }
+}
+
+void MembershipProtocol::gossip_round(TimePoint now) {
+  last_gossip_ = now;
+  next_gossip_ = now + t_.interval;
+  for (auto* m : pick_random(t_.gossip_fanout, nullptr)) {
+    if (queue_.empty()) break;
+    Message g = message(MessageType::gossip);
+    send(m->address, g);
+  }
+}
+
+void MembershipProtocol::sync_round(TimePoint now) {
+  (void)now;
+  auto peers = pick_random(1, nullptr);
+  if (!peers.empty()) send_sync(peers.front()->address, MessageType::sync, 0, false);
+}
+
+// Seeds while we know no live peer (with backoff); otherwise one dead member per round, so
+// a partition heals by itself once the network does.
+void MembershipProtocol::reconnect_round(TimePoint now) {
+  const auto& dead = dead_;
+  if (alive_peers() == 0) {
+    for (const auto& s : seeds_) send_sync(s, MessageType::sync, kSyncJoin, false);
+    if (!dead.empty()) {
+      std::uniform_int_distribution<std::size_t> pick(0, dead.size() - 1);
+      send_sync(dead[pick(rng_)]->address, MessageType::sync, kSyncJoin, false);
+    }
+    next_reconnect_ = now + join_backoff_;
+    join_backoff_ = std::min(join_backoff_ * 2, std::max(t_.reconnect_interval, t_.interval));
+    return;
+  }
+  join_backoff_ = t_.interval;
+  if (!dead.empty()) {
+    std::uniform_int_distribution<std::size_t> pick(0, dead.size() - 1);
+    send_sync(dead[pick(rng_)]->address, MessageType::sync, kSyncJoin, false);
+  }
+  next_reconnect_ = now + t_.reconnect_interval;
+}
+
+void MembershipProtocol::reap(TimePoint now) {
+  std::vector<std::string> gone;
+  for (auto* m : list_) {
+    if ((m->state == MemberState::dead || m->state == MemberState::left) &&
+        now - m->state_since >= t_.reap_after) {
+      gone.push_back(m->name);
+    }
+  }
+  for (const auto& name : gone) {
+    note(NoteLevel::info, "forgetting member " + name + " (reap_after passed)");
+    remove(name);
+  }
+}
+
+void MembershipProtocol::refresh_ring(TimePoint now) {
+  ring_dirty_ = false;
+  std::vector<Member*> monitors, subjects;
+  auto me = std::lower_bound(ring_.begin(), ring_.end(), self_, RingOrder{});
+  if (me != ring_.end() && *me == self_) {
+    const auto at = static_cast<std::size_t>(me - ring_.begin());
+    const auto [after, before] = ring_neighbour_indices(ring_.size(), at, t_.monitors);
+    for (auto i : after) monitors.push_back(ring_[i]);
+    for (auto i : before) subjects.push_back(ring_[i]);
+  }
+  for (auto* m : subjects_) {
+    if (std::find(subjects.begin(), subjects.end(), m) != subjects.end()) continue;
+    m->subject = false;
+    if (m->probe_seq) probes_.erase(*m->probe_seq);
+    m->probe_seq.reset();
+  }
+  for (auto* m : subjects) {
+    if (m->subject) continue;
+    m->subject = true;
+    m->watch_since = now;  // a new subject gets a full window before it can be overdue
+    m->history = ArrivalHistory(policy_.window_capacity());
+  }
+  monitors_ = std::move(monitors);
+  subjects_ = std::move(subjects);
+}
+
+void MembershipProtocol::schedule(TimePoint at) {
+  next_wakeup_ = std::min(next_wakeup_, at);
+}
+
+void MembershipProtocol::recompute_wakeup(TimePoint now) {
+  auto next = std::min(next_heartbeat_, next_sync_);
+  if (started_) next = std::min(next, next_reconnect_);
+  if (!queue_.empty()) next = std::min(next, next_gossip_);
+  for (const auto* m : subjects_) {
+    if (m->probe_seq) {
+      next = std::min(next, m->probe_deadline);
+    } else if (auto due = overdue_at(*m)) {
+      next = std::min(next, *due);
+    }
+  }
+  for (const auto* m : suspects_) next = std::min(next, m->suspect_deadline);
+  for (const auto& [seq, f] : forwards_) next = std::min(next, f.deadline);
+  next_wakeup_ = std::max(next, now);
+}
+
+// ---- leaving -------------------------------------------------------------------------
+
+void MembershipProtocol::leave(TimePoint now) {
+  if (leaving_) return;
+  auto& me = self();
+  set_state(me, MemberState::left, me.incarnation + 1, now);
+  const Update left = update_of(me);
+  std::vector<Member*> peers;
+  for (auto* m : list_) {
+    if (!m->is_self && in_ring(m->state)) peers.push_back(m);
+  }
+  std::shuffle(peers.begin(), peers.end(), rng_);
+  if (peers.size() > kLeaveDirect) peers.resize(kLeaveDirect);
+  for (auto* m : peers) {
+    Message g = message(MessageType::gossip);
+    g.updates.push_back(left);
+    send(m->address, g, false);
+  }
+  leaving_ = true;
+  next_wakeup_ = now + std::chrono::hours(1);
+}
+
+void MembershipProtocol::set_timings(const ProtocolTimings& timings) {
+  t_ = timings;
+  policy_ = make_policy(timings);
+  ring_dirty_ = true;
+  for (auto* m : list_) m->history = ArrivalHistory(policy_.window_capacity());
+}
+
+// ---- sending -------------------------------------------------------------------------
+
+Message MembershipProtocol::message(MessageType type) const {
+  Message m;
+  m.type = type;
+  const auto& me = self();
+  m.sender = NodeRef{me.name, me.address, me.incarnation};
+  return m;
+}
+
+void MembershipProtocol::send(const Address& to, Message& m, bool piggyback) {
+  if (piggyback && !queue_.empty() && m.updates.empty()) {
+    const auto base = encoded_size_without_updates(m);
+    m.updates = queue_.take(kMaxBodyBytes - base, kMaxUpdatesPerMessage, transmit_limit());
+  }
+  const auto bytes = encode(m);
+  ++counters_.messages_sent;
+  sink_.send(to, bytes);
+}
+
+// A page (or, for a join, every page) of our view: every member's latest state.
+void MembershipProtocol::send_sync(const Address& to, MessageType type, std::uint8_t flags,
+                                   bool everything) {
+  const auto total = list_.size();
+  std::size_t sent = 0;
+  do {
+    Message m = message(type);
+    m.flags = flags;
+    m.digest = digest_;
+    auto budget = kMaxBodyBytes - encoded_size_without_updates(m);
+    while (sent < total && m.updates.size() < kMaxUpdatesPerMessage) {
+      const auto& member = *list_[sync_cursor_ % total];
+      auto u = update_of(member);
+      const auto size = encoded_size(u);
+      if (size > budget) break;
+      budget -= size;
+      m.updates.push_back(std::move(u));
+      ++sync_cursor_;
+      ++sent;
+    }
+    if (everything && sent < total && type == MessageType::sync_reply) m.flags |= kSyncMore;
+    send(to, m, false);
+  } while (everything && sent < total);
+}
+
+Update MembershipProtocol::update_of(const Member& m) const {
+  Update u{m.state, m.name, m.address, m.incarnation, {}};
+  if (m.state == MemberState::suspect || m.state == MemberState::dead) {
+    u.from = m.accusers.empty() || m.accusers.front() == "?" ? self_name_ : m.accusers.front();
+  }
+  return u;
+}
+
+// The view's digest is a sum of one term per member, so it is kept up to date in O(1) per
+// change and two views with the same members, states and incarnations agree.
+std::uint64_t MembershipProtocol::digest_term(const Member& m) {
+  std::uint64_t h = m.position;
+  h ^= (m.incarnation + 0x9e3779b97f4a7c15ull) * 0xbf58476d1ce4e5b9ull;
+  h ^= static_cast<std::uint64_t>(m.state) << 61;
+  return h * 0x94d049bb133111ebull;
+}
+
+// Each piece of news is sent retransmit_mult * ceil(log10(N + 1)) times: enough for
+// infection-style gossip to reach every member with high probability.
+std::uint32_t MembershipProtocol::transmit_limit() const {
+  const auto scale = std::ceil(std::log10(static_cast<double>(list_.size()) + 1.0));
+  return std::max<std::uint32_t>(1, t_.retransmit_mult * static_cast<std::uint32_t>(scale));
+}
+
+std::vector<MembershipProtocol::Member*> MembershipProtocol::pick_random(std::size_t count,
+                                                                         const Member* exclude) {
+  std::vector<Member*> out;
+  if (count == 0 || list_.size() < 2) return out;
+  auto eligible = [&](Member* m) {
+    return !m->is_self && m != exclude && m->state == MemberState::alive &&
+           std::find(out.begin(), out.end(), m) == out.end();
+  };
+  // Random draws are cheap when most members are alive; a scan finishes the rare rest.
+  std::uniform_int_distribution<std::size_t> pick(0, list_.size() - 1);
+  for (std::size_t tries = 0; out.size() < count && tries < count * 4; ++tries) {
+    auto* m = list_[pick(rng_)];
+    if (eligible(m)) out.push_back(m);
+  }
+  if (out.size() < count) {
+    std::vector<Member*> rest;
+    for (auto* m : list_) {
+      if (eligible(m)) rest.push_back(m);
+    }
+    std::shuffle(rest.begin(), rest.end(), rng_);
+    for (auto* m : rest) {
+      if (out.size() >= count) break;
+      out.push_back(m);
+    }
+  }
+  return out;
+}
+
+std::uint32_t MembershipProtocol::alive_peers() const {
+  const auto n = static_cast<std::uint32_t>(ring_.size());
+  return in_ring(self_->state) && n > 0 ? n - 1 : n;
+}
+
+void MembershipProtocol::note(NoteLevel level, const std::string& text) {
+  if (observer_) observer_->note(level, text);
+}
+
+void MembershipProtocol::changed(const Member& m, std::optional<MemberState> before) {
+  if (observer_) observer_->member_changed(info(m), before);
+}
+
+}  // namespace heartbeatd::membership

@@ -1,0 +1,102 @@
+// WireCodec: the membership protocol's messages and their binary encoding (docs/PROTOCOL.md,
+// "Wire format"). Pure functions: bytes in, a message or an error out; no I/O, no clock.
+// This is the message body only; the envelope around it (magic, version, cluster tag,
+// optional AEAD sealing) is transport/datagram_seal.h.
+//
+// Every encoded message fits kMaxBodyBytes, so a sealed datagram fits 1400 bytes. Integers
+// are big-endian or LEB128 varints; strings are length-prefixed. The decoder rejects
+// anything it does not fully understand (unknown type or state, bad name, bad address,
+// truncation, trailing bytes), so a malformed datagram can never change state.
+//
+// Thread safety: free functions on values.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "membership/address.h"
+
+namespace heartbeatd::membership {
+
+// Largest encoded body. 1400-byte datagrams minus the sealed envelope (8-byte header,
+// 24-byte nonce, 16-byte tag).
+inline constexpr std::size_t kMaxBodyBytes = 1352;
+// Node names: 1..128 bytes of [A-Za-z0-9._-] (the same rule as node.name in the config).
+inline constexpr std::size_t kMaxNameBytes = 128;
+
+// WARNING: ONLY APPEND TO THESE LISTS. The numeric values are part of the wire format.
+enum class MessageType : std::uint8_t {
+  heartbeat = 1,   // sender -> its monitors, every interval
+  ping = 2,        // direct probe; answered by ack
+  ack = 3,         // answer to ping (or forwarded by a ping_req helper)
+  ping_req = 4,    // "please ping target for me" (indirect probe)
+  nack = 5,        // helper could not reach the target within its probe timeout
+  gossip = 6,      // carries updates only
+  sync = 7,        // anti-entropy / join: digest and a page of the sender's view
+  sync_reply = 8,  // answer to sync
+  refuse = 9,      // to a sender: "your name is held by a live member at another address"
+};
+enum class MemberState : std::uint8_t { alive = 0, suspect = 1, dead = 2, left = 3 };
+
+std::string_view to_string(MessageType t);
+std::string_view to_string(MemberState s);
+
+// One piece of membership news: "member `name` at `address` is `state` at `incarnation`".
+// For suspect and dead, `from` names the accuser (used to count independent suspicions);
+// it is empty for alive and left.
+struct Update {
+  MemberState state = MemberState::alive;
+  std::string name;
+  Address address;
+  std::uint64_t incarnation = 0;
+  std::string from;
+  bool operator==(const Update&) const = default;
+};
+
+// Who sent a message: every message carries its sender's own view of itself.
+struct NodeRef {
+  std::string name;
+  Address address;
+  std::uint64_t incarnation = 0;
+  bool operator==(const NodeRef&) const = default;
+};
+
+// One struct for every type; fields unused by a type are left at their defaults and are
+// not encoded (decode leaves them at defaults too, so round trips compare equal).
+struct Message {
+  MessageType type = MessageType::heartbeat;
+  NodeRef sender;
+  std::uint32_t seq = 0;        // ping, ack, ping_req, nack
+  std::string target;           // ping (expected receiver name), ping_req
+  Address target_address;       // ping_req
+  std::uint64_t digest = 0;     // sync, sync_reply
+  std::uint8_t flags = 0;       // sync, sync_reply: kSyncJoin, kSyncMore
+  std::vector<Update> updates;  // every type: piggybacked news, at most 255
+  bool operator==(const Message&) const = default;
+};
+
+inline constexpr std::uint8_t kSyncJoin = 1;  // sync: the sender is joining, send everything
+inline constexpr std::uint8_t kSyncMore = 2;  // sync_reply: more pages follow
+
+struct DecodeError {
+  std::string message;  // what was wrong and where, e.g. "update 3: unknown state 7"
+};
+
+bool valid_name(std::string_view name);
+
+// Encoded size of a message with no updates, and what one update adds; lets the sender
+// fill a datagram greedily without encoding twice.
+std::size_t encoded_size_without_updates(const Message& m);
+std::size_t encoded_size(const Update& u);
+
+// Precondition: names valid, at most 255 updates, total size <= kMaxBodyBytes (checked;
+// violating it throws std::invalid_argument — a bug in the sender, never remote input).
+std::vector<std::uint8_t> encode(const Message& m);
+std::variant<Message, DecodeError> decode(std::span<const std::uint8_t> body);
+
+}  // namespace heartbeatd::membership

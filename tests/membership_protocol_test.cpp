@@ -1,0 +1,348 @@
+// Unit tests of the membership protocol's pure parts: suspicion timing, the monitor ring,
+// the gossip queue, and single protocol rules driven by hand-made datagrams and a manual
+// clock (scenarios with many nodes are in membership_sim_test.cpp).
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "membership/gossip_queue.h"
+#include "membership/monitor_ring.h"
+#include "membership/protocol.h"
+#include "membership/suspicion.h"
+
+namespace heartbeatd::membership {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(SuspicionTimeout, ShrinksFromMaxToMinAsConfirmationsArrive) {
+  const Duration min = 800ms, max = 4s;
+  struct Case {
+    std::uint32_t confirmations, expected;
+    Duration want;
+  };
+  for (auto c :
+       {Case{0, 2, max}, Case{2, 2, min}, Case{5, 2, min}, Case{0, 0, min}, Case{3, 3, min}}) {
+    EXPECT_EQ(suspicion_timeout(c.confirmations, c.expected, min, max), c.want)
+        << c.confirmations << "/" << c.expected;
+  }
+  // One of two expected: log(2)/log(3) of the way down.
+  const auto one = suspicion_timeout(1, 2, min, max);
+  EXPECT_GT(one, min);
+  EXPECT_LT(one, max);
+  EXPECT_NEAR(std::chrono::duration<double>(one).count(), 4.0 - 3.2 * std::log(2) / std::log(3),
+              1e-6);
+  EXPECT_EQ(suspicion_timeout(0, 2, min, min / 2), min);  // max below min: min wins
+}
+
+TEST(MonitorRing, EveryMemberHasKMonitorsAndKSubjects) {
+  std::vector<std::string> names;
+  for (int i = 0; i < 50; ++i) names.push_back("n" + std::to_string(i));
+  std::vector<std::string_view> views(names.begin(), names.end());
+  std::map<std::string, int> watched;
+  for (const auto& self : names) {
+    auto r = ring_neighbours(views, self, 3);
+    ASSERT_EQ(r.monitors.size(), 3u);
+    ASSERT_EQ(r.subjects.size(), 3u);
+    for (const auto& m : r.monitors) {
+      EXPECT_NE(m, self);
+      // Symmetry: I am among my monitor's subjects.
+      auto back = ring_neighbours(views, m, 3);
+      EXPECT_NE(std::find(back.subjects.begin(), back.subjects.end(), self), back.subjects.end());
+      ++watched[self];
+    }
+  }
+  for (const auto& n : names) EXPECT_EQ(watched[n], 3);
+}
+
+TEST(MonitorRing, SmallClustersWatchEveryoneElse) {
+  std::vector<std::string_view> two{"a", "b"};
+  auto r = ring_neighbours(two, "a", 3);
+  EXPECT_EQ(r.monitors, std::vector<std::string>{"b"});
+  EXPECT_EQ(r.subjects, std::vector<std::string>{"b"});
+  EXPECT_TRUE(ring_neighbours({"a"}, "a", 3).monitors.empty());
+  EXPECT_TRUE(ring_neighbours({"a", "b"}, "zzz", 3).monitors.empty());
+}
+
+TEST(MonitorRing, PositionsAreStable) {
+  // Part of the protocol: every version must place names identically.
+  EXPECT_EQ(ring_position("node-1"), ring_position("node-1"));
+  EXPECT_NE(ring_position("node-1"), ring_position("node-2"));
+}
+
+Update alive(const std::string& name, std::uint64_t inc = 0) {
+  return Update{MemberState::alive, name, Address::v4(0x7f000001, 7701), inc, {}};
+}
+
+TEST(GossipQueue, SendsEachUpdateALimitedNumberOfTimesLeastSentFirst) {
+  GossipQueue q;
+  q.push(alive("a"));
+  q.push(alive("b"));
+  auto first = q.take(kMaxBodyBytes, 255, 2);
+  ASSERT_EQ(first.size(), 2u);
+  EXPECT_EQ(first[0].name, "b");  // newest first among equals
+  q.push(alive("c"));
+  auto second = q.take(kMaxBodyBytes, 1, 2);
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0].name, "c");  // never sent beats sent once
+  auto third = q.take(kMaxBodyBytes, 255, 2);
+  EXPECT_EQ(third.size(), 3u);
+  EXPECT_TRUE(q.empty());  // each was sent twice: the limit
+}
+
+TEST(GossipQueue, NewerNewsSupersedesButAccusersStayApart) {
+  GossipQueue q;
+  q.push(alive("a", 1));
+  q.push(Update{MemberState::suspect, "a", {}, 1, "x"});
+  q.push(Update{MemberState::suspect, "a", {}, 1, "y"});
+  EXPECT_EQ(q.size(), 2u);
+  q.push(alive("a", 2));
+  auto all = q.take(kMaxBodyBytes, 255, 5);
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].incarnation, 2u);
+}
+
+TEST(GossipQueue, RespectsTheByteBudget) {
+  GossipQueue q;
+  for (int i = 0; i < 100; ++i) q.push(alive("member-" + std::to_string(i)));
+  const auto budget = 10 * encoded_size(alive("member-10"));
+  auto some = q.take(budget, 255, 5);
+  std::size_t used = 0;
+  for (const auto& u : some) used += encoded_size(u);
+  EXPECT_LE(used, budget);
+  EXPECT_GE(some.size(), 9u);
+}
+
+// A protocol instance with a recording sink, driven by hand.
+struct Wire : DatagramSink, MembershipObserver {
+  struct Sent {
+    Address to;
+    Message msg;
+  };
+  std::vector<Sent> sent;
+  std::vector<std::pair<std::string, MemberState>> changes;
+  void send(const Address& to, std::span<const std::uint8_t> body) override {
+    sent.push_back({to, std::get<Message>(decode(body))});
+  }
+  void member_changed(const MemberInfo& m, std::optional<MemberState>) override {
+    changes.emplace_back(m.name, m.state);
+  }
+  void note(NoteLevel, const std::string&) override {}
+  std::vector<Sent> of(MessageType t) const {
+    std::vector<Sent> out;
+    for (const auto& s : sent) {
+      if (s.msg.type == t) out.push_back(s);
+    }
+    return out;
+  }
+};
+
+const Address kSelf = Address::v4(0x7f000001, 7001);
+const Address kPeer = Address::v4(0x7f000002, 7001);
+const Address kOther = Address::v4(0x7f000003, 7001);
+
+std::vector<std::uint8_t> from_peer(MessageType type, std::uint64_t inc = 0,
+                                    std::vector<Update> updates = {}) {
+  Message m;
+  m.type = type;
+  m.sender = NodeRef{"peer", kPeer, inc};
+  m.updates = std::move(updates);
+  return encode(m);
+}
+
+TEST(MembershipProtocol, JoinsThroughASeedAndLearnsItsView) {
+  Wire wire;
+  const TimePoint t0{1000h};
+  MembershipProtocol p("self", kSelf, {kPeer}, ProtocolTimings{}, wire, &wire, 1, t0);
+  p.start(t0);
+  auto joins = wire.of(MessageType::sync);
+  ASSERT_EQ(joins.size(), 1u);
+  EXPECT_EQ(joins[0].to, kPeer);
+  EXPECT_TRUE(joins[0].msg.flags & kSyncJoin);
+
+  Message reply;
+  reply.type = MessageType::sync_reply;
+  reply.sender = NodeRef{"peer", kPeer, 0};
+  reply.updates = {alive("other", 3)};
+  reply.updates[0].address = kOther;
+  ASSERT_TRUE(p.receive(kPeer, encode(reply), t0 + 1ms));
+  EXPECT_EQ(p.members().size(), 3u);
+  EXPECT_EQ(p.member("other")->incarnation, 3u);
+  EXPECT_EQ(p.member("peer")->last_seen, t0 + 1ms);
+  EXPECT_FALSE(p.member("other")->last_seen);  // only heard of, never heard from
+}
+
+TEST(MembershipProtocol, MalformedDatagramsChangeNothing) {
+  Wire wire;
+  const TimePoint t0{1000h};
+  MembershipProtocol p("self", kSelf, {}, ProtocolTimings{}, wire, &wire, 1, t0);
+  auto good = from_peer(MessageType::heartbeat);
+  good.push_back(0);  // trailing byte
+  EXPECT_FALSE(p.receive(kPeer, good, t0));
+  EXPECT_FALSE(p.receive(kPeer, {}, t0));
+  EXPECT_EQ(p.members().size(), 1u);
+  EXPECT_EQ(p.counters().malformed, 2u);
+}
+
+TEST(MembershipProtocol, RefutesASuspicionWithAHigherIncarnation) {
+  Wire wire;
+  const TimePoint t0{1000h};
+  MembershipProtocol p("self", kSelf, {}, ProtocolTimings{}, wire, &wire, 1, t0);
+  p.start(t0);
+  ASSERT_TRUE(p.receive(
+      kPeer,
+      from_peer(MessageType::gossip, 0, {Update{MemberState::suspect, "self", kSelf, 0, "peer"}}),
+      t0));
+  EXPECT_EQ(p.incarnation(), 1u);
+  EXPECT_EQ(p.counters().suspicions_refuted, 1u);
+  EXPECT_EQ(p.local_health(), 1u);
+  // The refutation leaves at once (eager gossip) carrying alive at the new incarnation.
+  bool refuted = false;
+  for (const auto& s : wire.sent) {
+    for (const auto& u : s.msg.updates) {
+      refuted |= u.name == "self" && u.state == MemberState::alive && u.incarnation == 1;
+    }
+  }
+  EXPECT_TRUE(refuted);
+  // An old suspicion (lower incarnation) is ignored.
+  ASSERT_TRUE(p.receive(
+      kPeer,
+      from_peer(MessageType::gossip, 0, {Update{MemberState::suspect, "self", kSelf, 0, "peer"}}),
+      t0 + 1ms));
+  EXPECT_EQ(p.incarnation(), 1u);
+}
+
+TEST(MembershipProtocol, OldIncarnationsAreIgnoredAndDeadIsFinal) {
+  Wire wire;
+  const TimePoint t0{1000h};
+  MembershipProtocol p("self", kSelf, {}, ProtocolTimings{}, wire, &wire, 1, t0);
+  ASSERT_TRUE(p.receive(kPeer, from_peer(MessageType::heartbeat, 5), t0));
+  auto dead = Update{MemberState::dead, "peer", kPeer, 4, "x"};
+  ASSERT_TRUE(p.receive(
+      kOther,
+      encode(Message{MessageType::gossip, NodeRef{"other", kOther, 0}, 0, {}, {}, 0, 0, {dead}}),
+      t0));
+  EXPECT_EQ(p.member("peer")->state, MemberState::alive);  // incarnation 4 < 5
+  dead.incarnation = 5;
+  ASSERT_TRUE(p.receive(
+      kOther,
+      encode(Message{MessageType::gossip, NodeRef{"other", kOther, 0}, 0, {}, {}, 0, 0, {dead}}),
+      t0));
+  EXPECT_EQ(p.member("peer")->state, MemberState::dead);
+  // Suspicion at the same incarnation cannot resurrect or downgrade it; alive at a higher
+  // one does.
+  auto sus = Update{MemberState::suspect, "peer", kPeer, 5, "y"};
+  ASSERT_TRUE(p.receive(
+      kOther,
+      encode(Message{MessageType::gossip, NodeRef{"other", kOther, 0}, 0, {}, {}, 0, 0, {sus}}),
+      t0));
+  EXPECT_EQ(p.member("peer")->state, MemberState::dead);
+  ASSERT_TRUE(p.receive(kPeer, from_peer(MessageType::heartbeat, 6), t0));
+  EXPECT_EQ(p.member("peer")->state, MemberState::alive);
+}
+
+// Runs the node as the daemon does: a tick at every next_wakeup() up to `until`.
+void run_until(MembershipProtocol& p, TimePoint& now, TimePoint until) {
+  while (p.next_wakeup() <= until) {
+    now = std::max(now, p.next_wakeup());
+    p.tick(now);
+  }
+  now = until;
+  p.tick(now);
+}
+
+TEST(MembershipProtocol, AnOverdueSubjectIsProbedBeforeItIsSuspected) {
+  Wire wire;
+  const TimePoint t0{1000h};
+  const ProtocolTimings t;
+  MembershipProtocol p("self", kSelf, {}, t, wire, &wire, 1, t0);
+  p.start(t0);
+  ASSERT_TRUE(p.receive(kPeer, from_peer(MessageType::heartbeat), t0));
+  // Heartbeats keep arriving every interval: never probed.
+  auto now = t0;
+  for (int i = 0; i < 10; ++i) {
+    run_until(p, now, now + t.interval);
+    ASSERT_TRUE(p.receive(kPeer, from_peer(MessageType::heartbeat), now));
+  }
+  EXPECT_EQ(p.counters().probes, 0u);
+  // Silence: probed exactly when interval x miss_threshold has passed, not a tick earlier.
+  const auto overdue = now + t.interval * t.miss_threshold;
+  run_until(p, now, overdue - 1ns);
+  EXPECT_EQ(p.counters().probes, 0u);
+  EXPECT_EQ(p.next_wakeup(), overdue);
+  run_until(p, now, overdue);
+  EXPECT_EQ(p.counters().probes, 1u);
+  auto pings = wire.of(MessageType::ping);
+  ASSERT_FALSE(pings.empty());
+  EXPECT_EQ(pings.back().to, kPeer);
+  // The ack arrives in time: no suspicion.
+  Message ack;
+  ack.type = MessageType::ack;
+  ack.sender = NodeRef{"peer", kPeer, 0};
+  ack.seq = pings.back().msg.seq;
+  ASSERT_TRUE(p.receive(kPeer, encode(ack), overdue + 1ms));
+  run_until(p, now, overdue + t.probe_timeout);
+  EXPECT_EQ(p.member("peer")->state, MemberState::alive);
+  // Silence after that: probe, no answer, suspect, then dead after the suspicion timeout
+  // (a two-node cluster expects no further confirmations).
+  const auto overdue2 = overdue + 1ms + t.interval * t.miss_threshold;
+  run_until(p, now, overdue2);
+  EXPECT_EQ(p.counters().probes, 2u);
+  run_until(p, now, overdue2 + t.probe_timeout - 1ns);
+  EXPECT_EQ(p.member("peer")->state, MemberState::alive);
+  run_until(p, now, overdue2 + t.probe_timeout);
+  EXPECT_EQ(p.member("peer")->state, MemberState::suspect);
+  run_until(p, now, overdue2 + t.probe_timeout + t.suspicion_timeout - 1ns);
+  EXPECT_EQ(p.member("peer")->state, MemberState::suspect);
+  run_until(p, now, overdue2 + t.probe_timeout + t.suspicion_timeout);
+  EXPECT_EQ(p.member("peer")->state, MemberState::dead);
+}
+
+TEST(MembershipProtocol, APausedNodeAccusesNoOneOnWaking) {
+  Wire wire;
+  const TimePoint t0{1000h};
+  const ProtocolTimings t;
+  MembershipProtocol p("self", kSelf, {}, t, wire, &wire, 1, t0);
+  p.start(t0);
+  ASSERT_TRUE(p.receive(kPeer, from_peer(MessageType::heartbeat), t0));
+  p.tick(t0);
+  p.tick(t0 + 10s);  // we were stopped for 10 s
+  EXPECT_EQ(p.counters().pauses, 1u);
+  EXPECT_EQ(p.counters().probes, 0u);
+  EXPECT_EQ(p.member("peer")->state, MemberState::alive);
+}
+
+TEST(MembershipProtocol, AClaimOnALiveNameFromAnotherAddressIsRefused) {
+  Wire wire;
+  const TimePoint t0{1000h};
+  MembershipProtocol p("self", kSelf, {}, ProtocolTimings{}, wire, &wire, 1, t0);
+  ASSERT_TRUE(p.receive(kPeer, from_peer(MessageType::heartbeat), t0));
+  Message impostor;
+  impostor.type = MessageType::heartbeat;
+  impostor.sender = NodeRef{"peer", kOther, 7};
+  ASSERT_TRUE(p.receive(kOther, encode(impostor), t0 + 1ms));
+  EXPECT_EQ(p.member("peer")->address, kPeer);
+  EXPECT_EQ(p.member("peer")->incarnation, 0u);
+  EXPECT_EQ(p.counters().name_conflicts, 1u);
+  auto refusals = wire.of(MessageType::refuse);
+  ASSERT_EQ(refusals.size(), 1u);
+  EXPECT_EQ(refusals[0].to, kOther);
+}
+
+TEST(MembershipProtocol, LeavingAnnouncesLeftDirectly) {
+  Wire wire;
+  const TimePoint t0{1000h};
+  MembershipProtocol p("self", kSelf, {}, ProtocolTimings{}, wire, &wire, 1, t0);
+  ASSERT_TRUE(p.receive(kPeer, from_peer(MessageType::heartbeat), t0));
+  wire.sent.clear();
+  p.leave(t0 + 1ms);
+  ASSERT_EQ(wire.sent.size(), 1u);
+  EXPECT_EQ(wire.sent[0].to, kPeer);
+  ASSERT_EQ(wire.sent[0].msg.updates.size(), 1u);
+  EXPECT_EQ(wire.sent[0].msg.updates[0].state, MemberState::left);
+  EXPECT_EQ(wire.sent[0].msg.updates[0].incarnation, 1u);
+  EXPECT_EQ(p.member("self")->state, MemberState::left);
+}
+
+}  // namespace
+}  // namespace heartbeatd::membership
