@@ -288,6 +288,10 @@ const std::vector<Field>& fields() {
         "api.idle_timeout", false, M(10), M(3'600'000),
         [](auto& c) -> auto& { return c.api.idle_timeout; }));
 
+    f.push_back(string_field(
+        "cluster.name", false, "a name of 1 to 64 letters, digits, '.', '-' or '_'",
+        [](const std::string& s) { return s.size() <= 64 && valid_node_name(s); },
+        [](auto& c) -> auto& { return c.cluster.name; }));
     f.push_back(make_field(
         "cluster.bind", false, [](auto& c) -> auto& { return c.cluster.bind; }, host_port_scalar,
         [](const HostPort& hp) { return hp.to_string(); }));
@@ -324,6 +328,33 @@ const std::vector<Field>& fields() {
     f.push_back(duration_field(
         "membership.suspicion_timeout", true, M(0), M(600'000),
         [](auto& c) -> auto& { return c.membership.suspicion_timeout; }));
+    f.push_back(duration_field(
+        "membership.suspicion_max_timeout", true, M(0), M(600'000),
+        [](auto& c) -> auto& { return c.membership.suspicion_max_timeout; }));
+    f.push_back(duration_field(
+        "membership.probe_timeout", true, M(1), M(60'000),
+        [](auto& c) -> auto& { return c.membership.probe_timeout; }));
+    f.push_back(int_field<unsigned>(
+        "membership.monitors", true, 1, 32,
+        [](auto& c) -> auto& { return c.membership.monitors; }));
+    f.push_back(int_field<unsigned>(
+        "membership.indirect_checks", true, 0, 16,
+        [](auto& c) -> auto& { return c.membership.indirect_checks; }));
+    f.push_back(int_field<unsigned>(
+        "membership.gossip_fanout", true, 1, 32,
+        [](auto& c) -> auto& { return c.membership.gossip_fanout; }));
+    f.push_back(int_field<unsigned>(
+        "membership.retransmit_mult", true, 1, 32,
+        [](auto& c) -> auto& { return c.membership.retransmit_mult; }));
+    f.push_back(duration_field(
+        "membership.sync_interval", true, M(100), M(3'600'000),
+        [](auto& c) -> auto& { return c.membership.sync_interval; }));
+    f.push_back(duration_field(
+        "membership.reconnect_interval", true, M(10), M(3'600'000),
+        [](auto& c) -> auto& { return c.membership.reconnect_interval; }));
+    f.push_back(int_field<std::size_t>(
+        "membership.max_members", true, 2, 1'000'000,
+        [](auto& c) -> auto& { return c.membership.max_members; }));
     f.push_back(duration_field(
         "membership.reap_after", true, M(1000), M(30LL * 24 * 3600 * 1000),
         [](auto& c) -> auto& { return c.membership.reap_after; }));
@@ -437,6 +468,13 @@ void walk(Config& cfg, const YAML::Node& map, const std::string& prefix, int lin
 void validate(const Config& c) {
   if (!c.api.http && c.api.unix_socket.empty()) {
     throw ParseError{0, "api.http and api.unix_socket are both disabled: enable at least one"};
+  }
+  if (c.membership.suspicion_max_timeout < c.membership.suspicion_timeout) {
+    throw ParseError{0,
+                     fmt::format("membership.suspicion_max_timeout ({}) must not be shorter than "
+                                 "membership.suspicion_timeout ({})",
+                                 format_duration(c.membership.suspicion_max_timeout),
+                                 format_duration(c.membership.suspicion_timeout))};
   }
   if (c.presence.forget_after < c.presence.timeout) {
     throw ParseError{0, fmt::format("presence.forget_after ({}) must not be shorter than "

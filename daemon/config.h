@@ -46,6 +46,7 @@ struct Config {
     Millis idle_timeout{60'000};
   } api;
   struct Cluster {
+    std::string name = "heartbeatd";
     HostPort bind{"0.0.0.0", 7701};
     std::optional<HostPort> advertise;
     std::vector<HostPort> seeds;
@@ -55,6 +56,15 @@ struct Config {
     Millis interval{200};
     unsigned miss_threshold = 4;
     Millis suspicion_timeout{800};
+    Millis suspicion_max_timeout{4000};
+    Millis probe_timeout{200};
+    unsigned monitors = 3;
+    unsigned indirect_checks = 3;
+    unsigned gossip_fanout = 3;
+    unsigned retransmit_mult = 4;
+    Millis sync_interval{5000};
+    Millis reconnect_interval{1000};
+    std::size_t max_members = 10000;
     Millis reap_after{24 * 3600 * 1000};
     MachineDetector detector = MachineDetector::miss_threshold;
     struct Phi {

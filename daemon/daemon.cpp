@@ -1,7 +1,11 @@
 #include "daemon/daemon.h"
 
+#include <boost/asio/ip/udp.hpp>
+
+#include <algorithm>
 #include <csignal>
 #include <filesystem>
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -10,6 +14,7 @@
 #include "heartbeatd/version.h"
 #include "transport/api_routes.h"
 #include "transport/log.h"
+#include "transport/member_routes.h"
 #include "transport/presence_routes.h"
 
 namespace heartbeatd {
@@ -23,6 +28,46 @@ constexpr std::chrono::milliseconds kPresenceTick{100};
 transport::HttpServerLimits limits_from(const Config::Api& api) {
   return {api.max_body_bytes, api.max_header_bytes, api.max_connections, api.read_timeout,
           api.idle_timeout};
+}
+
+membership::ProtocolTimings timings_from(const Config::Membership& m) {
+  membership::ProtocolTimings t;
+  t.interval = m.interval;
+  t.miss_threshold = m.miss_threshold;
+  t.probe_timeout = m.probe_timeout;
+  t.suspicion_timeout = m.suspicion_timeout;
+  t.suspicion_max_timeout = m.suspicion_max_timeout;
+  t.monitors = m.monitors;
+  t.indirect_checks = m.indirect_checks;
+  t.gossip_fanout = m.gossip_fanout;
+  t.retransmit_mult = m.retransmit_mult;
+  t.sync_interval = m.sync_interval;
+  t.reconnect_interval = m.reconnect_interval;
+  t.reap_after = m.reap_after;
+  t.max_members = m.max_members;
+  if (m.detector == MachineDetector::phi_accrual) {
+    membership::PhiAccrualParams p;
+    p.threshold = m.phi.threshold;
+    p.window = m.phi.window;
+    p.min_std_dev = m.phi.min_std_dev;
+    p.acceptable_pause = m.phi.acceptable_pause;
+    p.suspicion_timeout = m.suspicion_timeout;
+    t.phi = p;
+  }
+  return t;
+}
+
+// Resolves a configured host:port (IP literal or DNS name) to the first UDP address.
+std::optional<membership::Address> resolve(const HostPort& hp, std::string* why) {
+  boost::asio::io_context io;
+  boost::asio::ip::udp::resolver resolver(io);
+  boost::system::error_code ec;
+  auto results = resolver.resolve(hp.host, std::to_string(hp.port), ec);
+  if (ec || results.empty()) {
+    *why = ec ? ec.message() : "no address";
+    return std::nullopt;
+  }
+  return transport::to_address(results.begin()->endpoint());
 }
 
 }  // namespace
@@ -42,6 +87,50 @@ Daemon::Daemon(Config config, std::optional<std::string> config_path)
   transport::add_health_routes(router_, {config_->node.name, &clock_, started_});
   transport::add_presence_routes(router_, {presence_.get(), &clock_, config_->presence.max_batch,
                                            config_->presence.max_users});
+  transport::add_member_routes(
+      router_, {[this] { return cluster_->members(); },
+                [this](std::string_view name) { return cluster_->member(name); }, &clock_});
+}
+
+int Daemon::start_cluster() {
+  const auto& c = config_->cluster;
+  transport::ClusterOptions o;
+  o.node_name = config_->node.name;
+  o.cluster_name = c.name;
+  o.bind_host = c.bind.host;
+  o.bind_port = c.bind.port;
+  o.timings = timings_from(config_->membership);
+  std::string why;
+  if (c.advertise) {
+    o.advertise = resolve(*c.advertise, &why);
+    if (!o.advertise) {
+      log::error("cluster.advertise {}: {}", c.advertise->to_string(), why);
+      return kExitUsage;
+    }
+  }
+  for (const auto& seed : c.seeds) {
+    if (auto a = resolve(seed, &why)) {
+      o.seeds.push_back(*a);
+    } else {
+      log::warning("cluster.seeds: {}: {}; skipped", seed.to_string(), why);
+    }
+  }
+  if (!c.key_file.empty()) {
+    o.key = transport::read_key_file(c.key_file, &why);
+    if (!o.key) {
+      log::error("cluster.key_file {}", why);
+      return kExitUsage;
+    }
+  }
+  cluster_ =
+      std::make_unique<transport::ClusterTransport>(std::move(o), clock_, std::random_device{}());
+  try {
+    cluster_->start();
+  } catch (const std::exception& e) {
+    log::error("cluster.bind: {}", e.what());
+    return kExitRuntime;
+  }
+  return kExitOk;
 }
 
 void Daemon::do_presence_tick() {
@@ -98,6 +187,10 @@ int Daemon::run() {
     server_.stop();
     return kExitRuntime;
   }
+  if (const int code = start_cluster(); code != kExitOk) {
+    server_.stop();
+    return code;
+  }
   server_.start();
   do_await_signal();
   presence_timer_.expires_after(std::chrono::milliseconds(0));
@@ -107,7 +200,7 @@ int Daemon::run() {
   std::string listening;
   for (const auto& ep : server_.endpoints())
     listening.append(listening.empty() ? "" : ", ").append(ep);
-  log::info("ready: API on {}", listening);
+  log::info("ready: API on {}, cluster on UDP {}", listening, cluster_->local_endpoint());
   notifier_.ready("serving the API on " + listening);
 
   std::vector<std::thread> threads;
@@ -140,6 +233,7 @@ void Daemon::begin_stop(int signal) {
   log::info("{} received: stopping", signal == SIGINT ? "SIGINT" : "SIGTERM");
   notifier_.stopping();
   notifier_.stop_watchdog();
+  cluster_->leave_and_stop();  // peers see "left" now, not "dead" later
   boost::system::error_code ignored;
   signals_.cancel(ignored);
   presence_timer_.cancel();
@@ -179,6 +273,10 @@ void Daemon::reload() {
     log::warning("SIGHUP: needs a restart, not applied: {}", change);
   }
   if (plan.applied.empty() && plan.needs_restart.empty()) log::info("SIGHUP: config unchanged");
+  if (std::any_of(plan.applied.begin(), plan.applied.end(),
+                  [](const std::string& c) { return c.starts_with("membership."); })) {
+    cluster_->set_timings(timings_from(plan.effective.membership));
+  }
   if (plan.effective.presence.timeout != config_->presence.timeout) {
     presence_->set_timeout(plan.effective.presence.timeout, clock_.now());
   }

@@ -1,6 +1,7 @@
 // Daemon: the wiring of one heartbeatd process. Its members are the architecture: the
 // io_context and its threads, the signal set, the clock, the API router and server, the
-// systemd notifier, and the config in force.
+// cluster transport (UDP membership, on a thread of its own), the systemd notifier, and the
+// config in force.
 //
 // Thread safety: run() is called once, from main(). Signal handling (stop, reload) runs on
 // the io_context; only one signal wait is outstanding at a time, so reloads never overlap.
@@ -21,6 +22,7 @@
 #include "daemon/steady_clock.h"
 #include "daemon/systemd_notifier.h"
 #include "membership/presence_table.h"
+#include "transport/cluster_transport.h"
 #include "transport/http_router.h"
 #include "transport/http_server.h"
 
@@ -40,6 +42,7 @@ class Daemon {
  private:
   bool prepare_data_dir();
   bool open_listeners();
+  int start_cluster();  // kExitOk, or the exit code to stop with
   void do_await_signal();
   void reload();
   void begin_stop(int signal);
@@ -55,6 +58,7 @@ class Daemon {
   boost::asio::steady_timer presence_timer_;  // expires crossed users, forgets old ones
   transport::Router router_;
   transport::HttpServer server_;
+  std::unique_ptr<transport::ClusterTransport> cluster_;
   SystemdNotifier notifier_;
 
   std::thread stop_guard_;  // ends run() if connections outlive kStopDeadline

@@ -11,38 +11,13 @@
 #include <fmt/format.h>
 
 #include "transport/user_ids.h"
+#include "transport/wall_time.h"
 
 namespace heartbeatd::transport {
 namespace {
 
 using membership::PresenceTable;
 using membership::TimePoint;
-
-// Converts monotonic times to wall-clock Unix milliseconds through one offset, so that a
-// user's last_seen_ms reads the same in every answer. The offset follows the wall clock only
-// when it has been stepped by more than a second (NTP step, VM resume).
-class WallTime {
- public:
-  WallTime(TimePoint mono_now, std::atomic<std::int64_t>& anchor) {
-    const std::int64_t wall = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                  std::chrono::system_clock::now().time_since_epoch())
-                                  .count();
-    const std::int64_t mono =
-        std::chrono::duration_cast<std::chrono::milliseconds>(mono_now.time_since_epoch()).count();
-    offset_ = anchor.load(std::memory_order_relaxed);
-    if (offset_ == 0 || std::abs(wall - mono - offset_) > 1000) {
-      offset_ = wall - mono;
-      anchor.store(offset_, std::memory_order_relaxed);
-    }
-  }
-  std::int64_t unix_ms(TimePoint t) const {
-    return offset_ +
-           std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-  }
-
- private:
-  std::int64_t offset_;
-};
 
 // The longest status object: {"user":<20 digits>,"online":false,"last_seen_ms":<20>}.
 constexpr std::size_t kMaxStatusJson = 96;

@@ -20,8 +20,9 @@ std::string heartbeatd_binary() {
   return HEARTBEATD_BINARY;
 }
 
-std::uint16_t free_tcp_port() {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+namespace {
+std::uint16_t free_port(int type) {
+  int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -34,6 +35,14 @@ std::uint16_t free_tcp_port() {
   }
   close(fd);
   return ntohs(addr.sin_port);
+}
+}  // namespace
+
+std::uint16_t free_tcp_port() {
+  return free_port(SOCK_STREAM);
+}
+std::uint16_t free_udp_port() {
+  return free_port(SOCK_DGRAM);
 }
 
 std::string render_yaml(const std::map<std::string, std::string>& keys) {
@@ -96,6 +105,7 @@ DaemonProcess::DaemonProcess(Keys config) : config_(std::move(config)) {
   socket_path_ = dir_.file("api.sock");
   config_path_ = dir_.file("heartbeatd.yaml");
   notify_path_ = dir_.file("notify.sock");
+  cluster_port_ = free_udp_port();
 
   notify_fd_ = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   sockaddr_un addr{};
@@ -122,6 +132,7 @@ void DaemonProcess::write_config(const std::map<std::string, std::string>& confi
       {"api.http", "127.0.0.1:" + std::to_string(port_)},
       {"api.unix_socket", socket_path_},
       {"api.threads", "2"},
+      {"cluster.bind", cluster_address()},
       {"log.level", "debug"},
   };
   for (const auto& [k, v] : config) full[k] = v;

@@ -3,7 +3,8 @@
 // (a NOTIFY_SOCKET datagram socket the helper owns). Every integration test uses it.
 //
 // Config keys are given dotted ("presence.timeout" -> "2s") and rendered as YAML; the helper
-// sets node.name, node.data_dir, api.http, api.unix_socket and log.level unless overridden.
+// sets node.name, node.data_dir, api.http, api.unix_socket, cluster.bind (a free loopback UDP
+// port) and log.level unless overridden.
 #pragma once
 
 #include <sys/types.h>
@@ -22,6 +23,7 @@ namespace heartbeatd::test {
 
 std::string heartbeatd_binary();
 std::uint16_t free_tcp_port();
+std::uint16_t free_udp_port();
 // {"a.b": "1", "a.c": "x"} -> "a:\n  b: 1\n  c: x\n" (values written as given).
 std::string render_yaml(const std::map<std::string, std::string>& keys);
 
@@ -66,6 +68,9 @@ class DaemonProcess {
                 std::chrono::milliseconds deadline = std::chrono::seconds(10)) const;
 
   std::uint16_t port() const { return port_; }
+  // The UDP port of cluster.bind (127.0.0.1), chosen once so restarts keep the address.
+  std::uint16_t cluster_port() const { return cluster_port_; }
+  std::string cluster_address() const { return "127.0.0.1:" + std::to_string(cluster_port_); }
   const std::string& socket_path() const { return socket_path_; }
   const std::string& config_path() const { return config_path_; }
   const TempDir& dir() const { return dir_; }
@@ -83,6 +88,7 @@ class DaemonProcess {
   std::map<std::string, std::string> config_;
   std::map<std::string, std::string> env_;
   std::uint16_t port_ = 0;
+  std::uint16_t cluster_port_ = 0;
   std::string socket_path_;
   std::string config_path_;
   std::string notify_path_;

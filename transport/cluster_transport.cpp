@@ -1,0 +1,256 @@
+#include "transport/cluster_transport.h"
+
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/post.hpp>
+
+#include <future>
+
+#include <fmt/format.h>
+
+#include "transport/log.h"
+
+namespace heartbeatd::transport {
+
+namespace asio = boost::asio;
+using asio::ip::udp;
+using membership::Address;
+
+Address to_address(const udp::endpoint& ep) {
+  Address a;
+  a.port = ep.port();
+  auto ip = ep.address();
+  if (ip.is_v6() && ip.to_v6().is_v4_mapped()) {
+    ip = asio::ip::make_address_v4(asio::ip::v4_mapped, ip.to_v6());
+  }
+  if (ip.is_v4()) {
+    const auto b = ip.to_v4().to_bytes();
+    std::copy(b.begin(), b.end(), a.ip.begin());
+  } else {
+    const auto b = ip.to_v6().to_bytes();
+    std::copy(b.begin(), b.end(), a.ip.begin());
+    a.v6 = true;
+  }
+  return a;
+}
+
+udp::endpoint to_endpoint(const Address& a) {
+  if (a.v6) {
+    asio::ip::address_v6::bytes_type b;
+    std::copy(a.ip.begin(), a.ip.end(), b.begin());
+    return {asio::ip::address_v6(b), a.port};
+  }
+  asio::ip::address_v4::bytes_type b;
+  std::copy(a.ip.begin(), a.ip.begin() + 4, b.begin());
+  return {asio::ip::address_v4(b), a.port};
+}
+
+ClusterTransport::ClusterTransport(ClusterOptions options, const membership::Clock& clock,
+                                   std::uint64_t seed)
+    : options_(std::move(options)),
+      clock_(clock),
+      seal_(options_.cluster_name, options_.key),
+      socket_(io_),
+      timer_(io_),
+      seed_(seed) {}
+
+ClusterTransport::~ClusterTransport() {
+  leave_and_stop();
+}
+
+void ClusterTransport::start() {
+  boost::system::error_code ec;
+  const auto ip = asio::ip::make_address(options_.bind_host, ec);
+  if (ec) throw std::runtime_error(fmt::format("{}: not an IP address", options_.bind_host));
+  const udp::endpoint bind(ip, options_.bind_port);
+  socket_.open(bind.protocol(), ec);
+  if (!ec) socket_.bind(bind, ec);
+  if (ec) {
+    throw std::runtime_error(fmt::format("cannot bind UDP {}:{}: {}", options_.bind_host,
+                                         options_.bind_port, ec.message()));
+  }
+  // Advertise what peers can reach: the configured address, else the bound one; for a
+  // wildcard bind, the address the kernel would use towards the first seed.
+  Address self = options_.advertise.value_or(to_address(socket_.local_endpoint()));
+  if (!options_.advertise && ip.is_unspecified()) {
+    udp::socket probe(io_);
+    const auto towards = options_.seeds.empty()
+                             ? udp::endpoint(asio::ip::make_address("192.0.2.1"), 9)
+                             : to_endpoint(options_.seeds.front());
+    probe.open(towards.protocol(), ec);
+    if (!ec) probe.connect(towards, ec);
+    if (!ec) {
+      auto local = to_address(probe.local_endpoint());
+      local.port = self.port;
+      self = local;
+    } else {
+      self = Address::v4(0x7f000001, self.port);
+      log::warning(
+          "cluster.bind is a wildcard and no route was found; advertising {} — set "
+          "cluster.advertise",
+          self.to_string());
+    }
+  }
+  const auto now = clock_.now();
+  {
+    std::lock_guard lock(mu_);
+    protocol_ = std::make_unique<membership::MembershipProtocol>(
+        options_.node_name, self, options_.seeds, options_.timings, *this, this, seed_, now);
+  }
+  log::info("cluster: {} listening on UDP {} as {} (cluster {}, {})", options_.node_name,
+            local_endpoint(), self.to_string(), options_.cluster_name,
+            seal_.sealed() ? "encrypted" : "NOT encrypted: set cluster.key_file");
+  asio::post(io_, [this] {
+    {
+      std::lock_guard lock(mu_);
+      protocol_->start(clock_.now());
+    }
+    arm_timer();
+  });
+  do_receive();
+  thread_ = std::thread([this] { io_.run(); });
+}
+
+void ClusterTransport::leave_and_stop() {
+  if (!thread_.joinable()) return;
+  std::promise<void> done;
+  asio::post(io_, [this, &done] {
+    {
+      std::lock_guard lock(mu_);
+      if (protocol_) protocol_->leave(clock_.now());
+      stopped_ = true;
+    }
+    boost::system::error_code ignored;
+    timer_.cancel();
+    socket_.close(ignored);
+    done.set_value();
+  });
+  done.get_future().wait_for(std::chrono::milliseconds(500));
+  io_.stop();
+  thread_.join();
+}
+
+void ClusterTransport::do_receive() {
+  socket_.async_receive_from(
+      asio::buffer(buffer_), from_, [this](const boost::system::error_code& ec, std::size_t n) {
+        if (ec == asio::error::operation_aborted) return;
+        if (!ec) {
+          std::lock_guard lock(mu_);
+          ++counters_.datagrams_received;
+          if (n > kMaxDatagramBytes) {
+            ++counters_.dropped[static_cast<std::size_t>(DropReason::malformed)];
+          } else {
+            auto opened = seal_.open(std::span(buffer_.data(), n));
+            if (auto* reason = std::get_if<DropReason>(&opened)) {
+              ++counters_.dropped[static_cast<std::size_t>(*reason)];
+              log::debug("cluster: dropped a datagram from {}: {}", from_.address().to_string(),
+                         to_string(*reason));
+            } else if (!stopped_ &&
+                       !protocol_->receive(to_address(from_), std::get<0>(opened), clock_.now())) {
+              ++counters_.dropped[static_cast<std::size_t>(DropReason::malformed)];
+            }
+          }
+        }
+        if (!stopped_) {
+          arm_timer();
+          do_receive();
+        }
+      });
+}
+
+void ClusterTransport::arm_timer() {
+  membership::TimePoint at;
+  {
+    std::lock_guard lock(mu_);
+    if (stopped_) return;
+    at = protocol_->next_wakeup();
+  }
+  // The daemon's clock is steady_clock, the same epoch as the timer's.
+  const auto when = asio::steady_timer::time_point(at.time_since_epoch());
+  if (timer_.expiry() == when) return;
+  timer_.expires_at(when);
+  timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    {
+      std::lock_guard lock(mu_);
+      if (stopped_) return;
+      protocol_->tick(clock_.now());
+    }
+    arm_timer();
+  });
+}
+
+void ClusterTransport::send(const Address& to, std::span<const std::uint8_t> body) {
+  const auto datagram = seal_.seal(body);
+  boost::system::error_code ec;
+  socket_.send_to(asio::buffer(datagram), to_endpoint(to), 0, ec);
+  if (ec) {
+    ++counters_.send_errors;
+    log::debug("cluster: send to {} failed: {}", to.to_string(), ec.message());
+  } else {
+    ++counters_.datagrams_sent;
+  }
+}
+
+void ClusterTransport::member_changed(const membership::MemberInfo& m,
+                                      std::optional<membership::MemberState> before) {
+  if (!before) {
+    log::info("cluster: member {} at {} joined ({})", m.name, m.address.to_string(),
+              membership::to_string(m.state));
+  } else {
+    log::info("cluster: member {} is {} (was {}, incarnation {})", m.name,
+              membership::to_string(m.state), membership::to_string(*before), m.incarnation);
+  }
+}
+
+void ClusterTransport::note(membership::NoteLevel level, const std::string& text) {
+  switch (level) {
+    case membership::NoteLevel::debug:
+      log::debug("cluster: {}", text);
+      break;
+    case membership::NoteLevel::info:
+      log::info("cluster: {}", text);
+      break;
+    case membership::NoteLevel::warning:
+      log::warning("cluster: {}", text);
+      break;
+    case membership::NoteLevel::error:
+      log::error("cluster: {}", text);
+      break;
+  }
+}
+
+std::vector<membership::MemberInfo> ClusterTransport::members() const {
+  std::lock_guard lock(mu_);
+  return protocol_ ? protocol_->members() : std::vector<membership::MemberInfo>{};
+}
+
+std::optional<membership::MemberInfo> ClusterTransport::member(std::string_view name) const {
+  std::lock_guard lock(mu_);
+  return protocol_ ? protocol_->member(name) : std::nullopt;
+}
+
+ClusterCounters ClusterTransport::counters() const {
+  std::lock_guard lock(mu_);
+  auto c = counters_;
+  if (protocol_) c.protocol = protocol_->counters();
+  return c;
+}
+
+void ClusterTransport::set_timings(const membership::ProtocolTimings& timings) {
+  asio::post(io_, [this, timings] {
+    {
+      std::lock_guard lock(mu_);
+      if (protocol_) protocol_->set_timings(timings);
+    }
+    arm_timer();
+  });
+}
+
+std::string ClusterTransport::local_endpoint() const {
+  boost::system::error_code ec;
+  auto ep = socket_.local_endpoint(ec);
+  if (ec) return "?";
+  return to_address(ep).to_string();
+}
+
+}  // namespace heartbeatd::transport

@@ -1,0 +1,96 @@
+// ClusterTransport: runs this node's MembershipProtocol over UDP. It owns the socket, the
+// protocol's wake-up timer, the datagram envelope (transport/datagram_seal.h) and a thread
+// of its own, so heavy API traffic can never delay a heartbeat into a false suspicion.
+//
+// Thread safety: the protocol runs on the transport's thread under mu_; members(),
+// member(), counters() and set_timings() may be called from any thread.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/udp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <array>
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "membership/clock.h"
+#include "membership/protocol.h"
+#include "transport/datagram_seal.h"
+
+namespace heartbeatd::transport {
+
+struct ClusterOptions {
+  std::string node_name;
+  std::string cluster_name;
+  std::string bind_host;  // IP literal; 0.0.0.0 or :: for every interface
+  std::uint16_t bind_port = 0;
+  std::optional<membership::Address> advertise;  // nullopt: derived from the socket
+  std::vector<membership::Address> seeds;        // resolved
+  std::optional<SealKey> key;
+  membership::ProtocolTimings timings;
+};
+
+struct ClusterCounters {
+  membership::ProtocolCounters protocol;
+  std::array<std::uint64_t, kDropReasonCount> dropped{};  // by DropReason
+  std::uint64_t datagrams_received = 0;
+  std::uint64_t datagrams_sent = 0;
+  std::uint64_t send_errors = 0;
+};
+
+class ClusterTransport final : public membership::DatagramSink,
+                               public membership::MembershipObserver {
+ public:
+  ClusterTransport(ClusterOptions options, const membership::Clock& clock, std::uint64_t seed);
+  ~ClusterTransport() override;
+
+  // Binds the socket (throws std::runtime_error naming the address and cause) and starts
+  // the protocol on the transport's thread.
+  void start();
+  // Announces `left` to the cluster, then stops the thread. Idempotent.
+  void leave_and_stop();
+
+  std::vector<membership::MemberInfo> members() const;
+  std::optional<membership::MemberInfo> member(std::string_view name) const;
+  ClusterCounters counters() const;
+  void set_timings(const membership::ProtocolTimings& timings);
+  std::string local_endpoint() const;
+
+ private:
+  // DatagramSink, MembershipObserver (called with mu_ held, on the transport thread).
+  void send(const membership::Address& to, std::span<const std::uint8_t> body) override;
+  void member_changed(const membership::MemberInfo& m,
+                      std::optional<membership::MemberState> before) override;
+  void note(membership::NoteLevel level, const std::string& text) override;
+
+  void do_receive();
+  void arm_timer();
+
+  ClusterOptions options_;
+  const membership::Clock& clock_;
+  DatagramSeal seal_;
+  boost::asio::io_context io_;
+  boost::asio::ip::udp::socket socket_;
+  boost::asio::steady_timer timer_;
+  boost::asio::ip::udp::endpoint from_;
+  std::array<std::uint8_t, 2048> buffer_{};
+  std::thread thread_;
+
+  mutable std::mutex mu_;
+  std::unique_ptr<membership::MembershipProtocol> protocol_;  // guarded by mu_
+  ClusterCounters counters_;                                  // guarded by mu_
+  std::uint64_t seed_;
+  bool stopped_ = false;
+};
+
+// "host:port" or "[v6]:port" literal to Address; throws std::runtime_error otherwise.
+membership::Address to_address(const boost::asio::ip::udp::endpoint& ep);
+boost::asio::ip::udp::endpoint to_endpoint(const membership::Address& a);
+
+}  // namespace heartbeatd::transport

@@ -1,0 +1,41 @@
+// WallTime: converts monotonic times to wall-clock Unix milliseconds at the API edge, through
+// one offset shared by all handlers of a route group, so that a subject's last_seen_ms reads
+// the same in every answer. The offset follows the wall clock only when it has been stepped
+// by more than a second (NTP step, VM resume).
+//
+// Thread safety: the anchor is atomic; a WallTime is a per-request value.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+
+#include "membership/clock.h"
+
+namespace heartbeatd::transport {
+
+class WallTime {
+ public:
+  WallTime(membership::TimePoint mono_now, std::atomic<std::int64_t>& anchor) {
+    const std::int64_t wall = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  std::chrono::system_clock::now().time_since_epoch())
+                                  .count();
+    const std::int64_t mono =
+        std::chrono::duration_cast<std::chrono::milliseconds>(mono_now.time_since_epoch()).count();
+    offset_ = anchor.load(std::memory_order_relaxed);
+    if (offset_ == 0 || std::abs(wall - mono - offset_) > 1000) {
+      offset_ = wall - mono;
+      anchor.store(offset_, std::memory_order_relaxed);
+    }
+  }
+  std::int64_t unix_ms(membership::TimePoint t) const {
+    return offset_ +
+           std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  }
+
+ private:
+  std::int64_t offset_;
+};
+
+}  // namespace heartbeatd::transport
