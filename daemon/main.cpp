@@ -26,21 +26,24 @@ and answers local services over HTTP and a Unix socket.
 Options:
   --config FILE        run with the YAML configuration FILE (keys and defaults:
                        examples/heartbeatd.yaml). Without it, built-in defaults run a
-                       single node: API on 127.0.0.1:7700 and a Unix socket.
+                       single node: API on 127.0.0.1:7700 and a Unix socket, cluster
+                       heartbeats on UDP 0.0.0.0:7701 (docs/PROTOCOL.md).
   --check-config FILE  validate FILE, print the effective configuration, and exit.
   --version            print the version and exit.
   --help               print this help and exit.
 
 Signals:
-  SIGTERM, SIGINT      stop gracefully (within 2 s).
+  SIGTERM, SIGINT      stop gracefully (within 2 s), announcing "left" to the cluster.
   SIGHUP               re-read the --config file; apply log.level, membership.* and
                        presence.timeout; log the keys that need a restart. An invalid
                        file is rejected and the running config stays in force.
 
 Exit codes:
   0  stopped normally (or --check-config found the file valid)
-  1  could not start (address in use, socket path taken, data directory unusable)
-  2  bad command line or configuration (the message names the key and its line)
+  1  could not start (API or cluster address in use, socket path taken, data
+     directory unusable)
+  2  bad command line or configuration (the message names the key and its line;
+     an unreadable or malformed cluster.key_file too)
 )";
 
 int usage_error(std::string_view message) {
