@@ -15,6 +15,7 @@ constexpr std::uint32_t kMaxHealth = 8;     // Lifeguard's awareness ceiling
 constexpr std::size_t kMaxForwards = 1024;  // pending indirect probes we help with
 constexpr std::size_t kLeaveDirect = 64;    // members told directly on leave
 constexpr std::size_t kMaxUpdatesPerMessage = 255;
+constexpr std::uint32_t kSyncPullsPerRound = 8;  // extra sync pages per sync_interval
 
 DetectionPolicy make_policy(const ProtocolTimings& t) {
   if (t.phi) {
@@ -293,8 +294,16 @@ bool MembershipProtocol::receive(const Address& from, std::span<const std::uint8
         send_sync(from, MessageType::sync_reply, 0, false);
       }
       break;
-    case MessageType::gossip:
     case MessageType::sync_reply:
+      // Still different after the last page: pull another page from the same peer (its
+      // cursor moves on), a few per sync_interval, so pages lost from a join or a long
+      // partition are filled in seconds rather than one page per interval.
+      if (!(msg.flags & kSyncMore) && msg.digest != digest_ && sync_pulls_left_ > 0) {
+        --sync_pulls_left_;
+        send_sync(from, MessageType::sync, 0, false);
+      }
+      break;
+    case MessageType::gossip:
     case MessageType::refuse:
       break;
   }
@@ -655,6 +664,7 @@ void MembershipProtocol::gossip_round(TimePoint now) {
 
 void MembershipProtocol::sync_round(TimePoint now) {
   (void)now;
+  sync_pulls_left_ = kSyncPullsPerRound;
   auto peers = pick_random(1, nullptr);
   if (!peers.empty()) send_sync(peers.front()->address, MessageType::sync, 0, false);
 }

@@ -225,6 +225,7 @@ class MembershipProtocol {
   Duration join_backoff_;
   TimePoint next_wakeup_;
   std::size_t sync_cursor_ = 0;
+  std::uint32_t sync_pulls_left_ = 8;  // a joiner may pull what its join lost at once
   bool started_ = false;
   bool leaving_ = false;
   std::unordered_map<std::string, TimePoint> conflict_logged_;

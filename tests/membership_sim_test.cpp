@@ -58,6 +58,19 @@ TEST(MembershipSim, JoiningOneSeedTeachesTheWholeCluster) {
   EXPECT_EQ(false_deaths(c, {}), 0u);
 }
 
+TEST(MembershipSim, AJoinWhosePagesAreLostIsCompletedWithinOneSyncInterval) {
+  auto cluster = converged(300);
+  auto& c = *cluster;
+  // The seed's full view takes several pages; a third of what it sends the newcomer is lost.
+  // What is missing is pulled again page by page, not one page per sync_interval.
+  c.set_link_loss(0, 300, 0.3);
+  const auto joined_at = c.now();
+  const auto newcomer = c.add_node("newcomer");
+  ASSERT_TRUE(c.run_until([&] { return c.node(newcomer).member_count() == 301; }, 30s));
+  const ProtocolTimings t;
+  EXPECT_LE(c.now() - joined_at, t.sync_interval + 1s);
+}
+
 TEST(MembershipSim, OneCrashIsReportedDeadEverywhereWithinTheBound) {
   auto cluster = converged(50);
   auto& c = *cluster;
