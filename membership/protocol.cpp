@@ -777,7 +777,14 @@ void MembershipProtocol::set_timings(const ProtocolTimings& timings) {
   t_ = timings;
   policy_ = make_policy(timings);
   ring_dirty_ = true;
-  for (auto* m : list_) m->history = ArrivalHistory(policy_.window_capacity());
+  // A detector that keeps another window starts a fresh history; the last heartbeat still
+  // counts, so no subject becomes overdue just because the config changed.
+  const auto capacity = policy_.window_capacity();
+  for (auto* m : list_) {
+    if (m->history.intervals().capacity() == capacity) continue;
+    if (auto seen = m->history.last_seen()) m->watch_since = std::max(m->watch_since, *seen);
+    m->history = ArrivalHistory(capacity);
+  }
 }
 
 // ---- sending -------------------------------------------------------------------------

@@ -283,6 +283,39 @@ TEST(MembershipSim, ThreeHundredNodesDetectACrashAtConstantPerNodeLoad) {
   EXPECT_EQ(false_deaths(c, {c.name(150)}), 0u);
 }
 
+TEST(MembershipSim, ThePhiAccrualDetectorDetectsWithoutMistakesToo) {
+  ProtocolTimings t;
+  t.phi = membership::PhiAccrualParams{};
+  NetworkFaults lossy;
+  lossy.loss = 0.05;
+  auto cluster = converged(30, lossy, t);
+  auto& c = *cluster;
+  c.run_for(60s);
+  EXPECT_EQ(false_deaths(c, {}), 0u);
+  const auto crashed_at = c.now();
+  c.crash(7);
+  ASSERT_TRUE(c.run_until([&] { return c.all_see(7, MemberState::dead); }, 10s));
+  // phi reaches 8 about 5.6 standard deviations (at least min_std_dev, 100 ms) past the
+  // mean interval: under a second, then the probe and the suspicion as with miss_threshold.
+  EXPECT_LT(c.now() - crashed_at, 1s + t.probe_timeout + t.suspicion_timeout);
+  EXPECT_EQ(false_deaths(c, {c.name(7)}), 0u);
+}
+
+TEST(MembershipSim, ReloadedTimingsTakeEffectWithoutFalseSuspicions) {
+  auto cluster = converged(20);
+  auto& c = *cluster;
+  c.run_for(2s);
+  ProtocolTimings slower;
+  slower.interval = 500ms;
+  slower.phi = membership::PhiAccrualParams{};  // another detector, another history
+  for (std::size_t i = 0; i < c.size(); ++i) c.node(i).set_timings(slower);
+  c.run_for(30s);
+  EXPECT_EQ(false_deaths(c, {}), 0u);
+  for (std::size_t i = 0; i < c.size(); ++i) EXPECT_EQ(c.node(i).counters().probes, 0u);
+  c.crash(3);
+  EXPECT_TRUE(c.run_until([&] { return c.all_see(3, MemberState::dead); }, 10s));
+}
+
 TEST(MembershipSim, TheSameSeedReplaysTheSameRun) {
   auto run = [](std::uint64_t seed) {
     SimCluster c(seed, ProtocolTimings{}, NetworkFaults{0.05, 0.05});
