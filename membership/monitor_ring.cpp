@@ -1,5 +1,7 @@
 #include "membership/monitor_ring.h"
 
+#include "membership/hash.h"
+
 #include <algorithm>
 #include <utility>
 
@@ -9,12 +11,7 @@ std::uint64_t ring_position(std::string_view name) {
   // FNV-1a, then a 64-bit finaliser so names that differ in one character spread evenly.
   std::uint64_t h = 1469598103934665603ull;
   for (unsigned char c : name) h = (h ^ c) * 1099511628211ull;
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdull;
-  h ^= h >> 33;
-  h *= 0xc4ceb9fe1a85ec53ull;
-  h ^= h >> 33;
-  return h;
+  return mix64(h);
 }
 
 std::pair<std::vector<std::size_t>, std::vector<std::size_t>> ring_neighbour_indices(

@@ -1,5 +1,7 @@
 #include "membership/presence_table.h"
 
+#include "membership/hash.h"
+
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -13,13 +15,7 @@ namespace {
 using Tick = std::uint32_t;
 
 std::uint64_t mix(std::uint64_t k) {
-  // murmur3's 64-bit finaliser: every input bit affects every output bit.
-  k ^= k >> 33;
-  k *= 0xff51afd7ed558ccdULL;
-  k ^= k >> 33;
-  k *= 0xc4ceb9fe1a85ec53ULL;
-  k ^= k >> 33;
-  return k;
+  return mix64(k);
 }
 
 // Maps a hash onto [0, n) with its high bits (Lemire's fast range); the shard is chosen

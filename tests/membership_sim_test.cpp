@@ -146,8 +146,6 @@ TEST(MembershipSim, OneLossyLinkCannotKillAHealthyMember) {
   auto& c = *cluster;
   // Everything node 4 sends to each of its monitors in turn is lost, and everything they
   // send back: the link is cut both ways, the rest of the network is fine.
-  auto& four = c.node(4);
-  (void)four;
   for (std::size_t j = 0; j < c.size(); ++j) {
     if (j == 4) continue;
     c.set_link_loss(4, j, j % 3 == 0 ? 1.0 : 0.0);
