@@ -245,6 +245,30 @@ TEST(MembershipSim, ALeaveIsSeenAsLeftWithinOneInterval) {
   EXPECT_TRUE(c.all_see(11, MemberState::left));  // not later turned dead
 }
 
+TEST(MembershipSim, DeadAndLeftMembersAreForgottenAfterReapAfter) {
+  ProtocolTimings t;
+  t.reap_after = 20s;
+  auto cluster = converged(10, {}, t);
+  auto& c = *cluster;
+  c.crash(2);
+  c.leave(5);
+  ASSERT_TRUE(c.run_until(
+      [&] { return c.all_see(2, MemberState::dead) && c.all_see(5, MemberState::left); }, 5s));
+  c.run_for(t.reap_after - 3s);
+  EXPECT_EQ(c.node(0).member_count(), 10u);  // still listed
+  // Reaping is checked every sync_interval.
+  ASSERT_TRUE(c.run_until(
+      [&] {
+        for (std::size_t i = 0; i < c.size(); ++i) {
+          if (c.up(i) && c.node(i).member_count() != 8) return false;
+        }
+        return true;
+      },
+      3s + t.sync_interval + 1s));
+  EXPECT_FALSE(c.node(0).member(c.name(2)));
+  EXPECT_FALSE(c.node(0).member(c.name(5)));
+}
+
 TEST(MembershipSim, ASecondNodeClaimingALiveNameIsRefused) {
   auto cluster = converged(10);
   auto& c = *cluster;
