@@ -324,12 +324,10 @@ bool MembershipProtocol::receive(const Address& from, std::span<const std::uint8
 // must be ignored (it claims a live member's name from another address).
 bool MembershipProtocol::accept_sender(const Message& msg, const Address& from, TimePoint now) {
   const auto& ref = msg.sender;
+  const Update claim{MemberState::alive, ref.name, ref.address, ref.incarnation, {}};
   if (ref.name == self_name_) {
     if (ref.address != self().address) {
-      ++counters_.name_conflicts;
-      Message refuse = message(MessageType::refuse);
-      refuse.target = ref.name;
-      send(from, refuse, false);
+      refuse_claim(from);
       note(NoteLevel::error, "a node at " + ref.address.to_string() + " claims this node's name " +
                                  self_name_ + "; refused");
     }
@@ -337,17 +335,11 @@ bool MembershipProtocol::accept_sender(const Message& msg, const Address& from, 
   }
   Member* m = find(ref.name);
   if (!m) {
-    m = add(Update{MemberState::alive, ref.name, ref.address, ref.incarnation, {}}, now);
-    if (!m) return false;
-    m->last_seen = now;
-    changed(*m, std::nullopt);
-    announce(update_of(*m), now);
-    return true;
-  }
-  if (ref.address != m->address && in_ring(m->state)) {
-    ++counters_.name_conflicts;
-    Message refuse = message(MessageType::refuse);
-    send(from, refuse, false);
+    apply(claim, now, false);  // a newcomer introducing itself
+    m = find(ref.name);
+    if (!m) return false;  // membership.max_members reached
+  } else if (ref.address != m->address && in_ring(m->state)) {
+    refuse_claim(from);
     auto& logged = conflict_logged_[ref.name];
     if (logged == TimePoint{} || now - logged > std::chrono::seconds(10)) {
       logged = now;
@@ -358,7 +350,7 @@ bool MembershipProtocol::accept_sender(const Message& msg, const Address& from, 
   }
   m->last_seen = now;
   if (ref.incarnation > m->incarnation) {
-    apply(Update{MemberState::alive, ref.name, ref.address, ref.incarnation, {}}, now, false);
+    apply(claim, now, false);
   } else if (ref.incarnation < m->incarnation || m->state != MemberState::alive) {
     // It is behind on news about itself (restarted, or suspected without knowing): tell it
     // directly so it can refute, at most once per interval.
@@ -370,6 +362,13 @@ bool MembershipProtocol::accept_sender(const Message& msg, const Address& from, 
     }
   }
   return true;
+}
+
+// Another address holds a live member's name (or ours): tell it, and count it.
+void MembershipProtocol::refuse_claim(const Address& from) {
+  ++counters_.name_conflicts;
+  Message refuse = message(MessageType::refuse);
+  send(from, refuse, false);
 }
 
 void MembershipProtocol::apply(const Update& u, TimePoint now, bool from_sync) {
@@ -409,8 +408,7 @@ void MembershipProtocol::apply(const Update& u, TimePoint now, bool from_sync) {
       const bool as_suspect = u.state == MemberState::suspect || from_sync;
       if (as_suspect) {
         if (u.incarnation == m->incarnation && m->state == MemberState::suspect) {
-          if (u.from.empty() ||
-              std::find(m->accusers.begin(), m->accusers.end(), u.from) != m->accusers.end()) {
+          if (std::find(m->accusers.begin(), m->accusers.end(), u.from) != m->accusers.end()) {
             return;
           }
           m->accusers.push_back(u.from);  // an independent confirmation
@@ -421,7 +419,7 @@ void MembershipProtocol::apply(const Update& u, TimePoint now, bool from_sync) {
         const auto before = m->state;
         set_state(*m, MemberState::suspect, u.incarnation, now);
         m->suspect_start = now;
-        m->accusers = {u.from.empty() ? std::string("?") : u.from};
+        m->accusers = {u.from};
         arm_suspicion(*m);
         changed(*m, before);
         announce(Update{MemberState::suspect, m->name, m->address, m->incarnation, u.from}, now);
@@ -517,7 +515,7 @@ void MembershipProtocol::tick(TimePoint now) {
   if (ring_dirty_) refresh_ring(now);
   if (!queue_.empty() && now >= next_gossip_) gossip_round(now);
   if (now >= next_sync_) {
-    sync_round(now);
+    sync_round();
     reap(now);
     next_sync_ = now + t_.sync_interval;
   }
@@ -662,8 +660,7 @@ void MembershipProtocol::gossip_round(TimePoint now) {
   }
 }
 
-void MembershipProtocol::sync_round(TimePoint now) {
-  (void)now;
+void MembershipProtocol::sync_round() {
   sync_pulls_left_ = kSyncPullsPerRound;
   auto peers = pick_random(1, nullptr);
   if (!peers.empty()) send_sync(peers.front()->address, MessageType::sync, 0, false);
@@ -672,23 +669,21 @@ void MembershipProtocol::sync_round(TimePoint now) {
 // Seeds while we know no live peer (with backoff); otherwise one dead member per round, so
 // a partition heals by itself once the network does.
 void MembershipProtocol::reconnect_round(TimePoint now) {
-  const auto& dead = dead_;
-  if (alive_peers() == 0) {
+  const bool alone = alive_peers() == 0;
+  if (alone) {
     for (const auto& s : seeds_) send_sync(s, MessageType::sync, kSyncJoin, false);
-    if (!dead.empty()) {
-      std::uniform_int_distribution<std::size_t> pick(0, dead.size() - 1);
-      send_sync(dead[pick(rng_)]->address, MessageType::sync, kSyncJoin, false);
-    }
+  }
+  if (!dead_.empty()) {
+    std::uniform_int_distribution<std::size_t> pick(0, dead_.size() - 1);
+    send_sync(dead_[pick(rng_)]->address, MessageType::sync, kSyncJoin, false);
+  }
+  if (alone) {
     next_reconnect_ = now + join_backoff_;
     join_backoff_ = std::min(join_backoff_ * 2, std::max(t_.reconnect_interval, t_.interval));
-    return;
+  } else {
+    join_backoff_ = t_.interval;
+    next_reconnect_ = now + t_.reconnect_interval;
   }
-  join_backoff_ = t_.interval;
-  if (!dead.empty()) {
-    std::uniform_int_distribution<std::size_t> pick(0, dead.size() - 1);
-    send_sync(dead[pick(rng_)]->address, MessageType::sync, kSyncJoin, false);
-  }
-  next_reconnect_ = now + t_.reconnect_interval;
 }
 
 void MembershipProtocol::reap(TimePoint now) {
@@ -835,7 +830,7 @@ void MembershipProtocol::send_sync(const Address& to, MessageType type, std::uin
 Update MembershipProtocol::update_of(const Member& m) const {
   Update u{m.state, m.name, m.address, m.incarnation, {}};
   if (m.state == MemberState::suspect || m.state == MemberState::dead) {
-    u.from = m.accusers.empty() || m.accusers.front() == "?" ? self_name_ : m.accusers.front();
+    u.from = m.accusers.empty() ? self_name_ : m.accusers.front();
   }
   return u;
 }

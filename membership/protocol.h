@@ -143,6 +143,7 @@ class MembershipProtocol {
 
   // Protocol rules.
   bool accept_sender(const Message& msg, const Address& from, TimePoint now);
+  void refuse_claim(const Address& from);
   void apply(const Update& u, TimePoint now, bool from_sync);
   void apply_about_self(const Update& u, TimePoint now);
   void refute(std::uint64_t above, TimePoint now);
@@ -160,7 +161,7 @@ class MembershipProtocol {
   void expire_suspicions(TimePoint now);
   void expire_forwards(TimePoint now);
   void gossip_round(TimePoint now);
-  void sync_round(TimePoint now);
+  void sync_round();
   void reconnect_round(TimePoint now);
   void reap(TimePoint now);
   void refresh_ring(TimePoint now);
