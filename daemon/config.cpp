@@ -16,6 +16,8 @@
 
 #include <fmt/format.h>
 
+#include "membership/wire_codec.h"
+
 namespace heartbeatd {
 namespace {
 
@@ -246,10 +248,10 @@ std::string show_optional(const std::optional<HostPort>& hp) {
   return hp ? hp->to_string() : "";
 }
 
+// The node name goes on the wire: the codec's rule is the only rule (and, unlike isalnum,
+// does not depend on the locale).
 bool valid_node_name(const std::string& s) {
-  return s.size() <= 128 && std::all_of(s.begin(), s.end(), [](char c) {
-           return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
-         });
+  return membership::valid_name(s);
 }
 
 const std::vector<Field>& fields() {
