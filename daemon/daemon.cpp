@@ -74,7 +74,8 @@ std::optional<membership::Address> resolve(const HostPort& hp, std::string* why)
 
 Daemon::Daemon(Config config, std::optional<std::string> config_path)
     : io_(static_cast<int>(config.api.threads)),
-      signals_(io_, SIGTERM, SIGINT, SIGHUP),
+      strand_(boost::asio::make_strand(io_)),
+      signals_(strand_, SIGTERM, SIGINT, SIGHUP),
       started_(clock_.now()),
       config_(std::make_shared<const Config>(std::move(config))),
       config_path_(std::move(config_path)),
@@ -82,7 +83,7 @@ Daemon::Daemon(Config config, std::optional<std::string> config_path)
           membership::PresenceOptions{config_->presence.timeout, config_->presence.forget_after,
                                       config_->presence.max_users},
           started_)),
-      presence_timer_(io_),
+      presence_timer_(strand_),
       server_(io_, router_, limits_from(config_->api)) {
   transport::add_health_routes(router_, {config_->node.name, &clock_, started_});
   transport::add_presence_routes(router_, {presence_.get(), &clock_, config_->presence.max_batch,
@@ -195,7 +196,7 @@ int Daemon::run() {
   do_await_signal();
   presence_timer_.expires_after(std::chrono::milliseconds(0));
   do_presence_tick();
-  notifier_.start_watchdog(io_);
+  notifier_.start_watchdog(strand_);
 
   std::string listening;
   for (const auto& ep : server_.endpoints())

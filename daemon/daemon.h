@@ -10,6 +10,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 
 #include <condition_variable>
 #include <memory>
@@ -49,6 +50,10 @@ class Daemon {
   void do_presence_tick();
 
   boost::asio::io_context io_;
+  // The daemon's own timers (signals, presence tick, watchdog) share one strand: with
+  // several API threads, the stop path cancelling a timer must not race its handler
+  // re-arming it on another thread.
+  boost::asio::strand<boost::asio::io_context::executor_type> strand_;
   boost::asio::signal_set signals_;
   SteadyClock clock_;
   const membership::TimePoint started_;

@@ -35,9 +35,9 @@ void SystemdNotifier::reloading() {
   notify("RELOADING=1");
 }
 
-void SystemdNotifier::start_watchdog(boost::asio::io_context& io) {
+void SystemdNotifier::start_watchdog(const boost::asio::any_io_executor& executor) {
   if (!watchdog_) return;
-  timer_ = std::make_unique<boost::asio::steady_timer>(io);
+  timer_ = std::make_unique<boost::asio::steady_timer>(executor);
   timer_->expires_after(*watchdog_ / 2);
   notify("WATCHDOG=1");
   do_watchdog();

@@ -2,8 +2,8 @@
 // systemd ($NOTIFY_SOCKET unset) every call is a no-op. The watchdog keep-alive runs on an
 // Asio timer at half of $WATCHDOG_USEC, re-armed from its expiry so it does not drift.
 //
-// Thread safety: methods may be called from any thread; the watchdog timer runs on the
-// io_context passed to start_watchdog().
+// Thread safety: methods may be called from any thread, except that stop_watchdog() must run
+// on the executor passed to start_watchdog() (a strand), where the timer's handler runs.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -24,7 +24,7 @@ class SystemdNotifier {
   void stopping();
   void reloading();
   // Starts sending WATCHDOG=1 when the service manager asked for it.
-  void start_watchdog(boost::asio::io_context& io);
+  void start_watchdog(const boost::asio::any_io_executor& executor);
   void stop_watchdog();
   std::optional<std::chrono::microseconds> watchdog_interval() const { return watchdog_; }
 

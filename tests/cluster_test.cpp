@@ -149,7 +149,7 @@ TEST(Cluster, FiveProcessesDetectCrashesStallsLeavesAndRestarts) {
   ASSERT_TRUE(eventually([&] { return c.all_report(4, "left"); }, 5s));
   std::printf("[ measured ] SIGTERM reported left everywhere after %.0f ms\n", ms_since(t0));
   EXPECT_LE(ms_since(t0), 200.0 + kSlack.count());
-  EXPECT_EQ(c[4].wait_exit(), 0);
+  EXPECT_EQ(c[4].wait_exit(), 0) << c[4].log();
 }
 
 TEST(Cluster, AnotherKeyOrClusterNameStaysOut) {
