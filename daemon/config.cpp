@@ -391,6 +391,10 @@ const std::vector<Field>& fields() {
         "presence.max_batch", false, 1, 1'000'000,
         [](auto& c) -> auto& { return c.presence.max_batch; }));
 
+    f.push_back(duration_field(
+        "persist.presence_interval", true, M(100), M(3600 * 1000),
+        [](auto& c) -> auto& { return c.persist.presence_interval; }));
+
     f.push_back(enum_field<LogLevel>(
         "log.level", true,
         {{"debug", LogLevel::debug},

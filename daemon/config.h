@@ -80,6 +80,9 @@ struct Config {
     std::size_t max_users = 10'000'000;
     std::size_t max_batch = 10'000;
   } presence;
+  struct Persist {
+    Millis presence_interval{5000};
+  } persist;
   struct Log {
     LogLevel level = LogLevel::info;
   } log;

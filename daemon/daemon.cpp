@@ -79,15 +79,32 @@ Daemon::Daemon(Config config, std::optional<std::string> config_path)
       started_(clock_.now()),
       config_(std::make_shared<const Config>(std::move(config))),
       config_path_(std::move(config_path)),
+      // The table's epoch lies forget_after before the start, so that users restored from a
+      // snapshot keep last-seen times from before the restart.
       presence_(std::make_unique<membership::PresenceTable>(
           membership::PresenceOptions{config_->presence.timeout, config_->presence.forget_after,
                                       config_->presence.max_users},
-          started_)),
+          std::chrono::floor<std::chrono::milliseconds>(started_) -
+              config_->presence.forget_after - std::chrono::minutes(1))),
       presence_timer_(strand_),
       server_(io_, router_, limits_from(config_->api)) {
-  transport::add_health_routes(router_, {config_->node.name, &clock_, started_});
+  transport::add_health_routes(
+      router_, {config_->node.name, &clock_, started_, [this, dir = config_->node.data_dir] {
+                  transport::PersistenceHealth h;
+                  h.data_dir = dir;
+                  if (!snapshotter_) return h;
+                  const auto st = snapshotter_->stats();
+                  h.last_snapshot_ms = st.last_ms;
+                  h.last_snapshot_users = st.users;
+                  h.last_snapshot_bytes = st.bytes;
+                  h.last_snapshot_duration_ms = static_cast<std::uint64_t>(st.duration.count());
+                  h.disk_bytes = st.disk_bytes;
+                  h.failures = st.failures;
+                  h.last_error = st.last_error;
+                  return h;
+                }});
   transport::add_presence_routes(router_, {presence_.get(), &clock_, config_->presence.max_batch,
-                                           config_->presence.max_users});
+                                           config_->presence.max_users, wall_anchor_});
   transport::add_member_routes(
       router_, {[this] { return cluster_->members(); },
                 [this](std::string_view name) { return cluster_->member(name); }, &clock_});
@@ -123,6 +140,18 @@ int Daemon::start_cluster() {
       return kExitUsage;
     }
   }
+  // The incarnation to start at is written before the node can use it: a crash right after
+  // start-up must not bring it back at a number peers have already seen.
+  o.restored_incarnation = restored_.incarnation;
+  o.restored_members = std::move(restored_.members);
+  if (auto err = store_->write({persist::SelfRecord{config_->node.name, restored_.incarnation},
+                                std::nullopt, std::nullopt, {}})) {
+    log::error("node.data_dir: {}", *err);
+    return kExitDataUnusable;
+  }
+  o.on_incarnation = [this](std::uint64_t) {
+    if (snapshotter_) snapshotter_->request_membership();
+  };
   cluster_ =
       std::make_unique<transport::ClusterTransport>(std::move(o), clock_, std::random_device{}());
   try {
@@ -147,20 +176,65 @@ void Daemon::do_presence_tick() {
   });
 }
 
-bool Daemon::prepare_data_dir() {
-  namespace fs = std::filesystem;
+int Daemon::open_store() {
   const std::string& dir = config_->node.data_dir;
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) {
-    log::error("node.data_dir {}: cannot create: {}", dir, ec.message());
-    return false;
+  // Parents are created for the built-in default path only; a configured one must have its
+  // parent already, so a typo is reported instead of becoming a new tree.
+  const bool is_default = dir == default_config().node.data_dir;
+  auto opened = persist::Store::open(dir, is_default);
+  auto exit_code = [](persist::StoreErrorKind k) {
+    switch (k) {
+      case persist::StoreErrorKind::unusable: return kExitDataUnusable;
+      case persist::StoreErrorKind::locked: return kExitDataLocked;
+      case persist::StoreErrorKind::corrupted: return kExitDataCorrupted;
+      case persist::StoreErrorKind::incompatible: return kExitDataIncompatible;
+    }
+    return kExitRuntime;
+  };
+  if (auto* err = std::get_if<persist::StoreError>(&opened)) {
+    log::error("node.data_dir {}", err->message);
+    return exit_code(err->kind);
   }
-  if (!fs::is_directory(dir, ec)) {
-    log::error("node.data_dir {}: not a directory", dir);
-    return false;
+  store_ = std::move(std::get<std::unique_ptr<persist::Store>>(opened));
+
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto now = clock_.now();
+  const persist::WallConverter wall(now, *wall_anchor_);
+  membership::PresenceTable::RestoreResult users;
+  auto loaded = store_->load([&](std::vector<persist::UserRecord>& chunk) {
+    const auto r = presence_->restore(persist::to_table_records(chunk, wall), now);
+    users.restored += r.restored;
+    users.forgotten += r.forgotten;
+    users.over_limit += r.over_limit;
+  });
+  if (auto* err = std::get_if<persist::StoreError>(&loaded)) {
+    log::error("node.data_dir {}", err->message);
+    return exit_code(err->kind);
   }
-  return true;
+  const auto& state = std::get<persist::LoadedState>(loaded);
+  if (state.self && state.self->name != config_->node.name) {
+    log::warning("node.data_dir {}: written by node {}, this is {}: its incarnation is not reused",
+                 dir, state.self->name, config_->node.name);
+  }
+  restored_ = persist::restore_membership(state, config_->node.name, wall);
+  if (restored_.unreadable) {
+    log::warning("node.data_dir {}: {} persisted members with an unreadable address skipped", dir,
+                 restored_.unreadable);
+  }
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - t0);
+  if (!state.self && !state.presence) {
+    log::info("node.data_dir {}: new state (format {})", dir, state.format);
+  } else {
+    log::info(
+        "node.data_dir {}: restored {} members, incarnation {}, {} users ({} online) from the "
+        "snapshot of {} ms ago in {} ms; {} past forget_after, {} over presence.max_users",
+        dir, restored_.members.size(), restored_.incarnation, users.restored,
+        presence_->counts(now).online,
+        state.presence ? wall.to_unix_ms(now) - state.presence->taken_ms : 0, took.count(),
+        users.forgotten, users.over_limit);
+  }
+  return kExitOk;
 }
 
 bool Daemon::open_listeners() {
@@ -184,7 +258,8 @@ int Daemon::run() {
   log::set_level(config_->log.level);
   log::info("heartbeatd {} starting: node {}, {} API threads", kVersion, config_->node.name,
             config_->api.threads);
-  if (!prepare_data_dir() || !open_listeners()) {
+  if (const int code = open_store(); code != kExitOk) return code;
+  if (!open_listeners()) {
     server_.stop();
     return kExitRuntime;
   }
@@ -192,6 +267,13 @@ int Daemon::run() {
     server_.stop();
     return code;
   }
+  snapshotter_ = std::make_unique<persist::Snapshotter>(
+      *store_, *presence_, clock_, wall_anchor_,
+      [this, name = config_->node.name]() -> std::optional<persist::MembershipView> {
+        return persist::MembershipView{name, cluster_->incarnation(), cluster_->members()};
+      },
+      config_->persist.presence_interval);
+  snapshotter_->start();
   server_.start();
   do_await_signal();
   presence_timer_.expires_after(std::chrono::milliseconds(0));
@@ -214,7 +296,20 @@ int Daemon::run() {
   }
   stop_cv_.notify_all();
   if (stop_guard_.joinable()) stop_guard_.join();
-  log::info("stopped");
+  return finish_stop();
+}
+
+// After the API and the cluster stopped: nothing can change any more, so the last snapshot
+// holds everything.
+int Daemon::finish_stop() {
+  snapshotter_->stop();
+  if (auto err = snapshotter_->snapshot_on_stop()) {
+    log::error("stopped, but the final snapshot failed: {}", *err);
+    return kExitRuntime;
+  }
+  const auto st = snapshotter_->stats();
+  log::info("stopped; final snapshot: {} users, {} bytes, in {} ms", st.users, st.bytes,
+            st.duration.count());
   return kExitOk;
 }
 
@@ -277,6 +372,9 @@ void Daemon::reload() {
   if (std::any_of(plan.applied.begin(), plan.applied.end(),
                   [](const std::string& c) { return c.starts_with("membership."); })) {
     cluster_->set_timings(timings_from(plan.effective.membership));
+  }
+  if (plan.effective.persist.presence_interval != config_->persist.presence_interval) {
+    snapshotter_->set_interval(plan.effective.persist.presence_interval);
   }
   if (plan.effective.presence.timeout != config_->presence.timeout) {
     presence_->set_timeout(plan.effective.presence.timeout, clock_.now());

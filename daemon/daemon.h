@@ -23,6 +23,8 @@
 #include "daemon/steady_clock.h"
 #include "daemon/systemd_notifier.h"
 #include "membership/presence_table.h"
+#include "persist/snapshotter.h"
+#include "persist/store.h"
 #include "transport/cluster_transport.h"
 #include "transport/http_router.h"
 #include "transport/http_server.h"
@@ -31,8 +33,14 @@ namespace heartbeatd {
 
 // Process exit codes, documented in --help and README.
 inline constexpr int kExitOk = 0;
-inline constexpr int kExitRuntime = 1;  // could not start: address in use, data dir, ...
+inline constexpr int kExitRuntime = 1;  // could not start (address in use, ...), or the
+                                        // snapshot of a graceful stop failed
 inline constexpr int kExitUsage = 2;    // bad command line or config
+// node.data_dir (docs/PERSISTENCE.md):
+inline constexpr int kExitDataUnusable = 3;      // missing parent, not writable, disk full
+inline constexpr int kExitDataLocked = 4;        // another heartbeatd uses it
+inline constexpr int kExitDataCorrupted = 5;     // holds state that cannot be read
+inline constexpr int kExitDataIncompatible = 6;  // written in a format this build cannot read
 
 class Daemon {
  public:
@@ -41,7 +49,8 @@ class Daemon {
   int run();
 
  private:
-  bool prepare_data_dir();
+  int open_store();  // kExitOk, or the exit code to stop with; restores the state
+  int finish_stop();
   bool open_listeners();
   int start_cluster();  // kExitOk, or the exit code to stop with
   void do_await_signal();
@@ -59,10 +68,17 @@ class Daemon {
   const membership::TimePoint started_;
   std::shared_ptr<const Config> config_;  // touched only by the signal chain after start
   const std::optional<std::string> config_path_;
+  // Monotonic -> Unix ms offset shared by the presence API and the snapshots, so that a
+  // last-seen time reads the same before and after a restart (transport/wall_time.h).
+  std::shared_ptr<std::atomic<std::int64_t>> wall_anchor_ =
+      std::make_shared<std::atomic<std::int64_t>>(0);
   std::unique_ptr<membership::PresenceTable> presence_;
   boost::asio::steady_timer presence_timer_;  // expires crossed users, forgets old ones
   transport::Router router_;
   transport::HttpServer server_;
+  std::unique_ptr<persist::Store> store_;
+  std::unique_ptr<persist::Snapshotter> snapshotter_;
+  persist::RestoredMembership restored_;  // handed to the cluster at start
   std::unique_ptr<transport::ClusterTransport> cluster_;
   SystemdNotifier notifier_;
 

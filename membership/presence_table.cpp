@@ -161,6 +161,7 @@ class SlotTable {
   }
 
   Tick ts(std::size_t pos) const { return slots_[pos].ts; }
+  Key key(std::size_t pos) const { return slots_[pos].key; }
   void set_ts(std::size_t pos, Tick t) { slots_[pos].ts = t; }
   bool logged_out(std::size_t pos) const { return bit(logged_out_, pos); }
   void set_logged_out(std::size_t pos, bool v) { set_bit(logged_out_, pos, v); }
@@ -510,6 +511,60 @@ PresenceTable::Status PresenceTable::status_locked(const Shard& s, UserId id, st
     st.online = !table.logged_out(pos) && judge(policy.deadlines(), age) == Verdict::alive;
     return st;
   });
+}
+
+void PresenceTable::export_shard(std::size_t shard, TimePoint now,
+                                 std::vector<Record>& out) const {
+  const Ms ms = ms_of(now);
+  const Ms forget = to_ms(options_.forget_after);
+  const Shard& s = shards_[shard];
+  std::lock_guard lock(s.mu);
+  auto copy = [&](const auto& table) {
+    table.for_each([&](std::size_t pos, Tick ts, bool out_flag) {
+      const Ms seen = unwrap(ts, ms);
+      if (ms - seen >= forget) return;
+      out.push_back(Record{table.key(pos), time_of(seen), out_flag});
+    });
+  };
+  out.reserve(out.size() + s.narrow.size() + s.wide.size());
+  copy(s.narrow);
+  copy(s.wide);
+}
+
+PresenceTable::RestoreResult PresenceTable::restore(std::span<const Record> users,
+                                                    TimePoint now) {
+  RestoreResult r;
+  const Ms ms = ms_of(now);
+  const Ms forget = to_ms(options_.forget_after);
+  for (const auto& u : users) {
+    // Before the table's epoch is before anything it can store: such a user is forgotten
+    // (the daemon sets the epoch forget_after before its start).
+    const Ms seen = std::min(ms, u.last_seen <= epoch_ ? Ms{-1} : ms_of(u.last_seen));
+    if (seen < 0 || ms - seen >= forget) {
+      ++r.forgotten;
+      continue;
+    }
+    const std::uint64_t hash = mix(u.id);
+    Shard& s = shard_for(hash);
+    std::lock_guard lock(s.mu);
+    const bool added = with_table(s, u.id, [&](auto& table, auto key) {
+      if (table.find(key, hash) != table.npos) return false;
+      if (tracked_.fetch_add(1, std::memory_order_relaxed) >= options_.max_users) {
+        tracked_.fetch_sub(1, std::memory_order_relaxed);
+        return false;
+      }
+      const std::size_t pos = table.insert(key, static_cast<Tick>(seen));
+      table.set_logged_out(pos, u.logged_out);
+      return true;
+    });
+    if (!added) {
+      ++r.over_limit;
+      continue;
+    }
+    ++r.restored;
+    if (!u.logged_out && ms - seen < timeout_ms_.load(std::memory_order_relaxed)) count_in(seen);
+  }
+  return r;
 }
 
 void PresenceTable::advance(TimePoint now) {

@@ -106,6 +106,26 @@ class PresenceTable {
   void set_timeout(Duration timeout, TimePoint now);
   Duration timeout() const;
 
+  // Snapshots (persist/). One user as it is stored: last heartbeat, and whether it logged
+  // out since.
+  struct Record {
+    UserId id = 0;
+    TimePoint last_seen;
+    bool logged_out = false;
+  };
+  // Appends the users of shard `shard` (< kShards) to `out`, leaving out those already
+  // forgotten. Holds only that shard's lock, for the time of a copy.
+  void export_shard(std::size_t shard, TimePoint now, std::vector<Record>& out) const;
+  struct RestoreResult {
+    std::size_t restored = 0;
+    std::size_t forgotten = 0;  // last seen forget_after ago or more: left out
+    std::size_t over_limit = 0;  // beyond max_users, or already tracked
+  };
+  // Puts users back as they were (after a restart): a user whose last heartbeat is younger
+  // than the timeout, and who did not log out, is online again. Last-seen times later than
+  // `now` are taken as `now`. Meant for an empty table before it serves; safe at any time.
+  RestoreResult restore(std::span<const Record> users, TimePoint now);
+
   // Bytes held by the table's slots and ring (what grows with users).
   std::size_t memory_bytes() const;
 

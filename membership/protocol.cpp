@@ -16,6 +16,7 @@ constexpr std::size_t kMaxForwards = 1024;  // pending indirect probes we help w
 constexpr std::size_t kLeaveDirect = 64;    // members told directly on leave
 constexpr std::size_t kMaxUpdatesPerMessage = 255;
 constexpr std::uint32_t kSyncPullsPerRound = 8;  // extra sync pages per sync_interval
+constexpr std::size_t kRestoreJoins = 3;         // restored members asked to rejoin
 
 DetectionPolicy make_policy(const ProtocolTimings& t) {
   if (t.phi) {
@@ -113,7 +114,7 @@ std::uint64_t MembershipProtocol::incarnation() const {
 }
 
 MemberInfo MembershipProtocol::info(const Member& m) const {
-  MemberInfo i{m.name, m.address, m.state, m.incarnation, m.last_seen, m.is_self};
+  MemberInfo i{m.name, m.address, m.state, m.incarnation, m.last_seen, m.state_since, m.is_self};
   if (m.is_self) i.last_seen = last_activity_;
   return i;
 }
@@ -493,11 +494,46 @@ void MembershipProtocol::announce(Update u, TimePoint now) {
 
 // ---- timers --------------------------------------------------------------------------
 
+void MembershipProtocol::restore(std::uint64_t incarnation, std::span<const MemberInfo> members,
+                                 TimePoint now) {
+  if (started_) return;
+  auto& me = self();
+  if (incarnation > me.incarnation) {
+    digest_ -= digest_term(me);
+    me.incarnation = incarnation;
+    digest_ += digest_term(me);
+  }
+  std::vector<Address> alive;
+  for (const auto& info : members) {
+    if (info.self || info.name == self_name_ || find(info.name) || !valid_name(info.name)) continue;
+    const bool gone = info.state == MemberState::dead || info.state == MemberState::left;
+    Member* m = add(Update{gone ? info.state : MemberState::alive, info.name, info.address,
+                           info.incarnation, {}},
+                    now);
+    if (!m) break;  // max_members reached (noted by add)
+    if (gone) m->state_since = std::min(info.state_since, now);
+    if (!gone) alive.push_back(info.address);
+  }
+  // A few of them, not all: each answers a join with its whole view.
+  std::shuffle(alive.begin(), alive.end(), rng_);
+  alive.resize(std::min<std::size_t>(alive.size(), kRestoreJoins));
+  rejoin_ = std::move(alive);
+  note(NoteLevel::info, "restored " + std::to_string(list_.size() - 1) +
+                            " members; starting at incarnation " + std::to_string(incarnation));
+}
+
 void MembershipProtocol::start(TimePoint now) {
   observe(now);
   if (started_) return;
   started_ = true;
   next_reconnect_ = now;
+  if (!rejoin_.empty()) {
+    // Restored members make this node look joined; ask them and the seeds for the news of
+    // the time it was away instead of waiting for a sync round.
+    for (const auto& a : rejoin_) send_sync(a, MessageType::sync, kSyncJoin, false);
+    for (const auto& s : seeds_) send_sync(s, MessageType::sync, kSyncJoin, false);
+    rejoin_.clear();
+  }
   tick(now);
 }
 

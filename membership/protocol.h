@@ -47,6 +47,7 @@ struct MemberInfo {
   MemberState state = MemberState::alive;
   std::uint64_t incarnation = 0;
   std::optional<TimePoint> last_seen;  // last datagram from it (self: last activity)
+  TimePoint state_since{};             // when it entered `state`, as this node saw it
   bool self = false;
 };
 
@@ -103,6 +104,13 @@ class MembershipProtocol {
   MembershipProtocol(const MembershipProtocol&) = delete;
   MembershipProtocol& operator=(const MembershipProtocol&) = delete;
 
+  // Before start(), after a restart: this node's incarnation (above the one it had, so it
+  // can refute news from before the restart) and the members it knew. Alive and suspect
+  // members come back alive and are judged afresh (a silent one is suspected and declared
+  // dead in the usual time); dead and left ones keep their state and its age, so reaping and
+  // reconnecting go on. Entries for this node's own name, and beyond max_members, are ignored.
+  // start() then also sends join requests to a few of the restored members.
+  void restore(std::uint64_t incarnation, std::span<const MemberInfo> members, TimePoint now);
   // Sends join requests to the seeds. Safe to call again (a no-op once joined).
   void start(TimePoint now);
   // A datagram body from `from`. Returns false (and changes nothing) if it does not decode.
@@ -185,6 +193,7 @@ class MembershipProtocol {
 
   std::string self_name_;
   std::vector<Address> seeds_;
+  std::vector<Address> rejoin_;  // restored members to send a join request at start()
   ProtocolTimings t_;
   DetectionPolicy policy_;
   DatagramSink& sink_;

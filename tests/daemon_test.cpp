@@ -155,7 +155,7 @@ TEST(Daemon, TcpPortInUseExits1) {
       << r.output;
 }
 
-TEST(Daemon, UnusableDataDirExits1) {
+TEST(Daemon, UnusableDataDirExits3) {
   TempDir dir;
   dir.write("file", "x");
   const auto r = run_heartbeatd(
@@ -164,8 +164,9 @@ TEST(Daemon, UnusableDataDirExits1) {
                                  "\nnode:\n  data_dir: " + dir.file("file/sub") + "\n");
          return dir.file("c.yaml");
        }()});
-  EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.output.find("node.data_dir " + dir.file("file/sub") + ": cannot create"),
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_NE(r.output.find("node.data_dir " + dir.file("file/sub") + ": cannot look at it: Not a "
+                                                                  "directory"),
             std::string::npos)
       << r.output;
 }

@@ -16,6 +16,28 @@ void add_health_routes(Router& router, HealthInfo info) {
     o["node"] = info.node;
     o["version"] = kVersion;
     o["uptime_ms"] = uptime.count();
+    if (info.persistence) {
+      const auto p = info.persistence();
+      boost::json::object j;
+      j["data_dir"] = p.data_dir;
+      if (p.last_snapshot_ms) {
+        j["last_snapshot_ms"] = *p.last_snapshot_ms;
+      } else {
+        j["last_snapshot_ms"] = nullptr;
+      }
+      j["last_snapshot_users"] = p.last_snapshot_users;
+      j["last_snapshot_bytes"] = p.last_snapshot_bytes;
+      j["last_snapshot_duration_ms"] = p.last_snapshot_duration_ms;
+      j["disk_bytes"] = p.disk_bytes;
+      j["failures"] = p.failures;
+      if (p.last_error) {
+        j["last_error"] = *p.last_error;
+        o["status"] = "degraded";
+      } else {
+        j["last_error"] = nullptr;
+      }
+      o["persistence"] = std::move(j);
+    }
     return json_response(http::status::ok, boost::json::serialize(o));
   });
 }

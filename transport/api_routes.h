@@ -2,6 +2,9 @@
 // add_*_routes() so the daemon wires the API in one place (daemon/daemon.cpp).
 #pragma once
 
+#include <cstdint>
+#include <functional>
+#include <optional>
 #include <string>
 
 #include "membership/clock.h"
@@ -9,13 +12,27 @@
 
 namespace heartbeatd::transport {
 
+// The state of persistence, as /v1/health reports it (persist/ fills it in).
+struct PersistenceHealth {
+  std::string data_dir;
+  std::optional<std::int64_t> last_snapshot_ms;  // Unix ms; nullopt: none since start
+  std::uint64_t last_snapshot_users = 0;
+  std::uint64_t last_snapshot_bytes = 0;
+  std::uint64_t last_snapshot_duration_ms = 0;
+  std::uint64_t disk_bytes = 0;
+  std::uint64_t failures = 0;
+  std::optional<std::string> last_error;  // set while snapshots fail
+};
+
 struct HealthInfo {
   std::string node;
   const membership::Clock* clock;  // uptime is measured on the monotonic clock
   membership::TimePoint started;
+  std::function<PersistenceHealth()> persistence;  // empty: not reported
 };
 
-// GET /v1/health -> {"status":"ok","node":NAME,"version":VERSION,"uptime_ms":N}
+// GET /v1/health -> {"status":"ok"|"degraded","node":NAME,"version":VERSION,"uptime_ms":N,
+//                    "persistence":{...}} — "degraded" while snapshots fail (docs/API.md).
 void add_health_routes(Router& router, HealthInfo info);
 
 }  // namespace heartbeatd::transport

@@ -95,6 +95,10 @@ void ClusterTransport::start() {
     std::lock_guard lock(mu_);
     protocol_ = std::make_unique<membership::MembershipProtocol>(
         options_.node_name, self, options_.seeds, options_.timings, *this, this, seed_, now);
+    if (options_.restored_incarnation || !options_.restored_members.empty()) {
+      protocol_->restore(options_.restored_incarnation, options_.restored_members, now);
+    }
+    incarnation_seen_ = protocol_->incarnation();
   }
   log::info("cluster: {} listening on UDP {} as {} (cluster {}, {})", options_.node_name,
             local_endpoint(), self.to_string(), options_.cluster_name,
@@ -163,6 +167,11 @@ void ClusterTransport::arm_timer() {
     std::lock_guard lock(mu_);
     if (stopped_) return;
     at = protocol_->next_wakeup();
+    // Every receive and tick ends here: the place to notice a new incarnation.
+    if (protocol_->incarnation() != incarnation_seen_) {
+      incarnation_seen_ = protocol_->incarnation();
+      if (options_.on_incarnation) options_.on_incarnation(incarnation_seen_);
+    }
   }
   // The daemon's clock is steady_clock, the same epoch as the timer's.
   const auto when = asio::steady_timer::time_point(at.time_since_epoch());
@@ -222,6 +231,11 @@ void ClusterTransport::note(membership::NoteLevel level, const std::string& text
 std::vector<membership::MemberInfo> ClusterTransport::members() const {
   std::lock_guard lock(mu_);
   return protocol_ ? protocol_->members() : std::vector<membership::MemberInfo>{};
+}
+
+std::uint64_t ClusterTransport::incarnation() const {
+  std::lock_guard lock(mu_);
+  return protocol_ ? protocol_->incarnation() : options_.restored_incarnation;
 }
 
 std::optional<membership::MemberInfo> ClusterTransport::member(std::string_view name) const {

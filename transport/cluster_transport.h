@@ -12,6 +12,7 @@
 
 #include <array>
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -34,6 +35,12 @@ struct ClusterOptions {
   std::vector<membership::Address> seeds;        // resolved
   std::optional<SealKey> key;
   membership::ProtocolTimings timings;
+  // After a restart (persist/): the incarnation to start at and the members known before.
+  std::uint64_t restored_incarnation = 0;
+  std::vector<membership::MemberInfo> restored_members;
+  // Called on the transport's thread when this node's incarnation changes (it refuted a
+  // suspicion), so it can be persisted; must not block.
+  std::function<void(std::uint64_t)> on_incarnation;
 };
 
 struct ClusterCounters {
@@ -57,6 +64,7 @@ class ClusterTransport final : public membership::DatagramSink,
   void leave_and_stop();
 
   std::vector<membership::MemberInfo> members() const;
+  std::uint64_t incarnation() const;
   std::optional<membership::MemberInfo> member(std::string_view name) const;
   ClusterCounters counters() const;
   void set_timings(const membership::ProtocolTimings& timings);
@@ -87,6 +95,7 @@ class ClusterTransport final : public membership::DatagramSink,
   ClusterCounters counters_;                                  // guarded by mu_
   std::uint64_t seed_;
   bool stopped_ = false;
+  std::uint64_t incarnation_seen_ = 0;  // guarded by mu_
 };
 
 // "host:port" or "[v6]:port" literal to Address; throws std::runtime_error otherwise.

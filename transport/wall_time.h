@@ -33,6 +33,10 @@ class WallTime {
     return offset_ +
            std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
   }
+  // The inverse, exact for whole-millisecond time points: unix_ms(mono_of(u)) == u.
+  membership::TimePoint mono_of(std::int64_t unix_ms) const {
+    return membership::TimePoint(std::chrono::milliseconds(unix_ms - offset_));
+  }
 
  private:
   std::int64_t offset_;

@@ -175,10 +175,12 @@ bool DaemonProcess::start(std::chrono::milliseconds deadline) {
       std::vector<char*> envp;
       for (auto& s : env_strings) envp.push_back(s.data());
       envp.push_back(nullptr);
-      const std::string bin = heartbeatd_binary();
-      char* argv[] = {const_cast<char*>(bin.c_str()), const_cast<char*>("--config"),
-                      const_cast<char*>(config_path_.c_str()), nullptr};
-      execve(bin.c_str(), argv, envp.data());
+      std::vector<std::string> args = wrapper_;
+      args.insert(args.end(), {heartbeatd_binary(), "--config", config_path_});
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execvpe(argv[0], argv.data(), envp.data());
       _exit(127);
     }
     if (wait_notification("READY=1", deadline)) return true;

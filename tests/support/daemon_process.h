@@ -77,6 +77,9 @@ class DaemonProcess {
   const std::string& failure_reason() const { return failure_; }
   pid_t pid() const { return pid_; }
   std::map<std::string, std::string>& env() { return env_; }  // extra environment variables
+  // A command the daemon runs under, given "heartbeatd --config PATH" as its arguments (say
+  // `unshare -rm sh -c '...; exec "$0" "$@"'`); it must exec the daemon in the same process.
+  std::vector<std::string>& wrapper() { return wrapper_; }
 
   HttpClient tcp_client() const { return HttpClient::tcp(port_); }
   HttpClient unix_client() const { return HttpClient::unix_socket(socket_path_); }
@@ -87,6 +90,7 @@ class DaemonProcess {
   TempDir dir_;
   std::map<std::string, std::string> config_;
   std::map<std::string, std::string> env_;
+  std::vector<std::string> wrapper_;
   std::uint16_t port_ = 0;
   std::uint16_t cluster_port_ = 0;
   std::string socket_path_;

@@ -1,0 +1,228 @@
+#include "persist/snapshotter.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "transport/log.h"
+
+namespace heartbeatd::persist {
+
+using membership::MemberInfo;
+using membership::MemberState;
+using membership::PresenceTable;
+using membership::TimePoint;
+
+RestoredMembership restore_membership(const LoadedState& state, const std::string& self_name,
+                                      const WallConverter& wall) {
+  RestoredMembership r;
+  // Above anything this node may have said before: the persisted incarnation was written
+  // before the node could use it.
+  if (state.self && state.self->name == self_name) r.incarnation = state.self->incarnation + 1;
+  for (const auto& m : state.members) {
+    if (m.name == self_name) continue;
+    auto address = membership::parse_address(m.address);
+    if (!address) {
+      ++r.unreadable;
+      continue;
+    }
+    MemberInfo info;
+    info.name = m.name;
+    info.address = *address;
+    info.state = static_cast<MemberState>(m.state);
+    info.incarnation = m.incarnation;
+    if (m.last_seen_ms != 0) info.last_seen = wall.to_mono(m.last_seen_ms);
+    info.state_since = wall.to_mono(m.state_since_ms);
+    r.members.push_back(std::move(info));
+  }
+  return r;
+}
+
+std::vector<PresenceTable::Record> to_table_records(const std::vector<UserRecord>& users,
+                                                    const WallConverter& wall) {
+  std::vector<PresenceTable::Record> out;
+  out.reserve(users.size());
+  for (const auto& u : users) {
+    out.push_back(PresenceTable::Record{u.id, wall.to_mono(u.last_seen_ms), u.logged_out});
+  }
+  return out;
+}
+
+Snapshotter::Snapshotter(Store& store, PresenceTable& table, const membership::Clock& clock,
+                         std::shared_ptr<std::atomic<std::int64_t>> wall_anchor,
+                         MembershipSource membership, std::chrono::milliseconds interval)
+    : store_(store),
+      table_(table),
+      clock_(clock),
+      wall_anchor_(std::move(wall_anchor)),
+      membership_(std::move(membership)),
+      interval_(interval) {}
+
+Snapshotter::~Snapshotter() {
+  stop();
+}
+
+void Snapshotter::start() {
+  thread_ = std::thread([this] { run(); });
+}
+
+void Snapshotter::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Snapshotter::set_interval(std::chrono::milliseconds interval) {
+  {
+    std::lock_guard lock(mu_);
+    interval_ = interval;
+  }
+  cv_.notify_all();
+}
+
+void Snapshotter::request_membership() {
+  {
+    std::lock_guard lock(mu_);
+    membership_wanted_ = true;
+  }
+  cv_.notify_all();
+}
+
+SnapshotStats Snapshotter::stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+void Snapshotter::run() {
+  auto next = std::chrono::steady_clock::now();
+  std::unique_lock lock(mu_);
+  while (true) {
+    next += interval_;
+    const bool woken = cv_.wait_until(lock, next, [this] { return stopping_ || membership_wanted_; });
+    if (stopping_) return;
+    if (woken) {
+      next -= interval_;  // not a snapshot round: the schedule stays
+      membership_wanted_ = false;
+      lock.unlock();
+      record(write_membership(), false);
+      lock.lock();
+      continue;
+    }
+    membership_wanted_ = false;
+    lock.unlock();
+    record(snapshot_presence_and_membership(), true);
+    lock.lock();
+    // A snapshot longer than the interval: the next one starts after it, not at once.
+    next = std::max(next, std::chrono::steady_clock::now());
+  }
+}
+
+std::optional<std::string> Snapshotter::snapshot_on_stop() {
+  auto error = snapshot_presence_and_membership();
+  record(error, true);
+  return error;
+}
+
+std::optional<std::string> Snapshotter::write_membership_now() {
+  auto error = write_membership();
+  record(error, false);
+  return error;
+}
+
+namespace {
+
+std::optional<std::vector<MemberRecord>> member_records(const MembershipView& view,
+                                                        const WallConverter& wall) {
+  std::vector<MemberRecord> out;
+  out.reserve(view.members.size());
+  for (const auto& m : view.members) {
+    if (m.self) continue;
+    MemberRecord r;
+    r.name = m.name;
+    r.address = m.address.to_string();
+    r.state = static_cast<std::uint8_t>(m.state);
+    r.incarnation = m.incarnation;
+    r.last_seen_ms = m.last_seen ? wall.to_unix_ms(*m.last_seen) : 0;
+    r.state_since_ms = wall.to_unix_ms(m.state_since);
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::optional<std::string> Snapshotter::write_membership() {
+  auto view = membership_ ? membership_() : std::nullopt;
+  if (!view) return std::nullopt;
+  const auto wall = WallConverter(clock_.now(), *wall_anchor_);
+  WriteSet set;
+  set.self = SelfRecord{view->self_name, view->incarnation};
+  set.members = member_records(*view, wall);
+  std::lock_guard lock(write_mu_);
+  return store_.write(set);
+}
+
+std::optional<std::string> Snapshotter::snapshot_presence_and_membership() {
+  const auto started = std::chrono::steady_clock::now();
+  const auto now = clock_.now();
+  const auto wall = WallConverter(now, *wall_anchor_);
+  const std::int64_t base = wall.to_unix_ms(now);
+  WriteSet set;
+  if (auto view = membership_ ? membership_() : std::nullopt) {
+    set.self = SelfRecord{view->self_name, view->incarnation};
+    set.members = member_records(*view, wall);
+  }
+  PresenceManifest manifest;
+  manifest.taken_ms = base;
+  manifest.chunks = static_cast<std::uint32_t>(PresenceTable::kShards);
+  set.chunks.reserve(PresenceTable::kShards);
+  std::vector<PresenceTable::Record> shard;
+  std::vector<UserRecord> users;
+  for (std::size_t i = 0; i < PresenceTable::kShards; ++i) {
+    shard.clear();
+    table_.export_shard(i, now, shard);
+    users.clear();
+    users.reserve(shard.size());
+    for (const auto& r : shard) {
+      users.push_back(UserRecord{r.id, wall.to_unix_ms(r.last_seen), r.logged_out});
+    }
+    manifest.users += users.size();
+    set.chunks.push_back(encode_users(users, base));
+    manifest.bytes += set.chunks.back().size();
+  }
+  set.presence = manifest;
+  std::optional<std::string> error;
+  {
+    std::lock_guard lock(write_mu_);
+    error = store_.write(set);
+  }
+  if (!error) {
+    const auto disk = store_.disk_bytes();
+    std::lock_guard lock(mu_);
+    stats_.last_ms = base;
+    stats_.users = manifest.users;
+    stats_.bytes = manifest.bytes;
+    stats_.disk_bytes = disk;
+    stats_.duration = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - started);
+  }
+  return error;
+}
+
+void Snapshotter::record(std::optional<std::string> error, bool presence) {
+  std::lock_guard lock(mu_);
+  if (error) {
+    log::error("persist: {}", *error);
+    ++stats_.failures;
+    stats_.last_error = std::move(error);
+  } else if (presence) {
+    if (stats_.last_error) log::info("persist: snapshots succeed again");
+    ++stats_.snapshots;
+    stats_.last_error.reset();
+  }
+}
+
+}  // namespace heartbeatd::persist

@@ -1,0 +1,355 @@
+#include "persist/store.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include <fmt/format.h>
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
+
+namespace heartbeatd::persist {
+namespace {
+
+namespace fs = std::filesystem;
+
+StoreError unusable(const std::string& m) {
+  return {StoreErrorKind::unusable, m};
+}
+
+std::string errno_text(int e) {
+  return std::strerror(e);
+}
+
+// What a failed RocksDB call means for the operator.
+StoreError classify(const std::string& path, const rocksdb::Status& s, const std::string& doing) {
+  const std::string text = s.ToString();
+  if (s.IsCorruption()) {
+    return {StoreErrorKind::corrupted,
+            fmt::format("{}: {}: the stored state is damaged ({}); heartbeatd does not start over "
+                        "data it cannot read: restore a backup, or move the directory away to "
+                        "start empty",
+                        path, doing, text)};
+  }
+  if (s.IsNoSpace() || text.find("No space left") != std::string::npos) {
+    return unusable(fmt::format("{}: {}: the disk is full ({})", path, doing, text));
+  }
+  if (s.IsNotSupported() || s.IsInvalidArgument()) {
+    return {StoreErrorKind::incompatible, fmt::format("{}: {}: {}", path, doing, text)};
+  }
+  return unusable(fmt::format("{}: {}: {}", path, doing, text));
+}
+
+rocksdb::Options db_options() {
+  rocksdb::Options o;
+  o.create_if_missing = true;
+  o.paranoid_checks = true;
+  // RocksDB's own LOG files: small and few, they are for debugging RocksDB itself.
+  o.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+  o.keep_log_file_num = 2;
+  o.max_log_file_size = 1 << 20;
+  o.max_manifest_file_size = 4 << 20;
+  o.max_open_files = 64;
+  // The data is rewritten whole at every snapshot: keep it to few, large table files.
+  o.write_buffer_size = 128 << 20;
+  o.max_write_buffer_number = 2;
+  o.target_file_size_base = 64 << 20;
+  // Varint-packed chunks barely compress; the CPU is better spent serving the API.
+  o.compression = rocksdb::kNoCompression;
+  // No preallocation of log files (write_buffer_size x 1.1): it would take 140 MB of a
+  // small or nearly full disk for a log that holds a few small records.
+  o.allow_fallocate = false;
+  return o;
+}
+
+// Whether `dir` holds any entry (an error counts as "yes": never start over what we cannot see).
+bool has_entries(const fs::path& dir) {
+  std::error_code ec;
+  fs::directory_iterator it(dir, ec);
+  return ec || it != fs::directory_iterator();
+}
+
+}  // namespace
+
+std::variant<std::unique_ptr<Store>, StoreError> Store::open(const std::string& data_dir,
+                                                              bool create_parents) {
+  const fs::path dir(data_dir);
+  struct stat st {};
+  if (::stat(data_dir.c_str(), &st) == 0) {
+    if (!S_ISDIR(st.st_mode)) {
+      return unusable(fmt::format("{}: exists and is not a directory", data_dir));
+    }
+  } else if (errno != ENOENT) {
+    return unusable(fmt::format("{}: cannot look at it: {}", data_dir, errno_text(errno)));
+  } else {
+    fs::path parent = dir.parent_path();
+    if (parent.empty()) parent = ".";
+    std::error_code ec;
+    if (!fs::exists(parent, ec)) {
+      if (!create_parents) {
+        return unusable(fmt::format(
+            "{}: its parent directory {} does not exist (create it, or correct node.data_dir)",
+            data_dir, parent.string()));
+      }
+      fs::create_directories(parent, ec);
+      if (ec) {
+        return unusable(fmt::format("{}: cannot create its parent {}: {}", data_dir,
+                                    parent.string(), ec.message()));
+      }
+    }
+    if (::mkdir(data_dir.c_str(), 0750) != 0 && errno != EEXIST) {
+      return unusable(fmt::format("{}: cannot create the directory: {}", data_dir,
+                                  errno_text(errno)));
+    }
+  }
+  if (::access(data_dir.c_str(), W_OK | X_OK) != 0) {
+    return unusable(fmt::format("{}: not writable: {}", data_dir, errno_text(errno)));
+  }
+
+  // One heartbeatd per directory: an advisory lock held for the life of the process. The
+  // file records the holder's pid so the second one can say who has it.
+  const std::string lock_path = (dir / "heartbeatd.lock").string();
+  const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+  if (fd < 0) {
+    return unusable(fmt::format("{}: cannot create the lock file {}: {}", data_dir, lock_path,
+                                errno_text(errno)));
+  }
+  auto close_fd = [fd] { ::close(fd); };
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int e = errno;
+    char buf[32] = {};
+    const auto n = ::pread(fd, buf, sizeof buf - 1, 0);
+    std::string holder = n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "";
+    while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
+    close_fd();
+    if (e == EWOULDBLOCK) {
+      return StoreError{StoreErrorKind::locked,
+                        fmt::format("{}: in use by another heartbeatd ({}; lock file {})",
+                                    data_dir, holder.empty() ? "pid unknown" : "pid " + holder,
+                                    lock_path)};
+    }
+    return unusable(fmt::format("{}: cannot lock {}: {}", data_dir, lock_path, errno_text(e)));
+  }
+  const std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd, 0) != 0 ||
+      ::pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
+    const int e = errno;
+    close_fd();
+    return unusable(fmt::format("{}: cannot write the lock file {}: {}", data_dir, lock_path,
+                                errno_text(e)));
+  }
+
+  const fs::path db_dir = dir / "db";
+  const std::string db_path = db_dir.string();
+  std::error_code ec;
+  if (fs::exists(db_dir, ec) && !fs::exists(db_dir / "CURRENT", ec) && has_entries(db_dir)) {
+    close_fd();
+    return StoreError{StoreErrorKind::corrupted,
+                      fmt::format("{}: holds files but no CURRENT file, so it is not a complete "
+                                  "heartbeatd database; heartbeatd does not start over it: "
+                                  "restore a backup, or move it away to start empty",
+                                  db_path)};
+  }
+  const bool existed = fs::exists(db_dir / "CURRENT", ec);
+
+  rocksdb::DB* raw = nullptr;
+  auto s = rocksdb::DB::Open(db_options(), db_path, &raw);
+  if (!s.ok()) {
+    close_fd();
+    return classify(db_path, s, "cannot open the database");
+  }
+  std::unique_ptr<rocksdb::DB> db(raw);
+
+  std::string value;
+  s = db->Get(rocksdb::ReadOptions(), std::string(kKeyFormat), &value);
+  std::uint32_t format = kFormatVersion;
+  if (s.IsNotFound()) {
+    bool has_data = false;
+    {
+      std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
+      it->SeekToFirst();
+      has_data = it->Valid() || !it->status().ok();
+    }
+    if (existed && has_data) {
+      db.reset();
+      close_fd();
+      return StoreError{StoreErrorKind::corrupted,
+                        fmt::format("{}: holds data but no format record ({}): not written by "
+                                    "heartbeatd, or damaged; heartbeatd does not start over it",
+                                    db_path, kKeyFormat)};
+    }
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    s = db->Put(wo, std::string(kKeyFormat), encode_format(kFormatVersion));
+    if (!s.ok()) {
+      db.reset();
+      close_fd();
+      return classify(db_path, s, "cannot write the format record");
+    }
+  } else if (!s.ok()) {
+    db.reset();
+    close_fd();
+    return classify(db_path, s, "cannot read the format record");
+  } else {
+    auto decoded = decode_format(value);
+    if (auto* e = std::get_if<FormatError>(&decoded)) {
+      db.reset();
+      close_fd();
+      return StoreError{StoreErrorKind::corrupted,
+                        fmt::format("{}: {}: {}; heartbeatd does not start over data it cannot "
+                                    "read",
+                                    db_path, kKeyFormat, e->message)};
+    }
+    format = std::get<std::uint32_t>(decoded);
+    if (format > kFormatVersion || format < kOldestReadableFormat) {
+      db.reset();
+      close_fd();
+      return StoreError{
+          StoreErrorKind::incompatible,
+          fmt::format("{}: written in format {} by {} heartbeatd; this build reads formats {} to "
+                      "{}. Run a heartbeatd that reads it, or move the directory away to start "
+                      "empty",
+                      db_path, format, format > kFormatVersion ? "a newer" : "an older",
+                      kOldestReadableFormat, kFormatVersion)};
+    }
+  }
+  return std::unique_ptr<Store>(new Store(data_dir, db_path, fd, std::move(db), format));
+}
+
+Store::Store(std::string data_dir, std::string db_path, int lock_fd,
+             std::unique_ptr<rocksdb::DB> db, std::uint32_t format)
+    : data_dir_(std::move(data_dir)),
+      db_path_(std::move(db_path)),
+      lock_fd_(lock_fd),
+      db_(std::move(db)),
+      format_(format) {}
+
+Store::~Store() {
+  if (db_) {
+    db_->Close().PermitUncheckedError();
+    db_.reset();
+  }
+  if (lock_fd_ >= 0) ::close(lock_fd_);
+}
+
+std::variant<LoadedState, StoreError> Store::load(const UsersSink& users) const {
+  LoadedState st;
+  st.format = format_;
+  rocksdb::ReadOptions ro;
+  ro.verify_checksums = true;
+  std::string value;
+  // Reads one key; nullopt: absent. Fills `err` on a failed read.
+  std::optional<StoreError> err;
+  auto get = [&](const std::string& key) -> bool {
+    auto s = db_->Get(ro, key, &value);
+    if (s.IsNotFound()) return false;
+    if (!s.ok()) {
+      err = classify(db_path_, s, "cannot read " + key);
+      return false;
+    }
+    return true;
+  };
+  auto damaged = [&](std::string_view key, const FormatError& e) {
+    return StoreError{StoreErrorKind::corrupted,
+                      fmt::format("{}: {}: {}; heartbeatd does not start over data it cannot "
+                                  "read: restore a backup, or move the directory away to start "
+                                  "empty",
+                                  db_path_, key, e.message)};
+  };
+
+  if (get(std::string(kKeySelf))) {
+    auto d = decode_self(value);
+    if (auto* e = std::get_if<FormatError>(&d)) return damaged(kKeySelf, *e);
+    st.self = std::get<SelfRecord>(std::move(d));
+  }
+  if (err) return *err;
+  if (get(std::string(kKeyMembers))) {
+    auto d = decode_members(value);
+    if (auto* e = std::get_if<FormatError>(&d)) return damaged(kKeyMembers, *e);
+    st.members = std::get<std::vector<MemberRecord>>(std::move(d));
+  }
+  if (err) return *err;
+  if (get(std::string(kKeyPresence))) {
+    auto d = decode_manifest(value);
+    if (auto* e = std::get_if<FormatError>(&d)) return damaged(kKeyPresence, *e);
+    st.presence = std::get<PresenceManifest>(d);
+  }
+  if (err) return *err;
+  if (st.presence) {
+    std::vector<UserRecord> chunk;
+    for (std::uint32_t i = 0; i < st.presence->chunks; ++i) {
+      const auto key = presence_chunk_key(i);
+      if (!get(key)) {
+        if (err) return *err;
+        return damaged(key, FormatError{fmt::format(
+                                "missing, though the snapshot of {} names {} chunks",
+                                st.presence->taken_ms, st.presence->chunks)});
+      }
+      chunk.clear();
+      if (auto e = decode_users(value, chunk)) return damaged(key, *e);
+      users(chunk);
+    }
+  }
+  return st;
+}
+
+std::optional<std::string> Store::write(const WriteSet& set) {
+  if (needs_resume_) {
+    // After a failed write RocksDB refuses further writes until resumed (say, once a full
+    // disk has room again).
+    auto s = db_->Resume();
+    if (!s.ok()) return "the database has not recovered from the previous failed write: " + s.ToString();
+    needs_resume_ = false;
+  }
+  auto failed = [&](const rocksdb::Status& s, std::string_view what) -> std::optional<std::string> {
+    needs_resume_ = true;
+    std::string text = fmt::format("{}: {}: {}", db_path_, what, s.ToString());
+    if (s.IsNoSpace() || text.find("No space left") != std::string::npos) {
+      text += " (the disk is full; the previous snapshot is kept)";
+    }
+    return text;
+  };
+  if (set.self || set.members) {
+    rocksdb::WriteBatch batch;
+    if (set.self) batch.Put(std::string(kKeySelf), encode_self(*set.self));
+    if (set.members) batch.Put(std::string(kKeyMembers), encode_members(*set.members));
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    if (auto s = db_->Write(wo, &batch); !s.ok()) return failed(s, "cannot write membership");
+  }
+  if (set.presence) {
+    rocksdb::WriteBatch batch;
+    for (std::uint32_t i = 0; i < set.chunks.size(); ++i) {
+      batch.Put(presence_chunk_key(i), set.chunks[i]);
+    }
+    batch.Put(std::string(kKeyPresence), encode_manifest(*set.presence));
+    // No log: the batch sits in one memtable until the flush below writes it to one table
+    // file, so a crash keeps all of it or none; writing it to the log too would double the
+    // bytes written for nothing.
+    rocksdb::WriteOptions wo;
+    wo.disableWAL = true;
+    if (auto s = db_->Write(wo, &batch); !s.ok()) return failed(s, "cannot write the snapshot");
+    rocksdb::FlushOptions fo;
+    fo.wait = true;
+    if (auto s = db_->Flush(fo); !s.ok()) return failed(s, "cannot flush the snapshot");
+  }
+  return std::nullopt;
+}
+
+std::uint64_t Store::disk_bytes() const {
+  std::uint64_t total = 0;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(db_path_, ec)) {
+    std::error_code fec;
+    if (e.is_regular_file(fec)) total += e.file_size(fec);
+  }
+  return total;
+}
+
+}  // namespace heartbeatd::persist

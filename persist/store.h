@@ -1,0 +1,95 @@
+// Store: heartbeatd's state in an embedded RocksDB under node.data_dir (docs/PERSISTENCE.md).
+//
+// open() takes the data directory for this process (an exclusive lock file naming the holder's
+// pid), opens or creates the database inside it and checks its format version; load() reads
+// everything back. Every way this can fail is a StoreError whose kind maps to a documented
+// exit code and whose message names the path and the cause. A directory holding data that
+// cannot be read is never started over or written to.
+//
+// Writes: write() applies one atomic batch. Small records (this node, the member list) go
+// through the write-ahead log, synced; a presence snapshot is written without the log and
+// flushed to a table file before write() returns, so a crash at any moment leaves either the
+// whole new snapshot or the whole previous one (the batch lives in one memtable, and a
+// memtable reaches disk whole or not at all).
+//
+// Thread safety: write() and load() may be called from any thread; RocksDB serialises writes.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "persist/format.h"
+
+namespace rocksdb {
+class DB;
+}
+
+namespace heartbeatd::persist {
+
+enum class StoreErrorKind {
+  unusable,      // the directory cannot be used: missing parent, not writable, disk full
+  locked,        // another heartbeatd holds it
+  corrupted,     // it holds data that cannot be read
+  incompatible,  // written by a format this build does not read
+};
+
+struct StoreError {
+  StoreErrorKind kind;
+  std::string message;  // names the path and the cause
+};
+
+// Everything persisted but the users, as read back at start.
+struct LoadedState {
+  std::uint32_t format = kFormatVersion;
+  std::optional<SelfRecord> self;
+  std::vector<MemberRecord> members;
+  std::optional<PresenceManifest> presence;
+};
+
+// One atomic write. Presence: the chunks' values, in chunk order, and their manifest.
+struct WriteSet {
+  std::optional<SelfRecord> self;
+  std::optional<std::vector<MemberRecord>> members;
+  std::optional<PresenceManifest> presence;
+  std::vector<std::string> chunks;  // with `presence`: encode_users() of each chunk
+};
+
+class Store {
+ public:
+  // create_parents: make missing parent directories too (the built-in default path);
+  // otherwise the parent must exist, so a mistyped path is reported rather than created.
+  static std::variant<std::unique_ptr<Store>, StoreError> open(const std::string& data_dir,
+                                                                bool create_parents);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // Reads everything back; the users of the presence snapshot go to `users`, one chunk at a
+  // time (so 10^7 users are never all in memory twice).
+  using UsersSink = std::function<void(std::vector<UserRecord>& chunk)>;
+  std::variant<LoadedState, StoreError> load(const UsersSink& users) const;
+  // nullopt on success; otherwise what failed (the previous state is still intact).
+  std::optional<std::string> write(const WriteSet& set);
+  // Bytes of the database's files on disk (table files and logs).
+  std::uint64_t disk_bytes() const;
+  const std::string& path() const { return db_path_; }
+
+ private:
+  Store(std::string data_dir, std::string db_path, int lock_fd, std::unique_ptr<rocksdb::DB> db,
+        std::uint32_t format);
+
+  std::string data_dir_;
+  std::string db_path_;
+  int lock_fd_ = -1;
+  std::unique_ptr<rocksdb::DB> db_;
+  std::uint32_t format_;
+  bool needs_resume_ = false;  // a write failed: resume the database before the next one
+};
+
+}  // namespace heartbeatd::persist

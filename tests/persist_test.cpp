@@ -1,0 +1,432 @@
+// persist/: the record format (round trips, every kind of damage reported, never misread),
+// the Store (open, write, load, and every bad state of a data directory with its error kind),
+// and snapshots of a real PresenceTable put back with the same verdicts and last-seen times.
+// In-process and on a manual clock; the real binary's restarts are in persist_daemon_test.
+#include <gtest/gtest.h>
+
+#include <rocksdb/db.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "membership/presence_table.h"
+#include "persist/format.h"
+#include "persist/snapshotter.h"
+#include "persist/store.h"
+#include "tests/support/test_util.h"
+
+namespace heartbeatd::persist {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using membership::ManualClock;
+using membership::PresenceTable;
+using test::TempDir;
+
+// ---- format ---------------------------------------------------------------------------
+
+TEST(PersistFormat, RecordsRoundTrip) {
+  EXPECT_EQ(std::get<std::uint32_t>(decode_format(encode_format(7))), 7u);
+
+  auto self = std::get<SelfRecord>(decode_self(encode_self({"node-1", 42})));
+  EXPECT_EQ(self.name, "node-1");
+  EXPECT_EQ(self.incarnation, 42u);
+
+  std::vector<MemberRecord> members{{"a", "127.0.0.1:7701", 0, 3, 1795925148650, 1795925140000},
+                                    {"b", "[::1]:7702", 2, 0, 0, 1795925000000}};
+  auto back = std::get<std::vector<MemberRecord>>(decode_members(encode_members(members)));
+  ASSERT_EQ(back.size(), 2u);
+  EXPECT_EQ(back[1].name, "b");
+  EXPECT_EQ(back[1].address, "[::1]:7702");
+  EXPECT_EQ(back[1].state, 2);
+  EXPECT_EQ(back[0].incarnation, 3u);
+  EXPECT_EQ(back[0].last_seen_ms, 1795925148650);
+  EXPECT_EQ(back[1].state_since_ms, 1795925000000);
+
+  PresenceManifest m{1795925148650, 10'000'000, 61'000'000, 256};
+  auto mb = std::get<PresenceManifest>(decode_manifest(encode_manifest(m)));
+  EXPECT_EQ(mb.taken_ms, m.taken_ms);
+  EXPECT_EQ(mb.users, m.users);
+  EXPECT_EQ(mb.bytes, m.bytes);
+  EXPECT_EQ(mb.chunks, m.chunks);
+}
+
+TEST(PersistFormat, UsersRoundTripSortedWithFlagsAndExtremes) {
+  const std::int64_t base = 1795925148650;
+  std::vector<UserRecord> users{{UINT64_MAX, base - 1, false},
+                                {0, base - 86'400'000, true},
+                                {5, base, false},
+                                {4'000'000'000, base + 5000, false},  // later than base
+                                {6, base - 29'999, true}};
+  const auto chunk = encode_users(users, base);
+  std::vector<UserRecord> back;
+  ASSERT_FALSE(decode_users(chunk, back).has_value());
+  ASSERT_EQ(back.size(), 5u);
+  const std::vector<std::uint64_t> ids{0, 5, 6, 4'000'000'000, UINT64_MAX};
+  for (std::size_t i = 0; i < ids.size(); ++i) EXPECT_EQ(back[i].id, ids[i]);
+  EXPECT_EQ(back[0].last_seen_ms, base - 86'400'000);
+  EXPECT_TRUE(back[0].logged_out);
+  EXPECT_EQ(back[1].last_seen_ms, base);
+  EXPECT_EQ(back[2].last_seen_ms, base - 29'999);
+  EXPECT_TRUE(back[2].logged_out);
+  EXPECT_EQ(back[3].last_seen_ms, base);  // stored as base: never in the future
+  EXPECT_EQ(back[4].last_seen_ms, base - 1);
+  EXPECT_FALSE(back[4].logged_out);
+}
+
+TEST(PersistFormat, DenseUsersCostFewBytes) {
+  // 40 000 dense ids (one shard's share of 10^7), ages up to 30 s: the layout's promise.
+  std::mt19937_64 rng(1);
+  std::vector<UserRecord> users;
+  for (std::uint64_t id = 0; id < 40'000 * 256; id += 256) {
+    users.push_back({id + rng() % 256, 1'000'000 - static_cast<std::int64_t>(rng() % 30'000),
+                     false});
+  }
+  const auto chunk = encode_users(users, 1'000'000);
+  EXPECT_LE(static_cast<double>(chunk.size()) / users.size(), 5.1);
+}
+
+// Every truncation and every single-byte change of every kind of record is reported as an
+// error naming the record, never decoded into something else.
+TEST(PersistFormat, EveryTruncationAndByteFlipIsReported) {
+  std::vector<UserRecord> users{{1, 900, false}, {300, 800, true}, {70000, 1000, false}};
+  std::vector<MemberRecord> members{{"node-1", "127.0.0.1:7701", 0, 9, 100, 50}};
+  const std::vector<std::pair<std::string, std::function<bool(std::string_view)>>> cases{
+      {encode_format(1), [](auto v) { return std::holds_alternative<FormatError>(decode_format(v)); }},
+      {encode_self({"n", 1}), [](auto v) { return std::holds_alternative<FormatError>(decode_self(v)); }},
+      {encode_members(members),
+       [](auto v) { return std::holds_alternative<FormatError>(decode_members(v)); }},
+      {encode_manifest({1, 2, 3, 4}),
+       [](auto v) { return std::holds_alternative<FormatError>(decode_manifest(v)); }},
+      {encode_users(users, 1000),
+       [](auto v) {
+         std::vector<UserRecord> out;
+         return decode_users(v, out).has_value();
+       }},
+  };
+  for (const auto& [value, fails] : cases) {
+    for (std::size_t n = 0; n < value.size(); ++n) {
+      EXPECT_TRUE(fails(std::string_view(value).substr(0, n))) << "prefix " << n;
+    }
+    for (std::size_t i = 0; i < value.size(); ++i) {
+      for (int bit = 0; bit < 8; ++bit) {
+        std::string damaged = value;
+        damaged[i] = static_cast<char>(damaged[i] ^ (1 << bit));
+        EXPECT_TRUE(fails(damaged)) << "byte " << i << " bit " << bit;
+      }
+    }
+  }
+}
+
+TEST(PersistFormat, WrongKindIsNamed) {
+  auto d = decode_self(encode_format(1));
+  ASSERT_TRUE(std::holds_alternative<FormatError>(d));
+  EXPECT_NE(std::get<FormatError>(d).message.find("self record"), std::string::npos);
+}
+
+// ---- store ----------------------------------------------------------------------------
+
+std::unique_ptr<Store> open_ok(const std::string& dir) {
+  auto r = Store::open(dir, false);
+  if (auto* e = std::get_if<StoreError>(&r)) {
+    ADD_FAILURE() << e->message;
+    return nullptr;
+  }
+  return std::move(std::get<std::unique_ptr<Store>>(r));
+}
+
+StoreError open_error(const std::string& dir, bool create_parents = false) {
+  auto r = Store::open(dir, create_parents);
+  if (auto* e = std::get_if<StoreError>(&r)) return *e;
+  ADD_FAILURE() << dir << " opened";
+  return {};
+}
+
+LoadedState load_ok(Store& s, std::vector<UserRecord>* users = nullptr) {
+  auto r = s.load([&](std::vector<UserRecord>& chunk) {
+    if (users) users->insert(users->end(), chunk.begin(), chunk.end());
+  });
+  if (auto* e = std::get_if<StoreError>(&r)) {
+    ADD_FAILURE() << e->message;
+    return {};
+  }
+  return std::get<LoadedState>(r);
+}
+
+WriteSet snapshot_of(std::vector<std::vector<UserRecord>> chunks, std::int64_t base) {
+  WriteSet set;
+  PresenceManifest m{base, 0, 0, static_cast<std::uint32_t>(chunks.size())};
+  for (auto& c : chunks) {
+    m.users += c.size();
+    set.chunks.push_back(encode_users(c, base));
+    m.bytes += set.chunks.back().size();
+  }
+  set.presence = m;
+  return set;
+}
+
+TEST(PersistStore, WritesAndLoadsEverything) {
+  TempDir tmp;
+  const auto dir = tmp.file("data");
+  {
+    auto s = open_ok(dir);
+    ASSERT_TRUE(s);
+    auto st = load_ok(*s);
+    EXPECT_FALSE(st.self);
+    EXPECT_FALSE(st.presence);
+    WriteSet set = snapshot_of({{{1, 900, false}, {2, 950, true}}, {{3, 1000, false}}}, 1000);
+    set.self = SelfRecord{"node-1", 5};
+    set.members = std::vector<MemberRecord>{{"node-2", "127.0.0.1:9", 0, 1, 990, 10}};
+    EXPECT_FALSE(s->write(set).has_value());
+    EXPECT_GT(s->disk_bytes(), 0u);
+  }
+  auto s = open_ok(dir);
+  ASSERT_TRUE(s);
+  std::vector<UserRecord> users;
+  auto st = load_ok(*s, &users);
+  ASSERT_TRUE(st.self);
+  EXPECT_EQ(st.self->incarnation, 5u);
+  ASSERT_EQ(st.members.size(), 1u);
+  EXPECT_EQ(st.members[0].name, "node-2");
+  ASSERT_TRUE(st.presence);
+  EXPECT_EQ(st.presence->users, 3u);
+  ASSERT_EQ(users.size(), 3u);
+  EXPECT_TRUE(users[1].logged_out);
+  EXPECT_EQ(users[2].last_seen_ms, 1000);
+}
+
+TEST(PersistStore, ANewSnapshotReplacesTheWholePreviousOne) {
+  TempDir tmp;
+  auto s = open_ok(tmp.file("data"));
+  ASSERT_TRUE(s);
+  ASSERT_FALSE(s->write(snapshot_of({{{1, 10, false}}, {{2, 10, false}}}, 10)));
+  ASSERT_FALSE(s->write(snapshot_of({{{7, 20, false}}}, 20)));
+  std::vector<UserRecord> users;
+  auto st = load_ok(*s, &users);
+  ASSERT_EQ(users.size(), 1u);
+  EXPECT_EQ(users[0].id, 7u);
+  EXPECT_EQ(st.presence->taken_ms, 20);
+}
+
+TEST(PersistStore, MissingParentIsNotCreatedForAConfiguredPath) {
+  TempDir tmp;
+  auto e = open_error(tmp.file("no/such/parent/data"));
+  EXPECT_EQ(e.kind, StoreErrorKind::unusable);
+  EXPECT_NE(e.message.find("parent directory"), std::string::npos) << e.message;
+  EXPECT_NE(e.message.find(tmp.file("no/such/parent")), std::string::npos) << e.message;
+  EXPECT_FALSE(fs::exists(tmp.file("no")));
+  // The built-in default path gets its parents.
+  auto r = Store::open(tmp.file("xdg/state/heartbeatd"), true);
+  EXPECT_TRUE(std::holds_alternative<std::unique_ptr<Store>>(r));
+}
+
+TEST(PersistStore, AFileInsteadOfADirectoryIsUnusable) {
+  TempDir tmp;
+  tmp.write("data", "not a directory");
+  auto e = open_error(tmp.file("data"));
+  EXPECT_EQ(e.kind, StoreErrorKind::unusable);
+  EXPECT_NE(e.message.find("not a directory"), std::string::npos) << e.message;
+}
+
+TEST(PersistStore, ASecondOpenIsLockedAndNamesTheHolder) {
+  TempDir tmp;
+  auto first = open_ok(tmp.file("data"));
+  ASSERT_TRUE(first);
+  auto e = open_error(tmp.file("data"));
+  EXPECT_EQ(e.kind, StoreErrorKind::locked);
+  EXPECT_NE(e.message.find("pid " + std::to_string(::getpid())), std::string::npos) << e.message;
+  first.reset();
+  EXPECT_TRUE(open_ok(tmp.file("data")));  // released with the store
+}
+
+// Writes raw keys with RocksDB itself, as another program (or a future version) would.
+void put_raw(const std::string& db_path, const std::string& key, const std::string& value) {
+  rocksdb::Options o;
+  o.create_if_missing = true;
+  rocksdb::DB* raw = nullptr;
+  ASSERT_TRUE(rocksdb::DB::Open(o, db_path, &raw).ok());
+  std::unique_ptr<rocksdb::DB> db(raw);
+  ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), key, value).ok());
+}
+
+TEST(PersistStore, ANewerFormatIsIncompatibleAndLeftAlone) {
+  TempDir tmp;
+  { ASSERT_TRUE(open_ok(tmp.file("data"))); }
+  put_raw(tmp.file("data/db"), std::string(kKeyFormat), encode_format(kFormatVersion + 1));
+  auto e = open_error(tmp.file("data"));
+  EXPECT_EQ(e.kind, StoreErrorKind::incompatible);
+  EXPECT_NE(e.message.find("newer"), std::string::npos) << e.message;
+  EXPECT_NE(e.message.find("format " + std::to_string(kFormatVersion + 1)), std::string::npos);
+  // Still there for the newer build.
+  rocksdb::DB* raw = nullptr;
+  ASSERT_TRUE(rocksdb::DB::OpenForReadOnly(rocksdb::Options(), tmp.file("data/db"), &raw).ok());
+  std::unique_ptr<rocksdb::DB> db(raw);
+  std::string v;
+  ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), std::string(kKeyFormat), &v).ok());
+  EXPECT_EQ(std::get<std::uint32_t>(decode_format(v)), kFormatVersion + 1);
+}
+
+TEST(PersistStore, ADatabaseWithoutAFormatRecordIsNotOurs) {
+  TempDir tmp;
+  fs::create_directories(tmp.file("data"));
+  put_raw(tmp.file("data/db"), "someone/else", "x");
+  auto e = open_error(tmp.file("data"));
+  EXPECT_EQ(e.kind, StoreErrorKind::corrupted);
+  EXPECT_NE(e.message.find("no format record"), std::string::npos) << e.message;
+}
+
+TEST(PersistStore, FilesWithoutCurrentAreCorruptedNotStartedOver) {
+  TempDir tmp;
+  { ASSERT_TRUE(open_ok(tmp.file("data"))); }
+  fs::remove(tmp.file("data/db/CURRENT"));
+  auto e = open_error(tmp.file("data"));
+  EXPECT_EQ(e.kind, StoreErrorKind::corrupted);
+  EXPECT_NE(e.message.find("no CURRENT"), std::string::npos) << e.message;
+  EXPECT_FALSE(fs::exists(tmp.file("data/db/CURRENT")));  // nothing created over it
+}
+
+TEST(PersistStore, ADamagedCurrentFileIsCorrupted) {
+  TempDir tmp;
+  { ASSERT_TRUE(open_ok(tmp.file("data"))); }
+  tmp.write("data/db/CURRENT", "garbage\n");
+  auto e = open_error(tmp.file("data"));
+  EXPECT_TRUE(e.kind == StoreErrorKind::corrupted) << e.message;
+  EXPECT_NE(e.message.find(tmp.file("data/db")), std::string::npos) << e.message;
+}
+
+TEST(PersistStore, ADamagedOrMissingChunkFailsTheLoad) {
+  TempDir tmp;
+  {
+    auto s = open_ok(tmp.file("data"));
+    ASSERT_TRUE(s);
+    ASSERT_FALSE(s->write(snapshot_of({{{1, 10, false}}, {{2, 10, false}}}, 10)));
+  }
+  put_raw(tmp.file("data/db"), presence_chunk_key(1), "damaged");
+  {
+    auto s = open_ok(tmp.file("data"));
+    ASSERT_TRUE(s);
+    auto r = s->load([](auto&) {});
+    ASSERT_TRUE(std::holds_alternative<StoreError>(r));
+    const auto& e = std::get<StoreError>(r);
+    EXPECT_EQ(e.kind, StoreErrorKind::corrupted);
+    EXPECT_NE(e.message.find(presence_chunk_key(1)), std::string::npos) << e.message;
+  }
+  {
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(), tmp.file("data/db"), &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    ASSERT_TRUE(db->Delete(rocksdb::WriteOptions(), presence_chunk_key(1)).ok());
+  }
+  auto s = open_ok(tmp.file("data"));
+  ASSERT_TRUE(s);
+  auto r = s->load([](auto&) {});
+  ASSERT_TRUE(std::holds_alternative<StoreError>(r));
+  EXPECT_NE(std::get<StoreError>(r).message.find("missing"), std::string::npos);
+}
+
+// ---- snapshots of the presence table ---------------------------------------------------
+
+TEST(PersistSnapshot, UsersComeBackWithTheirVerdictsAndLastSeen) {
+  TempDir tmp;
+  ManualClock clock;
+  auto anchor = std::make_shared<std::atomic<std::int64_t>>(0);
+  membership::PresenceOptions opt{30s, 24h, 1000};
+  const auto t0 = std::chrono::floor<std::chrono::milliseconds>(clock.now());
+  PresenceTable before(opt, t0 - 25h);
+  ASSERT_EQ(before.heartbeat(1, clock.now()), PresenceTable::HeartbeatResult::ok);
+  clock.advance(10s);
+  before.heartbeat(2, clock.now());
+  before.heartbeat(4'000'000'000ULL, clock.now());
+  before.logout(2, clock.now());
+  clock.advance(25s);  // user 1: 35 s old (offline, last-seen kept); 2: logged out
+  before.heartbeat(3, clock.now());
+  const auto now = clock.now();
+  std::map<std::uint64_t, PresenceTable::Status> expected;
+  for (std::uint64_t id : {1ULL, 2ULL, 3ULL, 4'000'000'000ULL, 5ULL}) {
+    expected[id] = before.status(id, now);
+  }
+  {
+    auto store = open_ok(tmp.file("data"));
+    ASSERT_TRUE(store);
+    Snapshotter snap(*store, before, clock, anchor, nullptr, 5s);
+    ASSERT_FALSE(snap.snapshot_on_stop().has_value());
+    const auto st = snap.stats();
+    EXPECT_EQ(st.users, 4u);
+    ASSERT_TRUE(st.last_ms);
+    EXPECT_EQ(st.snapshots, 1u);
+  }
+  // "After the restart": a new table with another epoch, the same clock and anchor.
+  PresenceTable after(opt, t0 - 26h);
+  auto store = open_ok(tmp.file("data"));
+  ASSERT_TRUE(store);
+  const WallConverter wall(now, *anchor);
+  PresenceTable::RestoreResult restored;
+  auto loaded = store->load([&](std::vector<UserRecord>& chunk) {
+    auto r = after.restore(to_table_records(chunk, wall), now);
+    restored.restored += r.restored;
+  });
+  ASSERT_TRUE(std::holds_alternative<LoadedState>(loaded));
+  EXPECT_EQ(restored.restored, 4u);
+  for (const auto& [id, want] : expected) {
+    const auto got = after.status(id, now);
+    EXPECT_EQ(got.online, want.online) << id;
+    EXPECT_EQ(got.last_seen, want.last_seen) << id;
+  }
+  EXPECT_EQ(after.counts(now).online, before.counts(now).online);
+  EXPECT_EQ(after.counts(now).tracked, 4u);
+  // The restored online user goes offline exactly when the timeout passes, and the count
+  // follows.
+  const auto last3 = *after.status(3, now).last_seen;
+  EXPECT_TRUE(after.status(3, last3 + 30s - 1ms).online);
+  EXPECT_FALSE(after.status(3, last3 + 30s).online);
+  EXPECT_EQ(after.counts(now).online, 2u);        // users 3 and 4'000'000'000
+  EXPECT_EQ(after.counts(now + 5s).online, 1u);   // 4'000'000'000 is 30 s old
+  EXPECT_EQ(after.counts(last3 + 30s).online, 0u);
+}
+
+TEST(PersistSnapshot, RestoreLeavesOutForgottenUsersAndRespectsTheLimit) {
+  ManualClock clock;
+  membership::PresenceOptions opt{30s, 1h, 2};
+  PresenceTable t(opt, clock.now() - 2h);
+  const auto now = clock.now();
+  std::vector<PresenceTable::Record> in{{1, now - 2h, false},   // forgotten
+                                        {2, now - 10s, false},  // online
+                                        {3, now - 1min, true},  // offline
+                                        {4, now - 1s, false},   // over max_users
+                                        {2, now, false}};       // already tracked
+  const auto r = t.restore(in, now);
+  EXPECT_EQ(r.restored, 2u);
+  EXPECT_EQ(r.forgotten, 1u);
+  EXPECT_EQ(r.over_limit, 2u);
+  EXPECT_TRUE(t.status(2, now).online);
+  EXPECT_EQ(t.status(2, now).last_seen, now - 10s);
+  EXPECT_FALSE(t.status(3, now).online);
+  EXPECT_FALSE(t.status(1, now).last_seen);
+  EXPECT_EQ(t.counts(now).online, 1u);
+}
+
+TEST(PersistSnapshot, MembershipComesBackAboveThePersistedIncarnation) {
+  LoadedState st;
+  st.self = SelfRecord{"node-1", 7};
+  st.members = {{"node-2", "127.0.0.1:9002", 0, 3, 1000, 900},
+                {"node-3", "127.0.0.1:9003", 2, 1, 500, 800},
+                {"node-1", "127.0.0.1:9001", 0, 7, 0, 0},
+                {"node-4", "not an address", 0, 0, 0, 0}};
+  std::atomic<std::int64_t> anchor{0};
+  ManualClock clock;
+  const WallConverter wall(clock.now(), anchor);
+  auto r = restore_membership(st, "node-1", wall);
+  EXPECT_EQ(r.incarnation, 8u);
+  ASSERT_EQ(r.members.size(), 2u);
+  EXPECT_EQ(r.members[0].name, "node-2");
+  EXPECT_EQ(r.members[1].state, membership::MemberState::dead);
+  EXPECT_EQ(wall.to_unix_ms(r.members[1].state_since), 800);
+  EXPECT_EQ(r.unreadable, 1u);
+  // Another node's directory: its incarnation is not ours.
+  EXPECT_EQ(restore_membership(st, "node-9", wall).incarnation, 0u);
+}
+
+}  // namespace
+}  // namespace heartbeatd::persist
