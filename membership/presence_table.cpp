@@ -30,6 +30,11 @@ std::int32_t tick_diff(Tick a, Tick b) {
   return static_cast<std::int32_t>(a - b);
 }
 
+// A bucket: (tag << 32) | expired flag | count. The flag marks a millisecond that advance()
+// has moved out of the window, so that a heartbeat stamped with it that arrives late (its
+// thread stalled for a whole timeout between reading the clock and counting) is not counted
+// into a bucket nobody will expire again.
+constexpr std::uint32_t kExpiredFlag = 1u << 31;
 constexpr std::uint64_t pack(Tick tag, std::uint32_t count) {
   return (static_cast<std::uint64_t>(tag) << 32) | count;
 }
@@ -37,7 +42,10 @@ constexpr Tick tag_of(std::uint64_t v) {
   return static_cast<Tick>(v >> 32);
 }
 constexpr std::uint32_t count_of(std::uint64_t v) {
-  return static_cast<std::uint32_t>(v);
+  return static_cast<std::uint32_t>(v) & ~kExpiredFlag;
+}
+constexpr bool expired(std::uint64_t v) {
+  return (static_cast<std::uint32_t>(v) & kExpiredFlag) != 0;
 }
 
 std::int64_t to_ms(Duration d) {
@@ -308,8 +316,8 @@ std::atomic<std::uint64_t>& PresenceTable::bucket(Ms ms) const {
 void PresenceTable::expire_bucket(Ms ms, Ms limit) {
   auto& b = bucket(ms);
   std::uint64_t v = b.load(std::memory_order_acquire);
-  while (tick_diff(tag_of(v), static_cast<Tick>(limit)) <= 0 && count_of(v) != 0) {
-    if (b.compare_exchange_weak(v, pack(tag_of(v), 0), std::memory_order_acq_rel)) {
+  while (tick_diff(tag_of(v), static_cast<Tick>(limit)) <= 0 && !expired(v)) {
+    if (b.compare_exchange_weak(v, pack(tag_of(v), kExpiredFlag), std::memory_order_acq_rel)) {
       online_.fetch_sub(count_of(v), std::memory_order_relaxed);
       return;
     }
@@ -323,6 +331,7 @@ void PresenceTable::count_in(Ms ms, std::uint32_t n) {
   while (true) {
     const std::int32_t d = tick_diff(tag_of(v), tag);
     if (d > 0) return;  // the window already moved past this millisecond: not online
+    if (d == 0 && expired(v)) return;  // likewise
     // d < 0: the bucket still counts a millisecond a whole ring ago that nobody expired yet;
     // those users are out of the window, so expire them here.
     const std::uint64_t next = pack(tag, d == 0 ? count_of(v) + n : n);
@@ -341,7 +350,7 @@ void PresenceTable::count_out(Tick stored, Ms now) {
   auto& b = bucket(ms);
   const Tick tag = static_cast<Tick>(ms);
   std::uint64_t v = b.load(std::memory_order_acquire);
-  while (tag_of(v) == tag && count_of(v) > 0) {
+  while (tag_of(v) == tag && !expired(v) && count_of(v) > 0) {
     if (b.compare_exchange_weak(v, pack(tag, count_of(v) - 1), std::memory_order_acq_rel)) {
       online_.fetch_sub(1, std::memory_order_relaxed);
       return;
