@@ -84,8 +84,8 @@ Daemon::Daemon(Config config, std::optional<std::string> config_path)
       presence_(std::make_unique<membership::PresenceTable>(
           membership::PresenceOptions{config_->presence.timeout, config_->presence.forget_after,
                                       config_->presence.max_users},
-          std::chrono::floor<std::chrono::milliseconds>(started_) -
-              config_->presence.forget_after - std::chrono::minutes(1))),
+          std::chrono::floor<std::chrono::milliseconds>(started_) - config_->presence.forget_after -
+              std::chrono::minutes(1))),
       presence_timer_(strand_),
       server_(io_, router_, limits_from(config_->api)) {
   transport::add_health_routes(
@@ -145,7 +145,9 @@ int Daemon::start_cluster() {
   o.restored_incarnation = restored_.incarnation;
   o.restored_members = std::move(restored_.members);
   if (auto err = store_->write({persist::SelfRecord{config_->node.name, restored_.incarnation},
-                                std::nullopt, std::nullopt, {}})) {
+                                std::nullopt,
+                                std::nullopt,
+                                {}})) {
     log::error("node.data_dir: {}", *err);
     return kExitDataUnusable;
   }
@@ -184,10 +186,14 @@ int Daemon::open_store() {
   auto opened = persist::Store::open(dir, is_default);
   auto exit_code = [](persist::StoreErrorKind k) {
     switch (k) {
-      case persist::StoreErrorKind::unusable: return kExitDataUnusable;
-      case persist::StoreErrorKind::locked: return kExitDataLocked;
-      case persist::StoreErrorKind::corrupted: return kExitDataCorrupted;
-      case persist::StoreErrorKind::incompatible: return kExitDataIncompatible;
+      case persist::StoreErrorKind::unusable:
+        return kExitDataUnusable;
+      case persist::StoreErrorKind::locked:
+        return kExitDataLocked;
+      case persist::StoreErrorKind::corrupted:
+        return kExitDataCorrupted;
+      case persist::StoreErrorKind::incompatible:
+        return kExitDataIncompatible;
     }
     return kExitRuntime;
   };
@@ -211,6 +217,10 @@ int Daemon::open_store() {
     log::error("node.data_dir {}", err->message);
     return exit_code(err->kind);
   }
+  if (auto err = store_->begin_writing()) {
+    log::error("node.data_dir {}", err->message);
+    return exit_code(err->kind);
+  }
   const auto& state = std::get<persist::LoadedState>(loaded);
   if (state.self && state.self->name != config_->node.name) {
     log::warning("node.data_dir {}: written by node {}, this is {}: its incarnation is not reused",
@@ -221,8 +231,8 @@ int Daemon::open_store() {
     log::warning("node.data_dir {}: {} persisted members with an unreadable address skipped", dir,
                  restored_.unreadable);
   }
-  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
-      std::chrono::steady_clock::now() - t0);
+  const auto took =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
   if (!state.self && !state.presence) {
     log::info("node.data_dir {}: new state (format {})", dir, state.format);
   } else {

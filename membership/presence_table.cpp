@@ -330,7 +330,7 @@ void PresenceTable::count_in(Ms ms, std::uint32_t n) {
   std::uint64_t v = b.load(std::memory_order_acquire);
   while (true) {
     const std::int32_t d = tick_diff(tag_of(v), tag);
-    if (d > 0) return;  // the window already moved past this millisecond: not online
+    if (d > 0) return;                 // the window already moved past this millisecond: not online
     if (d == 0 && expired(v)) return;  // likewise
     // d < 0: the bucket still counts a millisecond a whole ring ago that nobody expired yet;
     // those users are out of the window, so expire them here.
@@ -522,8 +522,7 @@ PresenceTable::Status PresenceTable::status_locked(const Shard& s, UserId id, st
   });
 }
 
-void PresenceTable::export_shard(std::size_t shard, TimePoint now,
-                                 std::vector<Record>& out) const {
+void PresenceTable::export_shard(std::size_t shard, TimePoint now, std::vector<Record>& out) const {
   const Ms ms = ms_of(now);
   const Ms forget = to_ms(options_.forget_after);
   const Shard& s = shards_[shard];
@@ -540,8 +539,7 @@ void PresenceTable::export_shard(std::size_t shard, TimePoint now,
   copy(s.wide);
 }
 
-PresenceTable::RestoreResult PresenceTable::restore(std::span<const Record> users,
-                                                    TimePoint now) {
+PresenceTable::RestoreResult PresenceTable::restore(std::span<const Record> users, TimePoint now) {
   RestoreResult r;
   const Ms ms = ms_of(now);
   const Ms forget = to_ms(options_.forget_after);

@@ -118,7 +118,7 @@ class PresenceTable {
   void export_shard(std::size_t shard, TimePoint now, std::vector<Record>& out) const;
   struct RestoreResult {
     std::size_t restored = 0;
-    std::size_t forgotten = 0;  // last seen forget_after ago or more: left out
+    std::size_t forgotten = 0;   // last seen forget_after ago or more: left out
     std::size_t over_limit = 0;  // beyond max_users, or already tracked
   };
   // Puts users back as they were (after a restart): a user whose last heartbeat is younger

@@ -507,9 +507,10 @@ void MembershipProtocol::restore(std::uint64_t incarnation, std::span<const Memb
   for (const auto& info : members) {
     if (info.self || info.name == self_name_ || find(info.name) || !valid_name(info.name)) continue;
     const bool gone = info.state == MemberState::dead || info.state == MemberState::left;
-    Member* m = add(Update{gone ? info.state : MemberState::alive, info.name, info.address,
-                           info.incarnation, {}},
-                    now);
+    Member* m = add(
+        Update{
+            gone ? info.state : MemberState::alive, info.name, info.address, info.incarnation, {}},
+        now);
     if (!m) break;  // max_members reached (noted by add)
     if (gone) m->state_since = std::min(info.state_since, now);
     if (!gone) alive.push_back(info.address);

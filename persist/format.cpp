@@ -23,11 +23,16 @@ enum class Kind : std::uint8_t {
 
 const char* kind_name(Kind k) {
   switch (k) {
-    case Kind::format: return "format record";
-    case Kind::self: return "self record";
-    case Kind::members: return "member list";
-    case Kind::users: return "presence chunk";
-    case Kind::manifest: return "presence manifest";
+    case Kind::format:
+      return "format record";
+    case Kind::self:
+      return "self record";
+    case Kind::members:
+      return "member list";
+    case Kind::users:
+      return "presence chunk";
+    case Kind::manifest:
+      return "presence manifest";
   }
   return "record";
 }
@@ -56,7 +61,8 @@ class Writer {
     out_.push_back(static_cast<char>(v));
   }
   void i64(std::int64_t v) {
-    for (int i = 0; i < 8; ++i) out_.push_back(static_cast<char>(static_cast<std::uint64_t>(v) >> (8 * i)));
+    for (int i = 0; i < 8; ++i)
+      out_.push_back(static_cast<char>(static_cast<std::uint64_t>(v) >> (8 * i)));
   }
   void str(std::string_view s) {
     varint(s.size());
@@ -83,7 +89,8 @@ class Reader {
       return;
     }
     if (static_cast<Kind>(value[0]) != kind) {
-      fail(fmt::format("holds record kind {}", static_cast<unsigned>(static_cast<std::uint8_t>(value[0]))));
+      fail(fmt::format("holds record kind {}",
+                       static_cast<unsigned>(static_cast<std::uint8_t>(value[0]))));
       return;
     }
     const auto body = value.substr(0, value.size() - kChecksumBytes);
@@ -120,7 +127,8 @@ class Reader {
   std::int64_t i64() {
     if (!need(8)) return 0;
     std::uint64_t v = 0;
-    for (int i = 0; i < 8; ++i) v |= static_cast<std::uint64_t>(static_cast<std::uint8_t>(rest_[i])) << (8 * i);
+    for (int i = 0; i < 8; ++i)
+      v |= static_cast<std::uint64_t>(static_cast<std::uint8_t>(rest_[i])) << (8 * i);
     rest_.remove_prefix(8);
     return static_cast<std::int64_t>(v);
   }
@@ -254,7 +262,8 @@ std::string encode_users(std::vector<UserRecord>& users, std::int64_t base_ms) {
     const auto& u = users[i];
     w.varint(i == 0 ? u.id : u.id - prev);
     prev = u.id;
-    const auto age = static_cast<std::uint64_t>(std::max<std::int64_t>(0, base_ms - u.last_seen_ms));
+    const auto age =
+        static_cast<std::uint64_t>(std::max<std::int64_t>(0, base_ms - u.last_seen_ms));
     w.varint(age << 1 | (u.logged_out ? 1 : 0));
   }
   return w.finish();
@@ -275,7 +284,8 @@ std::optional<FormatError> decode_users(std::string_view value, std::vector<User
       }
       const auto id = i == 0 ? gap : prev + gap;
       const auto age = r.varint();
-      if (r.ok() && (age >> 1) > static_cast<std::uint64_t>(INT64_MAX / 2)) r.fail("age out of range");
+      if (r.ok() && (age >> 1) > static_cast<std::uint64_t>(INT64_MAX / 2))
+        r.fail("age out of range");
       if (!r.ok()) break;
       out.push_back(UserRecord{id, base - static_cast<std::int64_t>(age >> 1), (age & 1) != 0});
       prev = id;

@@ -48,7 +48,7 @@ std::variant<SelfRecord, FormatError> decode_self(std::string_view value);
 // survive a restart); 0 means "never".
 struct MemberRecord {
   std::string name;
-  std::string address;  // "ip:port" / "[v6]:port"
+  std::string address;     // "ip:port" / "[v6]:port"
   std::uint8_t state = 0;  // membership::MemberState
   std::uint64_t incarnation = 0;
   std::int64_t last_seen_ms = 0;
@@ -74,7 +74,7 @@ std::optional<FormatError> decode_users(std::string_view value, std::vector<User
 struct PresenceManifest {
   std::int64_t taken_ms = 0;  // Unix ms
   std::uint64_t users = 0;
-  std::uint64_t bytes = 0;    // of the chunks' values
+  std::uint64_t bytes = 0;  // of the chunks' values
   std::uint32_t chunks = 0;
 };
 std::string encode_manifest(const PresenceManifest& m);

@@ -101,7 +101,8 @@ void Snapshotter::run() {
   std::unique_lock lock(mu_);
   while (true) {
     next += interval_;
-    const bool woken = cv_.wait_until(lock, next, [this] { return stopping_ || membership_wanted_; });
+    const bool woken =
+        cv_.wait_until(lock, next, [this] { return stopping_ || membership_wanted_; });
     if (stopping_) return;
     if (woken) {
       next -= interval_;  // not a snapshot round: the schedule stays
@@ -175,6 +176,8 @@ std::optional<std::string> Snapshotter::snapshot_presence_and_membership() {
     set.self = SelfRecord{view->self_name, view->incarnation};
     set.members = member_records(*view, wall);
   }
+  const auto number = ++attempts_;
+  log::debug("persist: snapshot {} started", number);
   PresenceManifest manifest;
   manifest.taken_ms = base;
   manifest.chunks = static_cast<std::uint32_t>(PresenceTable::kShards);
@@ -201,6 +204,11 @@ std::optional<std::string> Snapshotter::snapshot_presence_and_membership() {
   }
   if (!error) {
     const auto disk = store_.disk_bytes();
+    log::debug("persist: snapshot {} written: {} users, {} bytes, {} ms", number, manifest.users,
+               manifest.bytes,
+               std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::steady_clock::now() - started)
+                   .count());
     std::lock_guard lock(mu_);
     stats_.last_ms = base;
     stats_.users = manifest.users;

@@ -1,8 +1,8 @@
 // Snapshotter: writes the daemon's state to the Store on a thread of its own, and puts it back
 // at start (docs/PERSISTENCE.md).
 //
-// Presence is snapshotted every `interval` and by snapshot_on_stop(); each snapshot copies one table
-// shard at a time (holding only that shard's lock, for the time of a copy), encodes it off
+// Presence is snapshotted every `interval` and by snapshot_on_stop(); each snapshot copies one
+// table shard at a time (holding only that shard's lock, for the time of a copy), encodes it off
 // every lock, and writes all chunks in one atomic batch, so heartbeats and queries go on
 // while it runs. Membership (this node's incarnation and the member list) is written with
 // every snapshot, and at once when this node's incarnation changes (request_membership()).
@@ -121,6 +121,7 @@ class Snapshotter {
   bool membership_wanted_ = false;      // guarded by mu_
   SnapshotStats stats_;                 // guarded by mu_
   std::mutex write_mu_;                 // one write at a time
+  std::uint64_t attempts_ = 0;          // presence snapshots begun (one at a time)
   std::thread thread_;
 };
 

@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdarg>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 
@@ -13,6 +15,8 @@
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
+
+#include "transport/log.h"
 
 namespace heartbeatd::persist {
 namespace {
@@ -46,18 +50,30 @@ StoreError classify(const std::string& path, const rocksdb::Status& s, const std
   return unusable(fmt::format("{}: {}: {}", path, doing, text));
 }
 
+// RocksDB's own diagnostics go to heartbeatd's log (warnings and worse), not to LOG files
+// in the data directory: a refused start must leave the directory exactly as it was.
+class ForwardingLogger final : public rocksdb::Logger {
+ public:
+  ForwardingLogger() : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL) {}
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    char buf[1024];
+    std::vsnprintf(buf, sizeof buf, format, ap);
+    log::warning("rocksdb: {}", buf);
+  }
+};
+
 rocksdb::Options db_options() {
   rocksdb::Options o;
   o.create_if_missing = true;
   o.paranoid_checks = true;
-  // RocksDB's own LOG files: small and few, they are for debugging RocksDB itself.
-  o.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
-  o.keep_log_file_num = 2;
-  o.max_log_file_size = 1 << 20;
+  o.info_log = std::make_shared<ForwardingLogger>();
   o.max_manifest_file_size = 4 << 20;
   o.max_open_files = 64;
-  // The data is rewritten whole at every snapshot: keep it to few, large table files.
-  o.write_buffer_size = 128 << 20;
+  // Every snapshot is flushed as soon as it is written, so the memtable never needs to be
+  // large (a batch bigger than it still goes into one memtable whole). It is also the free
+  // space RocksDB waits for before it resumes writing after a full disk.
+  o.write_buffer_size = 4 << 20;
   o.max_write_buffer_number = 2;
   o.target_file_size_base = 64 << 20;
   // Varint-packed chunks barely compress; the CPU is better spent serving the API.
@@ -78,7 +94,7 @@ bool has_entries(const fs::path& dir) {
 }  // namespace
 
 std::variant<std::unique_ptr<Store>, StoreError> Store::open(const std::string& data_dir,
-                                                              bool create_parents) {
+                                                             bool create_parents) {
   const fs::path dir(data_dir);
   struct stat st {};
   if (::stat(data_dir.c_str(), &st) == 0) {
@@ -104,8 +120,8 @@ std::variant<std::unique_ptr<Store>, StoreError> Store::open(const std::string& 
       }
     }
     if (::mkdir(data_dir.c_str(), 0750) != 0 && errno != EEXIST) {
-      return unusable(fmt::format("{}: cannot create the directory: {}", data_dir,
-                                  errno_text(errno)));
+      return unusable(
+          fmt::format("{}: cannot create the directory: {}", data_dir, errno_text(errno)));
     }
   }
   if (::access(data_dir.c_str(), W_OK | X_OK) != 0) {
@@ -130,9 +146,8 @@ std::variant<std::unique_ptr<Store>, StoreError> Store::open(const std::string& 
     close_fd();
     if (e == EWOULDBLOCK) {
       return StoreError{StoreErrorKind::locked,
-                        fmt::format("{}: in use by another heartbeatd ({}; lock file {})",
-                                    data_dir, holder.empty() ? "pid unknown" : "pid " + holder,
-                                    lock_path)};
+                        fmt::format("{}: in use by another heartbeatd ({}; lock file {})", data_dir,
+                                    holder.empty() ? "pid unknown" : "pid " + holder, lock_path)};
     }
     return unusable(fmt::format("{}: cannot lock {}: {}", data_dir, lock_path, errno_text(e)));
   }
@@ -141,8 +156,8 @@ std::variant<std::unique_ptr<Store>, StoreError> Store::open(const std::string& 
       ::pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
     const int e = errno;
     close_fd();
-    return unusable(fmt::format("{}: cannot write the lock file {}: {}", data_dir, lock_path,
-                                errno_text(e)));
+    return unusable(
+        fmt::format("{}: cannot write the lock file {}: {}", data_dir, lock_path, errno_text(e)));
   }
 
   const fs::path db_dir = dir / "db";
@@ -157,9 +172,18 @@ std::variant<std::unique_ptr<Store>, StoreError> Store::open(const std::string& 
                                   db_path)};
   }
   const bool existed = fs::exists(db_dir / "CURRENT", ec);
+  if (!existed && ::mkdir(db_path.c_str(), 0750) != 0 && errno != EEXIST) {
+    const int e = errno;
+    close_fd();
+    return unusable(fmt::format("{}: cannot create the directory: {}", db_path, errno_text(e)));
+  }
 
+  // Existing state is opened read-only until it has been read back whole (begin_writing()):
+  // a read-write open rewrites RocksDB's metadata files, which must not happen to a
+  // directory whose data then turns out unreadable.
   rocksdb::DB* raw = nullptr;
-  auto s = rocksdb::DB::Open(db_options(), db_path, &raw);
+  auto s = existed ? rocksdb::DB::OpenForReadOnly(db_options(), db_path, &raw)
+                   : rocksdb::DB::Open(db_options(), db_path, &raw);
   if (!s.ok()) {
     close_fd();
     return classify(db_path, s, "cannot open the database");
@@ -219,7 +243,21 @@ std::variant<std::unique_ptr<Store>, StoreError> Store::open(const std::string& 
                       kOldestReadableFormat, kFormatVersion)};
     }
   }
-  return std::unique_ptr<Store>(new Store(data_dir, db_path, fd, std::move(db), format));
+  auto store = std::unique_ptr<Store>(new Store(data_dir, db_path, fd, std::move(db), format));
+  store->read_only_ = existed;
+  return store;
+}
+
+std::optional<StoreError> Store::begin_writing() {
+  if (!read_only_) return std::nullopt;
+  db_->Close().PermitUncheckedError();
+  db_.reset();
+  rocksdb::DB* raw = nullptr;
+  auto s = rocksdb::DB::Open(db_options(), db_path_, &raw);
+  if (!s.ok()) return classify(db_path_, s, "cannot open the database for writing");
+  db_.reset(raw);
+  read_only_ = false;
+  return std::nullopt;
 }
 
 Store::Store(std::string data_dir, std::string db_path, int lock_fd,
@@ -287,9 +325,9 @@ std::variant<LoadedState, StoreError> Store::load(const UsersSink& users) const 
       const auto key = presence_chunk_key(i);
       if (!get(key)) {
         if (err) return *err;
-        return damaged(key, FormatError{fmt::format(
-                                "missing, though the snapshot of {} names {} chunks",
-                                st.presence->taken_ms, st.presence->chunks)});
+        return damaged(key,
+                       FormatError{fmt::format("missing, though the snapshot of {} names {} chunks",
+                                               st.presence->taken_ms, st.presence->chunks)});
       }
       chunk.clear();
       if (auto e = decode_users(value, chunk)) return damaged(key, *e);
@@ -300,15 +338,28 @@ std::variant<LoadedState, StoreError> Store::load(const UsersSink& users) const 
 }
 
 std::optional<std::string> Store::write(const WriteSet& set) {
-  if (needs_resume_) {
-    // After a failed write RocksDB refuses further writes until resumed (say, once a full
-    // disk has room again).
-    auto s = db_->Resume();
-    if (!s.ok()) return "the database has not recovered from the previous failed write: " + s.ToString();
-    needs_resume_ = false;
+  if (read_only_) return db_path_ + ": not open for writing yet (begin_writing())";
+  if (!db_) {
+    // A write failed before (say, on a full disk), and the database was closed then: open it
+    // again, which recovers it the way a restart would, from what is on disk.
+    rocksdb::DB* raw = nullptr;
+    auto s = rocksdb::DB::Open(db_options(), db_path_, &raw);
+    if (!s.ok()) {
+      std::string text = fmt::format("{}: cannot reopen after the previous failed write: {}",
+                                     db_path_, s.ToString());
+      if (s.IsNoSpace() || text.find("No space left") != std::string::npos) {
+        text += " (the disk is still full; the previous snapshot is kept)";
+      }
+      return text;
+    }
+    db_.reset(raw);
   }
   auto failed = [&](const rocksdb::Status& s, std::string_view what) -> std::optional<std::string> {
-    needs_resume_ = true;
+    // RocksDB refuses further writes after a failed one until it recovers; its own recovery
+    // paths are less proven than opening the database afresh, so close it now and reopen it
+    // at the next write.
+    db_->Close().PermitUncheckedError();
+    db_.reset();
     std::string text = fmt::format("{}: {}: {}", db_path_, what, s.ToString());
     if (s.IsNoSpace() || text.find("No space left") != std::string::npos) {
       text += " (the disk is full; the previous snapshot is kept)";

@@ -2,7 +2,9 @@
 //
 // open() takes the data directory for this process (an exclusive lock file naming the holder's
 // pid), opens or creates the database inside it and checks its format version; load() reads
-// everything back. Every way this can fail is a StoreError whose kind maps to a documented
+// everything back; begin_writing() then makes it writable. Existing state stays read-only
+// until it has been read back whole, so a directory that turns out unreadable is left
+// byte for byte as it was. Every way this can fail is a StoreError whose kind maps to a documented
 // exit code and whose message names the path and the cause. A directory holding data that
 // cannot be read is never started over or written to.
 //
@@ -65,7 +67,7 @@ class Store {
   // create_parents: make missing parent directories too (the built-in default path);
   // otherwise the parent must exist, so a mistyped path is reported rather than created.
   static std::variant<std::unique_ptr<Store>, StoreError> open(const std::string& data_dir,
-                                                                bool create_parents);
+                                                               bool create_parents);
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
@@ -74,6 +76,9 @@ class Store {
   // time (so 10^7 users are never all in memory twice).
   using UsersSink = std::function<void(std::vector<UserRecord>& chunk)>;
   std::variant<LoadedState, StoreError> load(const UsersSink& users) const;
+  // Existing state is opened read-only; after load() succeeded, this reopens it for writing.
+  // (A new directory is writable from the start.)
+  std::optional<StoreError> begin_writing();
   // nullopt on success; otherwise what failed (the previous state is still intact).
   std::optional<std::string> write(const WriteSet& set);
   // Bytes of the database's files on disk (table files and logs).
@@ -87,9 +92,9 @@ class Store {
   std::string data_dir_;
   std::string db_path_;
   int lock_fd_ = -1;
-  std::unique_ptr<rocksdb::DB> db_;
+  std::unique_ptr<rocksdb::DB> db_;  // null after a failed write, until the next one reopens it
   std::uint32_t format_;
-  bool needs_resume_ = false;  // a write failed: resume the database before the next one
+  bool read_only_ = false;
 };
 
 }  // namespace heartbeatd::persist

@@ -165,8 +165,9 @@ TEST(Daemon, UnusableDataDirExits3) {
          return dir.file("c.yaml");
        }()});
   EXPECT_EQ(r.exit_code, 3);
-  EXPECT_NE(r.output.find("node.data_dir " + dir.file("file/sub") + ": cannot look at it: Not a "
-                                                                  "directory"),
+  EXPECT_NE(r.output.find("node.data_dir " + dir.file("file/sub") +
+                          ": cannot look at it: Not a "
+                          "directory"),
             std::string::npos)
       << r.output;
 }

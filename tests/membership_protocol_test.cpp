@@ -298,6 +298,56 @@ TEST(MembershipProtocol, AnOverdueSubjectIsProbedBeforeItIsSuspected) {
   EXPECT_EQ(p.member("peer")->state, MemberState::dead);
 }
 
+// After a restart (persist/): the node starts above its persisted incarnation, knows its
+// members again, asks a restored one (and the seeds) for the news, and judges the restored
+// members afresh: a silent one is declared dead in the usual time; dead ones stay dead.
+TEST(MembershipProtocol, RestoredMembersAreRejoinedAndJudgedAfresh) {
+  Wire wire;
+  const TimePoint t0{1000h};
+  const ProtocolTimings t;
+  MembershipProtocol p("self", kSelf, {}, t, wire, &wire, 1, t0);
+  MemberInfo peer{"peer", kPeer, MemberState::suspect, 4, t0 - 1h, t0 - 2h, false};
+  MemberInfo gone{"gone", kOther, MemberState::dead, 2, std::nullopt, t0 - 3h, false};
+  MemberInfo me{"self", kSelf, MemberState::alive, 9, std::nullopt, t0 - 1h, true};
+  const std::vector<MemberInfo> restored{peer, gone, me};
+  p.restore(8, restored, t0);
+  EXPECT_EQ(p.incarnation(), 8u);
+  EXPECT_EQ(p.member("peer")->state, MemberState::alive);  // judged afresh
+  EXPECT_EQ(p.member("peer")->incarnation, 4u);
+  EXPECT_EQ(p.member("gone")->state, MemberState::dead);
+  EXPECT_EQ(p.member("gone")->state_since, t0 - 3h);  // reaping counts from then
+  EXPECT_EQ(p.members().size(), 3u);
+
+  p.start(t0);
+  bool asked_peer = false;
+  for (const auto& s : wire.of(MessageType::sync)) {
+    if (s.to == kPeer && (s.msg.flags & kSyncJoin)) asked_peer = true;
+  }
+  EXPECT_TRUE(asked_peer);
+  // Silence from the restored member: probed when overdue, suspected, then dead.
+  auto now = t0;
+  const auto dead_by =
+      t0 + t.interval * t.miss_threshold + t.probe_timeout + t.suspicion_max_timeout + t.interval;
+  run_until(p, now, dead_by);
+  EXPECT_GE(p.counters().probes, 1u);
+  EXPECT_EQ(p.member("peer")->state, MemberState::dead);
+  // A member that answers stays alive, and hears the restored incarnation.
+  MembershipProtocol q("self", kSelf, {}, t, wire, &wire, 1, t0);
+  q.restore(8, restored, t0);
+  q.start(t0);
+  auto now_q = t0;
+  for (int i = 0; i < 20; ++i) {
+    run_until(q, now_q, now_q + t.interval);
+    ASSERT_TRUE(q.receive(kPeer, from_peer(MessageType::heartbeat, 4), now_q));
+  }
+  EXPECT_EQ(q.member("peer")->state, MemberState::alive);
+  bool told = false;
+  for (const auto& s : wire.of(MessageType::heartbeat)) {
+    if (s.to == kPeer && s.msg.sender.incarnation == 8) told = true;
+  }
+  EXPECT_TRUE(told);
+}
+
 TEST(MembershipProtocol, APausedNodeAccusesNoOneOnWaking) {
   Wire wire;
   const TimePoint t0{1000h};

@@ -81,8 +81,8 @@ TEST(PersistFormat, DenseUsersCostFewBytes) {
   std::mt19937_64 rng(1);
   std::vector<UserRecord> users;
   for (std::uint64_t id = 0; id < 40'000 * 256; id += 256) {
-    users.push_back({id + rng() % 256, 1'000'000 - static_cast<std::int64_t>(rng() % 30'000),
-                     false});
+    users.push_back(
+        {id + rng() % 256, 1'000'000 - static_cast<std::int64_t>(rng() % 30'000), false});
   }
   const auto chunk = encode_users(users, 1'000'000);
   EXPECT_LE(static_cast<double>(chunk.size()) / users.size(), 5.1);
@@ -94,8 +94,10 @@ TEST(PersistFormat, EveryTruncationAndByteFlipIsReported) {
   std::vector<UserRecord> users{{1, 900, false}, {300, 800, true}, {70000, 1000, false}};
   std::vector<MemberRecord> members{{"node-1", "127.0.0.1:7701", 0, 9, 100, 50}};
   const std::vector<std::pair<std::string, std::function<bool(std::string_view)>>> cases{
-      {encode_format(1), [](auto v) { return std::holds_alternative<FormatError>(decode_format(v)); }},
-      {encode_self({"n", 1}), [](auto v) { return std::holds_alternative<FormatError>(decode_self(v)); }},
+      {encode_format(1),
+       [](auto v) { return std::holds_alternative<FormatError>(decode_format(v)); }},
+      {encode_self({"n", 1}),
+       [](auto v) { return std::holds_alternative<FormatError>(decode_self(v)); }},
       {encode_members(members),
        [](auto v) { return std::holds_alternative<FormatError>(decode_members(v)); }},
       {encode_manifest({1, 2, 3, 4}),
@@ -381,8 +383,8 @@ TEST(PersistSnapshot, UsersComeBackWithTheirVerdictsAndLastSeen) {
   const auto last3 = *after.status(3, now).last_seen;
   EXPECT_TRUE(after.status(3, last3 + 30s - 1ms).online);
   EXPECT_FALSE(after.status(3, last3 + 30s).online);
-  EXPECT_EQ(after.counts(now).online, 2u);        // users 3 and 4'000'000'000
-  EXPECT_EQ(after.counts(now + 5s).online, 1u);   // 4'000'000'000 is 30 s old
+  EXPECT_EQ(after.counts(now).online, 2u);       // users 3 and 4'000'000'000
+  EXPECT_EQ(after.counts(now + 5s).online, 1u);  // 4'000'000'000 is 30 s old
   EXPECT_EQ(after.counts(last3 + 30s).online, 0u);
 }
 
