@@ -33,17 +33,24 @@ Options:
   --help               print this help and exit.
 
 Signals:
-  SIGTERM, SIGINT      stop gracefully (within 2 s), announcing "left" to the cluster.
-  SIGHUP               re-read the --config file; apply log.level, membership.* and
-                       presence.timeout; log the keys that need a restart. An invalid
-                       file is rejected and the running config stays in force.
+  SIGTERM, SIGINT      stop gracefully (within 2 s), announcing "left" to the cluster,
+                       then write a final snapshot of the state to node.data_dir.
+  SIGHUP               re-read the --config file; apply log.level, membership.*,
+                       presence.timeout and persist.presence_interval; log the keys that
+                       need a restart. An invalid file is rejected and the running config
+                       stays in force.
 
 Exit codes:
   0  stopped normally (or --check-config found the file valid)
-  1  could not start (API or cluster address in use, socket path taken, data
-     directory unusable)
+  1  could not start (API or cluster address in use, socket path taken), or the
+     final snapshot of a graceful stop failed
   2  bad command line or configuration (the message names the key and its line;
      an unreadable or malformed cluster.key_file too)
+  3  node.data_dir unusable: its parent missing, not writable, or the disk full
+  4  node.data_dir in use by another heartbeatd (the message names its pid)
+  5  node.data_dir holds state that cannot be read (damaged); left untouched
+  6  node.data_dir written in a format this build does not read; left untouched
+  State in node.data_dir: docs/PERSISTENCE.md.
 )";
 
 int usage_error(std::string_view message) {

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
@@ -59,7 +60,11 @@ class ForwardingLogger final : public rocksdb::Logger {
   void Logv(const char* format, va_list ap) override {
     char buf[1024];
     std::vsnprintf(buf, sizeof buf, format, ap);
-    log::warning("rocksdb: {}", buf);
+    // One line per event, as every line of heartbeatd's log.
+    std::string line(buf);
+    std::replace(line.begin(), line.end(), '\n', ' ');
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    log::warning("rocksdb: {}", line);
   }
 };
 

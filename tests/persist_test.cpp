@@ -6,6 +6,7 @@
 
 #include <rocksdb/db.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -326,6 +327,52 @@ TEST(PersistStore, ADamagedOrMissingChunkFailsTheLoad) {
   auto r = s->load([](auto&) {});
   ASSERT_TRUE(std::holds_alternative<StoreError>(r));
   EXPECT_NE(std::get<StoreError>(r).message.find("missing"), std::string::npos);
+}
+
+// A directory written by the first release of format 1 (tests/data/format-1/README.md):
+// every build that claims to read format 1 must read it.
+TEST(PersistStore, ReadsADirectoryWrittenInFormat1) {
+  ASSERT_LE(kOldestReadableFormat, 1u);
+  TempDir tmp;
+  fs::create_directories(tmp.file("data"));
+  fs::copy(std::string(HEARTBEATD_SOURCE_DIR) + "/tests/data/format-1/db", tmp.file("data/db"),
+           fs::copy_options::recursive);
+  auto s = open_ok(tmp.file("data"));
+  ASSERT_TRUE(s);
+  std::vector<UserRecord> users;
+  auto st = load_ok(*s, &users);
+  EXPECT_EQ(st.format, 1u);
+  ASSERT_TRUE(st.self);
+  EXPECT_EQ(st.self->name, "fixture-node");
+  EXPECT_TRUE(st.members.empty());
+  ASSERT_TRUE(st.presence);
+  EXPECT_EQ(st.presence->users, 101u);
+  ASSERT_EQ(users.size(), 101u);
+  std::sort(users.begin(), users.end(), [](auto& a, auto& b) { return a.id < b.id; });
+  for (std::uint64_t i = 0; i < 100; ++i) {
+    EXPECT_EQ(users[i].id, i + 1);
+    EXPECT_EQ(users[i].logged_out, i + 1 == 7) << users[i].id;
+    EXPECT_LE(users[i].last_seen_ms, st.presence->taken_ms);
+    EXPECT_GT(users[i].last_seen_ms, st.presence->taken_ms - 60'000);
+  }
+  EXPECT_EQ(users[100].id, 5'000'000'000u);
+  // And it can be written to after that.
+  EXPECT_FALSE(s->begin_writing().has_value());
+  EXPECT_FALSE(s->write(WriteSet{SelfRecord{"fixture-node", 1}, std::nullopt, std::nullopt, {}}));
+}
+
+// Existing state is read-only until begin_writing().
+TEST(PersistStore, ExistingStateIsReadOnlyUntilReadBack) {
+  TempDir tmp;
+  { ASSERT_FALSE(open_ok(tmp.file("data"))->write(WriteSet{SelfRecord{"n", 1}, {}, {}, {}})); }
+  auto s = open_ok(tmp.file("data"));
+  ASSERT_TRUE(s);
+  auto err = s->write(WriteSet{SelfRecord{"n", 2}, {}, {}, {}});
+  ASSERT_TRUE(err.has_value());
+  EXPECT_NE(err->find("not open for writing"), std::string::npos) << *err;
+  ASSERT_FALSE(s->begin_writing().has_value());
+  EXPECT_FALSE(s->write(WriteSet{SelfRecord{"n", 2}, {}, {}, {}}));
+  EXPECT_EQ(load_ok(*s).self->incarnation, 2u);
 }
 
 // ---- snapshots of the presence table ---------------------------------------------------
