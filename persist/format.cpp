@@ -251,8 +251,35 @@ std::variant<std::vector<MemberRecord>, FormatError> decode_members(std::string_
   return out;
 }
 
+namespace {
+
+// LSD radix sort by id, a byte at a time, skipping the bytes every id shares (ids below
+// 2^32 need 4 passes at most). Half the snapshot's CPU went to std::sort here before.
+void sort_by_id(std::vector<UserRecord>& users) {
+  if (users.size() < 64) {
+    std::sort(users.begin(), users.end(), [](auto& a, auto& b) { return a.id < b.id; });
+    return;
+  }
+  std::vector<UserRecord> buffer(users.size());
+  auto* from = &users;
+  auto* to = &buffer;
+  for (int shift = 0; shift < 64; shift += 8) {
+    std::array<std::size_t, 257> count{};
+    for (const auto& u : *from) ++count[((u.id >> shift) & 0xff) + 1];
+    if (std::any_of(count.begin() + 1, count.end(), [&](auto c) { return c == from->size(); })) {
+      continue;  // every id has the same byte here
+    }
+    for (std::size_t i = 1; i < count.size(); ++i) count[i] += count[i - 1];
+    for (const auto& u : *from) (*to)[count[(u.id >> shift) & 0xff]++] = u;
+    std::swap(from, to);
+  }
+  if (from != &users) users.swap(buffer);
+}
+
+}  // namespace
+
 std::string encode_users(std::vector<UserRecord>& users, std::int64_t base_ms) {
-  std::sort(users.begin(), users.end(), [](auto& a, auto& b) { return a.id < b.id; });
+  sort_by_id(users);
   Writer w(Kind::users);
   w.reserve(users.size() * 6 + 32);
   w.i64(base_ms);

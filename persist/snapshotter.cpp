@@ -79,6 +79,7 @@ void Snapshotter::set_interval(std::chrono::milliseconds interval) {
   {
     std::lock_guard lock(mu_);
     interval_ = interval;
+    interval_changed_ = true;
   }
   cv_.notify_all();
 }
@@ -97,27 +98,33 @@ SnapshotStats Snapshotter::stats() const {
 }
 
 void Snapshotter::run() {
-  auto next = std::chrono::steady_clock::now();
+  using SteadyClock = std::chrono::steady_clock;
   std::unique_lock lock(mu_);
+  // Snapshots begin every interval_ after the previous one began; one that took longer than
+  // the interval is followed by the next at once, never by several.
+  auto last = SteadyClock::now();
   while (true) {
-    next += interval_;
-    const bool woken =
-        cv_.wait_until(lock, next, [this] { return stopping_ || membership_wanted_; });
+    const auto due = last + interval_;
+    cv_.wait_until(lock, due, [&] {
+      return stopping_ || membership_wanted_ || interval_changed_ || SteadyClock::now() >= due;
+    });
     if (stopping_) return;
-    if (woken) {
-      next -= interval_;  // not a snapshot round: the schedule stays
+    if (interval_changed_) {  // SIGHUP: the new interval counts from the last snapshot
+      interval_changed_ = false;
+      continue;
+    }
+    if (SteadyClock::now() < due) {  // woken for membership only
       membership_wanted_ = false;
       lock.unlock();
       record(write_membership(), false);
       lock.lock();
       continue;
     }
-    membership_wanted_ = false;
+    membership_wanted_ = false;  // the snapshot writes membership too
+    last = SteadyClock::now();
     lock.unlock();
     record(snapshot_presence_and_membership(), true);
     lock.lock();
-    // A snapshot longer than the interval: the next one starts after it, not at once.
-    next = std::max(next, std::chrono::steady_clock::now());
   }
 }
 
@@ -163,7 +170,7 @@ std::optional<std::string> Snapshotter::write_membership() {
   set.self = SelfRecord{view->self_name, view->incarnation};
   set.members = member_records(*view, wall);
   std::lock_guard lock(write_mu_);
-  return store_.write(set);
+  return store_.write(std::move(set));
 }
 
 std::optional<std::string> Snapshotter::snapshot_presence_and_membership() {
@@ -200,7 +207,7 @@ std::optional<std::string> Snapshotter::snapshot_presence_and_membership() {
   std::optional<std::string> error;
   {
     std::lock_guard lock(write_mu_);
-    error = store_.write(set);
+    error = store_.write(std::move(set));
   }
   if (!error) {
     const auto disk = store_.disk_bytes();

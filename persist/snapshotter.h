@@ -119,6 +119,7 @@ class Snapshotter {
   std::chrono::milliseconds interval_;  // guarded by mu_
   bool stopping_ = false;               // guarded by mu_
   bool membership_wanted_ = false;      // guarded by mu_
+  bool interval_changed_ = false;       // guarded by mu_
   SnapshotStats stats_;                 // guarded by mu_
   std::mutex write_mu_;                 // one write at a time
   std::uint64_t attempts_ = 0;          // presence snapshots begun (one at a time)

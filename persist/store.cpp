@@ -83,6 +83,9 @@ rocksdb::Options db_options() {
   o.target_file_size_base = 64 << 20;
   // Varint-packed chunks barely compress; the CPU is better spent serving the API.
   o.compression = rocksdb::kNoCompression;
+  // Each snapshot is a new level-0 file replacing every presence key: compact as soon as
+  // there are two, so the disk holds about two snapshots rather than up to five.
+  o.level0_file_num_compaction_trigger = 2;
   // No preallocation of log files (write_buffer_size x 1.1): it would take 140 MB of a
   // small or nearly full disk for a log that holds a few small records.
   o.allow_fallocate = false;
@@ -342,7 +345,7 @@ std::variant<LoadedState, StoreError> Store::load(const UsersSink& users) const 
   return st;
 }
 
-std::optional<std::string> Store::write(const WriteSet& set) {
+std::optional<std::string> Store::write(WriteSet set) {
   if (read_only_) return db_path_ + ": not open for writing yet (begin_writing())";
   if (!db_) {
     // A write failed before (say, on a full disk), and the database was closed then: open it
@@ -380,17 +383,22 @@ std::optional<std::string> Store::write(const WriteSet& set) {
     if (auto s = db_->Write(wo, &batch); !s.ok()) return failed(s, "cannot write membership");
   }
   if (set.presence) {
-    rocksdb::WriteBatch batch;
-    for (std::uint32_t i = 0; i < set.chunks.size(); ++i) {
-      batch.Put(presence_chunk_key(i), set.chunks[i]);
+    {
+      // Each chunk is freed once it is in the batch, and the batch once it is in the
+      // memtable, so a snapshot is held about twice at the peak, not three times.
+      rocksdb::WriteBatch batch;
+      for (std::uint32_t i = 0; i < set.chunks.size(); ++i) {
+        batch.Put(presence_chunk_key(i), set.chunks[i]);
+        std::string().swap(set.chunks[i]);
+      }
+      batch.Put(std::string(kKeyPresence), encode_manifest(*set.presence));
+      // No log: the batch sits in one memtable until the flush below writes it to one table
+      // file, so a crash keeps all of it or none; writing it to the log too would double the
+      // bytes written for nothing.
+      rocksdb::WriteOptions wo;
+      wo.disableWAL = true;
+      if (auto s = db_->Write(wo, &batch); !s.ok()) return failed(s, "cannot write the snapshot");
     }
-    batch.Put(std::string(kKeyPresence), encode_manifest(*set.presence));
-    // No log: the batch sits in one memtable until the flush below writes it to one table
-    // file, so a crash keeps all of it or none; writing it to the log too would double the
-    // bytes written for nothing.
-    rocksdb::WriteOptions wo;
-    wo.disableWAL = true;
-    if (auto s = db_->Write(wo, &batch); !s.ok()) return failed(s, "cannot write the snapshot");
     rocksdb::FlushOptions fo;
     fo.wait = true;
     if (auto s = db_->Flush(fo); !s.ok()) return failed(s, "cannot flush the snapshot");

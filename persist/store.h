@@ -80,7 +80,8 @@ class Store {
   // (A new directory is writable from the start.)
   std::optional<StoreError> begin_writing();
   // nullopt on success; otherwise what failed (the previous state is still intact).
-  std::optional<std::string> write(const WriteSet& set);
+  // Takes the set by value: the chunks are freed as they are handed to RocksDB.
+  std::optional<std::string> write(WriteSet set);
   // Bytes of the database's files on disk (table files and logs).
   std::uint64_t disk_bytes() const;
   const std::string& path() const { return db_path_; }

@@ -143,13 +143,25 @@ TEST(PersistDaemon, HealthShowsTheLastSnapshot) {
   EXPECT_EQ(p.at("failures").to_number<std::int64_t>(), 0);
 }
 
+// SIGHUP with a shorter persist.presence_interval applies at once, not at the end of the
+// interval that was running.
+TEST(PersistDaemon, AShorterIntervalOnReloadAppliesAtOnce) {
+  DaemonProcess d(DaemonProcess::Keys{{"persist.presence_interval", "1h"}});
+  ASSERT_TRUE(d.start()) << d.failure_reason();
+  heartbeat(d, 1, 10);
+  d.write_config({{"persist.presence_interval", "100ms"}});
+  d.signal(SIGHUP);
+  ASSERT_TRUE(d.wait_log("SIGHUP: applied persist.presence_interval: 1h -> 100ms")) << d.log();
+  EXPECT_TRUE(eventually([&] { return last_snapshot_ms(d).has_value(); }, 5s)) << d.log();
+}
+
 // kill -9 at varied moments, many inside a snapshot: every restart must come back with a
 // complete snapshot (the start fails on a torn one), holding at least everything a snapshot
 // had confirmed before the kill, with the last-seen times read before the kill, and nothing
 // that was never sent.
 TEST(PersistDaemon, KillNineInALoopAlwaysRecoversACompleteSnapshot) {
   auto rng = seeded_rng();
-  constexpr std::uint64_t kBase = 200'000;  // users every snapshot holds: makes it last a while
+  constexpr std::uint64_t kBase = 100'000;  // users every snapshot holds: makes it last a while
   constexpr std::uint64_t kBatch = 1000;
   DaemonProcess d({{"presence.timeout", "10m"},
                    {"persist.presence_interval", "100ms"},

@@ -123,6 +123,29 @@ TEST(PersistFormat, EveryTruncationAndByteFlipIsReported) {
   }
 }
 
+TEST(PersistFormat, UsersOfAnyIdsComeBackSorted) {
+  std::mt19937_64 rng(7);
+  std::vector<UserRecord> users;
+  for (int i = 0; i < 5000; ++i) {
+    const std::uint64_t id = i % 2 ? rng() : rng() % 100'000;  // 64-bit and dense, mixed
+    users.push_back({id, 1000 - static_cast<std::int64_t>(i % 900), i % 5 == 0});
+  }
+  std::sort(users.begin(), users.end(), [](auto& a, auto& b) { return a.id < b.id; });
+  users.erase(
+      std::unique(users.begin(), users.end(), [](auto& a, auto& b) { return a.id == b.id; }),
+      users.end());
+  auto expected = users;
+  std::shuffle(users.begin(), users.end(), rng);
+  std::vector<UserRecord> back;
+  ASSERT_FALSE(decode_users(encode_users(users, 1000), back).has_value());
+  ASSERT_EQ(back.size(), expected.size());
+  for (std::size_t i = 0; i < back.size(); ++i) {
+    ASSERT_EQ(back[i].id, expected[i].id) << i;
+    ASSERT_EQ(back[i].last_seen_ms, expected[i].last_seen_ms) << i;
+    ASSERT_EQ(back[i].logged_out, expected[i].logged_out) << i;
+  }
+}
+
 TEST(PersistFormat, WrongKindIsNamed) {
   auto d = decode_self(encode_format(1));
   ASSERT_TRUE(std::holds_alternative<FormatError>(d));
@@ -437,23 +460,57 @@ TEST(PersistSnapshot, UsersComeBackWithTheirVerdictsAndLastSeen) {
 
 TEST(PersistSnapshot, RestoreLeavesOutForgottenUsersAndRespectsTheLimit) {
   ManualClock clock;
-  membership::PresenceOptions opt{30s, 1h, 2};
-  PresenceTable t(opt, clock.now() - 2h);
   const auto now = clock.now();
+  PresenceTable t(membership::PresenceOptions{30s, 1h, 3}, now - 2h);
   std::vector<PresenceTable::Record> in{{1, now - 2h, false},   // forgotten
                                         {2, now - 10s, false},  // online
                                         {3, now - 1min, true},  // offline
-                                        {4, now - 1s, false},   // over max_users
+                                        {4, now + 5s, false},   // "later than now": now
                                         {2, now, false}};       // already tracked
   const auto r = t.restore(in, now);
-  EXPECT_EQ(r.restored, 2u);
+  EXPECT_EQ(r.restored, 3u);
   EXPECT_EQ(r.forgotten, 1u);
-  EXPECT_EQ(r.over_limit, 2u);
+  EXPECT_EQ(r.over_limit, 1u);
   EXPECT_TRUE(t.status(2, now).online);
   EXPECT_EQ(t.status(2, now).last_seen, now - 10s);
   EXPECT_FALSE(t.status(3, now).online);
+  EXPECT_EQ(t.status(3, now).last_seen, now - 1min);
+  EXPECT_EQ(t.status(4, now).last_seen, now);
   EXPECT_FALSE(t.status(1, now).last_seen);
-  EXPECT_EQ(t.counts(now).online, 1u);
+  EXPECT_EQ(t.counts(now).online, 2u);
+  EXPECT_EQ(t.counts(now).tracked, 3u);
+
+  // Beyond max_users (lowered since the snapshot): some are left out, and counted.
+  PresenceTable small(membership::PresenceOptions{30s, 1h, 1}, now - 2h);
+  const std::vector<PresenceTable::Record> two{{5, now, false}, {6, now, false}};
+  const auto r2 = small.restore(two, now);
+  EXPECT_EQ(r2.restored, 1u);
+  EXPECT_EQ(r2.over_limit, 1u);
+  EXPECT_EQ(small.counts(now).tracked, 1u);
+  EXPECT_EQ(small.counts(now).online, 1u);
+}
+
+// Many users at once (the tables are sized before the inserts): every one comes back.
+TEST(PersistSnapshot, RestoresManyUsersAcrossAllShards) {
+  ManualClock clock;
+  const auto now = clock.now();
+  PresenceTable t(membership::PresenceOptions{30s, 1h, 1'000'000}, now - 2h);
+  std::vector<PresenceTable::Record> in;
+  for (std::uint64_t id = 0; id < 200'000; ++id) {
+    in.push_back({id * 7 + (id % 3 == 0 ? (1ULL << 40) : 0),
+                  now - std::chrono::milliseconds(id % 60'000), id % 11 == 0});
+  }
+  const auto r = t.restore(in, now);
+  EXPECT_EQ(r.restored, in.size());
+  std::size_t online = 0;
+  for (const auto& u : in) {
+    const auto st = t.status(u.id, now);
+    ASSERT_EQ(st.last_seen, u.last_seen) << u.id;
+    online += st.online;
+    ASSERT_EQ(st.online, !u.logged_out && now - u.last_seen < 30s) << u.id;
+  }
+  EXPECT_EQ(t.counts(now).online, online);
+  EXPECT_EQ(t.counts(now).tracked, in.size());
 }
 
 TEST(PersistSnapshot, MembershipComesBackAboveThePersistedIncarnation) {
