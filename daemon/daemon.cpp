@@ -145,9 +145,7 @@ int Daemon::start_cluster() {
   o.restored_incarnation = restored_.incarnation;
   o.restored_members = std::move(restored_.members);
   if (auto err = store_->write({persist::SelfRecord{config_->node.name, restored_.incarnation},
-                                std::nullopt,
-                                std::nullopt,
-                                {}})) {
+                                std::nullopt})) {
     log::error("node.data_dir: {}", *err);
     return kExitDataUnusable;
   }

@@ -180,8 +180,33 @@ constexpr std::size_t kMaxAddress = 64;
 
 }  // namespace
 
-std::string presence_chunk_key(std::uint32_t chunk) {
-  return fmt::format("presence/chunk/{:03}", chunk);
+std::string generation_prefix(std::uint64_t generation) {
+  return fmt::format("{}{:016x}/", kGenerationsPrefix, generation);
+}
+
+std::string chunk_key(std::uint64_t generation, std::uint32_t chunk) {
+  return fmt::format("{}chunk/{:03}", generation_prefix(generation), chunk);
+}
+
+std::string manifest_key(std::uint64_t generation) {
+  return generation_prefix(generation) + "manifest";
+}
+
+std::optional<std::uint64_t> generation_of(std::string_view key) {
+  if (!key.starts_with(kGenerationsPrefix)) return std::nullopt;
+  key.remove_prefix(kGenerationsPrefix.size());
+  if (key.size() < 17 || key[16] != '/') return std::nullopt;
+  std::uint64_t g = 0;
+  for (const char c : key.substr(0, 16)) {
+    const int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (d < 0) return std::nullopt;
+    g = g << 4 | static_cast<std::uint64_t>(d);
+  }
+  return g;
+}
+
+std::string chunk_key_v1(std::uint32_t chunk) {
+  return fmt::format("{}{:03}", kChunkPrefixV1, chunk);
 }
 
 std::string encode_format(std::uint32_t version) {

@@ -19,15 +19,26 @@ namespace heartbeatd::persist {
 
 // The version of the data directory's layout, stored under kKeyFormat. A build reads every
 // format from kOldestReadableFormat to kFormatVersion and writes kFormatVersion.
-inline constexpr std::uint32_t kFormatVersion = 1;
+//   1: one snapshot, "presence/chunk/NNN" and "presence/manifest", rewritten in place.
+//   2: snapshots are generations, "presence/g/GGGGGGGGGGGGGGGG/chunk/NNN" and ".../manifest"
+//      (G: 16 hex digits); the newest generation is the snapshot, older ones are garbage.
+inline constexpr std::uint32_t kFormatVersion = 2;
 inline constexpr std::uint32_t kOldestReadableFormat = 1;
 
-// Keys. Presence chunks are "presence/chunk/NNN" for NNN in [0, chunks).
 inline constexpr std::string_view kKeyFormat = "meta/format";
 inline constexpr std::string_view kKeySelf = "membership/self";
 inline constexpr std::string_view kKeyMembers = "membership/members";
-inline constexpr std::string_view kKeyPresence = "presence/manifest";
-std::string presence_chunk_key(std::uint32_t chunk);
+// Format 2.
+inline constexpr std::string_view kGenerationsPrefix = "presence/g/";
+std::string generation_prefix(std::uint64_t generation);  // "presence/g/GGGGGGGGGGGGGGGG/"
+std::string chunk_key(std::uint64_t generation, std::uint32_t chunk);
+std::string manifest_key(std::uint64_t generation);
+// The generation a key of the generations' range belongs to; nullopt if it is not one.
+std::optional<std::uint64_t> generation_of(std::string_view key);
+// Format 1 (read, and removed after the first format-2 snapshot).
+inline constexpr std::string_view kKeyPresenceV1 = "presence/manifest";
+inline constexpr std::string_view kChunkPrefixV1 = "presence/chunk/";
+std::string chunk_key_v1(std::uint32_t chunk);
 
 struct FormatError {
   std::string message;
@@ -70,7 +81,7 @@ std::string encode_users(std::vector<UserRecord>& users, std::int64_t base_ms);
 // Appends the chunk's users to `out`.
 std::optional<FormatError> decode_users(std::string_view value, std::vector<UserRecord>& out);
 
-// Written in the same atomic batch as the chunks: which snapshot is complete.
+// Written in the same table file as the chunks: what the snapshot holds.
 struct PresenceManifest {
   std::int64_t taken_ms = 0;  // Unix ms
   std::uint64_t users = 0;

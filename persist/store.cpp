@@ -13,8 +13,10 @@
 #include <filesystem>
 
 #include <fmt/format.h>
+#include <rocksdb/convenience.h>
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
+#include <rocksdb/sst_file_writer.h>
 #include <rocksdb/write_batch.h>
 
 #include "transport/log.h"
@@ -257,14 +259,26 @@ std::variant<std::unique_ptr<Store>, StoreError> Store::open(const std::string& 
 }
 
 std::optional<StoreError> Store::begin_writing() {
-  if (!read_only_) return std::nullopt;
-  db_->Close().PermitUncheckedError();
-  db_.reset();
-  rocksdb::DB* raw = nullptr;
-  auto s = rocksdb::DB::Open(db_options(), db_path_, &raw);
-  if (!s.ok()) return classify(db_path_, s, "cannot open the database for writing");
-  db_.reset(raw);
-  read_only_ = false;
+  // A snapshot file left by a crash in the middle of writing it: never part of the state.
+  ::unlink((data_dir_ + "/" + std::string(kSnapshotTempFile)).c_str());
+  if (read_only_) {
+    db_->Close().PermitUncheckedError();
+    db_.reset();
+    rocksdb::DB* raw = nullptr;
+    auto s = rocksdb::DB::Open(db_options(), db_path_, &raw);
+    if (!s.ok()) return classify(db_path_, s, "cannot open the database for writing");
+    db_.reset(raw);
+    read_only_ = false;
+  }
+  if (format_ < kFormatVersion) {
+    // From now on this build may write what older builds cannot read: say so first. The old
+    // format's snapshot stays until the first new one replaces it.
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    auto s = db_->Put(wo, std::string(kKeyFormat), encode_format(kFormatVersion));
+    if (!s.ok()) return classify(db_path_, s, "cannot record the new format version");
+    format_ = kFormatVersion;
+  }
   return std::nullopt;
 }
 
@@ -321,16 +335,39 @@ std::variant<LoadedState, StoreError> Store::load(const UsersSink& users) const 
     st.members = std::get<std::vector<MemberRecord>>(std::move(d));
   }
   if (err) return *err;
-  if (get(std::string(kKeyPresence))) {
+  // The snapshot: the newest generation (format 2), else the single snapshot of format 1.
+  std::string manifest_name;
+  std::function<std::string(std::uint32_t)> chunk_name;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+    const std::string past_generations = std::string(kGenerationsPrefix) + "\xff";
+    it->SeekForPrev(past_generations);
+    if (!it->status().ok()) return classify(db_path_, it->status(), "cannot read the snapshots");
+    if (it->Valid() && it->key().starts_with(kGenerationsPrefix)) {
+      const std::string key = it->key().ToString();
+      const auto g = generation_of(key);
+      if (!g || key != manifest_key(*g)) {
+        return damaged(key, FormatError{"the newest snapshot generation has no manifest"});
+      }
+      generation_ = *g;
+      manifest_name = key;
+      chunk_name = [g = *g](std::uint32_t i) { return chunk_key(g, i); };
+    }
+  }
+  if (manifest_name.empty()) {
+    manifest_name = std::string(kKeyPresenceV1);
+    chunk_name = chunk_key_v1;
+  }
+  if (get(manifest_name)) {
     auto d = decode_manifest(value);
-    if (auto* e = std::get_if<FormatError>(&d)) return damaged(kKeyPresence, *e);
+    if (auto* e = std::get_if<FormatError>(&d)) return damaged(manifest_name, *e);
     st.presence = std::get<PresenceManifest>(d);
   }
   if (err) return *err;
   if (st.presence) {
     std::vector<UserRecord> chunk;
     for (std::uint32_t i = 0; i < st.presence->chunks; ++i) {
-      const auto key = presence_chunk_key(i);
+      const auto key = chunk_name(i);
       if (!get(key)) {
         if (err) return *err;
         return damaged(key,
@@ -345,65 +382,102 @@ std::variant<LoadedState, StoreError> Store::load(const UsersSink& users) const 
   return st;
 }
 
-std::optional<std::string> Store::write(WriteSet set) {
+std::optional<std::string> Store::ensure_open() {
   if (read_only_) return db_path_ + ": not open for writing yet (begin_writing())";
-  if (!db_) {
-    // A write failed before (say, on a full disk), and the database was closed then: open it
-    // again, which recovers it the way a restart would, from what is on disk.
-    rocksdb::DB* raw = nullptr;
-    auto s = rocksdb::DB::Open(db_options(), db_path_, &raw);
-    if (!s.ok()) {
-      std::string text = fmt::format("{}: cannot reopen after the previous failed write: {}",
-                                     db_path_, s.ToString());
-      if (s.IsNoSpace() || text.find("No space left") != std::string::npos) {
-        text += " (the disk is still full; the previous snapshot is kept)";
-      }
-      return text;
-    }
-    db_.reset(raw);
+  if (db_) return std::nullopt;
+  // A write failed before (say, on a full disk), and the database was closed then: open it
+  // again, which recovers it the way a restart would, from what is on disk.
+  rocksdb::DB* raw = nullptr;
+  auto s = rocksdb::DB::Open(db_options(), db_path_, &raw);
+  if (!s.ok()) {
+    return describe_failure(s, "cannot reopen after the previous failed write",
+                            "the disk is still full");
   }
-  auto failed = [&](const rocksdb::Status& s, std::string_view what) -> std::optional<std::string> {
-    // RocksDB refuses further writes after a failed one until it recovers; its own recovery
-    // paths are less proven than opening the database afresh, so close it now and reopen it
-    // at the next write.
-    db_->Close().PermitUncheckedError();
-    db_.reset();
-    std::string text = fmt::format("{}: {}: {}", db_path_, what, s.ToString());
-    if (s.IsNoSpace() || text.find("No space left") != std::string::npos) {
-      text += " (the disk is full; the previous snapshot is kept)";
-    }
-    return text;
-  };
-  if (set.self || set.members) {
-    rocksdb::WriteBatch batch;
-    if (set.self) batch.Put(std::string(kKeySelf), encode_self(*set.self));
-    if (set.members) batch.Put(std::string(kKeyMembers), encode_members(*set.members));
-    rocksdb::WriteOptions wo;
-    wo.sync = true;
-    if (auto s = db_->Write(wo, &batch); !s.ok()) return failed(s, "cannot write membership");
-  }
-  if (set.presence) {
-    {
-      // Each chunk is freed once it is in the batch, and the batch once it is in the
-      // memtable, so a snapshot is held about twice at the peak, not three times.
-      rocksdb::WriteBatch batch;
-      for (std::uint32_t i = 0; i < set.chunks.size(); ++i) {
-        batch.Put(presence_chunk_key(i), set.chunks[i]);
-        std::string().swap(set.chunks[i]);
-      }
-      batch.Put(std::string(kKeyPresence), encode_manifest(*set.presence));
-      // No log: the batch sits in one memtable until the flush below writes it to one table
-      // file, so a crash keeps all of it or none; writing it to the log too would double the
-      // bytes written for nothing.
-      rocksdb::WriteOptions wo;
-      wo.disableWAL = true;
-      if (auto s = db_->Write(wo, &batch); !s.ok()) return failed(s, "cannot write the snapshot");
-    }
-    rocksdb::FlushOptions fo;
-    fo.wait = true;
-    if (auto s = db_->Flush(fo); !s.ok()) return failed(s, "cannot flush the snapshot");
-  }
+  db_.reset(raw);
   return std::nullopt;
+}
+
+std::string Store::describe_failure(const rocksdb::Status& s, std::string_view what,
+                                    std::string_view full) const {
+  std::string text = fmt::format("{}: {}: {}", db_path_, what, s.ToString());
+  if (s.IsNoSpace() || text.find("No space left") != std::string::npos) {
+    text += fmt::format(" ({}; the previous snapshot is kept)", full);
+  }
+  return text;
+}
+
+std::string Store::failed(const rocksdb::Status& s, std::string_view what) {
+  // RocksDB refuses further writes after a failed one until it recovers; its own recovery
+  // paths are less proven than opening the database afresh (one of them hit an assertion
+  // in Debian's build after a full disk), so close it now and reopen it at the next write.
+  db_->Close().PermitUncheckedError();
+  db_.reset();
+  return describe_failure(s, what, "the disk is full");
+}
+
+std::optional<std::string> Store::write(const WriteSet& set) {
+  if (auto err = ensure_open()) return err;
+  rocksdb::WriteBatch batch;
+  if (set.self) batch.Put(std::string(kKeySelf), encode_self(*set.self));
+  if (set.members) batch.Put(std::string(kKeyMembers), encode_members(*set.members));
+  if (batch.Count() == 0) return std::nullopt;
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  if (auto s = db_->Write(wo, &batch); !s.ok()) return failed(s, "cannot write membership");
+  return std::nullopt;
+}
+
+std::variant<PresenceManifest, std::string> Store::write_presence(std::int64_t taken_ms,
+                                                                  std::uint32_t chunks,
+                                                                  const ChunkSource& chunk) {
+  if (auto err = ensure_open()) return *err;
+  // The snapshot is a new generation written as one table file, chunks then manifest (keys
+  // in order), and added to the database in one step: RocksDB records the file in its
+  // MANIFEST or not at all, so a crash leaves either this whole snapshot or the whole
+  // previous one. One chunk is in memory at a time, and the data is written once: no log,
+  // no memtable, and (each generation having a key range of its own) no compaction.
+  const std::uint64_t g = generation_ + 1;
+  const std::string tmp = data_dir_ + "/" + std::string(kSnapshotTempFile);
+  ::unlink(tmp.c_str());
+  PresenceManifest m{taken_ms, 0, 0, chunks};
+  rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), db_options());
+  auto s = writer.Open(tmp);
+  for (std::uint32_t i = 0; i < chunks && s.ok(); ++i) {
+    const Chunk c = chunk(i);
+    m.users += c.users;
+    m.bytes += c.value.size();
+    s = writer.Put(chunk_key(g, i), c.value);
+  }
+  if (s.ok()) s = writer.Put(manifest_key(g), encode_manifest(m));
+  if (s.ok()) s = writer.Finish();
+  if (!s.ok()) {
+    ::unlink(tmp.c_str());  // the database itself is untouched
+    return describe_failure(s, "cannot write the snapshot file " + tmp, "the disk is full");
+  }
+  rocksdb::IngestExternalFileOptions io;
+  io.move_files = true;  // a hard link into the database, not a copy
+  s = db_->IngestExternalFile({tmp}, io);
+  ::unlink(tmp.c_str());
+  if (!s.ok()) return failed(s, "cannot add the snapshot to the database");
+  generation_ = g;
+  drop_older_snapshots();
+  return m;
+}
+
+// Older generations (and a format-1 snapshot) are garbage once a newer one is in: their
+// table files are dropped whole, and a range deletion covers whatever shares a file.
+// Failing here loses nothing (load() reads the newest generation only), so it is logged.
+void Store::drop_older_snapshots() {
+  const std::string begin(kGenerationsPrefix);
+  const std::string end = generation_prefix(generation_);
+  const rocksdb::Slice b(begin), e(end);
+  auto s = rocksdb::DeleteFilesInRange(db_.get(), db_->DefaultColumnFamily(), &b, &e, false);
+  rocksdb::WriteBatch batch;
+  batch.DeleteRange(begin, end);
+  batch.Delete(std::string(kKeyPresenceV1));
+  batch.DeleteRange(std::string(kChunkPrefixV1), std::string(kChunkPrefixV1) + "\xff");
+  if (s.ok()) s = db_->Write(rocksdb::WriteOptions(), &batch);
+  if (!s.ok()) log::warning("persist: {}", failed(s, "cannot drop older snapshots"));
 }
 
 std::uint64_t Store::disk_bytes() const {

@@ -8,13 +8,13 @@
 // exit code and whose message names the path and the cause. A directory holding data that
 // cannot be read is never started over or written to.
 //
-// Writes: write() applies one atomic batch. Small records (this node, the member list) go
-// through the write-ahead log, synced; a presence snapshot is written without the log and
-// flushed to a table file before write() returns, so a crash at any moment leaves either the
-// whole new snapshot or the whole previous one (the batch lives in one memtable, and a
-// memtable reaches disk whole or not at all).
+// Writes: write() applies the membership records in one batch through the write-ahead log,
+// synced. write_presence() writes a snapshot as one table file and adds it to the database in
+// one step (RocksDB's file ingestion), so a crash at any moment leaves either the whole new
+// snapshot or the whole previous one.
 //
-// Thread safety: write() and load() may be called from any thread; RocksDB serialises writes.
+// Thread safety: one call at a time (the Snapshotter serialises its writes; load() and
+// begin_writing() run before it starts).
 #pragma once
 
 #include <cstdint>
@@ -22,6 +22,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -30,7 +31,8 @@
 
 namespace rocksdb {
 class DB;
-}
+class Status;
+}  // namespace rocksdb
 
 namespace heartbeatd::persist {
 
@@ -54,13 +56,20 @@ struct LoadedState {
   std::optional<PresenceManifest> presence;
 };
 
-// One atomic write. Presence: the chunks' values, in chunk order, and their manifest.
+// One atomic, synced write of membership records.
 struct WriteSet {
   std::optional<SelfRecord> self;
   std::optional<std::vector<MemberRecord>> members;
-  std::optional<PresenceManifest> presence;
-  std::vector<std::string> chunks;  // with `presence`: encode_users() of each chunk
 };
+
+// One chunk of a presence snapshot: encode_users() of its users.
+struct Chunk {
+  std::string value;
+  std::uint64_t users = 0;
+};
+
+// Where a snapshot file is written before it joins the database (in node.data_dir).
+inline constexpr std::string_view kSnapshotTempFile = "snapshot.sst.tmp";
 
 class Store {
  public:
@@ -76,12 +85,20 @@ class Store {
   // time (so 10^7 users are never all in memory twice).
   using UsersSink = std::function<void(std::vector<UserRecord>& chunk)>;
   std::variant<LoadedState, StoreError> load(const UsersSink& users) const;
-  // Existing state is opened read-only; after load() succeeded, this reopens it for writing.
-  // (A new directory is writable from the start.)
+  // Existing state is opened read-only; after load() succeeded, this reopens it for writing
+  // and, for a directory of an older format, records the current format version (the old
+  // snapshot stays readable until the first new one replaces it). A new directory is
+  // writable from the start.
   std::optional<StoreError> begin_writing();
   // nullopt on success; otherwise what failed (the previous state is still intact).
-  // Takes the set by value: the chunks are freed as they are handed to RocksDB.
-  std::optional<std::string> write(WriteSet set);
+  std::optional<std::string> write(const WriteSet& set);
+  // Writes a presence snapshot of `chunks` chunks, asking `chunk` for each in order (each is
+  // written and dropped before the next is asked for), and its manifest; all or nothing.
+  // Returns the manifest written, or what failed (the previous snapshot is still intact).
+  using ChunkSource = std::function<Chunk(std::uint32_t index)>;
+  std::variant<PresenceManifest, std::string> write_presence(std::int64_t taken_ms,
+                                                             std::uint32_t chunks,
+                                                             const ChunkSource& chunk);
   // Bytes of the database's files on disk (table files and logs).
   std::uint64_t disk_bytes() const;
   const std::string& path() const { return db_path_; }
@@ -89,12 +106,18 @@ class Store {
  private:
   Store(std::string data_dir, std::string db_path, int lock_fd, std::unique_ptr<rocksdb::DB> db,
         std::uint32_t format);
+  std::optional<std::string> ensure_open();
+  std::string describe_failure(const rocksdb::Status& s, std::string_view what,
+                               std::string_view full) const;
+  std::string failed(const rocksdb::Status& s, std::string_view what);  // closes the db
+  void drop_older_snapshots();
 
   std::string data_dir_;
   std::string db_path_;
   int lock_fd_ = -1;
   std::unique_ptr<rocksdb::DB> db_;  // null after a failed write, until the next one reopens it
   std::uint32_t format_;
+  mutable std::uint64_t generation_ = 0;  // the newest snapshot's (format 2); set by load()
   bool read_only_ = false;
 };
 

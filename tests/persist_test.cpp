@@ -181,16 +181,14 @@ LoadedState load_ok(Store& s, std::vector<UserRecord>* users = nullptr) {
   return std::get<LoadedState>(r);
 }
 
-WriteSet snapshot_of(std::vector<std::vector<UserRecord>> chunks, std::int64_t base) {
-  WriteSet set;
-  PresenceManifest m{base, 0, 0, static_cast<std::uint32_t>(chunks.size())};
-  for (auto& c : chunks) {
-    m.users += c.size();
-    set.chunks.push_back(encode_users(c, base));
-    m.bytes += set.chunks.back().size();
-  }
-  set.presence = m;
-  return set;
+// Writes a presence snapshot of these chunks; nullopt on success.
+std::optional<std::string> write_snapshot(Store& s, std::vector<std::vector<UserRecord>> chunks,
+                                          std::int64_t base) {
+  auto r = s.write_presence(base, static_cast<std::uint32_t>(chunks.size()), [&](std::uint32_t i) {
+    return Chunk{encode_users(chunks[i], base), chunks[i].size()};
+  });
+  if (auto* e = std::get_if<std::string>(&r)) return *e;
+  return std::nullopt;
 }
 
 TEST(PersistStore, WritesAndLoadsEverything) {
@@ -202,7 +200,8 @@ TEST(PersistStore, WritesAndLoadsEverything) {
     auto st = load_ok(*s);
     EXPECT_FALSE(st.self);
     EXPECT_FALSE(st.presence);
-    WriteSet set = snapshot_of({{{1, 900, false}, {2, 950, true}}, {{3, 1000, false}}}, 1000);
+    EXPECT_FALSE(write_snapshot(*s, {{{1, 900, false}, {2, 950, true}}, {{3, 1000, false}}}, 1000));
+    WriteSet set;
     set.self = SelfRecord{"node-1", 5};
     set.members = std::vector<MemberRecord>{{"node-2", "127.0.0.1:9", 0, 1, 990, 10}};
     EXPECT_FALSE(s->write(set).has_value());
@@ -227,8 +226,8 @@ TEST(PersistStore, ANewSnapshotReplacesTheWholePreviousOne) {
   TempDir tmp;
   auto s = open_ok(tmp.file("data"));
   ASSERT_TRUE(s);
-  ASSERT_FALSE(s->write(snapshot_of({{{1, 10, false}}, {{2, 10, false}}}, 10)));
-  ASSERT_FALSE(s->write(snapshot_of({{{7, 20, false}}}, 20)));
+  ASSERT_FALSE(write_snapshot(*s, {{{1, 10, false}}, {{2, 10, false}}}, 10));
+  ASSERT_FALSE(write_snapshot(*s, {{{7, 20, false}}}, 20));
   std::vector<UserRecord> users;
   auto st = load_ok(*s, &users);
   ASSERT_EQ(users.size(), 1u);
@@ -327,9 +326,9 @@ TEST(PersistStore, ADamagedOrMissingChunkFailsTheLoad) {
   {
     auto s = open_ok(tmp.file("data"));
     ASSERT_TRUE(s);
-    ASSERT_FALSE(s->write(snapshot_of({{{1, 10, false}}, {{2, 10, false}}}, 10)));
+    ASSERT_FALSE(write_snapshot(*s, {{{1, 10, false}}, {{2, 10, false}}}, 10));
   }
-  put_raw(tmp.file("data/db"), presence_chunk_key(1), "damaged");
+  put_raw(tmp.file("data/db"), chunk_key(1, 1), "damaged");
   {
     auto s = open_ok(tmp.file("data"));
     ASSERT_TRUE(s);
@@ -337,13 +336,13 @@ TEST(PersistStore, ADamagedOrMissingChunkFailsTheLoad) {
     ASSERT_TRUE(std::holds_alternative<StoreError>(r));
     const auto& e = std::get<StoreError>(r);
     EXPECT_EQ(e.kind, StoreErrorKind::corrupted);
-    EXPECT_NE(e.message.find(presence_chunk_key(1)), std::string::npos) << e.message;
+    EXPECT_NE(e.message.find(chunk_key(1, 1)), std::string::npos) << e.message;
   }
   {
     rocksdb::DB* raw = nullptr;
     ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(), tmp.file("data/db"), &raw).ok());
     std::unique_ptr<rocksdb::DB> db(raw);
-    ASSERT_TRUE(db->Delete(rocksdb::WriteOptions(), presence_chunk_key(1)).ok());
+    ASSERT_TRUE(db->Delete(rocksdb::WriteOptions(), chunk_key(1, 1)).ok());
   }
   auto s = open_ok(tmp.file("data"));
   ASSERT_TRUE(s);
@@ -379,22 +378,85 @@ TEST(PersistStore, ReadsADirectoryWrittenInFormat1) {
     EXPECT_GT(users[i].last_seen_ms, st.presence->taken_ms - 60'000);
   }
   EXPECT_EQ(users[100].id, 5'000'000'000u);
-  // And it can be written to after that.
-  EXPECT_FALSE(s->begin_writing().has_value());
-  EXPECT_FALSE(s->write(WriteSet{SelfRecord{"fixture-node", 1}, std::nullopt, std::nullopt, {}}));
+  // The upgrade: the format record moves on when writing begins, the old snapshot stays
+  // readable until the first new one replaces it, and then it is gone.
+  ASSERT_FALSE(s->begin_writing().has_value());
+  EXPECT_EQ(load_ok(*s).format, kFormatVersion);
+  std::vector<UserRecord> again;
+  EXPECT_EQ(load_ok(*s, &again).presence->users, 101u);
+  ASSERT_FALSE(write_snapshot(*s, {{{42, 5000, false}}}, 5000));
+  s.reset();
+  auto reopened = open_ok(tmp.file("data"));
+  ASSERT_TRUE(reopened);
+  users.clear();
+  st = load_ok(*reopened, &users);
+  EXPECT_EQ(st.format, kFormatVersion);
+  ASSERT_EQ(users.size(), 1u);
+  EXPECT_EQ(users[0].id, 42u);
+  ASSERT_FALSE(reopened->begin_writing());
+  rocksdb::DB* raw = nullptr;
+  reopened.reset();
+  ASSERT_TRUE(rocksdb::DB::OpenForReadOnly(rocksdb::Options(), tmp.file("data/db"), &raw).ok());
+  std::unique_ptr<rocksdb::DB> db(raw);
+  std::string v;
+  EXPECT_TRUE(db->Get(rocksdb::ReadOptions(), std::string(kKeyPresenceV1), &v).IsNotFound());
+  EXPECT_TRUE(db->Get(rocksdb::ReadOptions(), chunk_key_v1(0), &v).IsNotFound());
+}
+
+// Each snapshot is a generation of its own; the newest is read, and older ones are dropped
+// with their files, so the disk holds one snapshot however many were written.
+TEST(PersistStore, TheNewestGenerationWinsAndOlderOnesAreDropped) {
+  TempDir tmp;
+  auto s = open_ok(tmp.file("data"));
+  ASSERT_TRUE(s);
+  std::vector<UserRecord> big;
+  for (std::uint64_t id = 0; id < 50'000; ++id) big.push_back({id * 3, 1000, false});
+  std::vector<std::uint64_t> sizes;
+  for (int round = 0; round < 6; ++round) {
+    ASSERT_FALSE(write_snapshot(*s, {big, {{7'000'000ULL + round, 1000, true}}}, 1000));
+    sizes.push_back(s->disk_bytes());
+  }
+  // No growth with the number of snapshots (within a snapshot's size of slack).
+  const std::uint64_t one = sizes.front();
+  EXPECT_LT(sizes.back(), one + one / 2) << sizes.front() << " -> " << sizes.back();
+  s.reset();
+  auto r = open_ok(tmp.file("data"));
+  ASSERT_TRUE(r);
+  std::vector<UserRecord> users;
+  auto st = load_ok(*r, &users);
+  ASSERT_EQ(users.size(), big.size() + 1);
+  EXPECT_EQ(users.back().id, 7'000'005u);  // the sixth snapshot's own user
+  EXPECT_TRUE(users.back().logged_out);
+  // And the next write continues the generations.
+  ASSERT_FALSE(r->begin_writing());
+  ASSERT_FALSE(write_snapshot(*r, {{{1, 1000, false}}}, 1000));
+  users.clear();
+  load_ok(*r, &users);
+  ASSERT_EQ(users.size(), 1u);
+}
+
+TEST(PersistFormat, GenerationKeysSortAndParse) {
+  EXPECT_LT(chunk_key(1, 255), manifest_key(1));
+  EXPECT_LT(manifest_key(1), chunk_key(2, 0));
+  EXPECT_LT(manifest_key(0xf), chunk_key(0x10, 0));
+  EXPECT_EQ(generation_of(chunk_key(0x1234abcd, 7)), 0x1234abcdu);
+  EXPECT_EQ(generation_of(manifest_key(UINT64_MAX)), UINT64_MAX);
+  EXPECT_FALSE(generation_of("presence/g/123/manifest"));
+  EXPECT_FALSE(generation_of("presence/manifest"));
+  EXPECT_FALSE(generation_of("presence/g/000000000000000G/manifest"));
 }
 
 // Existing state is read-only until begin_writing().
 TEST(PersistStore, ExistingStateIsReadOnlyUntilReadBack) {
   TempDir tmp;
-  { ASSERT_FALSE(open_ok(tmp.file("data"))->write(WriteSet{SelfRecord{"n", 1}, {}, {}, {}})); }
+  { ASSERT_FALSE(open_ok(tmp.file("data"))->write(WriteSet{SelfRecord{"n", 1}, {}})); }
   auto s = open_ok(tmp.file("data"));
   ASSERT_TRUE(s);
-  auto err = s->write(WriteSet{SelfRecord{"n", 2}, {}, {}, {}});
+  auto err = s->write(WriteSet{SelfRecord{"n", 2}, {}});
   ASSERT_TRUE(err.has_value());
   EXPECT_NE(err->find("not open for writing"), std::string::npos) << *err;
   ASSERT_FALSE(s->begin_writing().has_value());
-  EXPECT_FALSE(s->write(WriteSet{SelfRecord{"n", 2}, {}, {}, {}}));
+  EXPECT_FALSE(s->write(WriteSet{SelfRecord{"n", 2}, {}}));
   EXPECT_EQ(load_ok(*s).self->incarnation, 2u);
 }
 

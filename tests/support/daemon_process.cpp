@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -77,6 +78,7 @@ RunResult run_heartbeatd(const std::vector<std::string>& args, std::chrono::mill
   const pid_t pid = fork();
   if (pid < 0) throw std::runtime_error("fork failed");
   if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     const int fd = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(fd, STDOUT_FILENO);
     dup2(fd, STDERR_FILENO);
@@ -166,9 +168,13 @@ bool DaemonProcess::start(std::chrono::milliseconds deadline) {
     env_strings.push_back("NOTIFY_SOCKET=" + notify_path_);
     for (const auto& [k, v] : env_) env_strings.push_back(k + "=" + v);
 
+    const pid_t parent = getpid();
     pid_ = fork();
     if (pid_ < 0) throw std::runtime_error("fork failed");
     if (pid_ == 0) {
+      // A test that crashes takes its daemons with it instead of leaving them running.
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent) _exit(127);
       const int log_fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
       dup2(log_fd, STDERR_FILENO);
       dup2(log_fd, STDOUT_FILENO);
