@@ -34,7 +34,8 @@ Options:
 
 Signals:
   SIGTERM, SIGINT      stop gracefully (within 2 s), announcing "left" to the cluster,
-                       then write a final snapshot of the state to node.data_dir.
+                       then write a final snapshot of the state to node.data_dir
+                       (about 0.05 s per million users).
   SIGHUP               re-read the --config file; apply log.level, membership.*,
                        presence.timeout and persist.presence_interval; log the keys that
                        need a restart. An invalid file is rejected and the running config
