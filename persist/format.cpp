@@ -180,6 +180,14 @@ constexpr std::size_t kMaxAddress = 64;
 
 }  // namespace
 
+std::string make_record(std::uint8_t kind, std::string_view payload) {
+  std::string out(1, static_cast<char>(kind));
+  out.append(payload);
+  const auto sum = checksum(out);
+  out.append(reinterpret_cast<const char*>(sum.data()), sum.size());
+  return out;
+}
+
 std::string generation_prefix(std::uint64_t generation) {
   return fmt::format("{}{:016x}/", kGenerationsPrefix, generation);
 }
@@ -336,8 +344,12 @@ std::optional<FormatError> decode_users(std::string_view value, std::vector<User
       }
       const auto id = i == 0 ? gap : prev + gap;
       const auto age = r.varint();
-      if (r.ok() && (age >> 1) > static_cast<std::uint64_t>(INT64_MAX / 2))
+      // An age past half the range, or one that would take the time below INT64_MIN, cannot
+      // come from a snapshot (the fuzzer found the second).
+      if (r.ok() && ((age >> 1) > static_cast<std::uint64_t>(INT64_MAX / 2) ||
+                     base < INT64_MIN + static_cast<std::int64_t>(age >> 1))) {
         r.fail("age out of range");
+      }
       if (!r.ok()) break;
       out.push_back(UserRecord{id, base - static_cast<std::int64_t>(age >> 1), (age & 1) != 0});
       prev = id;

@@ -44,6 +44,11 @@ struct FormatError {
   std::string message;
 };
 
+// A record of `kind` (the first byte of every value) around `payload`, with its checksum:
+// what every encode_*() returns. For tests and the fuzzer, which need values that get past
+// the checksum to reach the decoders' other checks.
+std::string make_record(std::uint8_t kind, std::string_view payload);
+
 std::string encode_format(std::uint32_t version);
 std::variant<std::uint32_t, FormatError> decode_format(std::string_view value);
 

@@ -146,6 +146,28 @@ TEST(PersistFormat, UsersOfAnyIdsComeBackSorted) {
   }
 }
 
+// Found by tests/fuzz/persist_fuzz.cpp: a chunk whose base time is near INT64_MIN and whose
+// age would take a last-seen below it is an error, not a signed overflow.
+TEST(PersistFormat, AnAgeBeyondTheBaseIsAnError) {
+  std::string payload;
+  const auto base = static_cast<std::uint64_t>(INT64_MIN + 5);
+  for (int i = 0; i < 8; ++i) payload.push_back(static_cast<char>(base >> (8 * i)));
+  payload += std::string("\x01\x07\xd2\x03", 4);  // one user: id 7, age 233 (varint 466)
+  std::vector<UserRecord> out;
+  const auto e = decode_users(make_record(4, payload), out);
+  ASSERT_TRUE(e.has_value());
+  EXPECT_NE(e->message.find("age out of range"), std::string::npos) << e->message;
+  // The same user with a base that leaves room decodes.
+  payload[7] = 0;
+  payload.replace(0, 8, std::string(8, '\0'));
+  payload[1] = 0x10;  // base 4096
+  out.clear();
+  ASSERT_FALSE(decode_users(make_record(4, payload), out).has_value());
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].id, 7u);
+  EXPECT_EQ(out[0].last_seen_ms, 4096 - 233);
+}
+
 TEST(PersistFormat, WrongKindIsNamed) {
   auto d = decode_self(encode_format(1));
   ASSERT_TRUE(std::holds_alternative<FormatError>(d));
