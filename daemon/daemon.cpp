@@ -110,6 +110,12 @@ Daemon::Daemon(Config config, std::optional<std::string> config_path)
                 [this](std::string_view name) { return cluster_->member(name); }, &clock_});
 }
 
+Daemon::~Daemon() {
+  // The snapshot thread reads cluster_: stop it before cluster_ goes (on every path; a
+  // normal stop has stopped it already).
+  if (snapshotter_) snapshotter_->stop();
+}
+
 int Daemon::start_cluster() {
   const auto& c = config_->cluster;
   transport::ClusterOptions o;
@@ -144,8 +150,8 @@ int Daemon::start_cluster() {
   // start-up must not bring it back at a number peers have already seen.
   o.restored_incarnation = restored_.incarnation;
   o.restored_members = std::move(restored_.members);
-  if (auto err = store_->write({persist::SelfRecord{config_->node.name, restored_.incarnation},
-                                std::nullopt})) {
+  if (auto err = store_->write(
+          {persist::SelfRecord{config_->node.name, restored_.incarnation}, std::nullopt})) {
     log::error("node.data_dir: {}", *err);
     return kExitDataUnusable;
   }
@@ -271,16 +277,18 @@ int Daemon::run() {
     server_.stop();
     return kExitRuntime;
   }
-  if (const int code = start_cluster(); code != kExitOk) {
-    server_.stop();
-    return code;
-  }
+  // Made before the cluster starts: its thread may ask for a membership write (a refutation)
+  // at once. The snapshot thread starts after, since it reads cluster_.
   snapshotter_ = std::make_unique<persist::Snapshotter>(
       *store_, *presence_, clock_, wall_anchor_,
       [this, name = config_->node.name]() -> std::optional<persist::MembershipView> {
         return persist::MembershipView{name, cluster_->incarnation(), cluster_->members()};
       },
       config_->persist.presence_interval);
+  if (const int code = start_cluster(); code != kExitOk) {
+    server_.stop();
+    return code;
+  }
   snapshotter_->start();
   server_.start();
   do_await_signal();

@@ -46,6 +46,7 @@ class Daemon {
  public:
   // config_path: the file SIGHUP re-reads; nullopt when running on embedded defaults.
   Daemon(Config config, std::optional<std::string> config_path);
+  ~Daemon();
   int run();
 
  private:

@@ -512,6 +512,7 @@ void MembershipProtocol::restore(std::uint64_t incarnation, std::span<const Memb
             gone ? info.state : MemberState::alive, info.name, info.address, info.incarnation, {}},
         now);
     if (!m) break;  // max_members reached (noted by add)
+    if (info.last_seen) m->last_seen = std::min(*info.last_seen, now);
     if (gone) m->state_since = std::min(info.state_since, now);
     if (!gone) alive.push_back(info.address);
   }

@@ -79,8 +79,10 @@ void Snapshotter::stop() {
     std::lock_guard lock(mu_);
     stopping_ = true;
   }
+  abandon_ = true;  // the final snapshot supersedes it: do not make the stop wait for it
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+  abandon_ = false;
 }
 
 void Snapshotter::set_interval(std::chrono::milliseconds interval) {
@@ -145,12 +147,6 @@ std::optional<std::string> Snapshotter::snapshot_on_stop() {
   return error;
 }
 
-std::optional<std::string> Snapshotter::write_membership_now() {
-  auto error = write_membership();
-  record(error, false);
-  return error;
-}
-
 namespace {
 
 std::optional<std::vector<MemberRecord>> member_records(const MembershipView& view,
@@ -181,7 +177,12 @@ std::optional<std::string> Snapshotter::write_membership() {
   set.self = SelfRecord{view->self_name, view->incarnation};
   set.members = member_records(*view, wall);
   std::lock_guard lock(write_mu_);
-  return store_.write(set);
+  auto err = store_.write(set);
+  if (!err) {
+    log::debug("persist: membership written: incarnation {}, {} members", view->incarnation,
+               set.members->size());
+  }
+  return err;
 }
 
 std::optional<std::string> Snapshotter::snapshot_presence_and_membership() {
@@ -203,7 +204,9 @@ std::optional<std::string> Snapshotter::snapshot_presence_and_membership() {
   std::vector<PresenceTable::Record> shard;
   std::vector<UserRecord> users;
   auto written = store_.write_presence(
-      base, static_cast<std::uint32_t>(PresenceTable::kShards), [&](std::uint32_t i) {
+      base, static_cast<std::uint32_t>(PresenceTable::kShards),
+      [&](std::uint32_t i) -> std::optional<Chunk> {
+        if (abandon_) return std::nullopt;
         shard.clear();
         table_.export_shard(i, now, shard);
         users.clear();
@@ -213,6 +216,10 @@ std::optional<std::string> Snapshotter::snapshot_presence_and_membership() {
         }
         return Chunk{encode_users(users, base), users.size()};
       });
+  if (std::holds_alternative<std::monostate>(written)) {
+    log::debug("persist: snapshot {} abandoned for the final one", number);
+    return std::nullopt;
+  }
   if (auto* err = std::get_if<std::string>(&written)) return *err;
   const auto& manifest = std::get<PresenceManifest>(written);
   const auto disk = store_.disk_bytes();

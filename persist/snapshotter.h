@@ -3,9 +3,10 @@
 //
 // Presence is snapshotted every `interval` and by snapshot_on_stop(); each snapshot copies one
 // table shard at a time (holding only that shard's lock, for the time of a copy), encodes it off
-// every lock, and writes all chunks in one atomic batch, so heartbeats and queries go on
-// while it runs. Membership (this node's incarnation and the member list) is written with
-// every snapshot, and at once when this node's incarnation changes (request_membership()).
+// every lock, and streams the chunks into one table file that joins the database in one step
+// (Store::write_presence), so heartbeats and queries go on while it runs. Membership (this node's
+// incarnation and the member list) is written with every snapshot, and at once when this node's
+// incarnation changes (request_membership()).
 //
 // Time: the table and the protocol count monotonic time, which does not survive a restart;
 // the snapshot stores wall-clock Unix milliseconds, converted at the moment of the snapshot,
@@ -60,9 +61,17 @@ class WallConverter {
   WallConverter(membership::TimePoint mono_now, std::atomic<std::int64_t>& anchor)
       : now_(mono_now), wall_(mono_now, anchor) {}
   std::int64_t to_unix_ms(membership::TimePoint t) const { return wall_.unix_ms(t); }
-  // Times after now (the wall clock was stepped back since) become now.
+  // Times after now (the wall clock was stepped back since) become now; times more than
+  // 100 years back (only a damaged record holds them) become 100 years back.
   membership::TimePoint to_mono(std::int64_t unix_ms) const {
-    return std::min(now_, wall_.mono_of(unix_ms));
+    constexpr std::int64_t kMaxAgeMs = 100LL * 365 * 24 * 3600 * 1000;
+    const std::int64_t now_ms = wall_.unix_ms(now_);
+    if (unix_ms >= now_ms) return now_;
+    std::int64_t age = 0;
+    if (__builtin_sub_overflow(now_ms, unix_ms, &age) || age > kMaxAgeMs) {
+      return now_ - std::chrono::milliseconds(kMaxAgeMs);
+    }
+    return std::min(now_, wall_.mono_of(unix_ms));  // exact for whole milliseconds
   }
 
  private:
@@ -91,13 +100,13 @@ class Snapshotter {
 
   void start();
   // Stops the thread (a snapshot in progress completes first).
+  // Stops the thread; a snapshot in progress is abandoned (snapshot_on_stop() follows).
   void stop();
   // The snapshot of a graceful stop, after stop(): everything, synchronously. nullopt when
   // written; otherwise the error.
   std::optional<std::string> snapshot_on_stop();
-  // Writes this node's incarnation and the member list: right after start-up (before the
-  // node joins) and whenever the incarnation changes. The first form waits for the write.
-  std::optional<std::string> write_membership_now();
+  // Asks the thread to write this node's incarnation and the member list soon (the
+  // incarnation changed). Never blocks.
   void request_membership();
   void set_interval(std::chrono::milliseconds interval);
   SnapshotStats stats() const;
@@ -123,6 +132,7 @@ class Snapshotter {
   SnapshotStats stats_;                 // guarded by mu_
   std::mutex write_mu_;                 // one write at a time
   std::uint64_t attempts_ = 0;          // presence snapshots begun (one at a time)
+  std::atomic<bool> abandon_{false};    // stop(): the running snapshot gives up
   std::thread thread_;
 };
 

@@ -30,6 +30,10 @@ StoreError unusable(const std::string& m) {
   return {StoreErrorKind::unusable, m};
 }
 
+bool is_no_space(const rocksdb::Status& s) {
+  return s.IsNoSpace() || s.ToString().find("No space left") != std::string::npos;
+}
+
 std::string errno_text(int e) {
   return std::strerror(e);
 }
@@ -44,9 +48,8 @@ StoreError classify(const std::string& path, const rocksdb::Status& s, const std
                         "start empty",
                         path, doing, text)};
   }
-  if (s.IsNoSpace() || text.find("No space left") != std::string::npos) {
+  if (is_no_space(s))
     return unusable(fmt::format("{}: {}: the disk is full ({})", path, doing, text));
-  }
   if (s.IsNotSupported() || s.IsInvalidArgument()) {
     return {StoreErrorKind::incompatible, fmt::format("{}: {}: {}", path, doing, text)};
   }
@@ -83,18 +86,14 @@ rocksdb::Options db_options() {
   o.info_log = std::make_shared<ForwardingLogger>();
   o.max_manifest_file_size = 4 << 20;
   o.max_open_files = 64;
-  // Every snapshot is flushed as soon as it is written, so the memtable never needs to be
-  // large (a batch bigger than it still goes into one memtable whole). It is also the free
-  // space RocksDB waits for before it resumes writing after a full disk.
+  // Only the membership records and range deletions go through the memtable (snapshots are
+  // ingested as files), so it stays small; its size is also the free space RocksDB wants
+  // before it writes again after a full disk.
   o.write_buffer_size = 4 << 20;
   o.max_write_buffer_number = 2;
-  o.target_file_size_base = 64 << 20;
   // Varint-packed chunks barely compress; the CPU is better spent serving the API.
   o.compression = rocksdb::kNoCompression;
-  // Each snapshot is a new level-0 file replacing every presence key: compact as soon as
-  // there are two, so the disk holds about two snapshots rather than up to five.
-  o.level0_file_num_compaction_trigger = 2;
-  // No preallocation of log files (write_buffer_size x 1.1): it would take 140 MB of a
+  // No preallocation of log files (write_buffer_size x 1.1): it would take space from a
   // small or nearly full disk for a log that holds a few small records.
   o.allow_fallocate = false;
   return o;
@@ -167,48 +166,74 @@ std::variant<std::unique_ptr<Store>, StoreError> Store::open(const std::string& 
     }
     return unusable(fmt::format("{}: cannot lock {}: {}", data_dir, lock_path, errno_text(e)));
   }
-  const std::string pid = std::to_string(::getpid()) + "\n";
-  if (::ftruncate(fd, 0) != 0 ||
-      ::pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
-    const int e = errno;
-    close_fd();
-    return unusable(
-        fmt::format("{}: cannot write the lock file {}: {}", data_dir, lock_path, errno_text(e)));
-  }
-
   const fs::path db_dir = dir / "db";
+  const fs::path new_dir = dir / "db.new";
   const std::string db_path = db_dir.string();
   std::error_code ec;
-  if (fs::exists(db_dir, ec) && !fs::exists(db_dir / "CURRENT", ec) && has_entries(db_dir)) {
+  bool existed = fs::exists(db_dir, ec);
+  if (ec) {
     close_fd();
-    return StoreError{StoreErrorKind::corrupted,
-                      fmt::format("{}: holds files but no CURRENT file, so it is not a complete "
-                                  "heartbeatd database; heartbeatd does not start over it: "
-                                  "restore a backup, or move it away to start empty",
-                                  db_path)};
+    return unusable(fmt::format("{}: cannot look at it: {}", db_path, ec.message()));
   }
-  const bool existed = fs::exists(db_dir / "CURRENT", ec);
-  if (!existed && ::mkdir(db_path.c_str(), 0750) != 0 && errno != EEXIST) {
-    const int e = errno;
-    close_fd();
-    return unusable(fmt::format("{}: cannot create the directory: {}", db_path, errno_text(e)));
+  if (existed) {
+    const bool has_current = fs::exists(db_dir / "CURRENT", ec);
+    if (ec) {
+      close_fd();
+      return unusable(fmt::format("{}: cannot look at it: {}", db_path, ec.message()));
+    }
+    if (!has_current && has_entries(db_dir)) {
+      close_fd();
+      return StoreError{StoreErrorKind::corrupted,
+                        fmt::format("{}: holds files but no CURRENT file, so it is not a complete "
+                                    "heartbeatd database; heartbeatd does not start over it: "
+                                    "restore a backup, or move it away to start empty",
+                                    db_path)};
+    }
+    if (!has_current) {  // an empty directory: nothing to keep
+      fs::remove(db_dir, ec);
+      existed = false;
+    }
+  }
+
+  if (!existed) {
+    // A new database is made in db.new and renamed to db once its format record is on disk,
+    // so a crash while creating it leaves no half-made db/ to refuse at the next start. A
+    // db.new left by such a crash never held state, and is removed.
+    if (auto err = create_database(data_dir, new_dir.string(), db_path)) {
+      close_fd();
+      return *err;
+    }
+    rocksdb::DB* raw = nullptr;
+    auto s = rocksdb::DB::Open(db_options(), db_path, &raw);
+    if (!s.ok()) {
+      close_fd();
+      return classify(db_path, s, "cannot open the database");
+    }
+    auto store = std::unique_ptr<Store>(
+        new Store(data_dir, db_path, fd, std::unique_ptr<rocksdb::DB>(raw), kFormatVersion));
+    if (auto err = store->write_pid()) return *err;
+    return store;
   }
 
   // Existing state is opened read-only until it has been read back whole (begin_writing()):
   // a read-write open rewrites RocksDB's metadata files, which must not happen to a
   // directory whose data then turns out unreadable.
   rocksdb::DB* raw = nullptr;
-  auto s = existed ? rocksdb::DB::OpenForReadOnly(db_options(), db_path, &raw)
-                   : rocksdb::DB::Open(db_options(), db_path, &raw);
+  auto s = rocksdb::DB::OpenForReadOnly(db_options(), db_path, &raw);
   if (!s.ok()) {
     close_fd();
     return classify(db_path, s, "cannot open the database");
   }
   std::unique_ptr<rocksdb::DB> db(raw);
+  auto refuse = [&](StoreError e) {
+    db.reset();
+    close_fd();
+    return e;
+  };
 
   std::string value;
   s = db->Get(rocksdb::ReadOptions(), std::string(kKeyFormat), &value);
-  std::uint32_t format = kFormatVersion;
+  std::uint32_t format = 0;  // none recorded: an empty database (begin_writing() records it)
   if (s.IsNotFound()) {
     bool has_data = false;
     {
@@ -216,52 +241,85 @@ std::variant<std::unique_ptr<Store>, StoreError> Store::open(const std::string& 
       it->SeekToFirst();
       has_data = it->Valid() || !it->status().ok();
     }
-    if (existed && has_data) {
-      db.reset();
-      close_fd();
-      return StoreError{StoreErrorKind::corrupted,
-                        fmt::format("{}: holds data but no format record ({}): not written by "
-                                    "heartbeatd, or damaged; heartbeatd does not start over it",
-                                    db_path, kKeyFormat)};
-    }
-    rocksdb::WriteOptions wo;
-    wo.sync = true;
-    s = db->Put(wo, std::string(kKeyFormat), encode_format(kFormatVersion));
-    if (!s.ok()) {
-      db.reset();
-      close_fd();
-      return classify(db_path, s, "cannot write the format record");
+    if (has_data) {
+      return refuse({StoreErrorKind::corrupted,
+                     fmt::format("{}: holds data but no format record ({}): not written by "
+                                 "heartbeatd, or damaged; heartbeatd does not start over it",
+                                 db_path, kKeyFormat)});
     }
   } else if (!s.ok()) {
-    db.reset();
-    close_fd();
-    return classify(db_path, s, "cannot read the format record");
+    return refuse(classify(db_path, s, "cannot read the format record"));
   } else {
     auto decoded = decode_format(value);
     if (auto* e = std::get_if<FormatError>(&decoded)) {
-      db.reset();
-      close_fd();
-      return StoreError{StoreErrorKind::corrupted,
-                        fmt::format("{}: {}: {}; heartbeatd does not start over data it cannot "
-                                    "read",
-                                    db_path, kKeyFormat, e->message)};
+      return refuse({StoreErrorKind::corrupted,
+                     fmt::format("{}: {}: {}; heartbeatd does not start over data it cannot read",
+                                 db_path, kKeyFormat, e->message)});
     }
     format = std::get<std::uint32_t>(decoded);
     if (format > kFormatVersion || format < kOldestReadableFormat) {
-      db.reset();
-      close_fd();
-      return StoreError{
-          StoreErrorKind::incompatible,
-          fmt::format("{}: written in format {} by {} heartbeatd; this build reads formats {} to "
-                      "{}. Run a heartbeatd that reads it, or move the directory away to start "
-                      "empty",
-                      db_path, format, format > kFormatVersion ? "a newer" : "an older",
-                      kOldestReadableFormat, kFormatVersion)};
+      return refuse(
+          {StoreErrorKind::incompatible,
+           fmt::format("{}: written in format {} by {} heartbeatd; this build reads formats {} to "
+                       "{}. Run a heartbeatd that reads it, or move the directory away to start "
+                       "empty",
+                       db_path, format, format > kFormatVersion ? "a newer" : "an older",
+                       kOldestReadableFormat, kFormatVersion)});
     }
   }
   auto store = std::unique_ptr<Store>(new Store(data_dir, db_path, fd, std::move(db), format));
-  store->read_only_ = existed;
+  store->read_only_ = true;
   return store;
+}
+
+std::optional<StoreError> Store::create_database(const std::string& data_dir,
+                                                 const std::string& new_path,
+                                                 const std::string& db_path) {
+  std::error_code ec;
+  fs::remove_all(new_path, ec);
+  if (ec) return unusable(fmt::format("{}: cannot remove it: {}", new_path, ec.message()));
+  if (::mkdir(new_path.c_str(), 0750) != 0) {
+    return unusable(
+        fmt::format("{}: cannot create the directory: {}", new_path, errno_text(errno)));
+  }
+  {
+    rocksdb::DB* raw = nullptr;
+    auto s = rocksdb::DB::Open(db_options(), new_path, &raw);
+    if (!s.ok()) return classify(new_path, s, "cannot create the database");
+    std::unique_ptr<rocksdb::DB> db(raw);
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    s = db->Put(wo, std::string(kKeyFormat), encode_format(kFormatVersion));
+    if (!s.ok()) return classify(new_path, s, "cannot write the format record");
+    s = db->Close();
+    if (!s.ok()) return classify(new_path, s, "cannot close the new database");
+  }
+  if (::rename(new_path.c_str(), db_path.c_str()) != 0) {
+    return unusable(
+        fmt::format("{}: cannot rename it to {}: {}", new_path, db_path, errno_text(errno)));
+  }
+  // The rename must be on disk before anything is written into db/.
+  const int dfd = ::open(data_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0 || ::fsync(dfd) != 0) {
+    const int e = errno;
+    if (dfd >= 0) ::close(dfd);
+    return unusable(fmt::format("{}: cannot sync the directory: {}", data_dir, errno_text(e)));
+  }
+  ::close(dfd);
+  return std::nullopt;
+}
+
+// The lock file names the process that writes the directory, for the message a second one
+// gets. Written only by a process that got as far as writing (a refused start leaves the file
+// as it was).
+std::optional<StoreError> Store::write_pid() {
+  const std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(lock_fd_, 0) != 0 ||
+      ::pwrite(lock_fd_, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
+    return unusable(fmt::format("{}: cannot write the lock file {}/heartbeatd.lock: {}", data_dir_,
+                                data_dir_, errno_text(errno)));
+  }
+  return std::nullopt;
 }
 
 std::optional<StoreError> Store::begin_writing() {
@@ -276,6 +334,7 @@ std::optional<StoreError> Store::begin_writing() {
     db_.reset(raw);
     read_only_ = false;
   }
+  if (auto err = write_pid()) return err;
   if (format_ < kFormatVersion) {
     // From now on this build may write what older builds cannot read: say so first. The old
     // format's snapshot stays until the first new one replaces it.
@@ -304,7 +363,7 @@ Store::~Store() {
   if (lock_fd_ >= 0) ::close(lock_fd_);
 }
 
-std::variant<LoadedState, StoreError> Store::load(const UsersSink& users) const {
+std::variant<LoadedState, StoreError> Store::load(const UsersSink& users) {
   LoadedState st;
   st.format = format_;
   rocksdb::ReadOptions ro;
@@ -360,6 +419,9 @@ std::variant<LoadedState, StoreError> Store::load(const UsersSink& users) const 
       chunk_name = [g = *g](std::uint32_t i) { return chunk_key(g, i); };
     }
   }
+  // A format-1 snapshot is read when there is no generation yet, and dropped once there is.
+  drop_v1_ = get(std::string(kKeyPresenceV1));
+  if (err) return *err;
   if (manifest_name.empty()) {
     manifest_name = std::string(kKeyPresenceV1);
     chunk_name = chunk_key_v1;
@@ -406,9 +468,7 @@ std::optional<std::string> Store::ensure_open() {
 std::string Store::describe_failure(const rocksdb::Status& s, std::string_view what,
                                     std::string_view full) const {
   std::string text = fmt::format("{}: {}: {}", db_path_, what, s.ToString());
-  if (s.IsNoSpace() || text.find("No space left") != std::string::npos) {
-    text += fmt::format(" ({}; the previous snapshot is kept)", full);
-  }
+  if (is_no_space(s)) text += fmt::format(" ({}; the previous snapshot is kept)", full);
   return text;
 }
 
@@ -433,9 +493,8 @@ std::optional<std::string> Store::write(const WriteSet& set) {
   return std::nullopt;
 }
 
-std::variant<PresenceManifest, std::string> Store::write_presence(std::int64_t taken_ms,
-                                                                  std::uint32_t chunks,
-                                                                  const ChunkSource& chunk) {
+std::variant<PresenceManifest, std::monostate, std::string> Store::write_presence(
+    std::int64_t taken_ms, std::uint32_t chunks, const ChunkSource& chunk) {
   if (auto err = ensure_open()) return *err;
   // The snapshot is a new generation written as one table file, chunks then manifest (keys
   // in order), and added to the database in one step: RocksDB records the file in its
@@ -449,10 +508,14 @@ std::variant<PresenceManifest, std::string> Store::write_presence(std::int64_t t
   rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), db_options());
   auto s = writer.Open(tmp);
   for (std::uint32_t i = 0; i < chunks && s.ok(); ++i) {
-    const Chunk c = chunk(i);
-    m.users += c.users;
-    m.bytes += c.value.size();
-    s = writer.Put(chunk_key(g, i), c.value);
+    const auto c = chunk(i);
+    if (!c) {
+      ::unlink(tmp.c_str());  // the writer abandons the file when it goes
+      return std::monostate{};
+    }
+    m.users += c->users;
+    m.bytes += c->value.size();
+    s = writer.Put(chunk_key(g, i), c->value);
   }
   if (s.ok()) s = writer.Put(manifest_key(g), encode_manifest(m));
   if (s.ok()) s = writer.Finish();
@@ -480,10 +543,16 @@ void Store::drop_older_snapshots() {
   auto s = rocksdb::DeleteFilesInRange(db_.get(), db_->DefaultColumnFamily(), &b, &e, false);
   rocksdb::WriteBatch batch;
   batch.DeleteRange(begin, end);
-  batch.Delete(std::string(kKeyPresenceV1));
-  batch.DeleteRange(std::string(kChunkPrefixV1), std::string(kChunkPrefixV1) + "\xff");
+  if (drop_v1_) {
+    batch.Delete(std::string(kKeyPresenceV1));
+    batch.DeleteRange(std::string(kChunkPrefixV1), std::string(kChunkPrefixV1) + "\xff");
+  }
   if (s.ok()) s = db_->Write(rocksdb::WriteOptions(), &batch);
-  if (!s.ok()) log::warning("persist: {}", failed(s, "cannot drop older snapshots"));
+  if (!s.ok()) {
+    log::warning("persist: {}", failed(s, "cannot drop older snapshots"));
+    return;
+  }
+  drop_v1_ = false;
 }
 
 std::uint64_t Store::disk_bytes() const {

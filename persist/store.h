@@ -84,7 +84,7 @@ class Store {
   // Reads everything back; the users of the presence snapshot go to `users`, one chunk at a
   // time (so 10^7 users are never all in memory twice).
   using UsersSink = std::function<void(std::vector<UserRecord>& chunk)>;
-  std::variant<LoadedState, StoreError> load(const UsersSink& users) const;
+  std::variant<LoadedState, StoreError> load(const UsersSink& users);
   // Existing state is opened read-only; after load() succeeded, this reopens it for writing
   // and, for a directory of an older format, records the current format version (the old
   // snapshot stays readable until the first new one replaces it). A new directory is
@@ -94,11 +94,11 @@ class Store {
   std::optional<std::string> write(const WriteSet& set);
   // Writes a presence snapshot of `chunks` chunks, asking `chunk` for each in order (each is
   // written and dropped before the next is asked for), and its manifest; all or nothing.
-  // Returns the manifest written, or what failed (the previous snapshot is still intact).
-  using ChunkSource = std::function<Chunk(std::uint32_t index)>;
-  std::variant<PresenceManifest, std::string> write_presence(std::int64_t taken_ms,
-                                                             std::uint32_t chunks,
-                                                             const ChunkSource& chunk);
+  // Returns the manifest written; monostate if `chunk` gave up (returned nullopt); or what
+  // failed. In the last two cases the previous snapshot is intact.
+  using ChunkSource = std::function<std::optional<Chunk>(std::uint32_t index)>;
+  std::variant<PresenceManifest, std::monostate, std::string> write_presence(
+      std::int64_t taken_ms, std::uint32_t chunks, const ChunkSource& chunk);
   // Bytes of the database's files on disk (table files and logs).
   std::uint64_t disk_bytes() const;
   const std::string& path() const { return db_path_; }
@@ -111,13 +111,18 @@ class Store {
                                std::string_view full) const;
   std::string failed(const rocksdb::Status& s, std::string_view what);  // closes the db
   void drop_older_snapshots();
+  std::optional<StoreError> write_pid();
+  static std::optional<StoreError> create_database(const std::string& data_dir,
+                                                   const std::string& new_path,
+                                                   const std::string& db_path);
 
   std::string data_dir_;
   std::string db_path_;
   int lock_fd_ = -1;
   std::unique_ptr<rocksdb::DB> db_;  // null after a failed write, until the next one reopens it
   std::uint32_t format_;
-  mutable std::uint64_t generation_ = 0;  // the newest snapshot's (format 2); set by load()
+  std::uint64_t generation_ = 0;  // the newest snapshot's (format 2); set by load()
+  bool drop_v1_ = false;          // a format-1 snapshot is still there: drop it with the next
   bool read_only_ = false;
 };
 

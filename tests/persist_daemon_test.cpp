@@ -177,9 +177,16 @@ TEST(PersistDaemon, KillNineInALoopAlwaysRecoversACompleteSnapshot) {
     const std::uint64_t confirmed_from = next_id;
     heartbeat(d, confirmed_from, kBatch);
     next_id += kBatch;
-    const auto sent_at = unix_ms_now();
-    ASSERT_TRUE(eventually([&] { return last_snapshot_ms(d).value_or(0) > sent_at; }))
+    // A snapshot that began after the batch was answered: the second to complete from now
+    // (the first may have begun before). Counted by the daemon's own snapshot times, so no
+    // clock is compared with another.
+    const auto seen = last_snapshot_ms(d).value_or(0);
+    std::int64_t next = 0;
+    ASSERT_TRUE(eventually([&] { return (next = last_snapshot_ms(d).value_or(0)) != seen; }))
         << "no snapshot after the batch; log:\n"
+        << d.log();
+    ASSERT_TRUE(eventually([&] { return last_snapshot_ms(d).value_or(0) != next; }))
+        << "no second snapshot after the batch; log:\n"
         << d.log();
     for (const auto& [id, v] : statuses(d, confirmed_from, kBatch)) durable[id] = v;
     // 2. More batches, which may or may not make it; then the kill, at one of two kinds of
@@ -232,7 +239,7 @@ TEST(PersistDaemon, MembersComeBackAndANodeWithoutSeedsRejoinsThroughThem) {
   // a is the seed of b and c; a itself has no seeds, so after a restart only its persisted
   // members can bring it back into the cluster (b and c see it as left, and do not look for
   // it).
-  DaemonProcess a(DaemonProcess::Keys{{"node.name", "a"}});
+  DaemonProcess a({{"node.name", "a"}, {"persist.presence_interval", "1h"}});
   ASSERT_TRUE(a.start()) << a.failure_reason();
   DaemonProcess b({{"node.name", "b"}, {"cluster.seeds", "[" + a.cluster_address() + "]"}});
   DaemonProcess c({{"node.name", "c"}, {"cluster.seeds", "[" + a.cluster_address() + "]"}});
@@ -265,12 +272,29 @@ TEST(PersistDaemon, MembersComeBackAndANodeWithoutSeedsRejoinsThroughThem) {
   const auto after_restart = state_of(b, "a").second;
   EXPECT_GT(after_restart, incarnation);
 
-  // And after kill -9: back again, at a still higher incarnation.
+  // A refutation is persisted as it happens (a's snapshots are an hour apart): stall a
+  // until b suspects it, let it refute, and kill it -9 once the write is logged; it must
+  // come back above the refuted incarnation, not at it.
+  a.signal(SIGSTOP);
+  const bool suspected = eventually([&] { return state_of(b, "a").first != "alive"; }, 10s);
+  a.signal(SIGCONT);
+  ASSERT_TRUE(suspected);
+  std::int64_t refuted = 0;
+  ASSERT_TRUE(eventually(
+      [&] {
+        const auto [state, inc] = state_of(b, "a");
+        refuted = inc;
+        return state == "alive" && inc > after_restart;
+      },
+      10s))
+      << a.log();
+  ASSERT_TRUE(a.wait_log("persist: membership written: incarnation " + std::to_string(refuted)))
+      << a.log();
   a.signal(SIGKILL);
   ASSERT_EQ(a.wait_exit(), -SIGKILL);
   ASSERT_TRUE(a.start()) << a.failure_reason();
   ASSERT_TRUE(eventually(everyone_alive, 10s)) << a.log();
-  EXPECT_GT(state_of(c, "a").second, after_restart);
+  EXPECT_EQ(state_of(c, "a").second, refuted + 1) << a.log();
 }
 
 // ---- bad data directories ------------------------------------------------------------
@@ -348,6 +372,30 @@ TEST(PersistDaemon, FullDiskAtStartExits3) {
   EXPECT_EQ(r.exit_code, 3) << r.log;
   EXPECT_NE(r.log.find("node.data_dir " + mnt + "/data"), std::string::npos) << r.log;
   EXPECT_NE(r.log.find("No space left on device"), std::string::npos) << r.log;
+}
+
+// The same with a database already there: RocksDB itself finds no room to open it.
+TEST(PersistDaemon, FullDiskWithAnExistingDatabaseExits3) {
+  DaemonProcess first;
+  ASSERT_TRUE(first.start()) << first.failure_reason();
+  heartbeat(first, 1, 100);
+  first.signal(SIGTERM);
+  ASSERT_EQ(first.wait_exit(), 0);
+  TempDir scratch;
+  const auto mnt = scratch.file("full");
+  DaemonProcess d(DaemonProcess::Keys{{"node.data_dir", mnt + "/data"}});
+  if (!wrap_in_tmpfs(d, mnt, 1024,
+                     "cp -a '" + first.dir().file("data") + "' '" + mnt + "/data' && (dd " +
+                         "if=/dev/zero of='" + mnt + "/filler' bs=4k 2>/dev/null || true)")) {
+    GTEST_SKIP() << "no user namespaces here (unshare -rm)";
+  }
+  auto r = refused(d);
+  EXPECT_EQ(r.exit_code, 3) << r.log;
+  EXPECT_NE(r.log.find("node.data_dir " + mnt +
+                       "/data/db: cannot open the database for "
+                       "writing: the disk is full"),
+            std::string::npos)
+      << r.log;
 }
 
 // A disk that fills up while the daemon runs: snapshots fail, the daemon says so in

@@ -482,6 +482,96 @@ TEST(PersistStore, ExistingStateIsReadOnlyUntilReadBack) {
   EXPECT_EQ(load_ok(*s).self->incarnation, 2u);
 }
 
+// A first start that crashed after RocksDB made its files but before the format record:
+// an empty database, opened as new rather than refused.
+TEST(PersistStore, AnEmptyDatabaseOpensAsNew) {
+  TempDir tmp;
+  fs::create_directories(tmp.file("data"));
+  {
+    rocksdb::Options o;
+    o.create_if_missing = true;
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(o, tmp.file("data/db"), &raw).ok());
+    delete raw;
+  }
+  auto s = open_ok(tmp.file("data"));
+  ASSERT_TRUE(s);
+  auto st = load_ok(*s);
+  EXPECT_FALSE(st.self);
+  EXPECT_FALSE(st.presence);
+  ASSERT_FALSE(s->begin_writing());
+  ASSERT_FALSE(s->write(WriteSet{SelfRecord{"n", 1}, {}}));
+  s.reset();
+  auto again = open_ok(tmp.file("data"));
+  ASSERT_TRUE(again);
+  EXPECT_EQ(load_ok(*again).format, kFormatVersion);
+}
+
+// A crash earlier in the first start leaves db.new (never db): removed, and a new database
+// made.
+TEST(PersistStore, ALeftoverDbNewIsRemoved) {
+  TempDir tmp;
+  fs::create_directories(tmp.file("data/db.new"));
+  tmp.write("data/db.new/MANIFEST-000001", "half written");
+  tmp.write("data/db.new/IDENTITY", "x");
+  auto s = open_ok(tmp.file("data"));
+  ASSERT_TRUE(s);
+  EXPECT_FALSE(fs::exists(tmp.file("data/db.new")));
+  EXPECT_TRUE(fs::exists(tmp.file("data/db/CURRENT")));
+  EXPECT_FALSE(s->write(WriteSet{SelfRecord{"n", 1}, {}}));
+}
+
+// A crash after the first format-2 snapshot of an upgraded directory and before its
+// format-1 snapshot was dropped leaves both: the generation wins.
+TEST(PersistStore, AfterAnUpgradeTheNewestGenerationWinsOverFormat1) {
+  TempDir tmp;
+  fs::create_directories(tmp.file("data"));
+  fs::copy(std::string(HEARTBEATD_SOURCE_DIR) + "/tests/data/format-1/db", tmp.file("data/db"),
+           fs::copy_options::recursive);
+  std::vector<UserRecord> one{{99, 500, false}};
+  put_raw(tmp.file("data/db"), chunk_key(1, 0), encode_users(one, 500));
+  put_raw(tmp.file("data/db"), manifest_key(1), encode_manifest({500, 1, 0, 1}));
+  put_raw(tmp.file("data/db"), std::string(kKeyFormat), encode_format(2));
+  auto s = open_ok(tmp.file("data"));
+  ASSERT_TRUE(s);
+  std::vector<UserRecord> users;
+  auto st = load_ok(*s, &users);
+  ASSERT_EQ(users.size(), 1u);
+  EXPECT_EQ(users[0].id, 99u);
+  EXPECT_EQ(st.presence->taken_ms, 500);
+}
+
+TEST(PersistStore, AnAbandonedSnapshotLeavesThePreviousOne) {
+  TempDir tmp;
+  auto s = open_ok(tmp.file("data"));
+  ASSERT_TRUE(s);
+  ASSERT_FALSE(write_snapshot(*s, {{{1, 10, false}}, {{2, 10, false}}}, 10));
+  auto r = s->write_presence(20, 2, [](std::uint32_t i) -> std::optional<Chunk> {
+    if (i == 1) return std::nullopt;
+    std::vector<UserRecord> u{{3, 20, false}};
+    return Chunk{encode_users(u, 20), 1};
+  });
+  EXPECT_TRUE(std::holds_alternative<std::monostate>(r));
+  EXPECT_FALSE(fs::exists(tmp.file("data/") + std::string(kSnapshotTempFile)));
+  std::vector<UserRecord> users;
+  load_ok(*s, &users);
+  ASSERT_EQ(users.size(), 2u);
+  EXPECT_EQ(users[0].id, 1u);
+}
+
+TEST(PersistSnapshot, AbsurdStoredTimesAreClampedNotOverflowed) {
+  std::atomic<std::int64_t> anchor{0};
+  ManualClock clock;
+  const WallConverter wall(clock.now(), anchor);
+  const auto now = clock.now();
+  const auto century = std::chrono::milliseconds(100LL * 365 * 24 * 3600 * 1000);
+  EXPECT_EQ(wall.to_mono(INT64_MIN), now - century);
+  EXPECT_EQ(wall.to_mono(INT64_MAX), now);
+  EXPECT_EQ(wall.to_mono(wall.to_unix_ms(now) + 1), now);
+  const auto t = std::chrono::floor<std::chrono::milliseconds>(now) - 5s;
+  EXPECT_EQ(wall.to_mono(wall.to_unix_ms(t)), t);  // exact within range
+}
+
 // ---- snapshots of the presence table ---------------------------------------------------
 
 TEST(PersistSnapshot, UsersComeBackWithTheirVerdictsAndLastSeen) {

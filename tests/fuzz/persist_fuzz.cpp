@@ -69,7 +69,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         for (const auto& u : users) base = std::max(base, u.last_seen_ms);
         auto copy = users;
         std::vector<UserRecord> again;
-        if (!users.empty() && !decode_users(encode_users(copy, base), again)) {
+        if (!users.empty()) {
+          check(!decode_users(encode_users(copy, base), again));
           check(again.size() == users.size());
           for (std::size_t i = 0; i < users.size(); ++i) {
             check(again[i].id == users[i].id && again[i].logged_out == users[i].logged_out &&
