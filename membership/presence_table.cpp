@@ -31,9 +31,9 @@ std::int32_t tick_diff(Tick a, Tick b) {
 }
 
 // A bucket: (tag << 32) | expired flag | count. The flag marks a millisecond that advance()
-// has moved out of the window, so that a heartbeat stamped with it that arrives late (its
-// thread stalled for a whole timeout between reading the clock and counting) is not counted
-// into a bucket nobody will expire again.
+// (or set_timeout()) has moved out of the window, so that a heartbeat stamped with it that
+// arrives late (its thread stalled for a whole timeout between reading the clock and
+// counting) is not counted into a bucket nobody will expire again.
 constexpr std::uint32_t kExpiredFlag = 1u << 31;
 constexpr std::uint64_t pack(Tick tag, std::uint32_t count) {
   return (static_cast<std::uint64_t>(tag) << 32) | count;
@@ -324,10 +324,14 @@ std::atomic<std::uint64_t>& PresenceTable::bucket(Ms ms) const {
 }
 
 void PresenceTable::expire_bucket(Ms ms, Ms limit) {
+  // The bucket is stamped with this very millisecond, expired, even if nobody was counted in
+  // it (it still held an older lap's tag): a heartbeat for it arriving late must find it
+  // expired, not take it for an old lap's bucket to reuse.
   auto& b = bucket(ms);
+  const std::uint64_t done = pack(static_cast<Tick>(ms), kExpiredFlag);
   std::uint64_t v = b.load(std::memory_order_acquire);
-  while (tick_diff(tag_of(v), static_cast<Tick>(limit)) <= 0 && !expired(v)) {
-    if (b.compare_exchange_weak(v, pack(tag_of(v), kExpiredFlag), std::memory_order_acq_rel)) {
+  while (v != done && tick_diff(tag_of(v), static_cast<Tick>(limit)) <= 0) {
+    if (b.compare_exchange_weak(v, done, std::memory_order_acq_rel)) {
       online_.fetch_sub(count_of(v), std::memory_order_relaxed);
       return;
     }
@@ -659,10 +663,11 @@ void PresenceTable::set_timeout(Duration timeout, TimePoint now) {
   timeout_ms_ = t_ms;
   ring_size_ = static_cast<std::size_t>(t_ms) + 1;
   ring_ = std::make_unique<std::atomic<std::uint64_t>[]>(ring_size_);
-  // Every bucket starts empty and tagged a lap behind the window, i.e. expired.
+  // Every bucket starts empty and expired, stamped with the last millisecond it stood for
+  // before the window (so a late heartbeat from before the window is not counted).
   const Ms limit = ms - t_ms;
-  for (std::size_t i = 0; i < ring_size_; ++i) {
-    ring_[i].store(pack(static_cast<Tick>(limit - static_cast<Ms>(ring_size_)), 0));
+  for (Ms m = limit - static_cast<Ms>(ring_size_) + 1; m <= limit; ++m) {
+    bucket(m).store(pack(static_cast<Tick>(m), kExpiredFlag));
   }
   expired_upto_ = limit;
   online_ = 0;

@@ -53,6 +53,30 @@ TEST(PresenceTable, OnlineUntilExactlyTheTimeout) {
   EXPECT_EQ(f.table.counts(f.clock.now()).tracked, 1u);
 }
 
+// A heartbeat stamped with a time the window has already left (its thread read the clock,
+// then stalled for longer than the timeout) is not online, and must not be counted as
+// online either: neither in a millisecond advance() expired with users in it, nor in one it
+// expired empty, nor in one set_timeout() left behind. (CountStaysExactUnderConcurrentUse
+// caught these as a count one too high, rarely, under load.)
+TEST(PresenceTable, ALateHeartbeatForAnExpiredMillisecondIsNotCounted) {
+  Fixture f({.timeout = 1s, .forget_after = 1h});
+  const auto t0 = f.clock.now();
+  f.table.heartbeat(1, t0 + 3500ms);  // counted, then expired below
+  f.table.advance(t0 + 5s);           // the window is (t0+4s, t0+5s]
+  EXPECT_EQ(f.table.counts(t0 + 5s).online, 0u);
+  f.table.heartbeat(2, t0 + 3500ms);  // late, into a millisecond expired with a user in it
+  f.table.heartbeat(3, t0 + 3700ms);  // late, into a millisecond expired empty
+  EXPECT_FALSE(f.table.status(2, t0 + 5s).online);
+  EXPECT_FALSE(f.table.status(3, t0 + 5s).online);
+  EXPECT_EQ(f.table.counts(t0 + 5s).online, 0u);
+  f.table.set_timeout(2s, t0 + 6s);   // the window is (t0+4s, t0+6s]
+  f.table.heartbeat(4, t0 + 3900ms);  // late, before the new window
+  EXPECT_EQ(f.table.counts(t0 + 6s).online, 0u);
+  f.table.heartbeat(5, t0 + 5s);  // inside it: counted
+  EXPECT_EQ(f.table.counts(t0 + 6s).online, 1u);
+  EXPECT_EQ(f.table.counts(t0 + 7s).online, 0u);
+}
+
 TEST(PresenceTable, HeartbeatExtendsOnlineAndCountsOnce) {
   Fixture f;
   f.table.heartbeat(1, f.clock.now());
