@@ -149,8 +149,7 @@ std::optional<std::string> Snapshotter::snapshot_on_stop() {
 
 namespace {
 
-std::optional<std::vector<MemberRecord>> member_records(const MembershipView& view,
-                                                        const WallConverter& wall) {
+std::vector<MemberRecord> member_records(const MembershipView& view, const WallConverter& wall) {
   std::vector<MemberRecord> out;
   out.reserve(view.members.size());
   for (const auto& m : view.members) {
@@ -170,19 +169,21 @@ std::optional<std::vector<MemberRecord>> member_records(const MembershipView& vi
 }  // namespace
 
 std::optional<std::string> Snapshotter::write_membership() {
+  std::lock_guard lock(write_mu_);
   auto view = membership_ ? membership_() : std::nullopt;
   if (!view) return std::nullopt;
-  const auto wall = WallConverter(clock_.now(), *wall_anchor_);
-  WriteSet set;
-  set.self = SelfRecord{view->self_name, view->incarnation};
-  set.members = member_records(*view, wall);
-  std::lock_guard lock(write_mu_);
-  auto err = store_.write(set);
+  auto err = write_membership_locked(*view, WallConverter(clock_.now(), *wall_anchor_));
   if (!err) {
     log::debug("persist: membership written: incarnation {}, {} members", view->incarnation,
-               set.members->size());
+               std::count_if(view->members.begin(), view->members.end(),
+                             [](const auto& m) { return !m.self; }));
   }
   return err;
+}
+
+std::optional<std::string> Snapshotter::write_membership_locked(const MembershipView& view,
+                                                                const WallConverter& wall) {
+  return store_.write({SelfRecord{view.self_name, view.incarnation}, member_records(view, wall)});
 }
 
 std::optional<std::string> Snapshotter::snapshot_presence_and_membership() {
@@ -194,10 +195,7 @@ std::optional<std::string> Snapshotter::snapshot_presence_and_membership() {
   log::debug("persist: snapshot {} started", number);
   std::lock_guard write_lock(write_mu_);
   if (auto view = membership_ ? membership_() : std::nullopt) {
-    if (auto err = store_.write(
-            {SelfRecord{view->self_name, view->incarnation}, member_records(*view, wall)})) {
-      return err;
-    }
+    if (auto err = write_membership_locked(*view, wall)) return err;
   }
   // Shard by shard: the table holds one shard's lock for the time of a copy, and the
   // encoding happens outside every lock.

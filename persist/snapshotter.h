@@ -71,7 +71,7 @@ class WallConverter {
     if (__builtin_sub_overflow(now_ms, unix_ms, &age) || age > kMaxAgeMs) {
       return now_ - std::chrono::milliseconds(kMaxAgeMs);
     }
-    return std::min(now_, wall_.mono_of(unix_ms));  // exact for whole milliseconds
+    return wall_.mono_of(unix_ms);  // exact; before now, since unix_ms < now_ms
   }
 
  private:
@@ -115,6 +115,9 @@ class Snapshotter {
   void run();
   std::optional<std::string> snapshot_presence_and_membership();
   std::optional<std::string> write_membership();
+  // This node's record and the member list, in one write; the caller holds write_mu_.
+  std::optional<std::string> write_membership_locked(const MembershipView& view,
+                                                     const WallConverter& wall);
   void record(std::optional<std::string> error, bool presence);
 
   Store& store_;

@@ -38,15 +38,19 @@ std::string errno_text(int e) {
   return std::strerror(e);
 }
 
+// State that cannot be read: one message shape for every way of finding it, and what to do.
+StoreError corrupted(std::string_view where, std::string_view cause) {
+  return {StoreErrorKind::corrupted,
+          fmt::format("{}: {}; heartbeatd does not start over data it cannot read: restore a "
+                      "backup, or move the directory away to start empty",
+                      where, cause)};
+}
+
 // What a failed RocksDB call means for the operator.
 StoreError classify(const std::string& path, const rocksdb::Status& s, const std::string& doing) {
   const std::string text = s.ToString();
   if (s.IsCorruption()) {
-    return {StoreErrorKind::corrupted,
-            fmt::format("{}: {}: the stored state is damaged ({}); heartbeatd does not start over "
-                        "data it cannot read: restore a backup, or move the directory away to "
-                        "start empty",
-                        path, doing, text)};
+    return corrupted(path, fmt::format("{}: the stored state is damaged ({})", doing, text));
   }
   if (is_no_space(s))
     return unusable(fmt::format("{}: {}: the disk is full ({})", path, doing, text));
@@ -183,11 +187,8 @@ std::variant<std::unique_ptr<Store>, StoreError> Store::open(const std::string& 
     }
     if (!has_current && has_entries(db_dir)) {
       close_fd();
-      return StoreError{StoreErrorKind::corrupted,
-                        fmt::format("{}: holds files but no CURRENT file, so it is not a complete "
-                                    "heartbeatd database; heartbeatd does not start over it: "
-                                    "restore a backup, or move it away to start empty",
-                                    db_path)};
+      return corrupted(db_path,
+                       "holds files but no CURRENT file, so it is not a complete database");
     }
     if (!has_current) {  // an empty directory: nothing to keep
       fs::remove(db_dir, ec);
@@ -242,19 +243,16 @@ std::variant<std::unique_ptr<Store>, StoreError> Store::open(const std::string& 
       has_data = it->Valid() || !it->status().ok();
     }
     if (has_data) {
-      return refuse({StoreErrorKind::corrupted,
-                     fmt::format("{}: holds data but no format record ({}): not written by "
-                                 "heartbeatd, or damaged; heartbeatd does not start over it",
-                                 db_path, kKeyFormat)});
+      return refuse(corrupted(db_path, fmt::format("holds data but no format record ({}): not "
+                                                   "written by heartbeatd, or damaged",
+                                                   kKeyFormat)));
     }
   } else if (!s.ok()) {
     return refuse(classify(db_path, s, "cannot read the format record"));
   } else {
     auto decoded = decode_format(value);
     if (auto* e = std::get_if<FormatError>(&decoded)) {
-      return refuse({StoreErrorKind::corrupted,
-                     fmt::format("{}: {}: {}; heartbeatd does not start over data it cannot read",
-                                 db_path, kKeyFormat, e->message)});
+      return refuse(corrupted(db_path, fmt::format("{}: {}", kKeyFormat, e->message)));
     }
     format = std::get<std::uint32_t>(decoded);
     if (format > kFormatVersion || format < kOldestReadableFormat) {
@@ -381,11 +379,7 @@ std::variant<LoadedState, StoreError> Store::load(const UsersSink& users) {
     return true;
   };
   auto damaged = [&](std::string_view key, const FormatError& e) {
-    return StoreError{StoreErrorKind::corrupted,
-                      fmt::format("{}: {}: {}; heartbeatd does not start over data it cannot "
-                                  "read: restore a backup, or move the directory away to start "
-                                  "empty",
-                                  db_path_, key, e.message)};
+    return corrupted(db_path_, fmt::format("{}: {}", key, e.message));
   };
 
   if (get(std::string(kKeySelf))) {
