@@ -18,6 +18,33 @@ std::uint64_t mix(std::uint64_t k) {
   return mix64(k);
 }
 
+// `n` users' indices grouped by shard (a counting sort): shard sh's users are
+// order[start[sh]] .. order[start[sh + 1] - 1], and hashes[i] is mix() of user i's id.
+struct ShardOrder {
+  std::array<std::uint32_t, PresenceTable::kShards + 1> start{};
+  std::vector<std::uint32_t> order;
+  std::vector<std::uint64_t> hashes;
+};
+
+template <class IdOf>
+ShardOrder order_by_shard(std::size_t n, IdOf id_of) {
+  constexpr std::size_t kShards = PresenceTable::kShards;
+  ShardOrder g;
+  g.order.resize(n);
+  g.hashes.resize(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    g.hashes[i] = mix(id_of(i));
+    ++g.start[(g.hashes[i] & (kShards - 1)) + 1];
+  }
+  for (std::size_t i = 1; i <= kShards; ++i) g.start[i] += g.start[i - 1];
+  std::array<std::uint32_t, kShards> fill{};
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::size_t sh = g.hashes[i] & (kShards - 1);
+    g.order[g.start[sh] + fill[sh]++] = static_cast<std::uint32_t>(i);
+  }
+  return g;
+}
+
 // Maps a hash onto [0, n) with its high bits (Lemire's fast range); the shard is chosen
 // from the low bits, so the two choices are independent.
 __extension__ using Uint128 = unsigned __int128;  // GCC and Clang on 64-bit targets
@@ -425,19 +452,8 @@ void PresenceTable::for_each_by_shard(std::span<const UserId> ids, F f) const {
   // (6 measured best among 4..48 on the benchmark machine).
   constexpr std::size_t kAhead = 6;
   if (ids.empty()) return;
-  std::array<std::uint32_t, kShards + 1> start{};
-  std::vector<std::uint32_t> order(ids.size());
-  std::vector<std::uint64_t> hashes(ids.size());
-  for (std::size_t i = 0; i < ids.size(); ++i) {
-    hashes[i] = mix(ids[i]);
-    ++start[(hashes[i] & (kShards - 1)) + 1];
-  }
-  for (std::size_t i = 1; i <= kShards; ++i) start[i] += start[i - 1];
-  std::array<std::uint32_t, kShards> fill{};
-  for (std::size_t i = 0; i < ids.size(); ++i) {
-    const std::size_t sh = hashes[i] & (kShards - 1);
-    order[start[sh] + fill[sh]++] = static_cast<std::uint32_t>(i);
-  }
+  const auto [start, order, hashes] =
+      order_by_shard(ids.size(), [&](std::size_t i) { return ids[i]; });
   auto prefetch = [&](std::size_t k) {
     const std::size_t i = order[k];
     with_table(shard_for(hashes[i]), ids[i],
@@ -560,19 +576,8 @@ PresenceTable::RestoreResult PresenceTable::restore(std::span<const Record> user
   // Shard by shard (a counting sort of the users by shard), each shard locked once and its
   // tables sized for the newcomers first: restoring 10^7 users is then a pass of inserts
   // into tables that never grow.
-  std::array<std::uint32_t, kShards + 1> start{};
-  std::vector<std::uint64_t> hashes(users.size());
-  for (std::size_t i = 0; i < users.size(); ++i) {
-    hashes[i] = mix(users[i].id);
-    ++start[(hashes[i] & (kShards - 1)) + 1];
-  }
-  for (std::size_t i = 1; i <= kShards; ++i) start[i] += start[i - 1];
-  std::vector<std::uint32_t> order(users.size());
-  std::array<std::uint32_t, kShards> fill{};
-  for (std::size_t i = 0; i < users.size(); ++i) {
-    const std::size_t sh = hashes[i] & (kShards - 1);
-    order[start[sh] + fill[sh]++] = static_cast<std::uint32_t>(i);
-  }
+  const auto [start, order, hashes] =
+      order_by_shard(users.size(), [&](std::size_t i) { return users[i].id; });
   for (std::size_t sh = 0; sh < kShards; ++sh) {
     if (start[sh] == start[sh + 1]) continue;
     Shard& s = shards_[sh];
