@@ -1,6 +1,7 @@
 #include "daemon/config.h"
 
 #include <arpa/inet.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
@@ -395,6 +396,58 @@ const std::vector<Field>& fields() {
         "persist.presence_interval", true, M(100), M(3600 * 1000),
         [](auto& c) -> auto& { return c.persist.presence_interval; }));
 
+    f.push_back(int_field<std::size_t>(
+        "events.max_subscribers", false, 1, 100'000,
+        [](auto& c) -> auto& { return c.events.max_subscribers; }));
+    f.push_back(int_field<std::size_t>(
+        "events.max_watched_users", false, 1, 1'000'000,
+        [](auto& c) -> auto& { return c.events.max_watched_users; }));
+    f.push_back(size_field(
+        "events.max_queue_bytes", 4096, std::size_t{64} << 20,
+        [](auto& c) -> auto& { return c.events.max_queue_bytes; }));
+    f.push_back(duration_field(
+        "events.keepalive", false, M(100), M(3'600'000),
+        [](auto& c) -> auto& { return c.events.keepalive; }));
+
+    f.push_back(string_field(
+        "hooks.on_member_change", true, "an absolute path to an executable",
+        [](const std::string& s) { return s.starts_with('/'); },
+        [](auto& c) -> auto& { return c.hooks.on_member_change; }));
+    f.push_back(string_field(
+        "hooks.on_user_change", true, "an absolute path to an executable",
+        [](const std::string& s) { return s.starts_with('/'); },
+        [](auto& c) -> auto& { return c.hooks.on_user_change; }));
+    f.push_back(make_field(
+        "hooks.users", false, [](auto& c) -> auto& { return c.hooks.users; },
+        [](const YAML::Node& n, int line, const std::string& k) {
+          std::vector<std::uint64_t> users;
+          if (n.IsNull()) return users;
+          const std::string expected = "a list of user ids (integers from 0 to 2^64-1)";
+          if (!n.IsSequence()) fail(line, k, expected, n);
+          for (std::size_t i = 0; i < n.size(); ++i) {
+            const int item_line = n[i].Mark().line >= 0 ? n[i].Mark().line + 1 : line;
+            const std::string item = fmt::format("{}[{}]", k, i);
+            auto id = parse_int<std::uint64_t>(scalar(n[i], item_line, item, "a user id"));
+            if (!id) fail(item_line, item, "a user id (an integer from 0 to 2^64-1)", n[i]);
+            users.push_back(*id);
+          }
+          return users;
+        },
+        [](const std::vector<std::uint64_t>& users) {
+          std::string s;
+          for (auto id : users) s.append(s.empty() ? "" : ",").append(std::to_string(id));
+          return s;
+        }));
+    f.push_back(int_field<unsigned>(
+        "hooks.max_concurrent", false, 1, 256,
+        [](auto& c) -> auto& { return c.hooks.max_concurrent; }));
+    f.push_back(duration_field(
+        "hooks.timeout", false, M(10), M(3'600'000),
+        [](auto& c) -> auto& { return c.hooks.timeout; }));
+    f.push_back(int_field<std::size_t>(
+        "hooks.max_queue", false, 1, 1'000'000,
+        [](auto& c) -> auto& { return c.hooks.max_queue; }));
+
     f.push_back(enum_field<LogLevel>(
         "log.level", true,
         {{"debug", LogLevel::debug},
@@ -481,6 +534,25 @@ void validate(const Config& c) {
                                  "membership.suspicion_timeout ({})",
                                  format_duration(c.membership.suspicion_max_timeout),
                                  format_duration(c.membership.suspicion_timeout))};
+  }
+  if (!c.hooks.on_user_change.empty() && c.hooks.users.empty()) {
+    throw ParseError{0, "hooks.on_user_change is set but hooks.users is empty: list the users "
+                        "whose online/offline changes run it"};
+  }
+  if (c.hooks.users.size() > c.events.max_watched_users) {
+    throw ParseError{0, fmt::format("hooks.users lists {} users, more than "
+                                    "events.max_watched_users ({})",
+                                    c.hooks.users.size(), c.events.max_watched_users)};
+  }
+  for (const auto* hook : {&c.hooks.on_member_change, &c.hooks.on_user_change}) {
+    if (hook->empty()) continue;
+    struct stat st {};
+    if (stat(hook->c_str(), &st) != 0) {
+      throw ParseError{0, fmt::format("hook {}: {}", *hook, std::strerror(errno))};
+    }
+    if (!S_ISREG(st.st_mode) || access(hook->c_str(), X_OK) != 0) {
+      throw ParseError{0, fmt::format("hook {}: not an executable file", *hook)};
+    }
   }
   if (c.presence.forget_after < c.presence.timeout) {
     throw ParseError{0, fmt::format("presence.forget_after ({}) must not be shorter than "

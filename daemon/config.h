@@ -86,6 +86,20 @@ struct Config {
   struct Log {
     LogLevel level = LogLevel::info;
   } log;
+  struct Events {
+    std::size_t max_subscribers = 64;
+    std::size_t max_watched_users = 10'000;
+    std::size_t max_queue_bytes = 256 << 10;  // per subscriber
+    Millis keepalive{15'000};
+  } events;
+  struct Hooks {
+    std::string on_member_change;  // empty: none
+    std::string on_user_change;    // empty: none
+    std::vector<std::uint64_t> users;  // whose transitions run on_user_change
+    unsigned max_concurrent = 4;
+    Millis timeout{30'000};
+    std::size_t max_queue = 1000;
+  } hooks;
 };
 
 // Built-in defaults; paths and the node name depend on the environment (see

@@ -16,6 +16,7 @@
 #include "transport/log.h"
 #include "transport/member_routes.h"
 #include "transport/presence_routes.h"
+#include "transport/wall_time.h"
 
 namespace heartbeatd {
 
@@ -25,9 +26,10 @@ namespace {
 constexpr std::chrono::milliseconds kStopDeadline{1500};
 constexpr std::chrono::milliseconds kPresenceTick{100};
 
-transport::HttpServerLimits limits_from(const Config::Api& api) {
+transport::HttpServerLimits limits_from(const Config& c) {
+  const auto& api = c.api;
   return {api.max_body_bytes, api.max_header_bytes, api.max_connections, api.read_timeout,
-          api.idle_timeout};
+          api.idle_timeout, c.events.keepalive};
 }
 
 membership::ProtocolTimings timings_from(const Config::Membership& m) {
@@ -87,7 +89,17 @@ Daemon::Daemon(Config config, std::optional<std::string> config_path)
           std::chrono::floor<std::chrono::milliseconds>(started_) - config_->presence.forget_after -
               std::chrono::minutes(1))),
       presence_timer_(strand_),
-      server_(io_, router_, limits_from(config_->api)) {
+      events_(std::make_unique<transport::EventHub>(transport::EventHubOptions{
+          presence_.get(), &clock_,
+          [anchor = wall_anchor_, this](membership::TimePoint t) {
+            return transport::WallTime(clock_.now(), *anchor).unix_ms(t);
+          },
+          config_->events.max_subscribers, config_->events.max_watched_users,
+          config_->events.max_queue_bytes})),
+      hooks_(std::make_unique<HookRunner>(HookOptions{
+          config_->hooks.on_member_change, config_->hooks.on_user_change, config_->node.name,
+          config_->hooks.max_concurrent, config_->hooks.timeout, config_->hooks.max_queue})),
+      server_(io_, router_, limits_from(*config_)) {
   transport::add_health_routes(
       router_, {config_->node.name, &clock_, started_, [this, dir = config_->node.data_dir] {
                   transport::PersistenceHealth h;
@@ -103,16 +115,20 @@ Daemon::Daemon(Config config, std::optional<std::string> config_path)
                   h.last_error = st.last_error;
                   return h;
                 }});
-  transport::add_presence_routes(router_, {presence_.get(), &clock_, config_->presence.max_batch,
-                                           config_->presence.max_users, wall_anchor_});
+  transport::add_presence_routes(router_,
+                                 {presence_.get(), &clock_, config_->presence.max_batch,
+                                  config_->presence.max_users, wall_anchor_, presence_counters_});
   transport::add_member_routes(
       router_, {[this] { return cluster_->members(); },
                 [this](std::string_view name) { return cluster_->member(name); }, &clock_});
+  transport::add_event_routes(router_, *events_, config_->events.max_watched_users);
+  transport::add_metrics_route(router_, [this](transport::MetricsWriter& w) { write_metrics(w); });
 }
 
 Daemon::~Daemon() {
   // The snapshot thread reads cluster_: stop it before cluster_ goes (on every path; a
-  // normal stop has stopped it already).
+  // normal stop has stopped it already). cluster_, which feeds events_ and hooks_, is
+  // declared after them, so it stops first.
   if (snapshotter_) snapshotter_->stop();
 }
 
@@ -158,6 +174,10 @@ int Daemon::start_cluster() {
   o.on_incarnation = [this](std::uint64_t) {
     if (snapshotter_) snapshotter_->request_membership();
   };
+  o.on_member_change = [this](const membership::MemberInfo& m,
+                              std::optional<membership::MemberState> before) {
+    events_->member_changed(m, before);
+  };
   cluster_ =
       std::make_unique<transport::ClusterTransport>(std::move(o), clock_, std::random_device{}());
   try {
@@ -178,6 +198,7 @@ void Daemon::do_presence_tick() {
     const auto now = clock_.now();
     presence_->advance(now);
     presence_->sweep(now, 1);
+    events_->poll_users(now);  // watched users' transitions, ~100 ms after they happen
     do_presence_tick();
   });
 }
@@ -290,6 +311,14 @@ int Daemon::run() {
     return code;
   }
   snapshotter_->start();
+  events_->seed_members(cluster_->members());
+  // After the restore: users online before a restart are not reported as coming online.
+  if (!config_->hooks.on_member_change.empty() || !config_->hooks.on_user_change.empty()) {
+    const auto& users = config_->hooks.on_user_change.empty() ? std::vector<std::uint64_t>{}
+                                                              : config_->hooks.users;
+    events_->set_sink(hooks_.get(), users);  // within events.max_watched_users (config check)
+    hooks_->start();
+  }
   server_.start();
   do_await_signal();
   presence_timer_.expires_after(std::chrono::milliseconds(0));
@@ -346,6 +375,7 @@ void Daemon::begin_stop(int signal) {
   notifier_.stopping();
   notifier_.stop_watchdog();
   cluster_->leave_and_stop();  // peers see "left" now, not "dead" later
+  hooks_->stop();              // queued events dropped, running hooks killed
   boost::system::error_code ignored;
   signals_.cancel(ignored);
   presence_timer_.cancel();

@@ -20,14 +20,18 @@
 #include <thread>
 
 #include "daemon/config.h"
+#include "daemon/hooks.h"
 #include "daemon/steady_clock.h"
 #include "daemon/systemd_notifier.h"
 #include "membership/presence_table.h"
 #include "persist/snapshotter.h"
 #include "persist/store.h"
 #include "transport/cluster_transport.h"
+#include "transport/event_hub.h"
 #include "transport/http_router.h"
 #include "transport/http_server.h"
+#include "transport/metrics.h"
+#include "transport/presence_routes.h"
 
 namespace heartbeatd {
 
@@ -58,6 +62,7 @@ class Daemon {
   void reload();
   void begin_stop(int signal);
   void do_presence_tick();
+  void write_metrics(transport::MetricsWriter& w);  // daemon_metrics.cpp
 
   boost::asio::io_context io_;
   // The daemon's own timers (signals, presence tick, watchdog) share one strand: with
@@ -75,6 +80,11 @@ class Daemon {
       std::make_shared<std::atomic<std::int64_t>>(0);
   std::unique_ptr<membership::PresenceTable> presence_;
   boost::asio::steady_timer presence_timer_;  // expires crossed users, forgets old ones
+  std::shared_ptr<transport::PresenceCounters> presence_counters_ =
+      std::make_shared<transport::PresenceCounters>();
+  // Member changes and watched users' transitions, to /v1/events and the hooks.
+  std::unique_ptr<transport::EventHub> events_;
+  std::unique_ptr<HookRunner> hooks_;
   transport::Router router_;
   transport::HttpServer server_;
   std::unique_ptr<persist::Store> store_;

@@ -42,4 +42,17 @@ void add_health_routes(Router& router, HealthInfo info) {
   });
 }
 
+void add_metrics_route(Router& router, std::function<void(MetricsWriter&)> collect) {
+  router.add(http::verb::get, "/metrics", [&router, collect](const Request&, const RouteMatch&) {
+    MetricsWriter w;
+    collect(w);
+    router.write_metrics(w);
+    Response res{http::status::ok, 11};
+    res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+    res.body() = w.take();
+    res.prepare_payload();
+    return res;
+  });
+}
+
 }  // namespace heartbeatd::transport

@@ -35,4 +35,8 @@ struct HealthInfo {
 //                    "persistence":{...}} — "degraded" while snapshots fail (docs/API.md).
 void add_health_routes(Router& router, HealthInfo info);
 
+// GET /metrics -> the Prometheus text format (version 0.0.4); `collect` writes every family
+// but the API's own (the router adds those).
+void add_metrics_route(Router& router, std::function<void(MetricsWriter&)> collect);
+
 }  // namespace heartbeatd::transport

@@ -209,6 +209,7 @@ void ClusterTransport::member_changed(const membership::MemberInfo& m,
     log::info("cluster: member {} is {} (was {}, incarnation {})", m.name,
               membership::to_string(m.state), membership::to_string(*before), m.incarnation);
   }
+  if (options_.on_member_change) options_.on_member_change(m, before);
 }
 
 void ClusterTransport::note(membership::NoteLevel level, const std::string& text) {
@@ -246,7 +247,10 @@ std::optional<membership::MemberInfo> ClusterTransport::member(std::string_view 
 ClusterCounters ClusterTransport::counters() const {
   std::lock_guard lock(mu_);
   auto c = counters_;
-  if (protocol_) c.protocol = protocol_->counters();
+  if (protocol_) {
+    c.protocol = protocol_->counters();
+    c.local_health = protocol_->local_health();
+  }
   return c;
 }
 

@@ -41,6 +41,10 @@ struct ClusterOptions {
   // Called on the transport's thread when this node's incarnation changes (it refuted a
   // suspicion), so it can be persisted; must not block.
   std::function<void(std::uint64_t)> on_incarnation;
+  // Called on the transport's thread for every member change, in order (the event stream
+  // and hooks); must not block.
+  std::function<void(const membership::MemberInfo&, std::optional<membership::MemberState>)>
+      on_member_change;
 };
 
 struct ClusterCounters {
@@ -49,6 +53,7 @@ struct ClusterCounters {
   std::uint64_t datagrams_received = 0;
   std::uint64_t datagrams_sent = 0;
   std::uint64_t send_errors = 0;
+  std::uint32_t local_health = 0;  // Lifeguard score, 0 (good) .. 8
 };
 
 class ClusterTransport final : public membership::DatagramSink,

@@ -4,6 +4,7 @@
 #include <boost/json/value.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <exception>
 
 namespace heartbeatd::transport {
@@ -60,10 +61,57 @@ Response empty_response() {
   return res;
 }
 
-void Router::add(http::verb method, std::string pattern, Handler handler) {
-  Route r{method, pattern, {}, std::move(handler)};
+void Router::add_route(http::verb method, std::string pattern, StreamHandler handler) {
+  Route r{method, pattern, {}, std::move(handler), std::make_shared<Stats>()};
   for (auto s : split_path(pattern)) r.segments.emplace_back(s);
   routes_.push_back(std::move(r));
+}
+
+void Router::add(http::verb method, std::string pattern, Handler handler) {
+  add_route(method, std::move(pattern),
+            [h = std::move(handler)](const Request& req, const RouteMatch& m) {
+              return Routed{h(req, m), nullptr};
+            });
+}
+
+void Router::add_stream(http::verb method, std::string pattern, StreamHandler handler) {
+  add_route(method, std::move(pattern), std::move(handler));
+}
+
+void Router::Stats::count(unsigned status) {
+  const unsigned i = status >= 100 && status < 600 ? status - 100 : 599 - 100;
+  by_status[i].fetch_add(1, std::memory_order_relaxed);
+}
+
+void Router::count_unrouted(http::status status) const {
+  unrouted_->count(static_cast<unsigned>(status));
+}
+
+void Router::write_metrics(MetricsWriter& w) const {
+  auto each = [&](auto f) {
+    for (const auto& r : routes_) f(r.pattern, http::to_string(r.method), *r.stats);
+    f(std::string_view("unmatched"), std::string_view(""), *unmatched_);
+    f(std::string_view("unrouted"), std::string_view(""), *unrouted_);
+  };
+  w.family("heartbeatd_api_requests_total", "counter",
+           "API requests answered, by route pattern, method and status code (route "
+           "\"unmatched\": no route; \"unrouted\": refused before routing).");
+  each([&](std::string_view route, std::string_view method, const Stats& st) {
+    for (std::size_t i = 0; i < st.by_status.size(); ++i) {
+      const auto n = st.by_status[i].load(std::memory_order_relaxed);
+      if (n == 0) continue;
+      const std::string code = std::to_string(i + 100);
+      w.sample("heartbeatd_api_requests_total",
+               {{"route", route}, {"method", method}, {"code", code}}, n);
+    }
+  });
+  w.family("heartbeatd_api_request_duration_seconds", "histogram",
+           "Time from a routed request to its response (or a stream's start), in the handler.");
+  for (const auto& r : routes_) {
+    if (r.stats->latency.count() == 0) continue;
+    r.stats->latency.write(w, "heartbeatd_api_request_duration_seconds",
+                           {{"route", r.pattern}, {"method", http::to_string(r.method)}});
+  }
 }
 
 bool Router::match(const Route& r, const std::vector<std::string_view>& path, RouteMatch* m) {
@@ -81,11 +129,13 @@ bool Router::match(const Route& r, const std::vector<std::string_view>& path, Ro
   return true;
 }
 
-Response Router::route(const Request& request) const {
+Routed Router::dispatch(const Request& request) const {
   const std::string_view target = request.target();
   if (target.empty() || target.front() != '/') {
-    return error_response(http::status::bad_request, "bad_request",
-                          "request target must be an absolute path");
+    unmatched_->count(400);
+    return {error_response(http::status::bad_request, "bad_request",
+                           "request target must be an absolute path"),
+            nullptr};
   }
   const std::size_t q = target.find('?');
   const std::string_view path = target.substr(0, q);
@@ -109,8 +159,10 @@ Response Router::route(const Request& request) const {
   }
   if (!best) {
     if (allowed.empty()) {
-      return error_response(http::status::not_found, "not_found",
-                            "no route for " + std::string(path));
+      unmatched_->count(404);
+      return {error_response(http::status::not_found, "not_found",
+                             "no route for " + std::string(path)),
+              nullptr};
     }
     std::string allow;
     for (auto v : allowed) allow.append(allow.empty() ? "" : ", ").append(http::to_string(v));
@@ -118,13 +170,19 @@ Response Router::route(const Request& request) const {
                                   std::string(request.method_string()) + " is not allowed on " +
                                       std::string(path) + "; allowed: " + allow);
     res.set(http::field::allow, allow);
-    return res;
+    unmatched_->count(405);
+    return {std::move(res), nullptr};
   }
+  const auto t0 = std::chrono::steady_clock::now();
+  Routed out;
   try {
-    return best->handler(request, best_match);
+    out = best->handler(request, best_match);
   } catch (const std::exception& e) {
-    return error_response(http::status::internal_server_error, "internal", e.what());
+    out = {error_response(http::status::internal_server_error, "internal", e.what()), nullptr};
   }
+  best->stats->latency.observe(std::chrono::steady_clock::now() - t0);
+  best->stats->count(out.stream ? 200 : out.response.result_int());
+  return out;
 }
 
 }  // namespace heartbeatd::transport

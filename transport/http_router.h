@@ -1,7 +1,8 @@
 // Router: maps (method, path) to a handler, and owns the API's error model: every error is
 // {"error": CODE, "message": TEXT} with the matching status (400, 404, 405 + Allow, ...).
 // Pure: requests in, responses out; no sockets. The same Router serves the TCP and the
-// Unix-socket listeners.
+// Unix-socket listeners. It also counts requests by route, method and status, with their
+// handling time, for /metrics.
 //
 // Thread safety: routes are added before serving starts; route() is const and may run on
 // every API thread at once. Handlers must be safe to call concurrently.
@@ -11,11 +12,16 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/verb.hpp>
 
+#include <array>
+#include <atomic>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "transport/metrics.h"
 
 namespace heartbeatd::transport {
 
@@ -32,6 +38,29 @@ struct RouteMatch {
 
 using Handler = std::function<Response(const Request&, const RouteMatch&)>;
 
+// A response whose body is produced over time (Server-Sent Events). The server sends a 200
+// head with `content_type`, then whatever take() hands over each time wake() is called,
+// until take() says the stream ended; the end of the body is the end of the connection.
+class ResponseStream {
+ public:
+  virtual ~ResponseStream() = default;
+  virtual std::string_view content_type() const = 0;
+  // Called once, before anything else; `wake` may be called from any thread, any number of
+  // times, until detach().
+  virtual void attach(std::function<void()> wake) = 0;
+  // Appends pending bytes to `out`; false once the stream has ended (after those bytes).
+  virtual bool take(std::string& out) = 0;
+  // The connection is gone (the client left, a write failed, the server stops). Called once.
+  virtual void detach() = 0;
+};
+
+// What a route produced: a response, or (stream routes only) a stream.
+struct Routed {
+  Response response;
+  std::shared_ptr<ResponseStream> stream;  // set: `response` is unused
+};
+using StreamHandler = std::function<Routed(const Request&, const RouteMatch&)>;
+
 // Builds a JSON error response in the API's one error format.
 Response error_response(http::status status, std::string_view code, std::string_view message);
 // A JSON response with the given body (already serialised).
@@ -44,20 +73,38 @@ class Router {
   // Pattern segments are literals or {name}; a literal segment wins over a parameter when
   // both match, so "/v1/users/status" is not taken for a user called "status".
   void add(http::verb method, std::string pattern, Handler handler);
+  // A route whose handler may answer with a stream (or with an error response).
+  void add_stream(http::verb method, std::string pattern, StreamHandler handler);
 
   // Never throws: a handler's exception becomes a 500 with its message.
-  Response route(const Request& request) const;
+  Routed dispatch(const Request& request) const;
+  Response route(const Request& request) const { return dispatch(request).response; }
+
+  // Counts a response the server made without routing (400 malformed, 408, 413, 431, 503).
+  void count_unrouted(http::status status) const;
+  // heartbeatd_api_requests_total and heartbeatd_api_request_duration_seconds.
+  void write_metrics(MetricsWriter& w) const;
 
  private:
+  struct Stats {
+    std::array<std::atomic<std::uint64_t>, 500> by_status{};  // index: status - 100
+    LatencyHistogram latency;
+    void count(unsigned status);
+  };
   struct Route {
     http::verb method;
     std::string pattern;
     std::vector<std::string> segments;
-    Handler handler;
+    StreamHandler handler;
+    std::shared_ptr<Stats> stats;  // counters that change behind a const Router
   };
+  void add_route(http::verb method, std::string pattern, StreamHandler handler);
   static bool match(const Route& r, const std::vector<std::string_view>& path, RouteMatch* m);
 
   std::vector<Route> routes_;
+  // Requests that matched no route (404, 405), and responses made before routing.
+  std::shared_ptr<Stats> unmatched_ = std::make_shared<Stats>();
+  std::shared_ptr<Stats> unrouted_ = std::make_shared<Stats>();
 };
 
 }  // namespace heartbeatd::transport

@@ -8,6 +8,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
@@ -21,6 +22,9 @@
 #include <optional>
 #include <stdexcept>
 #include <unordered_map>
+#include <utility>
+
+#include <fmt/format.h>
 
 #include "transport/log.h"
 
@@ -100,7 +104,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
                                       "too many connections (api.max_connections); retry later");
         res.set(http::field::retry_after, "1");
         self->start_checks();
-        return self->send(std::move(res), false);
+        return self->send_unrouted(std::move(res));
       }
       self->start_checks();
       self->do_read_request();
@@ -112,7 +116,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   }
 
  private:
-  enum class Phase { reading, writing, lingering };
+  enum class Phase { reading, writing, lingering, streaming };
   using Clock = std::chrono::steady_clock;
 
   // One timer per connection ticks every check_period and compares the phase's age with its
@@ -159,6 +163,14 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
       case Phase::lingering:
         if (now - since_ >= kLingerTime) close();
         break;
+      case Phase::streaming:
+        if (writing_) {
+          if (now - write_started_ >= l.read_timeout) close();  // the client stopped reading
+        } else if (now - last_write_ >= l.stream_keepalive) {
+          pending_ += ": keepalive\n\n";
+          pump();
+        }
+        break;
     }
   }
 
@@ -184,34 +196,78 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   void on_read(error_code ec) {
     if (closed_) return;
     if (timed_out_) {
-      return send(error_response(http::status::request_timeout, "request_timeout",
-                                 "request not received within api.read_timeout"),
-                  false);
+      return send_unrouted(error_response(http::status::request_timeout, "request_timeout",
+                                          "request not received within api.read_timeout"));
     }
     if (ec == http::error::end_of_stream) return close();
     if (ec == http::error::body_limit) {
-      return send(error_response(http::status::payload_too_large, "payload_too_large",
+      return send_unrouted(error_response(http::status::payload_too_large, "payload_too_large",
                                  "request body exceeds api.max_body_bytes (" +
-                                     std::to_string(state_->limits.max_body_bytes) + " bytes)"),
-                  false);
+                                     std::to_string(state_->limits.max_body_bytes) + " bytes)"));
     }
     if (ec == http::error::header_limit) {
-      return send(error_response(http::status::request_header_fields_too_large, "header_too_large",
+      return send_unrouted(error_response(http::status::request_header_fields_too_large, "header_too_large",
                                  "request header exceeds api.max_header_bytes (" +
-                                     std::to_string(state_->limits.max_header_bytes) + " bytes)"),
-                  false);
+                                     std::to_string(state_->limits.max_header_bytes) + " bytes)"));
     }
     if (ec && ec.category() == http::make_error_code(http::error::bad_method).category()) {
-      return send(error_response(http::status::bad_request, "bad_request",
-                                 "malformed HTTP request: " + ec.message()),
-                  false);
+      return send_unrouted(error_response(http::status::bad_request, "bad_request",
+                                          "malformed HTTP request: " + ec.message()));
     }
     if (ec) return close();  // reset, aborted by stop(), ...
 
     Request req = parser_->release();
-    Response res = state_->router.route(req);
+    Routed routed = state_->router.dispatch(req);
+    if (routed.stream) return start_stream(std::move(routed.stream), req.version());
+    Response& res = routed.response;
     res.version(req.version() == 10 ? 10 : 11);
     send(std::move(res), req.keep_alive() && !state_->stopping);
+  }
+
+  void send_unrouted(Response res) {
+    state_->router.count_unrouted(res.result());
+    send(std::move(res), false);
+  }
+
+  // The connection now carries the stream: a head without a length (the body ends with the
+  // connection), then each batch the stream hands over, one write at a time.
+  void start_stream(std::shared_ptr<ResponseStream> stream, unsigned version) {
+    stream_ = std::move(stream);
+    enter(Phase::streaming);
+    last_write_ = Clock::now();
+    pending_ = fmt::format(
+        "HTTP/1.{} 200 OK\r\nContent-Type: {}\r\nCache-Control: no-cache\r\n"
+        "Connection: close\r\n\r\n",
+        version == 10 ? 0 : 1, stream_->content_type());
+    stream_->attach([weak = this->weak_from_this()] {
+      if (auto self = weak.lock()) {
+        asio::post(self->socket_.get_executor(), [self] { self->pump(); });
+      }
+    });
+    pump();
+    // Anything the client sends now is read and dropped; its end (or an error) closes.
+    do_drain();
+  }
+
+  void pump() {
+    if (closed_ || !stream_ || writing_) return;
+    if (!stream_ended_) stream_ended_ = !stream_->take(pending_);
+    if (pending_.empty()) {
+      if (stream_ended_) linger_close();
+      return;
+    }
+    writing_ = true;
+    sending_.swap(pending_);
+    pending_.clear();
+    write_started_ = Clock::now();
+    asio::async_write(socket_, asio::buffer(sending_),
+                      [self = this->shared_from_this()](error_code ec, std::size_t) {
+                        self->writing_ = false;
+                        self->last_write_ = Clock::now();
+                        if (ec) return self->close();
+                        self->sending_.clear();
+                        self->pump();
+                      });
   }
 
   void send(Response res, bool keep_alive) {
@@ -228,14 +284,15 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
                       });
   }
 
-  // After an error response: stop sending, read and drop what the client still sends for a
-  // moment, so that the kernel does not answer its unread bytes with a reset that would
-  // destroy our response before the client reads it.
+  // After an error response or the end of a stream: stop sending, read and drop what the
+  // client still sends for a moment, so that the kernel does not answer its unread bytes
+  // with a reset that would destroy our response before the client reads it.
   void linger_close() {
     error_code ignored;
     socket_.shutdown(asio::socket_base::shutdown_send, ignored);
+    const bool draining = phase_ == Phase::streaming;  // start_stream() began the drain
     enter(Phase::lingering);
-    do_drain();
+    if (!draining) do_drain();
   }
 
   void do_drain() {
@@ -252,6 +309,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
     timer_.cancel();
     error_code ignored;
     socket_.close(ignored);
+    if (stream_) std::exchange(stream_, nullptr)->detach();
   }
 
   Socket socket_;
@@ -268,6 +326,14 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   bool timed_out_ = false;
   bool closed_ = false;
   std::array<char, 16384> drain_{};
+  // Streaming (after start_stream()).
+  std::shared_ptr<ResponseStream> stream_;
+  std::string pending_;  // taken from the stream, not yet written
+  std::string sending_;  // being written
+  bool writing_ = false;
+  bool stream_ended_ = false;
+  Clock::time_point write_started_;
+  Clock::time_point last_write_;
 };
 
 template <class Protocol>

@@ -4,6 +4,10 @@
 // connections (503 + Retry-After beyond the limit). A connection that sends garbage gets a
 // 400 and is closed; no other connection notices.
 //
+// A route may answer with a ResponseStream (Server-Sent Events): the connection then carries
+// that stream until it ends, the client leaves or the server stops; it still counts against
+// max_connections.
+//
 // Time limits are checked by one periodic timer per connection (every quarter of the shorter
 // limit, at most every second) rather than a timer per request, so a limit is never enforced
 // early and at most two check periods late.
@@ -30,6 +34,10 @@ struct HttpServerLimits {
   std::size_t max_connections = 1024;
   std::chrono::milliseconds read_timeout{10'000};
   std::chrono::milliseconds idle_timeout{60'000};
+  // Event streams: a comment line after this much silence, so dead clients are noticed and
+  // proxies keep the connection. A stream write that takes longer than read_timeout (the
+  // client stopped reading) closes the connection.
+  std::chrono::milliseconds stream_keepalive{15'000};
 };
 
 class HttpServer {

@@ -68,6 +68,7 @@ std::optional<std::vector<std::uint64_t>> batch_or_error(const Request& req, std
 
 void add_presence_routes(Router& router, PresenceApi api) {
   if (!api.wall_anchor) api.wall_anchor = std::make_shared<std::atomic<std::int64_t>>(0);
+  if (!api.counters) api.counters = std::make_shared<PresenceCounters>();
   router.add(http::verb::post, "/v1/users/{id}/heartbeat",
              [api](const Request&, const RouteMatch& m) {
                std::string why;
@@ -77,6 +78,7 @@ void add_presence_routes(Router& router, PresenceApi api) {
                    PresenceTable::HeartbeatResult::table_full) {
                  return table_full(api, 1);
                }
+               api.counters->heartbeats.fetch_add(1, std::memory_order_relaxed);
                return empty_response();
              });
 
@@ -85,6 +87,7 @@ void add_presence_routes(Router& router, PresenceApi api) {
     const auto ids = batch_or_error(req, api.max_batch, &error);
     if (!ids) return error;
     const auto r = api.table->heartbeat_batch(*ids, api.clock->now());
+    api.counters->heartbeats.fetch_add(r.accepted, std::memory_order_relaxed);
     if (r.rejected_new > 0 && r.accepted == 0) return table_full(api, r.rejected_new);
     if (r.rejected_new > 0) {
       // Lost a race for the last free places with another batch: say what was kept.
@@ -133,6 +136,7 @@ void add_presence_routes(Router& router, PresenceApi api) {
     const auto id = parse_user_id(m.param("id"), &why);
     if (!id) return bad_id(why);
     api.table->logout(*id, api.clock->now());  // unknown user: already offline, still 204
+    api.counters->logouts.fetch_add(1, std::memory_order_relaxed);
     return empty_response();
   });
 

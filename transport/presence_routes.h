@@ -14,6 +14,12 @@
 
 namespace heartbeatd::transport {
 
+// Totals for /metrics.
+struct PresenceCounters {
+  std::atomic<std::uint64_t> heartbeats{0};  // user heartbeats accepted (a batch counts each)
+  std::atomic<std::uint64_t> logouts{0};
+};
+
 struct PresenceApi {
   membership::PresenceTable* table;
   const membership::Clock* clock;
@@ -22,6 +28,7 @@ struct PresenceApi {
   // Offset from the monotonic clock to Unix milliseconds, shared by the handlers; set up by
   // add_presence_routes().
   std::shared_ptr<std::atomic<std::int64_t>> wall_anchor = nullptr;
+  std::shared_ptr<PresenceCounters> counters = nullptr;  // set up by add_presence_routes()
 };
 
 void add_presence_routes(Router& router, PresenceApi api);

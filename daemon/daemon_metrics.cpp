@@ -1,0 +1,132 @@
+// GET /metrics: every family but the API's own (transport/http_router.cpp writes those).
+// Names follow Prometheus conventions: heartbeatd_ prefix, base units, _total for counters.
+#include <array>
+
+#include "daemon/daemon.h"
+#include "heartbeatd/version.h"
+#include "membership/wire_codec.h"
+#include "transport/datagram_seal.h"
+
+namespace heartbeatd {
+
+void Daemon::write_metrics(transport::MetricsWriter& w) {
+  using membership::MemberState;
+  const auto now = clock_.now();
+
+  w.family("heartbeatd_build_info", "gauge", "Always 1; the version in a label.");
+  w.sample("heartbeatd_build_info", {{"version", kVersion}}, std::uint64_t{1});
+  w.gauge("heartbeatd_uptime_seconds", "Time since this daemon started.",
+          std::chrono::duration<double>(now - started_).count());
+
+  // Members.
+  std::array<std::uint64_t, 4> by_state{};
+  for (const auto& m : cluster_->members()) ++by_state[static_cast<std::size_t>(m.state)];
+  w.family("heartbeatd_members", "gauge", "Members known to this node, itself included, by state.");
+  for (auto st : {MemberState::alive, MemberState::suspect, MemberState::dead, MemberState::left}) {
+    w.sample("heartbeatd_members", {{"state", membership::to_string(st)}},
+             by_state[static_cast<std::size_t>(st)]);
+  }
+  const auto c = cluster_->counters();
+  w.gauge("heartbeatd_incarnation", "This node's incarnation number.",
+          static_cast<double>(cluster_->incarnation()));
+  w.gauge("heartbeatd_local_health_score",
+          "Lifeguard local health: 0 is healthy, up to 8 when this node misses its own "
+          "deadlines (probing slows down accordingly).",
+          c.local_health);
+
+  // Heartbeats in.
+  w.family("heartbeatd_heartbeats_received_total", "counter",
+           "Heartbeats received: from users (API; a batch counts each user) and from member "
+           "nodes (every accepted membership message).");
+  w.sample("heartbeatd_heartbeats_received_total", {{"source", "user"}},
+           presence_counters_->heartbeats.load(std::memory_order_relaxed));
+  w.sample("heartbeatd_heartbeats_received_total", {{"source", "member"}},
+           c.protocol.messages_received);
+  w.counter("heartbeatd_user_logouts_total", "Explicit offline requests (DELETE /v1/users/{id}).",
+            presence_counters_->logouts.load(std::memory_order_relaxed));
+
+  // Datagrams and the protocol.
+  w.counter("heartbeatd_datagrams_sent_total", "UDP datagrams sent to other members.",
+            c.datagrams_sent);
+  w.counter("heartbeatd_datagrams_received_total", "UDP datagrams received, before any check.",
+            c.datagrams_received);
+  w.counter("heartbeatd_datagram_send_errors_total", "UDP sends that failed.", c.send_errors);
+  w.family("heartbeatd_datagrams_dropped_total", "counter",
+           "Received datagrams dropped, by reason: malformed (bad envelope or body), "
+           "unknown_version, foreign_cluster (another cluster.name), bad_tag (failed "
+           "authentication, or sealed/plain not matching this node's key setup).");
+  for (std::size_t i = 0; i < transport::kDropReasonCount; ++i) {
+    w.sample("heartbeatd_datagrams_dropped_total",
+             {{"reason", transport::to_string(static_cast<transport::DropReason>(i))}},
+             c.dropped[i]);
+  }
+  w.counter("heartbeatd_suspicions_raised_total", "Members this node suspected.",
+            c.protocol.suspicions_raised);
+  w.counter("heartbeatd_suspicions_refuted_total",
+            "Suspicions about this node that it refuted (by a higher incarnation).",
+            c.protocol.suspicions_refuted);
+  w.counter("heartbeatd_deaths_declared_total", "Members this node declared dead.",
+            c.protocol.deaths_declared);
+
+  // Users.
+  const auto counts = presence_->counts(now);
+  w.gauge("heartbeatd_users_online", "Users online now (heartbeat younger than presence.timeout).",
+          static_cast<double>(counts.online));
+  w.gauge("heartbeatd_users_tracked",
+          "Users tracked: online, or offline and seen within presence.forget_after.",
+          static_cast<double>(counts.tracked));
+
+  // Snapshots.
+  const auto st = snapshotter_->stats();
+  w.counter("heartbeatd_snapshots_total", "Presence snapshots written since start.", st.snapshots);
+  w.counter("heartbeatd_snapshot_failures_total", "Presence snapshots that failed since start.",
+            st.failures);
+  w.gauge("heartbeatd_snapshot_duration_seconds", "Time the last snapshot took.",
+          std::chrono::duration<double>(st.duration).count());
+  w.gauge("heartbeatd_snapshot_size_bytes", "Size of the last snapshot's user records.",
+          static_cast<double>(st.bytes));
+  w.gauge("heartbeatd_snapshot_users", "Users in the last snapshot.", static_cast<double>(st.users));
+  w.gauge("heartbeatd_snapshot_timestamp_seconds",
+          "Unix time of the last complete snapshot (0: none since start).",
+          st.last_ms ? static_cast<double>(*st.last_ms) / 1000 : 0.0);
+  w.gauge("heartbeatd_data_dir_size_bytes", "Size of the database in node.data_dir.",
+          static_cast<double>(st.disk_bytes));
+
+  // API, events, hooks.
+  w.gauge("heartbeatd_api_connections", "Open API connections (TCP and Unix socket).",
+          static_cast<double>(server_.connections()));
+  const auto ev = events_->stats();
+  w.gauge("heartbeatd_event_subscribers", "Open /v1/events streams.",
+          static_cast<double>(ev.subscribers));
+  w.gauge("heartbeatd_event_watched_users",
+          "Distinct users whose transitions are followed (subscriptions and hooks.users).",
+          static_cast<double>(ev.watched_users));
+  w.counter("heartbeatd_event_subscribers_dropped_total",
+            "Event streams cut off because they fell more than events.max_queue_bytes behind.",
+            ev.subscribers_dropped);
+  w.family("heartbeatd_events_total", "counter", "Events published, by kind.");
+  w.sample("heartbeatd_events_total", {{"kind", "member"}}, ev.member_events);
+  w.sample("heartbeatd_events_total", {{"kind", "user"}}, ev.user_events);
+  const HookStats hook_stats[2] = {hooks_->stats(HookRunner::kMember),
+                                   hooks_->stats(HookRunner::kUser)};
+  constexpr const char* kHookNames[2] = {"on_member_change", "on_user_change"};
+  w.family("heartbeatd_hook_runs_total", "counter",
+           "Hook executions by hook and result: ok (exit 0), failed (non-zero exit, signal, "
+           "could not start), timeout (killed at hooks.timeout).");
+  for (int k = 0; k < 2; ++k) {
+    w.sample("heartbeatd_hook_runs_total", {{"hook", kHookNames[k]}, {"result", "ok"}},
+             hook_stats[k].succeeded);
+    w.sample("heartbeatd_hook_runs_total", {{"hook", kHookNames[k]}, {"result", "failed"}},
+             hook_stats[k].failed);
+    w.sample("heartbeatd_hook_runs_total", {{"hook", kHookNames[k]}, {"result", "timeout"}},
+             hook_stats[k].timed_out);
+  }
+  w.family("heartbeatd_hook_events_dropped_total", "counter",
+           "Events whose hook did not run: queue full (hooks.max_queue), or heartbeatd stopping.");
+  for (int k = 0; k < 2; ++k) {
+    w.sample("heartbeatd_hook_events_dropped_total", {{"hook", kHookNames[k]}},
+             hook_stats[k].dropped);
+  }
+}
+
+}  // namespace heartbeatd
