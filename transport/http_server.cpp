@@ -124,8 +124,8 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   // syscalls. Limits therefore hold to within one period (a quarter of the shorter limit).
   void start_checks() {
     const auto& l = state_->limits;
-    period_ = std::clamp(std::min(l.read_timeout, l.idle_timeout) / 4, std::chrono::milliseconds(5),
-                         std::chrono::milliseconds(1000));
+    period_ = std::clamp(std::min({l.read_timeout, l.idle_timeout, l.stream_keepalive}) / 4,
+                         std::chrono::milliseconds(5), std::chrono::milliseconds(1000));
     timer_.expires_after(period_);
     do_check();
   }

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -116,6 +117,10 @@ DaemonProcess::DaemonProcess(Keys config) : config_(std::move(config)) {
   if (bind(notify_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     throw std::runtime_error("cannot bind notify socket " + notify_path_);
   }
+  // The kernel stamps each message on arrival, so cadence checks do not depend on how
+  // often the test polls.
+  const int on = 1;
+  setsockopt(notify_fd_, SOL_SOCKET, SO_TIMESTAMP, &on, sizeof on);
 }
 
 DaemonProcess::~DaemonProcess() {
@@ -153,6 +158,7 @@ bool DaemonProcess::start(std::chrono::milliseconds deadline) {
     write_config(config_);
     exit_code_.reset();
     notifications_.clear();
+    notification_times_.clear();
 
     const std::string log_path = dir_.file("stderr.log");
     std::vector<std::string> env_strings;
@@ -222,11 +228,33 @@ std::optional<int> DaemonProcess::wait_exit(std::chrono::milliseconds deadline) 
 
 void DaemonProcess::drain_notifications() {
   char buf[4096];
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(timeval))];
   while (true) {
-    const ssize_t n = recv(notify_fd_, buf, sizeof buf, 0);
+    iovec iov{buf, sizeof buf};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    const ssize_t n = recvmsg(notify_fd_, &msg, 0);
     if (n <= 0) break;
+    auto at = std::chrono::system_clock::now();
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMP) {
+        timeval tv;
+        std::memcpy(&tv, CMSG_DATA(c), sizeof tv);
+        at = std::chrono::system_clock::time_point(std::chrono::seconds(tv.tv_sec) +
+                                                   std::chrono::microseconds(tv.tv_usec));
+      }
+    }
     notifications_.emplace_back(buf, static_cast<std::size_t>(n));
+    notification_times_.push_back(at);
   }
+}
+
+std::vector<std::chrono::system_clock::time_point> DaemonProcess::notification_times() {
+  drain_notifications();
+  return notification_times_;
 }
 
 std::vector<std::string> DaemonProcess::notifications() {

@@ -58,6 +58,8 @@ class DaemonProcess {
 
   // Notify-socket messages received so far ("READY=1\nSTATUS=...", "WATCHDOG=1", ...).
   std::vector<std::string> notifications();
+  // When each of notifications() arrived (kernel receive time).
+  std::vector<std::chrono::system_clock::time_point> notification_times();
   // Waits for a message containing `needle` among those from index `since` on.
   bool wait_notification(const std::string& needle,
                          std::chrono::milliseconds deadline = std::chrono::seconds(10),
@@ -100,6 +102,7 @@ class DaemonProcess {
   pid_t pid_ = -1;
   std::optional<int> exit_code_;
   std::vector<std::string> notifications_;
+  std::vector<std::chrono::system_clock::time_point> notification_times_;
   std::string failure_;
 };
 

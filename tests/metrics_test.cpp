@@ -1,0 +1,260 @@
+// GET /metrics: the output is parsed line by line against the Prometheus text format
+// (0.0.4) — HELP/TYPE before a family's samples, valid names and labels, numeric values,
+// counters named _total, contiguous families, no duplicate series, histograms with
+// cumulative buckets ending in +Inf == _count — and the values follow what happened:
+// heartbeats, API requests by route and status, datagrams dropped by reason, members.
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <regex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "tests/support/daemon_process.h"
+#include "tests/support/test_util.h"
+#include "transport/metrics.h"
+
+namespace heartbeatd::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct Exposition {
+  std::vector<std::string> errors;
+  std::map<std::string, double> samples;       // "name{labels}" -> value
+  std::map<std::string, std::string> types;    // family -> type
+};
+
+// A strict reader of the text format, as far as heartbeatd uses it.
+Exposition parse_exposition(const std::string& text) {
+  static const std::regex help(R"(^# HELP ([a-zA-Z_:][a-zA-Z0-9_:]*) (.+)$)");
+  static const std::regex type(R"(^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped)$)");
+  static const std::regex sample(
+      R"(^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="(\\.|[^"\\])*"(,[a-zA-Z_][a-zA-Z0-9_]*="(\\.|[^"\\])*")*)?\})? ([-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?|[-+]?Inf|NaN)$)");
+  Exposition out;
+  std::string family, helped;
+  std::set<std::string> finished;
+  std::size_t n = 0;
+  auto err = [&](const std::string& line, const std::string& why) {
+    out.errors.push_back("line " + std::to_string(n) + " (" + line + "): " + why);
+  };
+  if (text.empty() || text.back() != '\n') out.errors.push_back("does not end with a newline");
+  std::size_t start = 0;
+  while (start < text.size()) {
+    const std::size_t nl = text.find('\n', start);
+    const std::string line = text.substr(start, nl - start);
+    start = nl == std::string::npos ? text.size() : nl + 1;
+    ++n;
+    std::smatch m;
+    if (std::regex_match(line, m, help)) {
+      if (finished.count(m[1])) err(line, "family appears twice");
+      helped = m[1];
+    } else if (std::regex_match(line, m, type)) {
+      if (m[1] != helped) err(line, "TYPE without HELP just before");
+      if (!family.empty()) finished.insert(family);
+      family = m[1];
+      out.types[family] = m[2];
+      if (m[2] == "counter" && !family.ends_with("_total")) err(line, "counter not named _total");
+    } else if (std::regex_match(line, m, sample)) {
+      const std::string name = m[1];
+      const std::string series = name + std::string(m[2]);
+      bool belongs = name == family;
+      if (out.types[family] == "histogram") {
+        belongs = name == family + "_bucket" || name == family + "_sum" || name == family + "_count";
+      }
+      if (!belongs) err(line, "sample outside its family (last TYPE: " + family + ")");
+      if (out.samples.count(series)) err(line, "duplicate series");
+      out.samples[series] = std::stod(m[7] == "+Inf" ? "inf" : std::string(m[7]));
+      if (out.types[family] == "counter" && out.samples[series] < 0) err(line, "negative counter");
+    } else {
+      err(line, "not a HELP, TYPE or sample line");
+    }
+  }
+  // Histograms: per label set, counts non-decreasing as "le" grows, and the +Inf bucket
+  // equal to _count.
+  static const std::regex le_label(R"re(^(.*?),?le="([^"]*)"\}$)re");
+  for (const auto& [fam, t] : out.types) {
+    if (t != "histogram") continue;
+    std::map<std::string, std::vector<std::pair<double, double>>> buckets;  // labels -> (le, n)
+    for (const auto& [series, v] : out.samples) {
+      std::smatch m;
+      const std::string prefix = fam + "_bucket{";
+      if (!series.starts_with(prefix)) continue;
+      const std::string rest = series.substr(prefix.size());
+      if (!std::regex_match(rest, m, le_label)) {
+        out.errors.push_back(series + ": bucket without le");
+        continue;
+      }
+      const double le = m[2] == "+Inf" ? INFINITY : std::stod(m[2]);
+      buckets[m[1]].emplace_back(le, v);
+    }
+    for (auto& [labels, values] : buckets) {
+      std::sort(values.begin(), values.end());
+      for (std::size_t i = 1; i < values.size(); ++i) {
+        if (values[i].second < values[i - 1].second) {
+          out.errors.push_back(fam + "{" + labels + "}: buckets not cumulative");
+        }
+      }
+      const std::string count_key = fam + "_count" + (labels.empty() ? "" : "{" + labels + "}");
+      if (values.back().first != INFINITY || !out.samples.count(count_key) ||
+          values.back().second != out.samples[count_key]) {
+        out.errors.push_back(fam + "{" + labels + "}: +Inf bucket missing or not _count");
+      }
+    }
+  }
+  return out;
+}
+
+TEST(MetricsFormat, TheCheckerRejectsWhatIsWrong) {
+  EXPECT_TRUE(parse_exposition("# HELP a_total x\n# TYPE a_total counter\na_total 1\n").errors.empty());
+  EXPECT_FALSE(parse_exposition("a_total 1\n").errors.empty());  // no TYPE
+  EXPECT_FALSE(parse_exposition("# HELP a x\n# TYPE a counter\na 1\n").errors.empty());
+  EXPECT_FALSE(parse_exposition("# HELP a x\n# TYPE a gauge\na{b=\"1} 1\n").errors.empty());
+  EXPECT_FALSE(parse_exposition("# HELP a x\n# TYPE a gauge\na 1\na 2\n").errors.empty());
+  EXPECT_FALSE(parse_exposition("# HELP a x\n# TYPE a gauge\na one\n").errors.empty());
+  EXPECT_FALSE(parse_exposition("# HELP a x\n# TYPE a gauge\na 1").errors.empty());
+  EXPECT_FALSE(parse_exposition("# HELP h x\n# TYPE h histogram\nh_bucket{le=\"1\"} 2\n"
+                                "h_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n")
+                   .errors.empty());
+  EXPECT_FALSE(parse_exposition("# HELP h x\n# TYPE h histogram\nh_bucket{le=\"0.5\"} 2\n"
+                                "h_bucket{le=\"10\"} 1\nh_bucket{le=\"+Inf\"} 2\nh_sum 1\n"
+                                "h_count 2\n")
+                   .errors.empty());  // 10 sorts before 0.5 as text: numeric order is checked
+  EXPECT_TRUE(parse_exposition("# HELP h x\n# TYPE h histogram\nh_bucket{le=\"0.5\"} 1\n"
+                               "h_bucket{le=\"10\"} 2\nh_bucket{le=\"+Inf\"} 2\nh_sum 1\n"
+                               "h_count 2\n")
+                  .errors.empty());
+}
+
+TEST(MetricsFormat, WriterEscapesLabelsAndHistogramsAreCumulative) {
+  transport::MetricsWriter w;
+  w.family("x", "gauge", "help");
+  w.sample("x", {{"path", "a\"b\\c\nd"}}, 1.5);
+  transport::LatencyHistogram h;
+  h.observe(std::chrono::microseconds(50));
+  h.observe(std::chrono::milliseconds(3));
+  h.observe(std::chrono::seconds(2));
+  w.family("lat_seconds", "histogram", "help");
+  h.write(w, "lat_seconds", {{"route", "/r"}});
+  const auto e = parse_exposition(w.text());
+  for (const auto& error : e.errors) ADD_FAILURE() << error << "\n" << w.text();
+  EXPECT_EQ(e.samples.at(R"(x{path="a\"b\\c\nd"})"), 1.5);
+  EXPECT_EQ(e.samples.at(R"(lat_seconds_bucket{route="/r",le="0.0001"})"), 1);
+  EXPECT_EQ(e.samples.at(R"(lat_seconds_bucket{route="/r",le="0.0025"})"), 1);
+  EXPECT_EQ(e.samples.at(R"(lat_seconds_bucket{route="/r",le="0.005"})"), 2);
+  EXPECT_EQ(e.samples.at(R"(lat_seconds_bucket{route="/r",le="1"})"), 2);
+  EXPECT_EQ(e.samples.at(R"(lat_seconds_bucket{route="/r",le="+Inf"})"), 3);
+  EXPECT_NEAR(e.samples.at(R"(lat_seconds_sum{route="/r"})"), 2.00305, 1e-9);
+}
+
+void send_udp(std::uint16_t port, const std::string& bytes) {
+  const int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(port);
+  inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+  sendto(fd, bytes.data(), bytes.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
+  close(fd);
+}
+
+TEST(Metrics, RealDaemonOutputIsValidAndFollowsWhatHappened) {
+  DaemonProcess d;
+  ASSERT_TRUE(d.start()) << d.failure_reason();
+  for (int i = 1; i <= 3; ++i) {
+    ASSERT_EQ(http_tcp(d.port(), "POST", "/v1/users/" + std::to_string(i) + "/heartbeat").status,
+              204);
+  }
+  ASSERT_EQ(http_tcp(d.port(), "POST", "/v1/users/heartbeat", R"({"users":[3,4,5,6,7]})").status,
+            200);
+  ASSERT_EQ(http_unix(d.socket_path(), "GET", "/v1/users/1").status, 200);
+  ASSERT_EQ(http_tcp(d.port(), "GET", "/v1/users/1").status, 200);
+  ASSERT_EQ(http_tcp(d.port(), "GET", "/v1/users/x").status, 400);
+  ASSERT_EQ(http_tcp(d.port(), "GET", "/nowhere").status, 404);
+  ASSERT_EQ(http_tcp(d.port(), "DELETE", "/v1/users/2").status, 204);
+  // Datagrams that are not ours: too short (malformed), and a wrong version.
+  send_udp(d.cluster_port(), "x");
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto e = parse_exposition(http_tcp(d.port(), "GET", "/metrics").body);
+        return e.samples["heartbeatd_datagrams_dropped_total{reason=\"malformed\"}"] >= 1;
+      },
+      5s));
+
+  const auto r = http_tcp(d.port(), "GET", "/metrics");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("content-type"), "text/plain; version=0.0.4; charset=utf-8");
+  const auto e = parse_exposition(r.body);
+  for (const auto& error : e.errors) ADD_FAILURE() << error;
+  auto at = [&](const std::string& series) {
+    auto it = e.samples.find(series);
+    if (it == e.samples.end()) {
+      ADD_FAILURE() << "missing " << series;
+      return -1.0;
+    }
+    return it->second;
+  };
+  EXPECT_EQ(at(R"(heartbeatd_heartbeats_received_total{source="user"})"), 8);
+  EXPECT_EQ(at("heartbeatd_user_logouts_total"), 1);
+  EXPECT_EQ(at("heartbeatd_users_tracked"), 7);
+  EXPECT_EQ(at("heartbeatd_users_online"), 6);
+  EXPECT_EQ(at(R"(heartbeatd_members{state="alive"})"), 1);
+  EXPECT_EQ(at(R"(heartbeatd_members{state="dead"})"), 0);
+  EXPECT_EQ(at(R"(heartbeatd_datagrams_dropped_total{reason="malformed"})"), 1);
+  EXPECT_EQ(at(R"(heartbeatd_datagrams_dropped_total{reason="bad_tag"})"), 0);
+  EXPECT_EQ(at("heartbeatd_datagrams_received_total"), 1);
+  EXPECT_EQ(
+      at(R"(heartbeatd_api_requests_total{route="/v1/users/{id}/heartbeat",method="POST",code="204"})"),
+      3);
+  EXPECT_EQ(at(R"(heartbeatd_api_requests_total{route="/v1/users/{id}",method="GET",code="200"})"),
+            2);
+  EXPECT_EQ(at(R"(heartbeatd_api_requests_total{route="/v1/users/{id}",method="GET",code="400"})"),
+            1);
+  EXPECT_EQ(at(R"(heartbeatd_api_requests_total{route="unmatched",method="",code="404"})"), 1);
+  EXPECT_EQ(
+      at(R"(heartbeatd_api_request_duration_seconds_count{route="/v1/users/{id}",method="GET"})"),
+      3);
+  EXPECT_EQ(e.types.at("heartbeatd_api_request_duration_seconds"), "histogram");
+  for (const char* family :
+       {"heartbeatd_suspicions_raised_total", "heartbeatd_suspicions_refuted_total",
+        "heartbeatd_deaths_declared_total", "heartbeatd_local_health_score",
+        "heartbeatd_datagrams_sent_total", "heartbeatd_snapshot_duration_seconds",
+        "heartbeatd_snapshot_size_bytes", "heartbeatd_snapshots_total"}) {
+    EXPECT_TRUE(e.types.count(family)) << family;
+  }
+
+  // A request refused before routing is counted too.
+  auto raw = HttpClient::tcp(d.port());
+  ASSERT_TRUE(raw.send_raw("NOT HTTP\r\n\r\n"));
+  EXPECT_EQ(raw.read_response().status, 400);
+  const auto after = parse_exposition(http_tcp(d.port(), "GET", "/metrics").body);
+  EXPECT_EQ(after.samples.at(R"(heartbeatd_api_requests_total{route="unrouted",method="",code="400"})"),
+            1);
+}
+
+TEST(Metrics, SnapshotFiguresAppearAfterASnapshot) {
+  DaemonProcess d(DaemonProcess::Keys{{"persist.presence_interval", "100ms"}});
+  ASSERT_TRUE(d.start()) << d.failure_reason();
+  ASSERT_EQ(http_tcp(d.port(), "POST", "/v1/users/heartbeat", R"({"users":[1,2,3]})").status, 200);
+  Exposition e;
+  ASSERT_TRUE(eventually(
+      [&] {
+        e = parse_exposition(http_tcp(d.port(), "GET", "/metrics").body);
+        return e.samples["heartbeatd_snapshot_users"] == 3;
+      },
+      5s));
+  EXPECT_GE(e.samples["heartbeatd_snapshots_total"], 1);
+  EXPECT_GT(e.samples["heartbeatd_snapshot_size_bytes"], 0);
+  EXPECT_GT(e.samples["heartbeatd_snapshot_timestamp_seconds"], 1.7e9);
+  EXPECT_GT(e.samples["heartbeatd_data_dir_size_bytes"], 0);
+}
+
+}  // namespace
+}  // namespace heartbeatd::test
