@@ -323,13 +323,13 @@ int Daemon::run() {
   do_await_signal();
   presence_timer_.expires_after(std::chrono::milliseconds(0));
   do_presence_tick();
-  notifier_.start_watchdog(strand_);
 
   std::string listening;
   for (const auto& ep : server_.endpoints())
     listening.append(listening.empty() ? "" : ", ").append(ep);
   log::info("ready: API on {}, cluster on UDP {}", listening, cluster_->local_endpoint());
   notifier_.ready("serving the API on " + listening);
+  notifier_.start_watchdog(strand_);  // keep-alives follow READY=1
 
   std::vector<std::thread> threads;
   for (unsigned i = 1; i < config_->api.threads; ++i) threads.emplace_back([this] { io_.run(); });
