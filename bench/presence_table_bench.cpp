@@ -4,10 +4,12 @@
 #include <benchmark/benchmark.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <random>
 
 #include "membership/presence_table.h"
+#include "membership/user_watch.h"
 
 namespace {
 
@@ -114,5 +116,29 @@ BENCHMARK(BM_BytesPerUser)
     ->UseRealTime();
 
 }  // namespace
+
+// One poll of a UserWatch (what the daemon does every 100 ms for GET /v1/events and
+// hooks.users) over N watched users among the million of the shared table.
+void BM_UserWatchPoll(benchmark::State& state) {
+  using heartbeatd::membership::UserWatch;
+  PresenceTable& table = shared_table();
+  const auto n = static_cast<std::size_t>(state.range(0));
+  UserWatch watch(n);
+  std::vector<std::uint64_t> ids;
+  std::mt19937_64 rng(7);
+  while (ids.size() < n) ids.push_back(rng() % kKnownUsers);
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  std::vector<UserWatch::State> states;
+  watch.add(ids, table, now(), &states);
+  std::vector<UserWatch::Transition> out;
+  for (auto _ : state) {
+    out.clear();
+    watch.poll(table, now(), out);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(ids.size()));
+}
+BENCHMARK(BM_UserWatchPoll)->Arg(10'000)->Arg(100'000)->Arg(1'000'000)->Unit(benchmark::kMillisecond);
 
 BENCHMARK_MAIN();
