@@ -1,6 +1,6 @@
 // heartbeatctl: the pure parts (command line, requests, tables, exit-code decisions, the SSE
 // parser) on canned input, then the real binary against real daemons over the Unix socket
-// and TCP, and a fake event-stream server for watch.
+// and TCP, a fake event-stream server for watch, and the Python example client.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -817,6 +817,66 @@ TEST(CtlCluster, MemberExitsOneOnceTheKilledPeerIsNoLongerAlive) {
       << last.out;
   // And eventually convicted.
   EXPECT_TRUE(eventually([&] { return ctl(args).out.find(" dead ") != std::string::npos; }, 10s));
+}
+
+// ---------------------------------------------------------------------------------------------
+// examples/heartbeatd_client.py, the standard-library Python client.
+
+class PythonClient : public CtlDaemon {
+ protected:
+  void SetUp() override {
+    CtlDaemon::SetUp();
+    if (run_program("python3", {"-c", "import sys; assert sys.version_info >= (3, 8)"}).exit_code != 0) {
+      GTEST_SKIP() << "python3 (3.8 or later) is not installed: the Python example is not tested";
+    }
+  }
+  ProgramResult py(const std::vector<std::string>& args) {
+    std::vector<std::string> full{std::string(HEARTBEATD_SOURCE_DIR) + "/examples/heartbeatd_client.py"};
+    full.insert(full.end(), args.begin(), args.end());
+    return run_program("python3", full);
+  }
+};
+
+TEST_F(PythonClient, HeartbeatStatusAndMembersOverBothTransports) {
+  const std::vector<std::vector<std::string>> ways{
+      {"--socket", daemon_.socket_path()}, {"--http", "127.0.0.1:" + std::to_string(daemon_.port())}};
+  std::uint64_t base = 1000;
+  for (const auto& t : ways) {
+    const auto a = std::to_string(++base), b = std::to_string(++base), c = std::to_string(++base);
+    auto beat = py(with(t, {"heartbeat", a}));
+    EXPECT_EQ(beat.exit_code, 0) << beat.err;
+    EXPECT_EQ(beat.out, "heartbeat " + a + "\n");
+    auto many = py(with(t, {"heartbeat", b, c}));
+    EXPECT_EQ(many.exit_code, 0) << many.err;
+    EXPECT_EQ(many.out, "accepted 2\n");
+
+    auto one = py(with(t, {"online", a}));
+    EXPECT_EQ(one.exit_code, 0) << one.err;
+    EXPECT_EQ(one.out, a + " online\n");
+    auto none = py(with(t, {"online", "999999"}));
+    EXPECT_EQ(none.exit_code, 1) << none.err;
+    EXPECT_EQ(none.out, "999999 offline\n");
+
+    auto st = py(with(t, {"status", a, "999999", c}));
+    EXPECT_EQ(st.exit_code, 1) << st.err;
+    EXPECT_EQ(st.out, a + " online\n999999 offline\n" + c + " online\n");
+    auto all = py(with(t, {"status", a, b}));
+    EXPECT_EQ(all.exit_code, 0) << all.err;
+
+    auto members = py(with(t, {"members"}));
+    EXPECT_EQ(members.exit_code, 0) << members.err;
+    EXPECT_EQ(members.out, "test-node " + daemon_.cluster_address() + " alive\n");
+  }
+  auto bad = py({"--socket", daemon_.socket_path(), "status", "abc"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("abc"), std::string::npos) << bad.err;
+  auto refused = py({"--socket", daemon_.socket_path(), "heartbeat", "1", "2", "3", "4"});
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_NE(refused.err.find("413 batch_too_large"), std::string::npos) << refused.err;
+  TempDir dir;
+  auto gone = py({"--socket", dir.file("none.sock"), "members"});
+  EXPECT_EQ(gone.exit_code, 3);
+  EXPECT_NE(gone.err.find("cannot reach heartbeatd"), std::string::npos) << gone.err;
 }
 
 }  // namespace
