@@ -18,7 +18,8 @@ expected_files=(
   etc/heartbeatd/heartbeatd.yaml
   lib/systemd/system/heartbeatd.service
   usr/share/doc/heartbeatd/README.md
-  # heartbeatctl: usr/bin/heartbeatctl, usr/share/man/man1/heartbeatctl.1.gz (added when ctl/ lands)
+  usr/bin/heartbeatctl
+  usr/share/man/man1/heartbeatctl.1
 )
 for doc in "$source_dir"/docs/*.md; do
   expected_files+=("usr/share/doc/heartbeatd/$(basename "$doc")")
@@ -152,6 +153,8 @@ done
 step "the installed binary and configuration"
 out=$("$root/usr/bin/heartbeatd" --version) || fail "heartbeatd --version exited $?"
 [[ "$out" == "heartbeatd $version" ]] || fail "heartbeatd --version printed '$out'"
+out=$("$root/usr/bin/heartbeatctl" --version) || fail "heartbeatctl --version exited $?"
+[[ "$out" == "heartbeatctl $version" ]] || fail "heartbeatctl --version printed '$out'"
 if out=$("$root/usr/bin/heartbeatd" --check-config "$root/etc/heartbeatd/heartbeatd.yaml" 2>&1); then
   [[ "$(head -n1 <<<"$out")" == *": valid" ]] || fail "--check-config printed: $out"
 else

@@ -74,33 +74,58 @@ std::string render_yaml(const std::map<std::string, std::string>& keys) {
 }
 
 RunResult run_heartbeatd(const std::vector<std::string>& args, std::chrono::milliseconds deadline) {
+  ProgramOptions options;
+  options.deadline = deadline;
+  options.merge_output = true;
+  const ProgramResult r = run_program(heartbeatd_binary(), args, options);
+  return RunResult{r.exit_code, r.out};
+}
+
+ProgramResult run_program(const std::string& program, const std::vector<std::string>& args,
+                          const ProgramOptions& options) {
   TempDir dir;
   const std::string out_path = dir.file("out.log");
+  const std::string err_path = options.merge_output ? out_path : dir.file("err.log");
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e; ++e) {
+    const std::string_view kv = *e;
+    if (!options.env.count(std::string(kv.substr(0, kv.find('='))))) env_strings.emplace_back(kv);
+  }
+  for (const auto& [k, v] : options.env) env_strings.push_back(k + "=" + v);
+  std::vector<std::string> argv_s{program};
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+
   const pid_t pid = fork();
   if (pid < 0) throw std::runtime_error("fork failed");
   if (pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
-    const int fd = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(fd, STDOUT_FILENO);
-    dup2(fd, STDERR_FILENO);
-    std::vector<std::string> argv_s{heartbeatd_binary()};
-    argv_s.insert(argv_s.end(), args.begin(), args.end());
+    const int out_fd = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int err_fd =
+        options.merge_output ? out_fd : open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(out_fd, STDOUT_FILENO);
+    dup2(err_fd, STDERR_FILENO);
     std::vector<char*> argv;
     for (auto& a : argv_s) argv.push_back(a.data());
     argv.push_back(nullptr);
-    execv(argv[0], argv.data());
+    std::vector<char*> envp;
+    for (auto& kv : env_strings) envp.push_back(kv.data());
+    envp.push_back(nullptr);
+    execvpe(argv[0], argv.data(), envp.data());
     _exit(127);
   }
-  RunResult result;
+  if (options.while_running) options.while_running(pid, [&] { return read_file(out_path); });
+  ProgramResult result;
   int status = 0;
-  const bool done = eventually([&] { return waitpid(pid, &status, WNOHANG) == pid; }, deadline);
+  const bool done =
+      eventually([&] { return waitpid(pid, &status, WNOHANG) == pid; }, options.deadline);
   if (!done) {
     kill(pid, SIGKILL);
     waitpid(pid, &status, 0);
   } else if (WIFEXITED(status)) {
     result.exit_code = WEXITSTATUS(status);
   }
-  result.output = read_file(out_path);
+  result.out = read_file(out_path);
+  if (!options.merge_output) result.err = read_file(err_path);
   return result;
 }
 

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -34,6 +35,24 @@ struct RunResult {
 };
 RunResult run_heartbeatd(const std::vector<std::string>& args,
                          std::chrono::milliseconds deadline = std::chrono::seconds(10));
+
+// Runs any program to completion, its stdout and stderr captured apart.
+struct ProgramResult {
+  int exit_code = -1;  // -1: killed by a signal, or did not finish in time (then SIGKILLed)
+  std::string out;
+  std::string err;
+};
+struct ProgramOptions {
+  std::chrono::milliseconds deadline = std::chrono::seconds(10);
+  std::map<std::string, std::string> env;  // set (or replace) these environment variables
+  bool merge_output = false;               // stderr into `out` too
+  // Called once the program runs, with its pid and a reader of its stdout so far (say, to
+  // wait for a line and then signal it). The deadline counts from after it returns.
+  std::function<void(pid_t, const std::function<std::string()>& stdout_so_far)> while_running;
+};
+// `program` without a '/' is looked up in PATH (exit code 127 if it cannot be run).
+ProgramResult run_program(const std::string& program, const std::vector<std::string>& args,
+                          const ProgramOptions& options = {});
 
 class DaemonProcess {
  public:

@@ -1,0 +1,163 @@
+// heartbeatctl: command line in, one request to the local heartbeatd, a table (or the
+// daemon's JSON) and an exit code out. The logic lives in hb_ctl (options, commands, sse);
+// this file only wires it to argv, the environment, the clock and the terminal.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ctl/client.h"
+#include "ctl/commands.h"
+#include "ctl/options.h"
+#include "ctl/sse.h"
+#include "heartbeatd/version.h"
+
+namespace {
+
+using namespace heartbeatd::ctl;
+
+constexpr std::string_view kHelp = R"(Usage: heartbeatctl [OPTIONS] COMMAND [ARGUMENTS]
+       heartbeatctl --version | --help
+
+Asks the local heartbeatd which cluster members are alive and which users are online,
+and reports user heartbeats. Prints a table (or, with --json, the daemon's JSON) and
+exits with a status a script can test.
+
+Commands:
+  health                  the daemon's status, version, uptime and persistence;
+                          exit 0 if "ok", 1 if "degraded"
+  members                 every cluster member: NAME ADDRESS STATE INCARNATION LAST_SEEN
+  member NAME             one member; exit 0 if alive, 1 if suspect, dead, left or
+                          unknown to this node
+  user ID                 one user: USER ONLINE LAST_SEEN; exit 0 if online, 1 if not
+  users ID...             several users in one request; exit 0 if all are online, 1 if
+                          any is not
+  heartbeat ID...         report a heartbeat for each user (one request); exit 0
+  offline ID              log the user out: offline at once; exit 0
+  watch [--users ID,...] [--members NAME,...]
+                          print state changes as they happen, one line per event,
+                          starting with the current state; without --users and
+                          --members, every change. Runs until SIGINT or SIGTERM
+                          (exit 0), the daemon drops the watch (exit 1) or the stream
+                          ends (exit 3)
+
+  User ids are unsigned 64-bit integers in decimal (0 to 18446744073709551615).
+  Member names are 1 to 128 letters, digits, '.', '-' or '_'.
+
+Options (before or after the command):
+  --socket PATH           the daemon's Unix socket (default: see below)
+  --http HOST:PORT        use TCP instead, e.g. 127.0.0.1:7700 or [::1]:7700
+  --timeout DURATION      bound for connecting and the whole request, e.g. 500ms,
+                          5s, 1m (default 5s; for watch, until the stream starts)
+  --json                  print the daemon's JSON, one compact document per line
+                          (watch: each event's data with an added "event" field;
+                          heartbeat of one user and offline print nothing)
+  --version               print the version and exit
+  --help                  print this help and exit
+
+Default socket, the first that applies:
+  $HEARTBEATD_SOCKET, if set
+  /run/heartbeatd/heartbeatd.sock, if it exists (the systemd service)
+  $XDG_RUNTIME_DIR/heartbeatd.sock, if XDG_RUNTIME_DIR is set
+  /tmp/heartbeatd-<uid>/heartbeatd.sock
+  (a path longer than 107 bytes is replaced by /tmp/heartbeatd-<uid>.sock, as the
+  daemon does)
+
+Exit codes:
+  0  alive, online, ok, or done
+  1  not alive, not online, degraded; or the daemon refused the request (4xx, such
+     as an unknown member), its message on stderr; or the daemon dropped a watch
+  2  usage error: unknown command or option, missing or invalid argument
+  3  the daemon is unreachable: no socket, connection refused, no answer within
+     --timeout, an answer that is not HTTP or not heartbeatd's, a 5xx error, or a
+     watch stream that ended
+Manual: man heartbeatctl. HTTP API: docs/API.md.
+)";
+
+Environment process_environment() {
+  return Environment{
+      [](const char* name) -> std::optional<std::string> {
+        const char* v = std::getenv(name);
+        return v ? std::optional<std::string>(v) : std::nullopt;
+      },
+      [](const std::string& path) {
+        struct stat st;
+        return stat(path.c_str(), &st) == 0;
+      },
+      static_cast<unsigned>(getuid())};
+}
+
+std::int64_t now_ms() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+void print(std::FILE* f, const std::string& text) {
+  std::fwrite(text.data(), 1, text.size(), f);
+  std::fflush(f);
+}
+
+int finish(const Outcome& outcome) {
+  print(stdout, outcome.out);
+  print(stderr, outcome.err);
+  return outcome.exit_code;
+}
+
+int watch(const Options& o) {
+  SseParser parser;
+  std::vector<SseEvent> events;
+  std::optional<int> exit_code;
+  bool interrupted = false;
+  const auto answer = stream(
+      o, build_request(o),
+      [&](std::string_view bytes) {
+        events.clear();
+        parser.feed(bytes, events);
+        for (const auto& event : events) {
+          const EventOutcome e = interpret_event(event, o.json);
+          print(stdout, e.out);
+          print(stderr, e.err);
+          if (e.exit_code) {
+            exit_code = e.exit_code;
+            return false;
+          }
+        }
+        return true;
+      },
+      &interrupted);
+  if (answer) return finish(interpret(o, *answer, now_ms()));
+  if (exit_code) return *exit_code;
+  return kExitOk;  // interrupted
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const auto parsed = parse_args(std::vector<std::string>(argv + 1, argv + argc), process_environment());
+  if (std::holds_alternative<ShowHelp>(parsed)) {
+    print(stdout, std::string(kHelp));
+    return kExitOk;
+  }
+  if (std::holds_alternative<ShowVersion>(parsed)) {
+    print(stdout, std::string("heartbeatctl ") + heartbeatd::kVersion + "\n");
+    return kExitOk;
+  }
+  if (const auto* usage = std::get_if<UsageError>(&parsed)) {
+    print(stderr, usage_message(usage->message));
+    return kExitUsage;
+  }
+  const Options& o = std::get<Options>(parsed);
+  try {
+    if (o.command == Command::watch) return watch(o);
+    const HttpAnswer answer = fetch(o, build_request(o));
+    return finish(interpret(o, answer, now_ms()));
+  } catch (const Unreachable& e) {
+    print(stderr, std::string("heartbeatctl: ") + e.what() + "\n");
+    return kExitUnreachable;
+  }
+}

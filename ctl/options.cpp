@@ -1,0 +1,240 @@
+#include "ctl/options.h"
+
+#include <fmt/format.h>
+
+#include "membership/wire_codec.h"
+#include "transport/user_ids.h"
+
+namespace heartbeatd::ctl {
+namespace {
+
+// The longest path a sockaddr_un holds (108 bytes with the terminating NUL), as in the daemon.
+constexpr std::size_t kMaxSocketPath = 107;
+
+struct CommandInfo {
+  std::string_view name;
+  Command command;
+};
+constexpr CommandInfo kCommands[] = {
+    {"health", Command::health}, {"members", Command::members},     {"member", Command::member},
+    {"user", Command::user},     {"users", Command::users},         {"heartbeat", Command::heartbeat},
+    {"offline", Command::offline}, {"watch", Command::watch},
+};
+
+std::optional<Command> find_command(std::string_view name) {
+  for (const auto& c : kCommands) {
+    if (c.name == name) return c.command;
+  }
+  return std::nullopt;
+}
+
+// Thrown inside the parser only; parse_args turns it into a UsageError value.
+struct Usage {
+  std::string message;
+};
+
+std::uint64_t user_id(std::string_view text) {
+  std::string why;
+  auto id = transport::parse_user_id(text, &why);
+  if (!id) throw Usage{fmt::format("bad user id '{}': {}", text, why)};
+  return *id;
+}
+
+std::string member_name(std::string_view text) {
+  if (!membership::valid_name(text)) {
+    throw Usage{fmt::format("bad member name '{}': expected 1 to 128 letters, digits, '.', '-' or '_'",
+                            text)};
+  }
+  return std::string(text);
+}
+
+// "1,2,3" -> its items; an empty item is an error.
+std::vector<std::string_view> split_list(std::string_view option, std::string_view list) {
+  std::vector<std::string_view> items;
+  std::size_t start = 0;
+  while (true) {
+    const auto comma = list.find(',', start);
+    const auto item = list.substr(start, comma == std::string_view::npos ? comma : comma - start);
+    if (item.empty()) throw Usage{fmt::format("{}: empty item in '{}'", option, list)};
+    items.push_back(item);
+    if (comma == std::string_view::npos) return items;
+    start = comma + 1;
+  }
+}
+
+void expect_count(std::string_view command, const std::vector<std::string>& operands,
+                  std::size_t min, std::size_t max, std::string_view what) {
+  const auto n = operands.size();
+  if (n < min) {
+    throw Usage{fmt::format("{} needs {} {}", command, max == 1 ? "a" : "at least one", what)};
+  }
+  if (n > max) {
+    throw Usage{max == 0 ? fmt::format("{} takes no arguments, got '{}'", command, operands[0])
+                         : fmt::format("{} takes exactly one {}, got {}", command, what, n)};
+  }
+}
+
+Options parse(const std::vector<std::string>& args, const Environment& env) {
+  Options o;
+  std::optional<std::string> socket;
+  std::optional<std::string> users_list, members_list;
+  bool timeout_given = false;
+  std::optional<std::string> command_name;
+  std::vector<std::string> operands;
+
+  auto value = [&](std::size_t& i, std::string_view option, std::string_view what,
+                   std::optional<std::string_view> inline_value) -> std::string {
+    if (inline_value) return std::string(*inline_value);
+    if (i + 1 >= args.size()) throw Usage{fmt::format("{} needs a {} argument", option, what)};
+    return args[++i];
+  };
+  auto once = [](bool given, std::string_view option) {
+    if (given) throw Usage{fmt::format("{} given twice", option)};
+  };
+
+  bool options_done = false;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    std::string_view arg = args[i];
+    // "-1" is an operand (a bad user id, reported as such), not an option.
+    const bool negative_number = arg.size() > 1 && arg[0] == '-' && arg[1] >= '0' && arg[1] <= '9';
+    if (options_done || !arg.starts_with("-") || arg == "-" || negative_number) {
+      if (!command_name) {
+        command_name = std::string(arg);
+      } else {
+        operands.emplace_back(arg);
+      }
+      continue;
+    }
+    if (arg == "--") {
+      options_done = true;
+      continue;
+    }
+    std::optional<std::string_view> inline_value;
+    if (const auto eq = arg.find('='); arg.starts_with("--") && eq != std::string_view::npos) {
+      inline_value = arg.substr(eq + 1);
+      arg = arg.substr(0, eq);
+    }
+    auto no_value = [&] {
+      if (inline_value) throw Usage{fmt::format("{} takes no value", arg)};
+    };
+    if (arg == "--help" || arg == "-h") {
+      no_value();
+      throw ShowHelp{};
+    }
+    if (arg == "--version") {
+      no_value();
+      throw ShowVersion{};
+    }
+    if (arg == "--json") {
+      no_value();
+      o.json = true;
+    } else if (arg == "--socket") {
+      once(socket.has_value(), arg);
+      socket = value(i, arg, "PATH", inline_value);
+      if (socket->empty()) throw Usage{"--socket: the path is empty"};
+      if (socket->size() > kMaxSocketPath) {
+        throw Usage{fmt::format("--socket: the path is longer than {} bytes", kMaxSocketPath)};
+      }
+    } else if (arg == "--http") {
+      once(o.http.has_value(), arg);
+      const std::string v = value(i, arg, "HOST:PORT", inline_value);
+      std::string why;
+      o.http = parse_host_port(v, &why);
+      if (!o.http) {
+        throw Usage{fmt::format("--http: bad address '{}': {} (expected HOST:PORT, such as "
+                                "127.0.0.1:7700 or [::1]:7700)", v, why)};
+      }
+    } else if (arg == "--timeout") {
+      once(timeout_given, arg);
+      timeout_given = true;
+      const std::string v = value(i, arg, "DURATION", inline_value);
+      auto d = parse_duration(v);
+      if (!d || *d <= std::chrono::milliseconds(0) || *d > std::chrono::hours(1)) {
+        throw Usage{fmt::format("--timeout: expected a duration from 1ms to 1h (such as 500ms, "
+                                "5s, 1m), got '{}'", v)};
+      }
+      o.timeout = *d;
+    } else if (arg == "--users") {
+      once(users_list.has_value(), arg);
+      users_list = value(i, arg, "ID,... list", inline_value);
+    } else if (arg == "--members") {
+      once(members_list.has_value(), arg);
+      members_list = value(i, arg, "NAME,... list", inline_value);
+    } else {
+      throw Usage{fmt::format("unknown option '{}'", args[i])};
+    }
+  }
+
+  if (socket && o.http) throw Usage{"--socket and --http cannot be used together"};
+  o.socket_path = o.http ? std::string() : socket ? *socket : default_socket_path(env);
+
+  if (!command_name) throw Usage{"no command given"};
+  const auto command = find_command(*command_name);
+  if (!command) throw Usage{fmt::format("unknown command '{}'", *command_name)};
+  o.command = *command;
+  const std::string_view name = *command_name;
+  if (o.command != Command::watch && (users_list || members_list)) {
+    throw Usage{fmt::format("{} is an option of watch only", users_list ? "--users" : "--members")};
+  }
+
+  switch (o.command) {
+    case Command::health:
+    case Command::members:
+      expect_count(name, operands, 0, 0, "");
+      break;
+    case Command::member:
+      expect_count(name, operands, 1, 1, "NAME");
+      o.member = member_name(operands[0]);
+      break;
+    case Command::user:
+    case Command::offline:
+      expect_count(name, operands, 1, 1, "ID");
+      o.users.push_back(user_id(operands[0]));
+      break;
+    case Command::users:
+    case Command::heartbeat:
+      expect_count(name, operands, 1, SIZE_MAX, "ID");
+      for (const auto& id : operands) o.users.push_back(user_id(id));
+      break;
+    case Command::watch:
+      expect_count(name, operands, 0, 0, "");
+      if (users_list) {
+        for (auto id : split_list("--users", *users_list)) o.users.push_back(user_id(id));
+      }
+      if (members_list) {
+        for (auto m : split_list("--members", *members_list)) o.members.push_back(member_name(m));
+      }
+      break;
+  }
+  return o;
+}
+
+}  // namespace
+
+std::string default_socket_path(const Environment& env) {
+  auto nonempty = [&](const char* name) {
+    auto v = env.getenv(name);
+    return v && !v->empty() ? v : std::nullopt;
+  };
+  const std::string uid = std::to_string(env.uid);
+  if (auto explicit_path = nonempty("HEARTBEATD_SOCKET")) return *explicit_path;
+  if (env.exists(std::string(kSystemdSocket))) return std::string(kSystemdSocket);
+  std::string path = "/tmp/heartbeatd-" + uid + "/heartbeatd.sock";
+  if (auto xdg = nonempty("XDG_RUNTIME_DIR")) path = *xdg + "/heartbeatd.sock";
+  if (path.size() > kMaxSocketPath) path = "/tmp/heartbeatd-" + uid + ".sock";
+  return path;
+}
+
+ParseResult parse_args(const std::vector<std::string>& args, const Environment& env) {
+  try {
+    return parse(args, env);
+  } catch (const Usage& u) {
+    return UsageError{u.message};
+  } catch (const ShowHelp& h) {
+    return h;
+  } catch (const ShowVersion& v) {
+    return v;
+  }
+}
+
+}  // namespace heartbeatd::ctl

@@ -1,0 +1,61 @@
+// heartbeatctl's command line: global options, the command and its arguments, parsed into a
+// plain value. Pure (the environment and the file system come in as functions) so every
+// rule, and every usage error, is unit-tested.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "daemon/config.h"
+
+namespace heartbeatd::ctl {
+
+// Exit codes (heartbeatctl --help, docs/heartbeatctl.1).
+inline constexpr int kExitOk = 0;           // alive / online / success
+inline constexpr int kExitNegative = 1;     // not alive / offline / degraded / API error
+inline constexpr int kExitUsage = 2;        // bad command line
+inline constexpr int kExitUnreachable = 3;  // no daemon, timeout, not HTTP, 5xx
+
+enum class Command { health, members, member, user, users, heartbeat, offline, watch };
+
+struct Options {
+  // Exactly one of them: the Unix socket path, or --http.
+  std::string socket_path;
+  std::optional<HostPort> http;
+  std::chrono::milliseconds timeout{5000};
+  bool json = false;
+  Command command = Command::health;
+  std::string member;                 // member NAME
+  std::vector<std::uint64_t> users;   // user, users, heartbeat, offline; watch --users
+  std::vector<std::string> members;   // watch --members
+};
+
+struct ShowHelp {};
+struct ShowVersion {};
+struct UsageError {
+  std::string message;  // without the "heartbeatctl: " prefix and the --help hint
+};
+using ParseResult = std::variant<Options, ShowHelp, ShowVersion, UsageError>;
+
+// Where the client looks for the daemon's socket when --socket and --http are absent:
+// $HEARTBEATD_SOCKET; /run/heartbeatd/heartbeatd.sock if it exists (the systemd unit);
+// $XDG_RUNTIME_DIR/heartbeatd.sock; /tmp/heartbeatd-<uid>/heartbeatd.sock. Like the daemon,
+// a path longer than a socket address holds becomes /tmp/heartbeatd-<uid>.sock.
+struct Environment {
+  std::function<std::optional<std::string>(const char*)> getenv;
+  std::function<bool(const std::string&)> exists;
+  unsigned uid = 0;
+};
+inline constexpr std::string_view kSystemdSocket = "/run/heartbeatd/heartbeatd.sock";
+std::string default_socket_path(const Environment& env);
+
+// argv without the program name.
+ParseResult parse_args(const std::vector<std::string>& args, const Environment& env);
+
+}  // namespace heartbeatd::ctl

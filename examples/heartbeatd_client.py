@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""A heartbeatd client in plain Python 3 (standard library only).
+
+Talks to the local daemon over its Unix socket (default) or TCP, with the routes of
+docs/API.md:
+
+    from heartbeatd_client import Client
+    hb = Client(socket_path="/run/heartbeatd/heartbeatd.sock")   # or Client(http="127.0.0.1:7700")
+    hb.heartbeat(42)                  # user 42 is online
+    hb.heartbeat_many([1, 2, 3])      # a gateway's batch -> 3 accepted
+    hb.is_online(42)                  # True
+    hb.status([42, 7])                # [{"user": 42, "online": True, "last_seen_ms": ...}, ...]
+    hb.members()                      # [{"name": "db-1", "state": "alive", ...}, ...]
+
+As a command:
+
+    python3 examples/heartbeatd_client.py --socket PATH status 1 2 3
+
+Exit codes as heartbeatctl's: 0 online/success, 1 offline or the daemon refused the request,
+2 usage error, 3 daemon unreachable.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import socket
+import sys
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """http.client over a Unix stream socket: only connect() differs."""
+
+    def __init__(self, path, timeout):
+        super().__init__("localhost", timeout=timeout)
+        self.path = path
+
+    def connect(self):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self.path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+class ApiError(Exception):
+    """The daemon answered with an error status (docs/API.md, "Errors")."""
+
+    def __init__(self, status, error, message):
+        super().__init__(f"{status} {error}: {message}")
+        self.status = status
+        self.error = error
+
+
+def default_socket():
+    """The socket heartbeatctl uses without --socket (heartbeatctl --help)."""
+    if os.environ.get("HEARTBEATD_SOCKET"):
+        return os.environ["HEARTBEATD_SOCKET"]
+    if os.path.exists("/run/heartbeatd/heartbeatd.sock"):
+        return "/run/heartbeatd/heartbeatd.sock"
+    if os.environ.get("XDG_RUNTIME_DIR"):
+        return os.path.join(os.environ["XDG_RUNTIME_DIR"], "heartbeatd.sock")
+    return f"/tmp/heartbeatd-{os.getuid()}/heartbeatd.sock"
+
+
+class Client:
+    def __init__(self, socket_path=None, http=None, timeout=5.0):
+        """socket_path: the daemon's Unix socket; or http: "host:port" ("[::1]:7700")."""
+        self.socket_path = None if http else (socket_path or default_socket())
+        self.http = http
+        self.timeout = timeout
+
+    def _connection(self):
+        if self.socket_path:
+            return UnixHTTPConnection(self.socket_path, self.timeout)
+        host, _, port = self.http.rpartition(":")
+        return http.client.HTTPConnection(host.strip("[]"), int(port), timeout=self.timeout)
+
+    def _call(self, method, path, body=None):
+        """One request; the decoded JSON answer (None for 204). Raises ApiError or OSError."""
+        conn = self._connection()
+        try:
+            headers = {"Content-Type": "application/json"} if body is not None else {}
+            conn.request(method, path, body=None if body is None else json.dumps(body), headers=headers)
+            response = conn.getresponse()
+            data = response.read()
+        finally:
+            conn.close()
+        if response.status >= 400:
+            try:
+                err = json.loads(data)
+                raise ApiError(response.status, err["error"], err["message"])
+            except (ValueError, KeyError, TypeError):
+                raise ApiError(response.status, response.reason, data.decode(errors="replace"))
+        return json.loads(data) if data else None
+
+    def heartbeat(self, user):
+        self._call("POST", f"/v1/users/{int(user)}/heartbeat")
+
+    def heartbeat_many(self, users):
+        """Returns how many heartbeats the daemon accepted."""
+        return self._call("POST", "/v1/users/heartbeat", {"users": [int(u) for u in users]})["accepted"]
+
+    def is_online(self, user):
+        return self._call("GET", f"/v1/users/{int(user)}")["online"]
+
+    def status(self, users):
+        """[{"user": id, "online": bool, "last_seen_ms": int or None}, ...] in request order."""
+        return self._call("POST", "/v1/users/status", {"users": [int(u) for u in users]})["users"]
+
+    def members(self):
+        return self._call("GET", "/v1/members")["members"]
+
+
+def user_id(text):
+    """argparse type: an unsigned 64-bit id in decimal, as the daemon accepts."""
+    if not text.isdigit() or not text.isascii() or int(text) >= 2**64:
+        raise argparse.ArgumentTypeError(f"bad user id '{text}': expected 0 to 18446744073709551615")
+    return int(text)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Ask the local heartbeatd about users and members.")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--socket", help="the daemon's Unix socket (default as heartbeatctl's)")
+    where.add_argument("--http", metavar="HOST:PORT", help="use TCP, such as 127.0.0.1:7700")
+    parser.add_argument("--timeout", type=float, default=5.0, help="seconds (default 5)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("heartbeat", help="report users online").add_argument("users", type=user_id, nargs="+")
+    commands.add_parser("online", help="exit 0 if the user is online").add_argument("user", type=user_id)
+    commands.add_parser("status", help="one line per user").add_argument("users", type=user_id, nargs="+")
+    commands.add_parser("members", help="the cluster as this node sees it")
+    args = parser.parse_args(argv)
+
+    hb = Client(socket_path=args.socket, http=args.http, timeout=args.timeout)
+    try:
+        if args.command == "heartbeat":
+            if len(args.users) == 1:
+                hb.heartbeat(args.users[0])
+                print(f"heartbeat {args.users[0]}")
+            else:
+                print(f"accepted {hb.heartbeat_many(args.users)}")
+            return 0
+        if args.command == "online":
+            online = hb.is_online(args.user)
+            print(f"{args.user} {'online' if online else 'offline'}")
+            return 0 if online else 1
+        if args.command == "status":
+            answers = hb.status(args.users)
+            for u in answers:
+                print(f"{u['user']} {'online' if u['online'] else 'offline'}")
+            return 0 if all(u["online"] for u in answers) else 1
+        for m in hb.members():
+            print(f"{m['name']} {m['address']} {m['state']}")
+        return 0
+    except ApiError as e:
+        print(f"heartbeatd: {e}", file=sys.stderr)
+        return 3 if e.status >= 500 else 1
+    except (OSError, http.client.HTTPException, ValueError) as e:
+        target = f"http://{args.http}" if args.http else hb.socket_path
+        print(f"cannot reach heartbeatd at {target}: {e}", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())
