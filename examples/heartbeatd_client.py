@@ -11,10 +11,13 @@ docs/API.md:
     hb.is_online(42)                  # True
     hb.status([42, 7])                # [{"user": 42, "online": True, "last_seen_ms": ...}, ...]
     hb.members()                      # [{"name": "db-1", "state": "alive", ...}, ...]
+    for e in hb.events(users=[42], members=["db-1"]):   # GET /v1/events, as changes happen
+        print(e)                      # {"event": "user", "user": 42, "online": False, ...}
 
 As a command:
 
     python3 examples/heartbeatd_client.py --socket PATH status 1 2 3
+    python3 examples/heartbeatd_client.py watch --users 42 --members db-1   # JSON lines
 
 Exit codes as heartbeatctl's: 0 online/success, 1 offline or the daemon refused the request,
 2 usage error, 3 daemon unreachable.
@@ -24,6 +27,7 @@ import argparse
 import http.client
 import json
 import os
+import signal
 import socket
 import sys
 
@@ -79,6 +83,14 @@ class Client:
         host, _, port = self.http.rpartition(":")
         return http.client.HTTPConnection(host.strip("[]"), int(port), timeout=self.timeout)
 
+    @staticmethod
+    def _raise_for(response, data):
+        try:
+            err = json.loads(data)
+            raise ApiError(response.status, err["error"], err["message"])
+        except (ValueError, KeyError, TypeError):
+            raise ApiError(response.status, response.reason, data.decode(errors="replace"))
+
     def _call(self, method, path, body=None):
         """One request; the decoded JSON answer (None for 204). Raises ApiError or OSError."""
         conn = self._connection()
@@ -90,12 +102,48 @@ class Client:
         finally:
             conn.close()
         if response.status >= 400:
-            try:
-                err = json.loads(data)
-                raise ApiError(response.status, err["error"], err["message"])
-            except (ValueError, KeyError, TypeError):
-                raise ApiError(response.status, response.reason, data.decode(errors="replace"))
+            self._raise_for(response, data)
         return json.loads(data) if data else None
+
+    def events(self, users=(), members=None):
+        """Yields GET /v1/events as dicts with an "event" key ("member", "user", "dropped"):
+        first the current state ("initial": True), then changes as they happen. users: ids to
+        follow; members: names to follow (None: all, []: none). Ends when the daemon closes
+        the stream (it stopped, or dropped this slow reader after a "dropped" event)."""
+        query = []
+        if users:
+            query.append("users=" + ",".join(str(int(u)) for u in users))
+        if members is not None:
+            query.append("members=" + ",".join(members))
+        conn = self._connection()
+        try:
+            conn.connect()
+            sock = conn.sock  # the response takes it over (Connection: close)
+            conn.request("GET", "/v1/events" + ("?" + "&".join(query) if query else ""),
+                         headers={"Accept": "text/event-stream"})
+            response = conn.getresponse()
+            if response.status != 200:
+                self._raise_for(response, response.read())
+            sock.settimeout(None)  # a quiet stream is fine: the daemon sends keepalives
+            event, data = None, []
+            while True:
+                line = response.readline()
+                if not line:
+                    return
+                line = line.decode().rstrip("\r\n")
+                if not line:  # a blank line ends an event
+                    if data:
+                        yield {"event": event or "message", **json.loads("\n".join(data))}
+                    event, data = None, []
+                elif not line.startswith(":"):  # ":" starts a comment (keepalive)
+                    field, _, value = line.partition(":")
+                    value = value[1:] if value.startswith(" ") else value
+                    if field == "event":
+                        event = value
+                    elif field == "data":
+                        data.append(value)
+        finally:
+            conn.close()
 
     def heartbeat(self, user):
         self._call("POST", f"/v1/users/{int(user)}/heartbeat")
@@ -122,6 +170,10 @@ def user_id(text):
     return int(text)
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Ask the local heartbeatd about users and members.")
     where = parser.add_mutually_exclusive_group()
@@ -133,6 +185,9 @@ def main(argv=None):
     commands.add_parser("online", help="exit 0 if the user is online").add_argument("user", type=user_id)
     commands.add_parser("status", help="one line per user").add_argument("users", type=user_id, nargs="+")
     commands.add_parser("members", help="the cluster as this node sees it")
+    watch = commands.add_parser("watch", help="print events as JSON lines until the stream ends")
+    watch.add_argument("--users", type=lambda t: [user_id(u) for u in t.split(",") if u], default=[])
+    watch.add_argument("--members", type=lambda t: [m for m in t.split(",") if m], default=None)
     args = parser.parse_args(argv)
 
     hb = Client(socket_path=args.socket, http=args.http, timeout=args.timeout)
@@ -153,8 +208,18 @@ def main(argv=None):
             for u in answers:
                 print(f"{u['user']} {'online' if u['online'] else 'offline'}")
             return 0 if all(u["online"] for u in answers) else 1
+        if args.command == "watch":
+            signal.signal(signal.SIGTERM, _interrupt)
+            for e in hb.events(users=args.users, members=args.members):
+                print(json.dumps(e), flush=True)
+                if e["event"] == "dropped":
+                    return 1
+            print("heartbeatd closed the event stream", file=sys.stderr)
+            return 3
         for m in hb.members():
             print(f"{m['name']} {m['address']} {m['state']}")
+        return 0
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM ends a watch
         return 0
     except ApiError as e:
         print(f"heartbeatd: {e}", file=sys.stderr)

@@ -791,6 +791,23 @@ TEST(CtlWatch, ARefusedWatchShowsTheDaemonsError) {
   EXPECT_EQ(r.err, "heartbeatctl: the daemon refused the request: 400 bad_request: users: bad id x\n");
 }
 
+// Against the daemon's own stream: the initial state, a change as it happens, SIGTERM.
+TEST_F(CtlDaemon, WatchFollowsTheDaemonsEventStream) {
+  ProgramOptions options;
+  options.while_running = [&](pid_t pid, const std::function<std::string()>& out) {
+    EXPECT_TRUE(eventually([&] { return out().find("user 77 offline (initial)") != std::string::npos; }))
+        << out();
+    EXPECT_EQ(http_tcp(daemon_.port(), "POST", "/v1/users/77/heartbeat").status, 204);
+    EXPECT_TRUE(eventually([&] { return out().find("user 77 online\n") != std::string::npos; }))
+        << out();
+    kill(pid, SIGTERM);
+  };
+  auto r = ctl({"--socket", daemon_.socket_path(), "watch", "--users", "77"}, options);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find(" member test-node alive (incarnation "), std::string::npos) << r.out;
+  EXPECT_LT(r.out.find("user 77 offline (initial)"), r.out.find("user 77 online\n")) << r.out;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Two daemons: member NAME follows the peer's fate.
 
@@ -830,10 +847,10 @@ class PythonClient : public CtlDaemon {
       GTEST_SKIP() << "python3 (3.8 or later) is not installed: the Python example is not tested";
     }
   }
-  ProgramResult py(const std::vector<std::string>& args) {
+  ProgramResult py(const std::vector<std::string>& args, ProgramOptions options = {}) {
     std::vector<std::string> full{std::string(HEARTBEATD_SOURCE_DIR) + "/examples/heartbeatd_client.py"};
     full.insert(full.end(), args.begin(), args.end());
-    return run_program("python3", full);
+    return run_program("python3", full, options);
   }
 };
 
@@ -873,6 +890,35 @@ TEST_F(PythonClient, HeartbeatStatusAndMembersOverBothTransports) {
   auto refused = py({"--socket", daemon_.socket_path(), "heartbeat", "1", "2", "3", "4"});
   EXPECT_EQ(refused.exit_code, 1);
   EXPECT_NE(refused.err.find("413 batch_too_large"), std::string::npos) << refused.err;
+  // watch: JSON lines, the initial state first, then changes; SIGTERM ends it.
+  ProgramOptions options;
+  options.while_running = [&](pid_t pid, const std::function<std::string()>& out) {
+    EXPECT_TRUE(eventually([&] { return out().find("\"user\": 555") != std::string::npos; })) << out();
+    EXPECT_EQ(http_tcp(daemon_.port(), "POST", "/v1/users/555/heartbeat").status, 204);
+    EXPECT_TRUE(eventually([&] {
+      const std::string text = out();
+      return std::count(text.begin(), text.end(), '\n') >= 2;
+    })) << out();
+    kill(pid, SIGTERM);
+  };
+  auto watch = py({"--socket", daemon_.socket_path(), "watch", "--users", "555", "--members", ""},
+                  options);
+  EXPECT_EQ(watch.exit_code, 0) << watch.err;
+  std::vector<json::object> events;
+  std::size_t start = 0;
+  while (start < watch.out.size()) {
+    const std::size_t nl = watch.out.find('\n', start);
+    events.push_back(json::parse(watch.out.substr(start, nl - start)).as_object());
+    start = nl + 1;
+  }
+  ASSERT_GE(events.size(), 2u) << watch.out;
+  EXPECT_EQ(events[0]["event"], "user");
+  EXPECT_EQ(events[0]["user"], 555);
+  EXPECT_EQ(events[0]["online"], false);
+  EXPECT_EQ(events[0]["initial"], true);
+  EXPECT_EQ(events[1]["online"], true);
+  EXPECT_EQ(events[1]["initial"], false);
+
   TempDir dir;
   auto gone = py({"--socket", dir.file("none.sock"), "members"});
   EXPECT_EQ(gone.exit_code, 3);
