@@ -400,7 +400,7 @@ const std::vector<Field>& fields() {
         "events.max_subscribers", false, 1, 100'000,
         [](auto& c) -> auto& { return c.events.max_subscribers; }));
     f.push_back(int_field<std::size_t>(
-        "events.max_watched_users", false, 1, 1'000'000,
+        "events.max_watched_users", false, 1, 100'000,
         [](auto& c) -> auto& { return c.events.max_watched_users; }));
     f.push_back(size_field(
         "events.max_queue_bytes", 4096, std::size_t{64} << 20,
@@ -523,8 +523,10 @@ void walk(Config& cfg, const YAML::Node& map, const std::string& prefix, int lin
   }
 }
 
-// Checks that involve more than one key.
-void validate(const Config& c) {
+// Checks that involve more than one key, and (check_files) that hook programs exist: at
+// start and in --check-config, not at SIGHUP (hooks are read at start only; a hook file
+// being replaced must not make reloads of other keys fail).
+void validate(const Config& c, bool check_files = true) {
   if (!c.api.http && c.api.unix_socket.empty()) {
     throw ParseError{0, "api.http and api.unix_socket are both disabled: enable at least one"};
   }
@@ -544,8 +546,14 @@ void validate(const Config& c) {
                                     "events.max_watched_users ({})",
                                     c.hooks.users.size(), c.events.max_watched_users)};
   }
+  if (c.events.max_subscribers >= c.api.max_connections) {
+    throw ParseError{0, fmt::format("events.max_subscribers ({}) must be below "
+                                    "api.max_connections ({}): each stream holds a connection, "
+                                    "and requests need some too",
+                                    c.events.max_subscribers, c.api.max_connections)};
+  }
   for (const auto* hook : {&c.hooks.on_member_change, &c.hooks.on_user_change}) {
-    if (hook->empty()) continue;
+    if (hook->empty() || !check_files) continue;
     struct stat st {};
     if (stat(hook->c_str(), &st) != 0) {
       throw ParseError{0, fmt::format("hook {}: {}", *hook, std::strerror(errno))};
@@ -708,7 +716,7 @@ ReloadPlan plan_reload(const Config& current, const Config& next) {
     }
   }
   try {
-    validate(plan.effective);
+    validate(plan.effective, false);
   } catch (const ParseError& e) {
     plan.error = "with the keys that need a restart kept at their running values, " + e.text;
   }

@@ -178,6 +178,7 @@ int Daemon::start_cluster() {
                               std::optional<membership::MemberState> before) {
     events_->member_changed(m, before);
   };
+  o.on_member_forgotten = [this](const std::string& name) { events_->member_forgotten(name); };
   cluster_ =
       std::make_unique<transport::ClusterTransport>(std::move(o), clock_, std::random_device{}());
   try {
@@ -312,12 +313,16 @@ int Daemon::run() {
   }
   snapshotter_->start();
   events_->seed_members(cluster_->members());
+  if (config_->hooks.on_user_change.empty() && !config_->hooks.users.empty()) {
+    log::warning("hooks.users lists {} users but hooks.on_user_change is not set: ignored",
+                 config_->hooks.users.size());
+  }
   // After the restore: users online before a restart are not reported as coming online.
   if (!config_->hooks.on_member_change.empty() || !config_->hooks.on_user_change.empty()) {
     const auto& users = config_->hooks.on_user_change.empty() ? std::vector<std::uint64_t>{}
                                                               : config_->hooks.users;
+    hooks_->start();                         // its workers exist before any event reaches it
     events_->set_sink(hooks_.get(), users);  // within events.max_watched_users (config check)
-    hooks_->start();
   }
   server_.start();
   do_await_signal();

@@ -53,7 +53,15 @@ std::string one_line(std::string s) {
   if (s.size() > kLoggedOutput) s.resize(kLoggedOutput);
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
   std::string out;
-  for (char c : s) out += c == '\n' ? std::string(" | ") : std::string(1, c);
+  for (char c : s) {
+    if (c == '\n') {
+      out += " | ";
+    } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      out += '?';  // control bytes of a hook's output never reach the log as such
+    } else {
+      out += c;
+    }
+  }
   return out;
 }
 
@@ -73,7 +81,6 @@ void HookRunner::start() {
   if (options_.on_member_change.empty() && options_.on_user_change.empty()) return;
   stop_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   const std::size_t n = std::max(1u, options_.max_concurrent);
-  per_worker_queue_ = std::max<std::size_t>(1, (options_.max_queue + n - 1) / n);
   for (std::size_t i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>());
   for (auto& w : workers_) w->thread = std::thread([this, w = w.get()] { work(*w); });
 }
@@ -127,16 +134,18 @@ void HookRunner::user(const transport::UserEvent& e) {
 }
 
 void HookRunner::enqueue(std::size_t subject_hash, Job job) {
-  if (workers_.empty() || stopping_) return;
+  if (workers_.empty()) return;  // start() was not called: no hooks configured
   Worker& w = *workers_[subject_hash % workers_.size()];
-  {
+  // One bound for all the queues (hooks.max_queue), so one busy subject may use all of it.
+  if (queued_.fetch_add(1) < options_.max_queue) {
     std::lock_guard lock(w.mu);
-    if (w.queue.size() < per_worker_queue_) {
+    if (!stopping_) {
       w.queue.push_back(std::move(job));
       w.cv.notify_one();
       return;
     }
   }
+  queued_.fetch_sub(1);
   const auto dropped = counters_[job.kind].dropped.fetch_add(1) + 1;
   // One line per power of two: a flood is visible without flooding the log.
   if ((dropped & (dropped - 1)) == 0) {
@@ -155,6 +164,7 @@ void HookRunner::work(Worker& w) {
       job = std::move(w.queue.front());
       w.queue.pop_front();
     }
+    queued_.fetch_sub(1);
     run(job);
   }
 }
@@ -182,6 +192,10 @@ void HookRunner::run(const Job& job) {
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&actions, out[1], 1);
   posix_spawn_file_actions_adddup2(&actions, out[1], 2);
+  // Nothing else of the daemon's: Asio's sockets are not close-on-exec, and a hook (or
+  // what it leaves running) holding a listener or a client connection would keep the port
+  // taken after a restart, or a closed connection open.
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   // Its own process group, so a timeout kills whatever it started too; default signal
@@ -252,8 +266,11 @@ void HookRunner::run(const Job& job) {
   }
   if (!exited) kill(-pid, SIGKILL);
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  pid_t waited;
+  while ((waited = waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
   }
+  // Only if SIGCHLD were ignored (main() resets it) would the kernel reap it for us.
+  const bool status_known = waited == pid;
   if (out_open) read_output();  // what it wrote before exiting
   if (pidfd >= 0) close(pidfd);
   close(out[0]);
@@ -267,6 +284,10 @@ void HookRunner::run(const Job& job) {
     count.timed_out.fetch_add(1);
     log::warning("hook {} for {}: killed after hooks.timeout ({} ms); output: {}", program,
                  job.subject, options_.timeout.count(), one_line(output));
+  } else if (!status_known) {
+    count.failed.fetch_add(1);
+    log::warning("hook {} for {}: exit status unknown ({}); output: {}", program, job.subject,
+                 std::strerror(errno), one_line(output));
   } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
     count.succeeded.fetch_add(1);
     log::debug("hook {} for {}: done in {} ms", program, job.subject, took.count());

@@ -6,8 +6,9 @@
 //
 // Bounded: hooks.max_concurrent workers, each with its own queue; all events of one subject
 // (a member name, a user id) go to the same worker, so they run in the order they happened,
-// while different subjects run side by side. Queues hold hooks.max_queue events in all; an
-// event beyond that is dropped, counted and logged. A hook running longer than hooks.timeout
+// while different subjects run side by side. The queues hold hooks.max_queue events in all;
+// an event beyond that is dropped, counted and logged. A hook gets none of the daemon's
+// descriptors but stdin (/dev/null), stdout and stderr (a pipe to the daemon). A hook running longer than hooks.timeout
 // is killed with its whole process group. Its exit status and the start of its output are
 // logged. On stop, queued events are dropped and running hooks killed.
 //
@@ -82,7 +83,7 @@ class HookRunner final : public transport::EventSink {
 
   const HookOptions options_;
   std::vector<std::unique_ptr<Worker>> workers_;
-  std::size_t per_worker_queue_ = 1;
+  std::atomic<std::size_t> queued_{0};  // jobs in all queues, at most max_queue
   std::atomic<bool> stopping_{false};
   int stop_fd_ = -1;  // an eventfd, readable once stopping: wakes hooks being waited for
   struct Counters {

@@ -1,4 +1,5 @@
 // heartbeatd: command line, config loading, then Daemon::run(). Exceptions stop here.
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -104,6 +105,9 @@ int main(int argc, char** argv) {
     return kExitOk;
   }
 
+  // Hooks are waited for: an inherited "ignore SIGCHLD" would have the kernel reap them
+  // before their exit status is read.
+  std::signal(SIGCHLD, SIG_DFL);
   try {
     Daemon daemon(std::move(config), config_path);
     return daemon.run();

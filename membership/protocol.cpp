@@ -735,6 +735,7 @@ void MembershipProtocol::reap(TimePoint now) {
   for (const auto& name : gone) {
     note(NoteLevel::info, "forgetting member " + name + " (reap_after passed)");
     remove(name);
+    if (observer_) observer_->member_forgotten(name);
   }
 }
 

@@ -59,6 +59,8 @@ class MembershipObserver {
   virtual ~MembershipObserver() = default;
   // `before` is nullopt for a member seen for the first time.
   virtual void member_changed(const MemberInfo& member, std::optional<MemberState> before) = 0;
+  // A dead or left member was forgotten (reap_after passed): it is no longer listed.
+  virtual void member_forgotten(const std::string& /*name*/) {}
   // Things an operator should be able to read in the log.
   virtual void note(NoteLevel level, const std::string& text) = 0;
 };

@@ -53,6 +53,11 @@ void UserWatch::poll(const PresenceTable& table, TimePoint now, std::vector<Tran
       // Online and offline again since the last poll.
       out.push_back({ids_[i], true, st.last_seen});
       out.push_back({ids_[i], false, st.last_seen});
+    } else if (st.online && was.last_seen && st.last_seen &&
+               *st.last_seen >= *was.last_seen + table.timeout()) {
+      // Timed out and back since the last poll: the heartbeat came after the timeout.
+      out.push_back({ids_[i], false, was.last_seen});
+      out.push_back({ids_[i], true, st.last_seen});
     }
     was = {st.online, st.last_seen};
   }

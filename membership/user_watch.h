@@ -6,7 +6,10 @@
 // only (a status_batch of them per poll).
 //
 // A user who came online and left again between two polls (a heartbeat then a logout within
-// 100 ms) is reported as both transitions, in order: its last-seen time changed.
+// 100 ms) is reported as both transitions, in order: its last-seen time changed. So is one
+// who timed out and came back between two polls (its new heartbeat is a timeout or more
+// after the last one). Only a logout followed by a heartbeat within one poll goes unseen:
+// the user is online before and after, and nothing in the table tells them apart.
 //
 // Time: never reads a clock; every call takes `now`. Thread safety: none; the caller
 // serialises (transport/event_hub does, under its own lock).

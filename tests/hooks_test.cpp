@@ -90,27 +90,50 @@ TEST(Hooks, MemberChangesRunTheHookWithTheEventInItsEnvironment) {
   b.wait_exit();
   ASSERT_TRUE(eventually([&] { return has("dead"); }, 10s)) << a.log();
 
-  // In order, one subject: joined (no previous state), suspect, dead.
+  // In order, one subject: joined (no previous state) first, dead last, right after a
+  // suspicion. (A loaded machine may add a refuted suspicion in between.)
   std::vector<std::map<std::string, std::string>> about_b;
   for (auto& r : runs(out.path())) {
     if (r["HEARTBEATD_MEMBER_NAME"] == "node-b") about_b.push_back(r);
   }
-  ASSERT_EQ(about_b.size(), 3u);
-  EXPECT_EQ(about_b[0]["HEARTBEATD_MEMBER_STATE"], "alive");
-  EXPECT_EQ(about_b[0]["HEARTBEATD_MEMBER_PREVIOUS_STATE"], "");
-  EXPECT_EQ(about_b[1]["HEARTBEATD_MEMBER_STATE"], "suspect");
-  EXPECT_EQ(about_b[1]["HEARTBEATD_MEMBER_PREVIOUS_STATE"], "alive");
-  EXPECT_EQ(about_b[2]["HEARTBEATD_MEMBER_STATE"], "dead");
-  EXPECT_EQ(about_b[2]["HEARTBEATD_MEMBER_PREVIOUS_STATE"], "suspect");
-  const auto& dead = about_b[2];
+  ASSERT_GE(about_b.size(), 3u);
+  EXPECT_EQ(about_b.front()["HEARTBEATD_MEMBER_STATE"], "alive");
+  EXPECT_EQ(about_b.front()["HEARTBEATD_MEMBER_PREVIOUS_STATE"], "");
+  const auto& dead = about_b.back();
+  EXPECT_EQ(dead.at("HEARTBEATD_MEMBER_STATE"), "dead");
+  EXPECT_EQ(dead.at("HEARTBEATD_MEMBER_PREVIOUS_STATE"), "suspect");
+  EXPECT_EQ(about_b[about_b.size() - 2]["HEARTBEATD_MEMBER_STATE"], "suspect");
   EXPECT_EQ(dead.at("HEARTBEATD_EVENT"), "member");
   EXPECT_EQ(dead.at("HEARTBEATD_NODE"), "node-a");
   EXPECT_EQ(dead.at("HEARTBEATD_MEMBER_ADDRESS"), b.cluster_address());
   EXPECT_FALSE(dead.at("HEARTBEATD_MEMBER_INCARNATION").empty());
   EXPECT_GT(std::stoll(dead.at("HEARTBEATD_TIME_MS")), 1'700'000'000'000LL);
   EXPECT_TRUE(eventually(
-      [&] { return metric(a, R"(heartbeatd_hook_runs_total{hook="on_member_change",result="ok"})") == 3; },
+      [&] {
+        return metric(a, R"(heartbeatd_hook_runs_total{hook="on_member_change",result="ok"})") ==
+               static_cast<double>(runs(out.path()).size());
+      },
       5s));
+}
+
+TEST(Hooks, AHookGetsNoneOfTheDaemonsSockets) {
+  TempDir out;
+  TempDir bin;
+  // Lists what its descriptors point to: a listener or a connection would show as socket:[N].
+  const std::string hook = script(
+      bin, "fds.sh",
+      "for f in /proc/$$/fd/*; do readlink \"$f\"; done > \"$HOOK_OUT/fds.tmp\"\n"
+      "mv \"$HOOK_OUT/fds.tmp\" \"$HOOK_OUT/fds\"\n");
+  DaemonProcess d(DaemonProcess::Keys{{"hooks.on_user_change", hook}, {"hooks.users", "[1]"}});
+  d.env()["HOOK_OUT"] = out.path();
+  ASSERT_TRUE(d.start()) << d.failure_reason();
+  auto keep_open = HttpClient::tcp(d.port());  // a client connection exists meanwhile
+  ASSERT_EQ(http_tcp(d.port(), "POST", "/v1/users/1/heartbeat").status, 204);
+  ASSERT_TRUE(eventually([&] { return fs::exists(out.file("fds")); }, 5s)) << d.log();
+  const std::string fds = read_file(out.file("fds"));
+  EXPECT_EQ(fds.find("socket:"), std::string::npos) << fds;
+  EXPECT_NE(fds.find("/dev/null"), std::string::npos) << fds;  // stdin
+  EXPECT_NE(fds.find("pipe:"), std::string::npos) << fds;      // stdout, stderr
 }
 
 TEST(Hooks, OnlyTheListedUsersRunTheUserHook) {
@@ -122,12 +145,12 @@ TEST(Hooks, OnlyTheListedUsersRunTheUserHook) {
                                       {"hooks.users", "[7, 18446744073709551615]"}});
   d.env()["HOOK_OUT"] = out.path();
   ASSERT_TRUE(d.start()) << d.failure_reason();
+  // User 8 (not listed) first: were it watched, its transitions would come before or
+  // beside user 7's.
   ASSERT_EQ(http_tcp(d.port(), "POST", "/v1/users/8/heartbeat").status, 204);
   ASSERT_EQ(http_tcp(d.port(), "POST", "/v1/users/7/heartbeat").status, 204);
   ASSERT_TRUE(eventually([&] { return runs(out.path()).size() >= 2; }, 5s)) << d.log();
-  // User 8's offline came before 7's; had it run the hook it would be there by now.
-  ASSERT_TRUE(eventually(
-      [&] { return metric(d, R"(heartbeatd_events_total{kind="user"})") >= 2; }, 5s));
+  EXPECT_EQ(metric(d, "heartbeatd_event_watched_users"), 2);  // 7 and 2^64-1, not 8
   const auto r = runs(out.path());
   ASSERT_EQ(r.size(), 2u);
   EXPECT_EQ(r[0].at("HEARTBEATD_EVENT"), "user");
@@ -151,11 +174,11 @@ TEST(Hooks, AHungHookIsKilledAtTheTimeoutAndDetectionGoesOn) {
   DaemonProcess d(DaemonProcess::Keys{{"presence.timeout", "200ms"},
                                       {"hooks.on_user_change", hook},
                                       {"hooks.users", "[1]"},
-                                      {"hooks.timeout", "300ms"}});
+                                      {"hooks.timeout", "1s"}});
   d.env()["HOOK_OUT"] = out.path();
   ASSERT_TRUE(d.start()) << d.failure_reason();
   ASSERT_EQ(http_tcp(d.port(), "POST", "/v1/users/1/heartbeat").status, 204);
-  ASSERT_TRUE(d.wait_log("killed after hooks.timeout (300 ms); output: started", 5s)) << d.log();
+  ASSERT_TRUE(d.wait_log("killed after hooks.timeout (1000 ms); output: started", 5s)) << d.log();
   // The hook of the offline transition (queued behind the hung one) runs and is killed too:
   // detection did not wait for either.
   ASSERT_TRUE(eventually(
@@ -164,8 +187,15 @@ TEST(Hooks, AHungHookIsKilledAtTheTimeoutAndDetectionGoesOn) {
   EXPECT_EQ(http_tcp(d.port(), "GET", "/v1/users/1").body.find("\"online\":false") !=
                 std::string::npos,
             true);
-  const pid_t child = std::stoi(read_file(out.file("child")));
-  EXPECT_TRUE(eventually([&] { return kill(child, 0) != 0; }, 5s)) << "the hook's child survived";
+  const std::string child = read_file(out.file("child"));
+  ASSERT_FALSE(child.empty());
+  // Gone, or a zombie waiting for whoever reaps orphans here.
+  auto gone = [&] {
+    const std::string stat = read_file("/proc/" + child.substr(0, child.find('\n')) + "/stat");
+    const auto paren = stat.rfind(')');
+    return stat.empty() || (paren != std::string::npos && stat.substr(paren + 2, 1) == "Z");
+  };
+  EXPECT_TRUE(eventually(gone, 5s)) << "the hook's child survived";
 }
 
 TEST(Hooks, ConcurrencyIsBoundedAndAFullQueueDrops) {
@@ -242,6 +272,8 @@ TEST(Hooks, BadHookSettingsStopTheDaemonAtStart) {
       {{{"hooks.users", "[1, x]"}}, "hooks.users[1]"},
       {{{"hooks.users", "[1, 2]"}, {"events.max_watched_users", "1"}},
        "more than events.max_watched_users"},
+      {{{"events.max_subscribers", "8"}, {"api.max_connections", "8"}},
+       "must be below api.max_connections"},
   };
   for (const auto& c : cases) {
     DaemonProcess d(c.keys);

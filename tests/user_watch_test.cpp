@@ -83,6 +83,27 @@ TEST_F(UserWatchTest, AVisitBetweenTwoPollsIsReportedAsBothTransitions) {
   EXPECT_FALSE(t[0].online);
 }
 
+TEST_F(UserWatchTest, TimedOutAndBackBetweenTwoPollsIsBothTransitions) {
+  const UserId ids[] = {3};
+  const auto first = clock.now();
+  table.heartbeat(3, first);
+  ASSERT_TRUE(watch.add(ids, table, clock.now(), &states));
+  EXPECT_TRUE(states[0].online);
+  // The next heartbeat exactly one timeout later: the user was offline at that instant.
+  clock.set(first + 1s);
+  table.heartbeat(3, clock.now());
+  auto t = poll();
+  ASSERT_EQ(t.size(), 2u);
+  EXPECT_FALSE(t[0].online);
+  EXPECT_EQ(t[0].last_seen, first);
+  EXPECT_TRUE(t[1].online);
+  EXPECT_EQ(t[1].last_seen, first + 1s);
+  // A heartbeat within the timeout is no transition.
+  clock.advance(999ms);
+  table.heartbeat(3, clock.now());
+  EXPECT_TRUE(poll().empty());
+}
+
 TEST_F(UserWatchTest, ReferencesAreCountedAndTheCapHolds) {
   const UserId a[] = {1, 2}, b[] = {2, 3}, c[] = {4};
   ASSERT_TRUE(watch.add(a, table, clock.now(), &states));

@@ -212,6 +212,10 @@ void ClusterTransport::member_changed(const membership::MemberInfo& m,
   if (options_.on_member_change) options_.on_member_change(m, before);
 }
 
+void ClusterTransport::member_forgotten(const std::string& name) {
+  if (options_.on_member_forgotten) options_.on_member_forgotten(name);
+}
+
 void ClusterTransport::note(membership::NoteLevel level, const std::string& text) {
   switch (level) {
     case membership::NoteLevel::debug:

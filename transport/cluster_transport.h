@@ -45,6 +45,7 @@ struct ClusterOptions {
   // and hooks); must not block.
   std::function<void(const membership::MemberInfo&, std::optional<membership::MemberState>)>
       on_member_change;
+  std::function<void(const std::string&)> on_member_forgotten;  // reaped; same thread
 };
 
 struct ClusterCounters {
@@ -80,6 +81,7 @@ class ClusterTransport final : public membership::DatagramSink,
   void send(const membership::Address& to, std::span<const std::uint8_t> body) override;
   void member_changed(const membership::MemberInfo& m,
                       std::optional<membership::MemberState> before) override;
+  void member_forgotten(const std::string& name) override;
   void note(membership::NoteLevel level, const std::string& text) override;
 
   void do_receive();

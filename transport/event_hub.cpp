@@ -75,7 +75,8 @@ struct EventHub::Core {
 
   mutable std::mutex subs_mu;
   std::vector<std::shared_ptr<Subscription>> subs;  // guarded by subs_mu
-  std::map<std::string, MemberEvent> members;       // guarded by subs_mu: the last of each
+  // The last state of each member known, as the initial event a new subscriber gets.
+  std::map<std::string, std::string> members;  // guarded by subs_mu
   EventSink* sink = nullptr;                        // fixed before serving
   std::uint64_t dropped = 0;                        // guarded by subs_mu
   std::uint64_t member_events = 0;                  // guarded by subs_mu
@@ -202,9 +203,11 @@ void EventHub::seed_members(const std::vector<membership::MemberInfo>& members) 
   const auto now = core_->options.clock->now();
   std::lock_guard lock(core_->subs_mu);
   for (const auto& m : members) {
-    core_->members.try_emplace(m.name, MemberEvent{m.name, m.address.to_string(), m.state,
-                                                   std::nullopt, m.incarnation,
-                                                   core_->options.unix_ms(now)});
+    if (core_->members.count(m.name)) continue;
+    core_->members.emplace(
+        m.name, member_sse(MemberEvent{m.name, m.address.to_string(), m.state, std::nullopt,
+                                       m.incarnation, core_->options.unix_ms(now)},
+                           true));
   }
 }
 
@@ -213,13 +216,19 @@ void EventHub::member_changed(const membership::MemberInfo& m,
   const MemberEvent e{m.name,        m.address.to_string(), m.state, before,
                       m.incarnation, core_->options.unix_ms(core_->options.clock->now())};
   const std::string bytes = member_sse(e, false);
+  std::string initial = member_sse(e, true);
   std::lock_guard lock(core_->subs_mu);
-  core_->members[m.name] = e;
+  core_->members[m.name] = std::move(initial);
   ++core_->member_events;
   for (const auto& s : core_->subs) {
     if (s->wants_member(e.name) && s->push(bytes)) ++core_->dropped;
   }
   if (core_->sink) core_->sink->member(e);
+}
+
+void EventHub::member_forgotten(const std::string& name) {
+  std::lock_guard lock(core_->subs_mu);
+  core_->members.erase(name);
 }
 
 void EventHub::poll_users(membership::TimePoint now) {
@@ -265,20 +274,29 @@ Routed EventHub::subscribe(std::optional<std::vector<std::string>> members,
     r.set(http::field::retry_after, "5");
     return {std::move(r), nullptr};
   }
-  auto sub = std::make_shared<Subscription>(core_, std::move(members), users, o.max_queue_bytes);
   // The current state first, under the same locks that publishing takes: no change can fall
-  // between it and the stream of changes.
-  std::string initial;
-  std::lock_guard subs_lock(core_->subs_mu);
-  for (const auto& [name, e] : core_->members) {
-    if (sub->wants_member(name)) initial += member_sse(e, true);
+  // between it and the stream of changes. Users are encoded before taking the lock the
+  // cluster thread publishes under; members are kept encoded.
+  std::shared_ptr<Subscription> sub;
+  try {
+    sub = std::make_shared<Subscription>(core_, std::move(members), users, o.max_queue_bytes);
+    std::string initial_users;
+    for (std::size_t i = 0; i < users.size(); ++i) {
+      initial_users += user_sse(
+          core_->user_event(users[i], states[i].online, states[i].last_seen, now), true);
+    }
+    std::lock_guard subs_lock(core_->subs_mu);
+    std::string initial;
+    for (const auto& [name, bytes] : core_->members) {
+      if (sub->wants_member(name)) initial += bytes;
+    }
+    initial += initial_users;
+    sub->push_initial(std::move(initial));
+    core_->subs.push_back(sub);
+  } catch (...) {
+    core_->watch.remove(users);  // still under users_mu
+    throw;
   }
-  for (std::size_t i = 0; i < users.size(); ++i) {
-    initial += user_sse(core_->user_event(users[i], states[i].online, states[i].last_seen, now),
-                        true);
-  }
-  sub->push_initial(std::move(initial));
-  core_->subs.push_back(sub);
   return {Response{}, sub};
 }
 

@@ -6,7 +6,9 @@
 // subscriber named in ?users= and those of hooks.users — through a membership::UserWatch that
 // poll_users() compares with the presence table (the daemon calls it every 100 ms).
 // A new subscriber first gets the current state of what it follows (events with
-// "initial":true), then changes, with nothing missed or repeated in between.
+// "initial":true), then changes, with nothing missed or repeated in between. The initial
+// state of each member is kept ready-encoded, so that a subscription holds the lock the
+// cluster thread publishes under only for a copy.
 //
 // Bounded: at most `max_subscribers` streams (503 beyond), at most `max_watched_users`
 // distinct watched users (503 beyond), and per subscriber at most `max_queue_bytes` of events
@@ -90,6 +92,8 @@ class EventHub {
   void seed_members(const std::vector<membership::MemberInfo>& members);
   void member_changed(const membership::MemberInfo& m,
                       std::optional<membership::MemberState> before);
+  // A member was forgotten (reaped): new subscribers no longer get it in their initial state.
+  void member_forgotten(const std::string& name);
   void poll_users(membership::TimePoint now);
 
   // A new subscriber. `members`: nullopt for all members, else only these names. `users`:

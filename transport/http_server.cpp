@@ -1,5 +1,8 @@
 #include "transport/http_server.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -233,6 +236,12 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   // connection), then each batch the stream hands over, one write at a time.
   void start_stream(std::shared_ptr<ResponseStream> stream, unsigned version) {
     stream_ = std::move(stream);
+    if constexpr (std::is_same_v<Protocol, tcp>) {
+      // A client that vanished (host down, cable cut) leaves the keepalives unacknowledged:
+      // the kernel gives up on them after read_timeout instead of ~15 minutes of retries.
+      const unsigned ms = static_cast<unsigned>(state_->limits.read_timeout.count());
+      setsockopt(socket_.native_handle(), IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms);
+    }
     enter(Phase::streaming);
     last_write_ = Clock::now();
     pending_ = fmt::format(
