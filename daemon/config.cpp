@@ -546,12 +546,6 @@ void validate(const Config& c, bool check_files = true) {
                                     "events.max_watched_users ({})",
                                     c.hooks.users.size(), c.events.max_watched_users)};
   }
-  if (c.events.max_subscribers >= c.api.max_connections) {
-    throw ParseError{0, fmt::format("events.max_subscribers ({}) must be below "
-                                    "api.max_connections ({}): each stream holds a connection, "
-                                    "and requests need some too",
-                                    c.events.max_subscribers, c.api.max_connections)};
-  }
   for (const auto* hook : {&c.hooks.on_member_change, &c.hooks.on_user_change}) {
     if (hook->empty() || !check_files) continue;
     struct stat st {};

@@ -94,7 +94,10 @@ Daemon::Daemon(Config config, std::optional<std::string> config_path)
           [anchor = wall_anchor_, this](membership::TimePoint t) {
             return transport::WallTime(clock_.now(), *anchor).unix_ms(t);
           },
-          config_->events.max_subscribers, config_->events.max_watched_users,
+          // Streams never take more than half the connections: requests need the rest.
+          std::min(config_->events.max_subscribers,
+                   std::max<std::size_t>(1, config_->api.max_connections / 2)),
+          config_->events.max_watched_users,
           config_->events.max_queue_bytes})),
       hooks_(std::make_unique<HookRunner>(HookOptions{
           config_->hooks.on_member_change, config_->hooks.on_user_change, config_->node.name,

@@ -265,6 +265,17 @@ TEST(Events, BadQueriesAndLimitsAnswerClearly) {
   EXPECT_EQ(get("/v1/health").status, 200);
 }
 
+TEST(Events, StreamsNeverTakeMoreThanHalfTheConnections) {
+  DaemonProcess d(DaemonProcess::Keys{{"api.max_connections", "4"}});  // max_subscribers: 64
+  ASSERT_TRUE(d.start()) << d.failure_reason();
+  auto a = EventStream::tcp(d.port(), "/v1/events?members=");
+  auto b = EventStream::tcp(d.port(), "/v1/events?members=");
+  ASSERT_EQ(a.status(), 200);
+  ASSERT_EQ(b.status(), 200);
+  EXPECT_EQ(EventStream::tcp(d.port(), "/v1/events?members=").status(), 503);
+  EXPECT_EQ(http_tcp(d.port(), "GET", "/v1/health").status, 200);  // requests still get in
+}
+
 TEST(Events, OpenStreamsDoNotHoldUpAStop) {
   DaemonProcess d;
   ASSERT_TRUE(d.start()) << d.failure_reason();

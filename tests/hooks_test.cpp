@@ -272,8 +272,6 @@ TEST(Hooks, BadHookSettingsStopTheDaemonAtStart) {
       {{{"hooks.users", "[1, x]"}}, "hooks.users[1]"},
       {{{"hooks.users", "[1, 2]"}, {"events.max_watched_users", "1"}},
        "more than events.max_watched_users"},
-      {{{"events.max_subscribers", "8"}, {"api.max_connections", "8"}},
-       "must be below api.max_connections"},
   };
   for (const auto& c : cases) {
     DaemonProcess d(c.keys);
