@@ -231,6 +231,30 @@ Field string_field(std::string key, bool allow_empty, std::string expected, Chec
       [](const std::string& s) { return s; });
 }
 
+// A YAML sequence whose items parse_item reads (named "key[i]" in errors); shown as a
+// comma-separated list.
+template <class T, class ParseItem, class ShowItem, class Get>
+Field list_field(std::string key, std::string expected, ParseItem parse_item, ShowItem show_item,
+                 Get get) {
+  return make_field(
+      std::move(key), false, get,
+      [=](const YAML::Node& n, int line, const std::string& k) {
+        std::vector<T> items;
+        if (n.IsNull()) return items;
+        if (!n.IsSequence()) fail(line, k, expected, n);
+        for (std::size_t i = 0; i < n.size(); ++i) {
+          const int item_line = n[i].Mark().line >= 0 ? n[i].Mark().line + 1 : line;
+          items.push_back(parse_item(n[i], item_line, fmt::format("{}[{}]", k, i)));
+        }
+        return items;
+      },
+      [=](const std::vector<T>& items) {
+        std::string s;
+        for (const auto& item : items) s.append(s.empty() ? "" : ",").append(show_item(item));
+        return s;
+      });
+}
+
 HostPort host_port_scalar(const YAML::Node& n, int line, const std::string& key) {
   const std::string expected = "an address host:port (such as 127.0.0.1:7700 or [::1]:7700)";
   std::string why;
@@ -301,23 +325,10 @@ const std::vector<Field>& fields() {
     f.push_back(make_field(
         "cluster.advertise", false, [](auto& c) -> auto& { return c.cluster.advertise; },
         optional_host_port, show_optional));
-    f.push_back(make_field(
-        "cluster.seeds", false, [](auto& c) -> auto& { return c.cluster.seeds; },
-        [](const YAML::Node& n, int line, const std::string& k) {
-          std::vector<HostPort> seeds;
-          if (n.IsNull()) return seeds;
-          if (!n.IsSequence()) fail(line, k, "a list of host:port addresses", n);
-          for (std::size_t i = 0; i < n.size(); ++i) {
-            const int item_line = n[i].Mark().line >= 0 ? n[i].Mark().line + 1 : line;
-            seeds.push_back(host_port_scalar(n[i], item_line, fmt::format("{}[{}]", k, i)));
-          }
-          return seeds;
-        },
-        [](const std::vector<HostPort>& seeds) {
-          std::string s;
-          for (const auto& hp : seeds) s.append(s.empty() ? "" : ",").append(hp.to_string());
-          return s;
-        }));
+    f.push_back(list_field<HostPort>(
+        "cluster.seeds", "a list of host:port addresses", host_port_scalar,
+        [](const HostPort& hp) { return hp.to_string(); },
+        [](auto& c) -> auto& { return c.cluster.seeds; }));
     f.push_back(string_field(
         "cluster.key_file", true, "a file path", [](const std::string&) { return true; },
         [](auto& c) -> auto& { return c.cluster.key_file; }));
@@ -417,27 +428,15 @@ const std::vector<Field>& fields() {
         "hooks.on_user_change", true, "an absolute path to an executable",
         [](const std::string& s) { return s.starts_with('/'); },
         [](auto& c) -> auto& { return c.hooks.on_user_change; }));
-    f.push_back(make_field(
-        "hooks.users", false, [](auto& c) -> auto& { return c.hooks.users; },
+    f.push_back(list_field<std::uint64_t>(
+        "hooks.users", "a list of user ids (integers from 0 to 2^64-1)",
         [](const YAML::Node& n, int line, const std::string& k) {
-          std::vector<std::uint64_t> users;
-          if (n.IsNull()) return users;
-          const std::string expected = "a list of user ids (integers from 0 to 2^64-1)";
-          if (!n.IsSequence()) fail(line, k, expected, n);
-          for (std::size_t i = 0; i < n.size(); ++i) {
-            const int item_line = n[i].Mark().line >= 0 ? n[i].Mark().line + 1 : line;
-            const std::string item = fmt::format("{}[{}]", k, i);
-            auto id = parse_int<std::uint64_t>(scalar(n[i], item_line, item, "a user id"));
-            if (!id) fail(item_line, item, "a user id (an integer from 0 to 2^64-1)", n[i]);
-            users.push_back(*id);
-          }
-          return users;
+          auto id = parse_int<std::uint64_t>(scalar(n, line, k, "a user id"));
+          if (!id) fail(line, k, "a user id (an integer from 0 to 2^64-1)", n);
+          return *id;
         },
-        [](const std::vector<std::uint64_t>& users) {
-          std::string s;
-          for (auto id : users) s.append(s.empty() ? "" : ",").append(std::to_string(id));
-          return s;
-        }));
+        [](std::uint64_t id) { return std::to_string(id); },
+        [](auto& c) -> auto& { return c.hooks.users; }));
     f.push_back(int_field<unsigned>(
         "hooks.max_concurrent", false, 1, 256,
         [](auto& c) -> auto& { return c.hooks.max_concurrent; }));
