@@ -257,7 +257,6 @@ struct Lease::Home : std::enable_shared_from_this<Lease::Home> {
   struct Waiter {
     std::uint64_t id;
     std::function<void(error_code, Lease)> done;
-    std::shared_ptr<asio::steady_timer> timer;
   };
 
   asio::io_context& io;
@@ -309,10 +308,7 @@ struct Lease::Home : std::enable_shared_from_this<Lease::Home> {
       if (open == 0 && connecting == 0) {
         auto failed = std::move(waiters);
         waiters.clear();
-        for (auto& w : failed) {
-          w.timer->cancel();
-          answer(std::move(w.done), ec, Lease());
-        }
+        for (auto& w : failed) answer(std::move(w.done), ec, Lease());
       }
       return;
     }
@@ -334,7 +330,6 @@ struct Lease::Home : std::enable_shared_from_this<Lease::Home> {
     if (!waiters.empty()) {
       Waiter w = std::move(waiters.front());
       waiters.pop_front();
-      w.timer->cancel();
       answer(std::move(w.done), {}, lease(c));
       return;
     }
@@ -372,10 +367,12 @@ struct Lease::Home : std::enable_shared_from_this<Lease::Home> {
       ++counters.rejected;
       return answer(std::move(done), make_error(Errc::pool_full), Lease());
     }
+    // The timer is only ever touched here and by its own handler (timers are not
+    // thread-safe): a waiter served earlier is just gone from the queue when it fires.
     auto timer = std::make_shared<asio::steady_timer>(strand, options.wait);
     const std::uint64_t id = ++next_waiter;
-    waiters.push_back({id, std::move(done), timer});
-    timer->async_wait([self = shared_from_this(), id](error_code ec) {
+    waiters.push_back({id, std::move(done)});
+    timer->async_wait([self = shared_from_this(), id, timer](error_code ec) {
       if (ec) return;
       std::lock_guard l(self->mu);
       auto it = std::find_if(self->waiters.begin(), self->waiters.end(),
@@ -394,6 +391,10 @@ struct Lease::Home : std::enable_shared_from_this<Lease::Home> {
     tick.expires_after(std::chrono::milliseconds(100));
     tick.async_wait([self = shared_from_this()](error_code ec) {
       if (ec) return;
+      {
+        std::lock_guard lock(self->mu);
+        if (self->stopped) return;
+      }
       self->maintain();
       self->do_tick();
     });
@@ -445,14 +446,12 @@ struct Lease::Home : std::enable_shared_from_this<Lease::Home> {
     std::lock_guard lock(mu);
     if (stopped) return;
     stopped = true;
-    tick.cancel();
+    // The tick timer belongs to the strand; the handler also sees `stopped`.
+    asio::post(strand, [self = shared_from_this()] { self->tick.cancel(); });
     for (auto& c : idle) c->close();
     open -= idle.size();
     idle.clear();
-    for (auto& w : waiters) {
-      w.timer->cancel();
-      answer(std::move(w.done), make_error(Errc::stopped), Lease());
-    }
+    for (auto& w : waiters) answer(std::move(w.done), make_error(Errc::stopped), Lease());
     waiters.clear();
   }
 };
