@@ -30,15 +30,6 @@ std::int64_t num(const boost::json::object& o, const char* key) {
   return o.at(key).to_number<std::int64_t>();
 }
 
-// The value of one metric sample ("name{labels}") in a /metrics body, or -1.
-double metric(const DaemonProcess& d, const std::string& series) {
-  const auto r = http_tcp(d.port(), "GET", "/metrics");
-  const std::string needle = "\n" + series + " ";
-  const auto at = r.body.find(needle);
-  if (at == std::string::npos) return -1;
-  return std::stod(r.body.substr(at + needle.size()));
-}
-
 TEST(Events, InitialStateThenOnlineThenOfflineWithinASecondOfTheTimeout) {
   DaemonProcess d(DaemonProcess::Keys{{"presence.timeout", "1s"}});
   ASSERT_TRUE(d.start()) << d.failure_reason();

@@ -56,13 +56,6 @@ const char* kRecord =
     "f=\"$HOOK_OUT/$(date +%s%N)-$$\"\n"
     "env | grep '^HEARTBEATD_' > \"$f.tmp\" && mv \"$f.tmp\" \"$f.env\"\n";
 
-double metric(const DaemonProcess& d, const std::string& series) {
-  const auto r = http_tcp(d.port(), "GET", "/metrics");
-  const std::string needle = "\n" + series + " ";
-  const auto at = r.body.find(needle);
-  return at == std::string::npos ? -1 : std::stod(r.body.substr(at + needle.size()));
-}
-
 TEST(Hooks, MemberChangesRunTheHookWithTheEventInItsEnvironment) {
   TempDir out;
   TempDir bin;

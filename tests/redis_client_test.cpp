@@ -6,12 +6,8 @@
 
 #include <gtest/gtest.h>
 
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
-
 #include <chrono>
 #include <future>
-#include <thread>
 
 #include "tests/support/redis_server.h"
 #include "tests/support/test_util.h"
@@ -29,17 +25,10 @@ class RedisClient : public ::testing::Test {
   void SetUp() override {
     if (RedisServer::binary().empty()) GTEST_SKIP() << "redis-server is not installed (scripts/setup)";
     ASSERT_TRUE(server.start());
-    for (int i = 0; i < 2; ++i) threads.emplace_back([this] { io.run(); });
-  }
-  void TearDown() override {
-    pools.clear();
-    work.reset();
-    io.stop();
-    for (auto& t : threads) t.join();
   }
   Pool& pool(PoolOptions o) {
     o.port = server.port();
-    pools.push_back(std::make_unique<Pool>(io, o));
+    pools.push_back(std::make_unique<Pool>(loop.io, o));
     pools.back()->start();
     return *pools.back();
   }
@@ -72,11 +61,8 @@ class RedisClient : public ::testing::Test {
   }
 
   RedisServer server;
-  boost::asio::io_context io;
-  using WorkGuard = boost::asio::executor_work_guard<boost::asio::io_context::executor_type>;
-  std::unique_ptr<WorkGuard> work = std::make_unique<WorkGuard>(boost::asio::make_work_guard(io));
-  std::vector<std::thread> threads;
-  std::vector<std::unique_ptr<Pool>> pools;
+  heartbeatd::test::IoThreads loop;
+  std::vector<std::unique_ptr<Pool>> pools;  // before the loop stops
 };
 
 TEST_F(RedisClient, APipelineGetsOneReplyPerCommandInOrder) {

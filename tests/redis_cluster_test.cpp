@@ -5,13 +5,10 @@
 
 #include <gtest/gtest.h>
 
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
-
 #include <future>
+#include <map>
 #include <memory>
 #include <random>
-#include <thread>
 
 #include "tests/support/daemon_process.h"
 #include "tests/support/redis_server.h"
@@ -111,13 +108,6 @@ class RealCluster : public ::testing::Test {
  protected:
   void SetUp() override {
     if (RedisServer::binary().empty()) GTEST_SKIP() << "redis-server is not installed (scripts/setup)";
-    for (int i = 0; i < 2; ++i) threads.emplace_back([this] { io.run(); });
-  }
-  void TearDown() override {
-    pools.clear();
-    work.reset();
-    io.stop();
-    for (auto& t : threads) t.join();
   }
   RedisServer& node() {
     // The cluster bus port is chosen too: Redis's default (port + 10000) can fall beyond
@@ -128,14 +118,17 @@ class RealCluster : public ::testing::Test {
         std::to_string(heartbeatd::test::free_tcp_port())}));
     return *nodes.back();
   }
+  // One pipeline on `port`, through that node's pool (made on first use).
   std::vector<Value> run(std::uint16_t port, std::vector<Command> cmds) {
-    PoolOptions o;
-    o.port = port;
-    pools.push_back(std::make_unique<Pool>(io, o));
-    pools.back()->start();
+    auto& pool = pools[port];
+    if (!pool) {
+      PoolOptions o;
+      o.port = port;
+      pool = std::make_unique<Pool>(loop.io, o);
+      pool->start();
+    }
     auto done = std::make_shared<std::promise<std::vector<Value>>>();
     auto f = done->get_future();
-    auto* pool = pools.back().get();
     pool->acquire([done, cmds](error_code ec, Lease l) mutable {
       if (ec) return done->set_value({});
       auto shared = std::make_shared<Lease>(std::move(l));
@@ -147,12 +140,9 @@ class RealCluster : public ::testing::Test {
     return f.get();
   }
 
-  boost::asio::io_context io;
-  using WorkGuard = boost::asio::executor_work_guard<boost::asio::io_context::executor_type>;
-  std::unique_ptr<WorkGuard> work = std::make_unique<WorkGuard>(boost::asio::make_work_guard(io));
-  std::vector<std::thread> threads;
+  heartbeatd::test::IoThreads loop;
   std::vector<std::unique_ptr<RedisServer>> nodes;
-  std::vector<std::unique_ptr<Pool>> pools;
+  std::map<std::uint16_t, std::unique_ptr<Pool>> pools;  // by port; before the loop stops
 };
 
 TEST_F(RealCluster, KeySlotsAgreeWithRedisItself) {

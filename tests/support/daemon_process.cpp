@@ -309,4 +309,11 @@ bool DaemonProcess::wait_log(const std::string& needle, std::chrono::millisecond
   return eventually([&] { return log().find(needle) != std::string::npos; }, deadline);
 }
 
+double metric(const DaemonProcess& d, const std::string& series) {
+  const auto r = http_tcp(d.port(), "GET", "/metrics");
+  const std::string needle = "\n" + series + " ";
+  const auto at = r.body.find(needle);
+  return at == std::string::npos ? -1 : std::stod(r.body.substr(at + needle.size()));
+}
+
 }  // namespace heartbeatd::test

@@ -54,6 +54,11 @@ struct ProgramOptions {
 ProgramResult run_program(const std::string& program, const std::vector<std::string>& args,
                           const ProgramOptions& options = {});
 
+class DaemonProcess;
+// The value of one sample ("name" or "name{labels}", as printed) of the daemon's GET
+// /metrics, or -1 when it is not there.
+double metric(const DaemonProcess& d, const std::string& series);
+
 class DaemonProcess {
  public:
   using Keys = std::map<std::string, std::string>;

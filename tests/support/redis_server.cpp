@@ -84,4 +84,14 @@ std::string RedisServer::command(const std::string& resp) const {
   return out;
 }
 
+IoThreads::IoThreads() {
+  for (int i = 0; i < 2; ++i) threads_.emplace_back([this] { io.run(); });
+}
+
+IoThreads::~IoThreads() {
+  work_.reset();
+  io.stop();
+  for (auto& t : threads_) t.join();
+}
+
 }  // namespace heartbeatd::test

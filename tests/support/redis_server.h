@@ -5,9 +5,14 @@
 
 #include <sys/types.h>
 
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/support/test_util.h"
@@ -34,6 +39,22 @@ class RedisServer {
   std::vector<std::string> extra_;
   std::uint16_t port_;
   pid_t pid_ = -1;
+};
+
+// An io_context run by two threads, as the daemon's API threads run theirs, until the object
+// goes away. Declare it before whatever uses `io`, so that goes away first.
+class IoThreads {
+ public:
+  IoThreads();
+  ~IoThreads();
+  IoThreads(const IoThreads&) = delete;
+  IoThreads& operator=(const IoThreads&) = delete;
+  boost::asio::io_context io;
+
+ private:
+  using WorkGuard = boost::asio::executor_work_guard<boost::asio::io_context::executor_type>;
+  std::unique_ptr<WorkGuard> work_ = std::make_unique<WorkGuard>(boost::asio::make_work_guard(io));
+  std::vector<std::thread> threads_;
 };
 
 }  // namespace heartbeatd::test
