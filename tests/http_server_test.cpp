@@ -9,6 +9,8 @@
 #include <boost/asio/local/stream_protocol.hpp>
 
 #include <filesystem>
+#include <functional>
+#include <mutex>
 
 #include <thread>
 
@@ -31,6 +33,19 @@ class HttpServerTest : public ::testing::Test {
     router_.add(http::verb::post, "/echo", [](const Request& req, const RouteMatch&) {
       return json_response(http::status::ok, req.body());
     });
+    // Answers from another thread once the test releases it (or never: /never).
+    router_.add_async(http::verb::post, "/later", [this](const Request& req, const RouteMatch&,
+                                                        Respond respond) {
+      std::lock_guard lock(mu_);
+      held_.push_back([respond, body = req.body()] {
+        respond(json_response(http::status::ok, body));
+      });
+    });
+    router_.add_async(http::verb::get, "/never", [](const Request&, const RouteMatch&, Respond) {});
+    router_.add_async(http::verb::get, "/now", [](const Request&, const RouteMatch&,
+                                                  Respond respond) {
+      respond(json_response(http::status::ok, R"({"now":true})"));
+    });
     server_ = std::make_unique<HttpServer>(io_, router_, limits);
     port_ = test::free_tcp_port();
     server_->listen_tcp("127.0.0.1", port_);
@@ -44,6 +59,23 @@ class HttpServerTest : public ::testing::Test {
     if (thread_.joinable()) thread_.join();
   }
 
+  // Answers every held /later request, each from its own thread.
+  std::size_t release_held() {
+    std::vector<std::function<void()>> held;
+    {
+      std::lock_guard lock(mu_);
+      held.swap(held_);
+    }
+    std::vector<std::thread> threads;
+    for (auto& f : held) threads.emplace_back(f);
+    for (auto& t : threads) t.join();
+    return held.size();
+  }
+  std::size_t held() {
+    std::lock_guard lock(mu_);
+    return held_.size();
+  }
+
   std::string sock() const { return dir_.file("api.sock"); }
 
   test::TempDir dir_;
@@ -52,6 +84,8 @@ class HttpServerTest : public ::testing::Test {
   std::unique_ptr<HttpServer> server_;
   std::uint16_t port_ = 0;
   std::thread thread_;
+  std::mutex mu_;
+  std::vector<std::function<void()>> held_;
 };
 
 TEST_F(HttpServerTest, KeepAliveServesManyRequestsOnOneConnection) {
@@ -78,6 +112,54 @@ TEST_F(HttpServerTest, PipelinedRequestsAnsweredInOrder) {
                  "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n\"b\""));
   EXPECT_EQ(c.read_response().body, "\"a\"");
   EXPECT_EQ(c.read_response().body, "\"b\"");
+}
+
+TEST_F(HttpServerTest, AsynchronousRoutesAnswerLaterFromAnyThreadOnAKeptAliveConnection) {
+  start();
+  std::vector<HttpClient> clients;
+  clients.push_back(HttpClient::tcp(port_));
+  clients.push_back(HttpClient::unix_socket(sock()));
+  for (auto& client : clients) {
+    ASSERT_TRUE(client.connected()) << client.connect_error();
+    // Answered before the handler returned, then later from another thread, then a plain
+    // route: the connection goes on serving in order.
+    EXPECT_EQ(client.request("GET", "/now").body, R"({"now":true})");
+    ASSERT_TRUE(client.send_raw("POST /later HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n\"a\""
+                                "GET /ping HTTP/1.1\r\nHost: x\r\n\r\n"));
+    ASSERT_TRUE(test::eventually([&] { return held() == 1; }));
+    EXPECT_EQ(release_held(), 1u);
+    const auto later = client.read_response();
+    EXPECT_EQ(later.status, 200) << later.error;
+    EXPECT_EQ(later.body, "\"a\"");
+    EXPECT_EQ(client.read_response().body, R"({"pong":true})") << "the pipelined request waited";
+    EXPECT_FALSE(later.closed);
+  }
+}
+
+TEST_F(HttpServerTest, AnAsynchronousRouteThatNeverAnswersGets504AtTheReadTimeout) {
+  start({.read_timeout = 300ms});
+  auto c = HttpClient::tcp(port_);
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto r = c.request("GET", "/never");
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  EXPECT_EQ(r.status, 504) << r.error;
+  EXPECT_NE(r.body.find("\"error\":\"backend_timeout\""), std::string::npos) << r.body;
+  EXPECT_GE(waited, 300ms);
+  EXPECT_LT(waited, 3s);
+  EXPECT_TRUE(c.wait_closed());
+  EXPECT_EQ(HttpClient::tcp(port_).request("GET", "/ping").status, 200);
+}
+
+TEST_F(HttpServerTest, AnAnswerAfterTheConnectionClosedIsDropped) {
+  start();
+  {
+    auto c = HttpClient::tcp(port_);
+    ASSERT_TRUE(c.send_raw("POST /later HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"));
+    ASSERT_TRUE(test::eventually([&] { return held() == 1; }));
+  }  // the client leaves before the answer
+  server_->stop();
+  EXPECT_EQ(release_held(), 1u);  // answering a gone connection is harmless
+  thread_.join();
 }
 
 TEST_F(HttpServerTest, GarbageGets400AndCloseOthersUnaffected) {

@@ -6,6 +6,8 @@
 
 #include <boost/json/parse.hpp>
 
+#include <optional>
+
 namespace heartbeatd::transport {
 namespace {
 
@@ -81,6 +83,42 @@ TEST_F(RouterTest, NonPathTargetIs400) {
   EXPECT_EQ(router.route(make(http::verb::get, "http://x/v1/health")).result(),
             http::status::bad_request);
   EXPECT_EQ(router.route(make(http::verb::get, "*")).result(), http::status::bad_request);
+}
+
+TEST(RouterAsync, AnswersThroughTheResponderAndIsCountedWhenItAnswers) {
+  Router router;
+  Respond held;
+  router.add_async(http::verb::get, "/v1/later/{id}",
+                   [&held](const Request&, const RouteMatch& m, Respond respond) {
+                     if (m.param("id") == "now") {
+                       return respond(json_response(http::status::ok, R"("now")"));
+                     }
+                     if (m.param("id") == "boom") throw std::runtime_error("kaboom");
+                     held = std::move(respond);
+                   });
+  EXPECT_EQ(router.route(make(http::verb::get, "/v1/later/now")).body(), R"("now")");
+  const Response boom = router.route(make(http::verb::get, "/v1/later/boom"));
+  EXPECT_EQ(boom.result(), http::status::internal_server_error);
+  EXPECT_EQ(body_of(boom).at("message"), "kaboom");
+
+  std::optional<Response> got;
+  const Routed r = router.dispatch(make(http::verb::get, "/v1/later/x"),
+                                   [&got](Response res) { got = std::move(res); });
+  EXPECT_TRUE(r.deferred);
+  ASSERT_TRUE(held);
+  EXPECT_FALSE(got);
+  held(error_response(http::status::service_unavailable, "backend_unavailable", "down"));
+  held(empty_response());  // a second answer is ignored
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->result(), http::status::service_unavailable);
+
+  MetricsWriter w;
+  router.write_metrics(w);
+  const std::string text = w.text();
+  EXPECT_NE(text.find(R"(route="/v1/later/{id}",method="GET",code="503"} 1)"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find(R"(route="/v1/later/{id}",method="GET",code="200"} 1)"), std::string::npos)
+      << text;
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <exception>
+#include <future>
 
 namespace heartbeatd::transport {
 namespace {
@@ -61,8 +62,10 @@ Response empty_response() {
   return res;
 }
 
-void Router::add_route(http::verb method, std::string pattern, StreamHandler handler) {
-  Route r{method, pattern, {}, std::move(handler), std::make_shared<Stats>()};
+void Router::add_route(http::verb method, std::string pattern, StreamHandler handler,
+                       AsyncHandler async_handler) {
+  Route r{method, pattern, {}, std::move(handler), std::move(async_handler),
+          std::make_shared<Stats>()};
   for (auto s : split_path(pattern)) r.segments.emplace_back(s);
   routes_.push_back(std::move(r));
 }
@@ -76,6 +79,17 @@ void Router::add(http::verb method, std::string pattern, Handler handler) {
 
 void Router::add_stream(http::verb method, std::string pattern, StreamHandler handler) {
   add_route(method, std::move(pattern), std::move(handler));
+}
+
+void Router::add_async(http::verb method, std::string pattern, AsyncHandler handler) {
+  add_route(method, std::move(pattern), nullptr, std::move(handler));
+}
+
+Response Router::route(const Request& request) const {
+  std::promise<Response> answer;
+  auto future = answer.get_future();
+  Routed r = dispatch(request, [&answer](Response res) { answer.set_value(std::move(res)); });
+  return r.deferred ? future.get() : std::move(r.response);
 }
 
 void Router::Stats::count(unsigned status) {
@@ -129,7 +143,7 @@ bool Router::match(const Route& r, const std::vector<std::string_view>& path, Ro
   return true;
 }
 
-Routed Router::dispatch(const Request& request) const {
+Routed Router::dispatch(const Request& request, Respond later) const {
   const std::string_view target = request.target();
   if (target.empty() || target.front() != '/') {
     unmatched_->count(400);
@@ -174,6 +188,28 @@ Routed Router::dispatch(const Request& request) const {
     return {std::move(res), nullptr};
   }
   const auto t0 = std::chrono::steady_clock::now();
+  if (best->async_handler) {
+    if (!later) {
+      return {error_response(http::status::internal_server_error, "internal",
+                             "asynchronous route dispatched without a responder"),
+              nullptr};
+    }
+    // Counted and timed when the answer comes. The flag makes a handler that both responded
+    // and then threw answer once.
+    auto answered = std::make_shared<std::atomic<bool>>(false);
+    Respond respond = [stats = best->stats, t0, later, answered](Response res) {
+      if (answered->exchange(true)) return;
+      stats->latency.observe(std::chrono::steady_clock::now() - t0);
+      stats->count(res.result_int());
+      later(std::move(res));
+    };
+    try {
+      best->async_handler(request, best_match, respond);
+    } catch (const std::exception& e) {
+      respond(error_response(http::status::internal_server_error, "internal", e.what()));
+    }
+    return {Response{}, nullptr, true};
+  }
   Routed out;
   try {
     out = best->handler(request, best_match);

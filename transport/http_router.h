@@ -54,10 +54,20 @@ class ResponseStream {
   virtual void detach() = 0;
 };
 
-// What a route produced: a response, or (stream routes only) a stream.
+// An asynchronous route's way to answer later (after a Redis round trip): called exactly
+// once, from any thread. A Respond must not be dropped uncalled: the connection waits for it
+// (the server gives up after api.read_timeout with a 504).
+using Respond = std::function<void(Response)>;
+// The handler must not keep references into the request or the match: both are gone when it
+// returns. It may call `respond` before returning.
+using AsyncHandler = std::function<void(const Request&, const RouteMatch&, Respond respond)>;
+
+// What a route produced: a response, or (stream routes only) a stream, or (asynchronous
+// routes only) nothing yet: the response will go to the Respond given to dispatch().
 struct Routed {
   Response response;
   std::shared_ptr<ResponseStream> stream;  // set: `response` is unused
+  bool deferred = false;                   // set: `response` and `stream` are unused
 };
 using StreamHandler = std::function<Routed(const Request&, const RouteMatch&)>;
 
@@ -75,10 +85,15 @@ class Router {
   void add(http::verb method, std::string pattern, Handler handler);
   // A route whose handler may answer with a stream (or with an error response).
   void add_stream(http::verb method, std::string pattern, StreamHandler handler);
+  // A route that answers later through its Respond.
+  void add_async(http::verb method, std::string pattern, AsyncHandler handler);
 
-  // Never throws: a handler's exception becomes a 500 with its message.
-  Routed dispatch(const Request& request) const;
-  Response route(const Request& request) const { return dispatch(request).response; }
+  // Never throws: a handler's exception becomes a 500 with its message (an asynchronous
+  // handler's too, if it threw before responding). An asynchronous route answers through
+  // `later` (counted and timed when it does) and returns deferred; without `later` its
+  // answer is waited for here, which only tests should do.
+  Routed dispatch(const Request& request, Respond later = nullptr) const;
+  Response route(const Request& request) const;
 
   // Counts a response the server made without routing (400 malformed, 408, 413, 431, 503).
   void count_unrouted(http::status status) const;
@@ -95,10 +110,12 @@ class Router {
     http::verb method;
     std::string pattern;
     std::vector<std::string> segments;
-    StreamHandler handler;
+    StreamHandler handler;         // unset for asynchronous routes
+    AsyncHandler async_handler;    // set for asynchronous routes
     std::shared_ptr<Stats> stats;  // counters that change behind a const Router
   };
-  void add_route(http::verb method, std::string pattern, StreamHandler handler);
+  void add_route(http::verb method, std::string pattern, StreamHandler handler,
+                 AsyncHandler async_handler = nullptr);
   static bool match(const Route& r, const std::vector<std::string_view>& path, RouteMatch* m);
 
   std::vector<Route> routes_;

@@ -119,7 +119,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   }
 
  private:
-  enum class Phase { reading, writing, lingering, streaming };
+  enum class Phase { reading, waiting, writing, lingering, streaming };
   using Clock = std::chrono::steady_clock;
 
   // One timer per connection ticks every check_period and compares the phase's age with its
@@ -160,6 +160,16 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
         }
         break;
       }
+      case Phase::waiting:
+        // An asynchronous route's backend bounds its own time (pool wait, command timeout);
+        // this is the server's guarantee that a connection never waits forever regardless.
+        if (now - since_ >= l.read_timeout) {
+          ++answer_seq_;  // a late answer is dropped
+          send(error_response(http::status::gateway_timeout, "backend_timeout",
+                              "the presence backend did not answer within api.read_timeout"),
+               false);
+        }
+        break;
       case Phase::writing:
         if (now - since_ >= l.read_timeout) close();  // client does not read its response
         break;
@@ -220,11 +230,31 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
     if (ec) return close();  // reset, aborted by stop(), ...
 
     Request req = parser_->release();
-    Routed routed = state_->router.dispatch(req);
+    const unsigned version = req.version() == 10 ? 10 : 11;
+    const bool keep_alive = req.keep_alive();
+    const std::uint64_t seq = ++answer_seq_;
+    Routed routed = state_->router.dispatch(
+        req, [weak = this->weak_from_this(), seq, version, keep_alive](Response res) {
+          // From any thread, possibly before dispatch() returned: back onto the strand.
+          if (auto self = weak.lock()) {
+            auto exec = self->socket_.get_executor();
+            asio::post(exec, [self = std::move(self), seq, version, keep_alive,
+                              res = std::move(res)]() mutable {
+              self->on_answer(seq, version, keep_alive, std::move(res));
+            });
+          }
+        });
+    if (routed.deferred) return enter(Phase::waiting);
     if (routed.stream) return start_stream(std::move(routed.stream), req.version());
     Response& res = routed.response;
-    res.version(req.version() == 10 ? 10 : 11);
-    send(std::move(res), req.keep_alive() && !state_->stopping);
+    res.version(version);
+    send(std::move(res), keep_alive && !state_->stopping);
+  }
+
+  void on_answer(std::uint64_t seq, unsigned version, bool keep_alive, Response res) {
+    if (closed_ || phase_ != Phase::waiting || seq != answer_seq_) return;
+    res.version(version);
+    send(std::move(res), keep_alive && !state_->stopping);
   }
 
   void send_unrouted(Response res) {
@@ -334,6 +364,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   std::chrono::milliseconds period_{1000};
   bool timed_out_ = false;
   bool closed_ = false;
+  std::uint64_t answer_seq_ = 0;  // the request whose asynchronous answer is awaited
   std::array<char, 16384> drain_{};
   // Streaming (after start_stream()).
   std::shared_ptr<ResponseStream> stream_;

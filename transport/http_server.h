@@ -6,7 +6,9 @@
 //
 // A route may answer with a ResponseStream (Server-Sent Events): the connection then carries
 // that stream until it ends, the client leaves or the server stops; it still counts against
-// max_connections.
+// max_connections. An asynchronous route (Router::add_async) leaves the connection waiting
+// for its answer, which may come from any thread; one that has not come after read_timeout
+// is answered 504 and the connection closed.
 //
 // Time limits are checked by one periodic timer per connection (every quarter of the shorter
 // limit, at most every second) rather than a timer per request, so a limit is never enforced
