@@ -40,6 +40,8 @@ class Category final : public boost::system::error_category {
         return "the Redis connection is closed";
       case Errc::stopped:
         return "the Redis pool is stopping";
+      case Errc::rejected:
+        return "Redis refused the connection's setup (AUTH: check presence.redis.password_file)";
     }
     return "unknown Redis error";
   }
@@ -292,15 +294,30 @@ struct Lease::Home : std::enable_shared_from_this<Lease::Home> {
     ++connecting;
     auto c = std::make_shared<Connection>(io);
     c->connect(options.host, options.port, options.connect_timeout,
-               [self = shared_from_this(), c](error_code ec) { self->connected(c, ec); });
+               [self = shared_from_this(), c](error_code ec) {
+                 if (ec || self->options.on_connect.empty()) return self->connected(c, ec);
+                 c->exec(self->options.on_connect, self->options.connect_timeout,
+                         [self, c](error_code e, std::vector<Value> replies) {
+                           std::string why;
+                           for (const auto& r : replies) {
+                             if (!e && r.is_error()) {
+                               e = make_error(Errc::rejected);
+                               why = r.str;
+                             }
+                           }
+                           if (e) c->close();
+                           self->connected(c, e, why);
+                         });
+               });
   }
 
-  void connected(const std::shared_ptr<Connection>& c, error_code ec) {
+  void connected(const std::shared_ptr<Connection>& c, error_code ec, std::string why = {}) {
     std::unique_lock lock(mu);
     --connecting;
     if (ec) {
       ++counters.connect_failures;
       counters.reachable = false;
+      counters.last_error = why.empty() ? ec.message() : ec.message() + ": " + why;
       last_connect_error = ec;
       next_attempt = Clock::now() + backoff;
       backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
@@ -314,6 +331,7 @@ struct Lease::Home : std::enable_shared_from_this<Lease::Home> {
     }
     ++counters.connects;
     counters.reachable = true;
+    counters.last_error.clear();
     backoff = std::chrono::milliseconds(100);
     next_attempt = {};
     ++open;

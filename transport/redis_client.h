@@ -50,6 +50,7 @@ enum class Errc {
   protocol,          // the server sent something that is not RESP
   closed,            // the connection or the pool was closed
   stopped,           // the pool is stopping
+  rejected,          // Redis answered a connection's setup (AUTH) with an error
 };
 const boost::system::error_category& category();
 boost::system::error_code make_error(Errc e);
@@ -87,6 +88,8 @@ struct PoolOptions {
   std::size_t max_waiters = 1024;
   std::chrono::milliseconds connect_timeout{1000};
   std::chrono::milliseconds health_interval{5000};
+  // Sent on every new connection before it is used (AUTH); an error reply fails the connect.
+  std::vector<Command> on_connect;
 };
 
 struct PoolStats {
@@ -98,6 +101,7 @@ struct PoolStats {
   std::uint64_t timeouts = 0;  // pool_timeout answers
   std::uint64_t rejected = 0;  // pool_full answers
   bool reachable = false;      // the last connect or health check succeeded
+  std::string last_error;      // of the last failed connect, "" after a success
 };
 
 class Pool {
