@@ -7,7 +7,9 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <limits>
@@ -403,6 +405,65 @@ const std::vector<Field>& fields() {
         "presence.max_batch", false, 1, 1'000'000,
         [](auto& c) -> auto& { return c.presence.max_batch; }));
 
+    f.push_back(enum_field<PresenceBackend>(
+        "presence.backend", false,
+        {{"memory", PresenceBackend::memory}, {"redis", PresenceBackend::redis}},
+        [](auto& c) -> auto& { return c.presence.backend; }));
+    f.push_back(list_field<HostPort>(
+        "presence.redis.nodes", "a list of host:port addresses", host_port_scalar,
+        [](const HostPort& hp) { return hp.to_string(); },
+        [](auto& c) -> auto& { return c.presence.redis.nodes; }));
+    f.push_back(enum_field<bool>(
+        "presence.redis.cluster", false, {{"false", false}, {"true", true}},
+        [](auto& c) -> auto& { return c.presence.redis.cluster; }));
+    f.push_back(string_field(
+        "presence.redis.username", true, "an ACL user name without spaces",
+        [](const std::string& s) {
+          return s.size() <= 256 && s.find_first_of(" \t\r\n") == std::string::npos;
+        },
+        [](auto& c) -> auto& { return c.presence.redis.username; }));
+    f.push_back(string_field(
+        "presence.redis.password_file", true, "a file path",
+        [](const std::string&) { return true; },
+        [](auto& c) -> auto& { return c.presence.redis.password_file; }));
+    f.push_back(string_field(
+        "presence.redis.key_prefix", false,
+        "1 to 64 letters, digits, ':', '.', '-' or '_' (no braces: they are hash tags)",
+        [](const std::string& s) {
+          return s.size() <= 64 && std::all_of(s.begin(), s.end(), [](char ch) {
+                   return std::isalnum(static_cast<unsigned char>(ch)) || ch == ':' ||
+                          ch == '.' || ch == '-' || ch == '_';
+                 });
+        },
+        [](auto& c) -> auto& { return c.presence.redis.key_prefix; }));
+    f.push_back(int_field<unsigned>(
+        "presence.redis.shards", false, 1, 16384,
+        [](auto& c) -> auto& { return c.presence.redis.shards; }));
+    f.push_back(int_field<std::size_t>(
+        "presence.redis.pool.min", false, 0, 1024,
+        [](auto& c) -> auto& { return c.presence.redis.pool.min; }));
+    f.push_back(int_field<std::size_t>(
+        "presence.redis.pool.max", false, 1, 1024,
+        [](auto& c) -> auto& { return c.presence.redis.pool.max; }));
+    f.push_back(duration_field(
+        "presence.redis.pool.wait", false, M(0), M(60'000),
+        [](auto& c) -> auto& { return c.presence.redis.pool.wait; }));
+    f.push_back(duration_field(
+        "presence.redis.pool.idle_timeout", false, M(100), M(3'600'000),
+        [](auto& c) -> auto& { return c.presence.redis.pool.idle_timeout; }));
+    f.push_back(int_field<std::size_t>(
+        "presence.redis.pool.max_waiters", false, 1, 1'000'000,
+        [](auto& c) -> auto& { return c.presence.redis.pool.max_waiters; }));
+    f.push_back(duration_field(
+        "presence.redis.timeout", false, M(10), M(60'000),
+        [](auto& c) -> auto& { return c.presence.redis.timeout; }));
+    f.push_back(duration_field(
+        "presence.redis.dedup_window", false, M(0), M(60'000),
+        [](auto& c) -> auto& { return c.presence.redis.dedup_window; }));
+    f.push_back(duration_field(
+        "presence.redis.sweep_interval", false, M(100), M(24LL * 3600 * 1000),
+        [](auto& c) -> auto& { return c.presence.redis.sweep_interval; }));
+
     f.push_back(duration_field(
         "persist.presence_interval", true, M(100), M(3600 * 1000),
         [](auto& c) -> auto& { return c.persist.presence_interval; }));
@@ -525,6 +586,34 @@ void walk(Config& cfg, const YAML::Node& map, const std::string& prefix, int lin
 // Checks that involve more than one key, and (check_files) that hook programs exist: at
 // start and in --check-config, not at SIGHUP (hooks are read at start only; a hook file
 // being replaced must not make reloads of other keys fail).
+}  // namespace
+
+std::optional<std::string> read_secret_file(const std::string& path, std::string* why) {
+  std::FILE* f = std::fopen(path.c_str(), "r");
+  if (!f) {
+    *why = std::strerror(errno);
+    return std::nullopt;
+  }
+  std::string text(4096, '\0');
+  const std::size_t n = std::fread(text.data(), 1, text.size(), f);
+  const bool more = n == text.size() && std::fgetc(f) != EOF;
+  std::fclose(f);
+  text.resize(n);
+  if (more) {
+    *why = "longer than 4 KiB: not a password";
+    return std::nullopt;
+  }
+  const auto end = text.find_first_of("\r\n");
+  if (end != std::string::npos) text.resize(end);
+  if (text.empty()) {
+    *why = "the first line is empty";
+    return std::nullopt;
+  }
+  return text;
+}
+
+namespace {
+
 void validate(const Config& c, bool check_files = true) {
   if (!c.api.http && c.api.unix_socket.empty()) {
     throw ParseError{0, "api.http and api.unix_socket are both disabled: enable at least one"};
@@ -553,6 +642,43 @@ void validate(const Config& c, bool check_files = true) {
     }
     if (!S_ISREG(st.st_mode) || access(hook->c_str(), X_OK) != 0) {
       throw ParseError{0, fmt::format("hook {}: not an executable file", *hook)};
+    }
+  }
+  if (c.presence.backend == PresenceBackend::redis) {
+    const auto& r = c.presence.redis;
+    if (r.nodes.empty()) {
+      throw ParseError{0, "presence.backend is redis but presence.redis.nodes is empty: list the "
+                          "Redis server (or, with presence.redis.cluster, some cluster nodes)"};
+    }
+    if (!r.cluster && r.nodes.size() > 1) {
+      throw ParseError{0, fmt::format("presence.redis.nodes lists {} servers but "
+                                      "presence.redis.cluster is false: a standalone Redis is one "
+                                      "server (set cluster: true for a Redis Cluster)",
+                                      r.nodes.size())};
+    }
+    if (r.key_prefix.empty()) throw ParseError{0, "presence.redis.key_prefix must not be empty"};
+    if (r.pool.min > r.pool.max) {
+      throw ParseError{0, fmt::format("presence.redis.pool.min ({}) is above "
+                                      "presence.redis.pool.max ({})",
+                                      r.pool.min, r.pool.max)};
+    }
+    if (r.dedup_window * 4 > c.presence.timeout) {
+      throw ParseError{0, fmt::format("presence.redis.dedup_window ({}) must be at most a quarter "
+                                      "of presence.timeout ({}): a skipped heartbeat may make a "
+                                      "user look offline up to the window early",
+                                      format_duration(r.dedup_window),
+                                      format_duration(c.presence.timeout))};
+    }
+    if (!c.hooks.on_user_change.empty()) {
+      throw ParseError{0, "hooks.on_user_change needs presence.backend: memory (with Redis, "
+                          "presence changes happen on other nodes too; see docs/REDIS.md)"};
+    }
+    if (!r.password_file.empty() && check_files) {
+      std::string why;
+      if (!read_secret_file(r.password_file, &why)) {
+        throw ParseError{0, fmt::format("presence.redis.password_file {}: {}", r.password_file,
+                                        why)};
+      }
     }
   }
   if (c.presence.forget_after < c.presence.timeout) {

@@ -29,6 +29,7 @@ struct HostPort {
 };
 
 enum class MachineDetector { miss_threshold, phi_accrual };
+enum class PresenceBackend { memory, redis };
 
 struct Config {
   struct Node {
@@ -79,6 +80,25 @@ struct Config {
     Millis forget_after{24LL * 3600 * 1000};
     std::size_t max_users = 10'000'000;
     std::size_t max_batch = 10'000;
+    PresenceBackend backend = PresenceBackend::memory;
+    struct Redis {  // presence.backend: redis (docs/REDIS.md)
+      std::vector<HostPort> nodes;  // cluster: seeds; standalone: exactly one
+      bool cluster = false;
+      std::string username;       // ACL user; empty: the default user
+      std::string password_file;  // empty: no AUTH
+      std::string key_prefix = "hb";
+      unsigned shards = 64;
+      struct Pool {
+        std::size_t min = 2;
+        std::size_t max = 16;
+        Millis wait{100};
+        Millis idle_timeout{60'000};
+        std::size_t max_waiters = 1024;
+      } pool;
+      Millis timeout{1000};  // per pipeline
+      Millis dedup_window{1000};
+      Millis sweep_interval{60'000};
+    } redis;
   } presence;
   struct Persist {
     Millis presence_interval{5000};
@@ -130,6 +150,9 @@ struct ReloadPlan {
   std::optional<std::string> error;
 };
 ReloadPlan plan_reload(const Config& current, const Config& next);
+
+// The first line of a secret file (presence.redis.password_file), or nullopt with `why`.
+std::optional<std::string> read_secret_file(const std::string& path, std::string* why);
 
 // Parsing helpers shared by the config and tests.
 std::optional<Millis> parse_duration(std::string_view text);  // "250ms", "30s", "1m30s"

@@ -103,6 +103,7 @@ Daemon::Daemon(Config config, std::optional<std::string> config_path)
           config_->hooks.on_member_change, config_->hooks.on_user_change, config_->node.name,
           config_->hooks.max_concurrent, config_->hooks.timeout, config_->hooks.max_queue})),
       server_(io_, router_, limits_from(*config_)) {
+  if (config_->presence.backend == PresenceBackend::redis) redis_presence_ = make_redis_presence();
   transport::add_health_routes(
       router_, {config_->node.name, &clock_, started_, [this, dir = config_->node.data_dir] {
                   transport::PersistenceHealth h;
@@ -117,14 +118,28 @@ Daemon::Daemon(Config config, std::optional<std::string> config_path)
                   h.failures = st.failures;
                   h.last_error = st.last_error;
                   return h;
-                }});
-  transport::add_presence_routes(router_,
-                                 {presence_.get(), &clock_, config_->presence.max_batch,
-                                  config_->presence.max_users, wall_anchor_, presence_counters_});
+                },
+                redis_presence_ ? std::function<transport::PresenceBackendHealth()>(
+                                      [this] {
+                                        const auto r = redis_presence_->health();
+                                        return transport::PresenceBackendHealth{
+                                            "redis", r.ok, r.problem, r.masters};
+                                      })
+                                : nullptr});
+  if (redis_presence_) {
+    transport::add_presence_routes(
+        router_, transport::RedisPresenceApi{redis_presence_.get(), config_->presence.max_batch,
+                                             presence_counters_});
+  } else {
+    transport::add_presence_routes(router_,
+                                   {presence_.get(), &clock_, config_->presence.max_batch,
+                                    config_->presence.max_users, wall_anchor_, presence_counters_});
+  }
   transport::add_member_routes(
       router_, {[this] { return cluster_->members(); },
                 [this](std::string_view name) { return cluster_->member(name); }, &clock_});
-  transport::add_event_routes(router_, *events_, config_->events.max_watched_users);
+  transport::add_event_routes(router_, *events_, config_->events.max_watched_users,
+                              /*users_supported=*/!redis_presence_);
   transport::add_metrics_route(router_, [this](transport::MetricsWriter& w) { write_metrics(w); });
 }
 
@@ -293,10 +308,50 @@ bool Daemon::open_listeners() {
   return true;
 }
 
+std::unique_ptr<transport::redis::Presence> Daemon::make_redis_presence() {
+  const auto& r = config_->presence.redis;
+  transport::redis::PresenceOptions o;
+  for (const auto& n : r.nodes) o.nodes.push_back({n.host, n.port});
+  o.cluster = r.cluster;
+  o.username = r.username;
+  if (!r.password_file.empty()) {
+    std::string why;
+    if (auto secret = read_secret_file(r.password_file, &why)) {
+      o.password = std::move(*secret);
+    } else {
+      redis_setup_error_ = fmt::format("presence.redis.password_file {}: {}", r.password_file, why);
+    }
+  }
+  o.key_prefix = r.key_prefix;
+  o.shards = r.shards;
+  o.pool.min = r.pool.min;
+  o.pool.max = r.pool.max;
+  o.pool.wait = r.pool.wait;
+  o.pool.idle_timeout = r.pool.idle_timeout;
+  o.pool.max_waiters = r.pool.max_waiters;
+  o.pool.connect_timeout = r.timeout;
+  o.command_timeout = r.timeout;
+  o.dedup_window = r.dedup_window;
+  o.sweep_interval = r.sweep_interval;
+  o.timeout = config_->presence.timeout;
+  o.forget_after = config_->presence.forget_after;
+  // Nodes sharing Redis compare last-seen times written by each other: the system clock,
+  // kept in step by NTP, is the only clock they share (docs/REDIS.md).
+  return std::make_unique<transport::redis::Presence>(io_, std::move(o), [] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  });
+}
+
 int Daemon::run() {
   log::set_level(config_->log.level);
   log::info("heartbeatd {} starting: node {}, {} API threads", kVersion, config_->node.name,
             config_->api.threads);
+  if (!redis_setup_error_.empty()) {
+    log::error("{}", redis_setup_error_);
+    return kExitUsage;
+  }
   if (const int code = open_store(); code != kExitOk) return code;
   if (!open_listeners()) {
     server_.stop();
@@ -326,6 +381,14 @@ int Daemon::run() {
                                                               : config_->hooks.users;
     hooks_->start();                         // its workers exist before any event reaches it
     events_->set_sink(hooks_.get(), users);  // within events.max_watched_users (config check)
+  }
+  if (redis_presence_) {
+    redis_presence_->start();
+    const auto& r = config_->presence.redis;
+    std::string nodes;
+    for (const auto& n : r.nodes) nodes.append(nodes.empty() ? "" : ", ").append(n.to_string());
+    log::info("presence on Redis{} at {} (key prefix {}, {} shards, pool {}..{})",
+              r.cluster ? " Cluster" : "", nodes, r.key_prefix, r.shards, r.pool.min, r.pool.max);
   }
   server_.start();
   do_await_signal();
@@ -388,6 +451,7 @@ void Daemon::begin_stop(int signal) {
   signals_.cancel(ignored);
   presence_timer_.cancel();
   server_.stop();
+  if (redis_presence_) redis_presence_->stop();  // requests still waiting get a 503
   // Everything above lets run() return on its own once connections close. The guard bounds
   // that; it is a thread rather than a timer because a pending timer would itself keep run()
   // from returning.
@@ -432,6 +496,7 @@ void Daemon::reload() {
   }
   if (plan.effective.presence.timeout != config_->presence.timeout) {
     presence_->set_timeout(plan.effective.presence.timeout, clock_.now());
+    if (redis_presence_) redis_presence_->set_timeout(plan.effective.presence.timeout);
   }
   config_ = std::make_shared<const Config>(std::move(plan.effective));
   log::set_level(config_->log.level);

@@ -32,6 +32,7 @@
 #include "transport/http_server.h"
 #include "transport/metrics.h"
 #include "transport/presence_routes.h"
+#include "transport/redis_presence.h"
 
 namespace heartbeatd {
 
@@ -63,6 +64,7 @@ class Daemon {
   void begin_stop(int signal);
   void do_presence_tick();
   void write_metrics(transport::MetricsWriter& w);  // daemon_metrics.cpp
+  std::unique_ptr<transport::redis::Presence> make_redis_presence();
 
   boost::asio::io_context io_;
   // The daemon's own timers (signals, presence tick, watchdog) share one strand: with
@@ -82,6 +84,10 @@ class Daemon {
   boost::asio::steady_timer presence_timer_;  // expires crossed users, forgets old ones
   std::shared_ptr<transport::PresenceCounters> presence_counters_ =
       std::make_shared<transport::PresenceCounters>();
+  // presence.backend: redis — the presence API's store instead of presence_ (which stays,
+  // empty). Declared before the server, so the server goes first.
+  std::unique_ptr<transport::redis::Presence> redis_presence_;
+  std::string redis_setup_error_;  // the password file could not be read: run() exits 2
   // Member changes and watched users' transitions, to /v1/events and the hooks.
   std::unique_ptr<transport::EventHub> events_;
   std::unique_ptr<HookRunner> hooks_;

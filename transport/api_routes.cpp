@@ -38,6 +38,22 @@ void add_health_routes(Router& router, HealthInfo info) {
       }
       o["persistence"] = std::move(j);
     }
+    if (info.presence) {
+      const auto p = info.presence();
+      boost::json::object j;
+      j["backend"] = p.backend;
+      j["status"] = p.ok ? "ok" : "unavailable";
+      if (p.ok) {
+        j["problem"] = nullptr;
+      } else {
+        j["problem"] = p.problem;
+        o["status"] = "degraded";
+      }
+      boost::json::array nodes;
+      for (const auto& n : p.nodes) nodes.emplace_back(n);
+      j["nodes"] = std::move(nodes);
+      o["presence"] = std::move(j);
+    }
     return json_response(http::status::ok, boost::json::serialize(o));
   });
 }

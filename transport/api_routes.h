@@ -6,6 +6,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "membership/clock.h"
 #include "transport/http_router.h"
@@ -24,15 +25,25 @@ struct PersistenceHealth {
   std::optional<std::string> last_error;  // set while snapshots fail
 };
 
+// The presence backend, when it is not the embedded table (presence.backend: redis).
+struct PresenceBackendHealth {
+  std::string backend;
+  bool ok = true;
+  std::string problem;  // why not ok
+  std::vector<std::string> nodes;
+};
+
 struct HealthInfo {
   std::string node;
   const membership::Clock* clock;  // uptime is measured on the monotonic clock
   membership::TimePoint started;
   std::function<PersistenceHealth()> persistence;  // empty: not reported
+  std::function<PresenceBackendHealth()> presence;  // empty: not reported (memory backend)
 };
 
 // GET /v1/health -> {"status":"ok"|"degraded","node":NAME,"version":VERSION,"uptime_ms":N,
-//                    "persistence":{...}} — "degraded" while snapshots fail (docs/API.md).
+//                    "persistence":{...}, "presence":{...}} — "degraded" while snapshots fail
+//                    or the presence backend (Redis) cannot be reached (docs/API.md).
 void add_health_routes(Router& router, HealthInfo info);
 
 // GET /metrics -> the Prometheus text format (version 0.0.4); `collect` writes every family

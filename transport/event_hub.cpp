@@ -355,9 +355,10 @@ Response bad_query(std::string message) {
 
 }  // namespace
 
-void add_event_routes(Router& router, EventHub& hub, std::size_t max_users) {
-  router.add_stream(http::verb::get, "/v1/events", [&hub, max_users](const Request&,
-                                                                     const RouteMatch& m) {
+void add_event_routes(Router& router, EventHub& hub, std::size_t max_users,
+                      bool users_supported) {
+  router.add_stream(http::verb::get, "/v1/events", [&hub, max_users, users_supported](
+                                                       const Request&, const RouteMatch& m) {
     std::optional<std::string> users_text, members_text;
     for (auto param : split(m.query, '&')) {
       if (param.empty()) continue;
@@ -382,6 +383,11 @@ void add_event_routes(Router& router, EventHub& hub, std::size_t max_users) {
         const auto id = parse_user_id(item, &why);
         if (!id) return Routed{bad_query(fmt::format("users: {}", why)), nullptr};
         users.push_back(*id);
+      }
+      if (!users.empty() && !users_supported) {
+        return Routed{bad_query("users cannot be watched with presence.backend: redis (presence "
+                                "changes happen on every node sharing Redis; docs/REDIS.md)"),
+                      nullptr};
       }
       std::sort(users.begin(), users.end());
       users.erase(std::unique(users.begin(), users.end()), users.end());

@@ -111,6 +111,8 @@ class EventHub {
 
 // GET /v1/events?users=1,2,3&members=a,b (docs/API.md). `max_users` bounds one request's
 // list (400 beyond).
-void add_event_routes(Router& router, EventHub& hub, std::size_t max_users);
+// users_supported false (presence.backend: redis): ?users= with ids is a 400.
+void add_event_routes(Router& router, EventHub& hub, std::size_t max_users,
+                      bool users_supported = true);
 
 }  // namespace heartbeatd::transport

@@ -28,15 +28,42 @@ char* put(char* p, std::string_view text) {
 }
 
 // Writes one status object at p (room for kMaxStatusJson bytes) and returns its end.
-char* write_status(char* p, std::uint64_t id, const PresenceTable::Status& st,
-                   const WallTime& wall) {
+char* write_status(char* p, std::uint64_t id, bool online, std::optional<std::int64_t> unix_ms) {
   p = put(p, R"({"user":)");
   p = std::to_chars(p, p + 20, id).ptr;
-  p = put(p,
-          st.online ? R"(,"online":true,"last_seen_ms":)" : R"(,"online":false,"last_seen_ms":)");
-  p = st.last_seen ? std::to_chars(p, p + 21, wall.unix_ms(*st.last_seen)).ptr : put(p, "null");
+  p = put(p, online ? R"(,"online":true,"last_seen_ms":)" : R"(,"online":false,"last_seen_ms":)");
+  p = unix_ms ? std::to_chars(p, p + 21, *unix_ms).ptr : put(p, "null");
   *p++ = '}';
   return p;
+}
+
+char* write_status(char* p, std::uint64_t id, const PresenceTable::Status& st,
+                   const WallTime& wall) {
+  return write_status(p, id, st.online,
+                      st.last_seen ? std::optional(wall.unix_ms(*st.last_seen)) : std::nullopt);
+}
+
+// The batch status body: {"users":[...]} with each status written by `one(p, i)`.
+template <class WriteOne>
+std::string batch_status_body(std::size_t n, WriteOne one) {
+  std::string body(16 + n * (kMaxStatusJson + 1), '\0');
+  char* p = put(body.data(), R"({"users":[)");
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i) *p++ = ',';
+    p = one(p, i);
+  }
+  p = put(p, "]}");
+  body.resize(static_cast<std::size_t>(p - body.data()));
+  return body;
+}
+
+// Redis could not answer: never a guess such as "offline". Retry-After: the pool's wait and
+// a failover are both a matter of seconds.
+Response unavailable(const redis::Failure& f) {
+  Response res = error_response(http::status::service_unavailable, "presence_unavailable",
+                                f.message);
+  res.set(http::field::retry_after, "1");
+  return res;
 }
 
 Response bad_id(std::string_view why) {
@@ -120,15 +147,10 @@ void add_presence_routes(Router& router, PresenceApi api) {
     const WallTime wall(now, *api.wall_anchor);
     std::vector<PresenceTable::Status> statuses(ids->size());
     api.table->status_batch(*ids, now, statuses);
-    std::string body(16 + ids->size() * (kMaxStatusJson + 1), '\0');
-    char* p = put(body.data(), R"({"users":[)");
-    for (std::size_t i = 0; i < ids->size(); ++i) {
-      if (i) *p++ = ',';
-      p = write_status(p, (*ids)[i], statuses[i], wall);
-    }
-    p = put(p, "]}");
-    body.resize(static_cast<std::size_t>(p - body.data()));
-    return json_response(http::status::ok, std::move(body));
+    return json_response(http::status::ok,
+                         batch_status_body(ids->size(), [&](char* p, std::size_t i) {
+                           return write_status(p, (*ids)[i], statuses[i], wall);
+                         }));
   });
 
   router.add(http::verb::delete_, "/v1/users/{id}", [api](const Request&, const RouteMatch& m) {
@@ -145,6 +167,92 @@ void add_presence_routes(Router& router, PresenceApi api) {
     return json_response(http::status::ok,
                          fmt::format(R"({{"online":{},"tracked":{}}})", c.online, c.tracked));
   });
+}
+
+void add_presence_routes(Router& router, RedisPresenceApi api) {
+  if (!api.counters) api.counters = std::make_shared<PresenceCounters>();
+  using redis::Failure;
+  router.add_async(http::verb::post, "/v1/users/{id}/heartbeat",
+                   [api](const Request&, const RouteMatch& m, Respond respond) {
+                     std::string why;
+                     const auto id = parse_user_id(m.param("id"), &why);
+                     if (!id) return respond(bad_id(why));
+                     api.presence->heartbeat({*id}, [api, respond](Failure f) {
+                       if (f) return respond(unavailable(f));
+                       api.counters->heartbeats.fetch_add(1, std::memory_order_relaxed);
+                       respond(empty_response());
+                     });
+                   });
+
+  router.add_async(http::verb::post, "/v1/users/heartbeat",
+                   [api](const Request& req, const RouteMatch&, Respond respond) {
+                     Response error;
+                     auto ids = batch_or_error(req, api.max_batch, &error);
+                     if (!ids) return respond(std::move(error));
+                     const std::size_t n = ids->size();
+                     api.presence->heartbeat(std::move(*ids), [api, respond, n](Failure f) {
+                       if (f) return respond(unavailable(f));
+                       api.counters->heartbeats.fetch_add(n, std::memory_order_relaxed);
+                       respond(json_response(http::status::ok,
+                                             fmt::format(R"({{"accepted":{}}})", n)));
+                     });
+                   });
+
+  router.add_async(
+      http::verb::get, "/v1/users/{id}", [api](const Request&, const RouteMatch& m,
+                                               Respond respond) {
+        std::string why;
+        const auto id = parse_user_id(m.param("id"), &why);
+        if (!id) return respond(bad_id(why));
+        api.presence->status(
+            {*id}, [respond, id = *id](Failure f, std::vector<redis::UserStatus> st) {
+              if (f) return respond(unavailable(f));
+              std::string body(kMaxStatusJson, '\0');
+              char* end = write_status(body.data(), id, st[0].online, st[0].last_seen_ms);
+              body.resize(static_cast<std::size_t>(end - body.data()));
+              respond(json_response(http::status::ok, std::move(body)));
+            });
+      });
+
+  router.add_async(
+      http::verb::post, "/v1/users/status",
+      [api](const Request& req, const RouteMatch&, Respond respond) {
+        Response error;
+        auto ids = batch_or_error(req, api.max_batch, &error);
+        if (!ids) return respond(std::move(error));
+        auto shared = std::make_shared<std::vector<std::uint64_t>>(std::move(*ids));
+        api.presence->status(*shared, [respond, shared](Failure f,
+                                                        std::vector<redis::UserStatus> st) {
+          if (f) return respond(unavailable(f));
+          respond(json_response(http::status::ok,
+                                batch_status_body(shared->size(), [&](char* p, std::size_t i) {
+                                  return write_status(p, (*shared)[i], st[i].online,
+                                                      st[i].last_seen_ms);
+                                })));
+        });
+      });
+
+  router.add_async(http::verb::delete_, "/v1/users/{id}",
+                   [api](const Request&, const RouteMatch& m, Respond respond) {
+                     std::string why;
+                     const auto id = parse_user_id(m.param("id"), &why);
+                     if (!id) return respond(bad_id(why));
+                     api.presence->logout(*id, [api, respond](Failure f) {
+                       if (f) return respond(unavailable(f));
+                       api.counters->logouts.fetch_add(1, std::memory_order_relaxed);
+                       respond(empty_response());
+                     });
+                   });
+
+  router.add_async(http::verb::get, "/v1/users",
+                   [api](const Request&, const RouteMatch&, Respond respond) {
+                     api.presence->counts([respond](Failure f, redis::PresenceCounts c) {
+                       if (f) return respond(unavailable(f));
+                       respond(json_response(
+                           http::status::ok,
+                           fmt::format(R"({{"online":{},"tracked":{}}})", c.online, c.tracked)));
+                     });
+                   });
 }
 
 }  // namespace heartbeatd::transport

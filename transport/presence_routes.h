@@ -11,6 +11,7 @@
 #include "membership/clock.h"
 #include "membership/presence_table.h"
 #include "transport/http_router.h"
+#include "transport/redis_presence.h"
 
 namespace heartbeatd::transport {
 
@@ -32,5 +33,15 @@ struct PresenceApi {
 };
 
 void add_presence_routes(Router& router, PresenceApi api);
+
+// The same routes over Redis (presence.backend: redis), answering asynchronously. What Redis
+// cannot answer (unreachable, pool exhausted, cluster failing over) is a 503 with Retry-After,
+// never a guessed "offline". presence.max_users does not apply: Redis's maxmemory does.
+struct RedisPresenceApi {
+  redis::Presence* presence;
+  std::size_t max_batch;
+  std::shared_ptr<PresenceCounters> counters = nullptr;
+};
+void add_presence_routes(Router& router, RedisPresenceApi api);
 
 }  // namespace heartbeatd::transport

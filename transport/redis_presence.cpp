@@ -1,0 +1,724 @@
+#include "transport/redis_presence.h"
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <string_view>
+
+#include <fmt/format.h>
+
+#include "transport/log.h"
+
+namespace heartbeatd::transport::redis {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+using std::chrono::milliseconds;
+
+namespace {
+
+// Negates a positive score (the user logged out; the last-seen time is kept). An unknown or
+// already logged-out user is left alone, as the embedded table does.
+constexpr std::string_view kLogoutScript =
+    "local s = redis.call('ZSCORE', KEYS[1], ARGV[1]) "
+    "if s and tonumber(s) > 0 then redis.call('ZADD', KEYS[1], -tonumber(s), ARGV[1]) end "
+    "return 0";
+
+constexpr int kMaxRedirects = 5;
+
+// Spreads ids over shards whatever their pattern (dense, strided, random).
+std::uint64_t mix(std::uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdULL;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ULL;
+  x ^= x >> 33;
+  return x;
+}
+
+std::optional<double> score_of(const Value& v) {
+  if (v.type != Value::Type::string) return std::nullopt;
+  char* end = nullptr;
+  const double d = std::strtod(v.str.c_str(), &end);
+  if (end == v.str.c_str() || !std::isfinite(d)) return std::nullopt;
+  return d;
+}
+
+// One command of a batch and its fate.
+struct Op {
+  std::uint16_t slot = 0;
+  Command command;
+  Value reply;
+  bool answered = false;
+  std::optional<NodeAddress> ask;  // ASK: the next attempt goes there, after ASKING
+};
+
+struct Batch {
+  std::vector<Op> ops;
+  std::function<void(Failure, std::vector<Op>&)> done;
+  std::mutex mu;
+  std::size_t outstanding = 0;  // node groups in flight this round
+  int round = 0;
+  Failure failure;
+};
+
+// Direct-mapped memory of recent writes: id -> Unix ms of the heartbeat written for it.
+class DedupCache {
+ public:
+  static constexpr std::size_t kStripes = 64;
+  static constexpr std::size_t kSlotsPerStripe = 4096;
+
+  bool recent(std::uint64_t id, std::int64_t now, std::int64_t window) {
+    auto& s = stripe(id);
+    std::lock_guard lock(s.mu);
+    const auto& e = s.slots[slot(id)];
+    return e.used && e.id == id && now - e.written_ms < window && now >= e.written_ms;
+  }
+  void remember(std::uint64_t id, std::int64_t written) {
+    auto& s = stripe(id);
+    std::lock_guard lock(s.mu);
+    s.slots[slot(id)] = {id, written, true};
+  }
+  void forget(std::uint64_t id) {
+    auto& s = stripe(id);
+    std::lock_guard lock(s.mu);
+    auto& e = s.slots[slot(id)];
+    if (e.id == id) e.used = false;
+  }
+
+ private:
+  struct Entry {
+    std::uint64_t id = 0;
+    std::int64_t written_ms = 0;
+    bool used = false;
+  };
+  struct Stripe {
+    std::mutex mu;
+    std::vector<Entry> slots = std::vector<Entry>(kSlotsPerStripe);
+  };
+  Stripe& stripe(std::uint64_t id) { return stripes_[mix(id) % kStripes]; }
+  static std::size_t slot(std::uint64_t id) { return (mix(id) >> 8) % kSlotsPerStripe; }
+  std::array<Stripe, kStripes> stripes_;
+};
+
+}  // namespace
+
+struct Presence::State : std::enable_shared_from_this<Presence::State> {
+  State(asio::io_context& i, PresenceOptions o, Clock c)
+      : io(i), options(std::move(o)), wall(std::move(c)), strand(asio::make_strand(i)),
+        sweep_timer(strand), refresh_timer(strand), timeout_ms(options.timeout.count()) {
+    for (unsigned s = 0; s < options.shards; ++s) {
+      keys.push_back(fmt::format("{}:{{{}}}", options.key_prefix, s));
+      slots.push_back(key_slot(keys.back()));
+    }
+    if (!options.cluster && !options.nodes.empty()) {
+      map = SlotMap::single(options.nodes.front());
+      topology_problem.clear();
+    }
+  }
+
+  asio::io_context& io;
+  const PresenceOptions options;
+  const Clock wall;
+  asio::strand<asio::io_context::executor_type> strand;
+  asio::steady_timer sweep_timer;
+  asio::steady_timer refresh_timer;
+  std::atomic<std::int64_t> timeout_ms;
+  std::vector<std::string> keys;       // by shard
+  std::vector<std::uint16_t> slots;    // by shard
+  DedupCache dedup;
+
+  mutable std::mutex mu;  // guards what follows
+  std::optional<SlotMap> map;
+  std::map<std::string, std::pair<NodeAddress, std::shared_ptr<Pool>>> pools;  // by address
+  bool refreshing = false;
+  bool stopped = false;
+  std::string topology_problem = "the Redis Cluster slot map has not been read yet";
+  std::chrono::steady_clock::time_point last_refresh{};
+
+  std::atomic<std::uint64_t> commands{0}, moved{0}, asked{0}, refreshes{0}, failures{0},
+      dedup_skipped{0};
+
+  unsigned shard_of(std::uint64_t id) const {
+    return static_cast<unsigned>(mix(id) % options.shards);
+  }
+
+  // With mu held.
+  std::shared_ptr<Pool> pool_locked(const NodeAddress& node) {
+    auto& entry = pools[node.to_string()];
+    if (!entry.second) {
+      PoolOptions po = options.pool;
+      po.host = node.host;
+      po.port = node.port;
+      if (!options.password.empty()) {
+        po.on_connect.push_back(options.username.empty()
+                                    ? Command{"AUTH", options.password}
+                                    : Command{"AUTH", options.username, options.password});
+      }
+      entry = {node, std::make_shared<Pool>(io, std::move(po))};
+      entry.second->start();
+    }
+    return entry.second;
+  }
+
+  void start() {
+    {
+      std::lock_guard lock(mu);
+      if (map) {
+        for (const auto& m : map->masters()) pool_locked(m);
+      }
+    }
+    if (options.cluster) refresh();
+    asio::dispatch(strand, [self = shared_from_this()] {
+      self->schedule_sweep();
+      if (self->options.cluster) self->schedule_refresh();
+    });
+  }
+
+  void stop() {
+    std::map<std::string, std::pair<NodeAddress, std::shared_ptr<Pool>>> gone;
+    {
+      std::lock_guard lock(mu);
+      stopped = true;
+      gone.swap(pools);
+    }
+    asio::post(strand, [self = shared_from_this()] {
+      self->sweep_timer.cancel();
+      self->refresh_timer.cancel();
+    });
+    for (auto& [_, p] : gone) p.second->stop();
+  }
+
+  // ---- topology ------------------------------------------------------------------------------
+
+  // Every second while something is wrong, every ten while all is well: a failover is seen
+  // within a second of the cluster completing it even if no request hits the moved slots.
+  void schedule_refresh() {
+    refresh_timer.expires_after(health().ok ? std::chrono::seconds(10) : std::chrono::seconds(1));
+    refresh_timer.async_wait([self = shared_from_this()](error_code ec) {
+      if (ec) return;
+      {
+        std::lock_guard lock(self->mu);
+        if (self->stopped) return;
+      }
+      self->refresh();
+      self->schedule_refresh();
+    });
+  }
+
+  // Reads CLUSTER SLOTS from the known masters, then the configured nodes, the first that
+  // answers wins. At most one read at a time, and at most one per 100 ms.
+  void refresh() {
+    if (!options.cluster) return;
+    std::vector<NodeAddress> candidates;
+    {
+      std::lock_guard lock(mu);
+      const auto now = std::chrono::steady_clock::now();
+      if (stopped || refreshing || now - last_refresh < milliseconds(100)) return;
+      refreshing = true;
+      last_refresh = now;
+      if (map) candidates = map->masters();
+      for (const auto& n : options.nodes) {
+        if (std::find(candidates.begin(), candidates.end(), n) == candidates.end()) {
+          candidates.push_back(n);
+        }
+      }
+    }
+    refreshes.fetch_add(1, std::memory_order_relaxed);
+    try_refresh(std::move(candidates), 0, {});
+  }
+
+  void try_refresh(std::vector<NodeAddress> candidates, std::size_t i, std::string errors) {
+    if (i == candidates.size()) {
+      std::lock_guard lock(mu);
+      refreshing = false;
+      topology_problem = "no Redis Cluster node answered CLUSTER SLOTS (" + errors + ")";
+      return;
+    }
+    std::shared_ptr<Pool> pool;
+    {
+      std::lock_guard lock(mu);
+      if (stopped) {
+        refreshing = false;
+        return;
+      }
+      pool = pool_locked(candidates[i]);
+    }
+    auto self = shared_from_this();
+    auto next = [self, candidates, i, errors](const std::string& why) {
+      self->try_refresh(candidates, i + 1,
+                        errors + (errors.empty() ? "" : "; ") + candidates[i].to_string() + ": " +
+                            why);
+    };
+    pool->acquire([self, next, pool](error_code ec, Lease lease) {
+      if (ec) return next(ec.message());
+      auto held = std::make_shared<Lease>(std::move(lease));
+      held->exec({{"CLUSTER", "SLOTS"}}, self->options.command_timeout,
+                 [self, next, held](error_code e, std::vector<Value> replies) {
+                   if (e) return next(e.message());
+                   if (replies.empty() || replies[0].is_error()) {
+                     return next(replies.empty() ? "no reply" : replies[0].str);
+                   }
+                   std::string why;
+                   auto fresh = SlotMap::from_cluster_slots(replies[0], &why);
+                   if (!fresh) return next(why);
+                   self->install(std::move(*fresh));
+                 });
+    });
+  }
+
+  void install(SlotMap fresh) {
+    std::vector<std::shared_ptr<Pool>> retired;
+    {
+      std::lock_guard lock(mu);
+      refreshing = false;
+      if (stopped) return;
+      topology_problem.clear();
+      std::size_t unassigned = 0;
+      for (std::uint16_t s = 0; s < kSlots; ++s) unassigned += fresh.node_for(s) ? 0 : 1;
+      if (unassigned > 0) {
+        topology_problem = fmt::format("{} of the cluster's slots are not served", unassigned);
+      }
+      // Pools of nodes that are neither masters nor configured seeds go: a dead master's
+      // pool would otherwise keep trying to reconnect for ever.
+      for (auto it = pools.begin(); it != pools.end();) {
+        const auto& node = it->second.first;
+        const auto& masters = fresh.masters();
+        const bool keep =
+            std::find(masters.begin(), masters.end(), node) != masters.end() ||
+            std::find(options.nodes.begin(), options.nodes.end(), node) != options.nodes.end();
+        if (keep) {
+          ++it;
+        } else {
+          retired.push_back(it->second.second);
+          it = pools.erase(it);
+        }
+      }
+      for (const auto& m : fresh.masters()) pool_locked(m);
+      map = std::move(fresh);
+    }
+    for (auto& p : retired) p->stop();
+  }
+
+  // ---- commands ------------------------------------------------------------------------------
+
+  void run(std::shared_ptr<Batch> b) {
+    struct Group {
+      NodeAddress node;
+      std::shared_ptr<Pool> pool;
+      std::vector<std::size_t> ops;
+    };
+    std::map<std::string, Group> groups;
+    Failure unrouted;
+    {
+      std::lock_guard lock(mu);
+      if (stopped) {
+        unrouted = {{}, "heartbeatd is stopping"};
+      } else if (!map) {
+        unrouted = {{}, "Redis is not available: " + topology_problem};
+      } else {
+        for (std::size_t i = 0; i < b->ops.size(); ++i) {
+          Op& op = b->ops[i];
+          if (op.answered) continue;
+          const NodeAddress* node = op.ask ? &*op.ask : map->node_for(op.slot);
+          if (!node) {
+            unrouted = {{}, fmt::format("Redis Cluster slot {} is served by no master", op.slot)};
+            break;
+          }
+          auto& g = groups[node->to_string()];
+          if (!g.pool) {
+            g.node = *node;
+            g.pool = pool_locked(*node);
+          }
+          g.ops.push_back(i);
+        }
+      }
+    }
+    if (unrouted) {
+      failures.fetch_add(1, std::memory_order_relaxed);
+      return b->done(std::move(unrouted), b->ops);
+    }
+    if (groups.empty()) return b->done({}, b->ops);
+    {
+      std::lock_guard lock(b->mu);
+      b->outstanding = groups.size();
+    }
+    for (auto& [_, g] : groups) send(b, std::move(g.node), std::move(g.pool), std::move(g.ops));
+  }
+
+  void send(std::shared_ptr<Batch> b, NodeAddress node, std::shared_ptr<Pool> pool,
+            std::vector<std::size_t> idx) {
+    auto self = shared_from_this();
+    pool->acquire([self, b, node, idx](error_code ec, Lease lease) mutable {
+      if (ec) {
+        const bool exhausted = ec == make_error(Errc::pool_timeout) ||
+                               ec == make_error(Errc::pool_full);
+        Failure f{ec,
+                  exhausted ? fmt::format("no Redis connection to {} became free in time "
+                                          "(presence.redis.pool.max connections all busy for "
+                                          "presence.redis.pool.wait)",
+                                          node.to_string())
+                            : fmt::format("Redis at {} is unreachable: {}", node.to_string(),
+                                          ec.message()),
+                  exhausted};
+        if (!exhausted) self->refresh();
+        return self->group_done(b, std::move(f));
+      }
+      std::vector<Command> cmds;
+      std::vector<int> reply_of(idx.size());  // index of each op's reply (after an ASKING)
+      for (std::size_t k = 0; k < idx.size(); ++k) {
+        Op& op = b->ops[idx[k]];
+        if (op.ask) cmds.push_back({"ASKING"});
+        reply_of[k] = static_cast<int>(cmds.size());
+        cmds.push_back(op.command);
+      }
+      self->commands.fetch_add(cmds.size(), std::memory_order_relaxed);
+      auto held = std::make_shared<Lease>(std::move(lease));
+      held->exec(std::move(cmds), self->options.command_timeout,
+                 [self, b, node, idx, reply_of, held](error_code e,
+                                                      std::vector<Value> replies) mutable {
+                   held.reset();  // back to the pool before anything else
+                   if (e) {
+                     self->refresh();
+                     return self->group_done(
+                         b, {e,
+                             fmt::format("Redis at {} did not answer: {}", node.to_string(),
+                                         e.message())});
+                   }
+                   Failure f;
+                   bool topology_changed = false;
+                   for (std::size_t k = 0; k < idx.size(); ++k) {
+                     Op& op = b->ops[idx[k]];
+                     Value& r = replies[static_cast<std::size_t>(reply_of[k])];
+                     op.ask.reset();
+                     if (r.is_error()) {
+                       if (auto redirect = parse_redirect(r.str)) {
+                         if (redirect->ask) {
+                           self->asked.fetch_add(1, std::memory_order_relaxed);
+                           op.ask = redirect->node;
+                         } else {
+                           self->moved.fetch_add(1, std::memory_order_relaxed);
+                           std::lock_guard lock(self->mu);
+                           if (self->map) self->map->move(redirect->slot, redirect->node);
+                           topology_changed = true;
+                         }
+                         continue;  // answered in the next round
+                       }
+                       if (!f) {
+                         f = {{}, fmt::format("Redis at {} answered: {}", node.to_string(), r.str)};
+                       }
+                       if (r.str.rfind("CLUSTERDOWN", 0) == 0) topology_changed = true;
+                       continue;
+                     }
+                     op.reply = std::move(r);
+                     op.answered = true;
+                   }
+                   if (topology_changed) self->refresh();
+                   self->group_done(b, std::move(f));
+                 });
+    });
+  }
+
+  void group_done(const std::shared_ptr<Batch>& b, Failure f) {
+    {
+      std::lock_guard lock(b->mu);
+      if (f && !b->failure) b->failure = std::move(f);
+      if (--b->outstanding > 0) return;
+    }
+    // Last group of the round: this thread owns the batch now.
+    if (b->failure) {
+      failures.fetch_add(1, std::memory_order_relaxed);
+      return b->done(std::move(b->failure), b->ops);
+    }
+    const bool pending =
+        std::any_of(b->ops.begin(), b->ops.end(), [](const Op& op) { return !op.answered; });
+    if (!pending) return b->done({}, b->ops);
+    if (++b->round > kMaxRedirects) {
+      failures.fetch_add(1, std::memory_order_relaxed);
+      return b->done({{}, "Redis Cluster kept redirecting the request (slots are moving); "
+                          "retry"},
+                     b->ops);
+    }
+    run(b);
+  }
+
+  void submit(std::vector<Op> ops, std::function<void(Failure, std::vector<Op>&)> done) {
+    auto b = std::make_shared<Batch>();
+    b->ops = std::move(ops);
+    b->done = std::move(done);
+    run(std::move(b));
+  }
+
+  Op op_for_shard(unsigned shard, Command cmd) const {
+    Op op;
+    op.slot = slots[shard];
+    op.command = std::move(cmd);
+    return op;
+  }
+
+  // ---- forgetting ----------------------------------------------------------------------------
+
+  void schedule_sweep() {
+    sweep_timer.expires_after(options.sweep_interval);
+    sweep_timer.async_wait([self = shared_from_this()](error_code ec) {
+      if (ec) return;
+      {
+        std::lock_guard lock(self->mu);
+        if (self->stopped) return;
+      }
+      self->sweep();
+      self->schedule_sweep();
+    });
+  }
+
+  // Removes users last seen forget_after ago or longer, logged out or not: scores in
+  // [-(now - forget_after), now - forget_after].
+  void sweep() {
+    const std::int64_t edge = wall() - options.forget_after.count();
+    if (edge <= 0) return;
+    std::vector<Op> ops;
+    for (unsigned s = 0; s < options.shards; ++s) {
+      ops.push_back(op_for_shard(
+          s, {"ZREMRANGEBYSCORE", keys[s], std::to_string(-edge), std::to_string(edge)}));
+    }
+    submit(std::move(ops), [](Failure f, std::vector<Op>&) {
+      if (f) log::warning("presence sweep on Redis failed (retried next interval): {}", f.message);
+    });
+  }
+
+  PresenceHealth health() const {
+    PresenceHealth h;
+    std::vector<std::pair<std::string, std::shared_ptr<Pool>>> masters;
+    {
+      std::lock_guard lock(mu);
+      if (!map) {
+        h.problem = topology_problem;
+        return h;
+      }
+      h.problem = topology_problem;
+      for (const auto& m : map->masters()) {
+        h.masters.push_back(m.to_string());
+        auto it = pools.find(m.to_string());
+        if (it != pools.end()) masters.emplace_back(m.to_string(), it->second.second);
+      }
+    }
+    for (const auto& [name, pool] : masters) {
+      const auto st = pool->stats();
+      if (!st.reachable && h.problem.empty()) {
+        h.problem = fmt::format("Redis at {} is unreachable{}", name,
+                                st.last_error.empty() ? "" : ": " + st.last_error);
+      }
+    }
+    h.ok = h.problem.empty();
+    return h;
+  }
+};
+
+Presence::Presence(asio::io_context& io, PresenceOptions options, Clock wall_ms)
+    : state_(std::make_shared<State>(io, std::move(options), std::move(wall_ms))) {}
+
+Presence::~Presence() {
+  stop();
+}
+
+void Presence::start() {
+  state_->start();
+}
+
+void Presence::stop() {
+  state_->stop();
+}
+
+void Presence::set_timeout(milliseconds timeout) {
+  state_->timeout_ms.store(timeout.count(), std::memory_order_relaxed);
+}
+
+std::string Presence::key_of(std::uint64_t id) const {
+  return state_->keys[state_->shard_of(id)];
+}
+
+void Presence::heartbeat(std::vector<std::uint64_t> ids, std::function<void(Failure)> done) {
+  auto& st = *state_;
+  const std::int64_t now = st.wall();
+  const std::int64_t window = st.options.dedup_window.count();
+  // One ZADD per shard with every id of the batch that was not written a moment ago.
+  std::map<unsigned, Command> by_shard;
+  std::vector<std::uint64_t> written;
+  const std::string score = std::to_string(now);
+  for (const auto id : ids) {
+    if (window > 0 && st.dedup.recent(id, now, window)) {
+      st.dedup_skipped.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    auto& cmd = by_shard[st.shard_of(id)];
+    if (cmd.empty()) cmd = {"ZADD", st.keys[st.shard_of(id)], "GT"};
+    cmd.push_back(score);
+    cmd.push_back(std::to_string(id));
+    written.push_back(id);
+  }
+  if (by_shard.empty()) return done({});
+  std::vector<Op> ops;
+  for (auto& [shard, cmd] : by_shard) ops.push_back(st.op_for_shard(shard, std::move(cmd)));
+  st.submit(std::move(ops), [state = state_, written = std::move(written), now,
+                             done = std::move(done)](Failure f, std::vector<Op>&) {
+    if (!f && state->options.dedup_window.count() > 0) {
+      for (const auto id : written) state->dedup.remember(id, now);
+    }
+    done(std::move(f));
+  });
+}
+
+void Presence::logout(std::uint64_t id, std::function<void(Failure)> done) {
+  auto& st = *state_;
+  st.dedup.forget(id);  // the next heartbeat must be written, whatever the window
+  const unsigned shard = st.shard_of(id);
+  std::vector<Op> ops;
+  ops.push_back(st.op_for_shard(
+      shard, {"EVAL", std::string(kLogoutScript), "1", st.keys[shard], std::to_string(id)}));
+  st.submit(std::move(ops), [state = state_, id, done = std::move(done)](Failure f,
+                                                                           std::vector<Op>&) {
+    state->dedup.forget(id);  // a heartbeat that raced the logout must not hide the next one
+    done(std::move(f));
+  });
+}
+
+void Presence::status(std::vector<std::uint64_t> ids,
+                      std::function<void(Failure, std::vector<UserStatus>)> done) {
+  auto& st = *state_;
+  // One ZMSCORE per shard; `where` maps each reply element back to its place in `ids`.
+  std::map<unsigned, std::pair<Command, std::vector<std::size_t>>> by_shard;
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    const unsigned shard = st.shard_of(ids[i]);
+    auto& [cmd, where] = by_shard[shard];
+    if (cmd.empty()) cmd = {"ZMSCORE", st.keys[shard]};
+    cmd.push_back(std::to_string(ids[i]));
+    where.push_back(i);
+  }
+  std::vector<Op> ops;
+  std::vector<std::vector<std::size_t>> places;
+  for (auto& [shard, entry] : by_shard) {
+    ops.push_back(st.op_for_shard(shard, std::move(entry.first)));
+    places.push_back(std::move(entry.second));
+  }
+  const std::size_t n = ids.size();
+  st.submit(std::move(ops), [state = state_, places = std::move(places), n,
+                             done = std::move(done)](Failure f, std::vector<Op>& ops) {
+    std::vector<UserStatus> out(n);
+    if (f) return done(std::move(f), std::move(out));
+    // Judged when Redis answered, on this node's clock, as the embedded table judges.
+    const std::int64_t now = state->wall();
+    const std::int64_t timeout = state->timeout_ms.load(std::memory_order_relaxed);
+    const std::int64_t forget = state->options.forget_after.count();
+    for (std::size_t g = 0; g < ops.size(); ++g) {
+      const Value& r = ops[g].reply;
+      if (r.type != Value::Type::array || r.elements.size() != places[g].size()) {
+        return done({{}, "Redis answered ZMSCORE with something else than one score per user "
+                         "(Redis 6.2 or later is required)"},
+                    std::move(out));
+      }
+      for (std::size_t k = 0; k < places[g].size(); ++k) {
+        const auto score = score_of(r.elements[k]);
+        if (!score) continue;  // nil: unknown
+        const bool logged_out = *score < 0;
+        const auto seen = static_cast<std::int64_t>(std::llround(std::fabs(*score)));
+        if (now - seen >= forget) continue;  // forgotten, not yet swept
+        UserStatus& s = out[places[g][k]];
+        s.last_seen_ms = seen;
+        s.online = !logged_out && now - seen < timeout;
+      }
+    }
+    done({}, std::move(out));
+  });
+}
+
+void Presence::counts(std::function<void(Failure, PresenceCounts)> done) {
+  auto& st = *state_;
+  const std::int64_t now = st.wall();
+  const std::string online_edge = "(" + std::to_string(now - st.timeout_ms.load());
+  const std::int64_t forget_edge = now - st.options.forget_after.count();
+  const std::string tracked_edge = "(" + std::to_string(forget_edge);
+  const std::string logged_out_edge = "(" + std::to_string(-forget_edge);
+  std::vector<Op> ops;
+  for (unsigned s = 0; s < st.options.shards; ++s) {
+    ops.push_back(st.op_for_shard(s, {"ZCOUNT", st.keys[s], online_edge, "+inf"}));
+    ops.push_back(st.op_for_shard(s, {"ZCOUNT", st.keys[s], tracked_edge, "+inf"}));
+    ops.push_back(st.op_for_shard(s, {"ZCOUNT", st.keys[s], "-inf", logged_out_edge}));
+  }
+  st.submit(std::move(ops), [done = std::move(done)](Failure f, std::vector<Op>& ops) {
+    PresenceCounts c;
+    if (f) return done(std::move(f), c);
+    for (std::size_t i = 0; i < ops.size(); ++i) {
+      const auto n = static_cast<std::uint64_t>(std::max(0LL, ops[i].reply.integer));
+      if (i % 3 == 0) {
+        c.online += n;
+      } else {
+        c.tracked += n;
+      }
+    }
+    done({}, c);
+  });
+}
+
+PresenceHealth Presence::health() const {
+  return state_->health();
+}
+
+void Presence::write_metrics(MetricsWriter& w) const {
+  const auto& st = *state_;
+  w.counter("heartbeatd_redis_commands_total", "Commands sent to Redis (pipelined or not).",
+            st.commands.load());
+  w.family("heartbeatd_redis_redirects_total", "counter",
+           "Redis Cluster redirections followed, by kind.");
+  w.sample("heartbeatd_redis_redirects_total", {{"kind", "moved"}}, st.moved.load());
+  w.sample("heartbeatd_redis_redirects_total", {{"kind", "ask"}}, st.asked.load());
+  w.counter("heartbeatd_redis_topology_refreshes_total",
+            "Reads of the Redis Cluster slot map (CLUSTER SLOTS).", st.refreshes.load());
+  w.counter("heartbeatd_redis_failed_requests_total",
+            "Presence requests Redis could not answer (the API answered 503).",
+            st.failures.load());
+  w.counter("heartbeatd_redis_heartbeats_deduplicated_total",
+            "User heartbeats answered without a write: the user's last one was written less "
+            "than presence.redis.dedup_window ago.",
+            st.dedup_skipped.load());
+  std::vector<std::pair<std::string, PoolStats>> pools;
+  {
+    std::lock_guard lock(st.mu);
+    for (const auto& [name, entry] : st.pools) pools.emplace_back(name, entry.second->stats());
+  }
+  w.family("heartbeatd_redis_pool_connections", "gauge",
+           "Connections of the pool to each Redis node, open (idle or in use) and idle.");
+  for (const auto& [name, s] : pools) {
+    w.sample("heartbeatd_redis_pool_connections", {{"node", name}, {"state", "open"}},
+             static_cast<std::uint64_t>(s.open));
+    w.sample("heartbeatd_redis_pool_connections", {{"node", name}, {"state", "idle"}},
+             static_cast<std::uint64_t>(s.idle));
+  }
+  w.family("heartbeatd_redis_pool_waiting", "gauge",
+           "Requests waiting for a connection of each node's pool.");
+  for (const auto& [name, s] : pools) {
+    w.sample("heartbeatd_redis_pool_waiting", {{"node", name}},
+             static_cast<std::uint64_t>(s.waiting));
+  }
+  w.family("heartbeatd_redis_pool_exhausted_total", "counter",
+           "Requests refused because no connection became free (reason=\"wait\") or the wait "
+           "queue was full (reason=\"queue\").");
+  for (const auto& [name, s] : pools) {
+    w.sample("heartbeatd_redis_pool_exhausted_total", {{"node", name}, {"reason", "wait"}},
+             s.timeouts);
+    w.sample("heartbeatd_redis_pool_exhausted_total", {{"node", name}, {"reason", "queue"}},
+             s.rejected);
+  }
+  w.family("heartbeatd_redis_connect_failures_total", "counter",
+           "Failed connection attempts to each Redis node.");
+  for (const auto& [name, s] : pools) {
+    w.sample("heartbeatd_redis_connect_failures_total", {{"node", name}}, s.connect_failures);
+  }
+}
+
+}  // namespace heartbeatd::transport::redis
