@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 
 #include "tests/support/daemon_process.h"
@@ -64,7 +65,30 @@ void RedisServer::stop() {
   pid_ = -1;
 }
 
-std::string RedisServer::command(const std::string& resp) const {
+namespace {
+// Where the RESP reply starting at `at` ends, or 0 while it is not all there yet.
+std::size_t reply_end(const std::string& s, std::size_t at) {
+  const std::size_t eol = s.find("\r\n", at);
+  if (at >= s.size() || eol == std::string::npos) return 0;
+  const long long n = std::strtoll(s.c_str() + at + 1, nullptr, 10);
+  switch (s[at]) {
+    case '$': {
+      if (n < 0) return eol + 2;  // nil
+      const std::size_t end = eol + 2 + static_cast<std::size_t>(n) + 2;
+      return s.size() >= end ? end : 0;
+    }
+    case '*': {
+      std::size_t end = eol + 2;
+      for (long long i = 0; i < n && end != 0; ++i) end = reply_end(s, end);
+      return end;
+    }
+    default:  // +simple, -error, :integer
+      return eol + 2;
+  }
+}
+}  // namespace
+
+std::string RedisServer::command(const std::string& resp, int replies) const {
   const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -73,12 +97,28 @@ std::string RedisServer::command(const std::string& resp) const {
   std::string out;
   if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
       send(fd, resp.data(), resp.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(resp.size())) {
-    pollfd p{fd, POLLIN, 0};
+    // A large reply (CLUSTER NODES, INFO) can arrive in several segments, and pipelined ones
+    // one by one: read until all are whole, within two seconds in all (a WAIT with a timeout
+    // of one second still answers).
+    const auto whole = [&] {
+      std::size_t end = 0;
+      for (int i = 0; i < replies; ++i) {
+        if ((end = reply_end(out, end)) == 0) return false;
+      }
+      return true;
+    };
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
     char buf[4096];
-    if (poll(&p, 1, 1000) > 0) {
+    while (!whole()) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          until - std::chrono::steady_clock::now());
+      pollfd p{fd, POLLIN, 0};
+      if (left.count() <= 0 || poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
       const ssize_t n = recv(fd, buf, sizeof buf, 0);
-      if (n > 0) out.assign(buf, static_cast<std::size_t>(n));
+      if (n <= 0) break;
+      out.append(buf, static_cast<std::size_t>(n));
     }
+    if (!whole()) out.clear();  // cut short: as if nothing came
   }
   close(fd);
   return out;

@@ -31,8 +31,9 @@ class RedisServer {
   bool start(std::chrono::milliseconds deadline = std::chrono::seconds(10));
   void stop();  // SIGKILL, then reaped
   std::uint16_t port() const { return port_; }
-  // One command in RESP over a fresh connection; the raw reply ("" on failure).
-  std::string command(const std::string& resp) const;
+  // Commands in RESP over a fresh connection: the raw replies, `replies` of them whole ("" on
+  // failure or when they are not all complete within two seconds).
+  std::string command(const std::string& resp, int replies = 1) const;
 
  private:
   TempDir dir_;
