@@ -1,5 +1,7 @@
 // The /v1/users API on the real binary, over TCP and over the Unix socket alike: every route,
-// every kind of bad input, the limits, and the timeout boundary with a short timeout.
+// every kind of bad input, the limits, and the timeout boundary with a short timeout. The same
+// suite runs against each presence backend: the embedded table, a standalone Redis, and a
+// Redis Cluster of 3 masters and 3 replicas (real redis-server processes on loopback).
 #include <gtest/gtest.h>
 
 #include <boost/json/parse.hpp>
@@ -8,6 +10,8 @@
 #include <chrono>
 
 #include "tests/support/daemon_process.h"
+#include "tests/support/redis_cluster.h"
+#include "tests/support/redis_server.h"
 
 namespace heartbeatd::test {
 namespace {
@@ -22,8 +26,47 @@ std::int64_t wall_ms() {
 }
 
 enum class Via { tcp, unix_socket };
+enum class Backend { memory, redis, redis_cluster };
 
-class PresenceApi : public ::testing::TestWithParam<Via> {
+// The Redis servers a backend needs, started (deadline) before the daemon, and the config
+// keys that point the daemon at them.
+class BackendUnderTest {
+ public:
+  explicit BackendUnderTest(Backend b) {
+    if (b == Backend::memory) return;
+    keys_ = {{"presence.backend", "redis"},
+             // Every heartbeat of these tests must be written: no deduplication window.
+             {"presence.redis.dedup_window", "0"}};
+    if (RedisServer::binary().empty()) {
+      failure_ = "redis-server is not installed (scripts/setup)";
+      return;
+    }
+    if (b == Backend::redis) {
+      server_ = std::make_unique<RedisServer>();
+      if (!server_->start()) failure_ = "standalone redis-server did not start";
+      keys_["presence.redis.nodes"] = "[127.0.0.1:" + std::to_string(server_->port()) + "]";
+      return;
+    }
+    cluster_ = std::make_unique<RedisCluster>(3, 1);
+    if (!cluster_->start()) failure_ = "Redis Cluster: " + cluster_->failure_reason();
+    std::string seeds;
+    for (const auto port : cluster_->master_ports()) {
+      seeds += (seeds.empty() ? "" : ", ") + std::string("127.0.0.1:") + std::to_string(port);
+    }
+    keys_["presence.redis.cluster"] = "true";
+    keys_["presence.redis.nodes"] = "[" + seeds + "]";
+  }
+  const std::string& failure() const { return failure_; }
+  const DaemonProcess::Keys& keys() const { return keys_; }
+
+ private:
+  std::unique_ptr<RedisServer> server_;
+  std::unique_ptr<RedisCluster> cluster_;
+  DaemonProcess::Keys keys_;
+  std::string failure_;
+};
+
+class PresenceApi : public ::testing::TestWithParam<std::tuple<Backend, Via>> {
  protected:
   static DaemonProcess::Keys base() {
     return {{"presence.timeout", "1s"},
@@ -31,12 +74,25 @@ class PresenceApi : public ::testing::TestWithParam<Via> {
             {"presence.max_users", "1000"},
             {"presence.max_batch", "50"}};
   }
-  void SetUp() override { ASSERT_TRUE(d_.start()) << d_.failure_reason(); }
+  DaemonProcess::Keys keys() const {
+    auto k = base();
+    for (const auto& [key, value] : backend_.keys()) k[key] = value;
+    return k;
+  }
+  void SetUp() override {
+    ASSERT_TRUE(backend_.failure().empty()) << backend_.failure();
+    ASSERT_TRUE(d_.start()) << d_.failure_reason();
+    // Redis: the API answers before the pools have connected; the tests start from a
+    // backend that answers.
+    ASSERT_TRUE(eventually([&] { return call("GET", "/v1/users").status == 200; }))
+        << d_.log();
+  }
 
   HttpResult call(const std::string& method, const std::string& target,
                   const std::string& body = "") {
-    return GetParam() == Via::tcp ? http_tcp(d_.port(), method, target, body)
-                                  : http_unix(d_.socket_path(), method, target, body);
+    return std::get<Via>(GetParam()) == Via::tcp
+               ? http_tcp(d_.port(), method, target, body)
+               : http_unix(d_.socket_path(), method, target, body);
   }
   boost::json::value json(const std::string& method, const std::string& target,
                           const std::string& body = "", int expect_status = 200) {
@@ -54,7 +110,8 @@ class PresenceApi : public ::testing::TestWithParam<Via> {
         << r.body;
   }
 
-  DaemonProcess d_{base()};
+  BackendUnderTest backend_{std::get<Backend>(GetParam())};  // before the daemon, after it
+  DaemonProcess d_{keys()};
 };
 
 TEST_P(PresenceApi, HeartbeatThenStatus) {
@@ -173,11 +230,18 @@ TEST_P(PresenceApi, WrongMethodsAre405) {
   EXPECT_EQ(call("DELETE", "/v1/users").status, 405);
 }
 
-INSTANTIATE_TEST_SUITE_P(BothListeners, PresenceApi, ::testing::Values(Via::tcp, Via::unix_socket),
-                         [](const auto& info) {
-                           return info.param == Via::tcp ? std::string("tcp")
-                                                         : std::string("unix_socket");
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    EveryBackendBothListeners, PresenceApi,
+    ::testing::Combine(::testing::Values(Backend::memory, Backend::redis, Backend::redis_cluster),
+                       ::testing::Values(Via::tcp, Via::unix_socket)),
+    [](const auto& info) {
+      const Backend backend = std::get<0>(info.param);
+      const Via via = std::get<1>(info.param);
+      const std::string b = backend == Backend::memory  ? "memory"
+                            : backend == Backend::redis ? "redis"
+                                                        : "redis_cluster";
+      return b + (via == Via::tcp ? "_tcp" : "_unix_socket");
+    });
 
 TEST(PresenceLimits, MaxUsersAnswers507AndKnownUsersKeepWorking) {
   DaemonProcess d(DaemonProcess::Keys{{"presence.max_users", "3"}});

@@ -1,0 +1,313 @@
+// Presence on Redis (presence.backend: redis), on the real binary against real redis-servers
+// on loopback: what happens when Redis goes away and comes back, when the pool is exhausted,
+// when a Redis Cluster master is killed and its replica takes over, with AUTH, and every bad
+// setting. The API's behaviour itself is presence_api_test's, run against every backend.
+#include <gtest/gtest.h>
+
+#include <boost/json/parse.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "tests/support/daemon_process.h"
+#include "tests/support/redis_cluster.h"
+#include "tests/support/redis_server.h"
+
+namespace heartbeatd::test {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+std::string resp(const std::vector<std::string>& args) {
+  std::string out = "*" + std::to_string(args.size()) + "\r\n";
+  for (const auto& a : args) out += "$" + std::to_string(a.size()) + "\r\n" + a + "\r\n";
+  return out;
+}
+
+DaemonProcess::Keys redis_keys(std::uint16_t port) {
+  return {{"presence.backend", "redis"},
+          {"presence.redis.nodes", "[127.0.0.1:" + std::to_string(port) + "]"}};
+}
+
+std::string health_status(const DaemonProcess& d) {
+  const auto r = http_tcp(d.port(), "GET", "/v1/health");
+  if (r.status != 200) return "";
+  return std::string(boost::json::parse(r.body).at("status").as_string());
+}
+
+void expect_unavailable(const HttpResult& r, const std::string& what) {
+  EXPECT_EQ(r.status, 503) << what << ": " << r.body << r.error;
+  EXPECT_EQ(r.header("retry-after"), "1") << what;
+  EXPECT_NE(r.body.find("\"error\":\"presence_unavailable\""), std::string::npos)
+      << what << ": " << r.body;
+}
+
+// INFO replication of a master: its replica has acknowledged everything written so far.
+bool replica_caught_up(const RedisCluster& cluster, std::uint16_t master) {
+  const std::string info = cluster.command(master, {"INFO", "replication"});
+  auto field = [&](const std::string& name) -> std::string {
+    const auto at = info.find(name);
+    if (at == std::string::npos) return "";
+    const auto end = info.find_first_of(",\r\n", at + name.size());
+    return info.substr(at + name.size(), end - at - name.size());
+  };
+  const std::string master_offset = field("master_repl_offset:");
+  return !master_offset.empty() && field(",offset=") == master_offset;
+}
+
+class RedisPresence : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (RedisServer::binary().empty()) GTEST_SKIP() << "redis-server is not installed";
+  }
+};
+
+TEST_F(RedisPresence, RedisDownIs503NeverOfflineAndRecoveryIsAutomatic) {
+  RedisServer redis;
+  ASSERT_TRUE(redis.start());
+  auto keys = redis_keys(redis.port());
+  keys["presence.timeout"] = "1h";
+  DaemonProcess d(keys);
+  ASSERT_TRUE(d.start()) << d.failure_reason();
+  ASSERT_TRUE(eventually([&] { return http_tcp(d.port(), "POST", "/v1/users/7/heartbeat").status == 204; }));
+  EXPECT_TRUE(eventually([&] { return health_status(d) == "ok"; })) << d.log();
+
+  redis.stop();
+  // Every presence route answers 503 with Retry-After: never a guessed "offline".
+  EXPECT_TRUE(eventually([&] { return http_tcp(d.port(), "GET", "/v1/users/7").status == 503; }));
+  expect_unavailable(http_tcp(d.port(), "GET", "/v1/users/7"), "status");
+  expect_unavailable(http_unix(d.socket_path(), "POST", "/v1/users/status", R"({"users":[7,8]})"),
+                     "batch status");
+  // (Users not written within presence.redis.dedup_window: 7's heartbeat would be answered
+  // from the deduplication memory, rightly: it is in Redis already.)
+  expect_unavailable(http_tcp(d.port(), "POST", "/v1/users/8/heartbeat"), "heartbeat");
+  expect_unavailable(http_tcp(d.port(), "POST", "/v1/users/heartbeat", R"({"users":[9]})"),
+                     "batch heartbeat");
+  expect_unavailable(http_tcp(d.port(), "DELETE", "/v1/users/7"), "logout");
+  expect_unavailable(http_tcp(d.port(), "GET", "/v1/users"), "counts");
+  // Fails fast rather than waiting for a connection that cannot come.
+  const auto t0 = Clock::now();
+  EXPECT_EQ(http_tcp(d.port(), "GET", "/v1/users/7").status, 503);
+  EXPECT_LT(Clock::now() - t0, 1500ms);
+  EXPECT_TRUE(eventually([&] { return health_status(d) == "degraded"; })) << d.log();
+  const auto health = http_tcp(d.port(), "GET", "/v1/health").body;
+  EXPECT_NE(health.find("\"backend\":\"redis\""), std::string::npos) << health;
+  EXPECT_NE(health.find("unreachable"), std::string::npos) << health;
+  // Bad input is still a 400, without Redis.
+  EXPECT_EQ(http_tcp(d.port(), "GET", "/v1/users/abc").status, 400);
+
+  // Back on the same port (empty: no persistence in the test's Redis): served again, with
+  // no restart of heartbeatd.
+  ASSERT_TRUE(redis.start());
+  const auto back = Clock::now();
+  EXPECT_TRUE(eventually([&] { return http_tcp(d.port(), "POST", "/v1/users/8/heartbeat").status == 204; }, 15s))
+      << d.log();
+  std::printf("[ measured ] served again %lld ms after Redis answered\n",
+              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         Clock::now() - back)
+                                         .count()));
+  EXPECT_NE(http_tcp(d.port(), "GET", "/v1/users/8").body.find("\"online\":true"),
+            std::string::npos);
+  EXPECT_TRUE(eventually([&] { return health_status(d) == "ok"; })) << d.log();
+  d.signal(SIGTERM);
+  EXPECT_EQ(d.wait_exit(), 0) << d.log();
+}
+
+TEST_F(RedisPresence, AnExhaustedPoolAnswers503WithinItsWaitThenRecovers) {
+  RedisServer redis;
+  ASSERT_TRUE(redis.start());
+  auto keys = redis_keys(redis.port());
+  keys["presence.redis.pool.min"] = "1";
+  keys["presence.redis.pool.max"] = "1";
+  keys["presence.redis.pool.wait"] = "100ms";
+  keys["presence.redis.timeout"] = "5s";
+  keys["api.threads"] = "2";
+  DaemonProcess d(keys);
+  ASSERT_TRUE(d.start()) << d.failure_reason();
+  ASSERT_TRUE(eventually([&] { return http_tcp(d.port(), "GET", "/v1/users").status == 200; }));
+
+  // Redis stops answering clients for 1.5 s: the one connection stays busy with the first
+  // request, every other request waits 100 ms for it and gets a 503.
+  ASSERT_NE(redis.command(resp({"CLIENT", "PAUSE", "1500", "ALL"})).find("+OK"), std::string::npos);
+  std::atomic<int> ok{0}, unavailable{0}, other{0};
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 8; ++i) {
+    clients.emplace_back([&, i] {
+      const auto t0 = Clock::now();
+      const auto r = http_tcp(d.port(), "POST", "/v1/users/" + std::to_string(i) + "/heartbeat");
+      const auto took = Clock::now() - t0;
+      if (r.status == 204) {
+        ++ok;
+      } else if (r.status == 503 && r.header("retry-after") == "1" &&
+                 r.body.find("presence.redis.pool.wait") != std::string::npos && took < 1200ms) {
+        ++unavailable;
+      } else {
+        ++other;
+        ADD_FAILURE() << r.status << " " << r.body << r.error;
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_GE(unavailable.load(), 1);
+  EXPECT_LE(ok.load(), 2) << "one connection, paused: at most the first requests get through";
+  EXPECT_EQ(other.load(), 0);
+  EXPECT_GE(metric(d, R"(heartbeatd_redis_pool_exhausted_total{node="127.0.0.1:)" +
+                          std::to_string(redis.port()) + R"(",reason="wait"})"),
+            1.0);
+  // The pause ends: everything is served again, nothing leaked or stuck.
+  EXPECT_TRUE(eventually([&] {
+    return http_tcp(d.port(), "POST", "/v1/users/heartbeat", R"({"users":[1,2,3]})").status == 200;
+  }, 10s));
+  EXPECT_EQ(metric(d, R"(heartbeatd_redis_pool_waiting{node="127.0.0.1:)" +
+                          std::to_string(redis.port()) + R"("})"),
+            0.0);
+  d.signal(SIGTERM);
+  EXPECT_EQ(d.wait_exit(), 0) << d.log();
+}
+
+TEST_F(RedisPresence, AuthWithAPasswordFileAndAWrongPasswordIsAClearDegradedState) {
+  RedisServer redis;
+  ASSERT_TRUE(redis.start());  // (its readiness check is a PING without AUTH)
+  ASSERT_NE(redis.command(resp({"CONFIG", "SET", "requirepass", "s3cret"})).find("+OK"),
+            std::string::npos);
+  TempDir secrets;
+  secrets.write("good", "s3cret\n");
+  secrets.write("bad", "wrong\n");
+  auto keys = redis_keys(redis.port());
+  keys["presence.redis.password_file"] = secrets.file("good");
+  {
+    DaemonProcess d(keys);
+    ASSERT_TRUE(d.start()) << d.failure_reason();
+    EXPECT_TRUE(eventually([&] { return http_tcp(d.port(), "POST", "/v1/users/1/heartbeat").status == 204; }))
+        << d.log();
+  }
+  keys["presence.redis.password_file"] = secrets.file("bad");
+  DaemonProcess d(keys);
+  ASSERT_TRUE(d.start()) << d.failure_reason();
+  EXPECT_TRUE(eventually([&] {
+    const auto body = http_tcp(d.port(), "GET", "/v1/health").body;
+    return body.find("AUTH") != std::string::npos && body.find("degraded") != std::string::npos;
+  })) << http_tcp(d.port(), "GET", "/v1/health").body;
+  expect_unavailable(http_tcp(d.port(), "GET", "/v1/users/1"), "status with a wrong password");
+}
+
+TEST_F(RedisPresence, WatchingUsersIsRefusedAndMembersStillStream) {
+  RedisServer redis;
+  ASSERT_TRUE(redis.start());
+  DaemonProcess d(redis_keys(redis.port()));
+  ASSERT_TRUE(d.start()) << d.failure_reason();
+  const auto r = http_tcp(d.port(), "GET", "/v1/events?users=1,2");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("presence.backend: redis"), std::string::npos) << r.body;
+}
+
+TEST_F(RedisPresence, BadSettingsStopTheDaemonAtStartWithAClearMessage) {
+  TempDir dir;
+  dir.write("empty", "\n");
+  struct Case {
+    DaemonProcess::Keys keys;
+    std::string expected;
+  };
+  const std::vector<Case> cases = {
+      {{{"presence.backend", "redis"}}, "presence.redis.nodes is empty"},
+      {{{"presence.backend", "redis"}, {"presence.redis.nodes", "[127.0.0.1:1, 127.0.0.1:2]"}},
+       "presence.redis.cluster is false"},
+      {{{"presence.backend", "redis"}, {"presence.redis.nodes", "[127.0.0.1:1]"},
+        {"presence.redis.pool.min", "5"}, {"presence.redis.pool.max", "2"}},
+       "presence.redis.pool.min (5) is above presence.redis.pool.max (2)"},
+      {{{"presence.backend", "redis"}, {"presence.redis.nodes", "[127.0.0.1:1]"},
+        {"presence.timeout", "2s"}, {"presence.redis.dedup_window", "1s"}},
+       "at most a quarter of presence.timeout"},
+      {{{"presence.backend", "redis"}, {"presence.redis.nodes", "[127.0.0.1:1]"},
+        {"presence.redis.password_file", dir.file("missing")}},
+       "No such file or directory"},
+      {{{"presence.backend", "redis"}, {"presence.redis.nodes", "[127.0.0.1:1]"},
+        {"presence.redis.password_file", dir.file("empty")}},
+       "the first line is empty"},
+      {{{"presence.backend", "redis"}, {"presence.redis.nodes", "[127.0.0.1:1]"},
+        {"presence.redis.key_prefix", "\"a{b}\""}},
+       "presence.redis.key_prefix"},
+      {{{"presence.backend", "mongodb"}}, "presence.backend"},
+      {{{"presence.backend", "redis"}, {"presence.redis.nodes", "[nohost]"}},
+       "presence.redis.nodes"},
+      {{{"presence.backend", "redis"}, {"presence.redis.nodes", "[127.0.0.1:1]"},
+        {"presence.redis.cluster", "maybe"}},
+       "presence.redis.cluster"},
+  };
+  for (const auto& c : cases) {
+    DaemonProcess d(c.keys);
+    EXPECT_FALSE(d.start());
+    EXPECT_EQ(d.wait_exit(), 2) << c.expected;
+    EXPECT_NE(d.log().find(c.expected), std::string::npos) << c.expected << "\n" << d.log();
+  }
+}
+
+// A Redis Cluster of 3 masters and 3 replicas; the master serving some users is killed. Their
+// requests fail (503) until the cluster promotes the replica and heartbeatd follows; then
+// every user is served again, with what the replica had.
+TEST_F(RedisPresence, AClusterMasterKilledIsFollowedToItsReplica) {
+  RedisCluster cluster(3, 1);
+  ASSERT_TRUE(cluster.start()) << cluster.failure_reason();
+  const auto masters = cluster.master_ports();
+  ASSERT_EQ(masters.size(), 3u);
+  DaemonProcess d({{"presence.backend", "redis"},
+                   {"presence.timeout", "1h"},
+                   {"presence.redis.cluster", "true"},
+                   {"presence.redis.dedup_window", "0"},
+                   {"presence.redis.nodes",
+                    "[127.0.0.1:" + std::to_string(masters[0]) + ", 127.0.0.1:" +
+                        std::to_string(masters[1]) + "]"}});
+  ASSERT_TRUE(d.start()) << d.failure_reason();
+  std::string all = R"({"users":[)";
+  for (int i = 1; i <= 200; ++i) all += (i > 1 ? "," : "") + std::to_string(i);
+  all += "]}";
+  ASSERT_TRUE(eventually([&] {
+    return http_tcp(d.port(), "POST", "/v1/users/heartbeat", all).status == 200;
+  })) << d.log();
+  // Replicated before the kill, so that the replica has them: the master's replication
+  // offset acknowledged by its replica. (WAIT only counts its own connection's writes.)
+  ASSERT_TRUE(eventually([&] { return replica_caught_up(cluster, masters[2]); })) << d.log();
+  EXPECT_TRUE(eventually([&] { return health_status(d) == "ok"; })) << d.log();
+
+  const std::uint16_t victim = masters[2];
+  cluster.kill(victim);
+  const auto killed = Clock::now();
+  // 64 shards over 3 masters: some users live on the victim; their batch fails meanwhile.
+  bool saw_503 = false;
+  std::string last;
+  const bool served = eventually(
+      [&] {
+        const auto r = http_tcp(d.port(), "POST", "/v1/users/status", all);
+        if (r.status == 503) {
+          saw_503 = true;
+          EXPECT_EQ(r.header("retry-after"), "1");
+          return false;
+        }
+        last = std::to_string(r.status) + " " + r.body + r.error;
+        if (r.status != 200) return false;
+        const auto users = boost::json::parse(r.body).at("users").as_array();
+        return std::all_of(users.begin(), users.end(),
+                           [](const auto& u) { return u.at("online").as_bool(); });
+      },
+      30s);
+  const auto took = Clock::now() - killed;
+  EXPECT_TRUE(saw_503) << "requests for the dead master's slots fail while it is down";
+  ASSERT_TRUE(served) << last << "\n" << d.log();
+  std::printf("[ measured ] every user served again %lld ms after the master was killed\n",
+              static_cast<long long>(
+                  std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
+  EXPECT_TRUE(eventually([&] {
+    return http_tcp(d.port(), "POST", "/v1/users/heartbeat", all).status == 200;
+  }));
+  EXPECT_TRUE(eventually([&] { return health_status(d) == "ok"; }, 15s))
+      << http_tcp(d.port(), "GET", "/v1/health").body;
+  EXPECT_GE(metric(d, "heartbeatd_redis_topology_refreshes_total"), 2.0);
+  d.signal(SIGTERM);
+  EXPECT_EQ(d.wait_exit(), 0) << d.log();
+}
+
+}  // namespace
+}  // namespace heartbeatd::test
