@@ -194,6 +194,58 @@ TEST_F(RedisPresence, AuthWithAPasswordFileAndAWrongPasswordIsAClearDegradedStat
   expect_unavailable(http_tcp(d.port(), "GET", "/v1/users/1"), "status with a wrong password");
 }
 
+// A user's heartbeats within presence.redis.dedup_window are written once; a logout clears
+// the memory so the next heartbeat is written; users past forget_after read as unknown at
+// once and are swept out of Redis by the next sweep.
+TEST_F(RedisPresence, DeduplicationLogoutAndForgettingOnRedis) {
+  RedisServer redis;
+  ASSERT_TRUE(redis.start());
+  auto keys = redis_keys(redis.port());
+  keys["presence.timeout"] = "2s";
+  keys["presence.forget_after"] = "2s";
+  keys["presence.redis.dedup_window"] = "500ms";
+  keys["presence.redis.sweep_interval"] = "200ms";
+  DaemonProcess d(keys);
+  ASSERT_TRUE(d.start()) << d.failure_reason();
+  ASSERT_TRUE(eventually([&] { return http_tcp(d.port(), "GET", "/v1/users").status == 200; }));
+  const auto count = [&] { return metric(d, "heartbeatd_redis_heartbeats_deduplicated_total"); };
+  const auto last_seen = [&](int id) {
+    return boost::json::parse(http_tcp(d.port(), "GET", "/v1/users/" + std::to_string(id)).body)
+        .at("last_seen_ms");
+  };
+
+  // Two heartbeats of one user in one batch: the second is answered from memory.
+  ASSERT_TRUE(eventually([&] {
+    const double before = count();
+    http_tcp(d.port(), "POST", "/v1/users/heartbeat", R"({"users":[5,5]})");
+    return count() >= before + 1;
+  }));
+  // A logout clears the memory: a heartbeat right after it (within the window of the one
+  // before) is written, so the user is online again. Without the clearing it would be skipped
+  // and the user would stay logged out. A fresh user per attempt; an attempt slower than the
+  // window proves nothing and is repeated.
+  int user = 100;
+  ASSERT_TRUE(eventually([&] {
+    const std::string path = "/v1/users/" + std::to_string(++user);
+    const auto t0 = Clock::now();
+    EXPECT_EQ(http_tcp(d.port(), "POST", path + "/heartbeat").status, 204);
+    EXPECT_EQ(http_tcp(d.port(), "DELETE", path).status, 204);
+    EXPECT_EQ(http_tcp(d.port(), "POST", path + "/heartbeat").status, 204);
+    const bool in_window = Clock::now() - t0 < 400ms;
+    const bool online =
+        boost::json::parse(http_tcp(d.port(), "GET", path).body).at("online") == true;
+    EXPECT_TRUE(online || !in_window) << "the heartbeat after the logout was not written";
+    return in_window;
+  }));
+
+  // Forgotten forget_after after the last heartbeat: unknown in answers and in the counts, and
+  // removed from Redis by the sweep (the shard's key goes when it empties).
+  EXPECT_TRUE(eventually([&] { return last_seen(5).is_null() && last_seen(user).is_null(); }, 8s));
+  EXPECT_NE(http_tcp(d.port(), "GET", "/v1/users").body.find(R"("tracked":0)"), std::string::npos);
+  EXPECT_TRUE(eventually([&] { return redis.command(resp({"DBSIZE"})) == ":0\r\n"; }, 8s))
+      << redis.command(resp({"DBSIZE"}));
+}
+
 TEST_F(RedisPresence, WatchingUsersIsRefusedAndMembersStillStream) {
   RedisServer redis;
   ASSERT_TRUE(redis.start());
