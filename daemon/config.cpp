@@ -440,7 +440,7 @@ const std::vector<Field>& fields() {
         "presence.redis.shards", false, 1, 16384,
         [](auto& c) -> auto& { return c.presence.redis.shards; }));
     f.push_back(int_field<std::size_t>(
-        "presence.redis.pool.min", false, 0, 1024,
+        "presence.redis.pool.min", false, 1, 1024,
         [](auto& c) -> auto& { return c.presence.redis.pool.min; }));
     f.push_back(int_field<std::size_t>(
         "presence.redis.pool.max", false, 1, 1024,
@@ -661,6 +661,15 @@ void validate(const Config& c, bool check_files = true) {
       throw ParseError{0, fmt::format("presence.redis.pool.min ({}) is above "
                                       "presence.redis.pool.max ({})",
                                       r.pool.min, r.pool.max)};
+    }
+    if (2 * (r.pool.wait + r.timeout) > c.api.read_timeout) {
+      throw ParseError{0, fmt::format("presence.redis.pool.wait ({}) plus presence.redis.timeout "
+                                      "({}) must be at most half of api.read_timeout ({}): a "
+                                      "request may wait for a connection and then for Redis "
+                                      "twice (a redirection or a reconnect) before the server "
+                                      "gives up on it",
+                                      format_duration(r.pool.wait), format_duration(r.timeout),
+                                      format_duration(c.api.read_timeout))};
     }
     if (r.dedup_window * 4 > c.presence.timeout) {
       throw ParseError{0, fmt::format("presence.redis.dedup_window ({}) must be at most a quarter "

@@ -331,6 +331,9 @@ std::unique_ptr<transport::redis::Presence> Daemon::make_redis_presence() {
   o.pool.max_waiters = r.pool.max_waiters;
   o.pool.connect_timeout = r.timeout;
   o.command_timeout = r.timeout;
+  // With the config rule 2 x (wait + timeout) <= api.read_timeout, a request is answered
+  // (503 at worst) before the server's 504 safety net.
+  o.request_deadline = r.pool.wait + r.timeout;
   o.dedup_window = r.dedup_window;
   o.sweep_interval = r.sweep_interval;
   o.timeout = config_->presence.timeout;
@@ -451,7 +454,9 @@ void Daemon::begin_stop(int signal) {
   signals_.cancel(ignored);
   presence_timer_.cancel();
   server_.stop();
-  if (redis_presence_) redis_presence_->stop();  // requests still waiting get a 503
+  // Requests still waiting for Redis lose their connection with the server's; stopping the
+  // pools closes the Redis connections and cancels their timers.
+  if (redis_presence_) redis_presence_->stop();
   // Everything above lets run() return on its own once connections close. The guard bounds
   // that; it is a thread rather than a timer because a pending timer would itself keep run()
   // from returning.

@@ -86,9 +86,9 @@ void Router::add_async(http::verb method, std::string pattern, AsyncHandler hand
 }
 
 Response Router::route(const Request& request) const {
-  std::promise<Response> answer;
-  auto future = answer.get_future();
-  Routed r = dispatch(request, [&answer](Response res) { answer.set_value(std::move(res)); });
+  auto answer = std::make_shared<std::promise<Response>>();
+  auto future = answer->get_future();
+  Routed r = dispatch(request, [answer](Response res) { answer->set_value(std::move(res)); });
   return r.deferred ? future.get() : std::move(r.response);
 }
 

@@ -165,6 +165,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
         // this is the server's guarantee that a connection never waits forever regardless.
         if (now - since_ >= l.read_timeout) {
           ++answer_seq_;  // a late answer is dropped
+          state_->router.count_unrouted(http::status::gateway_timeout);
           send(error_response(http::status::gateway_timeout, "backend_timeout",
                               "the presence backend did not answer within api.read_timeout"),
                false);

@@ -259,6 +259,7 @@ struct Lease::Home : std::enable_shared_from_this<Lease::Home> {
   struct Waiter {
     std::uint64_t id;
     std::function<void(error_code, Lease)> done;
+    std::shared_ptr<asio::steady_timer> timer;  // its `wait` deadline
   };
 
   asio::io_context& io;
@@ -389,7 +390,7 @@ struct Lease::Home : std::enable_shared_from_this<Lease::Home> {
     // thread-safe): a waiter served earlier is just gone from the queue when it fires.
     auto timer = std::make_shared<asio::steady_timer>(strand, options.wait);
     const std::uint64_t id = ++next_waiter;
-    waiters.push_back({id, std::move(done)});
+    waiters.push_back({id, std::move(done), timer});
     timer->async_wait([self = shared_from_this(), id, timer](error_code ec) {
       if (ec) return;
       std::lock_guard l(self->mu);
@@ -469,7 +470,12 @@ struct Lease::Home : std::enable_shared_from_this<Lease::Home> {
     for (auto& c : idle) c->close();
     open -= idle.size();
     idle.clear();
-    for (auto& w : waiters) answer(std::move(w.done), make_error(Errc::stopped), Lease());
+    for (auto& w : waiters) {
+      answer(std::move(w.done), make_error(Errc::stopped), Lease());
+      // Cancelled on the strand (timers are not thread-safe), so that a stopping daemon's
+      // io_context is not kept busy until `wait` runs out.
+      asio::post(strand, [t = w.timer] { t->cancel(); });
+    }
     waiters.clear();
   }
 };

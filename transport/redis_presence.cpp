@@ -10,6 +10,7 @@
 #include <map>
 #include <mutex>
 #include <string_view>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -62,9 +63,11 @@ struct Op {
 struct Batch {
   std::vector<Op> ops;
   std::function<void(Failure, std::vector<Op>&)> done;
+  std::chrono::steady_clock::time_point deadline;  // no new round after it
   std::mutex mu;
   std::size_t outstanding = 0;  // node groups in flight this round
   int round = 0;
+  bool retried_broken = false;  // a connection that broke before answering was retried
   Failure failure;
 };
 
@@ -80,15 +83,28 @@ class DedupCache {
     const auto& e = s.slots[slot(id)];
     return e.used && e.id == id && now - e.written_ms < window && now >= e.written_ms;
   }
-  void remember(std::uint64_t id, std::int64_t written) {
+  // Read before a heartbeat's write; remember() with it after the write succeeded. A logout
+  // in between (forget()) changes it, so a heartbeat that raced a logout is not remembered:
+  // Redis may have applied the logout after it, and the next heartbeat must then be written.
+  std::uint64_t generation(std::uint64_t id) {
     auto& s = stripe(id);
     std::lock_guard lock(s.mu);
-    s.slots[slot(id)] = {id, written, true};
+    return s.slots[slot(id)].generation;
+  }
+  void remember(std::uint64_t id, std::int64_t written, std::uint64_t generation) {
+    auto& s = stripe(id);
+    std::lock_guard lock(s.mu);
+    auto& e = s.slots[slot(id)];
+    if (e.generation != generation) return;
+    e.id = id;
+    e.written_ms = written;
+    e.used = true;
   }
   void forget(std::uint64_t id) {
     auto& s = stripe(id);
     std::lock_guard lock(s.mu);
     auto& e = s.slots[slot(id)];
+    ++e.generation;
     if (e.id == id) e.used = false;
   }
 
@@ -96,6 +112,7 @@ class DedupCache {
   struct Entry {
     std::uint64_t id = 0;
     std::int64_t written_ms = 0;
+    std::uint64_t generation = 0;
     bool used = false;
   };
   struct Stripe {
@@ -356,18 +373,29 @@ struct Presence::State : std::enable_shared_from_this<Presence::State> {
             std::vector<std::size_t> idx) {
     auto self = shared_from_this();
     pool->acquire([self, b, node, idx](error_code ec, Lease lease) mutable {
+      if (ec == make_error(Errc::stopped) && !self->is_stopped()) {
+        // The slot map was re-read and this node's pool retired meanwhile: the next round
+        // routes these commands by the new map.
+        return self->group_done(b, {});
+      }
       if (ec) {
-        const bool exhausted = ec == make_error(Errc::pool_timeout) ||
-                               ec == make_error(Errc::pool_full);
-        Failure f{ec,
-                  exhausted ? fmt::format("no Redis connection to {} became free in time "
-                                          "(presence.redis.pool.max connections all busy for "
-                                          "presence.redis.pool.wait)",
-                                          node.to_string())
-                            : fmt::format("Redis at {} is unreachable: {}", node.to_string(),
-                                          ec.message()),
-                  exhausted};
-        if (!exhausted) self->refresh();
+        Failure f{ec, "", false};
+        if (ec == make_error(Errc::pool_timeout)) {
+          f.pool_exhausted = true;
+          f.message = fmt::format("no Redis connection to {} became free in time "
+                                  "(presence.redis.pool.max connections all busy for "
+                                  "presence.redis.pool.wait)",
+                                  node.to_string());
+        } else if (ec == make_error(Errc::pool_full)) {
+          f.pool_exhausted = true;
+          f.message = fmt::format("too many requests are waiting for a Redis connection to {} "
+                                  "(presence.redis.pool.max_waiters)",
+                                  node.to_string());
+        } else {
+          f.message = fmt::format("Redis at {} is unreachable: {}", node.to_string(),
+                                  ec.message());
+          self->refresh();
+        }
         return self->group_done(b, std::move(f));
       }
       std::vector<Command> cmds;
@@ -384,6 +412,13 @@ struct Presence::State : std::enable_shared_from_this<Presence::State> {
                  [self, b, node, idx, reply_of, held](error_code e,
                                                       std::vector<Value> replies) mutable {
                    held.reset();  // back to the pool before anything else
+                   if (e && e != boost::asio::error::timed_out && claim_retry(*b)) {
+                     // A connection that broke before answering (Redis restarted, an idle
+                     // socket found dead): once per request, on a fresh connection. Every
+                     // command here is idempotent.
+                     self->refresh();
+                     return self->group_done(b, {});
+                   }
                    if (e) {
                      self->refresh();
                      return self->group_done(
@@ -397,6 +432,14 @@ struct Presence::State : std::enable_shared_from_this<Presence::State> {
                      Op& op = b->ops[idx[k]];
                      Value& r = replies[static_cast<std::size_t>(reply_of[k])];
                      op.ask.reset();
+                     if (r.type == Value::Type::nil && op.command[0] != "ZMSCORE") {
+                       // No command sent here answers nil (a RESP3 reply would be one).
+                       if (!f) {
+                         f = {{}, fmt::format("Redis at {} answered {} with nothing",
+                                              node.to_string(), op.command[0])};
+                       }
+                       continue;
+                     }
                      if (r.is_error()) {
                        if (auto redirect = parse_redirect(r.str)) {
                          if (redirect->ask) {
@@ -439,6 +482,12 @@ struct Presence::State : std::enable_shared_from_this<Presence::State> {
     const bool pending =
         std::any_of(b->ops.begin(), b->ops.end(), [](const Op& op) { return !op.answered; });
     if (!pending) return b->done({}, b->ops);
+    if (std::chrono::steady_clock::now() >= b->deadline) {
+      failures.fetch_add(1, std::memory_order_relaxed);
+      return b->done({{}, "Redis did not answer in time (presence.redis.timeout; redirections "
+                          "or a reconnect took the rest)"},
+                     b->ops);
+    }
     if (++b->round > kMaxRedirects) {
       failures.fetch_add(1, std::memory_order_relaxed);
       return b->done({{}, "Redis Cluster kept redirecting the request (slots are moving); "
@@ -452,7 +501,18 @@ struct Presence::State : std::enable_shared_from_this<Presence::State> {
     auto b = std::make_shared<Batch>();
     b->ops = std::move(ops);
     b->done = std::move(done);
+    b->deadline = std::chrono::steady_clock::now() + options.request_deadline;
     run(std::move(b));
+  }
+
+  bool is_stopped() const {
+    std::lock_guard lock(mu);
+    return stopped;
+  }
+
+  static bool claim_retry(Batch& b) {
+    std::lock_guard lock(b.mu);
+    return !std::exchange(b.retried_broken, true);
   }
 
   Op op_for_shard(unsigned shard, Command cmd) const {
@@ -549,26 +609,26 @@ void Presence::heartbeat(std::vector<std::uint64_t> ids, std::function<void(Fail
   const std::int64_t window = st.options.dedup_window.count();
   // One ZADD per shard with every id of the batch that was not written a moment ago.
   std::map<unsigned, Command> by_shard;
-  std::vector<std::uint64_t> written;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> written;  // id, dedup generation
   const std::string score = std::to_string(now);
   for (const auto id : ids) {
     if (window > 0 && st.dedup.recent(id, now, window)) {
       st.dedup_skipped.fetch_add(1, std::memory_order_relaxed);
       continue;
     }
+    if (window > 0) written.emplace_back(id, st.dedup.generation(id));
     auto& cmd = by_shard[st.shard_of(id)];
     if (cmd.empty()) cmd = {"ZADD", st.keys[st.shard_of(id)], "GT"};
     cmd.push_back(score);
     cmd.push_back(std::to_string(id));
-    written.push_back(id);
   }
   if (by_shard.empty()) return done({});
   std::vector<Op> ops;
   for (auto& [shard, cmd] : by_shard) ops.push_back(st.op_for_shard(shard, std::move(cmd)));
   st.submit(std::move(ops), [state = state_, written = std::move(written), now,
                              done = std::move(done)](Failure f, std::vector<Op>&) {
-    if (!f && state->options.dedup_window.count() > 0) {
-      for (const auto id : written) state->dedup.remember(id, now);
+    if (!f) {
+      for (const auto& [id, generation] : written) state->dedup.remember(id, now, generation);
     }
     done(std::move(f));
   });
@@ -623,8 +683,12 @@ void Presence::status(std::vector<std::uint64_t> ids,
                     std::move(out));
       }
       for (std::size_t k = 0; k < places[g].size(); ++k) {
+        if (r.elements[k].type == Value::Type::nil) continue;  // unknown
         const auto score = score_of(r.elements[k]);
-        if (!score) continue;  // nil: unknown
+        if (!score) {
+          return done({{}, "Redis answered ZMSCORE with a score that is not a number"},
+                      std::move(out));
+        }
         const bool logged_out = *score < 0;
         const auto seen = static_cast<std::int64_t>(std::llround(std::fabs(*score)));
         if (now - seen >= forget) continue;  // forgotten, not yet swept
@@ -654,6 +718,9 @@ void Presence::counts(std::function<void(Failure, PresenceCounts)> done) {
     PresenceCounts c;
     if (f) return done(std::move(f), c);
     for (std::size_t i = 0; i < ops.size(); ++i) {
+      if (ops[i].reply.type != Value::Type::integer) {
+        return done({{}, "Redis answered ZCOUNT with something else than an integer"}, c);
+      }
       const auto n = static_cast<std::uint64_t>(std::max(0LL, ops[i].reply.integer));
       if (i % 3 == 0) {
         c.online += n;

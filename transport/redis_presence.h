@@ -47,6 +47,9 @@ struct PresenceOptions {
   unsigned shards = 64;
   PoolOptions pool;  // host and port are set per node
   std::chrono::milliseconds command_timeout{1000};
+  // No new attempt (redirection, reconnect) starts after this much time: a request is
+  // answered within about request_deadline + pool.wait + command_timeout.
+  std::chrono::milliseconds request_deadline{1000};
   // A user's heartbeats within this window of the one written are answered without a write.
   std::chrono::milliseconds dedup_window{1000};
   std::chrono::milliseconds sweep_interval{60'000};
