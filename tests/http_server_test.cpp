@@ -71,6 +71,13 @@ class HttpServerTest : public ::testing::Test {
     for (auto& t : threads) t.join();
     return held.size();
   }
+  // One client over TCP and one over the Unix socket.
+  std::vector<HttpClient> both_clients() const {
+    std::vector<HttpClient> clients;
+    clients.push_back(HttpClient::tcp(port_));
+    clients.push_back(HttpClient::unix_socket(sock()));
+    return clients;
+  }
   std::size_t held() {
     std::lock_guard lock(mu_);
     return held_.size();
@@ -90,10 +97,7 @@ class HttpServerTest : public ::testing::Test {
 
 TEST_F(HttpServerTest, KeepAliveServesManyRequestsOnOneConnection) {
   start();
-  std::vector<HttpClient> clients;
-  clients.push_back(HttpClient::tcp(port_));
-  clients.push_back(HttpClient::unix_socket(sock()));
-  for (auto& client : clients) {
+  for (auto& client : both_clients()) {
     ASSERT_TRUE(client.connected()) << client.connect_error();
     for (int i = 0; i < 5; ++i) {
       const auto r = client.request("GET", "/ping");
@@ -116,10 +120,7 @@ TEST_F(HttpServerTest, PipelinedRequestsAnsweredInOrder) {
 
 TEST_F(HttpServerTest, AsynchronousRoutesAnswerLaterFromAnyThreadOnAKeptAliveConnection) {
   start();
-  std::vector<HttpClient> clients;
-  clients.push_back(HttpClient::tcp(port_));
-  clients.push_back(HttpClient::unix_socket(sock()));
-  for (auto& client : clients) {
+  for (auto& client : both_clients()) {
     ASSERT_TRUE(client.connected()) << client.connect_error();
     // Answered before the handler returned, then later from another thread, then a plain
     // route: the connection goes on serving in order.

@@ -38,6 +38,13 @@ std::string health_status(const DaemonProcess& d) {
   return std::string(boost::json::parse(r.body).at("status").as_string());
 }
 
+// Starts the daemon and waits until its Redis pools answer.
+void start_served(DaemonProcess& d) {
+  ASSERT_TRUE(d.start()) << d.failure_reason();
+  ASSERT_TRUE(eventually([&] { return http_tcp(d.port(), "GET", "/v1/users").status == 200; }))
+      << d.log();
+}
+
 void expect_unavailable(const HttpResult& r, const std::string& what) {
   EXPECT_EQ(r.status, 503) << what << ": " << r.body << r.error;
   EXPECT_EQ(r.header("retry-after"), "1") << what;
@@ -126,8 +133,7 @@ TEST_F(RedisPresence, AnExhaustedPoolAnswers503WithinItsWaitThenRecovers) {
   keys["presence.redis.timeout"] = "4s";
   keys["api.threads"] = "2";
   DaemonProcess d(keys);
-  ASSERT_TRUE(d.start()) << d.failure_reason();
-  ASSERT_TRUE(eventually([&] { return http_tcp(d.port(), "GET", "/v1/users").status == 200; }));
+  ASSERT_NO_FATAL_FAILURE(start_served(d));
 
   // Redis stops answering clients for 3 s: the one connection stays busy with the first
   // request, every other request waits 100 ms for it and gets a 503. (Requests that reach
@@ -206,8 +212,7 @@ TEST_F(RedisPresence, DeduplicationLogoutAndForgettingOnRedis) {
   keys["presence.redis.dedup_window"] = "500ms";
   keys["presence.redis.sweep_interval"] = "200ms";
   DaemonProcess d(keys);
-  ASSERT_TRUE(d.start()) << d.failure_reason();
-  ASSERT_TRUE(eventually([&] { return http_tcp(d.port(), "GET", "/v1/users").status == 200; }));
+  ASSERT_NO_FATAL_FAILURE(start_served(d));
   const auto count = [&] { return metric(d, "heartbeatd_redis_heartbeats_deduplicated_total"); };
   const auto last_seen = [&](int id) {
     return boost::json::parse(http_tcp(d.port(), "GET", "/v1/users/" + std::to_string(id)).body)

@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include "membership/hash.h"
 #include "transport/log.h"
 
 namespace heartbeatd::transport::redis {
@@ -34,13 +35,8 @@ constexpr std::string_view kLogoutScript =
 constexpr int kMaxRedirects = 5;
 
 // Spreads ids over shards whatever their pattern (dense, strided, random).
-std::uint64_t mix(std::uint64_t x) {
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdULL;
-  x ^= x >> 33;
-  x *= 0xc4ceb9fe1a85ec53ULL;
-  x ^= x >> 33;
-  return x;
+std::uint64_t mix(std::uint64_t id) {
+  return membership::mix64(id);
 }
 
 std::optional<double> score_of(const Value& v) {
