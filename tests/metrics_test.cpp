@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "tests/support/daemon_process.h"
+#include "tests/support/redis_server.h"
 #include "tests/support/test_util.h"
 #include "transport/metrics.h"
 
@@ -254,6 +255,47 @@ TEST(Metrics, SnapshotFiguresAppearAfterASnapshot) {
   EXPECT_GT(e.samples["heartbeatd_snapshot_size_bytes"], 0);
   EXPECT_GT(e.samples["heartbeatd_snapshot_timestamp_seconds"], 1.7e9);
   EXPECT_GT(e.samples["heartbeatd_data_dir_size_bytes"], 0);
+}
+
+// With presence on Redis: the output is still valid, the users gauges give way to the Redis
+// families, and those follow what happened (writes, deduplicated heartbeats, the pool).
+TEST(Metrics, TheRedisBackendsFamiliesAreValidAndFollowWhatHappened) {
+  if (RedisServer::binary().empty()) GTEST_SKIP() << "redis-server is not installed";
+  RedisServer redis;
+  ASSERT_TRUE(redis.start());
+  const std::string node = "127.0.0.1:" + std::to_string(redis.port());
+  DaemonProcess d({{"presence.backend", "redis"},
+                   {"presence.redis.nodes", "[" + node + "]"},
+                   {"presence.redis.pool.min", "2"},
+                   {"presence.redis.dedup_window", "1m"},
+                   {"presence.timeout", "1h"}});
+  ASSERT_TRUE(d.start()) << d.failure_reason();
+  // The first heartbeat is written; the next two, within the window, are not.
+  ASSERT_TRUE(eventually([&] {
+    return http_tcp(d.port(), "POST", "/v1/users/1/heartbeat").status == 204;
+  })) << d.log();
+  ASSERT_EQ(http_tcp(d.port(), "POST", "/v1/users/1/heartbeat").status, 204);
+  ASSERT_EQ(http_tcp(d.port(), "POST", "/v1/users/heartbeat", R"({"users":[1]})").status, 200);
+
+  const auto e = parse_exposition(http_tcp(d.port(), "GET", "/metrics").body);
+  for (const auto& error : e.errors) ADD_FAILURE() << error;
+  EXPECT_EQ(e.types.count("heartbeatd_users_online"), 0u) << "counted with round trips: not here";
+  const auto at = [&](const std::string& series) {
+    const auto it = e.samples.find(series);
+    EXPECT_NE(it, e.samples.end()) << "missing " << series;
+    return it == e.samples.end() ? -1.0 : it->second;
+  };
+  EXPECT_EQ(at("heartbeatd_redis_heartbeats_deduplicated_total"), 2.0);
+  EXPECT_GE(at("heartbeatd_redis_commands_total"), 1.0);
+  EXPECT_EQ(at("heartbeatd_redis_failed_requests_total"), 0.0);
+  EXPECT_EQ(at("heartbeatd_redis_redirects_total{kind=\"moved\"}"), 0.0);
+  const double open =
+      at("heartbeatd_redis_pool_connections{node=\"" + node + "\",state=\"open\"}");
+  EXPECT_TRUE(open >= 1 && open <= 2) << open << ": pool.min 2 (the second may be connecting)";
+  EXPECT_EQ(at("heartbeatd_redis_pool_waiting{node=\"" + node + "\"}"), 0.0);
+  EXPECT_EQ(at("heartbeatd_redis_pool_exhausted_total{node=\"" + node + "\",reason=\"wait\"}"),
+            0.0);
+  EXPECT_EQ(at("heartbeatd_heartbeats_received_total{source=\"user\"}"), 3.0);
 }
 
 }  // namespace
