@@ -11,6 +11,7 @@
 #include <chrono>
 #include <thread>
 
+#include "membership/hash.h"
 #include "tests/support/daemon_process.h"
 #include "tests/support/redis_cluster.h"
 #include "tests/support/redis_server.h"
@@ -376,6 +377,80 @@ TEST_F(RedisPresence, AClusterMasterKilledIsFollowedToItsReplica) {
   EXPECT_GE(metric(d, "heartbeatd_redis_topology_refreshes_total"), 2.0);
   d.signal(SIGTERM);
   EXPECT_EQ(d.wait_exit(), 0) << d.log();
+}
+
+// The payload of a RESP bulk-string or simple-string reply.
+std::string resp_text(const std::string& reply) {
+  if (reply.starts_with("+")) return reply.substr(1, reply.find('\r') - 1);
+  const auto start = reply.find("\r\n");
+  if (!reply.starts_with("$") || start == std::string::npos) return "";
+  return reply.substr(start + 2, reply.find("\r\n", start + 2) - start - 2);
+}
+
+// A slot resharded while heartbeatd serves it, the way redis-cli --cluster reshard does it:
+// while the slot is migrating, a key already moved is answered ASK (followed for that command);
+// once the slot belongs to the new master, the old one answers MOVED (the map is updated).
+// Every answer stays right throughout.
+TEST_F(RedisPresence, ASlotMovedByReshardingIsFollowedThroughAskThenMoved) {
+  RedisCluster cluster(3, 0);
+  ASSERT_TRUE(cluster.start()) << cluster.failure_reason();
+  const auto masters = cluster.master_ports();
+  ASSERT_EQ(masters.size(), 3u);
+  DaemonProcess d({{"presence.backend", "redis"},
+                   {"presence.timeout", "1h"},
+                   {"presence.redis.cluster", "true"},
+                   {"presence.redis.dedup_window", "0"},
+                   {"presence.redis.nodes", "[127.0.0.1:" + std::to_string(masters[0]) + "]"}});
+  ASSERT_NO_FATAL_FAILURE(start_served(d));
+
+  // User 42's shard key, its slot, and the master that has it (docs/REDIS.md: the key is
+  // "<prefix>:{<shard>}", shard = mix64(id) mod shards).
+  const std::string key = "hb:{" + std::to_string(membership::mix64(42) % 64) + "}";
+  ASSERT_EQ(http_tcp(d.port(), "POST", "/v1/users/42/heartbeat").status, 204);
+  const std::string slot_reply = cluster.command(masters[0], {"CLUSTER", "KEYSLOT", key});
+  ASSERT_TRUE(slot_reply.starts_with(":")) << slot_reply;
+  const auto slot = static_cast<std::uint16_t>(std::stoi(slot_reply.substr(1)));
+  const std::uint16_t from = cluster.master_for_slot(slot);
+  const std::uint16_t to = from == masters[0] ? masters[1] : masters[0];
+  const std::string from_id = resp_text(cluster.command(from, {"CLUSTER", "MYID"}));
+  const std::string to_id = resp_text(cluster.command(to, {"CLUSTER", "MYID"}));
+  ASSERT_EQ(from_id.size(), 40u);
+  ASSERT_EQ(to_id.size(), 40u);
+  // (Requests made before the slot map was first read count as failed: from here on, none.)
+  const double failed_before = metric(d, "heartbeatd_redis_failed_requests_total");
+  const auto online = [&] {
+    const auto r = http_tcp(d.port(), "GET", "/v1/users/42");
+    EXPECT_EQ(r.status, 200) << r.body;
+    return r.body.find("\"online\":true") != std::string::npos;
+  };
+  const auto redirects = [&](const std::string& kind) {
+    return metric(d, "heartbeatd_redis_redirects_total{kind=\"" + kind + "\"}");
+  };
+
+  // Migrating, the key already on the importing node: the old master answers ASK.
+  ASSERT_NE(cluster.command(to, {"CLUSTER", "SETSLOT", std::to_string(slot), "IMPORTING", from_id})
+                .find("+OK"),
+            std::string::npos);
+  ASSERT_NE(cluster.command(from, {"CLUSTER", "SETSLOT", std::to_string(slot), "MIGRATING", to_id})
+                .find("+OK"),
+            std::string::npos);
+  const std::string migrated = cluster.command(
+      from, {"MIGRATE", "127.0.0.1", std::to_string(to), key, "0", "5000"});
+  ASSERT_NE(migrated.find("+OK"), std::string::npos) << migrated;
+  EXPECT_TRUE(online()) << "served through ASK";
+  EXPECT_GE(redirects("ask"), 1.0);
+  EXPECT_EQ(http_tcp(d.port(), "POST", "/v1/users/42/heartbeat").status, 204);
+
+  // The slot now belongs to the new master, as every node is told: MOVED, then the map.
+  for (const auto port : masters) {
+    cluster.command(port, {"CLUSTER", "SETSLOT", std::to_string(slot), "NODE", to_id});
+  }
+  EXPECT_TRUE(online()) << "served through MOVED";
+  EXPECT_GE(redirects("moved"), 1.0);
+  const double moved = redirects("moved");
+  EXPECT_TRUE(online());
+  EXPECT_EQ(redirects("moved"), moved) << "the map was updated: no more redirections";
+  EXPECT_EQ(metric(d, "heartbeatd_redis_failed_requests_total"), failed_before);
 }
 
 }  // namespace
