@@ -47,7 +47,7 @@ Exit codes:
   1  could not start (API or cluster address in use, socket path taken), or the
      final snapshot of a graceful stop failed
   2  bad command line or configuration (the message names the key and its line;
-     an unreadable or malformed cluster.key_file too)
+     an unreadable or malformed cluster.key_file or presence.redis.password_file too)
   3  node.data_dir unusable: its parent missing, not writable, or the disk full
   4  node.data_dir in use by another heartbeatd (the message names its pid)
   5  node.data_dir holds state that cannot be read (damaged); left untouched
