@@ -341,7 +341,7 @@ std::unique_ptr<transport::redis::Presence> Daemon::make_redis_presence() {
   // Nodes sharing Redis compare last-seen times written by each other: the system clock,
   // kept in step by NTP, is the only clock they share (docs/REDIS.md).
   return std::make_unique<transport::redis::Presence>(io_, std::move(o), [] {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
+    return std::chrono::duration_cast<std::chrono::microseconds>(
                std::chrono::system_clock::now().time_since_epoch())
         .count();
   });

@@ -158,6 +158,18 @@ struct Presence::State : std::enable_shared_from_this<Presence::State> {
   std::atomic<std::uint64_t> commands{0}, moved{0}, asked{0}, refreshes{0}, failures{0},
       dedup_skipped{0};
 
+  // The time a status or a count is judged at, in Unix ms: rounded down.
+  std::int64_t now_ms() const {
+    const std::int64_t us = wall();
+    return us >= 0 ? us / 1000 : -((-us + 999) / 1000);
+  }
+  // A heartbeat's time: rounded up, so that judged - heartbeat >= timeout in whole
+  // milliseconds means at least the timeout has really passed.
+  std::int64_t heartbeat_ms() const {
+    const std::int64_t us = wall();
+    return us >= 0 ? (us + 999) / 1000 : -(-us / 1000);
+  }
+
   unsigned shard_of(std::uint64_t id) const {
     return static_cast<unsigned>(mix(id) % options.shards);
   }
@@ -536,7 +548,7 @@ struct Presence::State : std::enable_shared_from_this<Presence::State> {
   // Removes users last seen forget_after ago or longer, logged out or not: scores in
   // [-(now - forget_after), now - forget_after].
   void sweep() {
-    const std::int64_t edge = wall() - options.forget_after.count();
+    const std::int64_t edge = now_ms() - options.forget_after.count();
     if (edge <= 0) return;
     std::vector<Op> ops;
     for (unsigned s = 0; s < options.shards; ++s) {
@@ -601,7 +613,7 @@ std::string Presence::key_of(std::uint64_t id) const {
 
 void Presence::heartbeat(std::vector<std::uint64_t> ids, std::function<void(Failure)> done) {
   auto& st = *state_;
-  const std::int64_t now = st.wall();
+  const std::int64_t now = st.heartbeat_ms();
   const std::int64_t window = st.options.dedup_window.count();
   // One ZADD per shard with every id of the batch that was not written a moment ago.
   std::map<unsigned, Command> by_shard;
@@ -668,7 +680,7 @@ void Presence::status(std::vector<std::uint64_t> ids,
     std::vector<UserStatus> out(n);
     if (f) return done(std::move(f), std::move(out));
     // Judged when Redis answered, on this node's clock, as the embedded table judges.
-    const std::int64_t now = state->wall();
+    const std::int64_t now = state->now_ms();
     const std::int64_t timeout = state->timeout_ms.load(std::memory_order_relaxed);
     const std::int64_t forget = state->options.forget_after.count();
     for (std::size_t g = 0; g < ops.size(); ++g) {
@@ -699,7 +711,7 @@ void Presence::status(std::vector<std::uint64_t> ids,
 
 void Presence::counts(std::function<void(Failure, PresenceCounts)> done) {
   auto& st = *state_;
-  const std::int64_t now = st.wall();
+  const std::int64_t now = st.now_ms();
   const std::string online_edge = "(" + std::to_string(now - st.timeout_ms.load());
   const std::int64_t forget_edge = now - st.options.forget_after.count();
   const std::string tracked_edge = "(" + std::to_string(forget_edge);

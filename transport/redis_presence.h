@@ -83,7 +83,10 @@ struct PresenceHealth {
 
 class Presence {
  public:
-  using Clock = std::function<std::int64_t()>;  // Unix ms; the system clock in the daemon
+  // Unix microseconds; the system clock in the daemon. A heartbeat's time is rounded up to
+  // the millisecond and the time it is judged at rounded down, so that a user is never
+  // reported offline before a whole timeout has passed.
+  using Clock = std::function<std::int64_t()>;
   Presence(boost::asio::io_context& io, PresenceOptions options, Clock wall_ms);
   ~Presence();
   Presence(const Presence&) = delete;
