@@ -402,7 +402,9 @@ struct Lease::Home : std::enable_shared_from_this<Lease::Home> {
       ++self->counters.timeouts;
       self->answer(std::move(d), make_error(Errc::pool_timeout), Lease());
     });
-    maybe_connect_locked();
+    // Grown on demand: only for waiters that the connections already being opened (say,
+    // the first `min` at start) will not serve.
+    if (connecting < waiters.size()) maybe_connect_locked();
   }
 
   // Every 100 ms: refill to `min`, close idle connections beyond it, health-check idle ones.
