@@ -34,10 +34,6 @@ constexpr std::string_view kLogoutScript =
 
 constexpr int kMaxRedirects = 5;
 
-// Spreads ids over shards whatever their pattern (dense, strided, random).
-std::uint64_t mix(std::uint64_t id) {
-  return membership::mix64(id);
-}
 
 std::optional<double> score_of(const Value& v) {
   if (v.type != Value::Type::string) return std::nullopt;
@@ -115,8 +111,8 @@ class DedupCache {
     std::mutex mu;
     std::vector<Entry> slots = std::vector<Entry>(kSlotsPerStripe);
   };
-  Stripe& stripe(std::uint64_t id) { return stripes_[mix(id) % kStripes]; }
-  static std::size_t slot(std::uint64_t id) { return (mix(id) >> 8) % kSlotsPerStripe; }
+  Stripe& stripe(std::uint64_t id) { return stripes_[membership::mix64(id) % kStripes]; }
+  static std::size_t slot(std::uint64_t id) { return (membership::mix64(id) >> 8) % kSlotsPerStripe; }
   std::array<Stripe, kStripes> stripes_;
 };
 
@@ -171,7 +167,7 @@ struct Presence::State : std::enable_shared_from_this<Presence::State> {
   }
 
   unsigned shard_of(std::uint64_t id) const {
-    return static_cast<unsigned>(mix(id) % options.shards);
+    return static_cast<unsigned>(membership::mix64(id) % options.shards);
   }
 
   // With mu held.
@@ -201,8 +197,18 @@ struct Presence::State : std::enable_shared_from_this<Presence::State> {
     }
     if (options.cluster) refresh();
     asio::dispatch(strand, [self = shared_from_this()] {
-      self->schedule_sweep();
-      if (self->options.cluster) self->schedule_refresh();
+      self->repeat(self->sweep_timer, [s = self.get()] { return s->options.sweep_interval; },
+                   &State::sweep);
+      if (self->options.cluster) {
+        // Every second while something is wrong, every ten while all is well: a failover is
+        // seen within a second of the cluster completing it even if no request hits the
+        // moved slots.
+        self->repeat(self->refresh_timer,
+                     [s = self.get()] {
+                       return s->health().ok ? milliseconds(10'000) : milliseconds(1000);
+                     },
+                     &State::refresh);
+      }
     });
   }
 
@@ -222,18 +228,15 @@ struct Presence::State : std::enable_shared_from_this<Presence::State> {
 
   // ---- topology ------------------------------------------------------------------------------
 
-  // Every second while something is wrong, every ten while all is well: a failover is seen
-  // within a second of the cluster completing it even if no request hits the moved slots.
-  void schedule_refresh() {
-    refresh_timer.expires_after(health().ok ? std::chrono::seconds(10) : std::chrono::seconds(1));
-    refresh_timer.async_wait([self = shared_from_this()](error_code ec) {
-      if (ec) return;
-      {
-        std::lock_guard lock(self->mu);
-        if (self->stopped) return;
-      }
-      self->refresh();
-      self->schedule_refresh();
+  // Runs `work` after each `interval()` on `timer` (a strand timer) until stop().
+  void repeat(asio::steady_timer& timer, std::function<milliseconds()> interval,
+              void (State::*work)()) {
+    timer.expires_after(interval());
+    timer.async_wait([self = shared_from_this(), &timer, interval = std::move(interval),
+                      work](error_code ec) mutable {
+      if (ec || self->is_stopped()) return;
+      ((*self).*work)();
+      self->repeat(timer, std::move(interval), work);
     });
   }
 
@@ -531,19 +534,6 @@ struct Presence::State : std::enable_shared_from_this<Presence::State> {
   }
 
   // ---- forgetting ----------------------------------------------------------------------------
-
-  void schedule_sweep() {
-    sweep_timer.expires_after(options.sweep_interval);
-    sweep_timer.async_wait([self = shared_from_this()](error_code ec) {
-      if (ec) return;
-      {
-        std::lock_guard lock(self->mu);
-        if (self->stopped) return;
-      }
-      self->sweep();
-      self->schedule_sweep();
-    });
-  }
 
   // Removes users last seen forget_after ago or longer, logged out or not: scores in
   // [-(now - forget_after), now - forget_after].
