@@ -4,6 +4,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "membership/hash.h"
 #include "membership/monitor_ring.h"
 #include "membership/suspicion.h"
 
@@ -15,8 +16,17 @@ constexpr std::uint32_t kMaxHealth = 8;     // Lifeguard's awareness ceiling
 constexpr std::size_t kMaxForwards = 1024;  // pending indirect probes we help with
 constexpr std::size_t kLeaveDirect = 64;    // members told directly on leave
 constexpr std::size_t kMaxUpdatesPerMessage = 255;
-constexpr std::uint32_t kSyncPullsPerRound = 8;  // extra sync pages per sync_interval
-constexpr std::size_t kRestoreJoins = 3;         // restored members asked to rejoin
+constexpr std::uint32_t kSyncPullsPerRound = 8;     // extra sync pages per sync_interval
+constexpr std::size_t kRestoreJoins = 3;            // restored members asked to rejoin
+constexpr std::size_t kMaxPeers = 4096;             // source addresses remembered
+constexpr std::uint32_t kNewcomersPerSource = 256;  // new members per source per sync_interval
+// A join is padded to this size so that the answer to an unverified joiner (one page of at
+// most what it sent, and a cookie) is never larger than the request.
+constexpr std::size_t kJoinBytes = 512;
+constexpr std::uint8_t kSyncProve = 4;
+// What send() adds to a message after its size was planned: the counter, cookie and echo
+// varints at their largest.
+constexpr std::size_t kSendRoom = 3 * 10;  // sync_reply: echo my cookie, then I send the rest
 
 DetectionPolicy make_policy(const ProtocolTimings& t) {
   if (t.phi) {
@@ -55,12 +65,19 @@ struct MembershipProtocol::Member {
   std::uint32_t probe_helpers = 0;
   std::uint32_t probe_nacks = 0;
   TimePoint last_correction;
+  TimePoint last_check;  // when an accusation above its known incarnation made us ask it
+  // Freshness of its datagrams: its boot, the highest counter seen in it, and which of the
+  // 64 counters below that were seen (bit i: counter_max - i).
+  std::uint64_t boot = 0;
+  std::uint64_t counter_max = 0;
+  std::uint64_t window = 0;
+  bool windowed = false;  // boot and counter_max hold its last datagram's
 };
 
 MembershipProtocol::MembershipProtocol(std::string name, Address address,
                                        std::vector<Address> seeds, ProtocolTimings timings,
                                        DatagramSink& sink, MembershipObserver* observer,
-                                       std::uint64_t seed, TimePoint now)
+                                       std::uint64_t seed, TimePoint now, std::uint64_t boot)
     : self_name_(std::move(name)),
       seeds_(std::move(seeds)),
       t_(timings),
@@ -69,6 +86,14 @@ MembershipProtocol::MembershipProtocol(std::string name, Address address,
       observer_(observer),
       rng_(seed) {
   if (!valid_name(self_name_)) throw std::invalid_argument("invalid node name: " + self_name_);
+  boot_ = boot != 0
+              ? boot
+              : static_cast<std::uint64_t>(
+                    std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch())
+                        .count());
+  next_seq_ = static_cast<std::uint32_t>(rng_()) | 1;
+  cookie_secret_ = rng_();
+  peers_reset_ = now;
   auto me = std::make_unique<Member>();
   me->name = self_name_;
   me->address = address;
@@ -145,6 +170,11 @@ MembershipProtocol::Member* MembershipProtocol::add(const Update& u, TimePoint n
     }
     return nullptr;
   }
+  if (source_ != nullptr && source_->newcomers >= kNewcomersPerSource) {
+    ++counters_.newcomers_limited;  // a name flood from one source
+    return nullptr;
+  }
+  if (source_ != nullptr) ++source_->newcomers;
   auto m = std::make_unique<Member>();
   m->name = u.name;
   m->address = u.address;
@@ -229,6 +259,7 @@ bool MembershipProtocol::receive(const Address& from, std::span<const std::uint8
   ++counters_.messages_received;
   if (leaving_) return true;
   auto& msg = std::get<Message>(decoded);
+  if (!fresh(msg, body.size(), from, now)) return true;
 
   if (msg.type == MessageType::refuse) {
     // Not applied: its news about our name is the other holder's, and refuting it would
@@ -238,12 +269,42 @@ bool MembershipProtocol::receive(const Address& from, std::span<const std::uint8
                                " is held by a live member at another address");
     return true;
   }
-  if (!accept_sender(msg, from, now)) return true;
+  source_ = &peer(from, now);
+  if (!source_->verified && msg.sender.name != self_name_ && find(msg.sender.name) == nullptr) {
+    // A newcomer whose source address has not echoed our cookie could be anyone's forgery
+    // naming a victim's address: it is not admitted (it would be probed, gossiped to and
+    // retried for a day). A join gets one page within what it sent, and the cookie.
+    ++counters_.unverified_dropped;
+    if (msg.type == MessageType::sync && (msg.flags & kSyncJoin)) {
+      send_sync(from, msg.sender.name, MessageType::sync_reply, kSyncProve, false);
+    } else if (now - source_->challenged >= t_.interval) {
+      // A node we do not know yet (its join went astray): ask it to prove its address.
+      source_->challenged = now;
+      Message challenge = message(MessageType::sync_reply, msg.sender.name);
+      challenge.flags = kSyncProve;
+      challenge.digest = digest_;
+      reply(from, challenge);
+    }
+    source_ = nullptr;
+    return true;
+  }
+  const bool accepted = accept_sender(msg, from, now);
+  Member* sender = find(msg.sender.name);
+  if (sender && !sender->is_self && !sender->windowed) {  // its first datagram: the window opens
+    sender->windowed = true;
+    sender->boot = msg.boot;
+    sender->counter_max = msg.counter;
+    sender->window = 1;
+  }
+  if (!accepted) {
+    source_ = nullptr;
+    return true;
+  }
   for (const auto& u : msg.updates) {
     apply(u, now, msg.type == MessageType::sync || msg.type == MessageType::sync_reply);
   }
+  source_ = nullptr;
 
-  Member* sender = find(msg.sender.name);
   switch (msg.type) {
     case MessageType::heartbeat:
       if (sender && sender->subject) {
@@ -253,55 +314,88 @@ bool MembershipProtocol::receive(const Address& from, std::span<const std::uint8
       break;
     case MessageType::ping:
       if (msg.target == self_name_) {
-        Message ack = message(MessageType::ack);
+        Message ack = message(MessageType::ack, msg.sender.name);
         ack.seq = msg.seq;
-        send(from, ack);
+        reply(from, ack);
       }
       break;
     case MessageType::ack: {
+      // Only the probed member, or a helper we asked, can answer our probe: an ack is bound
+      // to its probe by a sequence number that starts at a random value every boot.
       if (auto p = probes_.find(msg.seq); p != probes_.end()) {
-        if (auto* m = find(p->second)) finish_probe(*m, true, now);
-      } else if (auto f = forwards_.find(msg.seq); f != forwards_.end()) {
-        Message ack = message(MessageType::ack);
+        const auto& probe = p->second;
+        const bool answers = msg.sender.name == probe.subject ||
+                             std::find(probe.helpers.begin(), probe.helpers.end(),
+                                       msg.sender.name) != probe.helpers.end();
+        if (!answers) break;
+        if (auto* m = find(probe.subject)) finish_probe(*m, true, now);
+      } else if (auto f = forwards_.find(msg.seq);
+                 f != forwards_.end() && f->second.target == msg.sender.name) {
+        Message ack = message(MessageType::ack, f->second.requester_name);
         ack.seq = f->second.requester_seq;
         auto to = f->second.requester;
         forwards_.erase(f);
-        send(to, ack);
+        reply(to, ack);
       }
       break;
     }
     case MessageType::ping_req: {
       if (forwards_.size() >= kMaxForwards) break;  // busy: the requester counts no nack
+      // Ping only a member we know, at the address we know: never an address that is only
+      // named in a datagram (that would make us a reflector).
+      const Member* target = find(msg.target);
+      if (!target || target->is_self || !in_ring(target->state) ||
+          target->address != msg.target_address) {
+        break;
+      }
       const auto seq = next_seq_++;
       // The nack must reach the requester before its own probe timeout ends (Lifeguard).
       const auto nack_at = now + t_.probe_timeout * 4 / 5;
-      forwards_[seq] = Forward{from, msg.seq, nack_at};
-      Message ping = message(MessageType::ping);
+      forwards_[seq] = Forward{from, msg.seq, nack_at, msg.target, msg.sender.name};
+      Message ping = message(MessageType::ping, msg.target);
       ping.seq = seq;
       ping.target = msg.target;
-      send(msg.target_address, ping);
+      send(target->address, ping);
       schedule(nack_at);
       break;
     }
     case MessageType::nack:
       if (auto p = probes_.find(msg.seq); p != probes_.end()) {
-        if (auto* m = find(p->second)) ++m->probe_nacks;
+        const auto& helpers = p->second.helpers;
+        if (std::find(helpers.begin(), helpers.end(), msg.sender.name) == helpers.end()) break;
+        if (auto* m = find(p->second.subject)) ++m->probe_nacks;
       }
       break;
     case MessageType::sync:
       if (msg.flags & kSyncJoin) {
-        send_sync(from, MessageType::sync_reply, 0, true);
+        if (peer(from, now).verified) {
+          send_sync(from, msg.sender.name, MessageType::sync_reply, 0, true);
+        } else {
+          // Bulk state goes only to an address that proved it receives there: one page of
+          // at most what it sent, and the cookie to echo (docs/PROTOCOL.md, "Amplification").
+          send_sync(from, msg.sender.name, MessageType::sync_reply, kSyncProve, false);
+        }
       } else if (msg.digest != digest_) {
-        send_sync(from, MessageType::sync_reply, 0, false);
+        send_sync(from, msg.sender.name, MessageType::sync_reply, 0, false);
       }
       break;
     case MessageType::sync_reply:
+      if (msg.flags & kSyncProve) {
+        // It wants proof that we receive at our address; the echo goes with the join again.
+        // A node still joining asks for everything again; a joined one sends a page.
+        if (join_proofs_left_ > 0) {
+          --join_proofs_left_;
+          send_sync(from, msg.sender.name, MessageType::sync, alive_peers() < 2 ? kSyncJoin : 0,
+                    false);
+        }
+        break;
+      }
       // Still different after the last page: pull another page from the same peer (its
       // cursor moves on), a few per sync_interval, so pages lost from a join or a long
       // partition are filled in seconds rather than one page per interval.
       if (!(msg.flags & kSyncMore) && msg.digest != digest_ && sync_pulls_left_ > 0) {
         --sync_pulls_left_;
-        send_sync(from, MessageType::sync, 0, false);
+        send_sync(from, msg.sender.name, MessageType::sync, 0, false);
       }
       break;
     case MessageType::gossip:
@@ -321,6 +415,67 @@ bool MembershipProtocol::receive(const Address& from, std::span<const std::uint8
   return true;
 }
 
+// Freshness (docs/PROTOCOL.md, "Trust"): a datagram counts once, at the receiver it was
+// meant for, and only in the sender's latest boot. Returns false if it must be dropped.
+bool MembershipProtocol::fresh(const Message& msg, std::size_t bytes, const Address& from,
+                               TimePoint now) {
+  if (msg.to != 0 && msg.to != receiver_tag(self_name_)) {
+    ++counters_.misdirected;  // a copy of a datagram another member was sent
+    return false;
+  }
+  if (Member* m = find(msg.sender.name); m && !m->is_self && m->windowed) {
+    if (msg.boot < m->boot) {
+      ++counters_.replays;  // from an earlier life of the sender
+      return false;
+    }
+    if (msg.boot > m->boot) {
+      m->boot = msg.boot;  // it restarted: its old datagrams are worthless from now on
+      m->counter_max = msg.counter;
+      m->window = 1;
+    } else if (msg.counter > m->counter_max) {
+      const auto shift = msg.counter - m->counter_max;
+      m->window = shift >= 64 ? 1 : (m->window << shift) | 1;
+      m->counter_max = msg.counter;
+    } else {
+      const auto age = m->counter_max - msg.counter;
+      if (age >= 64 || ((m->window >> age) & 1) != 0) {
+        ++counters_.replays;  // seen before, or too old to tell
+        return false;
+      }
+      m->window |= std::uint64_t{1} << age;
+    }
+  }
+  auto& p = peer(from, now);
+  if (msg.echo != 0 && msg.echo == cookie_for(from)) p.verified = true;
+  p.their_cookie = msg.cookie;  // 0 once it has verified us: stop echoing
+  if (!p.verified) p.received += bytes;
+  return true;
+}
+
+MembershipProtocol::Peer& MembershipProtocol::peer(const Address& a, TimePoint now) {
+  if (now - peers_reset_ >= t_.sync_interval) {
+    peers_reset_ = now;
+    for (auto& [address, p] : peers_) p.newcomers = 0;
+  }
+  auto it = peers_.find(a);
+  if (it == peers_.end()) {
+    if (peers_.size() >= kMaxPeers) {
+      // Full (a flood of sources): forget the unverified ones first; verified members
+      // re-verify in one round trip if they were forgotten too.
+      std::erase_if(peers_, [](const auto& kv) { return !kv.second.verified; });
+      if (peers_.size() >= kMaxPeers) peers_.clear();
+    }
+    it = peers_.emplace(a, Peer{}).first;
+  }
+  it->second.last = now;
+  return it->second;
+}
+
+std::uint64_t MembershipProtocol::cookie_for(const Address& a) const {
+  const auto c = mix64(cookie_secret_ ^ (AddressHash{}(a)*0x9e3779b97f4a7c15ull));
+  return c == 0 ? 1 : c;
+}
+
 // The sender's claim about itself is first-hand evidence. Returns false if the datagram
 // must be ignored (it claims a live member's name from another address).
 bool MembershipProtocol::accept_sender(const Message& msg, const Address& from, TimePoint now) {
@@ -328,7 +483,7 @@ bool MembershipProtocol::accept_sender(const Message& msg, const Address& from, 
   const Update claim{MemberState::alive, ref.name, ref.address, ref.incarnation, {}};
   if (ref.name == self_name_) {
     if (ref.address != self().address) {
-      refuse_claim(from);
+      refuse_claim(from, ref.name);
       note(NoteLevel::error, "a node at " + ref.address.to_string() + " claims this node's name " +
                                  self_name_ + "; refused");
     }
@@ -338,9 +493,9 @@ bool MembershipProtocol::accept_sender(const Message& msg, const Address& from, 
   if (!m) {
     apply(claim, now, false);  // a newcomer introducing itself
     m = find(ref.name);
-    if (!m) return false;  // membership.max_members reached
+    if (!m) return false;  // membership.max_members reached, or an implausible claim
   } else if (ref.address != m->address && in_ring(m->state)) {
-    refuse_claim(from);
+    refuse_claim(from, ref.name);
     auto& logged = conflict_logged_[ref.name];
     if (logged == TimePoint{} || now - logged > std::chrono::seconds(10)) {
       logged = now;
@@ -349,6 +504,7 @@ bool MembershipProtocol::accept_sender(const Message& msg, const Address& from, 
     }
     return false;
   }
+  if (!plausible(claim, m)) return false;
   m->last_seen = now;
   if (ref.incarnation > m->incarnation) {
     apply(claim, now, false);
@@ -357,19 +513,40 @@ bool MembershipProtocol::accept_sender(const Message& msg, const Address& from, 
     // directly so it can refute, at most once per interval.
     if (now - m->last_correction >= t_.interval) {
       m->last_correction = now;
-      Message g = message(MessageType::gossip);
+      Message g = message(MessageType::gossip, ref.name);
       g.updates.push_back(update_of(*m));
-      send(from, g, false);
+      reply(from, g);
     }
   }
   return true;
 }
 
 // Another address holds a live member's name (or ours): tell it, and count it.
-void MembershipProtocol::refuse_claim(const Address& from) {
+void MembershipProtocol::refuse_claim(const Address& from, const std::string& name) {
   ++counters_.name_conflicts;
-  Message refuse = message(MessageType::refuse);
-  send(from, refuse, false);
+  Message refuse = message(MessageType::refuse, name);
+  reply(from, refuse);
+}
+
+// No update may raise a member's incarnation by more than kMaxIncarnationStep, or above
+// kMaxIncarnation: only the member itself raises its own, one refutation at a time, so a
+// larger jump is a forgery (or a bug), and accepting it could put the member out of reach
+// of its own refutations (an incarnation at the top of the range cannot be outbid).
+bool MembershipProtocol::plausible(const Update& u, const Member* m) {
+  const std::uint64_t known = m ? m->incarnation : 0;
+  if (u.incarnation <= known) return true;
+  if (u.incarnation <= kMaxIncarnation && u.incarnation - known <= kMaxIncarnationStep) return true;
+  ++counters_.implausible;
+  return false;
+}
+
+// An accusation counts as a confirmation only from a distinct member we know to be alive
+// (not the suspect itself): names invented in a datagram confirm nothing.
+bool MembershipProtocol::credible_accuser(const Member& suspect, const std::string& accuser) const {
+  if (accuser == suspect.name) return false;
+  if (accuser == self_name_) return true;
+  const Member* a = find(accuser);
+  return a != nullptr && a->state == MemberState::alive;
 }
 
 void MembershipProtocol::apply(const Update& u, TimePoint now, bool from_sync) {
@@ -378,6 +555,7 @@ void MembershipProtocol::apply(const Update& u, TimePoint now, bool from_sync) {
     return;
   }
   Member* m = find(u.name);
+  if (u.state != MemberState::suspect && u.state != MemberState::dead && !plausible(u, m)) return;
   switch (u.state) {
     case MemberState::alive: {
       if (!m) {
@@ -391,11 +569,24 @@ void MembershipProtocol::apply(const Update& u, TimePoint now, bool from_sync) {
       if (u.incarnation <= m->incarnation) return;
       if (u.address != m->address && in_ring(m->state)) return;  // a name conflict, not news
       const auto before = m->state;
+      std::vector<std::string> accusers;
+      if (before == MemberState::suspect && m->subject) accusers = m->accusers;
       m->address = u.address;
       set_state(*m, MemberState::alive, u.incarnation, now);
       if (m->subject) m->watch_since = now;
       if (before != MemberState::alive) changed(*m, before);
       announce(u, now);
+      // A refutation must reach the accusers before their suspicion ends, and gossip to
+      // random members can miss one that few others reach (a lossy link; seed
+      // 599432870417 of OneLossyLinkCannotKillAHealthyMember): the suspect's monitors, who
+      // saw it refute, tell them directly.
+      for (const auto& name : accusers) {
+        const Member* a = find(name);
+        if (!a || a->is_self || !in_ring(a->state)) continue;
+        Message g = message(MessageType::gossip, a->name);
+        g.updates.push_back(u);
+        send(a->address, g, false);
+      }
       return;
     }
     case MemberState::suspect:
@@ -404,11 +595,30 @@ void MembershipProtocol::apply(const Update& u, TimePoint now, bool from_sync) {
       // incarnation. Unknown members are not worth tracking as dead.
       if (!m || m->state == MemberState::dead || m->state == MemberState::left) return;
       if (u.incarnation < m->incarnation) return;
-      // A remote view's "dead" (anti-entropy) becomes a suspicion here: the member gets
-      // its chance to refute before we convict on second-hand news.
-      const bool as_suspect = u.state == MemberState::suspect || from_sync;
+      // An accusation can only be weighed against the incarnation we know: a higher one is
+      // a refutation we have not heard yet, or a forgery meant to put the member out of
+      // reach of its refutations. Either way it is an accusation of what we know.
+      const std::uint64_t incarnation = m->incarnation;
+      const bool credible = credible_accuser(*m, u.from);
+      if (u.incarnation > incarnation && now - m->last_check >= t_.interval) {
+        // We may have missed its refutation: ask it, and its answer carries its incarnation.
+        m->last_check = now;
+        Message ping = message(MessageType::ping, m->name);
+        ping.seq = next_seq_++;
+        ping.target = m->name;
+        send(m->address, ping);
+      }
+      // A remote view's "dead" (anti-entropy), and a "dead" from anyone who is not a live
+      // member we know, becomes a suspicion here: the member gets its chance to refute
+      // before we convict on second-hand news.
+      const bool as_suspect =
+          u.state == MemberState::suspect || from_sync || !credible || u.incarnation != incarnation;
       if (as_suspect) {
-        if (u.incarnation == m->incarnation && m->state == MemberState::suspect) {
+        if (m->state == MemberState::suspect) {
+          if (!credible) {
+            ++counters_.implausible;  // confirms nothing
+            return;
+          }
           if (std::find(m->accusers.begin(), m->accusers.end(), u.from) != m->accusers.end()) {
             return;
           }
@@ -418,7 +628,7 @@ void MembershipProtocol::apply(const Update& u, TimePoint now, bool from_sync) {
           return;
         }
         const auto before = m->state;
-        set_state(*m, MemberState::suspect, u.incarnation, now);
+        set_state(*m, MemberState::suspect, incarnation, now);
         m->suspect_start = now;
         m->accusers = {u.from};
         arm_suspicion(*m);
@@ -427,7 +637,7 @@ void MembershipProtocol::apply(const Update& u, TimePoint now, bool from_sync) {
         return;
       }
       const auto before = m->state;
-      set_state(*m, MemberState::dead, u.incarnation, now);
+      set_state(*m, MemberState::dead, incarnation, now);
       changed(*m, before);
       announce(u, now);
       return;
@@ -443,15 +653,31 @@ void MembershipProtocol::apply(const Update& u, TimePoint now, bool from_sync) {
   }
 }
 
-void MembershipProtocol::apply_about_self(const Update& u, TimePoint now) {
+void MembershipProtocol::apply_about_self(const Update& given, TimePoint now) {
   if (leaving_) return;
   auto& me = self();
+  // A claim far above our own incarnation is a forgery, or the news of a life of ours we
+  // no longer remember (restarted without a data directory): move towards it one plausible
+  // step at a time, so peers accept each step and no datagram can push us out of reach.
+  Update u = given;
+  if (u.incarnation > me.incarnation + kMaxIncarnationStep - 1) {
+    ++counters_.implausible;
+    u.incarnation = me.incarnation + kMaxIncarnationStep - 1;
+  }
   if (u.state == MemberState::alive) {
     // Someone knows a later incarnation of this name (we restarted): move past it.
     if (u.incarnation > me.incarnation) refute(u.incarnation, now);
     return;
   }
-  if (u.incarnation < me.incarnation) return;  // already refuted
+  if (u.incarnation < me.incarnation) {
+    // Already refuted, but whoever sent this has not heard: say it again (at most once per
+    // interval), or a node that missed the refutation convicts us on its stale suspicion.
+    if (u.state != MemberState::alive && now - last_reannounce_ >= t_.interval) {
+      last_reannounce_ = now;
+      announce(update_of(me), now);
+    }
+    return;
+  }
   if (u.state == MemberState::suspect || u.state == MemberState::dead) {
     ++counters_.suspicions_refuted;
     // Being suspected hints that we are the slow one (Lifeguard): be slower to accuse.
@@ -466,7 +692,7 @@ void MembershipProtocol::apply_about_self(const Update& u, TimePoint now) {
 
 void MembershipProtocol::refute(std::uint64_t above, TimePoint now) {
   auto& me = self();
-  set_state(me, MemberState::alive, above + 1, now);
+  set_state(me, MemberState::alive, std::min(above + 1, kMaxIncarnation), now);
   announce(update_of(me), now);
   next_heartbeat_ = now;  // tell our monitors directly, too
   schedule(now);
@@ -532,8 +758,8 @@ void MembershipProtocol::start(TimePoint now) {
   if (!rejoin_.empty()) {
     // Restored members make this node look joined; ask them and the seeds for the news of
     // the time it was away instead of waiting for a sync round.
-    for (const auto& a : rejoin_) send_sync(a, MessageType::sync, kSyncJoin, false);
-    for (const auto& s : seeds_) send_sync(s, MessageType::sync, kSyncJoin, false);
+    for (const auto& a : rejoin_) send_sync(a, "", MessageType::sync, kSyncJoin, false);
+    for (const auto& s : seeds_) send_sync(s, "", MessageType::sync, kSyncJoin, false);
     rejoin_.clear();
   }
   tick(now);
@@ -593,7 +819,7 @@ void MembershipProtocol::on_pause(Duration gap, TimePoint now) {
 
 void MembershipProtocol::send_heartbeats(TimePoint now) {
   for (const auto* m : monitors_) {
-    Message hb = message(MessageType::heartbeat);
+    Message hb = message(MessageType::heartbeat, m->name);
     send(m->address, hb);
   }
   next_heartbeat_ += t_.interval;
@@ -630,15 +856,17 @@ void MembershipProtocol::start_probe(Member& m, TimePoint now) {
   m.probe_seq = seq;
   m.probe_deadline = now + t_.probe_timeout * (1 + health_);
   m.probe_nacks = 0;
-  probes_[seq] = m.name;
-  Message ping = message(MessageType::ping);
+  Message ping = message(MessageType::ping, m.name);
   ping.seq = seq;
   ping.target = m.name;
   send(m.address, ping);
   auto helpers = pick_random(t_.indirect_checks, &m);
   m.probe_helpers = static_cast<std::uint32_t>(helpers.size());
+  auto& probe = probes_[seq];
+  probe.subject = m.name;
   for (auto* h : helpers) {
-    Message req = message(MessageType::ping_req);
+    probe.helpers.push_back(h->name);
+    Message req = message(MessageType::ping_req, h->name);
     req.seq = seq;
     req.target = m.name;
     req.target_address = m.address;
@@ -680,11 +908,11 @@ void MembershipProtocol::expire_forwards(TimePoint now) {
       ++it;
       continue;
     }
-    Message nack = message(MessageType::nack);
+    Message nack = message(MessageType::nack, it->second.requester_name);
     nack.seq = it->second.requester_seq;
     auto to = it->second.requester;
     it = forwards_.erase(it);
-    send(to, nack, false);
+    reply(to, nack);
   }
 }
 
@@ -693,15 +921,18 @@ void MembershipProtocol::gossip_round(TimePoint now) {
   next_gossip_ = now + t_.interval;
   for (auto* m : pick_random(t_.gossip_fanout, nullptr)) {
     if (queue_.empty()) break;
-    Message g = message(MessageType::gossip);
+    Message g = message(MessageType::gossip, m->name);
     send(m->address, g);
   }
 }
 
 void MembershipProtocol::sync_round() {
   sync_pulls_left_ = kSyncPullsPerRound;
+  join_proofs_left_ = kSyncPullsPerRound;
   auto peers = pick_random(1, nullptr);
-  if (!peers.empty()) send_sync(peers.front()->address, MessageType::sync, 0, false);
+  if (!peers.empty()) {
+    send_sync(peers.front()->address, peers.front()->name, MessageType::sync, 0, false);
+  }
 }
 
 // Seeds while we know no live peer (with backoff); otherwise one dead member per round, so
@@ -709,11 +940,12 @@ void MembershipProtocol::sync_round() {
 void MembershipProtocol::reconnect_round(TimePoint now) {
   const bool alone = alive_peers() == 0;
   if (alone) {
-    for (const auto& s : seeds_) send_sync(s, MessageType::sync, kSyncJoin, false);
+    for (const auto& s : seeds_) send_sync(s, "", MessageType::sync, kSyncJoin, false);
   }
   if (!dead_.empty()) {
     std::uniform_int_distribution<std::size_t> pick(0, dead_.size() - 1);
-    send_sync(dead_[pick(rng_)]->address, MessageType::sync, kSyncJoin, false);
+    const auto* m = dead_[pick(rng_)];
+    send_sync(m->address, m->name, MessageType::sync, kSyncJoin, false);
   }
   if (alone) {
     next_reconnect_ = now + join_backoff_;
@@ -799,7 +1031,7 @@ void MembershipProtocol::leave(TimePoint now) {
   std::shuffle(peers.begin(), peers.end(), rng_);
   if (peers.size() > kLeaveDirect) peers.resize(kLeaveDirect);
   for (auto* m : peers) {
-    Message g = message(MessageType::gossip);
+    Message g = message(MessageType::gossip, m->name);
     g.updates.push_back(left);
     send(m->address, g, false);
   }
@@ -823,34 +1055,83 @@ void MembershipProtocol::set_timings(const ProtocolTimings& timings) {
 
 // ---- sending -------------------------------------------------------------------------
 
-Message MembershipProtocol::message(MessageType type) const {
+Message MembershipProtocol::message(MessageType type, std::string_view to_name) const {
   Message m;
   m.type = type;
   const auto& me = self();
   m.sender = NodeRef{me.name, me.address, me.incarnation};
+  m.to = to_name.empty() ? 0 : receiver_tag(to_name);
   return m;
 }
 
 void MembershipProtocol::send(const Address& to, Message& m, bool piggyback) {
   if (piggyback && !queue_.empty() && m.updates.empty()) {
-    const auto base = encoded_size_without_updates(m);
+    const auto base = encoded_size_without_updates(m) + kSendRoom;
     m.updates = queue_.take(kMaxBodyBytes - base, kMaxUpdatesPerMessage, transmit_limit());
   }
+  m.boot = boot_;
+  m.counter = ++counter_;
+  m.cookie = 0;
+  m.echo = 0;
+  if (auto it = peers_.find(to); it != peers_.end()) {
+    m.echo = it->second.their_cookie;
+    if (!it->second.verified) m.cookie = cookie_for(to);
+  } else {
+    m.cookie = cookie_for(to);
+  }
   const auto bytes = encode(m);
+  if (auto it = peers_.find(to); it != peers_.end() && !it->second.verified) {
+    it->second.sent += bytes.size();
+  }
   ++counters_.messages_sent;
   sink_.send(to, bytes);
 }
 
-// A page (or, for a join, every page) of our view: every member's latest state.
-void MembershipProtocol::send_sync(const Address& to, MessageType type, std::uint8_t flags,
-                                   bool everything) {
+// Before an address has echoed our cookie, anyone could have written it as the source of a
+// datagram: it gets no news, and at most 3x the bytes it sent (RFC 9000 section 8.1 allows
+// a QUIC server as much). Anything larger is withheld and counted.
+void MembershipProtocol::reply(const Address& to, Message& m) {
+  auto it = peers_.find(to);
+  if (it == peers_.end() || it->second.verified) {
+    send(to, m);
+    return;
+  }
+  const auto& p = it->second;
+  auto size = encoded_size_without_updates(m) + kSendRoom;
+  for (const auto& u : m.updates) size += encoded_size(u);
+  if (p.sent + size > 3 * p.received) {
+    ++counters_.unverified_dropped;
+    return;
+  }
+  send(to, m, false);
+}
+
+// A page (or, for a join, every page) of our view: every member's latest state. To an
+// unverified address, one page of at most what it sent us (kSyncProve asks it to echo our
+// cookie first); a join we send is padded so that such a page always fits.
+void MembershipProtocol::send_sync(const Address& to, std::string_view to_name, MessageType type,
+                                   std::uint8_t flags, bool everything) {
   const auto total = list_.size();
   std::size_t sent = 0;
+  std::size_t allowance = kMaxBodyBytes;
+  if (type == MessageType::sync_reply) {
+    if (auto it = peers_.find(to); it != peers_.end() && !it->second.verified) {
+      const auto& p = it->second;
+      allowance =
+          p.received > p.sent ? std::min<std::size_t>(kMaxBodyBytes, p.received - p.sent) : 0;
+      everything = false;
+    }
+  }
   do {
-    Message m = message(type);
+    Message m = message(type, to_name);
     m.flags = flags;
     m.digest = digest_;
-    auto budget = kMaxBodyBytes - encoded_size_without_updates(m);
+    const auto overhead = encoded_size_without_updates(m) + kSendRoom;
+    if (overhead > allowance) {
+      ++counters_.unverified_dropped;
+      return;
+    }
+    auto budget = allowance - overhead;
     while (sent < total && m.updates.size() < kMaxUpdatesPerMessage) {
       const auto& member = *list_[sync_cursor_ % total];
       auto u = update_of(member);
@@ -862,6 +1143,11 @@ void MembershipProtocol::send_sync(const Address& to, MessageType type, std::uin
       ++sent;
     }
     if (everything && sent < total && type == MessageType::sync_reply) m.flags |= kSyncMore;
+    if (type == MessageType::sync && (flags & kSyncJoin)) {
+      auto size = encoded_size_without_updates(m) + kSendRoom;
+      for (const auto& u : m.updates) size += encoded_size(u);
+      if (size < kJoinBytes) m.padding = static_cast<std::uint16_t>(kJoinBytes - size);
+    }
     send(to, m, false);
   } while (everything && sent < total);
 }

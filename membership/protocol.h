@@ -95,13 +95,24 @@ struct ProtocolCounters {
   std::uint64_t name_conflicts = 0;      // another address claimed a live member's name
   std::uint64_t pauses = 0;              // this node was stalled (no accusations then)
   std::uint64_t members_over_limit = 0;  // new members ignored at max_members
+  std::uint64_t replays = 0;      // datagrams already seen, or from an earlier boot (dropped)
+  std::uint64_t misdirected = 0;  // datagrams meant for another receiver (dropped)
+  std::uint64_t implausible = 0;  // updates refused: incarnation jump or unknown accuser
+  std::uint64_t unverified_dropped = 0;  // replies withheld from an unverified address
+  std::uint64_t newcomers_limited = 0;   // new members refused: too many from one source
 };
+
+// Incarnation rules (docs/PROTOCOL.md, "Trust"): no update may move a member's incarnation
+// up by more than kMaxIncarnationStep, and none is accepted above kMaxIncarnation, so no
+// datagram (or 2^40 of them) can push a member where it can no longer refute.
+inline constexpr std::uint64_t kMaxIncarnationStep = std::uint64_t{1} << 20;
+inline constexpr std::uint64_t kMaxIncarnation = std::uint64_t{1} << 60;
 
 class MembershipProtocol {
  public:
   MembershipProtocol(std::string name, Address address, std::vector<Address> seeds,
                      ProtocolTimings timings, DatagramSink& sink, MembershipObserver* observer,
-                     std::uint64_t seed, TimePoint now);
+                     std::uint64_t seed, TimePoint now, std::uint64_t boot = 0);
   ~MembershipProtocol();
   MembershipProtocol(const MembershipProtocol&) = delete;
   MembershipProtocol& operator=(const MembershipProtocol&) = delete;
@@ -115,6 +126,8 @@ class MembershipProtocol {
   void restore(std::uint64_t incarnation, std::span<const MemberInfo> members, TimePoint now);
   // Sends join requests to the seeds. Safe to call again (a no-op once joined).
   void start(TimePoint now);
+  // `boot` must be larger at every start of this node's name (the daemon passes wall-clock
+  // microseconds); 0 takes now's count, which is what a simulation with one clock needs.
   // A datagram body from `from`. Returns false (and changes nothing) if it does not decode.
   bool receive(const Address& from, std::span<const std::uint8_t> body, TimePoint now);
   // Runs whatever is due; call at next_wakeup() (earlier is harmless).
@@ -140,6 +153,22 @@ class MembershipProtocol {
     Address requester;
     std::uint32_t requester_seq;
     TimePoint deadline;
+    std::string target;  // only its ack counts
+    std::string requester_name;
+  };
+  struct Probe {
+    std::string subject;
+    std::vector<std::string> helpers;  // asked to ping it; their forwarded acks count
+  };
+  // What we know of an address that sent us datagrams (amplification limits).
+  struct Peer {
+    std::uint64_t received = 0;      // body bytes from it while unverified
+    std::uint64_t sent = 0;          // body bytes to it while unverified
+    std::uint64_t their_cookie = 0;  // the cookie it gave us, echoed back to it
+    std::uint32_t newcomers = 0;     // new members it introduced this sync_interval
+    bool verified = false;           // it echoed our cookie: it receives at this address
+    TimePoint last;
+    TimePoint challenged;  // when we last asked it, an unknown sender, to prove its address
   };
 
   Member* find(std::string_view name);
@@ -152,8 +181,13 @@ class MembershipProtocol {
   void remove(const std::string& name);
 
   // Protocol rules.
+  bool fresh(const Message& msg, std::size_t bytes, const Address& from, TimePoint now);
   bool accept_sender(const Message& msg, const Address& from, TimePoint now);
-  void refuse_claim(const Address& from);
+  bool plausible(const Update& u, const Member* m);
+  bool credible_accuser(const Member& suspect, const std::string& accuser) const;
+  Peer& peer(const Address& a, TimePoint now);
+  std::uint64_t cookie_for(const Address& a) const;
+  void refuse_claim(const Address& from, const std::string& name);
   void apply(const Update& u, TimePoint now, bool from_sync);
   void apply_about_self(const Update& u, TimePoint now);
   void refute(std::uint64_t above, TimePoint now);
@@ -181,9 +215,13 @@ class MembershipProtocol {
   void recompute_wakeup(TimePoint now);
 
   // Sending.
-  Message message(MessageType type) const;
+  // A message to the member called `to_name` ("" when not known, e.g. a seed).
+  Message message(MessageType type, std::string_view to_name) const;
   void send(const Address& to, Message& m, bool piggyback = true);
-  void send_sync(const Address& to, MessageType type, std::uint8_t flags, bool everything);
+  // A reply to `to`, a source not yet verified: at most 3x the bytes it sent us, no news.
+  void reply(const Address& to, Message& m);
+  void send_sync(const Address& to, std::string_view to_name, MessageType type, std::uint8_t flags,
+                 bool everything);
   Update update_of(const Member& m) const;
   static std::uint64_t digest_term(const Member& m);
   std::uint32_t transmit_limit() const;
@@ -220,14 +258,22 @@ class MembershipProtocol {
   std::vector<Member*> dead_;      // members in state dead (retried by reconnect_round)
   std::uint64_t digest_ = 0;       // of the whole view (digest_term)
   bool ring_dirty_ = true;
-  std::map<std::uint32_t, std::string> probes_;  // seq -> subject
-  std::map<std::uint32_t, Forward> forwards_;    // helper: our ping seq -> requester
+  std::map<std::uint32_t, Probe> probes_;      // seq -> the probe
+  std::map<std::uint32_t, Forward> forwards_;  // helper: our ping seq -> requester
   GossipQueue queue_;
   ProtocolCounters counters_;
 
-  std::uint32_t next_seq_ = 1;
-  std::uint32_t health_ = 0;  // Lifeguard local health: 0 good .. kMaxHealth
+  std::uint32_t next_seq_ = 1;  // starts at a random value: acks answer only our probes
+  std::uint64_t boot_ = 0;
+  std::uint64_t counter_ = 0;        // datagrams sent in this boot
+  std::uint64_t cookie_secret_ = 0;  // keys the cookies we hand out
+  std::map<Address, Peer> peers_;    // bounded (kMaxPeers), oldest forgotten first
+  TimePoint peers_reset_;
+  Peer* source_ = nullptr;              // where the datagram being applied came from
+  std::uint32_t join_proofs_left_ = 8;  // joins re-sent with our proof, per sync_interval
+  std::uint32_t health_ = 0;            // Lifeguard local health: 0 good .. kMaxHealth
   TimePoint health_changed_;
+  TimePoint last_reannounce_;
   std::optional<TimePoint> last_activity_;
   TimePoint next_heartbeat_;
   TimePoint next_gossip_;

@@ -2,10 +2,11 @@
 //
 // Layout. Integers are big-endian; "varint" is unsigned LEB128, at most 10 bytes, minimal.
 //   type u8 | sender: name, address, incarnation varint
+//   freshness: boot u64, counter varint, to u32, cookie varint, echo varint
 //   then by type:  ping      seq u32, target name
 //                  ack, nack seq u32
 //                  ping_req  seq u32, target name, target address
-//                  sync, sync_reply  digest u64, flags u8
+//                  sync, sync_reply  digest u64, flags u8, padding: length varint, zeros
 //                  heartbeat, gossip, refuse  nothing
 //   update count u8 | each update: state u8, name, address, incarnation varint,
 //                                  from name (suspect and dead only)
@@ -20,6 +21,8 @@
 
 #include <algorithm>
 #include <stdexcept>
+
+#include "membership/hash.h"
 
 namespace heartbeatd::membership {
 namespace {
@@ -193,6 +196,14 @@ bool read_node(Reader& r, NodeRef& n) {
          r.varint(n.incarnation, "incarnation");
 }
 
+bool read_freshness(Reader& r, Message& m) {
+  r.section = "freshness";
+  std::uint64_t to = 0;
+  return r.big_endian(m.boot, 8) && r.varint(m.counter, "counter") && r.big_endian(to, 4) &&
+         (m.to = static_cast<std::uint32_t>(to), true) && r.varint(m.cookie, "cookie") &&
+         r.varint(m.echo, "echo");
+}
+
 bool read_update(Reader& r, Update& u) {
   std::uint8_t state = 0;
   if (!r.u8(state)) return false;
@@ -211,7 +222,7 @@ bool read_message(Reader& r, Message& m) {
   if (!r.u8(type)) return false;
   if (!known_type(type)) return r.fail("unknown message type " + std::to_string(type));
   m.type = static_cast<MessageType>(type);
-  if (!read_node(r, m.sender)) return false;
+  if (!read_node(r, m.sender) || !read_freshness(r, m)) return false;
   if (has_seq(m.type)) {
     r.section = "seq";
     std::uint64_t seq = 0;
@@ -228,6 +239,16 @@ bool read_message(Reader& r, Message& m) {
     if (!r.big_endian(m.digest, 8)) return false;
     r.section = "flags";
     if (!r.u8(m.flags)) return false;
+    r.section = "padding";
+    std::uint64_t pad = 0;
+    if (!r.varint(pad, "length")) return false;
+    if (pad > r.left()) return r.fail("truncated in padding");
+    const std::uint8_t* p = nullptr;
+    r.bytes(pad, &p);
+    if (std::any_of(p, p + pad, [](auto b) { return b != 0; })) {
+      return r.fail("padding: a byte that is not 0");
+    }
+    m.padding = static_cast<std::uint16_t>(pad);
   }
   r.section = "update count";
   std::uint8_t count = 0;
@@ -290,13 +311,21 @@ bool valid_name(std::string_view name) {
   return !name.empty() && name.size() <= kMaxNameBytes && std::all_of(name.begin(), name.end(), ok);
 }
 
+std::uint32_t receiver_tag(std::string_view name) {
+  std::uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a, then mixed
+  for (char c : name) h = (h ^ static_cast<std::uint8_t>(c)) * 0x100000001b3ull;
+  const auto tag = static_cast<std::uint32_t>(mix64(h));
+  return tag == 0 ? 1 : tag;
+}
+
 std::size_t encoded_size_without_updates(const Message& m) {
   std::size_t n = 1 + name_size(m.sender.name) + address_size(m.sender.address) +
                   varint_size(m.sender.incarnation);
+  n += 8 + varint_size(m.counter) + 4 + varint_size(m.cookie) + varint_size(m.echo);
   if (has_seq(m.type)) n += 4;
   if (has_target(m.type)) n += name_size(m.target);
   if (m.type == MessageType::ping_req) n += address_size(m.target_address);
-  if (has_digest(m.type)) n += 8 + 1;
+  if (has_digest(m.type)) n += 8 + 1 + varint_size(m.padding) + m.padding;
   return n + 1;  // update count
 }
 
@@ -330,12 +359,19 @@ std::vector<std::uint8_t> encode(const Message& m) {
   w.name(m.sender.name);
   w.address(m.sender.address);
   w.varint(m.sender.incarnation);
+  w.big_endian(m.boot, 8);
+  w.varint(m.counter);
+  w.big_endian(m.to, 4);
+  w.varint(m.cookie);
+  w.varint(m.echo);
   if (has_seq(m.type)) w.big_endian(m.seq, 4);
   if (has_target(m.type)) w.name(m.target);
   if (m.type == MessageType::ping_req) w.address(m.target_address);
   if (has_digest(m.type)) {
     w.big_endian(m.digest, 8);
     w.u8(m.flags);
+    w.varint(m.padding);
+    for (std::size_t i = 0; i < m.padding; ++i) w.u8(0);
   }
   w.u8(static_cast<std::uint8_t>(m.updates.size()));
   for (const Update& u : m.updates) {

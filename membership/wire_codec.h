@@ -71,11 +71,21 @@ struct NodeRef {
 struct Message {
   MessageType type = MessageType::heartbeat;
   NodeRef sender;
+  // Freshness (docs/PROTOCOL.md, "Freshness"): every message names the sender's life and
+  // its place in it, and the receiver it was meant for, so a copy is worth nothing.
+  std::uint64_t boot = 0;     // the sender's boot epoch: larger for every later start
+  std::uint64_t counter = 0;  // the sender's datagram counter in this boot, from 1
+  std::uint32_t to = 0;       // receiver_tag() of the intended receiver; 0: not known yet
+  // Address validation (docs/PROTOCOL.md, "Amplification"): a cookie the sender gives the
+  // receiver's address, and the cookie the receiver last gave the sender's. 0: none.
+  std::uint64_t cookie = 0;
+  std::uint64_t echo = 0;
   std::uint32_t seq = 0;        // ping, ack, ping_req, nack
   std::string target;           // ping (expected receiver name), ping_req
   Address target_address;       // ping_req
   std::uint64_t digest = 0;     // sync, sync_reply
   std::uint8_t flags = 0;       // sync, sync_reply: kSyncJoin, kSyncMore
+  std::uint16_t padding = 0;    // sync, sync_reply: zero bytes (a join is padded, see above)
   std::vector<Update> updates;  // every type: piggybacked news, at most 255
   bool operator==(const Message&) const = default;
 };
@@ -88,6 +98,9 @@ struct DecodeError {
 };
 
 bool valid_name(std::string_view name);
+
+// The `to` tag of a message meant for the member called `name` (never 0).
+std::uint32_t receiver_tag(std::string_view name);
 
 // Encoded size of a message with no updates, and what one update adds; lets the sender
 // fill a datagram greedily without encoding twice.

@@ -54,7 +54,7 @@ TEST(DatagramSeal, PlainRoundTripAndHeader) {
   EXPECT_FALSE(s.sealed());
   const Bytes d = s.seal(kBody);
   // BLAKE2b-256("prod") starts 09 dd e4 96.
-  const Bytes header = {0xB7, 1, 0, 0, 0x09, 0xdd, 0xe4, 0x96};
+  const Bytes header = {0xB7, 2, 0, 0, 0x09, 0xdd, 0xe4, 0x96};
   ASSERT_EQ(d.size(), 8 + kBody.size());
   EXPECT_EQ(Bytes(d.begin(), d.begin() + 8), header);
   EXPECT_EQ(Bytes(d.begin() + 8, d.end()), kBody);
@@ -67,7 +67,7 @@ TEST(DatagramSeal, SealedRoundTrip) {
   EXPECT_TRUE(s.sealed());
   const Bytes d = s.seal(kBody);
   ASSERT_EQ(d.size(), DatagramSeal::overhead_bytes + kBody.size());
-  EXPECT_EQ(Bytes(d.begin(), d.begin() + 8), (Bytes{0xB7, 1, 1, 0, 0x09, 0xdd, 0xe4, 0x96}));
+  EXPECT_EQ(Bytes(d.begin(), d.begin() + 8), (Bytes{0xB7, 2, 1, 0, 0x09, 0xdd, 0xe4, 0x96}));
   EXPECT_EQ(opened(s, d), kBody);
   EXPECT_EQ(opened(DatagramSeal("prod", kKey), d), kBody);  // any node with the key
   EXPECT_EQ(opened(s, s.seal({})), Bytes{});
@@ -162,7 +162,7 @@ TEST(DatagramSeal, FlippedHeaderOfAPlainDatagram) {
 TEST(DatagramSeal, OtherVersionsAreUnknown) {
   for (bool keyed : {false, true}) {
     const DatagramSeal s("prod", keyed ? std::optional(kKey) : std::nullopt);
-    for (std::uint8_t v : {0, 2, 255}) {
+    for (std::uint8_t v : {0, 1, 3, 255}) {
       Bytes d = s.seal(kBody);
       d[1] = v;
       EXPECT_EQ(dropped(s, d), DropReason::unknown_version) << int{v};

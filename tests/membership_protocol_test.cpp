@@ -141,13 +141,42 @@ const Address kSelf = Address::v4(0x7f000001, 7001);
 const Address kPeer = Address::v4(0x7f000002, 7001);
 const Address kOther = Address::v4(0x7f000003, 7001);
 
+// The cookie a node built with seed 1 (every node in these tests) gives address `a`: what
+// a sender at `a` echoes once it has heard from the node, proving it receives there.
+std::uint64_t cookie_of(const Address& a) {
+  Wire w;
+  const TimePoint t0{1000h};
+  MembershipProtocol q("cookie", Address::v4(0x7f0000ff, 7001), {a}, ProtocolTimings{}, w, &w, 1,
+                       t0);
+  q.start(t0);
+  return w.sent.at(0).msg.cookie;
+}
+
+// Encodes `m` as its sender would send it: the next counter of its boot, so the receiver's
+// replay window takes it as fresh, and the receiver's cookie for its address echoed.
+std::vector<std::uint8_t> fresh(Message m) {
+  static std::uint64_t counter = 0;
+  m.boot = 1;
+  m.counter = ++counter;
+  m.echo = cookie_of(m.sender.address);
+  return encode(m);
+}
+
 std::vector<std::uint8_t> from_peer(MessageType type, std::uint64_t inc = 0,
                                     std::vector<Update> updates = {}) {
   Message m;
   m.type = type;
   m.sender = NodeRef{"peer", kPeer, inc};
   m.updates = std::move(updates);
-  return encode(m);
+  return fresh(m);
+}
+
+std::vector<std::uint8_t> from_other(std::vector<Update> updates) {
+  Message m;
+  m.type = MessageType::gossip;
+  m.sender = NodeRef{"other", kOther, 0};
+  m.updates = std::move(updates);
+  return fresh(m);
 }
 
 TEST(MembershipProtocol, JoinsThroughASeedAndLearnsItsView) {
@@ -165,7 +194,7 @@ TEST(MembershipProtocol, JoinsThroughASeedAndLearnsItsView) {
   reply.sender = NodeRef{"peer", kPeer, 0};
   reply.updates = {alive("other", 3)};
   reply.updates[0].address = kOther;
-  ASSERT_TRUE(p.receive(kPeer, encode(reply), t0 + 1ms));
+  ASSERT_TRUE(p.receive(kPeer, fresh(reply), t0 + 1ms));
   EXPECT_EQ(p.members().size(), 3u);
   EXPECT_EQ(p.member("other")->incarnation, 3u);
   EXPECT_EQ(p.member("peer")->last_seen, t0 + 1ms);
@@ -217,25 +246,16 @@ TEST(MembershipProtocol, OldIncarnationsAreIgnoredAndDeadIsFinal) {
   const TimePoint t0{1000h};
   MembershipProtocol p("self", kSelf, {}, ProtocolTimings{}, wire, &wire, 1, t0);
   ASSERT_TRUE(p.receive(kPeer, from_peer(MessageType::heartbeat, 5), t0));
-  auto dead = Update{MemberState::dead, "peer", kPeer, 4, "x"};
-  ASSERT_TRUE(p.receive(
-      kOther,
-      encode(Message{MessageType::gossip, NodeRef{"other", kOther, 0}, 0, {}, {}, 0, 0, {dead}}),
-      t0));
+  auto dead = Update{MemberState::dead, "peer", kPeer, 4, "other"};
+  ASSERT_TRUE(p.receive(kOther, from_other({dead}), t0));
   EXPECT_EQ(p.member("peer")->state, MemberState::alive);  // incarnation 4 < 5
   dead.incarnation = 5;
-  ASSERT_TRUE(p.receive(
-      kOther,
-      encode(Message{MessageType::gossip, NodeRef{"other", kOther, 0}, 0, {}, {}, 0, 0, {dead}}),
-      t0));
+  ASSERT_TRUE(p.receive(kOther, from_other({dead}), t0));
   EXPECT_EQ(p.member("peer")->state, MemberState::dead);
   // Suspicion at the same incarnation cannot resurrect or downgrade it; alive at a higher
   // one does.
   auto sus = Update{MemberState::suspect, "peer", kPeer, 5, "y"};
-  ASSERT_TRUE(p.receive(
-      kOther,
-      encode(Message{MessageType::gossip, NodeRef{"other", kOther, 0}, 0, {}, {}, 0, 0, {sus}}),
-      t0));
+  ASSERT_TRUE(p.receive(kOther, from_other({sus}), t0));
   EXPECT_EQ(p.member("peer")->state, MemberState::dead);
   ASSERT_TRUE(p.receive(kPeer, from_peer(MessageType::heartbeat, 6), t0));
   EXPECT_EQ(p.member("peer")->state, MemberState::alive);
@@ -280,7 +300,7 @@ TEST(MembershipProtocol, AnOverdueSubjectIsProbedBeforeItIsSuspected) {
   ack.type = MessageType::ack;
   ack.sender = NodeRef{"peer", kPeer, 0};
   ack.seq = pings.back().msg.seq;
-  ASSERT_TRUE(p.receive(kPeer, encode(ack), overdue + 1ms));
+  ASSERT_TRUE(p.receive(kPeer, fresh(ack), overdue + 1ms));
   run_until(p, now, overdue + t.probe_timeout);
   EXPECT_EQ(p.member("peer")->state, MemberState::alive);
   // Silence after that: probe, no answer, suspect, then dead after the suspicion timeout
@@ -370,7 +390,7 @@ TEST(MembershipProtocol, AClaimOnALiveNameFromAnotherAddressIsRefused) {
   Message impostor;
   impostor.type = MessageType::heartbeat;
   impostor.sender = NodeRef{"peer", kOther, 7};
-  ASSERT_TRUE(p.receive(kOther, encode(impostor), t0 + 1ms));
+  ASSERT_TRUE(p.receive(kOther, fresh(impostor), t0 + 1ms));
   EXPECT_EQ(p.member("peer")->address, kPeer);
   EXPECT_EQ(p.member("peer")->incarnation, 0u);
   EXPECT_EQ(p.counters().name_conflicts, 1u);

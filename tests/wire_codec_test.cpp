@@ -45,6 +45,11 @@ Message sample(MessageType type, bool with_updates) {
   m.type = type;
   m.sender = {long_name('a'), v6("[fe80::1:2:3:4]:7701"),
               std::numeric_limits<std::uint64_t>::max()};
+  m.boot = 0x0102030405060708ull;
+  m.counter = std::numeric_limits<std::uint64_t>::max();
+  m.to = 0xfffffffe;
+  m.cookie = std::uint64_t{1} << 63;
+  m.echo = 1;
   switch (type) {
     case MessageType::ping:
       m.seq = std::numeric_limits<std::uint32_t>::max();
@@ -63,6 +68,7 @@ Message sample(MessageType type, bool with_updates) {
     case MessageType::sync_reply:
       m.digest = 0x0123456789abcdefull;
       m.flags = kSyncJoin | kSyncMore;
+      m.padding = 300;
       break;
     default:
       break;
@@ -151,18 +157,28 @@ TEST(WireCodec, EncodesTheDocumentedLayout) {
   Message m;
   m.type = MessageType::ping;
   m.sender = {"a", Address::v4(0x0a000001, 7701), 300};
+  m.boot = 0x1122334455667788ull;
+  m.counter = 200;
+  m.to = 0x0a0b0c0d;
+  m.cookie = 0;
+  m.echo = 5;
   m.seq = 0x01020304;
   m.target = "b";
   m.updates = {{MemberState::suspect, "c", v6("[::1]:1"), 0, "a"}};
   const Bytes expected = {
-      2,                                                 // type ping
-      1, 'a', 4,   10, 0, 0, 1, 0x1e, 0x15, 0xac, 0x02,  // sender: name, 10.0.0.1:7701, 300
-      1, 2,   3,   4,                                    // seq
-      1, 'b',                                            // target
-      1,                                                 // one update
-      1, 1,   'c', 6,  0, 0, 0, 0,    0,    0,    0,
-      0, 0,   0,   0,  0, 0, 0, 0,    1,    0,    1,  // suspect c [::1]:1
-      0, 1,   'a'};                                   // incarnation 0, from a
+      2,                                                                 // type ping
+      1,    'a',  4,    10,   0,    0,    1,    0x1e, 0x15, 0xac, 0x02,  // sender:
+                                                                         // name, 10.0.0.1:7701, 300
+      0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88,                    // boot
+      0xc8, 0x01,                                                        // counter 200
+      0x0a, 0x0b, 0x0c, 0x0d,                                            // to
+      0,    5,                                                           // cookie none, echo 5
+      1,    2,    3,    4,                                               // seq
+      1,    'b',                                                         // target
+      1,                                                                 // one update
+      1,    1,    'c',  6,    0,    0,    0,    0,    0,    0,    0,    0,
+      0,    0,    0,    0,    0,    0,    0,    1,    0,    1,  // suspect c [::1]:1
+      0,    1,    'a'};                                         // incarnation 0, from a
   EXPECT_EQ(encode(m), expected);
   EXPECT_EQ(decoded(expected), m);
 }
@@ -175,6 +191,7 @@ TEST(WireCodec, FieldsATypeDoesNotUseAreNotEncoded) {
   noisy.target_address = Address::v4(1, 1);
   noisy.digest = 9;
   noisy.flags = 1;
+  noisy.padding = 4;
   EXPECT_EQ(encode(noisy), encode(plain));
   EXPECT_EQ(encoded_size_without_updates(noisy), encoded_size_without_updates(plain));
 
@@ -186,6 +203,27 @@ TEST(WireCodec, FieldsATypeDoesNotUseAreNotEncoded) {
   noisy = plain;
   noisy.updates = {with_from};
   EXPECT_EQ(encode(noisy), encode(plain));
+}
+
+TEST(WireCodec, PaddingIsZerosAndCounted) {
+  Message m = sample(MessageType::sync, false);
+  m.padding = 0;
+  const auto bare = encode(m).size();
+  m.padding = 200;
+  Bytes b = encode(m);
+  EXPECT_EQ(b.size(), bare + 200 + 1);  // the length takes a second byte
+  EXPECT_EQ(decoded(b), m);
+  // A padding byte that is not 0 would give the message a second encoding.
+  b[b.size() - 2] = 1;
+  auto r = decode(b);
+  ASSERT_TRUE(std::holds_alternative<DecodeError>(r));
+  EXPECT_NE(std::get<DecodeError>(r).message.find("padding"), std::string::npos);
+}
+
+TEST(WireCodec, ReceiverTagsAreNeverZeroAndTellNamesApart) {
+  EXPECT_NE(receiver_tag("a"), 0u);
+  EXPECT_NE(receiver_tag("node-1"), receiver_tag("node-2"));
+  EXPECT_EQ(receiver_tag("node-1"), receiver_tag("node-1"));
 }
 
 TEST(WireCodec, NamesAndToString) {
@@ -383,7 +421,7 @@ TEST(WireCodecDecode, BadVarints) {
   auto with_incarnation = [&](const Bytes& varint) {
     Bytes b(good.begin(), good.begin() + at);
     b.insert(b.end(), varint.begin(), varint.end());
-    b.push_back(0);  // update count
+    b.insert(b.end(), good.begin() + at + 10, good.end());  // freshness, update count
     return b;
   };
   EXPECT_EQ(decoded(with_incarnation({0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}))

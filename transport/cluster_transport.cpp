@@ -93,8 +93,15 @@ void ClusterTransport::start() {
   const auto now = clock_.now();
   {
     std::lock_guard lock(mu_);
+    // The boot epoch orders this start after every earlier one, so peers drop datagrams of
+    // an earlier life (docs/PROTOCOL.md, "Trust"): wall-clock microseconds, which a restart
+    // always advances unless the clock is stepped back by more than the restart took.
+    const auto boot =
+        static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                       std::chrono::system_clock::now().time_since_epoch())
+                                       .count());
     protocol_ = std::make_unique<membership::MembershipProtocol>(
-        options_.node_name, self, options_.seeds, options_.timings, *this, this, seed_, now);
+        options_.node_name, self, options_.seeds, options_.timings, *this, this, seed_, now, boot);
     if (options_.restored_incarnation || !options_.restored_members.empty()) {
       protocol_->restore(options_.restored_incarnation, options_.restored_members, now);
     }

@@ -30,7 +30,7 @@
 namespace heartbeatd::transport {
 
 inline constexpr std::uint8_t kWireMagic = 0xB7;
-inline constexpr std::uint8_t kWireVersion = 1;
+inline constexpr std::uint8_t kWireVersion = 2;  // 2: freshness and address validation
 inline constexpr std::size_t kMaxDatagramBytes = 1400;
 inline constexpr std::size_t kSealKeyBytes = 32;
 

@@ -92,8 +92,12 @@ std::size_t SimCluster::add_nodes(std::size_t count, std::optional<Duration> spr
 
 void SimCluster::transmit(std::size_t from, const Address& to, std::span<const std::uint8_t> body) {
   ++nodes_[from]->sent;
+  if (tap_) tap_(from, to, body);
   auto it = by_address_.find(to);
-  if (it == by_address_.end()) return;
+  if (it == by_address_.end()) {
+    bytes_to_[to] += body.size();
+    return;
+  }
   const auto dest = it->second;
   if (group_[from] != group_[dest]) return;
   std::uniform_real_distribution<double> coin(0.0, 1.0);
@@ -108,6 +112,20 @@ void SimCluster::transmit(std::size_t from, const Address& to, std::span<const s
     push(Event{now_ + Duration(delay(rng_)), 0, dest, false, nodes_[from]->address,
                std::vector<std::uint8_t>(body.begin(), body.end())});
   }
+}
+
+void SimCluster::inject(std::size_t to, const Address& from, std::vector<std::uint8_t> body,
+                        Duration delay) {
+  push(Event{now_ + delay, 0, to, false, from, std::move(body)});
+}
+
+std::uint64_t SimCluster::bytes_to(const Address& a) const {
+  auto it = bytes_to_.find(a);
+  return it == bytes_to_.end() ? 0 : it->second;
+}
+
+const Address& SimCluster::address(std::size_t i) const {
+  return nodes_[i]->address;
 }
 
 void SimCluster::push(Event e) {

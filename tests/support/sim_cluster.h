@@ -90,6 +90,18 @@ class SimCluster {
   // The state node `observer` holds for `subject` (nullopt: unknown).
   std::optional<MemberState> view(std::size_t observer, std::size_t subject);
 
+  // An attacker's tools. tap() sees every datagram a node sends (before loss), as an
+  // on-path observer would; inject() delivers any bytes to node `to` as if sent from `from`
+  // (a spoofed source), after `delay`.
+  using Tap = std::function<void(std::size_t from, const membership::Address& to,
+                                 std::span<const std::uint8_t> body)>;
+  void tap(Tap t) { tap_ = std::move(t); }
+  void inject(std::size_t to, const membership::Address& from, std::vector<std::uint8_t> body,
+              Duration delay = Duration::zero());
+  // Body bytes the cluster sent to an address no node has (a spoofed source, a victim).
+  std::uint64_t bytes_to(const membership::Address& a) const;
+  const membership::Address& address(std::size_t i) const;
+
   const std::vector<Observation>& observations() const { return observations_; }
   std::uint64_t datagrams_sent(std::size_t i) const;
   std::uint64_t datagrams_total() const;
@@ -125,6 +137,8 @@ class SimCluster {
   std::vector<int> group_;
   std::map<std::pair<std::size_t, std::size_t>, double> link_loss_;
   std::vector<Observation> observations_;
+  Tap tap_;
+  std::map<membership::Address, std::uint64_t> bytes_to_;
 };
 
 }  // namespace heartbeatd::sim

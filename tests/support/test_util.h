@@ -28,8 +28,9 @@ class TempDir {
   std::string path_;
 };
 
-// A generator seeded from $HEARTBEATD_TEST_SEED or the clock; the seed is recorded in the
-// test's output so a failure can be replayed.
+// A generator seeded from $HEARTBEATD_TEST_SEED (a number, or "random" for the clock), by
+// default a fixed seed per test (a hash of its name); the seed is printed and recorded in
+// the test's output so a failure can be replayed.
 std::mt19937_64 seeded_rng();
 
 // Polls `condition` until it holds or `deadline` passes. For real processes only: unit tests
