@@ -261,6 +261,36 @@ TEST(MembershipProtocol, OldIncarnationsAreIgnoredAndDeadIsFinal) {
   EXPECT_EQ(p.member("peer")->state, MemberState::alive);
 }
 
+// Regression (seed 599432870417 of MembershipSim.OneLossyLinkCannotKillAHealthyMember, about
+// 1 run in 400): the only accuser of a healthy member could not hear it, and the member's
+// refutation, spread by gossip to random members, happened to miss the accuser until its
+// suspicion expired. A monitor of the suspect that sees the refutation tells the accusers.
+TEST(MembershipProtocol, AMonitorSeeingARefutationTellsTheAccusersDirectly) {
+  Wire wire;
+  const TimePoint t0{1000h};
+  ProtocolTimings t;
+  t.gossip_fanout = 0;  // random gossip misses the accuser
+  MembershipProtocol p("self", kSelf, {}, t, wire, &wire, 1, t0);
+  p.start(t0);
+  ASSERT_TRUE(p.receive(kPeer, from_peer(MessageType::heartbeat), t0));
+  ASSERT_TRUE(p.receive(kOther, from_other({}), t0));
+  p.tick(t0);  // three members: each watches the other two
+  ASSERT_TRUE(
+      p.receive(kOther, from_other({Update{MemberState::suspect, "peer", kPeer, 0, "other"}}), t0));
+  ASSERT_EQ(p.member("peer")->state, MemberState::suspect);
+  wire.sent.clear();
+  ASSERT_TRUE(p.receive(kPeer, from_peer(MessageType::heartbeat, 1), t0 + 1ms));
+  EXPECT_EQ(p.member("peer")->state, MemberState::alive);
+  bool told = false;
+  for (const auto& s : wire.of(MessageType::gossip)) {
+    for (const auto& u : s.msg.updates) {
+      told |= s.to == kOther && u.name == "peer" && u.state == MemberState::alive &&
+              u.incarnation == 1;
+    }
+  }
+  EXPECT_TRUE(told);
+}
+
 // Runs the node as the daemon does: a tick at every next_wakeup() up to `until`.
 void run_until(MembershipProtocol& p, TimePoint& now, TimePoint until) {
   while (p.next_wakeup() <= until) {
