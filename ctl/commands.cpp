@@ -189,9 +189,9 @@ Outcome render(const Options& o, const HttpAnswer& a, std::int64_t now_ms) {
       if (const auto* unknown = top.if_contains("unknown_members")) {
         rows.push_back({"unknown", "-", scalar_text(*unknown)});
       }
-      out.out = format_table(rows) +
-                fmt::format("seal_outgoing: {}, require_sealed: {}\n",
-                            bool_field(top, "seal_outgoing"), bool_field(top, "require_sealed"));
+      out.out = format_table(rows) + fmt::format("seal_outgoing: {}, require_sealed: {}\n",
+                                                 bool_field(top, "seal_outgoing"),
+                                                 bool_field(top, "require_sealed"));
       break;
     }
     case Command::offline:

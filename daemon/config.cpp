@@ -286,16 +286,15 @@ bool parse_bool(const YAML::Node& n, int line, const std::string& key) {
 // A reloadable cluster flag whose default follows cluster.key_file (true with a key). Shown
 // as its effective value, so a reload that sets key_file reports the flags turning on too.
 Field key_dependent_flag(std::string key, std::optional<bool> Config::Cluster::*flag) {
-  return Field{
-      key, true,
-      [key, flag](Config& c, const YAML::Node& n, int line) {
-        c.cluster.*flag = parse_bool(n, line, key);
-      },
-      [flag](const Config& c) {
-        return std::string((c.cluster.*flag).value_or(!c.cluster.key_file.empty()) ? "true"
-                                                                                   : "false");
-      },
-      [flag](Config& dst, const Config& src) { dst.cluster.*flag = src.cluster.*flag; }};
+  return Field{key, true,
+               [key, flag](Config& c, const YAML::Node& n, int line) {
+                 c.cluster.*flag = parse_bool(n, line, key);
+               },
+               [flag](const Config& c) {
+                 return std::string(
+                     (c.cluster.*flag).value_or(!c.cluster.key_file.empty()) ? "true" : "false");
+               },
+               [flag](Config& dst, const Config& src) { dst.cluster.*flag = src.cluster.*flag; }};
 }
 
 // The node name goes on the wire: the codec's rule is the only rule (and, unlike isalnum,
@@ -740,9 +739,10 @@ void validate(const Config& c, bool check_files = true) {
                                       cl.bind.to_string())};
     }
   } else if (!cl.sends_sealed() && cl.requires_sealed()) {
-    throw ParseError{0, "cluster.require_sealed is true but cluster.seal_outgoing is false: nodes "
-                        "configured alike would drop each other's datagrams. Turn seal_outgoing "
-                        "on first (docs/PROTOCOL.md, \"Turning encryption on\")"};
+    throw ParseError{0,
+                     "cluster.require_sealed is true but cluster.seal_outgoing is false: nodes "
+                     "configured alike would drop each other's datagrams. Turn seal_outgoing "
+                     "on first (docs/PROTOCOL.md, \"Turning encryption on\")"};
   }
   if (!cl.key_file.empty() && check_files) {
     std::string why;
@@ -774,12 +774,13 @@ std::vector<std::string> security_warnings(const Config& c) {
   const auto& cl = c.cluster;
   if (is_loopback(cl.bind.host)) return w;
   if (cl.key_file.empty()) {
-    w.push_back(fmt::format("cluster is unauthenticated on {} (cluster.plaintext)",
-                            cl.bind.to_string()));
+    w.push_back(
+        fmt::format("cluster is unauthenticated on {} (cluster.plaintext)", cl.bind.to_string()));
   } else if (!cl.requires_sealed()) {
-    w.push_back(fmt::format("cluster accepts unauthenticated datagrams on {} "
-                            "(cluster.require_sealed: false)",
-                            cl.bind.to_string()));
+    w.push_back(
+        fmt::format("cluster accepts unauthenticated datagrams on {} "
+                    "(cluster.require_sealed: false)",
+                    cl.bind.to_string()));
   }
   return w;
 }

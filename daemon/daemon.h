@@ -100,7 +100,7 @@ class Daemon {
   persist::RestoredMembership restored_;  // handed to the cluster at start
   std::unique_ptr<transport::ClusterTransport> cluster_;
   SystemdNotifier notifier_;
-  std::mutex warnings_mu_;  // /v1/health reads from API threads, reload() writes
+  std::mutex warnings_mu_;             // /v1/health reads from API threads, reload() writes
   std::vector<std::string> warnings_;  // guarded by warnings_mu_
 
   std::thread stop_guard_;  // ends run() if connections outlive kStopDeadline

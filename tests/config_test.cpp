@@ -295,7 +295,8 @@ TEST_F(ClusterKeys, ABadKeyFileIsAnErrorNamingItsLine) {
 }
 
 TEST_F(ClusterKeys, NonLoopbackBindNeedsAKeyOrPlaintext) {
-  for (const char* bind : {"0.0.0.0:7701", "\"[::]:7701\"", "10.0.0.5:7701", "\"[2001:db8::5]:7701\""}) {
+  for (const char* bind :
+       {"0.0.0.0:7701", "\"[::]:7701\"", "10.0.0.5:7701", "\"[2001:db8::5]:7701\""}) {
     const std::string yaml = std::string("cluster:\n  bind: ") + bind + "\n";
     const std::string e = load_error(yaml);
     EXPECT_NE(e.find("is not a loopback address and there is no cluster.key_file"),
@@ -322,12 +323,14 @@ TEST_F(ClusterKeys, LoopbackAndWarnings) {
   EXPECT_TRUE(is_loopback("127.255.0.3"));
   EXPECT_TRUE(is_loopback("::1"));
   EXPECT_TRUE(is_loopback("::ffff:127.0.0.1"));
-  for (const char* no : {"0.0.0.0", "::", "10.0.0.1", "128.0.0.1", "localhost", "::ffff:10.0.0.1"}) {
+  for (const char* no :
+       {"0.0.0.0", "::", "10.0.0.1", "128.0.0.1", "localhost", "::ffff:10.0.0.1"}) {
     EXPECT_FALSE(is_loopback(no)) << no;
   }
   EXPECT_TRUE(security_warnings(load_ok("")).empty());
-  EXPECT_EQ(security_warnings(load_ok("cluster:\n  bind: 0.0.0.0:7701\n  plaintext: true\n")),
-            std::vector<std::string>{"cluster is unauthenticated on 0.0.0.0:7701 (cluster.plaintext)"});
+  EXPECT_EQ(
+      security_warnings(load_ok("cluster:\n  bind: 0.0.0.0:7701\n  plaintext: true\n")),
+      std::vector<std::string>{"cluster is unauthenticated on 0.0.0.0:7701 (cluster.plaintext)"});
   EXPECT_TRUE(security_warnings(load_ok(with_key("  bind: 0.0.0.0:7701\n"))).empty());
   EXPECT_EQ(security_warnings(load_ok(with_key("  bind: 0.0.0.0:7701\n  require_sealed: false\n"))),
             std::vector<std::string>{"cluster accepts unauthenticated datagrams on 0.0.0.0:7701 "
@@ -337,13 +340,14 @@ TEST_F(ClusterKeys, LoopbackAndWarnings) {
 TEST_F(ClusterKeys, ReloadAppliesTheKeysAndFlags) {
   // Step (a) of turning encryption on: a key file on a running plaintext node, both flags off.
   const Config current = load_ok("cluster:\n  bind: 0.0.0.0:7701\n  plaintext: true\n");
-  const Config step_a = load_ok(
-      with_key("  bind: 0.0.0.0:7701\n  plaintext: true\n  seal_outgoing: false\n  "
-               "require_sealed: false\n"));
+  const Config step_a =
+      load_ok(with_key("  bind: 0.0.0.0:7701\n  plaintext: true\n  seal_outgoing: false\n  "
+                       "require_sealed: false\n"));
   ReloadPlan plan = plan_reload(current, step_a);
   ASSERT_FALSE(plan.error) << *plan.error;
   EXPECT_EQ(plan.effective.cluster.key_file, key());
-  EXPECT_FALSE(plan.effective.cluster.sends_sealed()) << "an explicit false equal to the old default";
+  EXPECT_FALSE(plan.effective.cluster.sends_sealed())
+      << "an explicit false equal to the old default";
   EXPECT_FALSE(plan.effective.cluster.requires_sealed());
   EXPECT_EQ(plan.applied, (std::vector<std::string>{"cluster.key_file:  -> " + key()}));
   EXPECT_TRUE(plan.needs_restart.empty());

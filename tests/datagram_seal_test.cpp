@@ -159,14 +159,14 @@ TEST(Keyring, SealOutgoingAndRequireSealedMatrix) {
   for (bool seal_outgoing : {false, true}) {
     for (bool require_sealed : {false, true}) {
       const DatagramSeal s("prod", Keyring{kKey, kOtherKey}, {seal_outgoing, require_sealed});
-      SCOPED_TRACE(::testing::Message() << "seal_outgoing " << seal_outgoing << ", require_sealed "
-                                        << require_sealed);
+      SCOPED_TRACE(::testing::Message()
+                   << "seal_outgoing " << seal_outgoing << ", require_sealed " << require_sealed);
       EXPECT_EQ(s.sealed(), seal_outgoing);
       EXPECT_EQ(s.requires_sealed(), require_sealed);
       const Bytes out = s.seal(kBody);
       EXPECT_EQ(out[2], seal_outgoing ? 1 : 0) << "flags";
-      EXPECT_EQ(out.size(),
-                kBody.size() + (seal_outgoing ? DatagramSeal::overhead_bytes : DatagramSeal::header_bytes));
+      EXPECT_EQ(out.size(), kBody.size() + (seal_outgoing ? DatagramSeal::overhead_bytes
+                                                          : DatagramSeal::header_bytes));
       // Plain out while requiring sealed in would drop nodes configured alike: the config
       // refuses that pair, the envelope just does what it is told.
       if (seal_outgoing || !require_sealed) {
@@ -211,7 +211,8 @@ TEST(Keyring, FingerprintsAreStableShortAndNotTheKey) {
   sodium_bin2hex(key_hex, sizeof key_hex, kKey.data(), kKey.size());
   EXPECT_EQ(std::string(key_hex).find(fingerprint(kKey)), std::string::npos);
   const DatagramSeal s("prod", Keyring{kOtherKey, kKey}, {});
-  EXPECT_EQ(s.fingerprints(), (std::vector<std::string>{fingerprint(kOtherKey), fingerprint(kKey)}));
+  EXPECT_EQ(s.fingerprints(),
+            (std::vector<std::string>{fingerprint(kOtherKey), fingerprint(kKey)}));
 }
 
 // The cluster name itself is authenticated, not just its 4-byte tag: two clusters whose tags
@@ -378,7 +379,8 @@ TEST(ReadKeyFile, RefusesWhatIsNotAKeyNamingTheLine) {
        ":2" + expected + "43 characters that are neither hex nor base64"},
       {std::string(kHex).substr(0, 32) + " " + std::string(kHex).substr(32),
        ":1" + expected + "65 characters that are neither hex nor base64"},
-      {std::string(kHex) + "\nnot a key\n", ":2" + expected + "9 characters that are neither hex nor base64"},
+      {std::string(kHex) + "\nnot a key\n",
+       ":2" + expected + "9 characters that are neither hex nor base64"},
       {"", ": no key: the file is empty"},
       {"\n\n", ": no key: only blank lines and comments"},
       {"# " + std::string(kHex) + "\n", ": no key: only blank lines and comments"},

@@ -129,9 +129,8 @@ class KeyringCluster {
         [&] {
           for (node = 0; node < kNodes; ++node) {
             last = keys_of(*nodes_[node]);
-            if (!last || last->keys != ring || last->plaintext != plaintext ||
-                last->unknown != 0 || last->seal_outgoing != seal_outgoing ||
-                last->require_sealed != require_sealed) {
+            if (!last || last->keys != ring || last->plaintext != plaintext || last->unknown != 0 ||
+                last->seal_outgoing != seal_outgoing || last->require_sealed != require_sealed) {
               return false;
             }
             if (!ring.empty() && last->primary != ring.front().first) return false;

@@ -130,7 +130,8 @@ TEST(ApiRoutes, HealthListsWarningsAlways) {
   membership::ManualClock clock;
   std::vector<std::string> warnings;
   Router router;
-  add_health_routes(router, {"db-3", &clock, clock.now(), nullptr, [&] { return warnings; }, nullptr});
+  add_health_routes(router,
+                    {"db-3", &clock, clock.now(), nullptr, [&] { return warnings; }, nullptr});
   auto body = body_of(router.route(make(http::verb::get, "/v1/health")));
   EXPECT_TRUE(body.at("warnings").as_array().empty()) << "present, empty";
   warnings = {"cluster is unauthenticated on 0.0.0.0:7701 (cluster.plaintext)"};
@@ -153,10 +154,11 @@ TEST(KeyRoutes, KeysByFingerprintWithMemberCounts) {
   });
   const auto r = router.route(make(http::verb::get, "/v1/keys"));
   EXPECT_EQ(r.result(), http::status::ok);
-  EXPECT_EQ(r.body(),
-            R"({"keys":[{"fingerprint":"6d2f0e9a41c3b8d7","primary":true,"members":4},)"
-            R"({"fingerprint":"0b44ac19e0f2d3a6","primary":false,"members":1}],)"
-            R"("plaintext_members":2,"unknown_members":3,"seal_outgoing":true,"require_sealed":false})");
+  EXPECT_EQ(
+      r.body(),
+      R"({"keys":[{"fingerprint":"6d2f0e9a41c3b8d7","primary":true,"members":4},)"
+      R"({"fingerprint":"0b44ac19e0f2d3a6","primary":false,"members":1}],)"
+      R"("plaintext_members":2,"unknown_members":3,"seal_outgoing":true,"require_sealed":false})");
 }
 
 }  // namespace

@@ -301,8 +301,8 @@ void ClusterTransport::set_timings(const membership::ProtocolTimings& timings) {
 bool ClusterTransport::set_keyring(Keyring keys, SealPolicy policy) {
   auto next = std::make_shared<const DatagramSeal>(options_.cluster_name, std::move(keys), policy);
   std::lock_guard lock(mu_);
-  if (next->fingerprints() == seal_->fingerprints() &&
-      next->sealed() == seal_->sealed() && next->requires_sealed() == seal_->requires_sealed()) {
+  if (next->fingerprints() == seal_->fingerprints() && next->sealed() == seal_->sealed() &&
+      next->requires_sealed() == seal_->requires_sealed()) {
     return false;
   }
   seal_ = std::move(next);
@@ -341,12 +341,11 @@ KeyUsage ClusterTransport::key_usage() const {
 
 std::string describe(const DatagramSeal& seal) {
   if (seal.key_count() == 0) return "NOT encrypted: set cluster.key_file";
-  return fmt::format("keyring of {} (primary {}), {}, {}", seal.key_count(),
-                     seal.fingerprints().front(),
-                     seal.sealed() ? "sending sealed" : "sending plain (cluster.seal_outgoing: false)",
-                     seal.requires_sealed()
-                         ? "accepting sealed only"
-                         : "accepting plain and sealed (cluster.require_sealed: false)");
+  return fmt::format(
+      "keyring of {} (primary {}), {}, {}", seal.key_count(), seal.fingerprints().front(),
+      seal.sealed() ? "sending sealed" : "sending plain (cluster.seal_outgoing: false)",
+      seal.requires_sealed() ? "accepting sealed only"
+                             : "accepting plain and sealed (cluster.require_sealed: false)");
 }
 
 std::string ClusterTransport::local_endpoint() const {

@@ -41,8 +41,8 @@ struct ClusterOptions {
   std::uint16_t bind_port = 0;
   std::optional<membership::Address> advertise;  // nullopt: derived from the socket
   std::vector<membership::Address> seeds;        // resolved
-  Keyring keys;             // empty: plain datagrams only
-  SealPolicy seal_policy{false, false};  // both false without keys
+  Keyring keys;                                  // empty: plain datagrams only
+  SealPolicy seal_policy{false, false};          // both false without keys
   membership::ProtocolTimings timings;
   // After a restart (persist/): the incarnation to start at and the members known before.
   std::uint64_t restored_incarnation = 0;
@@ -74,7 +74,7 @@ struct KeyUsage {
     bool primary = false;  // the key that seals
     std::size_t members = 0;
   };
-  std::vector<Key> keys;  // the ring's order
+  std::vector<Key> keys;              // the ring's order
   std::size_t plaintext_members = 0;  // last datagram plain
   // Not heard from directly since this node started, or last with a key no longer in the ring.
   std::size_t unknown_members = 0;

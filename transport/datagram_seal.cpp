@@ -147,7 +147,8 @@ std::optional<Keyring> read_key_file(const std::string& path, std::string* why) 
     std::string_view text = rest.substr(0, eol);
     rest.remove_prefix(eol == std::string_view::npos ? rest.size() : eol + 1);
     // Neither hex nor base64 uses '#', so a comment may follow a key on its line.
-    if (const auto hash = text.find('#'); hash != std::string_view::npos) text = text.substr(0, hash);
+    if (const auto hash = text.find('#'); hash != std::string_view::npos)
+      text = text.substr(0, hash);
     while (!text.empty() && is_space(text.front())) text.remove_prefix(1);
     while (!text.empty() && is_space(text.back())) text.remove_suffix(1);
     if (text.empty()) continue;
@@ -162,7 +163,8 @@ std::optional<Keyring> read_key_file(const std::string& path, std::string* why) 
         problem = "the same key as line " + std::to_string(key_lines[i]) + ": remove one of them";
       }
     }
-    if (!problem && keys.size() == kMaxKeys) problem = "more than " + std::to_string(kMaxKeys) + " keys";
+    if (!problem && keys.size() == kMaxKeys)
+      problem = "more than " + std::to_string(kMaxKeys) + " keys";
     if (!problem) keys.push_back(*key), key_lines.push_back(line);
     sodium_memzero(key->data(), key->size());
     if (problem) return fail_line(line, *problem);
@@ -246,10 +248,10 @@ std::variant<DatagramSeal::Opened, DropReason> DatagramSeal::open(
   // The sealing key first: in steady state every datagram opens at the first try.
   for (std::size_t i = 0; i < keys_.size(); ++i) {
     unsigned long long body_len = 0;
-    if (crypto_aead_xchacha20poly1305_ietf_decrypt(
-            body.data(), &body_len, nullptr, nonce + kNonceBytes,
-            d.size() - header_bytes - kNonceBytes, ad.data(), ad.size(), nonce,
-            keys_[i].data()) == 0) {
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt(body.data(), &body_len, nullptr,
+                                                   nonce + kNonceBytes,
+                                                   d.size() - header_bytes - kNonceBytes, ad.data(),
+                                                   ad.size(), nonce, keys_[i].data()) == 0) {
       return Opened{std::move(body), i};
     }
   }
