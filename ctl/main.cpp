@@ -29,8 +29,9 @@ and reports user heartbeats. Prints a table (or, with --json, the daemon's JSON)
 exits with a status a script can test.
 
 Commands:
-  health                  the daemon's status, version, uptime and persistence;
-                          exit 0 if "ok", 1 if "degraded"
+  health                  the daemon's status, version, uptime, warnings (such as an
+                          unauthenticated cluster) and persistence; exit 0 if "ok",
+                          1 if "degraded"
   members                 every cluster member: NAME ADDRESS STATE INCARNATION LAST_SEEN
   keys                    the cluster keyring: KEY (fingerprint) PRIMARY MEMBERS, the
                           live members last seen sealing with each key, sending plain
