@@ -176,6 +176,24 @@ Outcome render(const Options& o, const HttpAnswer& a, std::int64_t now_ms) {
     case Command::heartbeat:
       out.out = fmt::format("accepted {}\n", scalar_text(field(top, "accepted")));
       break;
+    case Command::keys: {
+      const auto& list = field(top, "keys");
+      if (!list.is_array()) throw BadAnswer{"\"keys\" is not an array"};
+      std::vector<std::vector<std::string>> rows{{"KEY", "PRIMARY", "MEMBERS"}};
+      for (const auto& k : list.get_array()) {
+        const auto& key = object_of(k, "a key");
+        rows.push_back({string_field(key, "fingerprint"), bool_field(key, "primary") ? "yes" : "no",
+                        scalar_text(field(key, "members"))});
+      }
+      rows.push_back({"plaintext", "-", scalar_text(field(top, "plaintext_members"))});
+      if (const auto* unknown = top.if_contains("unknown_members")) {
+        rows.push_back({"unknown", "-", scalar_text(*unknown)});
+      }
+      out.out = format_table(rows) + fmt::format("seal_outgoing: {}, require_sealed: {}\n",
+                                                 bool_field(top, "seal_outgoing"),
+                                                 bool_field(top, "require_sealed"));
+      break;
+    }
     case Command::offline:
     case Command::watch:
       throw BadAnswer{"unexpected body"};
@@ -192,6 +210,8 @@ HttpRequest build_request(const Options& o) {
       return {"GET", "/v1/health", ""};
     case Command::members:
       return {"GET", "/v1/members", ""};
+    case Command::keys:
+      return {"GET", "/v1/keys", ""};
     case Command::member:
       return {"GET", "/v1/members/" + o.member, ""};
     case Command::user:

@@ -29,9 +29,14 @@ and reports user heartbeats. Prints a table (or, with --json, the daemon's JSON)
 exits with a status a script can test.
 
 Commands:
-  health                  the daemon's status, version, uptime and persistence;
-                          exit 0 if "ok", 1 if "degraded"
+  health                  the daemon's status, version, uptime, warnings (such as an
+                          unauthenticated cluster) and persistence; exit 0 if "ok",
+                          1 if "degraded"
   members                 every cluster member: NAME ADDRESS STATE INCARNATION LAST_SEEN
+  keys                    the cluster keyring: KEY (fingerprint) PRIMARY MEMBERS, the
+                          live members last seen sealing with each key, sending plain
+                          (plaintext) or not heard from directly (unknown); then
+                          whether this node seals and requires sealed datagrams
   member NAME             one member; exit 0 if alive, 1 if suspect, dead, left or
                           unknown to this node
   user ID                 one user: USER ONLINE LAST_SEEN; exit 0 if online, 1 if not

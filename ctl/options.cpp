@@ -18,7 +18,7 @@ struct CommandInfo {
 constexpr CommandInfo kCommands[] = {
     {"health", Command::health}, {"members", Command::members},     {"member", Command::member},
     {"user", Command::user},     {"users", Command::users},         {"heartbeat", Command::heartbeat},
-    {"offline", Command::offline}, {"watch", Command::watch},
+    {"offline", Command::offline}, {"watch", Command::watch},     {"keys", Command::keys},
 };
 
 std::optional<Command> find_command(std::string_view name) {
@@ -180,6 +180,7 @@ Options parse(const std::vector<std::string>& args, const Environment& env) {
   switch (o.command) {
     case Command::health:
     case Command::members:
+    case Command::keys:
       expect_count(name, operands, 0, 0, "");
       break;
     case Command::member:

@@ -22,7 +22,7 @@ inline constexpr int kExitNegative = 1;     // not alive / offline / degraded / 
 inline constexpr int kExitUsage = 2;        // bad command line
 inline constexpr int kExitUnreachable = 3;  // no daemon, timeout, not HTTP, 5xx
 
-enum class Command { health, members, member, user, users, heartbeat, offline, watch };
+enum class Command { health, members, member, user, users, heartbeat, offline, watch, keys };
 
 struct Options {
   // Exactly one of them: the Unix socket path, or --http.

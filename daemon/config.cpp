@@ -20,6 +20,7 @@
 #include <fmt/format.h>
 
 #include "membership/wire_codec.h"
+#include "transport/datagram_seal.h"
 
 namespace heartbeatd {
 namespace {
@@ -275,6 +276,27 @@ std::string show_optional(const std::optional<HostPort>& hp) {
   return hp ? hp->to_string() : "";
 }
 
+bool parse_bool(const YAML::Node& n, int line, const std::string& key) {
+  const std::string v = scalar(n, line, key, "true or false");
+  if (v == "true") return true;
+  if (v == "false") return false;
+  fail(line, key, "true or false", n);
+}
+
+// A reloadable cluster flag whose default follows cluster.key_file (true with a key). Shown
+// as its effective value, so a reload that sets key_file reports the flags turning on too.
+Field key_dependent_flag(std::string key, std::optional<bool> Config::Cluster::*flag) {
+  return Field{key, true,
+               [key, flag](Config& c, const YAML::Node& n, int line) {
+                 c.cluster.*flag = parse_bool(n, line, key);
+               },
+               [flag](const Config& c) {
+                 return std::string(
+                     (c.cluster.*flag).value_or(!c.cluster.key_file.empty()) ? "true" : "false");
+               },
+               [flag](Config& dst, const Config& src) { dst.cluster.*flag = src.cluster.*flag; }};
+}
+
 // The node name goes on the wire: the codec's rule is the only rule (and, unlike isalnum,
 // does not depend on the locale).
 bool valid_node_name(const std::string& s) {
@@ -331,9 +353,18 @@ const std::vector<Field>& fields() {
         "cluster.seeds", "a list of host:port addresses", host_port_scalar,
         [](const HostPort& hp) { return hp.to_string(); },
         [](auto& c) -> auto& { return c.cluster.seeds; }));
-    f.push_back(string_field(
+    // Re-read on every SIGHUP, even when the path is unchanged (a rotation edits the file).
+    Field key_file = string_field(
         "cluster.key_file", true, "a file path", [](const std::string&) { return true; },
-        [](auto& c) -> auto& { return c.cluster.key_file; }));
+        [](auto& c) -> auto& { return c.cluster.key_file; });
+    key_file.reloadable = true;
+    f.push_back(std::move(key_file));
+    f.push_back(key_dependent_flag("cluster.seal_outgoing", &Config::Cluster::seal_outgoing));
+    f.push_back(key_dependent_flag("cluster.require_sealed", &Config::Cluster::require_sealed));
+    f.push_back(make_field(
+        "cluster.plaintext", true, [](auto& c) -> auto& { return c.cluster.plaintext; },
+        [](const YAML::Node& n, int line, const std::string& k) { return parse_bool(n, line, k); },
+        [](bool v) { return std::string(v ? "true" : "false"); }));
 
     f.push_back(duration_field(
         "membership.interval", true, M(10), M(60'000),
@@ -690,6 +721,35 @@ void validate(const Config& c, bool check_files = true) {
       }
     }
   }
+  const auto& cl = c.cluster;
+  if (cl.key_file.empty()) {
+    for (const auto& [flag, name] : {std::pair{cl.seal_outgoing, "cluster.seal_outgoing"},
+                                     std::pair{cl.require_sealed, "cluster.require_sealed"}}) {
+      if (flag.value_or(false)) {
+        throw ParseError{0, fmt::format("{} is true but cluster.key_file is not set: there is "
+                                        "no key to seal with",
+                                        name)};
+      }
+    }
+    if (!is_loopback(cl.bind.host) && !cl.plaintext) {
+      throw ParseError{0, fmt::format("cluster.bind {} is not a loopback address and there is no "
+                                      "cluster.key_file: anyone who can reach it could forge "
+                                      "heartbeats; set cluster.key_file, or cluster.plaintext: "
+                                      "true to accept an unauthenticated cluster",
+                                      cl.bind.to_string())};
+    }
+  } else if (!cl.sends_sealed() && cl.requires_sealed()) {
+    throw ParseError{0,
+                     "cluster.require_sealed is true but cluster.seal_outgoing is false: nodes "
+                     "configured alike would drop each other's datagrams. Turn seal_outgoing "
+                     "on first (docs/PROTOCOL.md, \"Turning encryption on\")"};
+  }
+  if (!cl.key_file.empty() && check_files) {
+    std::string why;
+    if (!transport::read_key_file(cl.key_file, &why)) {
+      throw ParseError{0, "cluster.key_file " + why};
+    }
+  }
   if (c.presence.forget_after < c.presence.timeout) {
     throw ParseError{0, fmt::format("presence.forget_after ({}) must not be shorter than "
                                     "presence.timeout ({}): online users would be forgotten",
@@ -699,6 +759,31 @@ void validate(const Config& c, bool check_files = true) {
 }
 
 }  // namespace
+
+bool is_loopback(const std::string& host) {
+  in_addr a4;
+  if (inet_pton(AF_INET, host.c_str(), &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
+  in6_addr a6;
+  if (inet_pton(AF_INET6, host.c_str(), &a6) != 1) return false;
+  if (IN6_IS_ADDR_LOOPBACK(&a6)) return true;
+  return IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127;
+}
+
+std::vector<std::string> security_warnings(const Config& c) {
+  std::vector<std::string> w;
+  const auto& cl = c.cluster;
+  if (is_loopback(cl.bind.host)) return w;
+  if (cl.key_file.empty()) {
+    w.push_back(
+        fmt::format("cluster is unauthenticated on {} (cluster.plaintext)", cl.bind.to_string()));
+  } else if (!cl.requires_sealed()) {
+    w.push_back(
+        fmt::format("cluster accepts unauthenticated datagrams on {} "
+                    "(cluster.require_sealed: false)",
+                    cl.bind.to_string()));
+  }
+  return w;
+}
 
 std::string HostPort::to_string() const {
   if (host.find(':') != std::string::npos) return fmt::format("[{}]:{}", host, port);
@@ -833,15 +918,13 @@ std::vector<std::pair<std::string, std::string>> describe(const Config& c) {
 ReloadPlan plan_reload(const Config& current, const Config& next) {
   ReloadPlan plan{current, {}, {}, std::nullopt};
   for (const auto& f : fields()) {
+    // Copied even when shown the same: an explicit value may equal today's default yet
+    // differ once another key changes it (cluster.seal_outgoing: false with a new key_file).
+    if (f.reloadable) f.copy(plan.effective, next);
     const std::string before = f.show(current), after = f.show(next);
     if (before == after) continue;
     const std::string change = fmt::format("{}: {} -> {}", f.key, before, after);
-    if (f.reloadable) {
-      f.copy(plan.effective, next);
-      plan.applied.push_back(change);
-    } else {
-      plan.needs_restart.push_back(change);
-    }
+    (f.reloadable ? plan.applied : plan.needs_restart).push_back(change);
   }
   try {
     validate(plan.effective, false);

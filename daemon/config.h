@@ -48,10 +48,16 @@ struct Config {
   } api;
   struct Cluster {
     std::string name = "heartbeatd";
-    HostPort bind{"0.0.0.0", 7701};
+    HostPort bind{"127.0.0.1", 7701};  // loopback: wider needs a key or plaintext
     std::optional<HostPort> advertise;
     std::vector<HostPort> seeds;
-    std::string key_file;
+    std::string key_file;  // empty: no keyring, plain datagrams
+    // nullopt: true with a key_file, false without (true without one is a config error).
+    std::optional<bool> seal_outgoing;
+    std::optional<bool> require_sealed;
+    bool plaintext = false;  // accept a non-loopback bind without a key
+    bool sends_sealed() const { return seal_outgoing.value_or(!key_file.empty()); }
+    bool requires_sealed() const { return require_sealed.value_or(!key_file.empty()); }
   } cluster;
   struct Membership {
     Millis interval{200};
@@ -150,6 +156,13 @@ struct ReloadPlan {
   std::optional<std::string> error;
 };
 ReloadPlan plan_reload(const Config& current, const Config& next);
+
+// Is `host` a loopback IP literal (127.0.0.0/8, ::1, ::ffff:127.x)? Host names are not.
+bool is_loopback(const std::string& host);
+
+// What an operator should know about a valid config that runs unprotected (a cluster open
+// beyond loopback without authentication): logged at start and reload, shown in /v1/health.
+std::vector<std::string> security_warnings(const Config& c);
 
 // The first line of a secret file (presence.redis.password_file), or nullopt with `why`.
 std::optional<std::string> read_secret_file(const std::string& path, std::string* why);

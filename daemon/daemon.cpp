@@ -13,6 +13,7 @@
 
 #include "heartbeatd/version.h"
 #include "transport/api_routes.h"
+#include "transport/key_routes.h"
 #include "transport/log.h"
 #include "transport/member_routes.h"
 #include "transport/presence_routes.h"
@@ -119,6 +120,10 @@ Daemon::Daemon(Config config, std::optional<std::string> config_path)
                   h.last_error = st.last_error;
                   return h;
                 },
+                [this] {
+                  std::lock_guard lock(warnings_mu_);
+                  return warnings_;
+                },
                 redis_presence_ ? std::function<transport::PresenceBackendHealth()>(
                                       [this] {
                                         const auto r = redis_presence_->health();
@@ -138,6 +143,7 @@ Daemon::Daemon(Config config, std::optional<std::string> config_path)
   transport::add_member_routes(
       router_, {[this] { return cluster_->members(); },
                 [this](std::string_view name) { return cluster_->member(name); }, &clock_});
+  transport::add_key_routes(router_, [this] { return cluster_->key_usage(); });
   transport::add_event_routes(router_, *events_, config_->events.max_watched_users,
                               /*users_supported=*/!redis_presence_);
   transport::add_metrics_route(router_, [this](transport::MetricsWriter& w) { write_metrics(w); });
@@ -174,12 +180,14 @@ int Daemon::start_cluster() {
     }
   }
   if (!c.key_file.empty()) {
-    o.key = transport::read_key_file(c.key_file, &why);
-    if (!o.key) {
+    auto keys = transport::read_key_file(c.key_file, &why);
+    if (!keys) {
       log::error("cluster.key_file {}", why);
       return kExitUsage;
     }
+    o.keys = std::move(*keys);
   }
+  o.seal_policy = {c.sends_sealed(), c.requires_sealed()};
   // The incarnation to start at is written before the node can use it: a crash right after
   // start-up must not bring it back at a number peers have already seen.
   o.restored_incarnation = restored_.incarnation;
@@ -373,6 +381,7 @@ int Daemon::run() {
     return code;
   }
   snapshotter_->start();
+  set_security_warnings(security_warnings(*config_));
   events_->seed_members(cluster_->members());
   if (config_->hooks.on_user_change.empty() && !config_->hooks.users.empty()) {
     log::warning("hooks.users lists {} users but hooks.on_user_change is not set: ignored",
@@ -469,6 +478,12 @@ void Daemon::begin_stop(int signal) {
   });
 }
 
+void Daemon::set_security_warnings(std::vector<std::string> warnings) {
+  for (const auto& w : warnings) log::warning("{}", w);
+  std::lock_guard lock(warnings_mu_);
+  warnings_ = std::move(warnings);
+}
+
 void Daemon::reload() {
   if (!config_path_) {
     log::info("SIGHUP: running on built-in defaults (no --config); nothing to reload");
@@ -487,11 +502,31 @@ void Daemon::reload() {
     notifier_.ready("reload rejected: config invalid");
     return;
   }
+  // The key file is re-read on every reload, changed path or not: rotating a key edits it.
+  const auto& cluster = plan.effective.cluster;
+  transport::Keyring keys;
+  if (!cluster.key_file.empty()) {
+    std::string why;
+    auto read = transport::read_key_file(cluster.key_file, &why);
+    if (!read) {
+      log::error("SIGHUP: new config rejected, the running config and keyring stay in force: "
+                 "cluster.key_file {}",
+                 why);
+      notifier_.ready("reload rejected: cluster.key_file invalid");
+      return;
+    }
+    keys = std::move(*read);
+  }
   for (const auto& change : plan.applied) log::info("SIGHUP: applied {}", change);
   for (const auto& change : plan.needs_restart) {
     log::warning("SIGHUP: needs a restart, not applied: {}", change);
   }
-  if (plan.applied.empty() && plan.needs_restart.empty()) log::info("SIGHUP: config unchanged");
+  const bool envelope_changed =
+      cluster_->set_keyring(std::move(keys), {cluster.sends_sealed(), cluster.requires_sealed()});
+  if (plan.applied.empty() && plan.needs_restart.empty() && !envelope_changed) {
+    log::info("SIGHUP: config unchanged");
+  }
+  set_security_warnings(security_warnings(plan.effective));
   if (std::any_of(plan.applied.begin(), plan.applied.end(),
                   [](const std::string& c) { return c.starts_with("membership."); })) {
     cluster_->set_timings(timings_from(plan.effective.membership));

@@ -61,6 +61,8 @@ class Daemon {
   int start_cluster();  // kExitOk, or the exit code to stop with
   void do_await_signal();
   void reload();
+  // Logs them, and /v1/health shows them until the next reload.
+  void set_security_warnings(std::vector<std::string> warnings);
   void begin_stop(int signal);
   void do_presence_tick();
   void write_metrics(transport::MetricsWriter& w);  // daemon_metrics.cpp
@@ -98,6 +100,8 @@ class Daemon {
   persist::RestoredMembership restored_;  // handed to the cluster at start
   std::unique_ptr<transport::ClusterTransport> cluster_;
   SystemdNotifier notifier_;
+  std::mutex warnings_mu_;             // /v1/health reads from API threads, reload() writes
+  std::vector<std::string> warnings_;  // guarded by warnings_mu_
 
   std::thread stop_guard_;  // ends run() if connections outlive kStopDeadline
   std::mutex stop_mu_;

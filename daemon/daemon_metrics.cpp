@@ -53,13 +53,25 @@ void Daemon::write_metrics(transport::MetricsWriter& w) {
   w.counter("heartbeatd_datagram_send_errors_total", "UDP sends that failed.", c.send_errors);
   w.family("heartbeatd_datagrams_dropped_total", "counter",
            "Received datagrams dropped, by reason: malformed (bad envelope or body), "
-           "unknown_version, foreign_cluster (another cluster.name), bad_tag (failed "
-           "authentication, or sealed/plain not matching this node's key setup).");
+           "unknown_version, foreign_cluster (another cluster.name), bad_tag (sealed, and no "
+           "key of the ring authenticates it), unsealed (plain while cluster.require_sealed).");
   for (std::size_t i = 0; i < transport::kDropReasonCount; ++i) {
     w.sample("heartbeatd_datagrams_dropped_total",
              {{"reason", transport::to_string(static_cast<transport::DropReason>(i))}},
              c.dropped[i]);
   }
+  const auto keys = cluster_->key_usage();
+  w.family("heartbeatd_cluster_key_members", "gauge",
+           "Live members (this node included) by the key their last datagram was sealed with: "
+           "a key's fingerprint, plaintext, or unknown (not heard from directly, or with a key "
+           "since removed).");
+  for (const auto& k : keys.keys) {
+    w.sample("heartbeatd_cluster_key_members", {{"key", k.fingerprint}}, std::uint64_t{k.members});
+  }
+  w.sample("heartbeatd_cluster_key_members", {{"key", "plaintext"}},
+           std::uint64_t{keys.plaintext_members});
+  w.sample("heartbeatd_cluster_key_members", {{"key", "unknown"}},
+           std::uint64_t{keys.unknown_members});
   w.counter("heartbeatd_suspicions_raised_total", "Members this node suspected.",
             c.protocol.suspicions_raised);
   w.counter("heartbeatd_suspicions_refuted_total",

@@ -28,7 +28,9 @@ Options:
   --config FILE        run with the YAML configuration FILE (keys and defaults:
                        examples/heartbeatd.yaml). Without it, built-in defaults run a
                        single node: API on 127.0.0.1:7700 and a Unix socket, cluster
-                       heartbeats on UDP 0.0.0.0:7701 (docs/PROTOCOL.md).
+                       heartbeats on UDP 127.0.0.1:7701 (docs/PROTOCOL.md). A
+                       cluster.bind beyond loopback needs cluster.key_file (or
+                       cluster.plaintext: true).
   --check-config FILE  validate FILE, print the effective configuration, and exit.
   --version            print the version and exit.
   --help               print this help and exit.
@@ -38,16 +40,20 @@ Signals:
                        then write a final snapshot of the state to node.data_dir
                        (about 0.05 s per million users).
   SIGHUP               re-read the --config file; apply log.level, membership.*,
-                       presence.timeout and persist.presence_interval; log the keys that
-                       need a restart. An invalid file is rejected and the running config
-                       stays in force.
+                       presence.timeout, persist.presence_interval and the cluster
+                       keyring (cluster.key_file, read again even if its path did not
+                       change; cluster.seal_outgoing, cluster.require_sealed,
+                       cluster.plaintext); log the keys that need a restart. An invalid
+                       file or key file is rejected and the running config stays in
+                       force.
 
 Exit codes:
   0  stopped normally (or --check-config found the file valid)
   1  could not start (API or cluster address in use, socket path taken), or the
      final snapshot of a graceful stop failed
   2  bad command line or configuration (the message names the key and its line;
-     an unreadable or malformed cluster.key_file or presence.redis.password_file too)
+     an unreadable or malformed cluster.key_file or presence.redis.password_file too,
+     and a non-loopback cluster.bind without cluster.key_file or cluster.plaintext)
   3  node.data_dir unusable: its parent missing, not writable, or the disk full
   4  node.data_dir in use by another heartbeatd (the message names its pid)
   5  node.data_dir holds state that cannot be read (damaged); left untouched

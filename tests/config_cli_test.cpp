@@ -64,7 +64,14 @@ INSTANTIATE_TEST_SUITE_P(
                                 "2: api.http: expected an address host:port"},
                       BadConfig{"bad_duration", "membership:\n  interval: 5 seconds\n",
                                 "2: membership.interval: expected a duration"},
-                      BadConfig{"invalid_yaml", "api: {http: \n", "2: not valid YAML"}),
+                      BadConfig{"invalid_yaml", "api: {http: \n", "2: not valid YAML"},
+                      BadConfig{"non_loopback_bind_without_key", "cluster:\n  bind: 0.0.0.0:7701\n",
+                                " cluster.bind 0.0.0.0:7701 is not a loopback address and there is "
+                                "no cluster.key_file: anyone who can reach it could forge "
+                                "heartbeats; set cluster.key_file, or cluster.plaintext: true to "
+                                "accept an unauthenticated cluster"},
+                      BadConfig{"seal_without_key", "cluster:\n  seal_outgoing: true\n",
+                                " cluster.seal_outgoing is true but cluster.key_file is not set"}),
     [](const auto& info) { return std::string(info.param.kind); });
 
 TEST(Cli, UnreadableConfigFile) {

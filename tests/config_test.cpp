@@ -230,6 +230,151 @@ TEST(Reload, UnchangedConfigChangesNothing) {
   EXPECT_TRUE(plan.needs_restart.empty());
 }
 
+// Cluster security: a key file, the two sealing flags, and the loopback-only default.
+class ClusterKeys : public ::testing::Test {
+ protected:
+  ClusterKeys() { dir_.write("key", std::string(64, 'a') + "\n"); }
+  std::string key() const { return dir_.file("key"); }
+  std::string with_key(const std::string& more = "") const {
+    return "cluster:\n  key_file: " + key() + "\n" + more;
+  }
+  test::TempDir dir_;
+};
+
+TEST_F(ClusterKeys, DefaultsFollowTheKey) {
+  const Config plain = load_ok("");
+  EXPECT_EQ(plain.cluster.bind.to_string(), "127.0.0.1:7701") << "loopback without a key";
+  EXPECT_FALSE(plain.cluster.sends_sealed());
+  EXPECT_FALSE(plain.cluster.requires_sealed());
+  EXPECT_FALSE(plain.cluster.plaintext);
+  const Config keyed = load_ok(with_key());
+  EXPECT_TRUE(keyed.cluster.sends_sealed());
+  EXPECT_TRUE(keyed.cluster.requires_sealed());
+  const Config migrating =
+      load_ok(with_key("  seal_outgoing: false\n  require_sealed: false\n  bind: 0.0.0.0:7701\n"));
+  EXPECT_FALSE(migrating.cluster.sends_sealed());
+  EXPECT_FALSE(migrating.cluster.requires_sealed());
+  const Config half = load_ok(with_key("  require_sealed: false\n"));
+  EXPECT_TRUE(half.cluster.sends_sealed());
+  EXPECT_FALSE(half.cluster.requires_sealed());
+  for (const auto& [key, value] : describe(migrating)) {
+    if (key == "cluster.seal_outgoing" || key == "cluster.require_sealed") {
+      EXPECT_EQ(value, "false") << key;
+    }
+  }
+  for (const auto& [key, value] : describe(keyed)) {
+    if (key == "cluster.seal_outgoing" || key == "cluster.require_sealed") {
+      EXPECT_EQ(value, "true") << key;
+    }
+  }
+}
+
+TEST_F(ClusterKeys, SealingWithoutAKeyIsAnError) {
+  EXPECT_EQ(load_error("cluster:\n  seal_outgoing: true\n"),
+            "test.yaml: cluster.seal_outgoing is true but cluster.key_file is not set: there is "
+            "no key to seal with");
+  EXPECT_EQ(load_error("cluster:\n  require_sealed: true\n"),
+            "test.yaml: cluster.require_sealed is true but cluster.key_file is not set: there is "
+            "no key to seal with");
+  load_ok("cluster:\n  seal_outgoing: false\n  require_sealed: false\n");
+  EXPECT_EQ(load_error("cluster:\n  seal_outgoing: yes\n"),
+            "test.yaml:2: cluster.seal_outgoing: expected true or false, got \"yes\"");
+  EXPECT_NE(load_error(with_key("  seal_outgoing: false\n"))
+                .find("cluster.require_sealed is true but cluster.seal_outgoing is false"),
+            std::string::npos);
+}
+
+TEST_F(ClusterKeys, ABadKeyFileIsAnErrorNamingItsLine) {
+  dir_.write("bad", std::string(64, 'a') + "\n" + std::string(64, 'a') + "\n");
+  EXPECT_EQ(load_error("cluster:\n  key_file: " + dir_.file("bad") + "\n"),
+            "test.yaml: cluster.key_file " + dir_.file("bad") +
+                ":2: the same key as line 1: remove one of them");
+  EXPECT_NE(load_error("cluster:\n  key_file: " + dir_.file("none") + "\n")
+                .find("cluster.key_file " + dir_.file("none") + ": cannot read"),
+            std::string::npos);
+}
+
+TEST_F(ClusterKeys, NonLoopbackBindNeedsAKeyOrPlaintext) {
+  for (const char* bind :
+       {"0.0.0.0:7701", "\"[::]:7701\"", "10.0.0.5:7701", "\"[2001:db8::5]:7701\""}) {
+    const std::string yaml = std::string("cluster:\n  bind: ") + bind + "\n";
+    const std::string e = load_error(yaml);
+    EXPECT_NE(e.find("is not a loopback address and there is no cluster.key_file"),
+              std::string::npos)
+        << e;
+    EXPECT_NE(e.find("set cluster.key_file, or cluster.plaintext: true to accept an "
+                     "unauthenticated cluster"),
+              std::string::npos)
+        << e;
+    load_ok(yaml + "  plaintext: true\n");
+    load_ok(yaml + "  key_file: " + key() + "\n");
+  }
+  EXPECT_EQ(load_error("cluster:\n  bind: 0.0.0.0:7701\n"),
+            "test.yaml: cluster.bind 0.0.0.0:7701 is not a loopback address and there is no "
+            "cluster.key_file: anyone who can reach it could forge heartbeats; set "
+            "cluster.key_file, or cluster.plaintext: true to accept an unauthenticated cluster");
+  for (const char* bind : {"127.0.0.1:7701", "127.0.0.5:9", "\"[::1]:7701\""}) {
+    load_ok(std::string("cluster:\n  bind: ") + bind + "\n");
+  }
+}
+
+TEST_F(ClusterKeys, LoopbackAndWarnings) {
+  EXPECT_TRUE(is_loopback("127.0.0.1"));
+  EXPECT_TRUE(is_loopback("127.255.0.3"));
+  EXPECT_TRUE(is_loopback("::1"));
+  EXPECT_TRUE(is_loopback("::ffff:127.0.0.1"));
+  for (const char* no :
+       {"0.0.0.0", "::", "10.0.0.1", "128.0.0.1", "localhost", "::ffff:10.0.0.1"}) {
+    EXPECT_FALSE(is_loopback(no)) << no;
+  }
+  EXPECT_TRUE(security_warnings(load_ok("")).empty());
+  EXPECT_EQ(
+      security_warnings(load_ok("cluster:\n  bind: 0.0.0.0:7701\n  plaintext: true\n")),
+      std::vector<std::string>{"cluster is unauthenticated on 0.0.0.0:7701 (cluster.plaintext)"});
+  EXPECT_TRUE(security_warnings(load_ok(with_key("  bind: 0.0.0.0:7701\n"))).empty());
+  EXPECT_EQ(security_warnings(load_ok(with_key("  bind: 0.0.0.0:7701\n  require_sealed: false\n"))),
+            std::vector<std::string>{"cluster accepts unauthenticated datagrams on 0.0.0.0:7701 "
+                                     "(cluster.require_sealed: false)"});
+}
+
+TEST_F(ClusterKeys, ReloadAppliesTheKeysAndFlags) {
+  // Step (a) of turning encryption on: a key file on a running plaintext node, both flags off.
+  const Config current = load_ok("cluster:\n  bind: 0.0.0.0:7701\n  plaintext: true\n");
+  const Config step_a =
+      load_ok(with_key("  bind: 0.0.0.0:7701\n  plaintext: true\n  seal_outgoing: false\n  "
+                       "require_sealed: false\n"));
+  ReloadPlan plan = plan_reload(current, step_a);
+  ASSERT_FALSE(plan.error) << *plan.error;
+  EXPECT_EQ(plan.effective.cluster.key_file, key());
+  EXPECT_FALSE(plan.effective.cluster.sends_sealed())
+      << "an explicit false equal to the old default";
+  EXPECT_FALSE(plan.effective.cluster.requires_sealed());
+  EXPECT_EQ(plan.applied, (std::vector<std::string>{"cluster.key_file:  -> " + key()}));
+  EXPECT_TRUE(plan.needs_restart.empty());
+
+  // Steps (b) and (c): the flags turn on.
+  const Config step_b = load_ok(with_key("  bind: 0.0.0.0:7701\n  require_sealed: false\n"));
+  plan = plan_reload(plan.effective, step_b);
+  ASSERT_FALSE(plan.error) << *plan.error;
+  EXPECT_TRUE(plan.effective.cluster.sends_sealed());
+  EXPECT_EQ(plan.applied, (std::vector<std::string>{"cluster.seal_outgoing: false -> true",
+                                                    "cluster.plaintext: true -> false"}));
+  const Config step_c = load_ok(with_key("  bind: 0.0.0.0:7701\n"));
+  plan = plan_reload(plan.effective, step_c);
+  ASSERT_FALSE(plan.error) << *plan.error;
+  EXPECT_TRUE(plan.effective.cluster.requires_sealed());
+  EXPECT_EQ(plan.applied, (std::vector<std::string>{"cluster.require_sealed: false -> true"}));
+
+  // Dropping the key of a node bound beyond loopback is refused (bind needs a restart).
+  plan = plan_reload(step_c, load_ok(""));
+  ASSERT_TRUE(plan.error);
+  EXPECT_NE(plan.error->find("cluster.bind 0.0.0.0:7701 is not a loopback address"),
+            std::string::npos)
+      << *plan.error;
+  EXPECT_EQ(plan.needs_restart,
+            (std::vector<std::string>{"cluster.bind: 0.0.0.0:7701 -> 127.0.0.1:7701"}));
+}
+
 // examples/heartbeatd.yaml documents every key, and its values are the defaults.
 TEST(ExampleConfig, ListsEveryKeyWithItsDefault) {
   const std::string path = std::string(HEARTBEATD_SOURCE_DIR) + "/examples/heartbeatd.yaml";

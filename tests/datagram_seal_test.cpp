@@ -1,5 +1,6 @@
 // Datagram envelope: plain and sealed round trips, every reason a datagram is dropped
-// (including corruption of each byte), size limits, and reading key files.
+// (including corruption of each byte), size limits, keyrings (which key seals, which open,
+// the seal_outgoing / require_sealed matrix), fingerprints, and reading key files.
 #include "transport/datagram_seal.h"
 
 #include <gtest/gtest.h>
@@ -35,7 +36,17 @@ Bytes opened(const DatagramSeal& s, const Bytes& d) {
     ADD_FAILURE() << "dropped: " << to_string(*why);
     return {};
   }
-  return std::get<Bytes>(r);
+  return std::get<DatagramSeal::Opened>(r).body;
+}
+
+// Which key of the receiver's ring opened it (nullopt: plain); fails the test on a drop.
+std::optional<std::size_t> opened_with(const DatagramSeal& s, const Bytes& d) {
+  auto r = s.open(d);
+  if (auto* why = std::get_if<DropReason>(&r)) {
+    ADD_FAILURE() << "dropped: " << to_string(*why);
+    return std::nullopt;
+  }
+  return std::get<DatagramSeal::Opened>(r).key;
 }
 
 std::optional<DropReason> dropped(const DatagramSeal& s, const Bytes& d) {
@@ -96,11 +107,112 @@ TEST(DatagramSeal, OtherClusterIsForeign) {
             DropReason::foreign_cluster);
 }
 
-TEST(DatagramSeal, SealedAndPlainDoNotMix) {
+TEST(DatagramSeal, SealedAndPlainDoNotMixByDefault) {
   const DatagramSeal keyed("prod", kKey);
   const DatagramSeal plain("prod", std::nullopt);
   EXPECT_EQ(dropped(plain, keyed.seal(kBody)), DropReason::bad_tag);
-  EXPECT_EQ(dropped(keyed, plain.seal(kBody)), DropReason::bad_tag);
+  EXPECT_EQ(dropped(keyed, plain.seal(kBody)), DropReason::unsealed);
+}
+
+const SealKey kThirdKey = key_of(2);
+
+TEST(Keyring, FirstKeySealsEveryKeyOpens) {
+  const DatagramSeal ab("prod", Keyring{kKey, kOtherKey}, {});
+  const DatagramSeal ba("prod", Keyring{kOtherKey, kKey}, {});
+  const DatagramSeal only_a("prod", kKey);
+  const DatagramSeal only_b("prod", kOtherKey);
+  // ab seals with A: A-only and B-first rings open it, a B-only ring cannot.
+  const Bytes by_ab = ab.seal(kBody);
+  EXPECT_EQ(opened_with(only_a, by_ab), 0u);
+  EXPECT_EQ(opened_with(ba, by_ab), 1u);
+  EXPECT_EQ(opened_with(ab, by_ab), 0u);
+  EXPECT_EQ(dropped(only_b, by_ab), DropReason::bad_tag);
+  // And the other way round.
+  const Bytes by_ba = ba.seal(kBody);
+  EXPECT_EQ(opened_with(only_b, by_ba), 0u);
+  EXPECT_EQ(opened_with(ab, by_ba), 1u);
+  EXPECT_EQ(dropped(only_a, by_ba), DropReason::bad_tag);
+  EXPECT_EQ(opened(ab, by_ba), kBody);
+  // A key no ring member holds.
+  EXPECT_EQ(dropped(ab, DatagramSeal("prod", kThirdKey).seal(kBody)), DropReason::bad_tag);
+}
+
+// The three steps of a rotation from A to B, each node at either side of a step: no pair of
+// adjacent states ever drops a datagram, and the last state no longer opens A.
+TEST(Keyring, ARotationNeverDropsBetweenNeighbouringSteps) {
+  const std::vector<Keyring> steps = {{kKey}, {kKey, kOtherKey}, {kOtherKey, kKey}, {kOtherKey}};
+  for (std::size_t i = 0; i + 1 < steps.size(); ++i) {
+    const DatagramSeal before("prod", steps[i], {}), after("prod", steps[i + 1], {});
+    EXPECT_EQ(opened(after, before.seal(kBody)), kBody) << "step " << i;
+    EXPECT_EQ(opened(before, after.seal(kBody)), kBody) << "step " << i;
+  }
+  const DatagramSeal removed("prod", steps.back(), {});
+  EXPECT_EQ(dropped(removed, DatagramSeal("prod", kKey).seal(kBody)), DropReason::bad_tag)
+      << "a removed key no longer opens";
+}
+
+// seal_outgoing x require_sealed, with keys, against plain and sealed senders.
+TEST(Keyring, SealOutgoingAndRequireSealedMatrix) {
+  const DatagramSeal plain_sender("prod", std::nullopt);
+  const DatagramSeal sealed_sender("prod", kKey);
+  const DatagramSeal wrong_key_sender("prod", kThirdKey);
+  for (bool seal_outgoing : {false, true}) {
+    for (bool require_sealed : {false, true}) {
+      const DatagramSeal s("prod", Keyring{kKey, kOtherKey}, {seal_outgoing, require_sealed});
+      SCOPED_TRACE(::testing::Message()
+                   << "seal_outgoing " << seal_outgoing << ", require_sealed " << require_sealed);
+      EXPECT_EQ(s.sealed(), seal_outgoing);
+      EXPECT_EQ(s.requires_sealed(), require_sealed);
+      const Bytes out = s.seal(kBody);
+      EXPECT_EQ(out[2], seal_outgoing ? 1 : 0) << "flags";
+      EXPECT_EQ(out.size(), kBody.size() + (seal_outgoing ? DatagramSeal::overhead_bytes
+                                                          : DatagramSeal::header_bytes));
+      // Plain out while requiring sealed in would drop nodes configured alike: the config
+      // refuses that pair, the envelope just does what it is told.
+      if (seal_outgoing || !require_sealed) {
+        EXPECT_EQ(opened(s, out), kBody) << "a node opens its own datagrams";
+      } else {
+        EXPECT_EQ(dropped(s, out), DropReason::unsealed);
+      }
+      if (require_sealed) {
+        EXPECT_EQ(dropped(s, plain_sender.seal(kBody)), DropReason::unsealed);
+      } else {
+        EXPECT_EQ(opened_with(s, plain_sender.seal(kBody)), std::nullopt);
+      }
+      EXPECT_EQ(opened_with(s, sealed_sender.seal(kBody)), 0u);
+      // Accepting plain never means accepting a sealed datagram that fails authentication.
+      EXPECT_EQ(dropped(s, wrong_key_sender.seal(kBody)), DropReason::bad_tag);
+    }
+  }
+}
+
+TEST(Keyring, WithoutKeysPlainOnly) {
+  const DatagramSeal s("prod", Keyring{}, {false, false});
+  EXPECT_FALSE(s.sealed());
+  EXPECT_FALSE(s.requires_sealed());
+  EXPECT_EQ(s.seal(kBody).size(), DatagramSeal::header_bytes + kBody.size());
+  EXPECT_EQ(opened_with(s, DatagramSeal("prod", std::nullopt).seal(kBody)), std::nullopt);
+  EXPECT_EQ(dropped(s, DatagramSeal("prod", kKey).seal(kBody)), DropReason::bad_tag);
+  EXPECT_THROW(DatagramSeal("prod", Keyring{}, {true, false}), std::invalid_argument);
+  EXPECT_THROW(DatagramSeal("prod", Keyring{}, {false, true}), std::invalid_argument);
+}
+
+TEST(Keyring, FingerprintsAreStableShortAndNotTheKey) {
+  // BLAKE2b-256 of 00 01 .. 1f, first 8 bytes.
+  std::uint8_t hash[32];
+  crypto_generichash(hash, sizeof hash, kKey.data(), kKey.size(), nullptr, 0);
+  char hex[17];
+  sodium_bin2hex(hex, sizeof hex, hash, 8);
+  EXPECT_EQ(fingerprint(kKey), hex);
+  EXPECT_EQ(fingerprint(kKey).size(), 16u);
+  EXPECT_EQ(fingerprint(kKey), fingerprint(key_of(0)));
+  EXPECT_NE(fingerprint(kKey), fingerprint(kOtherKey));
+  char key_hex[65];
+  sodium_bin2hex(key_hex, sizeof key_hex, kKey.data(), kKey.size());
+  EXPECT_EQ(std::string(key_hex).find(fingerprint(kKey)), std::string::npos);
+  const DatagramSeal s("prod", Keyring{kOtherKey, kKey}, {});
+  EXPECT_EQ(s.fingerprints(),
+            (std::vector<std::string>{fingerprint(kOtherKey), fingerprint(kKey)}));
 }
 
 // The cluster name itself is authenticated, not just its 4-byte tag: two clusters whose tags
@@ -127,7 +239,7 @@ TEST(DatagramSeal, ClusterNameIsAuthenticated) {
 DropReason expected_for_flip(std::size_t i, std::uint8_t mask) {
   if (i == 0 || i == 3) return DropReason::malformed;
   if (i == 1) return DropReason::unknown_version;
-  if (i == 2) return mask == 1 ? DropReason::bad_tag : DropReason::malformed;  // 1 -> 0: plain
+  if (i == 2) return mask == 1 ? DropReason::unsealed : DropReason::malformed;  // 1 -> 0: plain
   if (i < 8) return DropReason::foreign_cluster;
   return DropReason::bad_tag;  // nonce, ciphertext, tag
 }
@@ -208,13 +320,15 @@ TEST(DatagramSeal, DropReasonNames) {
   EXPECT_EQ(to_string(DropReason::unknown_version), "unknown_version");
   EXPECT_EQ(to_string(DropReason::foreign_cluster), "foreign_cluster");
   EXPECT_EQ(to_string(DropReason::bad_tag), "bad_tag");
+  EXPECT_EQ(to_string(DropReason::unsealed), "unsealed");
+  EXPECT_EQ(kDropReasonCount, 5u);
 }
 
 // Key 00 01 02 ... 1f in both accepted spellings.
 constexpr const char* kHex = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 constexpr const char* kBase64 = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
-std::optional<SealKey> read_key(const test::TempDir& dir, const std::string& content,
+std::optional<Keyring> read_key(const test::TempDir& dir, const std::string& content,
                                 std::string* why) {
   dir.write("key", content);
   return read_key_file(dir.file("key"), why);
@@ -226,37 +340,82 @@ TEST(ReadKeyFile, AcceptsHexAndBase64) {
   for (auto& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   for (const std::string& content :
        {std::string(kHex), std::string(kHex) + "\n", upper + "\r\n", std::string(kBase64),
-        std::string(kBase64) + "\n", "  " + std::string(kBase64) + " \n\n"}) {
+        std::string(kBase64) + "\n", "  " + std::string(kBase64) + " \n\n",
+        "# the cluster key\n\n" + std::string(kHex) + "  # since 2026-12\n"}) {
     std::string why;
-    auto key = read_key(dir, content, &why);
-    ASSERT_TRUE(key) << content << ": " << why;
-    EXPECT_EQ(*key, kKey) << content;
+    auto keys = read_key(dir, content, &why);
+    ASSERT_TRUE(keys) << content << ": " << why;
+    EXPECT_EQ(*keys, Keyring{kKey}) << content;
   }
 }
 
-TEST(ReadKeyFile, RefusesWhatIsNotAKey) {
+TEST(ReadKeyFile, ReadsARingInOrder) {
+  test::TempDir dir;
+  char other_hex[65];
+  sodium_bin2hex(other_hex, sizeof other_hex, kOtherKey.data(), kOtherKey.size());
+  std::string why;
+  auto keys = read_key(dir,
+                       "# primary: seals\n" + std::string(other_hex) +
+                           "\n\n   # still accepted while the rotation runs\n" + kBase64 + "\n",
+                       &why);
+  ASSERT_TRUE(keys) << why;
+  EXPECT_EQ(*keys, (Keyring{kOtherKey, kKey}));
+}
+
+TEST(ReadKeyFile, RefusesWhatIsNotAKeyNamingTheLine) {
   test::TempDir dir;
   const std::string path = dir.file("key");
-  const std::string expected = path + ": expected 32 bytes as 64 hex digits or base64, got ";
+  const std::string expected = ": expected a key of 32 bytes as 64 hex digits or base64, got ";
   const std::pair<std::string, std::string> cases[] = {
-      {std::string(kHex).substr(2), "62 hex digits"},
-      {std::string(kHex) + "00", "66 hex digits"},
-      {"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHg==", "base64 of 31 bytes"},
-      {"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gIQ==", "base64 of 34 bytes"},
-      {std::string(kHex).substr(0, 63) + "g", "64 characters that are not all hex digits"},
-      {std::string(kBase64).substr(0, 43) + "#", "44 characters that are neither hex nor base64"},
-      {"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8",
-       "43 characters that are neither hex nor base64"},
+      {std::string(kHex).substr(2), ":1" + expected + "62 hex digits"},
+      {std::string(kHex) + "00", ":1" + expected + "66 hex digits"},
+      {"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHg==", ":1" + expected + "base64 of 31 bytes"},
+      {"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gIQ==", ":1" + expected + "base64 of 34 bytes"},
+      {std::string(kHex).substr(0, 63) + "g",
+       ":1" + expected + "64 characters that are not all hex digits"},
+      {"\n" + std::string(kBase64).substr(0, 43) + "!",
+       ":2" + expected + "44 characters that are neither hex nor base64"},
+      {"# comment\nAAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8",
+       ":2" + expected + "43 characters that are neither hex nor base64"},
       {std::string(kHex).substr(0, 32) + " " + std::string(kHex).substr(32),
-       "65 characters that are neither hex nor base64"},
-      {"\n\n", "an empty file"},
-      {std::string(2000, 'a'), "a file over 1024 bytes"},
+       ":1" + expected + "65 characters that are neither hex nor base64"},
+      {std::string(kHex) + "\nnot a key\n",
+       ":2" + expected + "9 characters that are neither hex nor base64"},
+      {"", ": no key: the file is empty"},
+      {"\n\n", ": no key: only blank lines and comments"},
+      {"# " + std::string(kHex) + "\n", ": no key: only blank lines and comments"},
+      {std::string(kHex) + "\n# again\n" + kBase64 + "\n",
+       ":3: the same key as line 1: remove one of them"},
+      {std::string(20000, 'a'), ": a file over 16384 bytes is not a key file"},
   };
   for (const auto& [content, got] : cases) {
     std::string why;
     EXPECT_FALSE(read_key(dir, content, &why)) << content;
-    EXPECT_EQ(why, expected + got);
+    EXPECT_EQ(why, path + got);
+    // The message never carries key material, however the line was spelled.
+    EXPECT_EQ(why.find(std::string(kHex).substr(0, 16)), std::string::npos) << why;
+    EXPECT_EQ(why.find(std::string(kBase64).substr(0, 16)), std::string::npos) << why;
   }
+}
+
+TEST(ReadKeyFile, AtMost16Keys) {
+  test::TempDir dir;
+  std::string ring;
+  for (int i = 0; i < 17; ++i) {
+    const SealKey k = key_of(static_cast<std::uint8_t>(10 + i));
+    char hex[65];
+    sodium_bin2hex(hex, sizeof hex, k.data(), k.size());
+    ring += std::string(hex) + "\n";
+    if (i == 15) {
+      std::string why;
+      auto keys = read_key(dir, ring, &why);
+      ASSERT_TRUE(keys) << why;
+      EXPECT_EQ(keys->size(), kMaxKeys);
+    }
+  }
+  std::string why;
+  EXPECT_FALSE(read_key(dir, ring, &why));
+  EXPECT_EQ(why, dir.file("key") + ":17: more than 16 keys");
 }
 
 TEST(ReadKeyFile, UnreadableFiles) {

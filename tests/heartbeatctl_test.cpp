@@ -157,6 +157,7 @@ TEST(CtlCommands, BuildsTheRequestsOfDocsApi) {
   };
   check(req({"health"}), "GET", "/v1/health", "");
   check(req({"members"}), "GET", "/v1/members", "");
+  check(req({"keys"}), "GET", "/v1/keys", "");
   check(req({"member", "db-3"}), "GET", "/v1/members/db-3", "");
   check(req({"user", "42"}), "GET", "/v1/users/42", "");
   check(req({"users", "42", "7"}), "POST", "/v1/users/status", R"({"users":[42,7]})");
@@ -193,6 +194,35 @@ TEST(CtlCommands, HealthIsKeyValueLinesAndDegradedExitsOne) {
   auto degraded = answer({"--json", "health"}, 200, R"({"status" : "degraded", "node":"x"})");
   EXPECT_EQ(degraded.exit_code, 1);
   EXPECT_EQ(degraded.out, "{\"status\":\"degraded\",\"node\":\"x\"}\n");
+}
+
+TEST(CtlCommands, KeysTableCountsMembersPerKey) {
+  const std::string body =
+      R"({"keys":[{"fingerprint":"0f1e2d3c4b5a6978","primary":true,"members":4},)"
+      R"({"fingerprint":"8899aabbccddeeff","primary":false,"members":1}],)"
+      R"("plaintext_members":0,"unknown_members":2,"seal_outgoing":true,"require_sealed":false})";
+  auto out = answer({"keys"}, 200, body);
+  EXPECT_EQ(out.exit_code, 0);
+  EXPECT_EQ(out.out,
+            "KEY               PRIMARY  MEMBERS\n"
+            "0f1e2d3c4b5a6978  yes      4\n"
+            "8899aabbccddeeff  no       1\n"
+            "plaintext         -        0\n"
+            "unknown           -        2\n"
+            "seal_outgoing: true, require_sealed: false\n");
+  EXPECT_EQ(out.err, "");
+  EXPECT_EQ(answer({"--json", "keys"}, 200, body).out.rfind("{\"keys\":[{", 0), 0u);
+  // No keyring: plain datagrams only.
+  EXPECT_EQ(answer({"keys"}, 200,
+                   R"({"keys":[],"plaintext_members":3,"unknown_members":0,)"
+                   R"("seal_outgoing":false,"require_sealed":false})")
+                .out,
+            "KEY        PRIMARY  MEMBERS\n"
+            "plaintext  -        3\n"
+            "unknown    -        0\n"
+            "seal_outgoing: false, require_sealed: false\n");
+  EXPECT_EQ(answer({"keys"}, 200, R"({"keys":{}})").exit_code, 3);
+  EXPECT_EQ(usage_error({"keys", "x"}), "keys takes no arguments, got 'x'");
 }
 
 TEST(CtlCommands, MembersTableIsAlignedWithAges) {
@@ -451,6 +481,16 @@ TEST_F(CtlDaemon, HealthTableAndJson) {
   }
 }
 
+TEST_F(CtlDaemon, KeysWithoutAKeyring) {
+  auto r = ctl(with(transports(daemon_).front(), {"keys"}));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out,
+            "KEY        PRIMARY  MEMBERS\n"
+            "plaintext  -        1\n"
+            "unknown    -        0\n"
+            "seal_outgoing: false, require_sealed: false\n");
+}
+
 TEST_F(CtlDaemon, MembersAndMember) {
   for (const auto& t : transports(daemon_)) {
     auto r = ctl(with(t, {"members"}));
@@ -600,7 +640,7 @@ TEST(CtlExit, HelpAndManPageAgree) {
     return man.find(word) != std::string::npos || man.find(escaped) != std::string::npos;
   };
   for (std::string word :
-       {"health", "members", "member", "user", "users", "heartbeat", "offline", "watch",
+       {"health", "members", "member", "user", "users", "heartbeat", "offline", "watch", "keys",
         "--socket", "--http", "--timeout", "--json", "--version", "--help", "--users", "--members",
         "HEARTBEATD_SOCKET", "XDG_RUNTIME_DIR", "/run/heartbeatd/heartbeatd.sock",
         "/tmp/heartbeatd-", "18446744073709551615", "[::1]:7700"}) {

@@ -8,6 +8,10 @@
 
 #include <optional>
 
+#include "membership/clock.h"
+#include "transport/api_routes.h"
+#include "transport/key_routes.h"
+
 namespace heartbeatd::transport {
 namespace {
 
@@ -119,6 +123,42 @@ TEST(RouterAsync, AnswersThroughTheResponderAndIsCountedWhenItAnswers) {
       << text;
   EXPECT_NE(text.find(R"(route="/v1/later/{id}",method="GET",code="200"} 1)"), std::string::npos)
       << text;
+}
+
+// The /v1 routes' shapes that real-process tests cannot reach without binding beyond loopback.
+TEST(ApiRoutes, HealthListsWarningsAlways) {
+  membership::ManualClock clock;
+  std::vector<std::string> warnings;
+  Router router;
+  add_health_routes(router,
+                    {"db-3", &clock, clock.now(), nullptr, [&] { return warnings; }, nullptr});
+  auto body = body_of(router.route(make(http::verb::get, "/v1/health")));
+  EXPECT_TRUE(body.at("warnings").as_array().empty()) << "present, empty";
+  warnings = {"cluster is unauthenticated on 0.0.0.0:7701 (cluster.plaintext)"};
+  body = body_of(router.route(make(http::verb::get, "/v1/health")));
+  ASSERT_EQ(body.at("warnings").as_array().size(), 1u);
+  EXPECT_EQ(body.at("warnings").as_array()[0], warnings[0].c_str());
+  EXPECT_EQ(body.at("status"), "ok") << "a chosen risk is not a degradation";
+}
+
+TEST(KeyRoutes, KeysByFingerprintWithMemberCounts) {
+  Router router;
+  add_key_routes(router, [] {
+    KeyUsage u;
+    u.keys = {{"6d2f0e9a41c3b8d7", true, 4}, {"0b44ac19e0f2d3a6", false, 1}};
+    u.plaintext_members = 2;
+    u.unknown_members = 3;
+    u.seal_outgoing = true;
+    u.require_sealed = false;
+    return u;
+  });
+  const auto r = router.route(make(http::verb::get, "/v1/keys"));
+  EXPECT_EQ(r.result(), http::status::ok);
+  EXPECT_EQ(
+      r.body(),
+      R"({"keys":[{"fingerprint":"6d2f0e9a41c3b8d7","primary":true,"members":4},)"
+      R"({"fingerprint":"0b44ac19e0f2d3a6","primary":false,"members":1}],)"
+      R"("plaintext_members":2,"unknown_members":3,"seal_outgoing":true,"require_sealed":false})");
 }
 
 }  // namespace

@@ -16,6 +16,11 @@ void add_health_routes(Router& router, HealthInfo info) {
     o["node"] = info.node;
     o["version"] = kVersion;
     o["uptime_ms"] = uptime.count();
+    boost::json::array warnings;
+    if (info.warnings) {
+      for (const auto& w : info.warnings()) warnings.emplace_back(w);
+    }
+    o["warnings"] = std::move(warnings);
     if (info.persistence) {
       const auto p = info.persistence();
       boost::json::object j;

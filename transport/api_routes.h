@@ -38,11 +38,14 @@ struct HealthInfo {
   const membership::Clock* clock;  // uptime is measured on the monotonic clock
   membership::TimePoint started;
   std::function<PersistenceHealth()> persistence;  // empty: not reported
+  // What runs unprotected by choice (cluster.plaintext); always reported, [] when none.
+  std::function<std::vector<std::string>()> warnings;
   std::function<PresenceBackendHealth()> presence;  // empty: not reported (memory backend)
 };
 
 // GET /v1/health -> {"status":"ok"|"degraded","node":NAME,"version":VERSION,"uptime_ms":N,
-//                    "persistence":{...}, "presence":{...}} — "degraded" while snapshots fail
+//                    "warnings":[TEXT,...], "persistence":{...}, "presence":{...}} —
+//                    "degraded" while snapshots fail
 //                    or the presence backend (Redis) cannot be reached (docs/API.md).
 void add_health_routes(Router& router, HealthInfo info);
 

@@ -2,8 +2,15 @@
 // protocol's wake-up timer, the datagram envelope (transport/datagram_seal.h) and a thread
 // of its own, so heavy API traffic can never delay a heartbeat into a false suspicion.
 //
+// The envelope can be replaced while running (SIGHUP: a new keyring or seal policy): every
+// use of it happens under mu_, so a datagram is sealed or opened wholly with the old one or
+// wholly with the new one. Which key each member's datagrams last opened with is kept per
+// sender name (from the opened body), for GET /v1/keys: a rotation is done when every member
+// uses the new key.
+//
 // Thread safety: the protocol runs on the transport's thread under mu_; members(),
-// member(), counters() and set_timings() may be called from any thread.
+// member(), counters(), key_usage(), set_timings() and set_keyring() may be called from any
+// thread.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -18,6 +25,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "membership/clock.h"
@@ -33,7 +41,8 @@ struct ClusterOptions {
   std::uint16_t bind_port = 0;
   std::optional<membership::Address> advertise;  // nullopt: derived from the socket
   std::vector<membership::Address> seeds;        // resolved
-  std::optional<SealKey> key;
+  Keyring keys;                                  // empty: plain datagrams only
+  SealPolicy seal_policy{false, false};          // both false without keys
   membership::ProtocolTimings timings;
   // After a restart (persist/): the incarnation to start at and the members known before.
   std::uint64_t restored_incarnation = 0;
@@ -57,6 +66,22 @@ struct ClusterCounters {
   std::uint32_t local_health = 0;  // Lifeguard score, 0 (good) .. 8
 };
 
+// Which key each live member (alive or suspect) was last seen sealing with, as this node saw
+// its datagrams; this node counts itself under the key it seals with.
+struct KeyUsage {
+  struct Key {
+    std::string fingerprint;
+    bool primary = false;  // the key that seals
+    std::size_t members = 0;
+  };
+  std::vector<Key> keys;              // the ring's order
+  std::size_t plaintext_members = 0;  // last datagram plain
+  // Not heard from directly since this node started, or last with a key no longer in the ring.
+  std::size_t unknown_members = 0;
+  bool seal_outgoing = false;
+  bool require_sealed = false;
+};
+
 class ClusterTransport final : public membership::DatagramSink,
                                public membership::MembershipObserver {
  public:
@@ -74,6 +99,10 @@ class ClusterTransport final : public membership::DatagramSink,
   std::optional<membership::MemberInfo> member(std::string_view name) const;
   ClusterCounters counters() const;
   void set_timings(const membership::ProtocolTimings& timings);
+  // Replaces the envelope (a policy asking for sealing needs keys). Returns false, changing
+  // nothing, when the keys (by fingerprint, in order) and the policy are those in force.
+  bool set_keyring(Keyring keys, SealPolicy policy);
+  KeyUsage key_usage() const;
   std::string local_endpoint() const;
 
  private:
@@ -85,11 +114,11 @@ class ClusterTransport final : public membership::DatagramSink,
   void note(membership::NoteLevel level, const std::string& text) override;
 
   void do_receive();
+  void note_sender_key(const DatagramSeal::Opened& opened);  // with mu_ held
   void arm_timer();
 
   ClusterOptions options_;
   const membership::Clock& clock_;
-  DatagramSeal seal_;
   boost::asio::io_context io_;
   boost::asio::ip::udp::socket socket_;
   boost::asio::steady_timer timer_;
@@ -100,10 +129,18 @@ class ClusterTransport final : public membership::DatagramSink,
   mutable std::mutex mu_;
   std::unique_ptr<membership::MembershipProtocol> protocol_;  // guarded by mu_
   ClusterCounters counters_;                                  // guarded by mu_
+  std::shared_ptr<const DatagramSeal> seal_;                  // guarded by mu_
+  // Sender name -> fingerprint of the key its last datagram opened with; nullopt: plain.
+  // Only members of the view are recorded, and forgotten members removed, so it is bounded
+  // by membership.max_members.
+  std::unordered_map<std::string, std::optional<std::string>> sender_keys_;  // guarded by mu_
   std::uint64_t seed_;
   bool stopped_ = false;
   std::uint64_t incarnation_seen_ = 0;  // guarded by mu_
 };
+
+// The envelope in force, for logs: key count and primary fingerprint, and the policy.
+std::string describe(const DatagramSeal& seal);
 
 // "host:port" or "[v6]:port" literal to Address; throws std::runtime_error otherwise.
 membership::Address to_address(const boost::asio::ip::udp::endpoint& ep);

@@ -92,45 +92,97 @@ std::string_view to_string(DropReason r) {
       return "foreign_cluster";
     case DropReason::bad_tag:
       return "bad_tag";
+    case DropReason::unsealed:
+      return "unsealed";
   }
   return "unknown";
 }
 
-std::optional<SealKey> read_key_file(const std::string& path, std::string* why) {
+std::string fingerprint(const SealKey& key) {
   init_sodium();
-  auto fail = [&](const std::string& cause) -> std::optional<SealKey> {
+  std::array<std::uint8_t, 32> hash;
+  crypto_generichash(hash.data(), hash.size(), key.data(), key.size(), nullptr, 0);
+  constexpr std::size_t kFingerprintBytes = 8;
+  std::array<char, 2 * kFingerprintBytes + 1> hex;
+  sodium_bin2hex(hex.data(), hex.size(), hash.data(), kFingerprintBytes);
+  return std::string(hex.data(), 2 * kFingerprintBytes);
+}
+
+std::optional<Keyring> read_key_file(const std::string& path, std::string* why) {
+  init_sodium();
+  auto fail = [&](const std::string& cause) -> std::optional<Keyring> {
     if (why) *why = path + ": " + cause;
     return std::nullopt;
   };
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (!f) return fail(std::string("cannot read: ") + std::strerror(errno));
-  // A key is one short line; the bound keeps a wrong path (a device, a log file) from
+  // A ring is a few short lines; the bound keeps a wrong path (a device, a log file) from
   // hanging startup or filling memory.
-  constexpr std::size_t kMaxFileBytes = 1024;
-  std::array<char, kMaxFileBytes + 1> buf{};
+  constexpr std::size_t kMaxFileBytes = 16 << 10;
+  std::vector<char> buf(kMaxFileBytes + 1);
   const std::size_t n = std::fread(buf.data(), 1, buf.size(), f);
   const int read_errno = std::ferror(f) ? (errno != 0 ? errno : EIO) : 0;
   std::fclose(f);
+  // Zeroed on every path out: the buffer holds every key of the file.
+  struct Wipe {
+    std::vector<char>& b;
+    ~Wipe() { sodium_memzero(b.data(), b.size()); }
+  } wipe{buf};
   if (read_errno != 0) return fail(std::string("cannot read: ") + std::strerror(read_errno));
-
-  std::string_view text(buf.data(), n);
-  while (!text.empty() && is_space(text.front())) text.remove_prefix(1);
-  while (!text.empty() && is_space(text.back())) text.remove_suffix(1);
-  std::optional<SealKey> key;
-  std::string bad;
   if (n > kMaxFileBytes) {
-    bad = "a file over " + std::to_string(kMaxFileBytes) + " bytes";
-  } else if (!(key = parse_key(text))) {
-    bad = describe_bad_key(text);
+    return fail("a file over " + std::to_string(kMaxFileBytes) + " bytes is not a key file");
   }
-  sodium_memzero(buf.data(), buf.size());
-  if (!key) return fail("expected 32 bytes as 64 hex digits or base64, got " + bad);
-  return key;
+
+  Keyring keys;
+  std::vector<int> key_lines;  // where each key was read, for "the same key as line N"
+  // A line's error; the keys read so far are wiped on the way out.
+  auto fail_line = [&](int line, const std::string& cause) -> std::optional<Keyring> {
+    for (auto& k : keys) sodium_memzero(k.data(), k.size());
+    if (why) *why = path + ":" + std::to_string(line) + ": " + cause;
+    return std::nullopt;
+  };
+  std::string_view rest(buf.data(), n);
+  for (int line = 1; !rest.empty(); ++line) {
+    const std::size_t eol = rest.find('\n');
+    std::string_view text = rest.substr(0, eol);
+    rest.remove_prefix(eol == std::string_view::npos ? rest.size() : eol + 1);
+    // Neither hex nor base64 uses '#', so a comment may follow a key on its line.
+    if (const auto hash = text.find('#'); hash != std::string_view::npos)
+      text = text.substr(0, hash);
+    while (!text.empty() && is_space(text.front())) text.remove_prefix(1);
+    while (!text.empty() && is_space(text.back())) text.remove_suffix(1);
+    if (text.empty()) continue;
+    auto key = parse_key(text);
+    if (!key) {
+      return fail_line(line, "expected a key of 32 bytes as 64 hex digits or base64, got " +
+                                 describe_bad_key(text));
+    }
+    std::optional<std::string> problem;
+    for (std::size_t i = 0; i < keys.size() && !problem; ++i) {
+      if (sodium_memcmp(keys[i].data(), key->data(), key->size()) == 0) {
+        problem = "the same key as line " + std::to_string(key_lines[i]) + ": remove one of them";
+      }
+    }
+    if (!problem && keys.size() == kMaxKeys)
+      problem = "more than " + std::to_string(kMaxKeys) + " keys";
+    if (!problem) keys.push_back(*key), key_lines.push_back(line);
+    sodium_memzero(key->data(), key->size());
+    if (problem) return fail_line(line, *problem);
+  }
+  if (keys.empty()) {
+    return fail(n == 0 ? "no key: the file is empty" : "no key: only blank lines and comments");
+  }
+  return keys;
 }
 
-DatagramSeal::DatagramSeal(std::string cluster_name, std::optional<SealKey> key)
-    : cluster_name_(std::move(cluster_name)), key_(key) {
+DatagramSeal::DatagramSeal(std::string cluster_name, Keyring keys, SealPolicy policy)
+    : cluster_name_(std::move(cluster_name)), keys_(std::move(keys)), policy_(policy) {
   init_sodium();
+  if (keys_.empty() && (policy_.seal_outgoing || policy_.require_sealed)) {
+    throw std::invalid_argument("DatagramSeal: sealing asked for without a key");
+  }
+  if (keys_.size() > kMaxKeys) throw std::invalid_argument("DatagramSeal: too many keys");
+  for (const auto& k : keys_) fingerprints_.push_back(fingerprint(k));
   std::array<std::uint8_t, 32> hash;
   crypto_generichash(hash.data(), hash.size(),
                      reinterpret_cast<const unsigned char*>(cluster_name_.data()),
@@ -138,19 +190,28 @@ DatagramSeal::DatagramSeal(std::string cluster_name, std::optional<SealKey> key)
   std::copy_n(hash.begin(), cluster_tag_.size(), cluster_tag_.begin());
 }
 
+DatagramSeal::DatagramSeal(std::string cluster_name, std::optional<SealKey> key)
+    : DatagramSeal(std::move(cluster_name), key ? Keyring{*key} : Keyring{},
+                   SealPolicy{key.has_value(), key.has_value()}) {}
+
+DatagramSeal::~DatagramSeal() {
+  for (auto& k : keys_) sodium_memzero(k.data(), k.size());
+}
+
 std::vector<std::uint8_t> DatagramSeal::seal(std::span<const std::uint8_t> body) const {
-  const std::size_t limit = kMaxDatagramBytes - (key_ ? overhead_bytes : header_bytes);
+  const bool sealing = policy_.seal_outgoing;
+  const std::size_t limit = kMaxDatagramBytes - (sealing ? overhead_bytes : header_bytes);
   if (body.size() > limit) {
     throw std::invalid_argument("seal: body of " + std::to_string(body.size()) + " bytes exceeds " +
                                 std::to_string(limit));
   }
-  std::vector<std::uint8_t> out((key_ ? overhead_bytes : header_bytes) + body.size());
+  std::vector<std::uint8_t> out((sealing ? overhead_bytes : header_bytes) + body.size());
   out[0] = kWireMagic;
   out[1] = kWireVersion;
-  out[2] = key_ ? kFlagSealed : 0;
+  out[2] = sealing ? kFlagSealed : 0;
   out[3] = 0;
   std::copy(cluster_tag_.begin(), cluster_tag_.end(), out.begin() + 4);
-  if (!key_) {
+  if (!sealing) {
     std::copy(body.begin(), body.end(), out.begin() + header_bytes);
     return out;
   }
@@ -161,11 +222,11 @@ std::vector<std::uint8_t> DatagramSeal::seal(std::span<const std::uint8_t> body)
   unsigned long long sealed_len = 0;
   crypto_aead_xchacha20poly1305_ietf_encrypt(nonce + kNonceBytes, &sealed_len, body.data(),
                                              body.size(), ad.data(), ad.size(), nullptr, nonce,
-                                             key_->data());
+                                             keys_.front().data());
   return out;
 }
 
-std::variant<std::vector<std::uint8_t>, DropReason> DatagramSeal::open(
+std::variant<DatagramSeal::Opened, DropReason> DatagramSeal::open(
     std::span<const std::uint8_t> datagram) const {
   const auto& d = datagram;
   if (d.size() < header_bytes || d[0] != kWireMagic) return DropReason::malformed;
@@ -174,21 +235,27 @@ std::variant<std::vector<std::uint8_t>, DropReason> DatagramSeal::open(
   if (!std::equal(cluster_tag_.begin(), cluster_tag_.end(), d.begin() + 4)) {
     return DropReason::foreign_cluster;
   }
-  const bool sealed_datagram = d[2] == kFlagSealed;
-  if (sealed_datagram != key_.has_value()) return DropReason::bad_tag;
-  if (!sealed_datagram) return std::vector<std::uint8_t>(d.begin() + header_bytes, d.end());
-
+  if (d[2] != kFlagSealed) {
+    if (policy_.require_sealed) return DropReason::unsealed;
+    return Opened{std::vector<std::uint8_t>(d.begin() + header_bytes, d.end()), std::nullopt};
+  }
+  // Sealed, and no key to open it with: indistinguishable from a forgery.
+  if (keys_.empty()) return DropReason::bad_tag;
   if (d.size() < overhead_bytes) return DropReason::malformed;
   const std::uint8_t* nonce = d.data() + header_bytes;
   const auto ad = associated_data(d.first(header_bytes), cluster_name_);
   std::vector<std::uint8_t> body(d.size() - overhead_bytes);
-  unsigned long long body_len = 0;
-  if (crypto_aead_xchacha20poly1305_ietf_decrypt(
-          body.data(), &body_len, nullptr, nonce + kNonceBytes,
-          d.size() - header_bytes - kNonceBytes, ad.data(), ad.size(), nonce, key_->data()) != 0) {
-    return DropReason::bad_tag;
+  // The sealing key first: in steady state every datagram opens at the first try.
+  for (std::size_t i = 0; i < keys_.size(); ++i) {
+    unsigned long long body_len = 0;
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt(body.data(), &body_len, nullptr,
+                                                   nonce + kNonceBytes,
+                                                   d.size() - header_bytes - kNonceBytes, ad.data(),
+                                                   ad.size(), nonce, keys_[i].data()) == 0) {
+      return Opened{std::move(body), i};
+    }
   }
-  return body;
+  return DropReason::bad_tag;
 }
 
 }  // namespace heartbeatd::transport

@@ -55,19 +55,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   check_body(input);
 
   auto opened = plain().open(input);
-  if (auto* body = std::get_if<Bytes>(&opened)) {
-    check_body(*body);
+  if (auto* o = std::get_if<DatagramSeal::Opened>(&opened)) {
+    check_body(o->body);
     if (size <= heartbeatd::transport::kMaxDatagramBytes &&
-        plain().seal(*body) != Bytes(data, data + size)) {
+        plain().seal(o->body) != Bytes(data, data + size)) {
       std::abort();
     }
   }
 
-  if (std::holds_alternative<Bytes>(keyed().open(input))) std::abort();  // a forgery
+  if (std::holds_alternative<DatagramSeal::Opened>(keyed().open(input))) std::abort();  // forged
   if (size <= heartbeatd::transport::kMaxDatagramBytes - DatagramSeal::overhead_bytes) {
     auto back = keyed().open(keyed().seal(input));
-    auto* body = std::get_if<Bytes>(&back);
-    if (!body || !std::equal(body->begin(), body->end(), input.begin(), input.end())) std::abort();
+    auto* o = std::get_if<DatagramSeal::Opened>(&back);
+    if (!o || !std::equal(o->body.begin(), o->body.end(), input.begin(), input.end())) std::abort();
   }
   return 0;
 }
