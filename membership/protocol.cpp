@@ -248,7 +248,7 @@ void MembershipProtocol::ring_erase(Member* m) {
 // ---- receiving -----------------------------------------------------------------------
 
 bool MembershipProtocol::receive(const Address& from, std::span<const std::uint8_t> body,
-                                 TimePoint now) {
+                                 TimePoint now, bool sealed) {
   auto decoded = decode(body);
   if (auto* err = std::get_if<DecodeError>(&decoded)) {
     ++counters_.malformed;
@@ -259,7 +259,7 @@ bool MembershipProtocol::receive(const Address& from, std::span<const std::uint8
   ++counters_.messages_received;
   if (leaving_) return true;
   auto& msg = std::get<Message>(decoded);
-  if (!fresh(msg, body.size(), from, now)) return true;
+  if (!fresh(msg, body.size(), from, sealed, now)) return true;
 
   if (msg.type == MessageType::refuse) {
     // Not applied: its news about our name is the other holder's, and refuting it would
@@ -290,7 +290,7 @@ bool MembershipProtocol::receive(const Address& from, std::span<const std::uint8
   }
   const bool accepted = accept_sender(msg, from, now);
   Member* sender = find(msg.sender.name);
-  if (sender && !sender->is_self && !sender->windowed) {  // its first datagram: the window opens
+  if (sealed && sender && !sender->is_self && !sender->windowed) {  // its first datagram: the window opens
     sender->windowed = true;
     sender->boot = msg.boot;
     sender->counter_max = msg.counter;
@@ -393,7 +393,9 @@ bool MembershipProtocol::receive(const Address& from, std::span<const std::uint8
       // Still different after the last page: pull another page from the same peer (its
       // cursor moves on), a few per sync_interval, so pages lost from a join or a long
       // partition are filled in seconds rather than one page per interval.
-      if (!(msg.flags & kSyncMore) && msg.digest != digest_ && sync_pulls_left_ > 0) {
+      // (Only from a verified address: a pull is a page of our view.)
+      if (!(msg.flags & kSyncMore) && msg.digest != digest_ && sync_pulls_left_ > 0 &&
+          peer(from, now).verified) {
         --sync_pulls_left_;
         send_sync(from, msg.sender.name, MessageType::sync, 0, false);
       }
@@ -418,12 +420,12 @@ bool MembershipProtocol::receive(const Address& from, std::span<const std::uint8
 // Freshness (docs/PROTOCOL.md, "Trust"): a datagram counts once, at the receiver it was
 // meant for, and only in the sender's latest boot. Returns false if it must be dropped.
 bool MembershipProtocol::fresh(const Message& msg, std::size_t bytes, const Address& from,
-                               TimePoint now) {
+                               bool sealed, TimePoint now) {
   if (msg.to != 0 && msg.to != receiver_tag(self_name_)) {
     ++counters_.misdirected;  // a copy of a datagram another member was sent
     return false;
   }
-  if (Member* m = find(msg.sender.name); m && !m->is_self && m->windowed) {
+  if (Member* m = find(msg.sender.name); sealed && m && !m->is_self && m->windowed) {
     if (msg.boot < m->boot) {
       ++counters_.replays;  // from an earlier life of the sender
       return false;
@@ -653,26 +655,23 @@ void MembershipProtocol::apply(const Update& u, TimePoint now, bool from_sync) {
   }
 }
 
-void MembershipProtocol::apply_about_self(const Update& given, TimePoint now) {
+void MembershipProtocol::apply_about_self(const Update& u, TimePoint now) {
   if (leaving_) return;
   auto& me = self();
-  // A claim far above our own incarnation is a forgery, or the news of a life of ours we
-  // no longer remember (restarted without a data directory): move towards it one plausible
-  // step at a time, so peers accept each step and no datagram can push us out of reach.
-  Update u = given;
-  if (u.incarnation > me.incarnation + kMaxIncarnationStep - 1) {
-    ++counters_.implausible;
-    u.incarnation = me.incarnation + kMaxIncarnationStep - 1;
-  }
   if (u.state == MemberState::alive) {
-    // Someone knows a later incarnation of this name (we restarted): move past it.
-    if (u.incarnation > me.incarnation) refute(u.incarnation, now);
+    // Someone knows a later incarnation of this name (we restarted without our data): move
+    // past it, by at most one plausible step per interval, so peers accept every step and a
+    // forged claim at the top of the range cannot carry us there.
+    if (u.incarnation <= me.incarnation || now - last_self_step_ < t_.interval) return;
+    if (u.incarnation - me.incarnation >= kMaxIncarnationStep) ++counters_.implausible;
+    last_self_step_ = now;
+    refute(std::min(u.incarnation, me.incarnation + kMaxIncarnationStep - 1), now);
     return;
   }
   if (u.incarnation < me.incarnation) {
     // Already refuted, but whoever sent this has not heard: say it again (at most once per
     // interval), or a node that missed the refutation convicts us on its stale suspicion.
-    if (u.state != MemberState::alive && now - last_reannounce_ >= t_.interval) {
+    if (now - last_reannounce_ >= t_.interval) {
       last_reannounce_ = now;
       announce(update_of(me), now);
     }
@@ -687,7 +686,10 @@ void MembershipProtocol::apply_about_self(const Update& given, TimePoint now) {
                               (u.from.empty() ? std::string("?") : u.from) + " at incarnation " +
                               std::to_string(u.incarnation));
   }
-  refute(u.incarnation, now);
+  // One above our own beats the accusation everywhere: peers weigh accusations against the
+  // incarnation they know, never above it, so a forged one at the top of the range is an
+  // accusation of our current incarnation too.
+  refute(me.incarnation, now);
 }
 
 void MembershipProtocol::refute(std::uint64_t above, TimePoint now) {

@@ -129,7 +129,11 @@ class MembershipProtocol {
   // `boot` must be larger at every start of this node's name (the daemon passes wall-clock
   // microseconds); 0 takes now's count, which is what a simulation with one clock needs.
   // A datagram body from `from`. Returns false (and changes nothing) if it does not decode.
-  bool receive(const Address& from, std::span<const std::uint8_t> body, TimePoint now);
+  // `sealed`: it was authenticated with the cluster key, so its freshness (boot, counter) can
+  // be trusted and is checked against the sender's replay window; a plain datagram can
+  // forge any of it, so it neither passes nor moves the window.
+  bool receive(const Address& from, std::span<const std::uint8_t> body, TimePoint now,
+               bool sealed = true);
   // Runs whatever is due; call at next_wakeup() (earlier is harmless).
   void tick(TimePoint now);
   TimePoint next_wakeup() const { return next_wakeup_; }
@@ -181,7 +185,8 @@ class MembershipProtocol {
   void remove(const std::string& name);
 
   // Protocol rules.
-  bool fresh(const Message& msg, std::size_t bytes, const Address& from, TimePoint now);
+  bool fresh(const Message& msg, std::size_t bytes, const Address& from, bool sealed,
+             TimePoint now);
   bool accept_sender(const Message& msg, const Address& from, TimePoint now);
   bool plausible(const Update& u, const Member* m);
   bool credible_accuser(const Member& suspect, const std::string& accuser) const;
@@ -274,6 +279,7 @@ class MembershipProtocol {
   std::uint32_t health_ = 0;            // Lifeguard local health: 0 good .. kMaxHealth
   TimePoint health_changed_;
   TimePoint last_reannounce_;
+  TimePoint last_self_step_;  // the last time a claim about us raised our incarnation
   std::optional<TimePoint> last_activity_;
   TimePoint next_heartbeat_;
   TimePoint next_gossip_;

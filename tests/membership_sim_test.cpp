@@ -5,6 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <functional>
+#include <limits>
+#include <optional>
 #include <set>
 
 #include "tests/support/sim_cluster.h"
@@ -351,6 +355,290 @@ TEST(MembershipSim, TheSameSeedReplaysTheSameRun) {
   };
   EXPECT_EQ(run(42), run(42));
   EXPECT_NE(run(42), run(43));
+}
+
+// ---- attacks (docs/SECURITY.md) --------------------------------------------------------
+
+// Every datagram node `from` sends while `on` holds, as an on-path attacker records them.
+struct Recording {
+  struct Datagram {
+    membership::Address to;
+    std::vector<std::uint8_t> body;
+  };
+  std::vector<Datagram> datagrams;
+  bool on = true;
+};
+
+void record(SimCluster& c, std::size_t from, Recording& r) {
+  c.tap([&r, from](std::size_t sender, const membership::Address& to,
+                   std::span<const std::uint8_t> body) {
+    if (r.on && sender == from) r.datagrams.push_back({to, {body.begin(), body.end()}});
+  });
+}
+
+// How long after a crash of node 3 every other node sees it dead, while `attack` runs every
+// 50 ms; nullopt if not within 20 s.
+std::optional<Duration> detection_time(SimCluster& c, const std::function<void()>& attack) {
+  const auto crashed = c.now();
+  c.crash(3);
+  while (c.now() - crashed < 20s) {
+    if (c.all_see(3, MemberState::dead)) return c.now() - crashed;
+    attack();
+    c.run_until([&] { return c.all_see(3, MemberState::dead); }, 50ms);
+  }
+  return std::nullopt;
+}
+
+// The attack of issue #14: three seconds of a node's sealed datagrams, captured while it
+// was alive, replayed in a loop after it was killed, to their receivers and to every other
+// node, from its address and from another port. Copies are worthless: a counter already
+// seen, a receiver tag of another node.
+TEST(MembershipAttack, ReplayedSealedDatagramsCannotHideACrash) {
+  const auto seed = test::seeded_rng()();
+  std::optional<Duration> plain_time, replay_time;
+  std::uint64_t replays = 0, misdirected = 0;
+  for (bool replay : {false, true}) {
+    SimCluster c(seed, ProtocolTimings{});
+    c.add_nodes(10);
+    ASSERT_TRUE(c.run_until([&] { return c.all_see(3, MemberState::alive); }, 10s));
+    c.run_for(5s);
+    Recording r;
+    record(c, 3, r);
+    c.run_for(3s);
+    r.on = false;
+    ASSERT_GT(r.datagrams.size(), 20u);
+    auto other_port = c.address(3);
+    other_port.port = static_cast<std::uint16_t>(other_port.port + 1);
+    auto attack = [&] {
+      if (!replay) return;
+      for (const auto& d : r.datagrams) {
+        for (std::size_t i = 0; i < c.size(); ++i) {
+          if (i == 3) continue;
+          c.inject(i, c.address(3), d.body);
+          c.inject(i, other_port, d.body);
+        }
+      }
+    };
+    (replay ? replay_time : plain_time) = detection_time(c, attack);
+    if (replay) {
+      for (std::size_t i = 0; i < c.size(); ++i) {
+        replays += c.node(i).counters().replays;
+        misdirected += c.node(i).counters().misdirected;
+      }
+    }
+    EXPECT_EQ(false_deaths(c, {c.name(3)}), 0u);
+  }
+  ASSERT_TRUE(plain_time);
+  ASSERT_TRUE(replay_time) << "the replay kept the crashed node alive";
+  EXPECT_LE(*replay_time, detection_bound(ProtocolTimings{}) + 100ms);
+  EXPECT_GT(replays, 0u);
+  EXPECT_GT(misdirected, 0u);
+  std::printf(
+      "[ figure   ] crash detected everywhere after %lld ms without replay, %lld ms "
+      "under replay (%llu copies dropped as seen, %llu as misdirected)\n",
+      static_cast<long long>(plain_time->count() / 1000000),
+      static_cast<long long>(replay_time->count() / 1000000),
+      static_cast<unsigned long long>(replays), static_cast<unsigned long long>(misdirected));
+}
+
+// A restarted node's datagrams from before its restart are worthless too: its boot epoch
+// is larger now, and the old ones are dropped even where they were never seen.
+TEST(MembershipAttack, DatagramsFromBeforeARestartAreDropped) {
+  auto cluster = converged(6);
+  auto& c = *cluster;
+  Recording r;
+  record(c, 2, r);
+  c.run_for(2s);
+  r.on = false;
+  c.crash(2);
+  c.run_for(100ms);
+  c.restart(2);
+  ASSERT_TRUE(c.run_until([&] { return c.all_see(2, MemberState::alive); }, 10s));
+  c.run_for(1s);
+  std::uint64_t before = 0, after = 0;
+  for (std::size_t i = 0; i < c.size(); ++i) before += c.node(i).counters().replays;
+  for (const auto& d : r.datagrams) {
+    for (std::size_t i = 0; i < c.size(); ++i) {
+      if (i != 2) c.inject(i, c.address(2), d.body);
+    }
+  }
+  c.run_for(100ms);
+  for (std::size_t i = 0; i < c.size(); ++i) after += c.node(i).counters().replays;
+  // Every copy delivered to a node that knows the new boot is dropped as a replay, or as
+  // misdirected (it was meant for another node).
+  std::uint64_t misdirected = 0;
+  for (std::size_t i = 0; i < c.size(); ++i) misdirected += c.node(i).counters().misdirected;
+  EXPECT_GE(after - before + misdirected, r.datagrams.size());
+  EXPECT_TRUE(c.all_see(2, MemberState::alive));
+}
+
+// One forged datagram, in a plaintext cluster where anyone can write one: "dead" and
+// "suspect" at the largest incarnation, twenty invented accusers, and an "alive" that would
+// push another member to the top of the range. Nobody stays dead, and no incarnation
+// leaves the range a member can refute from.
+TEST(MembershipAttack, ForgedIncarnationsAndInventedAccusersKillNoOne) {
+  auto cluster = converged(10);
+  auto& c = *cluster;
+  c.run_for(2s);
+  constexpr auto kTop = std::numeric_limits<std::uint64_t>::max();
+  membership::Message forged;
+  forged.type = membership::MessageType::gossip;
+  forged.sender = {c.name(1), c.address(1), 0};  // a real member's name and address
+  forged.updates.push_back({MemberState::dead, c.name(5), c.address(5), kTop, "ghost"});
+  for (int i = 0; i < 20; ++i) {
+    forged.updates.push_back(
+        {MemberState::suspect, c.name(6), c.address(6), kTop, "ghost-" + std::to_string(i)});
+  }
+  forged.updates.push_back({MemberState::alive, c.name(7), c.address(7), kTop, ""});
+  forged.updates.push_back({MemberState::dead, c.name(8), c.address(8), 0, c.name(1)});
+  const auto bytes = membership::encode(forged);
+  for (std::size_t i = 0; i < c.size(); ++i) {
+    c.inject(i, membership::Address::v4(0xc0000201, 666), bytes, Duration::zero(), true);
+  }
+  c.run_for(10s);
+  for (std::size_t i = 0; i < c.size(); ++i) {
+    EXPECT_TRUE(c.all_see(i, MemberState::alive)) << c.name(i);
+    for (const auto& m : c.node(i).members()) {
+      EXPECT_LE(m.incarnation, membership::kMaxIncarnationStep) << m.name << " at " << c.name(i);
+    }
+  }
+  // The dead accused by a real member's name (node 8, at its own incarnation) refuted it;
+  // the others never went past suspect.
+  for (const auto& o : c.observations()) {
+    if (o.state == MemberState::dead) {
+      EXPECT_EQ(o.member, c.name(8));
+    }
+  }
+  EXPECT_GT(c.node(0).counters().implausible, 0u);
+}
+
+// A join under a new name with a forged source: the cluster may answer the named address
+// with at most what it sent (one page and a cookie), never its view, and never admits the
+// name (which would make every member probe it and retry it for a day).
+TEST(MembershipAttack, ASpoofedJoinIsNeverAmplified) {
+  auto cluster = converged(40);
+  auto& c = *cluster;
+  c.run_for(1s);
+  const auto victim = membership::Address::v4(0xc6336401, 53);
+  membership::Message join;
+  join.type = membership::MessageType::sync;
+  join.flags = membership::kSyncJoin;
+  join.sender = {"newcomer", victim, 0};
+  const auto bytes = membership::encode(join);
+  std::uint64_t sent = 0;
+  for (int round = 0; round < 10; ++round) {
+    for (std::size_t i = 0; i < c.size(); ++i) {
+      c.inject(i, victim, bytes, Duration::zero(), true);
+      sent += bytes.size();
+    }
+    c.run_for(500ms);
+  }
+  c.run_for(10s);
+  const auto received = c.bytes_to(victim);
+  std::printf(
+      "[ figure   ] spoofed join: %llu bytes in, %llu bytes out to the named address "
+      "(%.2fx)\n",
+      static_cast<unsigned long long>(sent), static_cast<unsigned long long>(received),
+      static_cast<double>(received) / static_cast<double>(sent));
+  EXPECT_LE(received, sent);
+  for (std::size_t i = 0; i < c.size(); ++i) EXPECT_FALSE(c.node(i).member("newcomer"));
+}
+
+// Every other kind of datagram from an unverified source: the answer is at most 3x what it
+// sent (RFC 9000's limit), and carries no news.
+TEST(MembershipAttack, UnverifiedSourcesGetAtMostThreeTimesWhatTheySent) {
+  auto cluster = converged(20);
+  auto& c = *cluster;
+  c.run_for(1s);
+  // Some news in every queue, so a careless reply would carry it.
+  c.crash(9);
+  c.run_for(2s);
+  std::uint32_t port = 1000;
+  for (auto type : {membership::MessageType::heartbeat, membership::MessageType::ping,
+                    membership::MessageType::ack, membership::MessageType::ping_req,
+                    membership::MessageType::nack, membership::MessageType::gossip,
+                    membership::MessageType::sync, membership::MessageType::sync_reply}) {
+    const auto victim = membership::Address::v4(0xc6336402, static_cast<std::uint16_t>(port++));
+    membership::Message m;
+    m.type = type;
+    m.sender = {c.name(1), c.address(1), 0};  // a member's name, from the victim's address
+    m.target = c.name(2);
+    m.target_address = victim;
+    const auto bytes = membership::encode(m);
+    for (std::size_t i = 0; i < c.size(); ++i) {
+      if (i != 9) c.inject(i, victim, bytes, Duration::zero(), true);
+    }
+    c.run_for(2s);
+    const auto in = bytes.size() * (c.size() - 1);
+    const auto out = c.bytes_to(victim);
+    std::printf("[ figure   ] %-10s from an unverified source: %zu bytes in, %llu out (%.2fx)\n",
+                std::string(membership::to_string(type)).c_str(), in,
+                static_cast<unsigned long long>(out),
+                static_cast<double>(out) / static_cast<double>(in));
+    EXPECT_LE(out, 3 * in) << membership::to_string(type);
+  }
+}
+
+// A flood of invented names from one source (a plaintext cluster): newcomers are
+// rate-limited per source and refused at max_members, and no known member loses its place
+// or its monitors.
+TEST(MembershipAttack, ANameFloodEvictsNoOneAndIsRateLimited) {
+  ProtocolTimings t;
+  t.max_members = 300;
+  auto cluster = converged(10, {}, t);
+  auto& c = *cluster;
+  c.run_for(1s);
+  // From node 1's address, in node 1's name, 2000 invented members in 40 datagrams.
+  for (int d = 0; d < 40; ++d) {
+    membership::Message m;
+    m.type = membership::MessageType::gossip;
+    m.sender = {c.name(1), c.address(1), c.node(1).incarnation()};
+    for (int k = 0; k < 50; ++k) {
+      const auto n = static_cast<std::uint32_t>(d * 50 + k);
+      m.updates.push_back({MemberState::alive, "fake-" + std::to_string(n),
+                           membership::Address::v4(0x0b000000u + n, 1), 0, ""});
+    }
+    for (std::size_t i = 0; i < c.size(); ++i) {
+      if (i != 1) c.inject(i, c.address(1), membership::encode(m), Duration::zero(), true);
+    }
+  }
+  c.run_for(100ms);
+  for (std::size_t i = 0; i < c.size(); ++i) {
+    EXPECT_LE(c.node(i).member_count(), t.max_members);
+    for (std::size_t j = 0; j < c.size(); ++j) {
+      EXPECT_EQ(c.view(i, j), MemberState::alive) << c.name(i) << " about " << c.name(j);
+    }
+  }
+  std::uint64_t limited = 0;
+  for (std::size_t i = 0; i < c.size(); ++i) limited += c.node(i).counters().newcomers_limited;
+  EXPECT_GT(limited, 0u);
+  c.run_for(20s);  // the invented members are probed and die; no real one does
+  for (std::size_t i = 0; i < c.size(); ++i) EXPECT_TRUE(c.all_see(i, MemberState::alive));
+  for (const auto& o : c.observations()) {
+    if (o.state == MemberState::dead) {
+      EXPECT_EQ(o.member.rfind("fake-", 0), 0u) << o.member;
+    }
+  }
+}
+
+// A ten-minute partition heals by itself, with every member alive on both sides after.
+TEST(MembershipAttack, ATenMinutePartitionHeals) {
+  auto cluster = converged(20);
+  auto& c = *cluster;
+  std::vector<int> groups(20);
+  for (std::size_t i = 0; i < groups.size(); ++i) groups[i] = i < 8 ? 1 : 2;
+  c.partition(groups);
+  c.run_for(10min);
+  EXPECT_EQ(c.view(0, 15), MemberState::dead);
+  c.heal();
+  ASSERT_TRUE(c.run_until(
+      [&] {
+        for (std::size_t i = 0; i < c.size(); ++i) {
+          if (!c.all_see(i, MemberState::alive)) return false;
+        }
+        return true;
+      },
+      30s));
 }
 
 }  // namespace

@@ -164,7 +164,7 @@ void ClusterTransport::do_receive() {
                          to_string(*reason));
             } else if (!stopped_) {
               const auto& o = std::get<DatagramSeal::Opened>(opened);
-              if (protocol_->receive(to_address(from_), o.body, clock_.now())) {
+              if (protocol_->receive(to_address(from_), o.body, clock_.now(), o.key.has_value())) {
                 note_sender_key(o);
               } else {
                 ++counters_.dropped[static_cast<std::size_t>(DropReason::malformed)];

@@ -115,8 +115,8 @@ void SimCluster::transmit(std::size_t from, const Address& to, std::span<const s
 }
 
 void SimCluster::inject(std::size_t to, const Address& from, std::vector<std::uint8_t> body,
-                        Duration delay) {
-  push(Event{now_ + delay, 0, to, false, from, std::move(body)});
+                        Duration delay, bool plain) {
+  push(Event{now_ + delay, 0, to, false, from, std::move(body), plain});
 }
 
 std::uint64_t SimCluster::bytes_to(const Address& a) const {
@@ -161,7 +161,7 @@ void SimCluster::step(Event e) {
     n.wake_at.reset();
     n.protocol->tick(now_);
   } else {
-    n.protocol->receive(e.from, e.bytes, now_);
+    n.protocol->receive(e.from, e.bytes, now_, !e.plain);
   }
   reschedule(e.node);
 }

@@ -92,12 +92,14 @@ class SimCluster {
 
   // An attacker's tools. tap() sees every datagram a node sends (before loss), as an
   // on-path observer would; inject() delivers any bytes to node `to` as if sent from `from`
-  // (a spoofed source), after `delay`.
+  // (a spoofed source), after `delay`. The simulated cluster is sealed: its own datagrams
+  // are authenticated, and so is an injected copy of one (a replay); `plain` injects bytes
+  // the attacker made up, as a plaintext cluster would receive them.
   using Tap = std::function<void(std::size_t from, const membership::Address& to,
                                  std::span<const std::uint8_t> body)>;
   void tap(Tap t) { tap_ = std::move(t); }
   void inject(std::size_t to, const membership::Address& from, std::vector<std::uint8_t> body,
-              Duration delay = Duration::zero());
+              Duration delay = Duration::zero(), bool plain = false);
   // Body bytes the cluster sent to an address no node has (a spoofed source, a victim).
   std::uint64_t bytes_to(const membership::Address& a) const;
   const membership::Address& address(std::size_t i) const;
@@ -115,6 +117,7 @@ class SimCluster {
     bool wake;  // else: deliver `bytes` from `from`
     membership::Address from;
     std::vector<std::uint8_t> bytes;
+    bool plain = false;  // not authenticated (a forgery in a plaintext cluster)
     bool operator>(const Event& o) const { return at != o.at ? at > o.at : order > o.order; }
   };
   friend class SimSink;
