@@ -1,6 +1,7 @@
 // GET /metrics: every family but the API's own (transport/http_router.cpp writes those).
 // Names follow Prometheus conventions: heartbeatd_ prefix, base units, _total for counters.
 #include <array>
+#include <utility>
 
 #include "daemon/daemon.h"
 #include "heartbeatd/version.h"
@@ -79,6 +80,24 @@ void Daemon::write_metrics(transport::MetricsWriter& w) {
             c.protocol.suspicions_refuted);
   w.counter("heartbeatd_deaths_declared_total", "Members this node declared dead.",
             c.protocol.deaths_declared);
+  w.family("heartbeatd_membership_refused_total", "counter",
+           "Membership messages or news refused by the protocol's trust rules, by reason: "
+           "replay (a counter already seen, or an earlier boot), misdirected (meant for "
+           "another member), implausible (an incarnation jump, or an accuser who is no live "
+           "member), unverified (a reply or a newcomer withheld from an address that has not "
+           "proved it receives there), newcomer_rate (too many new members from one source), "
+           "max_members (membership.max_members reached).");
+  const std::pair<const char*, std::uint64_t> refused[] = {
+      {"replay", c.protocol.replays},
+      {"misdirected", c.protocol.misdirected},
+      {"implausible", c.protocol.implausible},
+      {"unverified", c.protocol.unverified_dropped},
+      {"newcomer_rate", c.protocol.newcomers_limited},
+      {"max_members", c.protocol.members_over_limit},
+  };
+  for (const auto& [reason, n] : refused) {
+    w.sample("heartbeatd_membership_refused_total", {{"reason", reason}}, n);
+  }
 
   // Users. With Redis, counting takes round trips to every shard: GET /v1/users answers it,
   // and the families below describe the backend instead.
@@ -103,7 +122,8 @@ void Daemon::write_metrics(transport::MetricsWriter& w) {
           std::chrono::duration<double>(st.duration).count());
   w.gauge("heartbeatd_snapshot_size_bytes", "Size of the last snapshot's user records.",
           static_cast<double>(st.bytes));
-  w.gauge("heartbeatd_snapshot_users", "Users in the last snapshot.", static_cast<double>(st.users));
+  w.gauge("heartbeatd_snapshot_users", "Users in the last snapshot.",
+          static_cast<double>(st.users));
   w.gauge("heartbeatd_snapshot_timestamp_seconds",
           "Unix time of the last complete snapshot (0: none since start).",
           st.last_ms ? static_cast<double>(*st.last_ms) / 1000 : 0.0);

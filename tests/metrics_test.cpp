@@ -30,14 +30,15 @@ using namespace std::chrono_literals;
 
 struct Exposition {
   std::vector<std::string> errors;
-  std::map<std::string, double> samples;       // "name{labels}" -> value
-  std::map<std::string, std::string> types;    // family -> type
+  std::map<std::string, double> samples;     // "name{labels}" -> value
+  std::map<std::string, std::string> types;  // family -> type
 };
 
 // A strict reader of the text format, as far as heartbeatd uses it.
 Exposition parse_exposition(const std::string& text) {
   static const std::regex help(R"(^# HELP ([a-zA-Z_:][a-zA-Z0-9_:]*) (.+)$)");
-  static const std::regex type(R"(^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped)$)");
+  static const std::regex type(
+      R"(^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped)$)");
   static const std::regex sample(
       R"(^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="(\\.|[^"\\])*"(,[a-zA-Z_][a-zA-Z0-9_]*="(\\.|[^"\\])*")*)?\})? ([-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?|[-+]?Inf|NaN)$)");
   Exposition out;
@@ -69,7 +70,8 @@ Exposition parse_exposition(const std::string& text) {
       const std::string series = name + std::string(m[2]);
       bool belongs = name == family;
       if (out.types[family] == "histogram") {
-        belongs = name == family + "_bucket" || name == family + "_sum" || name == family + "_count";
+        belongs =
+            name == family + "_bucket" || name == family + "_sum" || name == family + "_count";
       }
       if (!belongs) err(line, "sample outside its family (last TYPE: " + family + ")");
       if (out.samples.count(series)) err(line, "duplicate series");
@@ -115,7 +117,8 @@ Exposition parse_exposition(const std::string& text) {
 }
 
 TEST(MetricsFormat, TheCheckerRejectsWhatIsWrong) {
-  EXPECT_TRUE(parse_exposition("# HELP a_total x\n# TYPE a_total counter\na_total 1\n").errors.empty());
+  EXPECT_TRUE(
+      parse_exposition("# HELP a_total x\n# TYPE a_total counter\na_total 1\n").errors.empty());
   EXPECT_FALSE(parse_exposition("a_total 1\n").errors.empty());  // no TYPE
   EXPECT_FALSE(parse_exposition("# HELP a x\n# TYPE a counter\na 1\n").errors.empty());
   EXPECT_FALSE(parse_exposition("# HELP a x\n# TYPE a gauge\na{b=\"1} 1\n").errors.empty());
@@ -225,9 +228,10 @@ TEST(Metrics, RealDaemonOutputIsValidAndFollowsWhatHappened) {
   EXPECT_EQ(e.types.at("heartbeatd_api_request_duration_seconds"), "histogram");
   for (const char* family :
        {"heartbeatd_suspicions_raised_total", "heartbeatd_suspicions_refuted_total",
-        "heartbeatd_deaths_declared_total", "heartbeatd_local_health_score",
-        "heartbeatd_datagrams_sent_total", "heartbeatd_snapshot_duration_seconds",
-        "heartbeatd_snapshot_size_bytes", "heartbeatd_snapshots_total"}) {
+        "heartbeatd_deaths_declared_total", "heartbeatd_membership_refused_total",
+        "heartbeatd_local_health_score", "heartbeatd_datagrams_sent_total",
+        "heartbeatd_snapshot_duration_seconds", "heartbeatd_snapshot_size_bytes",
+        "heartbeatd_snapshots_total"}) {
     EXPECT_TRUE(e.types.count(family)) << family;
   }
 
@@ -236,8 +240,9 @@ TEST(Metrics, RealDaemonOutputIsValidAndFollowsWhatHappened) {
   ASSERT_TRUE(raw.send_raw("NOT HTTP\r\n\r\n"));
   EXPECT_EQ(raw.read_response().status, 400);
   const auto after = parse_exposition(http_tcp(d.port(), "GET", "/metrics").body);
-  EXPECT_EQ(after.samples.at(R"(heartbeatd_api_requests_total{route="unrouted",method="",code="400"})"),
-            1);
+  EXPECT_EQ(
+      after.samples.at(R"(heartbeatd_api_requests_total{route="unrouted",method="",code="400"})"),
+      1);
 }
 
 TEST(Metrics, SnapshotFiguresAppearAfterASnapshot) {
@@ -289,8 +294,7 @@ TEST(Metrics, TheRedisBackendsFamiliesAreValidAndFollowWhatHappened) {
   EXPECT_GE(at("heartbeatd_redis_commands_total"), 1.0);
   EXPECT_EQ(at("heartbeatd_redis_failed_requests_total"), 0.0);
   EXPECT_EQ(at("heartbeatd_redis_redirects_total{kind=\"moved\"}"), 0.0);
-  const double open =
-      at("heartbeatd_redis_pool_connections{node=\"" + node + "\",state=\"open\"}");
+  const double open = at("heartbeatd_redis_pool_connections{node=\"" + node + "\",state=\"open\"}");
   EXPECT_TRUE(open >= 1 && open <= 2) << open << ": pool.min 2 (the second may be connecting)";
   EXPECT_EQ(at("heartbeatd_redis_pool_waiting{node=\"" + node + "\"}"), 0.0);
   EXPECT_EQ(at("heartbeatd_redis_pool_exhausted_total{node=\"" + node + "\",reason=\"wait\"}"),
