@@ -23,7 +23,6 @@ constexpr std::uint32_t kNewcomersPerSource = 256;  // new members per source pe
 // A join is padded to this size so that the answer to an unverified joiner (one page of at
 // most what it sent, and a cookie) is never larger than the request.
 constexpr std::size_t kJoinBytes = 512;
-constexpr std::uint8_t kSyncProve = 4;
 // What send() adds to a message after its size was planned: the counter, cookie and echo
 // varints at their largest.
 constexpr std::size_t kSendRoom = 3 * 10;  // sync_reply: echo my cookie, then I send the rest

@@ -92,6 +92,8 @@ struct Message {
 
 inline constexpr std::uint8_t kSyncJoin = 1;  // sync: the sender is joining, send everything
 inline constexpr std::uint8_t kSyncMore = 2;  // sync_reply: more pages follow
+// sync_reply: echo my cookie (send again) before I send more: your address is not verified
+inline constexpr std::uint8_t kSyncProve = 4;
 
 struct DecodeError {
   std::string message;  // what was wrong and where, e.g. "update 3: unknown state 7"

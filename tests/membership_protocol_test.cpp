@@ -348,6 +348,40 @@ TEST(MembershipProtocol, AnOverdueSubjectIsProbedBeforeItIsSuspected) {
   EXPECT_EQ(p.member("peer")->state, MemberState::dead);
 }
 
+// An ack answers the probe it names, and only from the probed member (or a helper that was
+// asked): a forged or replayed ack cannot clear a silent member.
+TEST(MembershipProtocol, AnAckCountsOnlyFromTheProbedMemberForItsProbe) {
+  Wire wire;
+  const TimePoint t0{1000h};
+  ProtocolTimings t;
+  t.indirect_checks = 0;
+  MembershipProtocol p("self", kSelf, {}, t, wire, &wire, 1, t0);
+  p.start(t0);
+  ASSERT_TRUE(p.receive(kPeer, from_peer(MessageType::heartbeat), t0));
+  ASSERT_TRUE(p.receive(kOther, from_other({}), t0));
+  auto now = t0;
+  const auto overdue = t0 + t.interval * t.miss_threshold;
+  run_until(p, now, overdue);
+  ASSERT_EQ(p.counters().probes, 2u);  // both members went silent
+  std::uint32_t seq = 0;
+  for (const auto& s : wire.of(MessageType::ping)) {
+    if (s.to == kPeer) seq = s.msg.seq;
+  }
+  ASSERT_NE(seq, 0u);
+  auto ack = [&](NodeRef sender, std::uint32_t n) {
+    Message m;
+    m.type = MessageType::ack;
+    m.sender = std::move(sender);
+    m.seq = n;
+    return fresh(m);
+  };
+  // The right sequence number from another member, and another number from the member.
+  ASSERT_TRUE(p.receive(kOther, ack(NodeRef{"other", kOther, 0}, seq), overdue + 1ms));
+  ASSERT_TRUE(p.receive(kPeer, ack(NodeRef{"peer", kPeer, 0}, seq + 1), overdue + 1ms));
+  run_until(p, now, overdue + t.probe_timeout);
+  EXPECT_EQ(p.member("peer")->state, MemberState::suspect);
+}
+
 // After a restart (persist/): the node starts above its persisted incarnation, knows its
 // members again, asks a restored one (and the seeds) for the news, and judges the restored
 // members afresh: a silent one is declared dead in the usual time; dead ones stay dead.
