@@ -14,6 +14,13 @@ std::uint64_t ring_position(std::string_view name) {
   return mix64(h);
 }
 
+std::uint64_t ring_position(std::string_view name, std::uint64_t key) {
+  if (key == 0) return ring_position(name);
+  std::uint64_t h = mix64(key ^ 0x6a09e667f3bcc908ull);
+  for (unsigned char c : name) h = mix64(h ^ key ^ c);
+  return mix64(h ^ name.size());
+}
+
 std::pair<std::vector<std::size_t>, std::vector<std::size_t>> ring_neighbour_indices(
     std::size_t n, std::size_t at, std::uint32_t k) {
   std::pair<std::vector<std::size_t>, std::vector<std::size_t>> out;

@@ -24,6 +24,10 @@ struct RingNeighbours {
 
 // Stable across processes and versions: part of the protocol (docs/PROTOCOL.md).
 std::uint64_t ring_position(std::string_view name);
+// Keyed: every byte of the name is mixed with state that depends on `key`, so whoever does
+// not hold the key cannot pick names that land next to a victim (a keyed hash, not a MAC).
+// Key 0 is the public ring_position(name).
+std::uint64_t ring_position(std::string_view name, std::uint64_t key);
 
 // On a ring of n members sorted by (ring_position, name), the indices of the k members
 // after `at` (its monitors) and the k before it (its subjects). With fewer than k + 1

@@ -98,7 +98,7 @@ MembershipProtocol::MembershipProtocol(std::string name, Address address,
   me->address = address;
   me->state_since = now;
   me->is_self = true;
-  me->position = ring_position(self_name_);
+  me->position = ring_position(self_name_, ring_key_);
   self_ = me.get();
   list_.push_back(me.get());
   ring_insert(me.get());
@@ -180,7 +180,7 @@ MembershipProtocol::Member* MembershipProtocol::add(const Update& u, TimePoint n
   m->state = u.state;
   m->incarnation = u.incarnation;
   m->state_since = now;
-  m->position = ring_position(m->name);
+  m->position = ring_position(m->name, ring_key_);
   auto* raw = m.get();
   list_.push_back(raw);
   members_.emplace(u.name, std::move(m));
@@ -289,7 +289,8 @@ bool MembershipProtocol::receive(const Address& from, std::span<const std::uint8
   }
   const bool accepted = accept_sender(msg, from, now);
   Member* sender = find(msg.sender.name);
-  if (sealed && sender && !sender->is_self && !sender->windowed) {  // its first datagram: the window opens
+  if (sealed && sender && !sender->is_self &&
+      !sender->windowed) {  // its first datagram: the window opens
     sender->windowed = true;
     sender->boot = msg.boot;
     sender->counter_max = msg.counter;
@@ -1038,6 +1039,20 @@ void MembershipProtocol::leave(TimePoint now) {
   }
   leaving_ = true;
   next_wakeup_ = now + std::chrono::hours(1);
+}
+
+void MembershipProtocol::set_ring_key(std::uint64_t key) {
+  if (key == ring_key_) return;
+  ring_key_ = key;
+  ring_.clear();
+  digest_ = 0;
+  for (auto* m : list_) {
+    m->position = ring_position(m->name, ring_key_);
+    if (in_ring(m->state)) ring_.push_back(m);
+    digest_ += digest_term(*m);
+  }
+  std::sort(ring_.begin(), ring_.end(), RingOrder{});
+  ring_dirty_ = true;
 }
 
 void MembershipProtocol::set_timings(const ProtocolTimings& timings) {

@@ -140,6 +140,10 @@ class MembershipProtocol {
   // Graceful stop: announces `left` to every member it knows (directly to up to 64 of
   // them, and by gossip). Afterwards the node stays silent.
   void leave(TimePoint now);
+  // Places members on the monitor ring by ring_position(name, key) (0: the public hash).
+  // Every member of a cluster must use the same key; while they differ (a key rotation
+  // rolling out) some heartbeats go to members not watching for them, which costs probes.
+  void set_ring_key(std::uint64_t key);
   // Applies new timings (SIGHUP). Running timers keep their deadlines.
   void set_timings(const ProtocolTimings& timings);
 
@@ -262,6 +266,7 @@ class MembershipProtocol {
   std::vector<Member*> suspects_;  // members in state suspect
   std::vector<Member*> dead_;      // members in state dead (retried by reconnect_round)
   std::uint64_t digest_ = 0;       // of the whole view (digest_term)
+  std::uint64_t ring_key_ = 0;
   bool ring_dirty_ = true;
   std::map<std::uint32_t, Probe> probes_;      // seq -> the probe
   std::map<std::uint32_t, Forward> forwards_;  // helper: our ping seq -> requester

@@ -8,9 +8,11 @@
 #include <cstdio>
 #include <functional>
 #include <limits>
+#include <map>
 #include <optional>
 #include <set>
 
+#include "membership/monitor_ring.h"
 #include "tests/support/sim_cluster.h"
 #include "tests/support/test_util.h"
 
@@ -617,6 +619,55 @@ TEST(MembershipAttack, ANameFloodEvictsNoOneAndIsRateLimited) {
   for (const auto& o : c.observations()) {
     if (o.state == MemberState::dead) {
       EXPECT_EQ(o.member.rfind("fake-", 0), 0u) << o.member;
+    }
+  }
+}
+
+// Names chosen to sit right after a victim on the public ring would become all of its
+// monitors, so its heartbeats would go only to invented members. With the ring keyed (the
+// cluster key's derivative), an attacker without the key cannot choose positions.
+TEST(MembershipAttack, MonitorPositionsCannotBeChosenByName) {
+  for (const std::uint64_t key : {std::uint64_t{0}, std::uint64_t{0x5eed5eed5eed5eed}}) {
+    SimCluster c(test::seeded_rng()(), ProtocolTimings{});
+    c.set_ring_key(key);
+    c.add_nodes(10);
+    ASSERT_TRUE(c.run_until([&] { return c.all_see(4, MemberState::alive); }, 10s));
+    c.run_for(2s);
+    // The attacker knows the code, not the key: it picks names by their public position.
+    std::vector<std::uint64_t> taken;
+    for (std::size_t i = 0; i < c.size(); ++i) {
+      if (i != 4)
+        taken.push_back(membership::ring_position(c.name(i)) -
+                        membership::ring_position(c.name(4)));
+    }
+    const auto gap = *std::min_element(taken.begin(), taken.end());  // to the next member
+    membership::Message m;
+    m.type = membership::MessageType::gossip;
+    m.sender = {c.name(1), c.address(1), c.node(1).incarnation()};
+    for (std::uint32_t n = 0; m.updates.size() < 3; ++n) {
+      const auto name = "evil-" + std::to_string(n);
+      if (membership::ring_position(name) - membership::ring_position(c.name(4)) < gap) {
+        m.updates.push_back(
+            {MemberState::alive, name, membership::Address::v4(0x0c000000u + n, 1), 0, ""});
+      }
+    }
+    c.inject(4, c.address(1), membership::encode(m), Duration::zero(), true);
+    std::set<std::string> heard;  // where node 4's heartbeats go after the flood
+    std::map<membership::Address, std::string> by_address;
+    for (std::size_t i = 0; i < c.size(); ++i) by_address[c.address(i)] = c.name(i);
+    c.run_for(10ms);
+    c.tap([&](std::size_t from, const membership::Address& to, std::span<const std::uint8_t> body) {
+      auto d = membership::decode(body);
+      if (from != 4 || std::get<membership::Message>(d).type != membership::MessageType::heartbeat)
+        return;
+      heard.insert(by_address.count(to) ? by_address[to] : "invented");
+    });
+    c.run_for(300ms);
+    heard.erase("invented");
+    if (key == 0) {
+      EXPECT_TRUE(heard.empty()) << "the public ring should be choosable (the test's control)";
+    } else {
+      EXPECT_FALSE(heard.empty()) << "every monitor of node 4 is an invented member";
     }
   }
 }

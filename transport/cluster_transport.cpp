@@ -105,6 +105,7 @@ void ClusterTransport::start() {
                                        .count());
     protocol_ = std::make_unique<membership::MembershipProtocol>(
         options_.node_name, self, options_.seeds, options_.timings, *this, this, seed_, now, boot);
+    protocol_->set_ring_key(seal_->ring_key());
     if (options_.restored_incarnation || !options_.restored_members.empty()) {
       protocol_->restore(options_.restored_incarnation, options_.restored_members, now);
     }
@@ -313,6 +314,7 @@ bool ClusterTransport::set_keyring(Keyring keys, SealPolicy policy) {
     return false;
   }
   seal_ = std::move(next);
+  if (protocol_) protocol_->set_ring_key(seal_->ring_key());
   log::info("cluster: envelope now {}", describe(*seal_));
   return true;
 }

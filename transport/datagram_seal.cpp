@@ -108,6 +108,17 @@ std::string fingerprint(const SealKey& key) {
   return std::string(hex.data(), 2 * kFingerprintBytes);
 }
 
+std::uint64_t DatagramSeal::ring_key() const {
+  if (keys_.empty()) return 0;
+  static constexpr std::string_view kLabel = "heartbeatd monitor ring positions";
+  std::array<std::uint8_t, 8> out;
+  crypto_generichash(out.data(), out.size(), reinterpret_cast<const unsigned char*>(kLabel.data()),
+                     kLabel.size(), keys_.front().data(), keys_.front().size());
+  std::uint64_t key = 0;
+  for (auto b : out) key = (key << 8) | b;
+  return key == 0 ? 1 : key;
+}
+
 std::optional<Keyring> read_key_file(const std::string& path, std::string* why) {
   init_sodium();
   auto fail = [&](const std::string& cause) -> std::optional<Keyring> {

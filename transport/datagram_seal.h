@@ -99,6 +99,10 @@ class DatagramSeal {
   bool sealed() const { return policy_.seal_outgoing; }  // seal() makes sealed datagrams
   bool requires_sealed() const { return policy_.require_sealed; }
   const std::vector<std::string>& fingerprints() const { return fingerprints_; }  // keys' order
+  // The key of the monitor ring's positions (membership/monitor_ring.h): keyed BLAKE2b of a
+  // fixed label under the first key, so only key holders can place a name on the ring; 0
+  // without a key (public positions).
+  std::uint64_t ring_key() const;
   std::size_t key_count() const { return keys_.size(); }
 
   static constexpr std::size_t header_bytes = 8;

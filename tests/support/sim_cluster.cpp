@@ -59,6 +59,7 @@ void SimCluster::make_protocol(std::size_t i) {
   auto& n = *nodes_[i];
   n.protocol = std::make_unique<membership::MembershipProtocol>(
       n.name, n.address, n.seeds, timings_, *n.sink, n.sink.get(), rng_(), now_);
+  n.protocol->set_ring_key(ring_key_);
   n.protocol->start(now_);
   n.wake_at.reset();
   reschedule(i);
@@ -213,6 +214,11 @@ void SimCluster::partition(std::vector<int> group) {
 void SimCluster::heal() {
   std::fill(group_.begin(), group_.end(), 0);
 }
+void SimCluster::set_ring_key(std::uint64_t key) {
+  ring_key_ = key;
+  for (auto& n : nodes_) n->protocol->set_ring_key(key);
+}
+
 void SimCluster::set_link_loss(std::size_t from, std::size_t to, double loss) {
   link_loss_[{from, to}] = loss;
 }

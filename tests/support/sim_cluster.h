@@ -83,6 +83,8 @@ class SimCluster {
   void heal();
   void set_link_loss(std::size_t from, std::size_t to, double loss);
   void set_faults(NetworkFaults f) { faults_ = f; }
+  // The monitor ring's key (MembershipProtocol::set_ring_key) on every node, now and later.
+  void set_ring_key(std::uint64_t key);
 
   // Does every up node other than `subject` (and other than those in `except`) see
   // `subject` in `state`?
@@ -141,6 +143,7 @@ class SimCluster {
   std::map<std::pair<std::size_t, std::size_t>, double> link_loss_;
   std::vector<Observation> observations_;
   Tap tap_;
+  std::uint64_t ring_key_ = 0;
   std::map<membership::Address, std::uint64_t> bytes_to_;
 };
 
