@@ -8,14 +8,19 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/udp.hpp>
 #include <boost/json.hpp>
 
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "membership/wire_codec.h"
 #include "tests/support/daemon_process.h"
 #include "tests/support/test_util.h"
+#include "transport/datagram_seal.h"
 
 namespace heartbeatd::test {
 namespace {
@@ -299,6 +304,49 @@ TEST(Keyring, ANonLoopbackBindWithoutAKeyExits2) {
               std::string::npos)
         << d.log();
   }
+}
+
+// The daemon's receive path checks freshness on sealed datagrams: the test holds the key
+// and sends node 0 a heartbeat in node 1's name from an earlier boot of node 1 (what a
+// replay of node 1's traffic from before its last start looks like), and one meant for
+// node 2. Both are dropped and counted, and nobody's state changes.
+TEST(Keyring, ASealedDatagramFromAnEarlierBootOrForAnotherNodeIsDropped) {
+  TempDir dir;
+  const std::string ring = dir.file("cluster.key");
+  dir.write("cluster.key", kKeyA + "\n");
+  KeyringCluster c({{"cluster.key_file", ring}});
+  c.start();
+  if (HasFatalFailure()) return;
+  transport::SealKey key;
+  key.fill(0xaa);
+  const transport::DatagramSeal seal("heartbeatd", transport::Keyring{key}, {});
+  auto send = [&](std::uint64_t boot, const std::string& to) {
+    membership::Message m;
+    m.type = membership::MessageType::heartbeat;
+    m.sender = {name(1), membership::Address::v4(0x7f000001, c[1].cluster_port()), 0};
+    m.boot = boot;
+    m.counter = 1;
+    m.to = membership::receiver_tag(to);
+    const auto datagram = seal.seal(membership::encode(m));
+    boost::asio::io_context io;
+    boost::asio::ip::udp::socket socket(io, boost::asio::ip::udp::v4());
+    socket.send_to(boost::asio::buffer(datagram),
+                   {boost::asio::ip::make_address("127.0.0.1"), c[0].cluster_port()});
+  };
+  send(1, name(0));
+  EXPECT_TRUE(eventually(
+      [&] { return metric(c[0], R"(heartbeatd_membership_refused_total{reason="replay"})") >= 1; },
+      10s))
+      << "a heartbeat from an earlier boot of node-1 was not counted as a replay";
+  send(std::numeric_limits<std::uint64_t>::max(), name(2));
+  EXPECT_TRUE(eventually(
+      [&] {
+        return metric(c[0], R"(heartbeatd_membership_refused_total{reason="misdirected"})") >= 1;
+      },
+      10s))
+      << "a datagram meant for node-2 was not counted as misdirected";
+  EXPECT_EQ(metric(c[0], R"(heartbeatd_datagrams_dropped_total{reason="bad_tag"})"), 0);
+  c.expect_no_loss();
 }
 
 }  // namespace
