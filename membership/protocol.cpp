@@ -93,6 +93,11 @@ MembershipProtocol::MembershipProtocol(std::string name, Address address,
 
 MembershipProtocol::~MembershipProtocol() = default;
 
+void MembershipProtocol::set_seeds(std::vector<Address> seeds) {
+  seeds_ = std::move(seeds);
+  std::erase(seeds_, self().address);  // a seed list may name this node too
+}
+
 // ---- members -------------------------------------------------------------------------
 
 MembershipProtocol::Member* MembershipProtocol::find(std::string_view name) {
