@@ -110,6 +110,10 @@ void SimCluster::transmit(std::size_t from, const Address& to, std::span<const s
   }
 }
 
+void SimCluster::inject(std::size_t to, const Address& from, std::vector<std::uint8_t> body) {
+  push(Event{now_, 0, to, false, from, std::move(body)});
+}
+
 void SimCluster::push(Event e) {
   e.order = order_++;
   events_.push(std::move(e));

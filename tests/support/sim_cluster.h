@@ -83,6 +83,9 @@ class SimCluster {
   void heal();
   void set_link_loss(std::size_t from, std::size_t to, double loss);
   void set_faults(NetworkFaults f) { faults_ = f; }
+  // Delivers `body` to node `to` now, as if sent from `from` (which may be spoofed or
+  // belong to no node): how tests and the receive fuzzer inject hostile datagrams.
+  void inject(std::size_t to, const membership::Address& from, std::vector<std::uint8_t> body);
 
   // Does every up node other than `subject` (and other than those in `except`) see
   // `subject` in `state`?
