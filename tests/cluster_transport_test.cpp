@@ -96,5 +96,15 @@ TEST(ClusterTransportSeeds, EveryAddressOfTheSocketsFamilyIsTriedIPv6Too) {
   EXPECT_EQ(b->counters().send_errors, 0u) << "an IPv4 seed was tried from an IPv6 socket";
 }
 
+// A dual-stack socket (bind ::) reaches IPv4 peers: IPv4 seeds are kept for it, and what
+// arrives from them as v4-mapped addresses is answered at their IPv4 address.
+TEST(ClusterTransportSeeds, AWildcardIPv6BindJoinsAnIPv4Seed) {
+  SteadyClock clock;
+  auto a = node(clock, "a", "127.0.0.1");
+  auto b = node(clock, "b", "::", {{"127.0.0.1", port_of(*a)}});
+  EXPECT_TRUE(test::eventually([&] { return sees_alive(*b, "a") && sees_alive(*a, "b"); }, 10s));
+  EXPECT_EQ(b->counters().send_errors, 0u);
+}
+
 }  // namespace
 }  // namespace heartbeatd::transport
