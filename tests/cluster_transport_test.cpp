@@ -66,15 +66,15 @@ TEST(ClusterTransportSeeds, ASeedThatDoesNotResolveAtStartIsRetriedUntilItDoes) 
   auto a = node(clock, "a", "127.0.0.1");
   const auto port = port_of(*a);
   std::atomic<int> lookups{0};
-  auto b = node(clock, "b", "127.0.0.1", {{"seed.example", port}},
-                [&](const SeedHost& seed, auto done) {
-                  EXPECT_EQ(seed.host, "seed.example");
-                  if (++lookups <= 2) {
-                    done({}, "Name or service not known");
-                    return;
-                  }
-                  done({Address::v4(0x7f000001, seed.port)}, "");
-                });
+  auto b =
+      node(clock, "b", "127.0.0.1", {{"seed.example", port}}, [&](const SeedHost& seed, auto done) {
+        EXPECT_EQ(seed.host, "seed.example");
+        if (++lookups <= 2) {
+          done({}, "Name or service not known");
+          return;
+        }
+        done({Address::v4(0x7f000001, seed.port)}, "");
+      });
   EXPECT_TRUE(test::eventually([&] { return sees_alive(*b, "a") && sees_alive(*a, "b"); }, 10s))
       << "b did not join once its seed resolved (" << lookups << " lookups)";
   EXPECT_GE(lookups.load(), 3);
@@ -86,12 +86,11 @@ TEST(ClusterTransportSeeds, EveryAddressOfTheSocketsFamilyIsTriedIPv6Too) {
   const auto port = port_of(*a);
   // The name has an IPv4 address first (which an IPv6 socket bound to ::1 cannot reach) and
   // an IPv6 one; this machine's /etc/hosts gives localhost no ::1, hence the fake.
-  auto b = node(clock, "b", "::1", {{"dual.example", port}},
-                [](const SeedHost& seed, auto done) {
-                  done({Address::v4(0x7f000001, seed.port),
-                        membership::parse_address("[::1]:" + std::to_string(seed.port)).value()},
-                       "");
-                });
+  auto b = node(clock, "b", "::1", {{"dual.example", port}}, [](const SeedHost& seed, auto done) {
+    done({Address::v4(0x7f000001, seed.port),
+          membership::parse_address("[::1]:" + std::to_string(seed.port)).value()},
+         "");
+  });
   EXPECT_TRUE(test::eventually([&] { return sees_alive(*b, "a") && sees_alive(*a, "b"); }, 10s));
   EXPECT_EQ(b->counters().send_errors, 0u) << "an IPv4 seed was tried from an IPv6 socket";
 }

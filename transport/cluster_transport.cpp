@@ -64,16 +64,16 @@ ClusterTransport::ClusterTransport(ClusterOptions options, const membership::Clo
       seed_(seed) {
   if (!options_.resolve_seed) {
     options_.resolve_seed = [this](const SeedHost& seed, auto done) {
-      resolver_.async_resolve(
-          seed.host, std::to_string(seed.port), udp::resolver::numeric_service,
-          [done = std::move(done)](const boost::system::error_code& ec,
-                                   const udp::resolver::results_type& results) {
-            std::vector<Address> found;
-            if (!ec) {
-              for (const auto& r : results) found.push_back(to_address(r.endpoint()));
-            }
-            done(std::move(found), ec ? ec.message() : "no address");
-          });
+      resolver_.async_resolve(seed.host, std::to_string(seed.port), udp::resolver::numeric_service,
+                              [done = std::move(done)](const boost::system::error_code& ec,
+                                                       const udp::resolver::results_type& results) {
+                                std::vector<Address> found;
+                                if (!ec) {
+                                  for (const auto& r : results)
+                                    found.push_back(to_address(r.endpoint()));
+                                }
+                                done(std::move(found), ec ? ec.message() : "no address");
+                              });
     };
   }
 }
@@ -238,10 +238,10 @@ void ClusterTransport::do_resolve_seeds() {
     for (std::size_t i = 0; i < options_.seeds.size(); ++i) {
       if (seed_state_[i].literal) continue;
       ++lookups_in_flight_;
-      options_.resolve_seed(options_.seeds[i], [this, i](std::vector<Address> found,
-                                                         std::string error) {
-        seed_resolved(i, std::move(found), std::move(error));
-      });
+      options_.resolve_seed(options_.seeds[i],
+                            [this, i](std::vector<Address> found, std::string error) {
+                              seed_resolved(i, std::move(found), std::move(error));
+                            });
     }
   }
   seed_timer_.expires_at(seed_timer_.expiry() + seed_interval_);
@@ -250,8 +250,7 @@ void ClusterTransport::do_resolve_seeds() {
   });
 }
 
-void ClusterTransport::seed_resolved(std::size_t i, std::vector<Address> found,
-                                     std::string error) {
+void ClusterTransport::seed_resolved(std::size_t i, std::vector<Address> found, std::string error) {
   --lookups_in_flight_;
   if (stopped_) return;
   auto& st = seed_state_[i];
@@ -261,8 +260,8 @@ void ClusterTransport::seed_resolved(std::size_t i, std::vector<Address> found,
   if (found.empty()) {
     // The addresses it had before (if any) stay seeds: a DNS hiccup forgets no one.
     if (!st.failing || now - st.warned >= kSeedWarnEvery) {
-      log::warning("cluster.seeds: {}: {}; retried every {} ms while this node has no live peer", seed.host,
-                   error.empty() ? "no address this socket can reach" : error,
+      log::warning("cluster.seeds: {}: {}; retried every {} ms while this node has no live peer",
+                   seed.host, error.empty() ? "no address this socket can reach" : error,
                    std::chrono::duration_cast<std::chrono::milliseconds>(seed_interval_).count());
       st.warned = now;
     }

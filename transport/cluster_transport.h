@@ -108,10 +108,10 @@ class ClusterTransport final : public membership::DatagramSink,
   bool alone() const;  // no live peer: the seeds are what the protocol will try
 
   struct SeedState {
-    bool literal = false;                      // an IP address: never looked up
+    bool literal = false;                        // an IP address: never looked up
     std::vector<membership::Address> addresses;  // the last lookup that found any
     bool failing = false;
-    membership::TimePoint warned{};            // last warning about it (rate-limited)
+    membership::TimePoint warned{};  // last warning about it (rate-limited)
   };
 
   ClusterOptions options_;
@@ -122,10 +122,10 @@ class ClusterTransport final : public membership::DatagramSink,
   boost::asio::steady_timer timer_;
   boost::asio::steady_timer seed_timer_;
   boost::asio::ip::udp::resolver resolver_;
-  std::vector<SeedState> seed_state_;     // by index in options_.seeds; transport thread
-  std::size_t lookups_in_flight_ = 0;     // transport thread
-  bool seeds_looked_up_ = false;          // once at start, whatever the peers; transport thread
-  membership::Duration seed_interval_;    // reconnect_interval; transport thread
+  std::vector<SeedState> seed_state_;   // by index in options_.seeds; transport thread
+  std::size_t lookups_in_flight_ = 0;   // transport thread
+  bool seeds_looked_up_ = false;        // once at start, whatever the peers; transport thread
+  membership::Duration seed_interval_;  // reconnect_interval; transport thread
   boost::asio::ip::udp::endpoint from_;
   std::array<std::uint8_t, 2048> buffer_{};
   std::thread thread_;

@@ -46,7 +46,9 @@ int main(int argc, char** argv) {
         .write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
   };
   // The harness's cluster: node-i at 10.0.0.(i+1):7701, incarnations near 0.
-  auto addr = [](int i) { return Address::v4(0x0a000000u + static_cast<std::uint32_t>(i + 1), 7701); };
+  auto addr = [](int i) {
+    return Address::v4(0x0a000000u + static_cast<std::uint32_t>(i + 1), 7701);
+  };
   auto node = [](int i) { return "node-" + std::to_string(i); };
   auto body = [&](MessageType type, int sender, std::vector<Update> updates) {
     Message m;
@@ -74,9 +76,11 @@ int main(int argc, char** argv) {
   }
   // Accusations of a live member, spoofed as coming from another member.
   write("suspect-node-2",
-        one(0, 1, body(MessageType::gossip, 1, {{MemberState::suspect, node(2), addr(2), 0, node(1)}})));
-  write("dead-node-3",
-        one(1, 4, body(MessageType::gossip, 3, {{MemberState::dead, node(3), addr(3), 0, node(0)}})));
+        one(0, 1,
+            body(MessageType::gossip, 1, {{MemberState::suspect, node(2), addr(2), 0, node(1)}})));
+  write(
+      "dead-node-3",
+      one(1, 4, body(MessageType::gossip, 3, {{MemberState::dead, node(3), addr(3), 0, node(0)}})));
   write("left-node-1",
         one(2, 5, body(MessageType::heartbeat, 0, {{MemberState::left, node(1), addr(1), 0, ""}})));
   // News of members that do not exist, and a name claimed from another address.
@@ -91,10 +95,12 @@ int main(int argc, char** argv) {
   // A sequence: a suspicion, an unanswered probe, a confirmation from another accuser.
   write("sequence",
         cat({receive_chunk(0, 1, 10, true,
-                           body(MessageType::gossip, 1, {{MemberState::suspect, node(2), addr(2), 0, node(1)}})),
+                           body(MessageType::gossip, 1,
+                                {{MemberState::suspect, node(2), addr(2), 0, node(1)}})),
              receive_chunk(1, 3, 100, true, body(MessageType::ping_req, 3, {})),
              receive_chunk(3, 0, 200, true,
-                           body(MessageType::gossip, 0, {{MemberState::suspect, node(2), addr(2), 0, node(0)}}))}));
+                           body(MessageType::gossip, 0,
+                                {{MemberState::suspect, node(2), addr(2), 0, node(0)}}))}));
   return 0;
 }
 

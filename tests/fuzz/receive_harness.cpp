@@ -141,8 +141,8 @@ std::optional<std::string> run_receive_input(std::span<const std::uint8_t> input
   c.run_for(kHoldAfter);
   if (auto broken = check_always(c, seen)) return *broken;
   if (!all_alive(c)) {
-    return "recovered, then lost a live member again within " +
-           std::to_string(kHoldAfter.count()) + " s:" + views(c);
+    return "recovered, then lost a live member again within " + std::to_string(kHoldAfter.count()) +
+           " s:" + views(c);
   }
   return std::nullopt;
 }
