@@ -62,7 +62,7 @@ int main(int argc, char** argv) {
     return encode(m);
   };
   auto one = [&](std::uint8_t target, std::uint8_t source, const Bytes& b) {
-    return receive_chunk(target, source, 50, true, b);
+    return receive_chunk(target, source, 50, heartbeatd::fuzz::kChunkBody, b);
   };
   auto cat = [](std::vector<Bytes> parts) {
     Bytes out;
@@ -94,13 +94,21 @@ int main(int argc, char** argv) {
         one(1, 4, body(MessageType::sync, 0, {{MemberState::alive, node(0), addr(0), 9, ""}})));
   // A sequence: a suspicion, an unanswered probe, a confirmation from another accuser.
   write("sequence",
-        cat({receive_chunk(0, 1, 10, true,
+        cat({receive_chunk(0, 1, 10, heartbeatd::fuzz::kChunkBody,
                            body(MessageType::gossip, 1,
                                 {{MemberState::suspect, node(2), addr(2), 0, node(1)}})),
-             receive_chunk(1, 3, 100, true, body(MessageType::ping_req, 3, {})),
-             receive_chunk(3, 0, 200, true,
+             receive_chunk(1, 3, 100, heartbeatd::fuzz::kChunkBody,
+                           body(MessageType::ping_req, 3, {})),
+             receive_chunk(3, 0, 200, heartbeatd::fuzz::kChunkBody,
                            body(MessageType::gossip, 0,
                                 {{MemberState::suspect, node(2), addr(2), 0, node(0)}}))}));
+  // Described messages (kChunkDescribed): a gossip from node-1 suspecting node-2 at 1, and
+  // a sync_reply from a made-up member bringing two made-up members.
+  write("described-suspect", receive_chunk(0, 1, 20, heartbeatd::fuzz::kChunkDescribed,
+                                           Bytes{6, 1, 1, 0, 0, 0, 0, 0, 1, 1, 2, 2, 1, 1}));
+  write("described-ghosts",
+        receive_chunk(2, 4, 20, heartbeatd::fuzz::kChunkDescribed,
+                      Bytes{8, 4, 4, 1, 0, 0, 0, 0, 2, 0, 5, 4, 1, 255, 0, 6, 5, 1, 255}));
   return 0;
 }
 

@@ -6,6 +6,7 @@
 #include <variant>
 
 #include "membership/address.h"
+#include "membership/wire_codec.h"
 #include "tests/support/sim_cluster.h"
 #include "transport/datagram_seal.h"
 
@@ -74,16 +75,69 @@ std::optional<std::string> check_always(sim::SimCluster& c, std::size_t observat
   return std::nullopt;
 }
 
+// A name by index: the real members, made-up ones, and one that is no member anywhere.
+std::string name_of(std::uint8_t i) {
+  i %= kReceiveNodes + 5;
+  if (i < kReceiveNodes) return "node-" + std::to_string(i);
+  if (i < kReceiveNodes + 4) return "ghost-" + std::to_string(i - kReceiveNodes);
+  return "nobody";
+}
+
+// Small incarnations, and the top of the range where adding one wraps.
+std::uint64_t incarnation_of(std::uint8_t code) {
+  if (code < 200) return code;
+  if (code < 240) return UINT64_MAX - (code - 200);
+  return std::uint64_t{1} << (24 + (code - 240) * 2);
+}
+
+// kChunkDescribed: a message from a byte description (missing bytes read as 0).
+//   type, sender name, sender address, sender incarnation, seq, target name, target address,
+//   flags, update count (mod 9), then per update: state, name, address, incarnation, accuser
+//   (255: none).
+std::optional<std::vector<std::uint8_t>> describe(std::span<const std::uint8_t> d) {
+  std::size_t at = 0;
+  auto next = [&]() -> std::uint8_t { return at < d.size() ? d[at++] : 0; };
+  membership::Message m;
+  m.type = static_cast<membership::MessageType>(next() % 9 + 1);
+  m.sender.name = name_of(next());
+  m.sender.address = source(next() % kReceiveSources);
+  m.sender.incarnation = incarnation_of(next());
+  const std::uint8_t seq = next(), target = next(), target_address = next(), flags = next();
+  using membership::MessageType;
+  if (m.type >= MessageType::ping && m.type <= MessageType::nack) m.seq = seq;
+  if (m.type == MessageType::ping || m.type == MessageType::ping_req) m.target = name_of(target);
+  if (m.type == MessageType::ping_req) m.target_address = source(target_address % kReceiveSources);
+  if (m.type == MessageType::sync || m.type == MessageType::sync_reply) m.flags = flags & 3;
+  const std::size_t updates = next() % 9;
+  for (std::size_t k = 0; k < updates; ++k) {
+    membership::Update u;
+    u.state = static_cast<MemberState>(next() % 4);
+    u.name = name_of(next());
+    u.address = source(next() % kReceiveSources);
+    u.incarnation = incarnation_of(next());
+    const std::uint8_t accuser = next();
+    if (accuser != 255 && (u.state == MemberState::suspect || u.state == MemberState::dead)) {
+      u.from = name_of(accuser);
+    }
+    m.updates.push_back(std::move(u));
+  }
+  try {
+    return membership::encode(m);
+  } catch (const std::invalid_argument&) {
+    return std::nullopt;  // not a message a sender could make; the raw path covers bytes
+  }
+}
+
 }  // namespace
 
 std::vector<std::uint8_t> receive_chunk(std::uint8_t target, std::uint8_t source_index,
-                                        std::uint8_t advance_ms, bool wrap,
+                                        std::uint8_t advance_ms, std::uint8_t flags,
                                         std::span<const std::uint8_t> bytes) {
   std::vector<std::uint8_t> out(6 + bytes.size());
   out[0] = target;
   out[1] = source_index;
   out[2] = advance_ms;
-  out[3] = wrap ? 1 : 0;
+  out[3] = flags;
   out[4] = static_cast<std::uint8_t>(bytes.size() & 0xff);
   out[5] = static_cast<std::uint8_t>(bytes.size() >> 8);
   std::copy(bytes.begin(), bytes.end(), out.begin() + 6);
@@ -105,13 +159,15 @@ std::optional<std::string> run_receive_input(std::span<const std::uint8_t> input
     const std::size_t target = input[0] % kReceiveNodes;
     const Address from = source(input[1] % kReceiveSources);
     const auto advance = std::chrono::milliseconds(input[2]);
-    const bool wrap = input[3] & 1;
+    const std::uint8_t flags = input[3];
     const std::size_t length = std::min<std::size_t>(input[4] | (input[5] << 8), input.size() - 6);
     const auto bytes = input.subspan(6, length);
     input = input.subspan(6 + length);
 
     std::vector<std::uint8_t> datagram;
-    if (wrap) {
+    if (flags & kChunkDescribed) {
+      if (auto body = describe(bytes)) datagram = plain.seal(*body);
+    } else if (flags & kChunkBody) {
       if (bytes.size() > transport::kMaxDatagramBytes - transport::DatagramSeal::header_bytes) {
         continue;
       }

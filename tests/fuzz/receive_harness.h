@@ -9,9 +9,14 @@
 //
 // target picks the receiving node (mod kReceiveNodes); source picks the address it seems to
 // come from (mod kReceiveSources: the real nodes' addresses, then an unknown IPv4 and an
-// unknown IPv6 one: spoofing is free on UDP); flags bit 0 means "the bytes are a body: wrap
-// them in a plain envelope first" (so the fuzzer need not find the envelope's tag). The
-// datagram goes through DatagramSeal::open, then MembershipProtocol::receive; then the
+// unknown IPv6 one: spoofing is free on UDP). flags:
+//   kChunkBody      the bytes are a body: wrap them in a plain envelope first (so the fuzzer
+//                   need not find the envelope's tag);
+//   kChunkDescribed the bytes describe a valid message (type, sender, updates, each field a
+//                   byte picking among the members, made-up names, addresses and notable
+//                   incarnations such as 2^64-1), which the harness encodes and wraps, so
+//                   most mutations are messages the protocol accepts (see describe()).
+// The datagram goes through DatagramSeal::open, then MembershipProtocol::receive; then the
 // cluster runs on a clean network for `advance` ms.
 //
 // Checked after every chunk: no node ever sees itself dead, no node tracks more than
@@ -35,13 +40,15 @@ inline constexpr std::size_t kReceiveNodes = 4;
 inline constexpr std::size_t kReceiveSources = kReceiveNodes + 2;
 inline constexpr std::size_t kReceiveMaxMembers = 12;
 inline constexpr std::size_t kReceiveMaxChunks = 64;
+inline constexpr std::uint8_t kChunkBody = 1;
+inline constexpr std::uint8_t kChunkDescribed = 2;
 
 // The first invariant the input breaks, described; nullopt if it breaks none.
 std::optional<std::string> run_receive_input(std::span<const std::uint8_t> input);
 
 // One chunk in the input format above (for seed writers and tests).
 std::vector<std::uint8_t> receive_chunk(std::uint8_t target, std::uint8_t source,
-                                        std::uint8_t advance_ms, bool wrap,
+                                        std::uint8_t advance_ms, std::uint8_t flags,
                                         std::span<const std::uint8_t> bytes);
 
 }  // namespace heartbeatd::fuzz
