@@ -60,7 +60,7 @@ membership::ProtocolTimings timings_from(const Config::Membership& m) {
   return t;
 }
 
-// Resolves a configured host:port (IP literal or DNS name) to the first UDP address.
+// Resolves cluster.advertise (IP literal or DNS name) to its first UDP address, once.
 std::optional<membership::Address> resolve(const HostPort& hp, std::string* why) {
   boost::asio::io_context io;
   boost::asio::ip::udp::resolver resolver(io);
@@ -172,13 +172,9 @@ int Daemon::start_cluster() {
       return kExitUsage;
     }
   }
-  for (const auto& seed : c.seeds) {
-    if (auto a = resolve(seed, &why)) {
-      o.seeds.push_back(*a);
-    } else {
-      log::warning("cluster.seeds: {}: {}; skipped", seed.to_string(), why);
-    }
-  }
+  // Names are looked up by the transport, again at every join attempt round: a seed missing
+  // from DNS at start is found later, and start-up never waits for DNS.
+  for (const auto& seed : c.seeds) o.seeds.push_back({seed.host, seed.port});
   if (!c.key_file.empty()) {
     auto keys = transport::read_key_file(c.key_file, &why);
     if (!keys) {

@@ -70,7 +70,8 @@ struct MembershipProtocol::Member {
   std::uint64_t boot = 0;
   std::uint64_t counter_max = 0;
   std::uint64_t window = 0;
-  bool windowed = false;  // boot and counter_max hold its last datagram's
+  bool windowed = false;            // boot and counter_max hold its last datagram's
+  bool address_first_hand = false;  // its own datagram gave this address (not others' news)
 };
 
 MembershipProtocol::MembershipProtocol(std::string name, Address address,
@@ -116,6 +117,11 @@ MembershipProtocol::MembershipProtocol(std::string name, Address address,
 }
 
 MembershipProtocol::~MembershipProtocol() = default;
+
+void MembershipProtocol::set_seeds(std::vector<Address> seeds) {
+  seeds_ = std::move(seeds);
+  std::erase(seeds_, self().address);  // a seed list may name this node too
+}
 
 // ---- members -------------------------------------------------------------------------
 
@@ -496,6 +502,10 @@ bool MembershipProtocol::accept_sender(const Message& msg, const Address& from, 
     apply(claim, now, false);  // a newcomer introducing itself
     m = find(ref.name);
     if (!m) return false;  // membership.max_members reached, or an implausible claim
+  } else if (ref.address != m->address && in_ring(m->state) && !m->address_first_hand) {
+    // Its address came from others' news (which a forger can write); what it says of
+    // itself wins.
+    m->address = ref.address;
   } else if (ref.address != m->address && in_ring(m->state)) {
     refuse_claim(from, ref.name);
     auto& logged = conflict_logged_[ref.name];
@@ -510,6 +520,7 @@ bool MembershipProtocol::accept_sender(const Message& msg, const Address& from, 
   m->last_seen = now;
   if (ref.incarnation > m->incarnation) {
     apply(claim, now, false);
+    m->address_first_hand = m->address == ref.address;
   } else if (ref.incarnation < m->incarnation || m->state != MemberState::alive) {
     // It is behind on news about itself (restarted, or suspected without knowing): tell it
     // directly so it can refute, at most once per interval.
@@ -520,6 +531,7 @@ bool MembershipProtocol::accept_sender(const Message& msg, const Address& from, 
       reply(from, g);
     }
   }
+  if (m->address == ref.address) m->address_first_hand = true;
   return true;
 }
 
@@ -573,6 +585,7 @@ void MembershipProtocol::apply(const Update& u, TimePoint now, bool from_sync) {
       const auto before = m->state;
       std::vector<std::string> accusers;
       if (before == MemberState::suspect && m->subject) accusers = m->accusers;
+      if (m->address != u.address) m->address_first_hand = false;  // until it says so itself
       m->address = u.address;
       set_state(*m, MemberState::alive, u.incarnation, now);
       if (m->subject) m->watch_since = now;

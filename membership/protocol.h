@@ -146,6 +146,9 @@ class MembershipProtocol {
   void set_ring_key(std::uint64_t key);
   // Applies new timings (SIGHUP). Running timers keep their deadlines.
   void set_timings(const ProtocolTimings& timings);
+  // Replaces the seeds (the owner re-resolves seed names; membership/ does no DNS). This
+  // node's own address is dropped, as in the constructor. Used from the next join attempt.
+  void set_seeds(std::vector<Address> seeds);
 
   std::vector<MemberInfo> members() const;  // sorted by name, self included
   std::optional<MemberInfo> member(std::string_view name) const;

@@ -181,6 +181,61 @@ TEST(Cluster, AnotherKeyOrClusterNameStaysOut) {
   EXPECT_TRUE(a.running());
 }
 
+// The same detection on IPv6 loopback: bind, advertise (derived from the socket), seeds and
+// the members' addresses in the API are all [::1]:port.
+TEST(Cluster, ThreeProcessesOnIPv6LoopbackDetectAKill) {
+  std::vector<std::unique_ptr<DaemonProcess>> nodes;
+  std::vector<std::string> v6;  // a free port checked on 127.0.0.1 is almost surely free on ::1
+  for (std::size_t i = 0; i < 3; ++i) v6.push_back("[::1]:" + std::to_string(free_udp_port()));
+  for (std::size_t i = 0; i < 3; ++i) {
+    DaemonProcess::Keys keys{{"node.name", Cluster::name(i)},
+                             {"cluster.bind", "\"" + v6[i] + "\""}};
+    if (i > 0) keys["cluster.seeds"] = "[\"" + v6[0] + "\"]";
+    nodes.push_back(std::make_unique<DaemonProcess>(keys));
+  }
+  for (auto& n : nodes) ASSERT_TRUE(n->start()) << n->failure_reason();
+  auto state = [&](std::size_t observer, std::size_t subject) -> std::string {
+    auto v = view(*nodes[observer], Cluster::name(subject));
+    return v ? v->state : "";
+  };
+  ASSERT_TRUE(eventually(
+      [&] {
+        for (std::size_t i = 0; i < 3; ++i) {
+          for (std::size_t j = 0; j < 3; ++j) {
+            if (i != j && state(i, j) != "alive") return false;
+          }
+        }
+        return true;
+      },
+      10s))
+      << nodes[1]->log();
+  auto list = http_tcp(nodes[1]->port(), "GET", "/v1/members");
+  const auto parsed = boost::json::parse(list.body);
+  for (const auto& m : parsed.at("members").as_array()) {
+    EXPECT_TRUE(std::string(m.at("address").as_string()).starts_with("[::1]:")) << list.body;
+  }
+
+  const auto t0 = Clock::now();
+  nodes[2]->signal(SIGKILL);
+  nodes[2]->wait_exit();
+  ASSERT_TRUE(eventually([&] { return state(0, 2) == "dead" && state(1, 2) == "dead"; }, 10s));
+  const double detect_ms = ms_since(t0);
+  std::printf("[ measured ] IPv6: kill -9 reported dead everywhere after %.0f ms\n", detect_ms);
+  const std::chrono::duration<double, std::milli> bound = kDetectionBound + kSlack;
+  EXPECT_LE(detect_ms, bound.count());
+}
+
+// A seed given as a DNS name (resolved again while the node is alone), not only as an IP.
+TEST(Cluster, ASeedGivenAsAHostNameIsJoined) {
+  DaemonProcess a(DaemonProcess::Keys{{"node.name", "a"}});
+  ASSERT_TRUE(a.start()) << a.failure_reason();
+  DaemonProcess b({{"node.name", "b"},
+                   {"cluster.seeds", "[localhost:" + std::to_string(a.cluster_port()) + "]"}});
+  ASSERT_TRUE(b.start()) << b.failure_reason();
+  ASSERT_TRUE(eventually([&] { return view(a, "b") && view(b, "a"); }, 10s)) << b.log();
+  EXPECT_TRUE(b.wait_log("cluster.seeds: localhost is 127.0.0.1:")) << b.log();
+}
+
 TEST(Cluster, AnUnreadableKeyFileIsAConfigError) {
   TempDir dir;
   dir.write("short.key", "abcd\n");

@@ -17,6 +17,12 @@ namespace asio = boost::asio;
 using asio::ip::udp;
 using membership::Address;
 
+namespace {
+// A seed name that keeps failing is logged again at most this often (it is retried every
+// reconnect_interval).
+constexpr auto kSeedWarnEvery = std::chrono::minutes(1);
+}  // namespace
+
 Address to_address(const udp::endpoint& ep) {
   Address a;
   a.port = ep.port();
@@ -52,9 +58,27 @@ ClusterTransport::ClusterTransport(ClusterOptions options, const membership::Clo
       clock_(clock),
       socket_(io_),
       timer_(io_),
+      seed_timer_(io_),
+      resolver_(io_),
+      seed_interval_(options_.timings.reconnect_interval),
       seal_(std::make_shared<const DatagramSeal>(options_.cluster_name, std::move(options_.keys),
                                                  options_.seal_policy)),
-      seed_(seed) {}
+      seed_(seed) {
+  if (!options_.resolve_seed) {
+    options_.resolve_seed = [this](const SeedHost& seed, auto done) {
+      resolver_.async_resolve(seed.host, std::to_string(seed.port), udp::resolver::numeric_service,
+                              [done = std::move(done)](const boost::system::error_code& ec,
+                                                       const udp::resolver::results_type& results) {
+                                std::vector<Address> found;
+                                if (!ec) {
+                                  for (const auto& r : results)
+                                    found.push_back(to_address(r.endpoint()));
+                                }
+                                done(std::move(found), ec ? ec.message() : "no address");
+                              });
+    };
+  }
+}
 
 ClusterTransport::~ClusterTransport() {
   leave_and_stop();
@@ -71,14 +95,25 @@ void ClusterTransport::start() {
     throw std::runtime_error(fmt::format("cannot bind UDP {}:{}: {}", options_.bind_host,
                                          options_.bind_port, ec.message()));
   }
+  // IP literals are seeds at once; names are looked up on the transport's thread, so a
+  // slow or failing DNS never delays the start or a heartbeat.
+  std::vector<Address> seeds;
+  seed_state_.assign(options_.seeds.size(), SeedState{});
+  for (std::size_t i = 0; i < options_.seeds.size(); ++i) {
+    const auto literal = asio::ip::make_address(options_.seeds[i].host, ec);
+    if (ec) continue;
+    seed_state_[i].literal = true;
+    seed_state_[i].addresses = {to_address(udp::endpoint(literal, options_.seeds[i].port))};
+    if (usable(seed_state_[i].addresses.front())) seeds.push_back(seed_state_[i].addresses.front());
+  }
   // Advertise what peers can reach: the configured address, else the bound one; for a
-  // wildcard bind, the address the kernel would use towards the first seed.
+  // wildcard bind, the address the kernel would use towards the first seed given as an IP
+  // address (else the default route).
   Address self = options_.advertise.value_or(to_address(socket_.local_endpoint()));
   if (!options_.advertise && ip.is_unspecified()) {
     udp::socket probe(io_);
-    const auto towards = options_.seeds.empty()
-                             ? udp::endpoint(asio::ip::make_address("192.0.2.1"), 9)
-                             : to_endpoint(options_.seeds.front());
+    const auto towards = seeds.empty() ? udp::endpoint(asio::ip::make_address("192.0.2.1"), 9)
+                                       : to_endpoint(seeds.front());
     probe.open(towards.protocol(), ec);
     if (!ec) probe.connect(towards, ec);
     if (!ec) {
@@ -104,7 +139,7 @@ void ClusterTransport::start() {
                                        std::chrono::system_clock::now().time_since_epoch())
                                        .count());
     protocol_ = std::make_unique<membership::MembershipProtocol>(
-        options_.node_name, self, options_.seeds, options_.timings, *this, this, seed_, now, boot);
+        options_.node_name, self, std::move(seeds), options_.timings, *this, this, seed_, now, boot);
     protocol_->set_ring_key(seal_->ring_key());
     if (options_.restored_incarnation || !options_.restored_members.empty()) {
       protocol_->restore(options_.restored_incarnation, options_.restored_members, now);
@@ -124,6 +159,8 @@ void ClusterTransport::start() {
       protocol_->start(clock_.now());
     }
     arm_timer();
+    seed_timer_.expires_after(std::chrono::seconds(0));
+    do_resolve_seeds();
   });
   do_receive();
   thread_ = std::thread([this] { io_.run(); });
@@ -140,6 +177,8 @@ void ClusterTransport::leave_and_stop() {
     }
     boost::system::error_code ignored;
     timer_.cancel();
+    seed_timer_.cancel();
+    resolver_.cancel();
     socket_.close(ignored);
     done.set_value();
   });
@@ -225,6 +264,86 @@ void ClusterTransport::arm_timer() {
   });
 }
 
+// Every reconnect_interval while the node has no live peer (the only time the protocol
+// uses its seeds), every seed name is looked up again, so a seed that was down in DNS at
+// start, or moved, is found (Consul's retry_join does the same).
+void ClusterTransport::do_resolve_seeds() {
+  if (stopped_) return;
+  if (lookups_in_flight_ == 0 && (!seeds_looked_up_ || alone())) {
+    seeds_looked_up_ = true;
+    for (std::size_t i = 0; i < options_.seeds.size(); ++i) {
+      if (seed_state_[i].literal) continue;
+      ++lookups_in_flight_;
+      options_.resolve_seed(options_.seeds[i],
+                            [this, i](std::vector<Address> found, std::string error) {
+                              seed_resolved(i, std::move(found), std::move(error));
+                            });
+    }
+  }
+  seed_timer_.expires_at(seed_timer_.expiry() + seed_interval_);
+  seed_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) do_resolve_seeds();
+  });
+}
+
+void ClusterTransport::seed_resolved(std::size_t i, std::vector<Address> found, std::string error) {
+  --lookups_in_flight_;
+  if (stopped_) return;
+  auto& st = seed_state_[i];
+  const auto& seed = options_.seeds[i];
+  std::erase_if(found, [this](const Address& a) { return !usable(a); });
+  const auto now = clock_.now();
+  if (found.empty()) {
+    // The addresses it had before (if any) stay seeds: a DNS hiccup forgets no one.
+    if (!st.failing || now - st.warned >= kSeedWarnEvery) {
+      log::warning("cluster.seeds: {}: {}; retried every {} ms while this node has no live peer",
+                   seed.host, error.empty() ? "no address this socket can reach" : error,
+                   std::chrono::duration_cast<std::chrono::milliseconds>(seed_interval_).count());
+      st.warned = now;
+    }
+    st.failing = true;
+    return;
+  }
+  std::sort(found.begin(), found.end());
+  found.erase(std::unique(found.begin(), found.end()), found.end());
+  if (st.failing) log::info("cluster.seeds: {} resolves again", seed.host);
+  st.failing = false;
+  if (found == st.addresses) return;
+  std::string list;
+  for (const auto& a : found) list.append(list.empty() ? "" : ", ").append(a.to_string());
+  log::info("cluster.seeds: {} is {}", seed.host, list);
+  st.addresses = std::move(found);
+  std::vector<Address> all;
+  for (const auto& s : seed_state_) {
+    for (const auto& a : s.addresses) {
+      if (usable(a) && std::find(all.begin(), all.end(), a) == all.end()) all.push_back(a);
+    }
+  }
+  std::lock_guard lock(mu_);
+  protocol_->set_seeds(std::move(all));
+}
+
+// An IPv4 socket cannot send to IPv6 addresses, nor one bound to a specific IPv6 address
+// to IPv4 ones; a socket bound to :: reaches both.
+bool ClusterTransport::usable(const Address& a) const {
+  boost::system::error_code ec;
+  const auto local = socket_.local_endpoint(ec);
+  if (ec) return true;
+  if (local.address().is_v4()) return !a.v6;
+  return a.v6 || local.address().is_unspecified();
+}
+
+bool ClusterTransport::alone() const {
+  std::lock_guard lock(mu_);
+  for (const auto& m : protocol_->members()) {
+    if (!m.self && (m.state == membership::MemberState::alive ||
+                    m.state == membership::MemberState::suspect)) {
+      return false;
+    }
+  }
+  return true;
+}
+
 void ClusterTransport::send(const Address& to, std::span<const std::uint8_t> body) {
   const auto datagram = seal_->seal(body);
   boost::system::error_code ec;
@@ -302,6 +421,7 @@ void ClusterTransport::set_timings(const membership::ProtocolTimings& timings) {
       std::lock_guard lock(mu_);
       if (protocol_) protocol_->set_timings(timings);
     }
+    seed_interval_ = timings.reconnect_interval;
     arm_timer();
   });
 }

@@ -34,15 +34,30 @@
 
 namespace heartbeatd::transport {
 
+// A seed as configured: an IP literal or a DNS name, and a UDP port.
+struct SeedHost {
+  std::string host;  // IPv6 literals without brackets
+  std::uint16_t port = 0;
+};
+
+// Looks up every address of a seed name. Must call `done` exactly once, on the transport's
+// thread (from inside the call is fine), with the addresses or, if there are none, why.
+using SeedResolver = std::function<void(
+    const SeedHost& seed, std::function<void(std::vector<membership::Address>, std::string)> done)>;
+
 struct ClusterOptions {
   std::string node_name;
   std::string cluster_name;
   std::string bind_host;  // IP literal; 0.0.0.0 or :: for every interface
   std::uint16_t bind_port = 0;
   std::optional<membership::Address> advertise;  // nullopt: derived from the socket
-  std::vector<membership::Address> seeds;        // resolved
-  Keyring keys;                                  // empty: plain datagrams only
-  SealPolicy seal_policy{false, false};          // both false without keys
+  // Names are looked up again before every join attempt round (every reconnect_interval
+  // while this node has no live peer), and all their addresses of the socket's family are
+  // tried; a name that does not resolve is retried, never fatal. IP literals are used as is.
+  std::vector<SeedHost> seeds;
+  SeedResolver resolve_seed;             // nullptr: Asio's asynchronous resolver (getaddrinfo)
+  Keyring keys;                          // empty: plain datagrams only
+  SealPolicy seal_policy{false, false};  // both false without keys
   membership::ProtocolTimings timings;
   // After a restart (persist/): the incarnation to start at and the members known before.
   std::uint64_t restored_incarnation = 0;
@@ -116,12 +131,30 @@ class ClusterTransport final : public membership::DatagramSink,
   void do_receive();
   void note_sender_key(const DatagramSeal::Opened& opened);  // with mu_ held
   void arm_timer();
+  // Seeds (transport thread only).
+  void do_resolve_seeds();
+  void seed_resolved(std::size_t i, std::vector<membership::Address> found, std::string error);
+  bool usable(const membership::Address& a) const;
+  bool alone() const;  // no live peer: the seeds are what the protocol will try
+
+  struct SeedState {
+    bool literal = false;                        // an IP address: never looked up
+    std::vector<membership::Address> addresses;  // the last lookup that found any
+    bool failing = false;
+    membership::TimePoint warned{};  // last warning about it (rate-limited)
+  };
 
   ClusterOptions options_;
   const membership::Clock& clock_;
   boost::asio::io_context io_;
   boost::asio::ip::udp::socket socket_;
   boost::asio::steady_timer timer_;
+  boost::asio::steady_timer seed_timer_;
+  boost::asio::ip::udp::resolver resolver_;
+  std::vector<SeedState> seed_state_;   // by index in options_.seeds; transport thread
+  std::size_t lookups_in_flight_ = 0;   // transport thread
+  bool seeds_looked_up_ = false;        // once at start, whatever the peers; transport thread
+  membership::Duration seed_interval_;  // reconnect_interval; transport thread
   boost::asio::ip::udp::endpoint from_;
   std::array<std::uint8_t, 2048> buffer_{};
   std::thread thread_;
