@@ -37,6 +37,14 @@ std::size_t false_deaths(const SimCluster& c, const std::set<std::string>& reall
   return n;
 }
 
+// Does every up node see every other one alive?
+bool everyone_alive(SimCluster& c) {
+  for (std::size_t i = 0; i < c.size(); ++i) {
+    if (!c.all_see(i, MemberState::alive)) return false;
+  }
+  return true;
+}
+
 std::unique_ptr<SimCluster> converged(std::size_t n, NetworkFaults faults = {},
                                       ProtocolTimings t = ProtocolTimings{}) {
   auto cluster = std::make_unique<SimCluster>(test::seeded_rng()(), t, faults);
@@ -205,14 +213,7 @@ TEST(MembershipSim, APartitionHealsWithoutAnOperator) {
       10s));
   c.run_for(10s);
   c.heal();
-  ASSERT_TRUE(c.run_until(
-      [&] {
-        for (std::size_t i = 0; i < c.size(); ++i) {
-          if (!c.all_see(i, MemberState::alive)) return false;
-        }
-        return true;
-      },
-      30s));
+  ASSERT_TRUE(c.run_until([&] { return everyone_alive(c); }, 30s));
 }
 
 TEST(MembershipSim, ARestartedNodeComesBackAliveWithAHigherIncarnation) {
@@ -682,14 +683,7 @@ TEST(MembershipAttack, ATenMinutePartitionHeals) {
   c.run_for(10min);
   EXPECT_EQ(c.view(0, 15), MemberState::dead);
   c.heal();
-  ASSERT_TRUE(c.run_until(
-      [&] {
-        for (std::size_t i = 0; i < c.size(); ++i) {
-          if (!c.all_see(i, MemberState::alive)) return false;
-        }
-        return true;
-      },
-      30s));
+  ASSERT_TRUE(c.run_until([&] { return everyone_alive(c); }, 30s));
 }
 
 }  // namespace
