@@ -6,6 +6,7 @@
 
 #include "membership/hash.h"
 #include "membership/monitor_ring.h"
+#include "membership/replay_window.h"
 #include "membership/suspicion.h"
 
 namespace heartbeatd::membership {
@@ -64,13 +65,8 @@ struct MembershipProtocol::Member {
   std::uint32_t probe_helpers = 0;
   std::uint32_t probe_nacks = 0;
   TimePoint last_correction;
-  TimePoint last_check;  // when an accusation above its known incarnation made us ask it
-  // Freshness of its datagrams: its boot, the highest counter seen in it, and which of the
-  // 64 counters below that were seen (bit i: counter_max - i).
-  std::uint64_t boot = 0;
-  std::uint64_t counter_max = 0;
-  std::uint64_t window = 0;
-  bool windowed = false;            // boot and counter_max hold its last datagram's
+  TimePoint last_check;             // when an accusation above its known incarnation made us ask it
+  ReplayWindow window;              // its sealed datagrams accepted so far
   bool address_first_hand = false;  // its own datagram gave this address (not others' news)
 };
 
@@ -295,12 +291,8 @@ bool MembershipProtocol::receive(const Address& from, std::span<const std::uint8
   }
   const bool accepted = accept_sender(msg, from, now);
   Member* sender = find(msg.sender.name);
-  if (sealed && sender && !sender->is_self &&
-      !sender->windowed) {  // its first datagram: the window opens
-    sender->windowed = true;
-    sender->boot = msg.boot;
-    sender->counter_max = msg.counter;
-    sender->window = 1;
+  if (sealed && sender && !sender->is_self && !sender->window.open()) {
+    sender->window.accept(msg.boot, msg.counter);  // its first datagram: the window opens
   }
   if (!accepted) {
     source_ = nullptr;
@@ -431,27 +423,10 @@ bool MembershipProtocol::fresh(const Message& msg, std::size_t bytes, const Addr
     ++counters_.misdirected;  // a copy of a datagram another member was sent
     return false;
   }
-  if (Member* m = find(msg.sender.name); sealed && m && !m->is_self && m->windowed) {
-    if (msg.boot < m->boot) {
-      ++counters_.replays;  // from an earlier life of the sender
-      return false;
-    }
-    if (msg.boot > m->boot) {
-      m->boot = msg.boot;  // it restarted: its old datagrams are worthless from now on
-      m->counter_max = msg.counter;
-      m->window = 1;
-    } else if (msg.counter > m->counter_max) {
-      const auto shift = msg.counter - m->counter_max;
-      m->window = shift >= 64 ? 1 : (m->window << shift) | 1;
-      m->counter_max = msg.counter;
-    } else {
-      const auto age = m->counter_max - msg.counter;
-      if (age >= 64 || ((m->window >> age) & 1) != 0) {
-        ++counters_.replays;  // seen before, or too old to tell
-        return false;
-      }
-      m->window |= std::uint64_t{1} << age;
-    }
+  if (Member* m = find(msg.sender.name);
+      sealed && m && !m->is_self && m->window.open() && !m->window.accept(msg.boot, msg.counter)) {
+    ++counters_.replays;  // seen before, too old to tell, or from an earlier life
+    return false;
   }
   auto& p = peer(from, now);
   if (msg.echo != 0 && msg.echo == cookie_for(from)) p.verified = true;

@@ -8,6 +8,7 @@
 #include "membership/gossip_queue.h"
 #include "membership/monitor_ring.h"
 #include "membership/protocol.h"
+#include "membership/replay_window.h"
 #include "membership/suspicion.h"
 
 namespace heartbeatd::membership {
@@ -33,6 +34,31 @@ TEST(SuspicionTimeout, ShrinksFromMaxToMinAsConfirmationsArrive) {
   EXPECT_NEAR(std::chrono::duration<double>(one).count(), 4.0 - 3.2 * std::log(2) / std::log(3),
               1e-6);
   EXPECT_EQ(suspicion_timeout(0, 2, min, min / 2), min);  // max below min: min wins
+}
+
+TEST(ReplayWindow, EachCounterOnceWithinTheWindowAndOnlyTheLatestBoot) {
+  ReplayWindow w;
+  EXPECT_FALSE(w.open());
+  EXPECT_TRUE(w.accept(5, 100));  // the first datagram opens it, whatever its counter
+  EXPECT_TRUE(w.open());
+  EXPECT_FALSE(w.accept(5, 100));  // a copy
+  EXPECT_TRUE(w.accept(5, 90));    // late, but new
+  EXPECT_FALSE(w.accept(5, 90));
+  EXPECT_TRUE(w.accept(5, 101));
+  // The window's edge: kSize - 1 below the highest is still told apart, kSize is not.
+  const auto top = 101 + ReplayWindow::kSize;
+  EXPECT_TRUE(w.accept(5, top));
+  EXPECT_TRUE(w.accept(5, top - (ReplayWindow::kSize - 1)));
+  EXPECT_FALSE(w.accept(5, top - (ReplayWindow::kSize - 1)));
+  EXPECT_FALSE(w.accept(5, top - ReplayWindow::kSize));
+  // A jump past the whole window forgets it; what was seen below is now too old.
+  EXPECT_TRUE(w.accept(5, top + 10 * ReplayWindow::kSize));
+  EXPECT_FALSE(w.accept(5, top));
+  // A restart: the later boot starts again at its first counter; the earlier boot is dead.
+  EXPECT_TRUE(w.accept(6, 1));
+  EXPECT_FALSE(w.accept(5, top + 10 * ReplayWindow::kSize + 1));
+  EXPECT_TRUE(w.accept(6, 2));
+  EXPECT_FALSE(w.accept(6, 1));
 }
 
 TEST(MonitorRing, EveryMemberHasKMonitorsAndKSubjects) {
@@ -284,8 +310,8 @@ TEST(MembershipProtocol, AMonitorSeeingARefutationTellsTheAccusersDirectly) {
   bool told = false;
   for (const auto& s : wire.of(MessageType::gossip)) {
     for (const auto& u : s.msg.updates) {
-      told |= s.to == kOther && u.name == "peer" && u.state == MemberState::alive &&
-              u.incarnation == 1;
+      told |=
+          s.to == kOther && u.name == "peer" && u.state == MemberState::alive && u.incarnation == 1;
     }
   }
   EXPECT_TRUE(told);
