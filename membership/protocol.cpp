@@ -19,7 +19,7 @@ constexpr std::size_t kLeaveDirect = 64;    // members told directly on leave
 constexpr std::size_t kMaxUpdatesPerMessage = 255;
 constexpr std::uint32_t kSyncPullsPerRound = 8;     // extra sync pages per sync_interval
 constexpr std::size_t kRestoreJoins = 3;            // restored members asked to rejoin
-constexpr std::size_t kMaxPeers = 4096;             // source addresses remembered
+constexpr std::size_t kMaxPeers = 16384;            // source addresses remembered (about 1 MB)
 constexpr std::uint32_t kNewcomersPerSource = 256;  // new members per source per sync_interval
 // A join is padded to this size so that the answer to an unverified joiner (one page of at
 // most what it sent, and a cookie) is never larger than the request.
