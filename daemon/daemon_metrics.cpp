@@ -86,7 +86,8 @@ void Daemon::write_metrics(transport::MetricsWriter& w) {
            "another member), implausible (an incarnation jump, or an accuser who is no live "
            "member), unverified (a reply or a newcomer withheld from an address that has not "
            "proved it receives there), newcomer_rate (too many new members from one source), "
-           "max_members (membership.max_members reached).");
+           "max_members (membership.max_members reached), other_cluster (a stranger's "
+           "datagram from another cluster of the same name).");
   const std::pair<const char*, std::uint64_t> refused[] = {
       {"replay", c.protocol.replays},
       {"misdirected", c.protocol.misdirected},
@@ -94,6 +95,7 @@ void Daemon::write_metrics(transport::MetricsWriter& w) {
       {"unverified", c.protocol.unverified_dropped},
       {"newcomer_rate", c.protocol.newcomers_limited},
       {"max_members", c.protocol.members_over_limit},
+      {"other_cluster", c.protocol.other_cluster},
   };
   for (const auto& [reason, n] : refused) {
     w.sample("heartbeatd_membership_refused_total", {{"reason", reason}}, n);

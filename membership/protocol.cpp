@@ -261,6 +261,10 @@ bool MembershipProtocol::receive(const Address& from, std::span<const std::uint8
   if (leaving_) return true;
   auto& msg = std::get<Message>(decoded);
   if (!fresh(msg, body.size(), from, sealed, now)) return true;
+  if (!same_cluster(msg)) {
+    ++counters_.other_cluster;  // another cluster of the same name: never merged
+    return true;
+  }
 
   if (msg.type == MessageType::refuse) {
     // Not applied: its news about our name is the other holder's, and refuting it would
@@ -365,6 +369,10 @@ bool MembershipProtocol::receive(const Address& from, std::span<const std::uint8
       }
       break;
     case MessageType::sync:
+      if ((msg.flags & kSyncJoin) && cluster_id_ == 0 && alive_peers() > 0) {
+        // Joined for the first time: this node and its joiner are a cluster now.
+        while (cluster_id_ == 0) cluster_id_ = static_cast<std::uint32_t>(rng_());
+      }
       if (msg.flags & kSyncJoin) {
         if (peer(from, now).verified) {
           send_sync(from, msg.sender.name, MessageType::sync_reply, 0, true);
@@ -413,6 +421,25 @@ bool MembershipProtocol::receive(const Address& from, std::span<const std::uint8
     }
   }
   return true;
+}
+
+// Clusters of the same name never merge (docs/PROTOCOL.md, "Trust"): a node takes a
+// stranger's datagram carrying another cluster's id only while it is alone (it is joining,
+// through its seeds or a member it knew) or has no cluster yet. Members' datagrams always
+// count; ids drawn by two nodes joined at once converge to the smaller.
+bool MembershipProtocol::same_cluster(const Message& msg) {
+  if (msg.cluster == 0 || msg.cluster == cluster_id_) return true;
+  const Member* sender = find(msg.sender.name);
+  if (sender != nullptr && !sender->is_self) {
+    // Already a member of ours: its datagrams count whatever id it carries.
+    if (msg.cluster < cluster_id_) cluster_id_ = msg.cluster;
+    return true;
+  }
+  if (cluster_id_ == 0 || alive_peers() == 0) {
+    cluster_id_ = msg.cluster;  // joining: this is our cluster now
+    return true;
+  }
+  return false;
 }
 
 // Freshness (docs/PROTOCOL.md, "Trust"): a datagram counts once, at the receiver it was
@@ -1065,6 +1092,7 @@ Message MembershipProtocol::message(MessageType type, std::string_view to_name) 
   const auto& me = self();
   m.sender = NodeRef{me.name, me.address, me.incarnation};
   m.to = to_name.empty() ? 0 : receiver_tag(to_name);
+  m.cluster = alive_peers() == 0 ? 0 : cluster_id_;
   return m;
 }
 

@@ -100,6 +100,7 @@ struct ProtocolCounters {
   std::uint64_t implausible = 0;  // updates refused: incarnation jump or unknown accuser
   std::uint64_t unverified_dropped = 0;  // replies withheld from an unverified address
   std::uint64_t newcomers_limited = 0;   // new members refused: too many from one source
+  std::uint64_t other_cluster = 0;       // datagrams of another cluster of the same name
 };
 
 // Incarnation rules (docs/PROTOCOL.md, "Trust"): no update may move a member's incarnation
@@ -195,6 +196,7 @@ class MembershipProtocol {
   bool fresh(const Message& msg, std::size_t bytes, const Address& from, bool sealed,
              TimePoint now);
   bool accept_sender(const Message& msg, const Address& from, TimePoint now);
+  bool same_cluster(const Message& msg);
   bool plausible(const Update& u, const Member* m);
   bool credible_accuser(const Member& suspect, const std::string& accuser) const;
   Peer& peer(const Address& a, TimePoint now);
@@ -270,6 +272,9 @@ class MembershipProtocol {
   std::vector<Member*> dead_;      // members in state dead (retried by reconnect_round)
   std::uint64_t digest_ = 0;       // of the whole view (digest_term)
   std::uint64_t ring_key_ = 0;
+  // Which cluster this node is in (docs/PROTOCOL.md, "Trust"): drawn when it is first
+  // joined, adopted when it joins; 0 until then. Sent as 0 while the node is alone.
+  std::uint32_t cluster_id_ = 0;
   bool ring_dirty_ = true;
   std::map<std::uint32_t, Probe> probes_;      // seq -> the probe
   std::map<std::uint32_t, Forward> forwards_;  // helper: our ping seq -> requester

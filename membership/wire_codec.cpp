@@ -2,7 +2,7 @@
 //
 // Layout. Integers are big-endian; "varint" is unsigned LEB128, at most 10 bytes, minimal.
 //   type u8 | sender: name, address, incarnation varint
-//   freshness: boot u64, counter varint, to u32, cookie varint, echo varint
+//   freshness: boot u64, counter varint, to u32, cluster u32, cookie varint, echo varint
 //   then by type:  ping      seq u32, target name
 //                  ack, nack seq u32
 //                  ping_req  seq u32, target name, target address
@@ -198,10 +198,14 @@ bool read_node(Reader& r, NodeRef& n) {
 
 bool read_freshness(Reader& r, Message& m) {
   r.section = "freshness";
-  std::uint64_t to = 0;
-  return r.big_endian(m.boot, 8) && r.varint(m.counter, "counter") && r.big_endian(to, 4) &&
-         (m.to = static_cast<std::uint32_t>(to), true) && r.varint(m.cookie, "cookie") &&
-         r.varint(m.echo, "echo");
+  std::uint64_t to = 0, cluster = 0;
+  if (!r.big_endian(m.boot, 8) || !r.varint(m.counter, "counter") || !r.big_endian(to, 4) ||
+      !r.big_endian(cluster, 4)) {
+    return false;
+  }
+  m.to = static_cast<std::uint32_t>(to);
+  m.cluster = static_cast<std::uint32_t>(cluster);
+  return r.varint(m.cookie, "cookie") && r.varint(m.echo, "echo");
 }
 
 bool read_update(Reader& r, Update& u) {
@@ -321,7 +325,7 @@ std::uint32_t receiver_tag(std::string_view name) {
 std::size_t encoded_size_without_updates(const Message& m) {
   std::size_t n = 1 + name_size(m.sender.name) + address_size(m.sender.address) +
                   varint_size(m.sender.incarnation);
-  n += 8 + varint_size(m.counter) + 4 + varint_size(m.cookie) + varint_size(m.echo);
+  n += 8 + varint_size(m.counter) + 4 + 4 + varint_size(m.cookie) + varint_size(m.echo);
   if (has_seq(m.type)) n += 4;
   if (has_target(m.type)) n += name_size(m.target);
   if (m.type == MessageType::ping_req) n += address_size(m.target_address);
@@ -362,6 +366,7 @@ std::vector<std::uint8_t> encode(const Message& m) {
   w.big_endian(m.boot, 8);
   w.varint(m.counter);
   w.big_endian(m.to, 4);
+  w.big_endian(m.cluster, 4);
   w.varint(m.cookie);
   w.varint(m.echo);
   if (has_seq(m.type)) w.big_endian(m.seq, 4);

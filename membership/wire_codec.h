@@ -76,6 +76,7 @@ struct Message {
   std::uint64_t boot = 0;     // the sender's boot epoch: larger for every later start
   std::uint64_t counter = 0;  // the sender's datagram counter in this boot, from 1
   std::uint32_t to = 0;       // receiver_tag() of the intended receiver; 0: not known yet
+  std::uint32_t cluster = 0;  // the sender's cluster id; 0: the sender is alone (joining)
   // Address validation (docs/PROTOCOL.md, "Amplification"): a cookie the sender gives the
   // receiver's address, and the cookie the receiver last gave the sender's. 0: none.
   std::uint64_t cookie = 0;

@@ -673,6 +673,56 @@ TEST(MembershipAttack, MonitorPositionsCannotBeChosenByName) {
   }
 }
 
+// Two plaintext clusters of the same name on one network (the default name, two teams): a
+// member of one learns the address of a member of the other (a configuration slip, a
+// reused address). The clusters stay apart: a stranger's datagram carrying another
+// cluster's id is dropped unless the receiver is alone. A node seeded into one joins it.
+TEST(MembershipAttack, TwoClustersOfTheSameNameNeverMergeUnlessSeeded) {
+  SimCluster c(test::seeded_rng()(), ProtocolTimings{});
+  for (std::size_t i = 0; i < 10; ++i) {
+    c.add_node("node-" + std::to_string(i),
+               i == 0 || i == 5 ? std::nullopt : std::optional<std::size_t>(i < 5 ? 0 : 5));
+    c.run_for(20ms);
+  }
+  auto apart = [&] {
+    for (std::size_t i = 0; i < 10; ++i) {
+      for (std::size_t j = 0; j < 10; ++j) {
+        const bool same = (i < 5) == (j < 5);
+        if (same && c.view(i, j) != MemberState::alive) return false;
+        if (!same && c.view(i, j) == MemberState::alive) return false;
+      }
+    }
+    return true;
+  };
+  ASSERT_TRUE(c.run_until(apart, 10s));
+  membership::Message slip;
+  slip.type = membership::MessageType::gossip;
+  slip.sender = {c.name(0), c.address(0), c.node(0).incarnation()};
+  slip.updates.push_back({MemberState::alive, c.name(7), c.address(7), 0, ""});
+  c.inject(1, c.address(0), membership::encode(slip), Duration::zero(), true);
+  c.run_for(30s);
+  std::uint64_t dropped = 0;
+  for (std::size_t i = 5; i < 10; ++i) {
+    dropped += c.node(i).counters().other_cluster;
+    for (std::size_t j = 0; j < 5; ++j) EXPECT_FALSE(c.node(i).member(c.name(j))) << i << " " << j;
+  }
+  EXPECT_GT(dropped, 0u);
+  for (std::size_t i = 0; i < 5; ++i) {
+    for (std::size_t j = 0; j < 5; ++j) EXPECT_EQ(c.view(i, j), MemberState::alive);
+  }
+  // A new node seeded with a member of the second cluster joins that one.
+  const auto n = c.add_node("node-10", 5);
+  ASSERT_TRUE(c.run_until(
+      [&] {
+        for (std::size_t i = 5; i < 10; ++i) {
+          if (c.view(i, n) != MemberState::alive) return false;
+        }
+        return c.node(n).member_count() == 6;
+      },
+      10s));
+  for (std::size_t i = 0; i < 5; ++i) EXPECT_FALSE(c.node(i).member(c.name(n)));
+}
+
 // A ten-minute partition heals by itself, with every member alive on both sides after.
 TEST(MembershipAttack, ATenMinutePartitionHeals) {
   auto cluster = converged(20);

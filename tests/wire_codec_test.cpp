@@ -48,6 +48,7 @@ Message sample(MessageType type, bool with_updates) {
   m.boot = 0x0102030405060708ull;
   m.counter = std::numeric_limits<std::uint64_t>::max();
   m.to = 0xfffffffe;
+  m.cluster = 0x80000001;
   m.cookie = std::uint64_t{1} << 63;
   m.echo = 1;
   switch (type) {
@@ -160,6 +161,7 @@ TEST(WireCodec, EncodesTheDocumentedLayout) {
   m.boot = 0x1122334455667788ull;
   m.counter = 200;
   m.to = 0x0a0b0c0d;
+  m.cluster = 0x01020304;
   m.cookie = 0;
   m.echo = 5;
   m.seq = 0x01020304;
@@ -172,6 +174,7 @@ TEST(WireCodec, EncodesTheDocumentedLayout) {
       0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88,                    // boot
       0xc8, 0x01,                                                        // counter 200
       0x0a, 0x0b, 0x0c, 0x0d,                                            // to
+      1,    2,    3,    4,                                               // cluster
       0,    5,                                                           // cookie none, echo 5
       1,    2,    3,    4,                                               // seq
       1,    'b',                                                         // target

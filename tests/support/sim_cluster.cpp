@@ -66,11 +66,15 @@ void SimCluster::make_protocol(std::size_t i) {
 }
 
 std::size_t SimCluster::add_node(const std::string& name) {
+  return add_node(name, nodes_.empty() ? std::nullopt : std::optional<std::size_t>(0));
+}
+
+std::size_t SimCluster::add_node(const std::string& name, std::optional<std::size_t> seed) {
   const auto i = nodes_.size();
   auto n = std::make_unique<Node>();
   n->name = name;
   n->address = Address::v4(0x0a000000u + static_cast<std::uint32_t>(i + 1), 7701);
-  if (i > 0) n->seeds.push_back(nodes_[0]->address);
+  if (seed) n->seeds.push_back(nodes_.at(*seed)->address);
   n->sink = std::make_unique<SimSink>(*this, i);
   by_address_[n->address] = i;
   nodes_.push_back(std::move(n));

@@ -58,8 +58,10 @@ class SimCluster {
   // started at random moments spread over `spread` (default: one interval), as in a rolling
   // start. Returns the first new index.
   std::size_t add_nodes(std::size_t count, std::optional<Duration> spread = std::nullopt);
-  // One more node with a chosen name (e.g. one already taken, to test conflicts).
+  // One more node with a chosen name (e.g. one already taken, to test conflicts), seeded
+  // with node 0's address, or with `seed`'s (nullopt: no seed, it founds a cluster).
   std::size_t add_node(const std::string& name);
+  std::size_t add_node(const std::string& name, std::optional<std::size_t> seed);
   // Runs the event queue for `d` of simulated time.
   void run_for(Duration d);
   // Runs until `done` holds (checked after every event) or `limit` passes; returns whether
