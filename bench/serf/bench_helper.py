@@ -284,7 +284,8 @@ def cmd_analyze(phase):
     nodes = sorted(node_files(phase, "logs", ".log"))
     t_end = float(info.get("t_end", time.time()))
 
-    res = {"system": system, "n": n, "phase": phase, "steady_s": None}
+    res = {"system": system, "n": n, "phase": phase, "steady_s": None,
+           "encrypt": info.get("encrypt") == "1"}
     # --- baseline and steady state
     if "base0" in snaps and "base1" in snaps:
         b0, b1 = snaps["base0"], snaps["base1"]
@@ -419,7 +420,8 @@ def cmd_summary(path):
         if r["system"] == "serf" and r.get("handler_td_median_ms") is not None:
             td_med += f" (handler {fmt(r['handler_td_median_ms'])})"
             td_max += f" (handler {fmt(r['handler_td_max_ms'])})"
-        print(f"| {r['system']} | {r['n']} | {trials} | {td_med} | {td_max} | {fmt(r['first_median_ms'])} "
+        label = r["system"] + (" (encrypted)" if r.get("encrypt") else "")
+        print(f"| {label} | {r['n']} | {trials} | {td_med} | {td_max} | {fmt(r['first_median_ms'])} "
               f"| {fmt(r.get('cpu_pct_per_node'), 2)} "
               f"| {fmt(r.get('udp_out_per_node_s'), 1)} / {fmt(r.get('udp_in_per_node_s'), 1)} "
               f"| {fmt(r.get('tcp_out_per_node_s'), 2)} | {fmt(r.get('rss_mb_per_node'), 1)} "
