@@ -389,6 +389,11 @@ std::vector<std::uint8_t> encode(const Message& m) {
   return w.take();
 }
 
+std::optional<std::string_view> peek_sender_name(std::span<const std::uint8_t> body) {
+  if (body.size() < 2 || body.size() < 2u + body[1]) return std::nullopt;
+  return std::string_view(reinterpret_cast<const char*>(body.data() + 2), body[1]);
+}
+
 std::variant<Message, DecodeError> decode(std::span<const std::uint8_t> body) {
   if (body.empty()) return DecodeError{"empty body"};
   // A longer body could not be re-encoded, so it cannot have come from a correct sender.

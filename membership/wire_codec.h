@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -114,5 +115,8 @@ std::size_t encoded_size(const Update& u);
 // violating it throws std::invalid_argument — a bug in the sender, never remote input).
 std::vector<std::uint8_t> encode(const Message& m);
 std::variant<Message, DecodeError> decode(std::span<const std::uint8_t> body);
+// The sender's name of a body decode() accepted, read in place (what a transport needs to
+// attribute a datagram without decoding it twice); nullopt if the bytes are too short.
+std::optional<std::string_view> peek_sender_name(std::span<const std::uint8_t> body);
 
 }  // namespace heartbeatd::membership

@@ -168,20 +168,19 @@ TEST(WireCodec, EncodesTheDocumentedLayout) {
   m.target = "b";
   m.updates = {{MemberState::suspect, "c", v6("[::1]:1"), 0, "a"}};
   const Bytes expected = {
-      2,                                                                 // type ping
-      1,    'a',  4,    10,   0,    0,    1,    0x1e, 0x15, 0xac, 0x02,  // sender:
-                                                                         // name, 10.0.0.1:7701, 300
-      0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88,                    // boot
-      0xc8, 0x01,                                                        // counter 200
-      0x0a, 0x0b, 0x0c, 0x0d,                                            // to
-      1,    2,    3,    4,                                               // cluster
-      0,    5,                                                           // cookie none, echo 5
-      1,    2,    3,    4,                                               // seq
-      1,    'b',                                                         // target
-      1,                                                                 // one update
-      1,    1,    'c',  6,    0,    0,    0,    0,    0,    0,    0,    0,
-      0,    0,    0,    0,    0,    0,    0,    1,    0,    1,  // suspect c [::1]:1
-      0,    1,    'a'};                                         // incarnation 0, from a
+      2,                                               // type ping
+      1, 'a', 4, 10, 0, 0, 1, 0x1e, 0x15, 0xac, 0x02,  // sender:
+                                                       // name, 10.0.0.1:7701, 300
+      0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88,  // boot
+      0xc8, 0x01,                                      // counter 200
+      0x0a, 0x0b, 0x0c, 0x0d,                          // to
+      1, 2, 3, 4,                                      // cluster
+      0, 5,                                            // cookie none, echo 5
+      1, 2, 3, 4,                                      // seq
+      1, 'b',                                          // target
+      1,                                               // one update
+      1, 1, 'c', 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1,  // suspect c [::1]:1
+      0, 1, 'a'};                                                          // incarnation 0, from a
   EXPECT_EQ(encode(m), expected);
   EXPECT_EQ(decoded(expected), m);
 }
@@ -221,6 +220,15 @@ TEST(WireCodec, PaddingIsZerosAndCounted) {
   auto r = decode(b);
   ASSERT_TRUE(std::holds_alternative<DecodeError>(r));
   EXPECT_NE(std::get<DecodeError>(r).message.find("padding"), std::string::npos);
+}
+
+TEST(WireCodec, PeekSenderNameReadsTheNameInPlace) {
+  for (auto t : kAllTypes) {
+    const Message m = sample(t, true);
+    EXPECT_EQ(peek_sender_name(encode(m)), std::optional<std::string_view>(m.sender.name));
+  }
+  EXPECT_EQ(peek_sender_name(Bytes{1}), std::nullopt);
+  EXPECT_EQ(peek_sender_name(Bytes{1, 5, 'a'}), std::nullopt);
 }
 
 TEST(WireCodec, ReceiverTagsAreNeverZeroAndTellNamesApart) {
