@@ -490,7 +490,7 @@ std::uint64_t MembershipProtocol::cookie_for(const Address& a) const {
 // must be ignored (it claims a live member's name from another address).
 bool MembershipProtocol::accept_sender(const Message& msg, const Address& from, TimePoint now) {
   const auto& ref = msg.sender;
-  const Update claim{MemberState::alive, ref.name, ref.address, ref.incarnation, {}};
+  Update claim{MemberState::alive, ref.name, ref.address, ref.incarnation, {}};
   if (ref.name == self_name_) {
     if (ref.address != self().address) {
       refuse_claim(from, ref.name);
@@ -500,6 +500,19 @@ bool MembershipProtocol::accept_sender(const Message& msg, const Address& from, 
     return false;
   }
   Member* m = find(ref.name);
+  {
+    // A claim more than one step above what we know moves it one step (kMaxIncarnationStep):
+    // a member whose own incarnation ran ahead of our view (it stepped after a restart, or
+    // a forger pushed it) still gets through, a step per datagram, and no single datagram
+    // carries it out of reach. Ignoring the claim instead would leave the member dead here
+    // for good.
+    const std::uint64_t known = m ? m->incarnation : 0;
+    if (claim.incarnation > known &&
+        (claim.incarnation - known > kMaxIncarnationStep || claim.incarnation > kMaxIncarnation)) {
+      ++counters_.implausible;
+      claim.incarnation = std::min(known + kMaxIncarnationStep, kMaxIncarnation);
+    }
+  }
   if (!m) {
     apply(claim, now, false);  // a newcomer introducing itself
     m = find(ref.name);
@@ -518,12 +531,11 @@ bool MembershipProtocol::accept_sender(const Message& msg, const Address& from, 
     }
     return false;
   }
-  if (!plausible(claim, m)) return false;
   m->last_seen = now;
-  if (ref.incarnation > m->incarnation) {
+  if (claim.incarnation > m->incarnation) {
     apply(claim, now, false);
     m->address_first_hand = m->address == ref.address;
-  } else if (ref.incarnation < m->incarnation || m->state != MemberState::alive) {
+  } else if (claim.incarnation < m->incarnation || m->state != MemberState::alive) {
     // It is behind on news about itself (restarted, or suspected without knowing): tell it
     // directly so it can refute, at most once per interval.
     if (now - m->last_correction >= t_.interval) {
