@@ -334,13 +334,17 @@ TEST(MembershipSim, ReloadedTimingsTakeEffectWithoutFalseSuspicions) {
   auto cluster = converged(20);
   auto& c = *cluster;
   c.run_for(2s);
+  // Probes before the reload are the rolling start's (a subject that has not heard of its
+  // new monitor yet; soak seed 15385220750625402540 had one): the reload must add none.
+  std::vector<std::uint64_t> probes;
+  for (std::size_t i = 0; i < c.size(); ++i) probes.push_back(c.node(i).counters().probes);
   ProtocolTimings slower;
   slower.interval = 500ms;
   slower.phi = membership::PhiAccrualParams{};  // another detector, another history
   for (std::size_t i = 0; i < c.size(); ++i) c.node(i).set_timings(slower);
   c.run_for(30s);
   EXPECT_EQ(false_deaths(c, {}), 0u);
-  for (std::size_t i = 0; i < c.size(); ++i) EXPECT_EQ(c.node(i).counters().probes, 0u);
+  for (std::size_t i = 0; i < c.size(); ++i) EXPECT_EQ(c.node(i).counters().probes, probes[i]);
   c.crash(3);
   EXPECT_TRUE(c.run_until([&] { return c.all_see(3, MemberState::dead); }, 10s));
 }
