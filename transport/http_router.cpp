@@ -8,6 +8,8 @@
 #include <exception>
 #include <future>
 
+#include "transport/log.h"
+
 namespace heartbeatd::transport {
 namespace {
 
@@ -85,10 +87,37 @@ void Router::add_async(http::verb method, std::string pattern, AsyncHandler hand
   add_route(method, std::move(pattern), nullptr, std::move(handler));
 }
 
-Response Router::route(const Request& request) const {
+std::string Caller::client() const {
+  switch (via) {
+    case Via::tcp:
+      return address;
+    case Via::unix_socket:
+      return uid ? "uid " + std::to_string(*uid) : "unix socket";
+    case Via::internal:
+      break;
+  }
+  return "internal";
+}
+
+std::string_view to_string(Refusal r) {
+  switch (r) {
+    case Refusal::unauthenticated:
+      return "unauthenticated";
+    case Refusal::forbidden:
+      return "forbidden";
+    case Refusal::over_limit:
+      return "over_limit";
+    case Refusal::rate_limited:
+      return "rate_limited";
+  }
+  return "unknown";
+}
+
+Response Router::route(const Request& request, const Caller& caller) const {
   auto answer = std::make_shared<std::promise<Response>>();
   auto future = answer->get_future();
-  Routed r = dispatch(request, [answer](Response res) { answer->set_value(std::move(res)); });
+  Routed r = dispatch(
+      request, [answer](Response res) { answer->set_value(std::move(res)); }, caller);
   return r.deferred ? future.get() : std::move(r.response);
 }
 
@@ -99,6 +128,26 @@ void Router::Stats::count(unsigned status) {
 
 void Router::count_unrouted(http::status status) const {
   unrouted_->count(static_cast<unsigned>(status));
+}
+
+void Router::refused(Refusal reason, const Caller& caller, std::string_view detail) const {
+  refusals_->by_reason[static_cast<std::size_t>(reason)].fetch_add(1, std::memory_order_relaxed);
+  if (!log::enabled(LogLevel::warning)) return;
+  constexpr auto kLogEvery = std::chrono::minutes(1);
+  constexpr std::size_t kMaxRemembered = 4096;
+  const auto now = std::chrono::steady_clock::now();
+  std::string key = caller.client();
+  key.append("/").append(to_string(reason));
+  {
+    std::lock_guard lock(refusals_->mu);
+    auto& logged = refusals_->logged;
+    if (auto it = logged.find(key); it != logged.end() && now - it->second < kLogEvery) return;
+    // Many distinct clients: forget them all rather than grow; at worst one more line each.
+    if (logged.size() >= kMaxRemembered) logged.clear();
+    logged[key] = now;
+  }
+  log::warning("API: refused {} ({}): {} (logged at most once a minute per client)",
+               caller.client(), to_string(reason), detail);
 }
 
 void Router::write_metrics(MetricsWriter& w) const {
@@ -119,6 +168,15 @@ void Router::write_metrics(MetricsWriter& w) const {
                {{"route", route}, {"method", method}, {"code", code}}, n);
     }
   });
+  w.family("heartbeatd_api_refused_total", "counter",
+           "Requests and connections turned away, by reason: unauthenticated (no or unknown "
+           "token), forbidden (token or uid lacks the scope), over_limit (connections), "
+           "rate_limited (api.rate_limit).");
+  for (const Refusal r : {Refusal::unauthenticated, Refusal::forbidden, Refusal::over_limit,
+                          Refusal::rate_limited}) {
+    w.sample("heartbeatd_api_refused_total", {{"reason", to_string(r)}},
+             refusals_->by_reason[static_cast<std::size_t>(r)].load(std::memory_order_relaxed));
+  }
   w.family("heartbeatd_api_request_duration_seconds", "histogram",
            "Time from a routed request to its response (or a stream's start), in the handler.");
   for (const auto& r : routes_) {
@@ -143,7 +201,8 @@ bool Router::match(const Route& r, const std::vector<std::string_view>& path, Ro
   return true;
 }
 
-Routed Router::dispatch(const Request& request, Respond later) const {
+Routed Router::dispatch(const Request& request, Respond later, const Caller& caller) const {
+  (void)caller;  // access control (api.tokens_file, api.unix_scopes) decides by it
   const std::string_view target = request.target();
   if (target.empty() || target.front() != '/') {
     unmatched_->count(400);

@@ -14,10 +14,14 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -28,6 +32,22 @@ namespace heartbeatd::transport {
 namespace http = boost::beast::http;
 using Request = http::request<http::string_body>;
 using Response = http::response<http::string_body>;
+
+// Who sent a request, as the server knows it before reading it: the listener, the peer's
+// address (TCP) or credentials (Unix socket, SO_PEERCRED), and whether TLS carried it.
+struct Caller {
+  enum class Via { internal, tcp, unix_socket };
+  Via via = Via::internal;  // internal: tests and in-process calls
+  std::string address;      // TCP: the source IP; Unix socket: empty
+  std::optional<unsigned> uid, gid;  // Unix socket only
+  bool tls = false;
+  // How logs and per-client limits name this caller: "203.0.113.7", "uid 1000", "internal".
+  std::string client() const;
+};
+
+// Why a request or connection was turned away, counted in heartbeatd_api_refused_total.
+enum class Refusal { unauthenticated, forbidden, over_limit, rate_limited };
+std::string_view to_string(Refusal r);
 
 // What a pattern such as "/v1/users/{id}" captured, plus the query string.
 struct RouteMatch {
@@ -92,11 +112,15 @@ class Router {
   // handler's too, if it threw before responding). An asynchronous route answers through
   // `later` (counted and timed when it does) and returns deferred; without `later` its
   // answer is waited for here, which only tests should do.
-  Routed dispatch(const Request& request, Respond later = nullptr) const;
-  Response route(const Request& request) const;
+  Routed dispatch(const Request& request, Respond later = nullptr,
+                  const Caller& caller = Caller{}) const;
+  Response route(const Request& request, const Caller& caller = Caller{}) const;
 
   // Counts a response the server made without routing (400 malformed, 408, 413, 431, 503).
   void count_unrouted(http::status status) const;
+  // Counts a refusal by reason and logs it (with `detail`) at most once a minute per client
+  // and reason, so that a client hammering the API cannot flood the log.
+  void refused(Refusal reason, const Caller& caller, std::string_view detail) const;
   // heartbeatd_api_requests_total and heartbeatd_api_request_duration_seconds.
   void write_metrics(MetricsWriter& w) const;
 
@@ -122,6 +146,13 @@ class Router {
   // Requests that matched no route (404, 405), and responses made before routing.
   std::shared_ptr<Stats> unmatched_ = std::make_shared<Stats>();
   std::shared_ptr<Stats> unrouted_ = std::make_shared<Stats>();
+  struct Refusals {
+    std::array<std::atomic<std::uint64_t>, 4> by_reason{};
+    std::mutex mu;
+    // (client, reason) -> when it was last logged; bounded (cleared when it grows large).
+    std::unordered_map<std::string, std::chrono::steady_clock::time_point> logged;
+  };
+  std::shared_ptr<Refusals> refusals_ = std::make_shared<Refusals>();
 };
 
 }  // namespace heartbeatd::transport

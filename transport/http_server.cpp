@@ -83,6 +83,35 @@ struct HttpServer::State {
 
 namespace {
 
+// Who is at the other end: the source address of a TCP peer, the credentials of a Unix one
+// (SO_PEERCRED: what the kernel recorded at connect(), which the peer cannot forge).
+Caller identify(tcp::socket& socket) {
+  Caller c;
+  c.via = Caller::Via::tcp;
+  error_code ec;
+  const auto remote = socket.remote_endpoint(ec);
+  if (!ec) {
+    const auto a = remote.address();
+    // An IPv4 peer on a dual-stack socket is one client whichever way it is written.
+    c.address = a.is_v6() && a.to_v6().is_v4_mapped()
+                    ? asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).to_string()
+                    : a.to_string();
+  }
+  return c;
+}
+
+Caller identify(unix_stream::socket& socket) {
+  Caller c;
+  c.via = Caller::Via::unix_socket;
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  if (getsockopt(socket.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+    c.uid = cred.uid;
+    c.gid = cred.gid;
+  }
+  return c;
+}
+
 template <class Protocol>
 class Session final : public Connection, public std::enable_shared_from_this<Session<Protocol>> {
  public:
@@ -100,6 +129,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   }
 
   void run() {
+    caller_ = identify(socket_);
     state_->add(this, this->weak_from_this());
     asio::dispatch(socket_.get_executor(), [self = this->shared_from_this()] {
       if (self->reject_) {
@@ -235,7 +265,8 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
     const bool keep_alive = req.keep_alive();
     const std::uint64_t seq = ++answer_seq_;
     Routed routed = state_->router.dispatch(
-        req, [weak = this->weak_from_this(), seq, version, keep_alive](Response res) {
+        req,
+        [weak = this->weak_from_this(), seq, version, keep_alive](Response res) {
           // From any thread, possibly before dispatch() returned: back onto the strand.
           if (auto self = weak.lock()) {
             auto exec = self->socket_.get_executor();
@@ -244,7 +275,8 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
               self->on_answer(seq, version, keep_alive, std::move(res));
             });
           }
-        });
+        },
+        caller_);
     if (routed.deferred) return enter(Phase::waiting);
     if (routed.stream) return start_stream(std::move(routed.stream), req.version());
     Response& res = routed.response;
@@ -356,6 +388,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   asio::steady_timer timer_;
   std::shared_ptr<HttpServer::State> state_;
   const bool reject_;
+  Caller caller_;
   boost::beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   Response response_;
