@@ -88,7 +88,8 @@ Daemon::Daemon(Config config, std::optional<std::string> config_path)
           membership::PresenceOptions{config_->presence.timeout, config_->presence.forget_after,
                                       config_->presence.max_users},
           std::chrono::floor<std::chrono::milliseconds>(started_) - config_->presence.forget_after -
-              std::chrono::minutes(1))),
+              std::chrono::minutes(1),
+          started_)),
       presence_timer_(strand_),
       events_(std::make_unique<transport::EventHub>(transport::EventHubOptions{
           presence_.get(), &clock_,

@@ -311,7 +311,8 @@ auto with_table(Shard& s, UserId id, F f) {
 
 }  // namespace
 
-PresenceTable::PresenceTable(PresenceOptions options, TimePoint epoch)
+PresenceTable::PresenceTable(PresenceOptions options, TimePoint epoch,
+                             std::optional<TimePoint> now)
     : epoch_(epoch),
       options_(options),
       timeout_ms_(0),
@@ -319,7 +320,7 @@ PresenceTable::PresenceTable(PresenceOptions options, TimePoint epoch)
   if (options.forget_after > kMaxForgetAfter || options.forget_after < options.timeout) {
     throw std::invalid_argument("PresenceTable: forget_after must be in [timeout, 20d]");
   }
-  set_timeout(options.timeout, epoch);
+  set_timeout(options.timeout, now.value_or(epoch));
 }
 
 PresenceTable::~PresenceTable() = default;
@@ -671,8 +672,9 @@ void PresenceTable::set_timeout(Duration timeout, TimePoint now) {
   // Every bucket starts empty and expired, stamped with the last millisecond it stood for
   // before the window (so a late heartbeat from before the window is not counted).
   const Ms limit = ms - t_ms;
+  // Relaxed: every reader and writer of the ring takes one of the locks held here first.
   for (Ms m = limit - static_cast<Ms>(ring_size_) + 1; m <= limit; ++m) {
-    bucket(m).store(pack(static_cast<Tick>(m), kExpiredFlag));
+    bucket(m).store(pack(static_cast<Tick>(m), kExpiredFlag), std::memory_order_relaxed);
   }
   expired_upto_ = limit;
   online_ = 0;

@@ -57,7 +57,11 @@ inline constexpr Duration kMaxForgetAfter = std::chrono::hours(24 * 20);
 
 class PresenceTable {
  public:
-  PresenceTable(PresenceOptions options, TimePoint epoch);
+  // `epoch` is the earliest time the table can store; `now` (default: the epoch) is where the
+  // window starts. A table whose epoch lies long before now (the daemon's: restored users keep
+  // last-seen times from before a restart) must be given `now`, or its first advance() walks
+  // and expires the whole ring, millisecond by millisecond.
+  PresenceTable(PresenceOptions options, TimePoint epoch, std::optional<TimePoint> now = {});
   ~PresenceTable();
   PresenceTable(const PresenceTable&) = delete;
   PresenceTable& operator=(const PresenceTable&) = delete;

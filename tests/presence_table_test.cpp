@@ -77,6 +77,25 @@ TEST(PresenceTable, ALateHeartbeatForAnExpiredMillisecondIsNotCounted) {
   EXPECT_EQ(f.table.counts(t0 + 7s).online, 0u);
 }
 
+// The daemon's table: an epoch a day before the start (restored users keep their last-seen
+// times), its window starting at the start. A late heartbeat from before the start is not
+// counted, and the count follows heartbeats as in a table whose epoch is now. (Without
+// `now`, the first advance walked the whole hour-long ring: seconds under TSan, with SIGTERM
+// waiting behind it on the daemon's strand.)
+TEST(PresenceTable, AnEpochLongBeforeTheStartCountsFromTheStart) {
+  ManualClock clock;
+  const TimePoint start = clock.now() + 25h;
+  PresenceTable table({.timeout = 1h, .forget_after = 24h}, clock.now(), start);
+  table.heartbeat(1, start - 1h);  // as old as the timeout at the start: never online
+  EXPECT_EQ(table.counts(start).online, 0u);
+  table.heartbeat(2, start - 1h + 1ms);  // online for one more millisecond
+  table.heartbeat(3, start + 10ms);
+  EXPECT_EQ(table.counts(start).online, 2u);
+  EXPECT_EQ(table.counts(start + 1ms).online, 1u);
+  EXPECT_EQ(table.counts(start + 1h + 9ms).online, 1u);
+  EXPECT_EQ(table.counts(start + 1h + 10ms).online, 0u);
+}
+
 TEST(PresenceTable, HeartbeatExtendsOnlineAndCountsOnce) {
   Fixture f;
   f.table.heartbeat(1, f.clock.now());

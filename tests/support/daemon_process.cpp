@@ -11,6 +11,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 
@@ -248,6 +250,14 @@ bool DaemonProcess::running() {
 
 std::optional<int> DaemonProcess::wait_exit(std::chrono::milliseconds deadline) {
   eventually([this] { return !running(); }, deadline);
+  // A daemon that does not exit is a hang to explain: where each thread is, if gdb is here.
+  if (!exit_code_ && pid_ > 0 && access("/usr/bin/gdb", X_OK) == 0) {
+    std::fprintf(stderr, "[ hang ] heartbeatd %d did not exit; its threads:\n", pid_);
+    std::fflush(stderr);
+    const std::string cmd = "/usr/bin/gdb -p " + std::to_string(pid_) +
+                            " -batch -ex 'thread apply all bt 25' 2>/dev/null | grep -E '^(Thread|#)' >&2";
+    [[maybe_unused]] const int rc = std::system(cmd.c_str());
+  }
   return exit_code_;
 }
 
