@@ -367,6 +367,11 @@ TEST(PresenceTableConcurrency, CountStaysExactUnderConcurrentUse) {
           case 3:
             f.table.sweep(now, 2);
             break;
+          case 4: {  // a batch spans shards: set_timeout() may run between two of them
+            const UserId batch[] = {id, id ^ 1, id ^ 2, id ^ 3, id ^ 4, id ^ 5, id ^ 6, id ^ 7};
+            f.table.heartbeat_batch(batch, now);
+            break;
+          }
           default:
             f.table.heartbeat(id, now);
         }
@@ -377,7 +382,7 @@ TEST(PresenceTableConcurrency, CountStaysExactUnderConcurrentUse) {
     for (int n = 0; !stop; ++n) {
       f.clock.advance(1ms);
       f.table.advance(f.clock.now());
-      if (n % 5000 == 0) f.table.set_timeout(n % 10000 ? 2s : 1s, f.clock.now());
+      if (n % 500 == 0) f.table.set_timeout(n % 10000 ? 2s : 1s, f.clock.now());
       std::this_thread::yield();
     }
   });
