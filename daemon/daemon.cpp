@@ -29,8 +29,14 @@ constexpr std::chrono::milliseconds kPresenceTick{100};
 
 transport::HttpServerLimits limits_from(const Config& c) {
   const auto& api = c.api;
-  return {api.max_body_bytes, api.max_header_bytes, api.max_connections, api.read_timeout,
-          api.idle_timeout, c.events.keepalive};
+  return {.max_body_bytes = api.max_body_bytes,
+          .max_header_bytes = api.max_header_bytes,
+          .max_connections = api.max_connections,
+          .max_connections_per_client = api.connections_per_client(),
+          .unix_reserved_connections = api.unix_reserve(),
+          .read_timeout = api.read_timeout,
+          .idle_timeout = api.idle_timeout,
+          .stream_keepalive = c.events.keepalive};
 }
 
 membership::ProtocolTimings timings_from(const Config::Membership& m) {
