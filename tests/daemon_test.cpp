@@ -6,10 +6,13 @@
 #include <numeric>
 #include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <boost/json/parse.hpp>
 
 #include <filesystem>
+#include <string>
+#include <vector>
 
 #include "tests/support/daemon_process.h"
 
@@ -173,6 +176,59 @@ TEST(Daemon, UnusableDataDirExits3) {
                           "directory"),
             std::string::npos)
       << r.output;
+}
+
+// The value of `series` in /metrics, read over the Unix socket (TCP may be what is full).
+double unix_metric(const DaemonProcess& d, const std::string& series) {
+  const auto r = http_unix(d.socket_path(), "GET", "/metrics");
+  const std::string needle = "\n" + series + " ";
+  const auto at = r.body.find(needle);
+  return at == std::string::npos ? -1 : std::stod(r.body.substr(at + needle.size()));
+}
+
+// The lock-out, with the real daemon: one client holding its share of idle keep-alive
+// connections, then TCP clients from many addresses holding all TCP may take. The one is told
+// 503 naming its limit, others are served meanwhile, and the Unix socket keeps its reserve.
+TEST(Daemon, ConnectionLimitsPerClientAndTheUnixReserve) {
+  DaemonProcess d(DaemonProcess::Keys{{"api.max_connections", "20"},
+                                      {"api.max_connections_per_client", "3"},
+                                      {"api.unix_reserved_connections", "5"}});
+  ASSERT_TRUE(d.start()) << d.failure_reason();
+  const std::string over_limit = "heartbeatd_api_refused_total{reason=\"over_limit\"}";
+  EXPECT_EQ(unix_metric(d, over_limit), 0);
+
+  std::vector<HttpClient> held;
+  for (int i = 0; i < 3; ++i) {
+    held.push_back(HttpClient::tcp(d.port()));
+    ASSERT_EQ(held.back().request("GET", "/v1/health").status, 200) << i;
+  }
+  const auto refused = http_tcp(d.port(), "GET", "/v1/health");
+  EXPECT_EQ(refused.status, 503) << refused.error;
+  EXPECT_EQ(refused.header("retry-after"), "1");
+  EXPECT_NE(refused.body.find("api.max_connections_per_client: 3"), std::string::npos)
+      << refused.body;
+  expect_healthy(HttpClient::tcp_from("127.0.0.2", d.port()).request("GET", "/v1/health"));
+  expect_healthy(http_unix(d.socket_path(), "GET", "/v1/health"));
+  EXPECT_EQ(unix_metric(d, over_limit), 1);
+  EXPECT_TRUE(d.wait_log("API: refused 127.0.0.1 (over_limit): too many connections from "
+                         "127.0.0.1"))
+      << d.log();
+
+  // Twelve more from four other addresses: TCP's allowance (20 - 5) is taken.
+  for (int i = 0; i < 12; ++i) {
+    held.push_back(HttpClient::tcp_from("127.0.0." + std::to_string(10 + i / 3), d.port()));
+    ASSERT_EQ(held.back().request("GET", "/v1/health").status, 200) << i;
+  }
+  const auto flood = HttpClient::tcp_from("127.0.0.30", d.port()).request("GET", "/v1/health");
+  EXPECT_EQ(flood.status, 503) << flood.error;
+  EXPECT_NE(flood.body.find("api.unix_reserved_connections: 5"), std::string::npos) << flood.body;
+  std::vector<HttpClient> local;  // two: this test's uid has a share of three, like any client
+  for (int i = 0; i < 2; ++i) {
+    local.push_back(d.unix_client());
+    expect_healthy(local.back().request("GET", "/v1/health"));
+  }
+  EXPECT_EQ(unix_metric(d, over_limit), 2);
+  for (auto& c : held) EXPECT_EQ(c.request("GET", "/v1/health").status, 200);
 }
 
 TEST(Daemon, NotifyProtocolReadyWatchdogCadenceAndStopping) {

@@ -37,7 +37,7 @@ struct HttpServerLimits {
   std::size_t max_header_bytes = 16 << 10;
   std::size_t max_connections = 1024;
   // One client's share: a TCP source address, or a uid on the Unix socket (Caller::client()).
-  // A gateway's connection pool is a few dozen connections; 64 leaves it room while 15 such
+  // A gateway's connection pool is a few dozen connections; 64 leaves it room while 14 such
   // clients still fit beside the Unix reserve.
   std::size_t max_connections_per_client = 64;
   // Connections only the Unix socket may use: TCP takes at most max_connections minus these,
