@@ -17,6 +17,7 @@
 #include "transport/log.h"
 #include "transport/member_routes.h"
 #include "transport/presence_routes.h"
+#include "transport/socket_dir.h"
 #include "transport/wall_time.h"
 
 namespace heartbeatd {
@@ -364,6 +365,14 @@ int Daemon::run() {
   if (!redis_setup_error_.empty()) {
     log::error("{}", redis_setup_error_);
     return kExitUsage;
+  }
+  // Before the store: the default data_dir may lie in the socket's directory, which must be
+  // ours before anything goes in it.
+  if (!config_->api.unix_socket.empty()) {
+    if (auto why = transport::prepare_socket_dir(config_->api.unix_socket)) {
+      log::error("api.unix_socket {}: {}", config_->api.unix_socket, *why);
+      return kExitSocketDirUnsafe;
+    }
   }
   if (const int code = open_store(); code != kExitOk) return code;
   if (!open_listeners()) {

@@ -31,6 +31,7 @@
 #include <fmt/format.h>
 
 #include "transport/log.h"
+#include "transport/socket_dir.h"
 
 namespace heartbeatd::transport {
 
@@ -597,8 +598,9 @@ void HttpServer::listen_tcp(const std::string& host, std::uint16_t port) {
 }
 
 void HttpServer::listen_unix(const std::string& path) {
-  namespace fs = std::filesystem;
   const std::string where = "unix:" + path;
+  // Before anything is removed or bound in it: nobody else may be able to replace the socket.
+  if (auto why = prepare_socket_dir(path)) fail_listen(where, *why);
   struct stat st {};
   if (lstat(path.c_str(), &st) == 0) {
     if (!S_ISSOCK(st.st_mode)) fail_listen(where, "path exists and is not a socket");
@@ -609,13 +611,6 @@ void HttpServer::listen_unix(const std::string& path) {
       fail_listen(where, std::string("cannot remove stale socket: ") + std::strerror(errno));
     }
     log::info("removed stale socket {} left by a previous run", path);
-  }
-  const fs::path parent = fs::path(path).parent_path();
-  std::error_code fec;
-  if (!parent.empty() && !fs::exists(parent, fec)) {
-    fs::create_directories(parent, fec);
-    if (fec)
-      fail_listen(where, "cannot create directory " + parent.string() + ": " + fec.message());
   }
 
   error_code ec;
