@@ -827,7 +827,7 @@ std::size_t Config::Api::connections_per_client() const {
 
 std::size_t Config::Api::unix_reserve() const {
   return unix_reserved_connections.value_or(
-      std::min(transport::HttpServerLimits{}.unix_reserved_connections, max_connections / 2));
+      std::min(transport::HttpServerLimits{}.unix_reserved_connections, max_connections / 4));
 }
 
 std::string HostPort::to_string() const {

@@ -50,7 +50,7 @@ struct Config {
     Millis read_timeout{10'000};
     Millis idle_timeout{60'000};
     std::size_t connections_per_client() const;  // at most max_connections
-    std::size_t unix_reserve() const;            // at most half of max_connections
+    std::size_t unix_reserve() const;            // default: at most a quarter of it
   } api;
   struct Cluster {
     std::string name = "heartbeatd";

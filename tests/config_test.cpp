@@ -159,7 +159,7 @@ TEST(Config, ConnectionSharesDefaultToFitMaxConnections) {
   EXPECT_EQ(d.api.unix_reserve(), 128u);
   const Config small = load_ok("api:\n  max_connections: 10\n");
   EXPECT_EQ(small.api.connections_per_client(), 10u);
-  EXPECT_EQ(small.api.unix_reserve(), 5u);
+  EXPECT_EQ(small.api.unix_reserve(), 2u);
   const Config set = load_ok(
       "api:\n  max_connections: 100\n  max_connections_per_client: 7\n"
       "  unix_reserved_connections: 0\n");
