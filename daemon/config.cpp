@@ -21,6 +21,7 @@
 
 #include "membership/wire_codec.h"
 #include "transport/datagram_seal.h"
+#include "transport/http_server.h"
 
 namespace heartbeatd {
 namespace {
@@ -297,6 +298,22 @@ Field key_dependent_flag(std::string key, std::optional<bool> Config::Cluster::*
                [flag](Config& dst, const Config& src) { dst.cluster.*flag = src.cluster.*flag; }};
 }
 
+// A share of api.max_connections whose default follows it (Config::Api). Shown as the value
+// in force, so --check-config tells what a small max_connections made of the default.
+Field connection_share_field(std::string key, std::size_t min,
+                             std::optional<std::size_t> Config::Api::*value,
+                             std::size_t (Config::Api::*effective)() const) {
+  const std::string expected = fmt::format("an integer from {} to 1000000", min);
+  return Field{key, false,
+               [=](Config& c, const YAML::Node& n, int line) {
+                 auto v = parse_int<std::size_t>(scalar(n, line, key, expected));
+                 if (!v || *v < min || *v > 1'000'000) fail(line, key, expected, n);
+                 c.api.*value = *v;
+               },
+               [=](const Config& c) { return std::to_string((c.api.*effective)()); },
+               [=](Config& dst, const Config& src) { dst.api.*value = src.api.*value; }};
+}
+
 // The node name goes on the wire: the codec's rule is the only rule (and, unlike isalnum,
 // does not depend on the locale).
 bool valid_node_name(const std::string& s) {
@@ -332,6 +349,12 @@ const std::vector<Field>& fields() {
     f.push_back(int_field<std::size_t>(
         "api.max_connections", false, 1, 1'000'000,
         [](auto& c) -> auto& { return c.api.max_connections; }));
+    f.push_back(connection_share_field("api.max_connections_per_client", 1,
+                                       &Config::Api::max_connections_per_client,
+                                       &Config::Api::connections_per_client));
+    f.push_back(connection_share_field("api.unix_reserved_connections", 0,
+                                       &Config::Api::unix_reserved_connections,
+                                       &Config::Api::unix_reserve));
     f.push_back(duration_field(
         "api.read_timeout", false, M(10), M(600'000),
         [](auto& c) -> auto& { return c.api.read_timeout; }));
@@ -649,6 +672,18 @@ void validate(const Config& c, bool check_files = true) {
   if (!c.api.http && c.api.unix_socket.empty()) {
     throw ParseError{0, "api.http and api.unix_socket are both disabled: enable at least one"};
   }
+  if (c.api.connections_per_client() > c.api.max_connections) {
+    throw ParseError{0, fmt::format("api.max_connections_per_client ({}) is above "
+                                    "api.max_connections ({})",
+                                    c.api.connections_per_client(), c.api.max_connections)};
+  }
+  if (c.api.http && !c.api.unix_socket.empty() &&
+      c.api.unix_reserve() >= c.api.max_connections) {
+    throw ParseError{0, fmt::format("api.unix_reserved_connections ({}) leaves none of "
+                                    "api.max_connections ({}) for TCP: lower it, or disable "
+                                    "api.http",
+                                    c.api.unix_reserve(), c.api.max_connections)};
+  }
   if (c.membership.suspicion_max_timeout < c.membership.suspicion_timeout) {
     throw ParseError{0,
                      fmt::format("membership.suspicion_max_timeout ({}) must not be shorter than "
@@ -783,6 +818,16 @@ std::vector<std::string> security_warnings(const Config& c) {
                     cl.bind.to_string()));
   }
   return w;
+}
+
+std::size_t Config::Api::connections_per_client() const {
+  return max_connections_per_client.value_or(
+      std::min(transport::HttpServerLimits{}.max_connections_per_client, max_connections));
+}
+
+std::size_t Config::Api::unix_reserve() const {
+  return unix_reserved_connections.value_or(
+      std::min(transport::HttpServerLimits{}.unix_reserved_connections, max_connections / 4));
 }
 
 std::string HostPort::to_string() const {

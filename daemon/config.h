@@ -43,8 +43,14 @@ struct Config {
     std::size_t max_body_bytes = 1 << 20;
     std::size_t max_header_bytes = 16 << 10;
     std::size_t max_connections = 1024;
+    // nullopt: the server's default (transport::HttpServerLimits), lowered to fit a small
+    // max_connections; the functions below give the value in force.
+    std::optional<std::size_t> max_connections_per_client;
+    std::optional<std::size_t> unix_reserved_connections;
     Millis read_timeout{10'000};
     Millis idle_timeout{60'000};
+    std::size_t connections_per_client() const;  // at most max_connections
+    std::size_t unix_reserve() const;            // default: at most a quarter of it
   } api;
   struct Cluster {
     std::string name = "heartbeatd";

@@ -17,6 +17,7 @@
 #include "transport/log.h"
 #include "transport/member_routes.h"
 #include "transport/presence_routes.h"
+#include "transport/socket_dir.h"
 #include "transport/wall_time.h"
 
 namespace heartbeatd {
@@ -29,8 +30,14 @@ constexpr std::chrono::milliseconds kPresenceTick{100};
 
 transport::HttpServerLimits limits_from(const Config& c) {
   const auto& api = c.api;
-  return {api.max_body_bytes, api.max_header_bytes, api.max_connections, api.read_timeout,
-          api.idle_timeout, c.events.keepalive};
+  return {.max_body_bytes = api.max_body_bytes,
+          .max_header_bytes = api.max_header_bytes,
+          .max_connections = api.max_connections,
+          .max_connections_per_client = api.connections_per_client(),
+          .unix_reserved_connections = api.unix_reserve(),
+          .read_timeout = api.read_timeout,
+          .idle_timeout = api.idle_timeout,
+          .stream_keepalive = c.events.keepalive};
 }
 
 membership::ProtocolTimings timings_from(const Config::Membership& m) {
@@ -359,6 +366,14 @@ int Daemon::run() {
   if (!redis_setup_error_.empty()) {
     log::error("{}", redis_setup_error_);
     return kExitUsage;
+  }
+  // Before the store: the default data_dir may lie in the socket's directory, which must be
+  // ours before anything goes in it.
+  if (!config_->api.unix_socket.empty()) {
+    if (auto why = transport::prepare_socket_dir(config_->api.unix_socket)) {
+      log::error("api.unix_socket {}: {}", config_->api.unix_socket, *why);
+      return kExitSocketDirUnsafe;
+    }
   }
   if (const int code = open_store(); code != kExitOk) return code;
   if (!open_listeners()) {

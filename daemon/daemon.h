@@ -46,6 +46,9 @@ inline constexpr int kExitDataUnusable = 3;      // missing parent, not writable
 inline constexpr int kExitDataLocked = 4;        // another heartbeatd uses it
 inline constexpr int kExitDataCorrupted = 5;     // holds state that cannot be read
 inline constexpr int kExitDataIncompatible = 6;  // written in a format this build cannot read
+// Also 3, "a directory heartbeatd needs is unusable": the Unix socket's directory belongs to
+// another user, is writable by others or is a symbolic link (transport/socket_dir.h).
+inline constexpr int kExitSocketDirUnsafe = 3;
 
 class Daemon {
  public:

@@ -54,7 +54,10 @@ Exit codes:
   2  bad command line or configuration (the message names the key and its line;
      an unreadable or malformed cluster.key_file or presence.redis.password_file too,
      and a non-loopback cluster.bind without cluster.key_file or cluster.plaintext)
-  3  node.data_dir unusable: its parent missing, not writable, or the disk full
+  3  node.data_dir unusable: its parent missing, not writable, or the disk full;
+     or the directory of api.unix_socket unsafe: owned by another user, writable by
+     group or others (unless sticky, like /tmp), a symbolic link, or under a
+     directory another user may change (the message names it and the fix)
   4  node.data_dir in use by another heartbeatd (the message names its pid)
   5  node.data_dir holds state that cannot be read (damaged); left untouched
   6  node.data_dir written in a format this build does not read; left untouched

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <variant>
 
 #include "tests/support/test_util.h"
@@ -148,6 +149,39 @@ TEST(ConfigErrors, InvalidYaml) {
 TEST(ConfigErrors, NoListenerAtAll) {
   EXPECT_NE(load_error("api:\n  http: \"\"\n  unix_socket: \"\"\n").find("enable at least one"),
             std::string::npos);
+}
+
+// The per-client share and the Unix reserve follow max_connections until set, so a small
+// max_connections (tests, tiny nodes) stays valid without naming them.
+TEST(Config, ConnectionSharesDefaultToFitMaxConnections) {
+  const Config d = load_ok("");
+  EXPECT_EQ(d.api.connections_per_client(), 64u);
+  EXPECT_EQ(d.api.unix_reserve(), 128u);
+  const Config small = load_ok("api:\n  max_connections: 10\n");
+  EXPECT_EQ(small.api.connections_per_client(), 10u);
+  EXPECT_EQ(small.api.unix_reserve(), 2u);
+  const Config set = load_ok(
+      "api:\n  max_connections: 100\n  max_connections_per_client: 7\n"
+      "  unix_reserved_connections: 0\n");
+  EXPECT_EQ(set.api.connections_per_client(), 7u);
+  EXPECT_EQ(set.api.unix_reserve(), 0u);
+  auto shown = describe(small);
+  EXPECT_NE(std::find(shown.begin(), shown.end(),
+                      std::pair<std::string, std::string>{"api.max_connections_per_client", "10"}),
+            shown.end());
+}
+
+TEST(ConfigErrors, ConnectionSharesMustFitMaxConnections) {
+  EXPECT_EQ(load_error("api:\n  max_connections: 10\n  max_connections_per_client: 11\n"),
+            "test.yaml: api.max_connections_per_client (11) is above api.max_connections (10)");
+  EXPECT_NE(load_error("api:\n  max_connections_per_client: 0\n")
+                .find("api.max_connections_per_client: expected an integer from 1 to 1000000"),
+            std::string::npos);
+  EXPECT_EQ(load_error("api:\n  max_connections: 10\n  unix_reserved_connections: 10\n"),
+            "test.yaml: api.unix_reserved_connections (10) leaves none of api.max_connections "
+            "(10) for TCP: lower it, or disable api.http");
+  // Without a TCP listener there is nobody to reserve against.
+  load_ok("api:\n  http: \"\"\n  max_connections: 10\n  unix_reserved_connections: 10\n");
 }
 
 TEST(ConfigErrors, ForgetAfterShorterThanTimeout) {

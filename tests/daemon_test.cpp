@@ -6,10 +6,13 @@
 #include <numeric>
 #include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <boost/json/parse.hpp>
 
 #include <filesystem>
+#include <string>
+#include <vector>
 
 #include "tests/support/daemon_process.h"
 
@@ -173,6 +176,152 @@ TEST(Daemon, UnusableDataDirExits3) {
                           "directory"),
             std::string::npos)
       << r.output;
+}
+
+// The value of `series` in /metrics, read over the Unix socket (TCP may be what is full).
+double unix_metric(const DaemonProcess& d, const std::string& series) {
+  const auto r = http_unix(d.socket_path(), "GET", "/metrics");
+  const std::string needle = "\n" + series + " ";
+  const auto at = r.body.find(needle);
+  return at == std::string::npos ? -1 : std::stod(r.body.substr(at + needle.size()));
+}
+
+// The lock-out, with the real daemon: one client holding its share of idle keep-alive
+// connections, then TCP clients from many addresses holding all TCP may take. The one is told
+// 503 naming its limit, others are served meanwhile, and the Unix socket keeps its reserve.
+TEST(Daemon, ConnectionLimitsPerClientAndTheUnixReserve) {
+  DaemonProcess d(DaemonProcess::Keys{{"api.max_connections", "20"},
+                                      {"api.max_connections_per_client", "3"},
+                                      {"api.unix_reserved_connections", "5"}});
+  ASSERT_TRUE(d.start()) << d.failure_reason();
+  const std::string over_limit = "heartbeatd_api_refused_total{reason=\"over_limit\"}";
+  EXPECT_EQ(unix_metric(d, over_limit), 0);
+
+  std::vector<HttpClient> held;
+  for (int i = 0; i < 3; ++i) {
+    held.push_back(HttpClient::tcp(d.port()));
+    ASSERT_EQ(held.back().request("GET", "/v1/health").status, 200) << i;
+  }
+  const auto refused = http_tcp(d.port(), "GET", "/v1/health");
+  EXPECT_EQ(refused.status, 503) << refused.error;
+  EXPECT_EQ(refused.header("retry-after"), "1");
+  EXPECT_NE(refused.body.find("api.max_connections_per_client: 3"), std::string::npos)
+      << refused.body;
+  expect_healthy(HttpClient::tcp_from("127.0.0.2", d.port()).request("GET", "/v1/health"));
+  expect_healthy(http_unix(d.socket_path(), "GET", "/v1/health"));
+  EXPECT_EQ(unix_metric(d, over_limit), 1);
+  EXPECT_TRUE(d.wait_log("API: refused 127.0.0.1 (over_limit): too many connections from "
+                         "127.0.0.1"))
+      << d.log();
+
+  // Twelve more from four other addresses: TCP's allowance (20 - 5) is taken.
+  for (int i = 0; i < 12; ++i) {
+    held.push_back(HttpClient::tcp_from("127.0.0." + std::to_string(10 + i / 3), d.port()));
+    ASSERT_EQ(held.back().request("GET", "/v1/health").status, 200) << i;
+  }
+  const auto flood = HttpClient::tcp_from("127.0.0.30", d.port()).request("GET", "/v1/health");
+  EXPECT_EQ(flood.status, 503) << flood.error;
+  EXPECT_NE(flood.body.find("api.unix_reserved_connections: 5"), std::string::npos) << flood.body;
+  std::vector<HttpClient> local;  // two: this test's uid has a share of three, like any client
+  for (int i = 0; i < 2; ++i) {
+    local.push_back(d.unix_client());
+    expect_healthy(local.back().request("GET", "/v1/health"));
+  }
+  EXPECT_EQ(unix_metric(d, over_limit), 2);
+  for (auto& c : held) EXPECT_EQ(c.request("GET", "/v1/health").status, 200);
+}
+
+// The socket's directory: heartbeatd runs on a Unix socket only, so only the directory
+// decides; run to completion, expecting exit 3 and a message naming the path and the fix.
+RunResult run_with_socket(const TempDir& dir, const std::string& socket) {
+  dir.write("c.yaml", "api:\n  http: \"\"\n  unix_socket: " + socket +
+                          "\nnode:\n  data_dir: " + dir.file("data") +
+                          "\ncluster:\n  bind: 127.0.0.1:" + std::to_string(free_udp_port()) +
+                          "\n");
+  return run_heartbeatd({"--config", dir.file("c.yaml")});
+}
+
+TEST(Daemon, SocketDirectoryOfAnotherUserIsRefusedWithExit3) {
+  ASSERT_EQ(geteuid(), 0u) << "needs root to make a directory another user owns";
+  TempDir dir;
+  const std::string taken = dir.file("taken");
+  ASSERT_EQ(mkdir(taken.c_str(), 0700), 0);
+  ASSERT_EQ(chown(taken.c_str(), 65534, 65534), 0);  // nobody pre-created it
+  const auto r = run_with_socket(dir, taken + "/heartbeatd.sock");
+  EXPECT_EQ(r.exit_code, 3) << r.output;
+  EXPECT_NE(r.output.find("directory " + taken + " is owned by uid 65534, not by heartbeatd's "
+                          "user (uid 0)"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("chown 0 " + taken), std::string::npos) << r.output;
+  EXPECT_FALSE(std::filesystem::exists(taken + "/heartbeatd.sock"));
+  EXPECT_FALSE(std::filesystem::exists(dir.file("data"))) << "refused before the store opens";
+}
+
+TEST(Daemon, SocketDirectoryWritableByOthersIsRefusedWithExit3) {
+  TempDir dir;
+  const std::string open = dir.file("open");
+  ASSERT_EQ(mkdir(open.c_str(), 0700), 0);
+  ASSERT_EQ(chmod(open.c_str(), 0777), 0);
+  const auto r = run_with_socket(dir, open + "/heartbeatd.sock");
+  EXPECT_EQ(r.exit_code, 3) << r.output;
+  EXPECT_NE(r.output.find("directory " + open + " has mode 0777"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("chmod 0750 " + open), std::string::npos) << r.output;
+}
+
+TEST(Daemon, SocketDirectoryThatIsASymlinkIsRefusedWithExit3) {
+  TempDir dir;
+  ASSERT_EQ(mkdir(dir.file("real").c_str(), 0700), 0);  // even one we own: we did not plant it
+  const std::string link = dir.file("link");
+  ASSERT_EQ(symlink(dir.file("real").c_str(), link.c_str()), 0);
+  const auto r = run_with_socket(dir, link + "/heartbeatd.sock");
+  EXPECT_EQ(r.exit_code, 3) << r.output;
+  EXPECT_NE(r.output.find("directory " + link + " is a symbolic link"), std::string::npos)
+      << r.output;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("real/heartbeatd.sock")));
+}
+
+TEST(Daemon, SocketUnderADirectoryAnotherUserOwnsIsRefusedWithExit3) {
+  TempDir dir;
+  const std::string theirs = dir.file("theirs");
+  ASSERT_EQ(mkdir(theirs.c_str(), 0755), 0);
+  ASSERT_EQ(chown(theirs.c_str(), 65534, 65534), 0);  // they could rename "mine" away
+  ASSERT_EQ(mkdir((theirs + "/mine").c_str(), 0700), 0);
+  const auto r = run_with_socket(dir, theirs + "/mine/heartbeatd.sock");
+  EXPECT_EQ(r.exit_code, 3) << r.output;
+  EXPECT_NE(r.output.find("lies under " + theirs + " (owner uid 65534"), std::string::npos)
+      << r.output;
+}
+
+// Missing directories are created 0750 whatever the umask: the group reaches the 0660 socket.
+TEST(Daemon, MissingSocketDirectoryIsCreated0750) {
+  TempDir run;
+  const std::string socket = run.file("a/b/heartbeatd.sock");
+  DaemonProcess d(DaemonProcess::Keys{{"api.unix_socket", socket}});
+  const mode_t umask_before = umask(077);
+  const bool started = d.start();
+  umask(umask_before);
+  ASSERT_TRUE(started) << d.failure_reason();
+  for (const auto* sub : {"a", "a/b"}) {
+    struct stat st {};
+    ASSERT_EQ(lstat(run.file(sub).c_str(), &st), 0) << sub;
+    EXPECT_TRUE(S_ISDIR(st.st_mode)) << sub;
+    EXPECT_EQ(st.st_mode & 07777, 0750u) << sub;
+    EXPECT_EQ(st.st_uid, geteuid()) << sub;
+  }
+  expect_healthy(http_unix(socket, "GET", "/v1/health"));
+}
+
+// Directly in a sticky shared directory such as /tmp (the default when the socket path would
+// be too long): others cannot remove or rename the socket there, so it is accepted.
+TEST(Daemon, SocketDirectlyInAStickySharedDirectoryIsAccepted) {
+  TempDir dir;
+  const std::string shared = dir.file("shared");
+  ASSERT_EQ(mkdir(shared.c_str(), 0700), 0);
+  ASSERT_EQ(chmod(shared.c_str(), 01777), 0);
+  DaemonProcess d(DaemonProcess::Keys{{"api.unix_socket", shared + "/heartbeatd.sock"}});
+  ASSERT_TRUE(d.start()) << d.failure_reason();
+  expect_healthy(http_unix(shared + "/heartbeatd.sock", "GET", "/v1/health"));
 }
 
 TEST(Daemon, NotifyProtocolReadyWatchdogCadenceAndStopping) {

@@ -257,7 +257,10 @@ TEST(Events, BadQueriesAndLimitsAnswerClearly) {
 }
 
 TEST(Events, StreamsNeverTakeMoreThanHalfTheConnections) {
-  DaemonProcess d(DaemonProcess::Keys{{"api.max_connections", "4"}});  // max_subscribers: 64
+  // max_subscribers: 64. No Unix reserve: all four connections are TCP's to share between
+  // streams and requests (the refused third stream may still hold one while it closes).
+  DaemonProcess d(DaemonProcess::Keys{{"api.max_connections", "4"},
+                                      {"api.unix_reserved_connections", "0"}});
   ASSERT_TRUE(d.start()) << d.failure_reason();
   auto a = EventStream::tcp(d.port(), "/v1/events?members=");
   auto b = EventStream::tcp(d.port(), "/v1/events?members=");

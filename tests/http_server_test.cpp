@@ -8,15 +8,20 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 
+#include <atomic>
+#include <deque>
 #include <filesystem>
 #include <functional>
 #include <mutex>
+#include <string>
+#include <vector>
 
 #include <thread>
 
 #include "tests/support/daemon_process.h"
 #include "tests/support/http_client.h"
 #include "tests/support/test_util.h"
+#include "transport/metrics.h"
 
 namespace heartbeatd::transport {
 namespace {
@@ -57,6 +62,7 @@ class HttpServerTest : public ::testing::Test {
   void TearDown() override {
     if (server_) server_->stop();
     if (thread_.joinable()) thread_.join();
+    for (auto& t : extra_) t.join();
   }
 
   // Answers every held /later request, each from its own thread.
@@ -85,12 +91,28 @@ class HttpServerTest : public ::testing::Test {
 
   std::string sock() const { return dir_.file("api.sock"); }
 
+  // heartbeatd_api_refused_total{reason="over_limit"}, as the router would serve it.
+  std::uint64_t refused_over_limit() const {
+    MetricsWriter w;
+    router_.write_metrics(w);
+    const std::string series = "heartbeatd_api_refused_total{reason=\"over_limit\"} ";
+    const auto at = w.text().find(series);
+    if (at == std::string::npos) return ~std::uint64_t{0};
+    return std::stoull(w.text().substr(at + series.size()));
+  }
+
+  // More threads running the server's io_context (its strands then run in parallel).
+  void add_threads(int n) {
+    for (int i = 0; i < n; ++i) extra_.emplace_back([this] { io_.run(); });
+  }
+
   test::TempDir dir_;
   boost::asio::io_context io_;
   Router router_;
   std::unique_ptr<HttpServer> server_;
   std::uint16_t port_ = 0;
   std::thread thread_;
+  std::vector<std::thread> extra_;
   std::mutex mu_;
   std::vector<std::function<void()>> held_;
 };
@@ -232,21 +254,138 @@ TEST_F(HttpServerTest, IdleConnectionClosedQuietly) {
 }
 
 TEST_F(HttpServerTest, ConnectionsBeyondTheLimitGet503WithRetryAfter) {
-  start({.max_connections = 2});
+  start({.max_connections = 2, .unix_reserved_connections = 0});
   auto a = HttpClient::tcp(port_);
   auto b = HttpClient::unix_socket(sock());
   ASSERT_EQ(a.request("GET", "/ping").status, 200);
   ASSERT_EQ(b.request("GET", "/ping").status, 200);
-  auto c = HttpClient::tcp(port_);
+  auto c = HttpClient::tcp_from("127.0.0.2", port_);
   const auto r = c.request("GET", "/ping");
   EXPECT_EQ(r.status, 503) << r.error;
   EXPECT_EQ(r.header("retry-after"), "1");
   EXPECT_NE(r.body.find("\"error\":\"overloaded\""), std::string::npos);
+  EXPECT_NE(r.body.find("too many connections (api.max_connections: 2)"), std::string::npos)
+      << r.body;
+  EXPECT_EQ(refused_over_limit(), 1u);
   // Existing connections keep working, and a slot freed is a slot usable again.
   EXPECT_EQ(a.request("GET", "/ping").status, 200);
   { auto gone = std::move(b); }
   EXPECT_TRUE(test::eventually([&] { return server_->connections() < 2; }));
   EXPECT_EQ(HttpClient::tcp(port_).request("GET", "/ping").status, 200);
+}
+
+// The lock-out: one client holding idle keep-alive connections. At its own share it
+// is told 503 (naming the limit) while another address and the Unix socket are served.
+TEST_F(HttpServerTest, OneClientAtItsConnectionLimitGets503WhileOthersAreServed) {
+  start({.max_connections = 16, .max_connections_per_client = 3, .unix_reserved_connections = 4});
+  std::vector<HttpClient> held;
+  for (int i = 0; i < 3; ++i) {
+    held.push_back(HttpClient::tcp(port_));
+    ASSERT_EQ(held.back().request("GET", "/ping").status, 200);  // admitted, now idle
+  }
+  auto over = HttpClient::tcp(port_);
+  const auto r = over.request("GET", "/ping");
+  EXPECT_EQ(r.status, 503) << r.error;
+  EXPECT_EQ(r.header("retry-after"), "1");
+  EXPECT_NE(r.body.find("\"error\":\"overloaded\""), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("too many connections from 127.0.0.1 "
+                        "(api.max_connections_per_client: 3)"),
+            std::string::npos)
+      << r.body;
+  EXPECT_TRUE(r.closed);
+  EXPECT_TRUE(over.wait_closed());
+  EXPECT_EQ(refused_over_limit(), 1u);
+
+  auto other = HttpClient::tcp_from("127.0.0.2", port_);
+  ASSERT_TRUE(other.connected()) << other.connect_error();
+  EXPECT_EQ(other.request("GET", "/ping").status, 200) << "another address is served";
+  EXPECT_EQ(HttpClient::unix_socket(sock()).request("GET", "/ping").status, 200);
+  for (auto& c : held) EXPECT_EQ(c.request("GET", "/ping").status, 200) << "held ones work";
+
+  // A connection given back is a place for the same client again.
+  held.pop_back();
+  EXPECT_TRUE(test::eventually([&] { return server_->connections() == 3; }));
+  EXPECT_EQ(HttpClient::tcp(port_).request("GET", "/ping").status, 200);
+  EXPECT_EQ(refused_over_limit(), 1u);
+
+  // Clients leave no trace once their connections are gone: the map stays bounded.
+  held.clear();
+  { auto gone = std::move(other); }
+  EXPECT_TRUE(test::eventually([&] { return server_->connections() == 0; }));
+  EXPECT_EQ(server_->clients(), 0u);
+}
+
+// TCP clients from many addresses take all that TCP may; the Unix socket keeps its reserve,
+// and only the overall limit stops it.
+TEST_F(HttpServerTest, ATcpFloodCannotTakeTheUnixSocketsReserve) {
+  start({.max_connections = 8, .max_connections_per_client = 8, .unix_reserved_connections = 3});
+  std::vector<HttpClient> tcp;
+  for (int i = 0; i < 5; ++i) {
+    tcp.push_back(HttpClient::tcp_from("127.0.0." + std::to_string(10 + i), port_));
+    ASSERT_EQ(tcp.back().request("GET", "/ping").status, 200) << i;
+  }
+  const auto r = HttpClient::tcp_from("127.0.0.20", port_).request("GET", "/ping");
+  EXPECT_EQ(r.status, 503) << r.error;
+  EXPECT_EQ(r.header("retry-after"), "1");
+  EXPECT_NE(r.body.find("api.unix_reserved_connections: 3"), std::string::npos) << r.body;
+
+  std::vector<HttpClient> local;
+  for (int i = 0; i < 3; ++i) {
+    local.push_back(HttpClient::unix_socket(sock()));
+    ASSERT_EQ(local.back().request("GET", "/ping").status, 200) << i;
+  }
+  const auto full = HttpClient::unix_socket(sock()).request("GET", "/ping");
+  EXPECT_EQ(full.status, 503) << full.error;
+  EXPECT_NE(full.body.find("(api.max_connections: 8)"), std::string::npos) << full.body;
+  EXPECT_EQ(refused_over_limit(), 2u);
+  EXPECT_EQ(server_->connections(), 8u);
+}
+
+// Accepts on both listeners and connection ends on four threads at once (run under TSan by
+// scripts/test): the per-client share holds exactly, every connection is answered 200 or 503
+// (none hangs), and once all are closed nothing is left counted.
+TEST_F(HttpServerTest, ConnectionLimitsHoldUnderConcurrentClientsOnManyThreads) {
+  constexpr std::size_t kShare = 4;
+  start({.max_connections = 64, .max_connections_per_client = kShare,
+         .unix_reserved_connections = 8});
+  add_threads(3);
+  std::atomic<std::size_t> unix_open{0};  // the Unix clients are one client: this test's uid
+  std::atomic<int> failures{0}, refusals{0};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 6; ++t) {
+    clients.emplace_back([&, t] {
+      const bool over_unix = t % 2 == 1;
+      const std::string source = "127.0.1." + std::to_string(t + 1);
+      std::size_t tcp_open = 0;
+      std::deque<HttpClient> open;
+      for (int round = 0; round < 40; ++round) {
+        if (open.size() > kShare || (round % 3 == 2 && !open.empty())) {
+          open.pop_front();
+          if (over_unix) {
+            --unix_open;
+          } else {
+            --tcp_open;
+          }
+        }
+        auto c = over_unix ? HttpClient::unix_socket(sock()) : HttpClient::tcp_from(source, port_);
+        const auto r = c.request("GET", "/ping");
+        if (r.status == 503) {
+          ++refusals;
+          continue;
+        }
+        const std::size_t now_open = over_unix ? ++unix_open : ++tcp_open;
+        if (r.status != 200 || now_open > kShare) ++failures;
+        open.push_back(std::move(c));
+      }
+      if (over_unix) unix_open -= open.size();
+    });
+  }
+  for (auto& c : clients) c.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_GT(refusals.load(), 0) << "the test never reached a share";
+  EXPECT_EQ(refused_over_limit(), static_cast<std::uint64_t>(refusals.load()));
+  EXPECT_TRUE(test::eventually([&] { return server_->connections() == 0; }));
+  EXPECT_EQ(server_->clients(), 0u);
 }
 
 TEST_F(HttpServerTest, Http10ClosesAfterResponse) {

@@ -18,6 +18,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <filesystem>
@@ -30,6 +31,7 @@
 #include <fmt/format.h>
 
 #include "transport/log.h"
+#include "transport/socket_dir.h"
 
 namespace heartbeatd::transport {
 
@@ -59,9 +61,20 @@ struct HttpServer::State {
 
   std::mutex mu;
   std::unordered_map<Connection*, std::weak_ptr<Connection>> live;  // guarded by mu
-  std::atomic<std::size_t> serving{0};    // connections counted against max_connections
   std::atomic<std::size_t> rejecting{0};  // connections being told 503
   std::atomic<bool> stopping{false};
+
+  // Which connections are served. Accepts on both listeners (their own strands) and ends of
+  // connections (any thread) change several counters at once, so one mutex guards them all:
+  // the limits then hold exactly, at the cost of one uncontended lock per connection.
+  std::mutex admit_mu;
+  std::size_t tcp_serving = 0;   // guarded by admit_mu
+  std::size_t unix_serving = 0;  // guarded by admit_mu
+  // Connections being served per client (Caller::client()); an entry leaves at zero, so the
+  // map never holds more entries than connections being served.
+  std::unordered_map<std::string, std::size_t> per_client;  // guarded by admit_mu
+  std::atomic<std::size_t> serving{0};  // tcp_serving + unix_serving, for connections()
+  bool has_unix = false;                // set by listen_unix(), before start()
 
   std::vector<std::function<void()>> starters;  // begin accepting, one per listener
   std::vector<std::function<void()>> closers;   // close each acceptor
@@ -78,6 +91,56 @@ struct HttpServer::State {
   void remove(Connection* c) {
     std::lock_guard lock(mu);
     live.erase(c);
+  }
+
+  // A connection's place among the served ones, given back by release() when it ends.
+  struct Admission {
+    bool admitted = false;
+    bool tcp = false;
+    std::string client;   // Caller::client()
+    std::string refusal;  // not admitted: the limit that was hit, for the 503 and the log
+  };
+
+  // The checks run from the narrowest limit to the widest, so the message names the one
+  // the client can do something about: its own share first.
+  Admission admit(bool tcp, const Caller& caller) {
+    Admission a{false, tcp, caller.client(), {}};
+    const std::size_t tcp_allowance =
+        has_unix ? limits.max_connections -
+                       std::min(limits.unix_reserved_connections, limits.max_connections)
+                 : limits.max_connections;
+    std::lock_guard lock(admit_mu);
+    const auto it = per_client.find(a.client);
+    const std::size_t mine = it == per_client.end() ? 0 : it->second;
+    if (mine >= limits.max_connections_per_client) {
+      a.refusal = fmt::format("too many connections from {} (api.max_connections_per_client: "
+                              "{}); retry later",
+                              a.client, limits.max_connections_per_client);
+    } else if (tcp && tcp_serving >= tcp_allowance) {
+      a.refusal = fmt::format("too many TCP connections (api.max_connections: {}, of which "
+                              "api.unix_reserved_connections: {} are kept for the Unix "
+                              "socket); retry later",
+                              limits.max_connections, limits.max_connections - tcp_allowance);
+    } else if (tcp_serving + unix_serving >= limits.max_connections) {
+      a.refusal = fmt::format("too many connections (api.max_connections: {}); retry later",
+                              limits.max_connections);
+    } else {
+      a.admitted = true;
+      ++per_client[a.client];
+      ++(tcp ? tcp_serving : unix_serving);
+      serving.fetch_add(1);
+    }
+    return a;
+  }
+
+  void release(const Admission& a) {
+    if (!a.admitted) return;
+    std::lock_guard lock(admit_mu);
+    if (auto it = per_client.find(a.client); it != per_client.end() && --it->second == 0) {
+      per_client.erase(it);
+    }
+    --(a.tcp ? tcp_serving : unix_serving);
+    serving.fetch_sub(1);
   }
 };
 
@@ -117,24 +180,31 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
  public:
   using Socket = typename Protocol::socket;
 
-  Session(Socket socket, std::shared_ptr<HttpServer::State> state, bool reject)
+  // Not admitted: the connection is told why (503) and closed.
+  Session(Socket socket, std::shared_ptr<HttpServer::State> state, Caller caller,
+          HttpServer::State::Admission admission)
       : socket_(std::move(socket)),
         timer_(socket_.get_executor()),
         state_(std::move(state)),
-        reject_(reject) {}
+        reject_(!admission.admitted),
+        caller_(std::move(caller)),
+        admission_(std::move(admission)) {}
 
   ~Session() override {
     state_->remove(this);
-    (reject_ ? state_->rejecting : state_->serving).fetch_sub(1);
+    if (reject_) {
+      state_->rejecting.fetch_sub(1);
+    } else {
+      state_->release(admission_);
+    }
   }
 
   void run() {
-    caller_ = identify(socket_);
     state_->add(this, this->weak_from_this());
     asio::dispatch(socket_.get_executor(), [self = this->shared_from_this()] {
       if (self->reject_) {
         Response res = error_response(http::status::service_unavailable, "overloaded",
-                                      "too many connections (api.max_connections); retry later");
+                                      self->admission_.refusal);
         res.set(http::field::retry_after, "1");
         self->start_checks();
         return self->send_unrouted(std::move(res));
@@ -389,6 +459,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   std::shared_ptr<HttpServer::State> state_;
   const bool reject_;
   Caller caller_;
+  HttpServer::State::Admission admission_;
   boost::beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   Response response_;
@@ -454,18 +525,19 @@ class Listener final : public std::enable_shared_from_this<Listener<Protocol>> {
       error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);
     }
-    const auto& limits = state_->limits;
-    if (state_->serving.fetch_add(1) < limits.max_connections) {
-      std::make_shared<Session<Protocol>>(std::move(socket), state_, false)->run();
-    } else {
-      state_->serving.fetch_sub(1);
+    Caller caller = identify(socket);
+    auto admission = state_->admit(std::is_same_v<Protocol, tcp>, caller);
+    if (!admission.admitted) {
+      state_->router.refused(Refusal::over_limit, caller, admission.refusal);
       // Tell the client why, unless even the rejections pile up: then just close.
-      if (state_->rejecting.fetch_add(1) < limits.max_connections) {
-        std::make_shared<Session<Protocol>>(std::move(socket), state_, true)->run();
-      } else {
+      if (state_->rejecting.fetch_add(1) >= state_->limits.max_connections) {
         state_->rejecting.fetch_sub(1);
+        return do_accept();
       }
     }
+    std::make_shared<Session<Protocol>>(std::move(socket), state_, std::move(caller),
+                                        std::move(admission))
+        ->run();
     do_accept();
   }
 
@@ -526,8 +598,9 @@ void HttpServer::listen_tcp(const std::string& host, std::uint16_t port) {
 }
 
 void HttpServer::listen_unix(const std::string& path) {
-  namespace fs = std::filesystem;
   const std::string where = "unix:" + path;
+  // Before anything is removed or bound in it: nobody else may be able to replace the socket.
+  if (auto why = prepare_socket_dir(path)) fail_listen(where, *why);
   struct stat st {};
   if (lstat(path.c_str(), &st) == 0) {
     if (!S_ISSOCK(st.st_mode)) fail_listen(where, "path exists and is not a socket");
@@ -538,13 +611,6 @@ void HttpServer::listen_unix(const std::string& path) {
       fail_listen(where, std::string("cannot remove stale socket: ") + std::strerror(errno));
     }
     log::info("removed stale socket {} left by a previous run", path);
-  }
-  const fs::path parent = fs::path(path).parent_path();
-  std::error_code fec;
-  if (!parent.empty() && !fs::exists(parent, fec)) {
-    fs::create_directories(parent, fec);
-    if (fec)
-      fail_listen(where, "cannot create directory " + parent.string() + ": " + fec.message());
   }
 
   error_code ec;
@@ -561,6 +627,7 @@ void HttpServer::listen_unix(const std::string& path) {
   }
   if (lstat(path.c_str(), &st) == 0) state_->unix_inode = {st.st_dev, st.st_ino};
   state_->unix_path = path;
+  state_->has_unix = true;
   state_->endpoints.push_back(where);
   auto l = std::make_shared<Listener<unix_stream>>(std::move(acceptor), state_);
   state_->starters.push_back([l] { l->start(); });
@@ -600,6 +667,11 @@ std::vector<std::string> HttpServer::endpoints() const {
 
 std::size_t HttpServer::connections() const {
   return state_->serving.load();
+}
+
+std::size_t HttpServer::clients() const {
+  std::lock_guard lock(state_->admit_mu);
+  return state_->per_client.size();
 }
 
 }  // namespace heartbeatd::transport

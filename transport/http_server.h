@@ -1,8 +1,10 @@
 // HttpServer: HTTP/1.1 with keep-alive over TCP and over a Unix stream socket, one Router for
 // both. Bounded everywhere: body and header size (413, 431), time to receive a whole request
 // once its first byte arrived (408, then close), idle keep-alive time (close), concurrent
-// connections (503 + Retry-After beyond the limit). A connection that sends garbage gets a
-// 400 and is closed; no other connection notices.
+// connections: in all, from one client, and over TCP, which may not take the connections
+// reserved for the Unix socket (503 + Retry-After beyond any of them, counted as a refusal
+// "over_limit"). A connection that sends garbage gets a 400 and is closed; no other
+// connection notices.
 //
 // A route may answer with a ResponseStream (Server-Sent Events): the connection then carries
 // that stream until it ends, the client leaves or the server stops; it still counts against
@@ -34,6 +36,14 @@ struct HttpServerLimits {
   std::size_t max_body_bytes = 1 << 20;
   std::size_t max_header_bytes = 16 << 10;
   std::size_t max_connections = 1024;
+  // One client's share: a TCP source address, or a uid on the Unix socket (Caller::client()).
+  // A gateway's connection pool is a few dozen connections; 64 leaves it room while 14 such
+  // clients still fit beside the Unix reserve.
+  std::size_t max_connections_per_client = 64;
+  // Connections only the Unix socket may use: TCP takes at most max_connections minus these,
+  // so that no TCP flood locks local services out. Ignored without a Unix listener. Twice the
+  // per-client share, so one local uid at its limit leaves room for the others.
+  std::size_t unix_reserved_connections = 128;
   std::chrono::milliseconds read_timeout{10'000};
   std::chrono::milliseconds idle_timeout{60'000};
   // Event streams: a comment line after this much silence, so dead clients are noticed and
@@ -60,7 +70,8 @@ class HttpServer {
   void stop();
 
   std::vector<std::string> endpoints() const;  // "127.0.0.1:7700", "unix:/run/x.sock"
-  std::size_t connections() const;
+  std::size_t connections() const;  // being served, both listeners
+  std::size_t clients() const;      // distinct clients with a connection being served
 
   struct State;  // shared with the listeners and connections; defined in http_server.cpp
 

@@ -34,7 +34,22 @@ std::string HttpResult::header(const std::string& name) const {
 }
 
 HttpClient HttpClient::tcp(std::uint16_t port, const std::string& host) {
+  return tcp_from("", port, host);
+}
+
+HttpClient HttpClient::tcp_from(const std::string& source, std::uint16_t port,
+                                const std::string& host) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (!source.empty()) {
+    sockaddr_in from{};
+    from.sin_family = AF_INET;
+    inet_pton(AF_INET, source.c_str(), &from.sin_addr);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof from) != 0) {
+      std::string err = "bind " + source + ": " + std::strerror(errno);
+      close(fd);
+      return HttpClient(-1, err);
+    }
+  }
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(port);

@@ -23,6 +23,10 @@ struct HttpResult {
 class HttpClient {
  public:
   static HttpClient tcp(std::uint16_t port, const std::string& host = "127.0.0.1");
+  // From a chosen loopback source address (all of 127.0.0.0/8 is loopback): to the server,
+  // another client than 127.0.0.1.
+  static HttpClient tcp_from(const std::string& source, std::uint16_t port,
+                             const std::string& host = "127.0.0.1");
   static HttpClient unix_socket(const std::string& path);
   ~HttpClient();
   HttpClient(HttpClient&& other) noexcept;
