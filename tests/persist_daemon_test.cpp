@@ -278,7 +278,7 @@ TEST(PersistDaemon, MembersComeBackAndANodeWithoutSeedsRejoinsThroughThem) {
   a.signal(SIGSTOP);
   const bool suspected = eventually([&] { return state_of(b, "a").first != "alive"; }, 10s);
   a.signal(SIGCONT);
-  ASSERT_TRUE(suspected);
+  ASSERT_TRUE(suspected) << "b:\n" << b.log() << "\na:\n" << a.log();
   std::int64_t refuted = 0;
   ASSERT_TRUE(eventually(
       [&] {
