@@ -375,40 +375,38 @@ transport::UnixScopeRule unix_scope_rule(const YAML::Node& key, const YAML::Node
 
 Field unix_scopes_field() {
   const std::string key = "api.unix_scopes";
-  return Field{
-      key, true,
-      [key](Config& c, const YAML::Node& n, int line) {
-        std::vector<transport::UnixScopeRule> rules;
-        if (!n.IsNull()) {
-          if (!n.IsMap()) fail(line, key, "a mapping such as {uid:1000: [read]}", n);
-          for (const auto& kv : n) {
-            auto r = unix_scope_rule(kv.first, kv.second, key);
-            for (const auto& other : rules) {
-              if (other.kind == r.kind && other.id == r.id) {
-                throw ParseError{line_of(kv.first),
-                                 fmt::format("{}.{}: the same {} as {}", key, r.source,
-                                             r.kind == transport::UnixScopeRule::Kind::gid
-                                                 ? "group"
-                                                 : r.kind == transport::UnixScopeRule::Kind::uid
-                                                       ? "user"
-                                                       : "entry",
-                                             other.source)};
-              }
-            }
-            rules.push_back(std::move(r));
-          }
-        }
-        c.api.unix_scopes = std::move(rules);
-      },
-      [](const Config& c) {
-        std::string out;
-        for (const auto& r : c.api.unix_scopes) {
-          out.append(out.empty() ? "" : "; ").append(r.source).append(": [");
-          out.append(transport::scopes_to_string(r.scopes)).append("]");
-        }
-        return out;
-      },
-      [](Config& dst, const Config& src) { dst.api.unix_scopes = src.api.unix_scopes; }};
+  return Field{key, true,
+               [key](Config& c, const YAML::Node& n, int line) {
+                 std::vector<transport::UnixScopeRule> rules;
+                 if (!n.IsNull()) {
+                   if (!n.IsMap()) fail(line, key, "a mapping such as {uid:1000: [read]}", n);
+                   for (const auto& kv : n) {
+                     auto r = unix_scope_rule(kv.first, kv.second, key);
+                     for (const auto& other : rules) {
+                       if (other.kind == r.kind && other.id == r.id) {
+                         throw ParseError{
+                             line_of(kv.first),
+                             fmt::format("{}.{}: the same {} as {}", key, r.source,
+                                         r.kind == transport::UnixScopeRule::Kind::gid   ? "group"
+                                         : r.kind == transport::UnixScopeRule::Kind::uid ? "user"
+                                                                                         : "entry",
+                                         other.source)};
+                       }
+                     }
+                     rules.push_back(std::move(r));
+                   }
+                 }
+                 c.api.unix_scopes = std::move(rules);
+               },
+               [](const Config& c) {
+                 std::string out;
+                 for (const auto& r : c.api.unix_scopes) {
+                   out.append(out.empty() ? "" : "; ").append(r.source).append(": [");
+                   out.append(transport::scopes_to_string(r.scopes)).append("]");
+                 }
+                 return out;
+               },
+               [](Config& dst, const Config& src) { dst.api.unix_scopes = src.api.unix_scopes; }};
 }
 
 const std::vector<Field>& fields() {
@@ -774,8 +772,9 @@ void validate(const Config& c, bool check_files = true) {
     throw ParseError{0, "api.http and api.unix_socket are both disabled: enable at least one"};
   }
   if (c.api.rate_limit.burst > 0 && c.api.rate_limit.requests_per_second == 0) {
-    throw ParseError{0, "api.rate_limit.burst is set but api.rate_limit.requests_per_second is "
-                        "0 (the limit is off): set requests_per_second too"};
+    throw ParseError{0,
+                     "api.rate_limit.burst is set but api.rate_limit.requests_per_second is "
+                     "0 (the limit is off): set requests_per_second too"};
   }
   if (!c.api.tokens_file.empty() && check_files) {
     auto tokens = transport::load_tokens_file(c.api.tokens_file);

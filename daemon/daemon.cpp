@@ -99,8 +99,8 @@ std::variant<std::shared_ptr<const transport::AccessPolicy>, std::string> make_a
 void log_access(const Config& c, const transport::AccessPolicy* policy, std::string_view when) {
   if (!policy) return;
   if (policy->has_tokens()) {
-    log::info("{}API tokens: {} from {}; every TCP request needs one", when,
-              policy->token_count(), c.api.tokens_file);
+    log::info("{}API tokens: {} from {}; every TCP request needs one", when, policy->token_count(),
+              c.api.tokens_file);
   }
   for (const auto& r : c.api.unix_scopes) {
     log::info("{}api.unix_scopes: {} -> [{}]", when, r.source,
@@ -404,10 +404,10 @@ int Daemon::run() {
     log_access(*config_, policy.get(), "");
     router_.set_access(std::move(policy));
     if (const auto& rl = config_->api.rate_limit; rl.requests_per_second > 0) {
-      router_.set_rate_limiter(std::make_shared<transport::RateLimiter>(
-          transport::RateLimiter::Options{rl.requests_per_second, rl.effective_burst(),
-                                          rl.max_clients}));
-      log::info("API rate limit: {} requests/s, burst {}, per token or client", 
+      router_.set_rate_limiter(
+          std::make_shared<transport::RateLimiter>(transport::RateLimiter::Options{
+              rl.requests_per_second, rl.effective_burst(), rl.max_clients}));
+      log::info("API rate limit: {} requests/s, burst {}, per token or client",
                 rl.requests_per_second, rl.effective_burst());
     }
   }
@@ -568,9 +568,10 @@ void Daemon::reload() {
   // So is the tokens file: adding or revoking a token edits it.
   auto access = make_access(plan.effective);
   if (auto* why = std::get_if<std::string>(&access)) {
-    log::error("SIGHUP: new config rejected, the running config and API tokens stay in force: "
-               "{}",
-               *why);
+    log::error(
+        "SIGHUP: new config rejected, the running config and API tokens stay in force: "
+        "{}",
+        *why);
     notifier_.ready("reload rejected: api.tokens_file invalid");
     return;
   }
