@@ -1056,8 +1056,36 @@ TEST(CtlTokens, SendsTheTokenAndExplainsRefusals) {
   EXPECT_EQ(r.err.find(reader), std::string::npos) << r.err;
   EXPECT_EQ(r.out.find(reader), std::string::npos) << r.out;
 
+  // The Python client, the same way.
+  const std::string py = std::string(HEARTBEATD_SOURCE_DIR) + "/examples/heartbeatd_client.py";
+  if (run_program("python3", {"-c", "import sys; assert sys.version_info >= (3, 8)"}).exit_code ==
+      0) {
+    r = run_program("python3", with({py}, with(tcp, {"heartbeat", "6"})));
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find("heartbeatd wants a valid API token: 401 unauthenticated"),
+              std::string::npos)
+        << r.err;
+    r = run_program(
+        "python3",
+        with({py}, with(tcp, {"--token-file", secrets.file("writer"), "heartbeat", "6"})));
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    r = run_program("python3", with({py}, with(tcp, {"online", "6"})), env);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    r = run_program("python3", with({py}, with(tcp, {"heartbeat", "6"})), env);
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find("may not do that: 403 forbidden"), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find(reader), std::string::npos) << r.err;
+  }
+
   chmod(secrets.file("writer").c_str(), 0644);
   r = ctl(with(tcp, {"--token-file", secrets.file("writer"), "heartbeat", "5"}));
+  if (run_program("python3", {"-c", "pass"}).exit_code == 0) {
+    auto p = run_program(
+        "python3", with({py}, with(tcp, {"--token-file", secrets.file("writer"), "online", "6"})));
+    EXPECT_EQ(p.exit_code, 2);
+    EXPECT_NE(p.err.find("readable or writable by others"), std::string::npos) << p.err;
+    EXPECT_EQ(p.err.find(writer), std::string::npos) << p.err;
+  }
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("readable or writable by others"), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find(writer), std::string::npos) << r.err;
