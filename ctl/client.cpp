@@ -67,6 +67,7 @@ class Session {
     req.set(http::field::user_agent, std::string("heartbeatctl/") + kVersion);
     if (o_.command == Command::watch) req.set(http::field::accept, "text/event-stream");
     if (!r.body.empty()) req.set(http::field::content_type, "application/json");
+    if (!o_.token.empty()) req.set(http::field::authorization, "Bearer " + o_.token);
     req.body() = r.body;
     req.prepare_payload();
     const error_code ec = wait([&](auto h) { http::async_write(socket_, req, h); });

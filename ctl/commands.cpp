@@ -247,6 +247,15 @@ Outcome interpret(const Options& o, const HttpAnswer& a, std::int64_t now_ms) {
   if (a.status >= 500 && a.status <= 599) {
     return fail(kExitUnreachable, "the daemon failed: " + describe_error(a));
   }
+  if (a.status == 401) {
+    return fail(kExitNegative, fmt::format("the daemon wants a valid API token: {}. Give one "
+                                           "with --token-file FILE or HEARTBEATD_TOKEN",
+                                           describe_error(a)));
+  }
+  if (a.status == 403) {
+    return fail(kExitNegative,
+                "this token (or, on the socket, this user) may not do that: " + describe_error(a));
+  }
   if (a.status >= 400 && a.status <= 499) {
     return fail(kExitNegative, "the daemon refused the request: " + describe_error(a));
   }

@@ -1,12 +1,15 @@
 // heartbeatctl: command line in, one request to the local heartbeatd, a table (or the
 // daemon's JSON) and an exit code out. The logic lives in hb_ctl (options, commands, sse);
 // this file only wires it to argv, the environment, the clock and the terminal.
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -59,6 +62,10 @@ Options (before or after the command):
   --http HOST:PORT        use TCP instead, e.g. 127.0.0.1:7700 or [::1]:7700
   --timeout DURATION      bound for connecting and the whole request, e.g. 500ms,
                           5s, 1m (default 5s; for watch, until the stream starts)
+  --token-file FILE       send the API token on FILE's first line ("Authorization:
+                          Bearer"), needed over TCP when the daemon has
+                          api.tokens_file; the file must not be readable by others.
+                          Default: $HEARTBEATD_TOKEN if set (--token-file wins)
   --json                  print the daemon's JSON, one compact document per line
                           (watch: each event's data with an added "event" field;
                           heartbeat of one user and offline print nothing)
@@ -76,7 +83,8 @@ Default socket, the first that applies:
 Exit codes:
   0  alive, online, ok, or done
   1  not alive, not online, degraded; or the daemon refused the request (4xx, such
-     as an unknown member), its message on stderr; or the daemon dropped a watch
+     as an unknown member, 401 no valid token, 403 the token lacks the scope), its
+     message on stderr; or the daemon dropped a watch
   2  usage error: unknown command or option, missing or invalid argument
   3  the daemon is unreachable: no socket, connection refused, no answer within
      --timeout, an answer that is not HTTP or not heartbeatd's, a 5xx error, or a
@@ -94,7 +102,27 @@ Environment process_environment() {
         struct stat st;
         return stat(path.c_str(), &st) == 0;
       },
-      static_cast<unsigned>(getuid())};
+      static_cast<unsigned>(getuid()),
+      [](const std::string& path) {
+        SecretFile f;
+        const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        struct stat st {};
+        if (fd < 0 || fstat(fd, &st) != 0) {
+          f.error = std::strerror(errno);
+          if (fd >= 0) close(fd);
+          return f;
+        }
+        f.mode = st.st_mode & 07777;
+        f.text.resize(4096);
+        ssize_t n = read(fd, f.text.data(), f.text.size());
+        close(fd);
+        if (n < 0) {
+          f.error = std::strerror(errno);
+          n = 0;
+        }
+        f.text.resize(static_cast<std::size_t>(n));
+        return f;
+      }};
 }
 
 std::int64_t now_ms() {

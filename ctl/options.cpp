@@ -74,8 +74,61 @@ void expect_count(std::string_view command, const std::vector<std::string>& oper
   }
 }
 
+bool is_token68(std::string_view s) {
+  std::size_t i = 0;
+  auto ok = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~' || c == '+' || c == '/';
+  };
+  while (i < s.size() && ok(s[i])) ++i;
+  if (i == 0) return false;
+  while (i < s.size() && s[i] == '=') ++i;
+  return i == s.size();
+}
+
+// --token-file wins over $HEARTBEATD_TOKEN: what is on the command line is what was meant.
+// Like the daemon's tokens file, a token file others may read or write is refused. Messages
+// never quote the token.
+std::string resolve_token(const std::optional<std::string>& token_file, const Environment& env) {
+  if (token_file) {
+    if (!env.read_secret_file)
+      throw Usage{fmt::format("--token-file {}: cannot read", *token_file)};
+    const SecretFile f = env.read_secret_file(*token_file);
+    if (!f.error.empty()) throw Usage{fmt::format("--token-file {}: {}", *token_file, f.error)};
+    if (f.mode & 0006) {
+      throw Usage{
+          fmt::format("--token-file {}: readable or writable by others (mode {:04o}); "
+                      "it holds an API token: chmod o-rwx {}",
+                      *token_file, f.mode, *token_file)};
+    }
+    std::string_view line = f.text;
+    line = line.substr(0, line.find('\n'));
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) {
+      line.remove_suffix(1);
+    }
+    if (line.empty())
+      throw Usage{fmt::format("--token-file {}: the first line is empty", *token_file)};
+    if (!is_token68(line)) {
+      throw Usage{
+          fmt::format("--token-file {}: the first line is not a token (letters, digits, "
+                      "'-', '.', '_', '~', '+', '/', trailing '=')",
+                      *token_file)};
+    }
+    return std::string(line);
+  }
+  const auto value = env.getenv("HEARTBEATD_TOKEN");
+  if (!value || value->empty()) return {};
+  if (!is_token68(*value)) {
+    throw Usage{
+        "HEARTBEATD_TOKEN is not a token (letters, digits, '-', '.', '_', '~', '+', '/', "
+        "trailing '=')"};
+  }
+  return *value;
+}
+
 Options parse(const std::vector<std::string>& args, const Environment& env) {
   Options o;
+  std::optional<std::string> token_file;
   std::optional<std::string> socket;
   std::optional<std::string> users_list, members_list;
   bool timeout_given = false;
@@ -154,6 +207,10 @@ Options parse(const std::vector<std::string>& args, const Environment& env) {
                                 "5s, 1m), got '{}'", v)};
       }
       o.timeout = *d;
+    } else if (arg == "--token-file") {
+      once(token_file.has_value(), arg);
+      token_file = value(i, arg, "FILE", inline_value);
+      if (token_file->empty()) throw Usage{"--token-file: the path is empty"};
     } else if (arg == "--users") {
       once(users_list.has_value(), arg);
       users_list = value(i, arg, "ID,... list", inline_value);
@@ -167,6 +224,7 @@ Options parse(const std::vector<std::string>& args, const Environment& env) {
 
   if (socket && o.http) throw Usage{"--socket and --http cannot be used together"};
   o.socket_path = o.http ? std::string() : socket ? *socket : default_socket_path(env);
+  o.token = resolve_token(token_file, env);
 
   if (!command_name) throw Usage{"no command given"};
   const auto command = find_command(*command_name);

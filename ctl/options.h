@@ -34,6 +34,9 @@ struct Options {
   std::string member;                 // member NAME
   std::vector<std::uint64_t> users;   // user, users, heartbeat, offline; watch --users
   std::vector<std::string> members;   // watch --members
+  // The API token sent as "Authorization: Bearer TOKEN" (over TCP and the socket alike), from
+  // --token-file or else $HEARTBEATD_TOKEN; empty: none. Never printed.
+  std::string token;
 };
 
 struct ShowHelp {};
@@ -47,10 +50,18 @@ using ParseResult = std::variant<Options, ShowHelp, ShowVersion, UsageError>;
 // $HEARTBEATD_SOCKET; /run/heartbeatd/heartbeatd.sock if it exists (the systemd unit);
 // $XDG_RUNTIME_DIR/heartbeatd.sock; /tmp/heartbeatd-<uid>/heartbeatd.sock. Like the daemon,
 // a path longer than a socket address holds becomes /tmp/heartbeatd-<uid>.sock.
+// A file read for --token-file: its first bytes and its permission bits, or why it could not
+// be read.
+struct SecretFile {
+  std::string text;   // at most the first 4 KiB
+  unsigned mode = 0;  // st_mode & 07777
+  std::string error;  // set: could not be read (strerror)
+};
 struct Environment {
   std::function<std::optional<std::string>(const char*)> getenv;
   std::function<bool(const std::string&)> exists;
   unsigned uid = 0;
+  std::function<SecretFile(const std::string&)> read_secret_file;
 };
 inline constexpr std::string_view kSystemdSocket = "/run/heartbeatd/heartbeatd.sock";
 std::string default_socket_path(const Environment& env);

@@ -1,12 +1,15 @@
 #include "daemon/config.h"
 
 #include <arpa/inet.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -320,6 +323,109 @@ bool valid_node_name(const std::string& s) {
   return membership::valid_name(s);
 }
 
+int line_of(const YAML::Node& n);
+
+// api.unix_scopes: {uid:N | gid:N | user:NAME | group:NAME | others: [scope, ...]}. Names are
+// resolved now, so an unknown one is a config error rather than a silent miss at run time.
+transport::UnixScopeRule unix_scope_rule(const YAML::Node& key, const YAML::Node& value,
+                                         const std::string& parent) {
+  using Kind = transport::UnixScopeRule::Kind;
+  const int line = line_of(key);
+  const std::string name = key.IsScalar() ? key.Scalar() : "";
+  const std::string k = parent + "." + name;
+  transport::UnixScopeRule r;
+  r.source = name;
+  const auto colon = name.find(':');
+  const std::string kind = name.substr(0, colon);
+  const std::string arg = colon == std::string::npos ? "" : name.substr(colon + 1);
+  if (name == "others") {
+    r.kind = Kind::others;
+  } else if ((kind == "uid" || kind == "gid") && colon != std::string::npos) {
+    const auto id = parse_int<unsigned>(arg);
+    if (!id) throw ParseError{line, fmt::format("{}: {} must be a number", k, kind)};
+    r.kind = kind == "uid" ? Kind::uid : Kind::gid;
+    r.id = *id;
+  } else if (kind == "user" && colon != std::string::npos) {
+    const passwd* pw = getpwnam(arg.c_str());
+    if (!pw) throw ParseError{line, fmt::format("{}: no user named {} on this system", k, arg)};
+    r.kind = Kind::uid;
+    r.id = pw->pw_uid;
+  } else if (kind == "group" && colon != std::string::npos) {
+    const group* gr = getgrnam(arg.c_str());
+    if (!gr) throw ParseError{line, fmt::format("{}: no group named {} on this system", k, arg)};
+    r.kind = Kind::gid;
+    r.id = gr->gr_gid;
+  } else {
+    throw ParseError{line, fmt::format("{}: expected a key uid:N, gid:N, user:NAME, group:NAME "
+                                       "or others",
+                                       k)};
+  }
+  constexpr std::string_view kExpected =
+      "a list of scopes (read, write, admin, metrics), possibly empty";
+  std::vector<std::string> names;
+  if (value.IsSequence()) {
+    for (const auto& item : value) names.push_back(scalar(item, line_of(item), k, kExpected));
+  } else if (value.IsScalar()) {
+    std::string list = value.Scalar();
+    for (std::size_t start = 0; start <= list.size();) {
+      auto comma = list.find(',', start);
+      if (comma == std::string::npos) comma = list.size();
+      names.push_back(list.substr(start, comma - start));
+      start = comma + 1;
+    }
+  } else if (!value.IsNull()) {
+    fail(line, k, kExpected, value);
+  }
+  for (auto& n : names) {
+    n.erase(0, n.find_first_not_of(' '));
+    n.erase(n.find_last_not_of(' ') + 1);
+    const auto scope = transport::parse_scope(n);
+    if (!scope) {
+      throw ParseError{line, fmt::format("{}: unknown scope \"{}\" (known: read, write, admin, "
+                                         "metrics)",
+                                         k, n)};
+    }
+    r.scopes |= transport::bit(*scope);
+  }
+  return r;
+}
+
+Field unix_scopes_field() {
+  const std::string key = "api.unix_scopes";
+  return Field{key, true,
+               [key](Config& c, const YAML::Node& n, int line) {
+                 std::vector<transport::UnixScopeRule> rules;
+                 if (!n.IsNull()) {
+                   if (!n.IsMap()) fail(line, key, "a mapping such as {uid:1000: [read]}", n);
+                   for (const auto& kv : n) {
+                     auto r = unix_scope_rule(kv.first, kv.second, key);
+                     for (const auto& other : rules) {
+                       if (other.kind == r.kind && other.id == r.id) {
+                         throw ParseError{
+                             line_of(kv.first),
+                             fmt::format("{}.{}: the same {} as {}", key, r.source,
+                                         r.kind == transport::UnixScopeRule::Kind::gid   ? "group"
+                                         : r.kind == transport::UnixScopeRule::Kind::uid ? "user"
+                                                                                         : "entry",
+                                         other.source)};
+                       }
+                     }
+                     rules.push_back(std::move(r));
+                   }
+                 }
+                 c.api.unix_scopes = std::move(rules);
+               },
+               [](const Config& c) {
+                 std::string out;
+                 for (const auto& r : c.api.unix_scopes) {
+                   out.append(out.empty() ? "" : "; ").append(r.source).append(": [");
+                   out.append(transport::scopes_to_string(r.scopes)).append("]");
+                 }
+                 return out;
+               },
+               [](Config& dst, const Config& src) { dst.api.unix_scopes = src.api.unix_scopes; }};
+}
+
 const std::vector<Field>& fields() {
   static const std::vector<Field> table = [] {
     using M = Millis;
@@ -361,6 +467,22 @@ const std::vector<Field>& fields() {
     f.push_back(duration_field(
         "api.idle_timeout", false, M(10), M(3'600'000),
         [](auto& c) -> auto& { return c.api.idle_timeout; }));
+    // Re-read on every SIGHUP, even when the path is unchanged (adding a token edits it).
+    Field tokens_file = string_field(
+        "api.tokens_file", true, "a file path", [](const std::string&) { return true; },
+        [](auto& c) -> auto& { return c.api.tokens_file; });
+    tokens_file.reloadable = true;
+    f.push_back(std::move(tokens_file));
+    f.push_back(unix_scopes_field());
+    f.push_back(double_field(
+        "api.rate_limit.requests_per_second", false, 0, 1'000'000,
+        [](auto& c) -> auto& { return c.api.rate_limit.requests_per_second; }));
+    f.push_back(int_field<std::size_t>(
+        "api.rate_limit.burst", false, 0, 10'000'000,
+        [](auto& c) -> auto& { return c.api.rate_limit.burst; }));
+    f.push_back(int_field<std::size_t>(
+        "api.rate_limit.max_clients", false, 1, 10'000'000,
+        [](auto& c) -> auto& { return c.api.rate_limit.max_clients; }));
 
     f.push_back(string_field(
         "cluster.name", false, "a name of 1 to 64 letters, digits, '.', '-' or '_'",
@@ -684,6 +806,17 @@ void validate(const Config& c, bool check_files = true) {
                                     "api.http",
                                     c.api.unix_reserve(), c.api.max_connections)};
   }
+  if (c.api.rate_limit.burst > 0 && c.api.rate_limit.requests_per_second == 0) {
+    throw ParseError{0,
+                     "api.rate_limit.burst is set but api.rate_limit.requests_per_second is "
+                     "0 (the limit is off): set requests_per_second too"};
+  }
+  if (!c.api.tokens_file.empty() && check_files) {
+    auto tokens = transport::load_tokens_file(c.api.tokens_file);
+    if (auto* e = std::get_if<transport::TokensError>(&tokens)) {
+      throw ParseError{0, "api.tokens_file " + e->message};
+    }
+  }
   if (c.membership.suspicion_max_timeout < c.membership.suspicion_timeout) {
     throw ParseError{0,
                      fmt::format("membership.suspicion_max_timeout ({}) must not be shorter than "
@@ -828,6 +961,11 @@ std::size_t Config::Api::connections_per_client() const {
 std::size_t Config::Api::unix_reserve() const {
   return unix_reserved_connections.value_or(
       std::min(transport::HttpServerLimits{}.unix_reserved_connections, max_connections / 4));
+}
+
+double Config::Api::RateLimit::effective_burst() const {
+  if (burst > 0) return static_cast<double>(burst);
+  return std::max(1.0, std::ceil(requests_per_second));
 }
 
 std::string HostPort::to_string() const {

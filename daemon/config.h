@@ -15,6 +15,7 @@
 #include <variant>
 #include <vector>
 
+#include "transport/access.h"
 #include "transport/log.h"
 
 namespace heartbeatd {
@@ -51,6 +52,17 @@ struct Config {
     Millis idle_timeout{60'000};
     std::size_t connections_per_client() const;  // at most max_connections
     std::size_t unix_reserve() const;            // default: at most a quarter of it
+    // Bearer tokens with scopes (docs/API.md, "Tokens and scopes"); empty: none, and TCP
+    // callers have every scope. Re-read on every SIGHUP.
+    std::string tokens_file;
+    // Scopes of Unix-socket peers by uid/gid (names resolved at load); empty: every scope.
+    std::vector<transport::UnixScopeRule> unix_scopes;
+    struct RateLimit {
+      double requests_per_second = 0;  // 0: off
+      std::size_t burst = 0;           // 0: one second's worth (at least 1)
+      std::size_t max_clients = 10'000;
+      double effective_burst() const;
+    } rate_limit;
   } api;
   struct Cluster {
     std::string name = "heartbeatd";

@@ -1,5 +1,7 @@
 #include "daemon/daemon.h"
 
+#include <unistd.h>
+
 #include <boost/asio/ip/udp.hpp>
 
 #include <algorithm>
@@ -7,17 +9,20 @@
 #include <filesystem>
 #include <random>
 #include <thread>
+#include <variant>
 #include <vector>
 
 #include <fmt/format.h>
 
 #include "heartbeatd/version.h"
+#include "transport/access.h"
 #include "transport/api_routes.h"
 #include "transport/key_routes.h"
 #include "transport/log.h"
 #include "transport/member_routes.h"
 #include "transport/presence_routes.h"
 #include "transport/socket_dir.h"
+#include "transport/rate_limiter.h"
 #include "transport/wall_time.h"
 
 namespace heartbeatd {
@@ -78,6 +83,36 @@ std::optional<membership::Address> resolve(const HostPort& hp, std::string* why)
     return std::nullopt;
   }
   return transport::to_address(results.begin()->endpoint());
+}
+
+// The API's access policy from api.tokens_file (read now) and api.unix_scopes; null when
+// neither is set (every caller has every scope, at no cost per request).
+std::variant<std::shared_ptr<const transport::AccessPolicy>, std::string> make_access(
+    const Config& c) {
+  transport::AccessPolicy::Options o;
+  o.unix_scopes = c.api.unix_scopes;
+  o.own_uid = static_cast<unsigned>(getuid());
+  if (!c.api.tokens_file.empty()) {
+    auto loaded = transport::load_tokens_file(c.api.tokens_file);
+    if (auto* e = std::get_if<transport::TokensError>(&loaded)) {
+      return "api.tokens_file " + e->message;
+    }
+    o.tokens = std::move(std::get<std::vector<transport::TokenEntry>>(loaded));
+  }
+  if (!o.tokens && o.unix_scopes.empty()) return std::shared_ptr<const transport::AccessPolicy>();
+  return std::make_shared<const transport::AccessPolicy>(std::move(o));
+}
+
+void log_access(const Config& c, const transport::AccessPolicy* policy, std::string_view when) {
+  if (!policy) return;
+  if (policy->has_tokens()) {
+    log::info("{}API tokens: {} from {}; every TCP request needs one", when, policy->token_count(),
+              c.api.tokens_file);
+  }
+  for (const auto& r : c.api.unix_scopes) {
+    log::info("{}api.unix_scopes: {} -> [{}]", when, r.source,
+              transport::scopes_to_string(r.scopes));
+  }
 }
 
 }  // namespace
@@ -375,6 +410,23 @@ int Daemon::run() {
       return kExitSocketDirUnsafe;
     }
   }
+  {
+    auto access = make_access(*config_);
+    if (auto* why = std::get_if<std::string>(&access)) {
+      log::error("{}", *why);
+      return kExitUsage;
+    }
+    auto& policy = std::get<std::shared_ptr<const transport::AccessPolicy>>(access);
+    log_access(*config_, policy.get(), "");
+    router_.set_access(std::move(policy));
+    if (const auto& rl = config_->api.rate_limit; rl.requests_per_second > 0) {
+      router_.set_rate_limiter(
+          std::make_shared<transport::RateLimiter>(transport::RateLimiter::Options{
+              rl.requests_per_second, rl.effective_burst(), rl.max_clients}));
+      log::info("API rate limit: {} requests/s, burst {}, per token or client",
+                rl.requests_per_second, rl.effective_burst());
+    }
+  }
   if (const int code = open_store(); code != kExitOk) return code;
   if (!open_listeners()) {
     server_.stop();
@@ -529,6 +581,16 @@ void Daemon::reload() {
     }
     keys = std::move(*read);
   }
+  // So is the tokens file: adding or revoking a token edits it.
+  auto access = make_access(plan.effective);
+  if (auto* why = std::get_if<std::string>(&access)) {
+    log::error(
+        "SIGHUP: new config rejected, the running config and API tokens stay in force: "
+        "{}",
+        *why);
+    notifier_.ready("reload rejected: api.tokens_file invalid");
+    return;
+  }
   for (const auto& change : plan.applied) log::info("SIGHUP: applied {}", change);
   for (const auto& change : plan.needs_restart) {
     log::warning("SIGHUP: needs a restart, not applied: {}", change);
@@ -538,6 +600,9 @@ void Daemon::reload() {
   if (plan.applied.empty() && plan.needs_restart.empty() && !envelope_changed) {
     log::info("SIGHUP: config unchanged");
   }
+  auto& policy = std::get<std::shared_ptr<const transport::AccessPolicy>>(access);
+  log_access(plan.effective, policy.get(), "SIGHUP: ");
+  router_.set_access(std::move(policy));
   set_security_warnings(security_warnings(plan.effective));
   if (std::any_of(plan.applied.begin(), plan.applied.end(),
                   [](const std::string& c) { return c.starts_with("membership."); })) {

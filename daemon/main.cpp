@@ -43,17 +43,19 @@ Signals:
                        presence.timeout, persist.presence_interval and the cluster
                        keyring (cluster.key_file, read again even if its path did not
                        change; cluster.seal_outgoing, cluster.require_sealed,
-                       cluster.plaintext); log the keys that need a restart. An invalid
-                       file or key file is rejected and the running config stays in
-                       force.
+                       cluster.plaintext), the API tokens (api.tokens_file, read
+                       again likewise) and api.unix_scopes; log the keys that need a
+                       restart. An invalid file, key file or tokens file is rejected
+                       and the running config stays in force.
 
 Exit codes:
   0  stopped normally (or --check-config found the file valid)
   1  could not start (API or cluster address in use, socket path taken), or the
      final snapshot of a graceful stop failed
   2  bad command line or configuration (the message names the key and its line;
-     an unreadable or malformed cluster.key_file or presence.redis.password_file too,
-     and a non-loopback cluster.bind without cluster.key_file or cluster.plaintext)
+     an unreadable or malformed cluster.key_file, presence.redis.password_file or
+     api.tokens_file too, a tokens file others may read, and a non-loopback
+     cluster.bind without cluster.key_file or cluster.plaintext)
   3  node.data_dir unusable: its parent missing, not writable, or the disk full;
      or the directory of api.unix_socket unsafe: owned by another user, writable by
      group or others (unless sticky, like /tmp), a symbolic link, or under a

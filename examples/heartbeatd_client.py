@@ -18,6 +18,11 @@ As a command:
 
     python3 examples/heartbeatd_client.py --socket PATH status 1 2 3
     python3 examples/heartbeatd_client.py watch --users 42 --members db-1   # JSON lines
+    python3 examples/heartbeatd_client.py --http 10.0.0.5:7700 --token-file ~/.hb-token status 1
+
+API token (docs/API.md, "Tokens and scopes"): Client(token=...), else $HEARTBEATD_TOKEN; on
+the command line --token-file FILE wins over $HEARTBEATD_TOKEN. A token file others may read
+is refused. The token is never printed.
 
 Exit codes as heartbeatctl's: 0 online/success, 1 offline or the daemon refused the request,
 2 usage error, 3 daemon unreachable.
@@ -59,6 +64,26 @@ class ApiError(Exception):
         self.error = error
 
 
+def read_token_file(path):
+    """The token on the first line of `path`; ValueError if others may read or write the
+    file or its first line is not a token (messages never quote the token)."""
+    with open(path, "rb") as f:
+        mode = os.fstat(f.fileno()).st_mode & 0o7777
+        if mode & 0o006:
+            raise ValueError(f"{path}: readable or writable by others (mode {mode:04o}); it holds "
+                             f"an API token: chmod o-rwx {path}")
+        line = f.read(4096).split(b"\n", 1)[0].rstrip(b"\r \t")
+    if not line:
+        raise ValueError(f"{path}: the first line is empty")
+    try:
+        token = line.decode("ascii")
+    except UnicodeDecodeError:
+        token = ""
+    if not token or any(c in token for c in " \t\r\n") or not token.isprintable():
+        raise ValueError(f"{path}: the first line is not a token")
+    return token
+
+
 def default_socket():
     """The socket heartbeatctl uses without --socket (heartbeatctl --help)."""
     if os.environ.get("HEARTBEATD_SOCKET"):
@@ -71,11 +96,18 @@ def default_socket():
 
 
 class Client:
-    def __init__(self, socket_path=None, http=None, timeout=5.0):
-        """socket_path: the daemon's Unix socket; or http: "host:port" ("[::1]:7700")."""
+    def __init__(self, socket_path=None, http=None, timeout=5.0, token=None):
+        """socket_path: the daemon's Unix socket; or http: "host:port" ("[::1]:7700").
+        token: the API token sent as "Authorization: Bearer" (default: $HEARTBEATD_TOKEN)."""
         self.socket_path = None if http else (socket_path or default_socket())
         self.http = http
         self.timeout = timeout
+        self.token = token or os.environ.get("HEARTBEATD_TOKEN") or None
+
+    def _headers(self, headers):
+        if self.token:
+            headers["Authorization"] = "Bearer " + self.token
+        return headers
 
     def _connection(self):
         if self.socket_path:
@@ -95,7 +127,7 @@ class Client:
         """One request; the decoded JSON answer (None for 204). Raises ApiError or OSError."""
         conn = self._connection()
         try:
-            headers = {"Content-Type": "application/json"} if body is not None else {}
+            headers = self._headers({"Content-Type": "application/json"} if body is not None else {})
             conn.request(method, path, body=None if body is None else json.dumps(body), headers=headers)
             response = conn.getresponse()
             data = response.read()
@@ -120,7 +152,7 @@ class Client:
             conn.connect()
             sock = conn.sock  # the response takes it over (Connection: close)
             conn.request("GET", "/v1/events" + ("?" + "&".join(query) if query else ""),
-                         headers={"Accept": "text/event-stream"})
+                         headers=self._headers({"Accept": "text/event-stream"}))
             response = conn.getresponse()
             if response.status != 200:
                 self._raise_for(response, response.read())
@@ -180,6 +212,8 @@ def main(argv=None):
     where.add_argument("--socket", help="the daemon's Unix socket (default as heartbeatctl's)")
     where.add_argument("--http", metavar="HOST:PORT", help="use TCP, such as 127.0.0.1:7700")
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds (default 5)")
+    parser.add_argument("--token-file", metavar="FILE",
+                        help="API token on FILE's first line (default: $HEARTBEATD_TOKEN)")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("heartbeat", help="report users online").add_argument("users", type=user_id, nargs="+")
     commands.add_parser("online", help="exit 0 if the user is online").add_argument("user", type=user_id)
@@ -190,7 +224,14 @@ def main(argv=None):
     watch.add_argument("--members", type=lambda t: [m for m in t.split(",") if m], default=None)
     args = parser.parse_args(argv)
 
-    hb = Client(socket_path=args.socket, http=args.http, timeout=args.timeout)
+    token = None
+    if args.token_file:
+        try:
+            token = read_token_file(args.token_file)
+        except (OSError, ValueError) as e:
+            print(f"heartbeatd_client: --token-file {e}", file=sys.stderr)
+            return 2
+    hb = Client(socket_path=args.socket, http=args.http, timeout=args.timeout, token=token)
     try:
         if args.command == "heartbeat":
             if len(args.users) == 1:
@@ -222,6 +263,14 @@ def main(argv=None):
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM ends a watch
         return 0
     except ApiError as e:
+        if e.status == 401:
+            print(f"heartbeatd wants a valid API token: {e}. Give one with --token-file FILE or "
+                  "HEARTBEATD_TOKEN", file=sys.stderr)
+            return 1
+        if e.status == 403:
+            print(f"heartbeatd: this token (or, on the socket, this user) may not do that: {e}",
+                  file=sys.stderr)
+            return 1
         print(f"heartbeatd: {e}", file=sys.stderr)
         return 3 if e.status >= 500 else 1
     except (OSError, http.client.HTTPException, ValueError) as e:

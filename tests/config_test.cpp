@@ -3,6 +3,7 @@
 #include "daemon/config.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <variant>
@@ -407,6 +408,80 @@ TEST_F(ClusterKeys, ReloadAppliesTheKeysAndFlags) {
       << *plan.error;
   EXPECT_EQ(plan.needs_restart,
             (std::vector<std::string>{"cluster.bind: 0.0.0.0:7701 -> 127.0.0.1:7701"}));
+}
+
+TEST(ApiAccess, UnixScopesResolveIdsNamesAndOthers) {
+  const Config c = load_ok(
+      "api:\n  unix_scopes:\n    uid:1000: [read]\n    gid:50: read,write\n"
+      "    user:root: [admin, metrics]\n    group:root: []\n    others: [read]\n");
+  using Kind = transport::UnixScopeRule::Kind;
+  ASSERT_EQ(c.api.unix_scopes.size(), 5u);
+  EXPECT_EQ(c.api.unix_scopes[0], (transport::UnixScopeRule{Kind::uid, 1000, 1, "uid:1000"}));
+  EXPECT_EQ(c.api.unix_scopes[1], (transport::UnixScopeRule{Kind::gid, 50, 3, "gid:50"}));
+  EXPECT_EQ(c.api.unix_scopes[2], (transport::UnixScopeRule{Kind::uid, 0, 12, "user:root"}));
+  EXPECT_EQ(c.api.unix_scopes[3], (transport::UnixScopeRule{Kind::gid, 0, 0, "group:root"}));
+  EXPECT_EQ(c.api.unix_scopes[4].kind, Kind::others);
+  bool shown = false;
+  for (const auto& [key, value] : describe(c)) {
+    if (key != "api.unix_scopes") continue;
+    shown = true;
+    EXPECT_EQ(value, "uid:1000: [read]; gid:50: [read,write]; user:root: [admin,metrics]; "
+                     "group:root: []; others: [read]");
+  }
+  EXPECT_TRUE(shown);
+}
+
+TEST(ApiAccess, BadUnixScopesNameTheKey) {
+  EXPECT_EQ(load_error("api:\n  unix_scopes:\n    uid:1000: [read, wirte]\n"),
+            "test.yaml:3: api.unix_scopes.uid:1000: unknown scope \"wirte\" (known: read, "
+            "write, admin, metrics)");
+  EXPECT_EQ(load_error("api:\n  unix_scopes:\n    uid:x: [read]\n"),
+            "test.yaml:3: api.unix_scopes.uid:x: uid must be a number");
+  EXPECT_EQ(load_error("api:\n  unix_scopes:\n    user:no-such-user-hb: [read]\n"),
+            "test.yaml:3: api.unix_scopes.user:no-such-user-hb: no user named no-such-user-hb "
+            "on this system");
+  EXPECT_EQ(load_error("api:\n  unix_scopes:\n    group:no-such-group-hb: [read]\n"),
+            "test.yaml:3: api.unix_scopes.group:no-such-group-hb: no group named "
+            "no-such-group-hb on this system");
+  EXPECT_NE(load_error("api:\n  unix_scopes:\n    root: [read]\n").find("expected a key uid:N"),
+            std::string::npos);
+  EXPECT_EQ(load_error("api:\n  unix_scopes:\n    uid:0: [read]\n    user:root: [write]\n"),
+            "test.yaml:4: api.unix_scopes.user:root: the same user as uid:0");
+  EXPECT_NE(load_error("api:\n  unix_scopes: [read]\n").find("api.unix_scopes: expected a "
+                                                            "mapping"),
+            std::string::npos);
+}
+
+TEST(ApiAccess, RateLimitKeys) {
+  const Config c = load_ok("api:\n  rate_limit:\n    requests_per_second: 2.5\n");
+  EXPECT_EQ(c.api.rate_limit.requests_per_second, 2.5);
+  EXPECT_EQ(c.api.rate_limit.effective_burst(), 3.0);
+  EXPECT_EQ(load_ok("api:\n  rate_limit:\n    requests_per_second: 100\n    burst: 400\n")
+                .api.rate_limit.effective_burst(),
+            400.0);
+  EXPECT_EQ(default_config().api.rate_limit.requests_per_second, 0);
+  EXPECT_NE(load_error("api:\n  rate_limit:\n    burst: 10\n").find("requests_per_second is 0"),
+            std::string::npos);
+  EXPECT_NE(load_error("api:\n  rate_limit:\n    requests_per_second: -1\n")
+                .find("api.rate_limit.requests_per_second: expected a number from 0"),
+            std::string::npos);
+}
+
+TEST(ApiAccess, ATokensFileOthersCanReadIsAConfigError) {
+  test::TempDir dir;
+  dir.write("tokens", "gw read,write 0123456789abcdef0123\n");
+  const std::string path = dir.file("tokens");
+  chmod(path.c_str(), 0600);
+  EXPECT_EQ(load_ok("api:\n  tokens_file: " + path + "\n").api.tokens_file, path);
+  chmod(path.c_str(), 0604);
+  EXPECT_EQ(load_error("api:\n  tokens_file: " + path + "\n"),
+            "test.yaml: api.tokens_file " + path + ": readable or writable by others (mode "
+            "0604); it holds API credentials: chmod o-rwx " + path);
+  chmod(path.c_str(), 0600);
+  dir.write("tokens", "gw read,write\n");
+  EXPECT_EQ(load_error("api:\n  tokens_file: " + path + "\n"),
+            "test.yaml: api.tokens_file " + path +
+                ":1: expected NAME SCOPE[,SCOPE...] SECRET, got 2 fields");
 }
 
 // examples/heartbeatd.yaml documents every key, and its values are the defaults.

@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -36,15 +37,16 @@ namespace json = boost::json;
 // Command line
 
 Environment fake_env(std::map<std::string, std::string> vars, std::vector<std::string> files = {}) {
-  return Environment{
-      [vars](const char* name) -> std::optional<std::string> {
-        auto it = vars.find(name);
-        return it == vars.end() ? std::nullopt : std::optional<std::string>(it->second);
-      },
-      [files](const std::string& path) {
-        return std::find(files.begin(), files.end(), path) != files.end();
-      },
-      1000};
+  return Environment{[vars](const char* name) -> std::optional<std::string> {
+                       auto it = vars.find(name);
+                       return it == vars.end() ? std::nullopt
+                                               : std::optional<std::string>(it->second);
+                     },
+                     [files](const std::string& path) {
+                       return std::find(files.begin(), files.end(), path) != files.end();
+                     },
+                     1000,
+                     {}};
 }
 
 Options parse_ok(std::vector<std::string> args) {
@@ -147,6 +149,61 @@ TEST(CtlOptions, EveryBadInputNamesWhatWasWrong) {
 
 // ---------------------------------------------------------------------------------------------
 // Requests and answers
+
+// --token-file and $HEARTBEATD_TOKEN: the file wins, a file others may read is refused, and
+// no message quotes the token.
+TEST(CtlOptions, TokenFromFileOrEnvironment) {
+  const std::string token = "Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MA==";
+  std::map<std::string, SecretFile> files = {
+      {"/t/ok", {token + "\r\nignored second line\n", 0600, ""}},
+      {"/t/group", {token + "\n", 0640, ""}},
+      {"/t/world", {token + "\n", 0644, ""}},
+      {"/t/empty", {"\n" + token, 0600, ""}},
+      {"/t/junk", {"not a token!\n", 0600, ""}},
+      {"/t/missing", {"", 0, "No such file or directory"}},
+  };
+  auto parse = [&](std::vector<std::string> args, std::map<std::string, std::string> vars) {
+    Environment env = fake_env(std::move(vars));
+    env.read_secret_file = [files](const std::string& path) { return files.at(path); };
+    return parse_args(args, env);
+  };
+  auto token_of = [&](std::vector<std::string> args, std::map<std::string, std::string> vars) {
+    auto r = parse(std::move(args), std::move(vars));
+    if (auto* e = std::get_if<UsageError>(&r)) ADD_FAILURE() << e->message;
+    return std::holds_alternative<Options>(r) ? std::get<Options>(r).token : "(error)";
+  };
+  auto error_of = [&](std::vector<std::string> args, std::map<std::string, std::string> vars) {
+    auto r = parse(std::move(args), std::move(vars));
+    auto* e = std::get_if<UsageError>(&r);
+    EXPECT_TRUE(e);
+    if (e) {
+      EXPECT_EQ(e->message.find(token), std::string::npos) << e->message;
+    }
+    return e ? e->message : "";
+  };
+  EXPECT_EQ(token_of({"health"}, {}), "");
+  EXPECT_EQ(token_of({"health"}, {{"HEARTBEATD_TOKEN", ""}}), "");
+  EXPECT_EQ(token_of({"health"}, {{"HEARTBEATD_TOKEN", "env-token"}}), "env-token");
+  EXPECT_EQ(token_of({"--token-file", "/t/ok", "health"}, {}), token);
+  EXPECT_EQ(token_of({"health", "--token-file=/t/group"}, {{"HEARTBEATD_TOKEN", "env-token"}}),
+            token);
+  EXPECT_EQ(error_of({"--token-file", "/t/world", "health"}, {}),
+            "--token-file /t/world: readable or writable by others (mode 0644); it holds an API "
+            "token: chmod o-rwx /t/world");
+  EXPECT_EQ(error_of({"--token-file", "/t/empty", "health"}, {}),
+            "--token-file /t/empty: the first line is empty");
+  EXPECT_NE(error_of({"--token-file", "/t/junk", "health"}, {}).find("is not a token"),
+            std::string::npos);
+  EXPECT_EQ(error_of({"--token-file", "/t/missing", "health"}, {}),
+            "--token-file /t/missing: No such file or directory");
+  EXPECT_EQ(error_of({"--token-file", "/t/ok", "--token-file", "/t/ok", "health"}, {}),
+            "--token-file given twice");
+  EXPECT_EQ(error_of({"health", "--token-file"}, {}), "--token-file needs a FILE argument");
+  EXPECT_NE(error_of({"health"}, {{"HEARTBEATD_TOKEN", "a b"}})
+                .find("HEARTBEATD_TOKEN is not a "
+                      "token"),
+            std::string::npos);
+}
 
 TEST(CtlCommands, BuildsTheRequestsOfDocsApi) {
   auto req = [](std::vector<std::string> args) { return build_request(parse_ok(args)); };
@@ -963,6 +1020,75 @@ TEST_F(PythonClient, HeartbeatStatusAndMembersOverBothTransports) {
   auto gone = py({"--socket", dir.file("none.sock"), "members"});
   EXPECT_EQ(gone.exit_code, 3);
   EXPECT_NE(gone.err.find("cannot reach heartbeatd"), std::string::npos) << gone.err;
+}
+
+// Against a daemon with api.tokens_file: a token from --token-file or HEARTBEATD_TOKEN, 401
+// and 403 explained with exit 1, and the token never printed.
+TEST(CtlTokens, SendsTheTokenAndExplainsRefusals) {
+  const std::string writer = "writer-token-0123456789abcdef";
+  const std::string reader = "reader-token-0123456789abcdef";
+  TempDir secrets;
+  secrets.write("tokens", "w write,read " + writer + "\nr read " + reader + "\n");
+  chmod(secrets.file("tokens").c_str(), 0600);
+  secrets.write("writer", writer + "\n");
+  chmod(secrets.file("writer").c_str(), 0600);
+  DaemonProcess d({{"api.tokens_file", secrets.file("tokens")}});
+  ASSERT_TRUE(d.start()) << d.failure_reason();
+  const std::vector<std::string> tcp = {"--http", "127.0.0.1:" + std::to_string(d.port())};
+
+  auto r = ctl(with(tcp, {"heartbeat", "5"}));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("the daemon wants a valid API token: 401 unauthenticated"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("--token-file FILE or HEARTBEATD_TOKEN"), std::string::npos) << r.err;
+
+  r = ctl(with(tcp, {"--token-file", secrets.file("writer"), "heartbeat", "5"}));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+
+  ProgramOptions env;
+  env.env = {{"HEARTBEATD_TOKEN", reader}};
+  r = ctl(with(tcp, {"user", "5"}), env);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  r = ctl(with(tcp, {"offline", "5"}), env);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("may not do that: 403 forbidden"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find(reader), std::string::npos) << r.err;
+  EXPECT_EQ(r.out.find(reader), std::string::npos) << r.out;
+
+  // The Python client, the same way.
+  const std::string py = std::string(HEARTBEATD_SOURCE_DIR) + "/examples/heartbeatd_client.py";
+  if (run_program("python3", {"-c", "import sys; assert sys.version_info >= (3, 8)"}).exit_code ==
+      0) {
+    r = run_program("python3", with({py}, with(tcp, {"heartbeat", "6"})));
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find("heartbeatd wants a valid API token: 401 unauthenticated"),
+              std::string::npos)
+        << r.err;
+    r = run_program(
+        "python3",
+        with({py}, with(tcp, {"--token-file", secrets.file("writer"), "heartbeat", "6"})));
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    r = run_program("python3", with({py}, with(tcp, {"online", "6"})), env);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    r = run_program("python3", with({py}, with(tcp, {"heartbeat", "6"})), env);
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find("may not do that: 403 forbidden"), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find(reader), std::string::npos) << r.err;
+  }
+
+  chmod(secrets.file("writer").c_str(), 0644);
+  r = ctl(with(tcp, {"--token-file", secrets.file("writer"), "heartbeat", "5"}));
+  if (run_program("python3", {"-c", "pass"}).exit_code == 0) {
+    auto p = run_program(
+        "python3", with({py}, with(tcp, {"--token-file", secrets.file("writer"), "online", "6"})));
+    EXPECT_EQ(p.exit_code, 2);
+    EXPECT_NE(p.err.find("readable or writable by others"), std::string::npos) << p.err;
+    EXPECT_EQ(p.err.find(writer), std::string::npos) << p.err;
+  }
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("readable or writable by others"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find(writer), std::string::npos) << r.err;
 }
 
 }  // namespace

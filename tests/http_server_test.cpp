@@ -32,25 +32,26 @@ using test::HttpClient;
 class HttpServerTest : public ::testing::Test {
  protected:
   void start(HttpServerLimits limits = {}) {
-    router_.add(http::verb::get, "/ping", [](const Request&, const RouteMatch&) {
+    router_.add(http::verb::get, "/ping", Scope::read, [](const Request&, const RouteMatch&) {
       return json_response(http::status::ok, R"({"pong":true})");
     });
-    router_.add(http::verb::post, "/echo", [](const Request& req, const RouteMatch&) {
+    router_.add(http::verb::post, "/echo", Scope::read, [](const Request& req, const RouteMatch&) {
       return json_response(http::status::ok, req.body());
     });
     // Answers from another thread once the test releases it (or never: /never).
-    router_.add_async(http::verb::post, "/later", [this](const Request& req, const RouteMatch&,
-                                                        Respond respond) {
-      std::lock_guard lock(mu_);
-      held_.push_back([respond, body = req.body()] {
-        respond(json_response(http::status::ok, body));
-      });
-    });
-    router_.add_async(http::verb::get, "/never", [](const Request&, const RouteMatch&, Respond) {});
-    router_.add_async(http::verb::get, "/now", [](const Request&, const RouteMatch&,
-                                                  Respond respond) {
-      respond(json_response(http::status::ok, R"({"now":true})"));
-    });
+    router_.add_async(http::verb::post, "/later", Scope::read,
+                      [this](const Request& req, const RouteMatch&, Respond respond) {
+                        std::lock_guard lock(mu_);
+                        held_.push_back([respond, body = req.body()] {
+                          respond(json_response(http::status::ok, body));
+                        });
+                      });
+    router_.add_async(http::verb::get, "/never", Scope::read,
+                      [](const Request&, const RouteMatch&, Respond) {});
+    router_.add_async(http::verb::get, "/now", Scope::read,
+                      [](const Request&, const RouteMatch&, Respond respond) {
+                        respond(json_response(http::status::ok, R"({"now":true})"));
+                      });
     server_ = std::make_unique<HttpServer>(io_, router_, limits);
     port_ = test::free_tcp_port();
     server_->listen_tcp("127.0.0.1", port_);

@@ -27,20 +27,22 @@ boost::json::object body_of(const Response& r) {
 class RouterTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    router.add(http::verb::get, "/v1/health", [](const Request&, const RouteMatch&) {
+    router.add(http::verb::get, "/v1/health", Scope::read, [](const Request&, const RouteMatch&) {
       return json_response(http::status::ok, R"({"status":"ok"})");
     });
-    router.add(http::verb::get, "/v1/users/{id}", [](const Request&, const RouteMatch& m) {
-      return json_response(http::status::ok, "\"user " + std::string(m.param("id")) + "\"");
-    });
-    router.add(http::verb::delete_, "/v1/users/{id}",
+    router.add(
+        http::verb::get, "/v1/users/{id}", Scope::read, [](const Request&, const RouteMatch& m) {
+          return json_response(http::status::ok, "\"user " + std::string(m.param("id")) + "\"");
+        });
+    router.add(http::verb::delete_, "/v1/users/{id}", Scope::read,
                [](const Request&, const RouteMatch&) { return empty_response(); });
-    router.add(http::verb::get, "/v1/users/status", [](const Request&, const RouteMatch& m) {
-      return json_response(http::status::ok, "\"status " + std::string(m.query) + "\"");
-    });
-    router.add(http::verb::get, "/v1/boom", [](const Request&, const RouteMatch&) -> Response {
-      throw std::runtime_error("kaboom");
-    });
+    router.add(http::verb::get, "/v1/users/status", Scope::read,
+               [](const Request&, const RouteMatch& m) {
+                 return json_response(http::status::ok, "\"status " + std::string(m.query) + "\"");
+               });
+    router.add(
+        http::verb::get, "/v1/boom", Scope::read,
+        [](const Request&, const RouteMatch&) -> Response { throw std::runtime_error("kaboom"); });
   }
   Router router;
 };
@@ -92,7 +94,7 @@ TEST_F(RouterTest, NonPathTargetIs400) {
 TEST(RouterAsync, AnswersThroughTheResponderAndIsCountedWhenItAnswers) {
   Router router;
   Respond held;
-  router.add_async(http::verb::get, "/v1/later/{id}",
+  router.add_async(http::verb::get, "/v1/later/{id}", Scope::read,
                    [&held](const Request&, const RouteMatch& m, Respond respond) {
                      if (m.param("id") == "now") {
                        return respond(json_response(http::status::ok, R"("now")"));

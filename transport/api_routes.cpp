@@ -8,7 +8,7 @@
 namespace heartbeatd::transport {
 
 void add_health_routes(Router& router, HealthInfo info) {
-  router.add(http::verb::get, "/v1/health", [info](const Request&, const RouteMatch&) {
+  router.add(http::verb::get, "/v1/health", Scope::read, [info](const Request&, const RouteMatch&) {
     const auto uptime =
         std::chrono::duration_cast<std::chrono::milliseconds>(info.clock->now() - info.started);
     boost::json::object o;
@@ -64,7 +64,8 @@ void add_health_routes(Router& router, HealthInfo info) {
 }
 
 void add_metrics_route(Router& router, std::function<void(MetricsWriter&)> collect) {
-  router.add(http::verb::get, "/metrics", [&router, collect](const Request&, const RouteMatch&) {
+  router.add(http::verb::get, "/metrics", Scope::metrics,
+             [&router, collect](const Request&, const RouteMatch&) {
     MetricsWriter w;
     collect(w);
     router.write_metrics(w);

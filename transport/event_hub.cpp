@@ -357,7 +357,7 @@ Response bad_query(std::string message) {
 
 void add_event_routes(Router& router, EventHub& hub, std::size_t max_users,
                       bool users_supported) {
-  router.add_stream(http::verb::get, "/v1/events", [&hub, max_users, users_supported](
+  router.add_stream(http::verb::get, "/v1/events", Scope::read, [&hub, max_users, users_supported](
                                                        const Request&, const RouteMatch& m) {
     std::optional<std::string> users_text, members_text;
     for (auto param : split(m.query, '&')) {

@@ -8,7 +8,11 @@
 #include <exception>
 #include <future>
 
+#include <fmt/format.h>
+
+#include "transport/access.h"
 #include "transport/log.h"
+#include "transport/rate_limiter.h"
 
 namespace heartbeatd::transport {
 namespace {
@@ -64,27 +68,63 @@ Response empty_response() {
   return res;
 }
 
-void Router::add_route(http::verb method, std::string pattern, StreamHandler handler,
+void Router::add_route(http::verb method, std::string pattern, Scope scope, StreamHandler handler,
                        AsyncHandler async_handler) {
-  Route r{method, pattern, {}, std::move(handler), std::move(async_handler),
+  Route r{method,
+          pattern,
+          scope,
+          {},
+          std::move(handler),
+          std::move(async_handler),
           std::make_shared<Stats>()};
   for (auto s : split_path(pattern)) r.segments.emplace_back(s);
   routes_.push_back(std::move(r));
 }
 
-void Router::add(http::verb method, std::string pattern, Handler handler) {
-  add_route(method, std::move(pattern),
+void Router::add(http::verb method, std::string pattern, Scope scope, Handler handler) {
+  add_route(method, std::move(pattern), scope,
             [h = std::move(handler)](const Request& req, const RouteMatch& m) {
               return Routed{h(req, m), nullptr};
             });
 }
 
-void Router::add_stream(http::verb method, std::string pattern, StreamHandler handler) {
-  add_route(method, std::move(pattern), std::move(handler));
+void Router::add_stream(http::verb method, std::string pattern, Scope scope,
+                        StreamHandler handler) {
+  add_route(method, std::move(pattern), scope, std::move(handler));
 }
 
-void Router::add_async(http::verb method, std::string pattern, AsyncHandler handler) {
-  add_route(method, std::move(pattern), nullptr, std::move(handler));
+void Router::add_async(http::verb method, std::string pattern, Scope scope, AsyncHandler handler) {
+  add_route(method, std::move(pattern), scope, nullptr, std::move(handler));
+}
+
+void Router::set_access(std::shared_ptr<const AccessPolicy> policy) {
+  access_->policy.store(std::move(policy));
+}
+
+void Router::set_rate_limiter(std::shared_ptr<RateLimiter> limiter) {
+  access_->limiter = std::move(limiter);
+}
+
+std::string_view to_string(Scope s) {
+  switch (s) {
+    case Scope::read:
+      return "read";
+    case Scope::write:
+      return "write";
+    case Scope::admin:
+      return "admin";
+    case Scope::metrics:
+      return "metrics";
+  }
+  return "unknown";
+}
+
+std::string scopes_to_string(Scopes s) {
+  std::string out;
+  for (Scope one : {Scope::read, Scope::write, Scope::admin, Scope::metrics}) {
+    if (s & bit(one)) out.append(out.empty() ? "" : ",").append(to_string(one));
+  }
+  return out;
 }
 
 std::string Caller::client() const {
@@ -202,7 +242,41 @@ bool Router::match(const Route& r, const std::vector<std::string_view>& path, Ro
 }
 
 Routed Router::dispatch(const Request& request, Respond later, const Caller& caller) const {
-  (void)caller;  // access control (api.tokens_file, api.unix_scopes) decides by it
+  // Who is calling comes first: an unauthenticated caller learns nothing, not even which
+  // paths exist. The rate limit counts refused requests too, so that guessing tokens costs
+  // the guesser its own budget.
+  Scopes scopes = kAllScopes;
+  std::string principal;
+  const auto policy = access_->policy.load();
+  std::optional<AccessDecision> decision;
+  if (policy) decision = policy->decide(request, caller);
+  if (access_->limiter) {
+    std::chrono::seconds retry_after{1};
+    if (!access_->limiter->take(decision ? decision->principal : caller.client(),
+                                std::chrono::steady_clock::now(), &retry_after)) {
+      refused(
+          Refusal::rate_limited, caller,
+          fmt::format("{} over api.rate_limit", decision ? decision->principal : caller.client()));
+      unrouted_->count(429);
+      Response res = error_response(http::status::too_many_requests, "rate_limited",
+                                    "too many requests (api.rate_limit); retry later");
+      res.set(http::field::retry_after, std::to_string(retry_after.count()));
+      return {std::move(res), nullptr};
+    }
+  }
+  if (decision) {
+    if (!decision->authenticated) {
+      refused(Refusal::unauthenticated, caller, decision->problem);
+      unrouted_->count(401);
+      Response res =
+          error_response(http::status::unauthorized, "unauthenticated",
+                         "this API needs a valid token: send \"Authorization: Bearer TOKEN\"");
+      res.set(http::field::www_authenticate, "Bearer realm=\"heartbeatd\"");
+      return {std::move(res), nullptr};
+    }
+    scopes = decision->scopes;
+    principal = std::move(decision->principal);
+  }
   const std::string_view target = request.target();
   if (target.empty() || target.front() != '/') {
     unmatched_->count(400);
@@ -245,6 +319,17 @@ Routed Router::dispatch(const Request& request, Respond later, const Caller& cal
     res.set(http::field::allow, allow);
     unmatched_->count(405);
     return {std::move(res), nullptr};
+  }
+  if (!(scopes & bit(best->scope))) {
+    refused(Refusal::forbidden, caller,
+            fmt::format("{} lacks the {} scope for {} {}", principal, to_string(best->scope),
+                        std::string_view(request.method_string()), path));
+    best->stats->count(403);
+    return {error_response(http::status::forbidden, "forbidden",
+                           fmt::format("this caller lacks the {} scope that {} {} needs",
+                                       to_string(best->scope),
+                                       std::string_view(request.method_string()), best->pattern)),
+            nullptr};
   }
   const auto t0 = std::chrono::steady_clock::now();
   if (best->async_handler) {

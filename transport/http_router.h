@@ -4,8 +4,13 @@
 // Unix-socket listeners. It also counts requests by route, method and status, with their
 // handling time, for /metrics.
 //
+// Access control lives here too, in one place: dispatch() asks the AccessPolicy who the caller
+// is (token or Unix credentials), applies the rate limit, then checks the matched route's
+// scope before its handler runs.
+//
 // Thread safety: routes are added before serving starts; route() is const and may run on
-// every API thread at once. Handlers must be safe to call concurrently.
+// every API thread at once. set_access() may run at any time (SIGHUP). Handlers must be safe
+// to call concurrently.
 #pragma once
 
 #include <boost/beast/http/message.hpp>
@@ -15,6 +20,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -44,6 +50,22 @@ struct Caller {
   // How logs and per-client limits name this caller: "203.0.113.7", "uid 1000", "internal".
   std::string client() const;
 };
+
+// What a route lets a caller do; every route declares exactly one at registration, and
+// Router::dispatch checks it before the handler runs (docs/API.md, "Tokens and scopes").
+// A set of scopes is a bit mask (Scopes).
+enum class Scope : std::uint8_t { read = 1, write = 2, admin = 4, metrics = 8 };
+using Scopes = std::uint8_t;
+inline constexpr Scopes kAllScopes = 0x0f;
+inline constexpr Scopes bit(Scope s) {
+  return static_cast<Scopes>(s);
+}
+std::string_view to_string(Scope s);
+// "read,write"; "" for none.
+std::string scopes_to_string(Scopes s);
+
+class AccessPolicy;  // transport/access.h
+class RateLimiter;   // transport/rate_limiter.h
 
 // Why a request or connection was turned away, counted in heartbeatd_api_refused_total.
 enum class Refusal { unauthenticated, forbidden, over_limit, rate_limited };
@@ -102,11 +124,20 @@ class Router {
  public:
   // Pattern segments are literals or {name}; a literal segment wins over a parameter when
   // both match, so "/v1/users/status" is not taken for a user called "status".
-  void add(http::verb method, std::string pattern, Handler handler);
+  // `scope` is what a caller needs to reach the route (checked in dispatch(), before the
+  // handler); it is a required argument so that no route can be added without one.
+  void add(http::verb method, std::string pattern, Scope scope, Handler handler);
   // A route whose handler may answer with a stream (or with an error response).
-  void add_stream(http::verb method, std::string pattern, StreamHandler handler);
+  void add_stream(http::verb method, std::string pattern, Scope scope, StreamHandler handler);
   // A route that answers later through its Respond.
-  void add_async(http::verb method, std::string pattern, AsyncHandler handler);
+  void add_async(http::verb method, std::string pattern, Scope scope, AsyncHandler handler);
+
+  // Who may do what (api.tokens_file, api.unix_scopes): swapped whole by SIGHUP while
+  // requests are in flight; each request uses the policy it read first. Null (the default):
+  // every caller has every scope, as before access control existed.
+  void set_access(std::shared_ptr<const AccessPolicy> policy);
+  // api.rate_limit, per token or client; null (the default): no limit. Set before serving.
+  void set_rate_limiter(std::shared_ptr<RateLimiter> limiter);
 
   // Never throws: a handler's exception becomes a 500 with its message (an asynchronous
   // handler's too, if it threw before responding). An asynchronous route answers through
@@ -133,12 +164,13 @@ class Router {
   struct Route {
     http::verb method;
     std::string pattern;
+    Scope scope;
     std::vector<std::string> segments;
     StreamHandler handler;         // unset for asynchronous routes
     AsyncHandler async_handler;    // set for asynchronous routes
     std::shared_ptr<Stats> stats;  // counters that change behind a const Router
   };
-  void add_route(http::verb method, std::string pattern, StreamHandler handler,
+  void add_route(http::verb method, std::string pattern, Scope scope, StreamHandler handler,
                  AsyncHandler async_handler = nullptr);
   static bool match(const Route& r, const std::vector<std::string_view>& path, RouteMatch* m);
 
@@ -153,6 +185,11 @@ class Router {
     std::unordered_map<std::string, std::chrono::steady_clock::time_point> logged;
   };
   std::shared_ptr<Refusals> refusals_ = std::make_shared<Refusals>();
+  struct Access {
+    std::atomic<std::shared_ptr<const AccessPolicy>> policy;
+    std::shared_ptr<RateLimiter> limiter;  // set before serving, then only read
+  };
+  std::shared_ptr<Access> access_ = std::make_shared<Access>();
 };
 
 }  // namespace heartbeatd::transport

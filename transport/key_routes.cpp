@@ -5,7 +5,7 @@
 namespace heartbeatd::transport {
 
 void add_key_routes(Router& router, std::function<KeyUsage()> usage) {
-  router.add(http::verb::get, "/v1/keys", [usage](const Request&, const RouteMatch&) {
+  router.add(http::verb::get, "/v1/keys", Scope::admin, [usage](const Request&, const RouteMatch&) {
     const KeyUsage u = usage();
     boost::json::array keys;
     for (const auto& k : u.keys) {

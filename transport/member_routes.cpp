@@ -29,7 +29,8 @@ boost::json::object to_json(const membership::MemberInfo& m, const WallTime& wal
 
 void add_member_routes(Router& router, MembersApi api) {
   auto anchor = std::make_shared<std::atomic<std::int64_t>>(0);
-  router.add(http::verb::get, "/v1/members", [api, anchor](const Request&, const RouteMatch&) {
+  router.add(http::verb::get, "/v1/members", Scope::read,
+             [api, anchor](const Request&, const RouteMatch&) {
     const WallTime wall(api.clock->now(), *anchor);
     boost::json::array list;
     for (const auto& m : api.members()) list.push_back(to_json(m, wall));
@@ -38,7 +39,7 @@ void add_member_routes(Router& router, MembersApi api) {
     return json_response(http::status::ok, boost::json::serialize(body));
   });
   router.add(
-      http::verb::get, "/v1/members/{name}",
+      http::verb::get, "/v1/members/{name}", Scope::read,
       [api, anchor](const Request&, const RouteMatch& match) {
         const auto name = match.param("name");
         if (!membership::valid_name(name)) {

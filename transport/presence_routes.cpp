@@ -96,7 +96,7 @@ std::optional<std::vector<std::uint64_t>> batch_or_error(const Request& req, std
 void add_presence_routes(Router& router, PresenceApi api) {
   if (!api.wall_anchor) api.wall_anchor = std::make_shared<std::atomic<std::int64_t>>(0);
   if (!api.counters) api.counters = std::make_shared<PresenceCounters>();
-  router.add(http::verb::post, "/v1/users/{id}/heartbeat",
+  router.add(http::verb::post, "/v1/users/{id}/heartbeat", Scope::write,
              [api](const Request&, const RouteMatch& m) {
                std::string why;
                const auto id = parse_user_id(m.param("id"), &why);
@@ -109,7 +109,8 @@ void add_presence_routes(Router& router, PresenceApi api) {
                return empty_response();
              });
 
-  router.add(http::verb::post, "/v1/users/heartbeat", [api](const Request& req, const RouteMatch&) {
+  router.add(http::verb::post, "/v1/users/heartbeat", Scope::write,
+             [api](const Request& req, const RouteMatch&) {
     Response error;
     const auto ids = batch_or_error(req, api.max_batch, &error);
     if (!ids) return error;
@@ -127,7 +128,8 @@ void add_presence_routes(Router& router, PresenceApi api) {
     return json_response(http::status::ok, fmt::format(R"({{"accepted":{}}})", r.accepted));
   });
 
-  router.add(http::verb::get, "/v1/users/{id}", [api](const Request&, const RouteMatch& m) {
+  router.add(http::verb::get, "/v1/users/{id}", Scope::read,
+             [api](const Request&, const RouteMatch& m) {
     std::string why;
     const auto id = parse_user_id(m.param("id"), &why);
     if (!id) return bad_id(why);
@@ -139,7 +141,8 @@ void add_presence_routes(Router& router, PresenceApi api) {
     return json_response(http::status::ok, std::move(body));
   });
 
-  router.add(http::verb::post, "/v1/users/status", [api](const Request& req, const RouteMatch&) {
+  router.add(http::verb::post, "/v1/users/status", Scope::read,
+             [api](const Request& req, const RouteMatch&) {
     Response error;
     const auto ids = batch_or_error(req, api.max_batch, &error);
     if (!ids) return error;
@@ -153,7 +156,8 @@ void add_presence_routes(Router& router, PresenceApi api) {
                          }));
   });
 
-  router.add(http::verb::delete_, "/v1/users/{id}", [api](const Request&, const RouteMatch& m) {
+  router.add(http::verb::delete_, "/v1/users/{id}", Scope::write,
+             [api](const Request&, const RouteMatch& m) {
     std::string why;
     const auto id = parse_user_id(m.param("id"), &why);
     if (!id) return bad_id(why);
@@ -162,7 +166,7 @@ void add_presence_routes(Router& router, PresenceApi api) {
     return empty_response();
   });
 
-  router.add(http::verb::get, "/v1/users", [api](const Request&, const RouteMatch&) {
+  router.add(http::verb::get, "/v1/users", Scope::read, [api](const Request&, const RouteMatch&) {
     const auto c = api.table->counts(api.clock->now());
     return json_response(http::status::ok,
                          fmt::format(R"({{"online":{},"tracked":{}}})", c.online, c.tracked));
@@ -172,7 +176,7 @@ void add_presence_routes(Router& router, PresenceApi api) {
 void add_presence_routes(Router& router, RedisPresenceApi api) {
   if (!api.counters) api.counters = std::make_shared<PresenceCounters>();
   using redis::Failure;
-  router.add_async(http::verb::post, "/v1/users/{id}/heartbeat",
+  router.add_async(http::verb::post, "/v1/users/{id}/heartbeat", Scope::write,
                    [api](const Request&, const RouteMatch& m, Respond respond) {
                      std::string why;
                      const auto id = parse_user_id(m.param("id"), &why);
@@ -184,7 +188,7 @@ void add_presence_routes(Router& router, RedisPresenceApi api) {
                      });
                    });
 
-  router.add_async(http::verb::post, "/v1/users/heartbeat",
+  router.add_async(http::verb::post, "/v1/users/heartbeat", Scope::write,
                    [api](const Request& req, const RouteMatch&, Respond respond) {
                      Response error;
                      auto ids = batch_or_error(req, api.max_batch, &error);
@@ -199,7 +203,7 @@ void add_presence_routes(Router& router, RedisPresenceApi api) {
                    });
 
   router.add_async(
-      http::verb::get, "/v1/users/{id}", [api](const Request&, const RouteMatch& m,
+      http::verb::get, "/v1/users/{id}", Scope::read, [api](const Request&, const RouteMatch& m,
                                                Respond respond) {
         std::string why;
         const auto id = parse_user_id(m.param("id"), &why);
@@ -215,7 +219,7 @@ void add_presence_routes(Router& router, RedisPresenceApi api) {
       });
 
   router.add_async(
-      http::verb::post, "/v1/users/status",
+      http::verb::post, "/v1/users/status", Scope::read,
       [api](const Request& req, const RouteMatch&, Respond respond) {
         Response error;
         auto ids = batch_or_error(req, api.max_batch, &error);
@@ -232,7 +236,7 @@ void add_presence_routes(Router& router, RedisPresenceApi api) {
         });
       });
 
-  router.add_async(http::verb::delete_, "/v1/users/{id}",
+  router.add_async(http::verb::delete_, "/v1/users/{id}", Scope::write,
                    [api](const Request&, const RouteMatch& m, Respond respond) {
                      std::string why;
                      const auto id = parse_user_id(m.param("id"), &why);
@@ -244,7 +248,7 @@ void add_presence_routes(Router& router, RedisPresenceApi api) {
                      });
                    });
 
-  router.add_async(http::verb::get, "/v1/users",
+  router.add_async(http::verb::get, "/v1/users", Scope::read,
                    [api](const Request&, const RouteMatch&, Respond respond) {
                      api.presence->counts([respond](Failure f, redis::PresenceCounts c) {
                        if (f) return respond(unavailable(f));

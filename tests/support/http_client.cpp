@@ -100,7 +100,14 @@ bool HttpClient::send_raw(const std::string& bytes) {
 
 HttpResult HttpClient::request(const std::string& method, const std::string& target,
                                const std::string& body, std::chrono::milliseconds deadline) {
+  return request(method, target, std::vector<std::string>{}, body, deadline);
+}
+
+HttpResult HttpClient::request(const std::string& method, const std::string& target,
+                               const std::vector<std::string>& header_lines,
+                               const std::string& body, std::chrono::milliseconds deadline) {
   std::string req = method + " " + target + " HTTP/1.1\r\nHost: test\r\n";
+  for (const auto& line : header_lines) req += line + "\r\n";
   if (!body.empty() || method == "POST" || method == "PUT") {
     req +=
         "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
@@ -200,6 +207,11 @@ HttpResult http_tcp(std::uint16_t port, const std::string& method, const std::st
 HttpResult http_unix(const std::string& path, const std::string& method, const std::string& target,
                      const std::string& body) {
   return HttpClient::unix_socket(path).request(method, target, body);
+}
+
+HttpResult http_tcp_token(std::uint16_t port, const std::string& token, const std::string& method,
+                          const std::string& target, const std::string& body) {
+  return HttpClient::tcp(port).request(method, target, {"Authorization: Bearer " + token}, body);
 }
 
 }  // namespace heartbeatd::test

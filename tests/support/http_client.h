@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace heartbeatd::test {
 
@@ -38,6 +39,10 @@ class HttpClient {
   HttpResult request(const std::string& method, const std::string& target,
                      const std::string& body = "",
                      std::chrono::milliseconds deadline = std::chrono::seconds(5));
+  // With extra header lines, sent as given ("Authorization: Bearer TOKEN", or malformed ones).
+  HttpResult request(const std::string& method, const std::string& target,
+                     const std::vector<std::string>& header_lines, const std::string& body = "",
+                     std::chrono::milliseconds deadline = std::chrono::seconds(5));
   // Sends bytes as they are.
   bool send_raw(const std::string& bytes);
   // Reads one response (e.g. after send_raw).
@@ -57,5 +62,8 @@ HttpResult http_tcp(std::uint16_t port, const std::string& method, const std::st
                     const std::string& body = "");
 HttpResult http_unix(const std::string& path, const std::string& method, const std::string& target,
                      const std::string& body = "");
+// The same with "Authorization: Bearer TOKEN".
+HttpResult http_tcp_token(std::uint16_t port, const std::string& token, const std::string& method,
+                          const std::string& target, const std::string& body = "");
 
 }  // namespace heartbeatd::test
