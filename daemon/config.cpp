@@ -21,6 +21,7 @@
 #include <thread>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "membership/wire_codec.h"
 #include "transport/datagram_seal.h"
@@ -440,6 +441,10 @@ const std::vector<Field>& fields() {
     f.push_back(make_field(
         "api.http", false, [](auto& c) -> auto& { return c.api.http; }, optional_host_port,
         show_optional));
+    f.push_back(make_field(
+        "api.insecure", false, [](auto& c) -> auto& { return c.api.insecure; },
+        [](const YAML::Node& n, int line, const std::string& k) { return parse_bool(n, line, k); },
+        [](bool v) { return std::string(v ? "true" : "false"); }));
     f.push_back(string_field(
         "api.unix_socket", true, "a socket path of at most 107 bytes",
         [](const std::string& s) { return s.size() <= 107; },
@@ -790,6 +795,12 @@ std::optional<std::string> read_secret_file(const std::string& path, std::string
 
 namespace {
 
+// Whether the TCP listener speaks TLS (api.tls).
+bool api_has_tls(const Config&) {
+  return false;
+}
+
+
 void validate(const Config& c, bool check_files = true) {
   if (!c.api.http && c.api.unix_socket.empty()) {
     throw ParseError{0, "api.http and api.unix_socket are both disabled: enable at least one"};
@@ -805,6 +816,23 @@ void validate(const Config& c, bool check_files = true) {
                                     "api.max_connections ({}) for TCP: lower it, or disable "
                                     "api.http",
                                     c.api.unix_reserve(), c.api.max_connections)};
+  }
+  // Secure defaults: the API writes presence and reads who is online, so beyond this host it
+  // needs both TLS (nobody reads or alters it on the way) and tokens (nobody else may call it).
+  if (c.api.http && !is_loopback(c.api.http->host) && c.api.http->host != "localhost" &&
+      !c.api.insecure) {
+    std::vector<std::string> missing;
+    if (!api_has_tls(c)) missing.push_back("TLS (api.tls.cert_file and api.tls.key_file)");
+    if (c.api.tokens_file.empty()) missing.push_back("tokens (api.tokens_file)");
+    if (!missing.empty()) {
+      throw ParseError{
+          0, fmt::format("api.http {} is not a loopback address and the API there would have no "
+                         "{}: anyone who can reach it could post heartbeats, log users out and "
+                         "read who is online. Set {}, bind api.http to 127.0.0.1, or set "
+                         "api.insecure: true to accept it (docs/API.md, \"Securing the API\")",
+                         c.api.http->to_string(), fmt::join(missing, " and "),
+                         fmt::join(missing, " and "))};
+    }
   }
   if (c.api.rate_limit.burst > 0 && c.api.rate_limit.requests_per_second == 0) {
     throw ParseError{0,
@@ -939,6 +967,13 @@ bool is_loopback(const std::string& host) {
 
 std::vector<std::string> security_warnings(const Config& c) {
   std::vector<std::string> w;
+  if (c.api.http && c.api.insecure && !is_loopback(c.api.http->host) &&
+      c.api.http->host != "localhost" && (!api_has_tls(c) || c.api.tokens_file.empty())) {
+    w.push_back(fmt::format("API on {} without {} (api.insecure)", c.api.http->to_string(),
+                            !api_has_tls(c) && c.api.tokens_file.empty() ? "TLS and tokens"
+                            : !api_has_tls(c)                              ? "TLS"
+                                                                           : "tokens"));
+  }
   const auto& cl = c.cluster;
   if (is_loopback(cl.bind.host)) return w;
   if (cl.key_file.empty()) {
@@ -1063,7 +1098,6 @@ Config default_config() {
     c.api.unix_socket = "/tmp/heartbeatd-" + uid + "/heartbeatd.sock";
   }
   if (c.api.unix_socket.size() > 107) c.api.unix_socket = "/tmp/heartbeatd-" + uid + ".sock";
-  c.api.http = HostPort{"127.0.0.1", 7700};
   c.api.threads = std::clamp(std::thread::hardware_concurrency(), 1u, 256u);
   return c;
 }

@@ -38,7 +38,10 @@ struct Config {
     std::string data_dir;
   } node;
   struct Api {
-    std::optional<HostPort> http;  // nullopt: no TCP listener
+    std::optional<HostPort> http;  // nullopt (the default): no TCP listener
+    // Accept api.http on a non-loopback address without TLS and tokens (a config error
+    // otherwise): for a network that is trusted as a whole.
+    bool insecure = false;
     std::string unix_socket;       // empty: no Unix-socket listener
     unsigned threads = 1;
     std::size_t max_body_bytes = 1 << 20;

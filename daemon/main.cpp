@@ -27,10 +27,11 @@ and answers local services over HTTP and a Unix socket.
 Options:
   --config FILE        run with the YAML configuration FILE (keys and defaults:
                        examples/heartbeatd.yaml). Without it, built-in defaults run a
-                       single node: API on 127.0.0.1:7700 and a Unix socket, cluster
-                       heartbeats on UDP 127.0.0.1:7701 (docs/PROTOCOL.md). A
+                       single node: API on a Unix socket only (api.http adds TCP),
+                       cluster heartbeats on UDP 127.0.0.1:7701 (docs/PROTOCOL.md). A
                        cluster.bind beyond loopback needs cluster.key_file (or
-                       cluster.plaintext: true).
+                       cluster.plaintext: true); an api.http beyond loopback needs
+                       api.tls.* and api.tokens_file (or api.insecure: true).
   --check-config FILE  validate FILE, print the effective configuration, and exit.
   --version            print the version and exit.
   --help               print this help and exit.

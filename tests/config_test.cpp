@@ -33,8 +33,7 @@ std::string load_error(const std::string& yaml) {
 
 TEST(Config, EmptyFileMeansDefaults) {
   const Config c = load_ok("");
-  ASSERT_TRUE(c.api.http);
-  EXPECT_EQ(c.api.http->to_string(), "127.0.0.1:7700");
+  EXPECT_FALSE(c.api.http) << "no TCP listener unless asked for: the socket serves this host";
   EXPECT_FALSE(c.api.unix_socket.empty());
   EXPECT_FALSE(c.node.data_dir.empty());
   EXPECT_FALSE(c.node.name.empty());
@@ -178,11 +177,29 @@ TEST(ConfigErrors, ConnectionSharesMustFitMaxConnections) {
   EXPECT_NE(load_error("api:\n  max_connections_per_client: 0\n")
                 .find("api.max_connections_per_client: expected an integer from 1 to 1000000"),
             std::string::npos);
-  EXPECT_EQ(load_error("api:\n  max_connections: 10\n  unix_reserved_connections: 10\n"),
+  EXPECT_EQ(load_error("api:\n  http: 127.0.0.1:7700\n  max_connections: 10\n"
+                       "  unix_reserved_connections: 10\n"),
             "test.yaml: api.unix_reserved_connections (10) leaves none of api.max_connections "
             "(10) for TCP: lower it, or disable api.http");
   // Without a TCP listener there is nobody to reserve against.
   load_ok("api:\n  http: \"\"\n  max_connections: 10\n  unix_reserved_connections: 10\n");
+}
+
+// Secure defaults: the API beyond loopback needs TLS and tokens, or an explicit insecure.
+TEST(ConfigErrors, APublicApiWithoutTlsAndTokensIsRefusedNamingTheFix) {
+  for (const char* host : {"0.0.0.0:7700", "[::]:7700", "192.0.2.10:7700"}) {
+    const std::string e = load_error(std::string("api:\n  http: \"") + host + "\"\n");
+    EXPECT_NE(e.find("is not a loopback address"), std::string::npos) << e;
+    EXPECT_NE(e.find("api.tls.cert_file"), std::string::npos) << e;
+    EXPECT_NE(e.find("api.tokens_file"), std::string::npos) << e;
+    EXPECT_NE(e.find("api.insecure: true"), std::string::npos) << e;
+  }
+  const Config insecure = load_ok("api:\n  http: 0.0.0.0:7700\n  insecure: true\n");
+  EXPECT_EQ(security_warnings(insecure),
+            (std::vector<std::string>{"API on 0.0.0.0:7700 without TLS and tokens (api.insecure)"}));
+  for (const char* host : {"127.0.0.1:7700", "127.0.0.2:7700", "[::1]:7700", "localhost:7700"}) {
+    load_ok(std::string("api:\n  http: \"") + host + "\"\n");
+  }
 }
 
 TEST(ConfigErrors, ForgetAfterShorterThanTimeout) {

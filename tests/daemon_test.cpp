@@ -406,3 +406,26 @@ TEST(Daemon, ReadyComesAfterListenersAreBound) {
 
 }  // namespace
 }  // namespace heartbeatd::test
+
+namespace heartbeatd::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Secure defaults: refused before anything is bound, so no test ever listens beyond loopback.
+TEST(Daemon, APublicApiWithoutTlsAndTokensExits2NamingTheFix) {
+  for (const std::string http : {"0.0.0.0:7700", "\"[::]:7700\"", "10.1.2.3:7700"}) {
+    DaemonProcess d({{"api.http", http}});
+    EXPECT_FALSE(d.start(5s));
+    EXPECT_EQ(d.wait_exit(), 2) << http;
+    EXPECT_NE(d.log().find("is not a loopback address and the API there would have no TLS "
+                           "(api.tls.cert_file and api.tls.key_file) and tokens "
+                           "(api.tokens_file)"),
+              std::string::npos)
+        << d.log();
+    EXPECT_NE(d.log().find("or set api.insecure: true"), std::string::npos) << d.log();
+  }
+}
+
+}  // namespace
+}  // namespace heartbeatd::test
