@@ -45,6 +45,13 @@ struct Config {
     std::size_t max_connections = 1024;
     Millis read_timeout{10'000};
     Millis idle_timeout{60'000};
+    // HTTPS on api.http (docs/API.md, "Securing the API"). The files are re-read on SIGHUP.
+    struct Tls {
+      std::string cert_file;       // empty: plain HTTP
+      std::string key_file;        // set exactly when cert_file is
+      std::string client_ca_file;  // empty: no client certificates asked for
+      bool enabled() const { return !cert_file.empty(); }
+    } tls;
   } api;
   struct Cluster {
     std::string name = "heartbeatd";

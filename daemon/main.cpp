@@ -30,7 +30,8 @@ Options:
                        single node: API on 127.0.0.1:7700 and a Unix socket, cluster
                        heartbeats on UDP 127.0.0.1:7701 (docs/PROTOCOL.md). A
                        cluster.bind beyond loopback needs cluster.key_file (or
-                       cluster.plaintext: true).
+                       cluster.plaintext: true). With api.tls.cert_file and
+                       api.tls.key_file, the TCP API speaks HTTPS only (docs/API.md).
   --check-config FILE  validate FILE, print the effective configuration, and exit.
   --version            print the version and exit.
   --help               print this help and exit.
@@ -43,9 +44,11 @@ Signals:
                        presence.timeout, persist.presence_interval and the cluster
                        keyring (cluster.key_file, read again even if its path did not
                        change; cluster.seal_outgoing, cluster.require_sealed,
-                       cluster.plaintext); log the keys that need a restart. An invalid
-                       file or key file is rejected and the running config stays in
-                       force.
+                       cluster.plaintext) and the API's TLS certificate, key and
+                       client CA (api.tls.*, read again too; open connections keep
+                       the old certificate); log the keys that need a restart. An
+                       invalid file, key file or TLS file is rejected and the running
+                       config stays in force.
 
 Exit codes:
   0  stopped normally (or --check-config found the file valid)
@@ -53,7 +56,9 @@ Exit codes:
      final snapshot of a graceful stop failed
   2  bad command line or configuration (the message names the key and its line;
      an unreadable or malformed cluster.key_file or presence.redis.password_file too,
-     and a non-loopback cluster.bind without cluster.key_file or cluster.plaintext)
+     and a non-loopback cluster.bind without cluster.key_file or cluster.plaintext;
+     an api.tls file missing, not PEM, a key not matching its certificate or
+     readable by others)
   3  node.data_dir unusable: its parent missing, not writable, or the disk full
   4  node.data_dir in use by another heartbeatd (the message names its pid)
   5  node.data_dir holds state that cannot be read (damaged); left untouched
