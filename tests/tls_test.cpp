@@ -324,5 +324,28 @@ TEST_F(Tls, SigtermEndsTheDaemonWithTlsConnectionsOpen) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 2500ms);
 }
 
+TEST_F(Tls, HeartbeatctlSpeaksHttps) {
+  auto d = make_daemon({{"api.tls.client_ca_file", pki().pem("ca")}});
+  ASSERT_TRUE(d->start()) << d->failure_reason();
+  const std::string url = "https://127.0.0.1:" + std::to_string(d->port());
+  const std::vector<std::string> mtls = {"--http", url, "--ca-file", pki().pem("ca"), "--cert",
+                                         pki().pem("client"), "--key", pki().key("client")};
+  auto with = [&](std::vector<std::string> args, std::vector<std::string> more) {
+    args.insert(args.end(), more.begin(), more.end());
+    return run_program(HEARTBEATCTL_BINARY, args);
+  };
+  auto r = with(mtls, {"heartbeat", "5"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  r = with(mtls, {"user", "5"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  // Without the CA the daemon's certificate is not trusted; without a client certificate
+  // the daemon refuses the handshake.
+  r = with({"--http", url}, {"health"});
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_NE(r.err.find("TLS handshake with " + url + " failed"), std::string::npos) << r.err;
+  r = with({"--http", url, "--ca-file", pki().pem("ca")}, {"health"});
+  EXPECT_EQ(r.exit_code, 3) << r.out;
+}
+
 }  // namespace
 }  // namespace heartbeatd::test
