@@ -15,6 +15,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
@@ -39,7 +40,10 @@ namespace asio = boost::asio;
 using boost::system::error_code;
 using tcp = asio::ip::tcp;
 using unix_stream = asio::local::stream_protocol;
-using TlsStream = asio::ssl::stream<tcp::socket>;
+// Beast's ssl_stream, not asio's: it coalesces a response's buffers (status line, fields,
+// body) into one TLS record per write, where asio's would write one record (and one
+// syscall) per buffer.
+using TlsStream = boost::beast::ssl_stream<tcp::socket>;
 
 namespace {
 
