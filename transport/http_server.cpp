@@ -198,15 +198,15 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   void do_handshake() {
     enter(Phase::handshaking);
     io_.async_handshake(asio::ssl::stream_base::server,
-                            [self = this->shared_from_this()](error_code ec) {
-                              if (self->closed_) return;
-                              if (ec) {
-                                log::debug("TLS handshake with {} failed: {}",
-                                           self->caller_.client(), ec.message());
-                                return self->close();
-                              }
-                              self->begin();
-                            });
+                        [self = this->shared_from_this()](error_code ec) {
+                          if (self->closed_) return;
+                          if (ec) {
+                            log::debug("TLS handshake with {} failed: {}",
+                                       self->caller_.client(), ec.message());
+                            return self->close();
+                          }
+                          self->begin();
+                        });
   }
 
   void begin() {
@@ -559,7 +559,12 @@ class Listener final : public std::enable_shared_from_this<Listener<Protocol>> {
     if constexpr (std::is_same_v<Protocol, tcp>) {
       if (tls_) {
         // The context in force now; a reload after this leaves this connection's alone.
-        std::make_shared<Session<TlsStream>>(std::move(socket), state_->tls_context(), state_,
+        auto context = state_->tls_context();
+        if (!context) {  // never plain on an HTTPS listener: drop it (closes the socket)
+          (reject ? state_->rejecting : state_->serving).fetch_sub(1);
+          return;
+        }
+        std::make_shared<Session<TlsStream>>(std::move(socket), std::move(context), state_,
                                              reject)
             ->run();
         return;
