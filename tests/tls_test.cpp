@@ -3,7 +3,7 @@
 // rotation that fails to load, bad TLS config (exit 2), and bad input to the HTTPS port
 // (plain HTTP, garbage, TLS 1.1, a stalled handshake) that closes only that connection.
 //
-// The test makes its own CAs and certificates with the openssl CLI, once per run.
+// The test makes its own CAs and certificates with the openssl CLI (tests/support/test_pki.h).
 #include <openssl/ssl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -17,70 +17,19 @@
 
 #include "tests/support/daemon_process.h"
 #include "tests/support/https_client.h"
+#include "tests/support/test_pki.h"
 #include "tests/support/test_util.h"
 
 namespace heartbeatd::test {
 namespace {
 
 using namespace std::chrono_literals;
-namespace fs = std::filesystem;
-
-// CA "ca" and "other-ca"; server certificates server-1 (serial 1001) and server-2 (serial
-// 1002) for IP 127.0.0.1 from ca; client certificates client (ca) and stranger (other-ca).
-class Pki {
- public:
-  Pki() {
-    const std::string script = R"(set -e
-cd "$1"
-ca() { openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-  -keyout "$1.key" -out "$1.pem" -days 2 -subj "/CN=$1" 2>/dev/null; }
-leaf() {  # name ca serial extension
-  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$1.key" \
-    -out "$1.csr" -subj "/CN=$1" 2>/dev/null
-  printf '%s\n' "$4" > "$1.ext"
-  openssl x509 -req -in "$1.csr" -CA "$2.pem" -CAkey "$2.key" -set_serial "$3" -days 2 \
-    -extfile "$1.ext" -out "$1.pem" 2>/dev/null
-}
-ca ca
-ca other-ca
-leaf server-1 ca 4097 "subjectAltName=IP:127.0.0.1"
-leaf server-2 ca 4098 "subjectAltName=IP:127.0.0.1"
-leaf client ca 4099 "extendedKeyUsage=clientAuth"
-leaf stranger other-ca 4100 "extendedKeyUsage=clientAuth"
-chmod 600 ./*.key
-)";
-    ProgramOptions options;
-    options.deadline = 20s;
-    const auto r = run_program("sh", {"-c", script, "sh", dir_.path()}, options);
-    ok_ = r.exit_code == 0;
-    error_ = r.err;
-  }
-  bool ok() const { return ok_; }
-  const std::string& error() const { return error_; }
-  std::string pem(const std::string& name) const { return dir_.file(name + ".pem"); }
-  std::string key(const std::string& name) const { return dir_.file(name + ".key"); }
-
- private:
-  TempDir dir_;
-  bool ok_ = false;
-  std::string error_;
-};
-
-const Pki& pki() {
-  static const Pki* p = new Pki();  // outlives every test; removed by the OS's /tmp cleanup
-  return *p;
-}
-
-void copy_file(const std::string& from, const std::string& to) {
-  fs::copy_file(from, to, fs::copy_options::overwrite_existing);
-  fs::permissions(to, fs::perms::owner_read | fs::perms::owner_write);
-}
 
 class Tls : public ::testing::Test {
  protected:
   void SetUp() override {
     if (run_program("openssl", {"version"}).exit_code != 0) GTEST_SKIP() << "no openssl CLI";
-    ASSERT_TRUE(pki().ok()) << pki().error();
+    ASSERT_TRUE(test_pki().ok()) << test_pki().error();
   }
 
   // A daemon (not started) serving server-1's certificate from files of the test's own (so
@@ -88,14 +37,14 @@ class Tls : public ::testing::Test {
   std::unique_ptr<DaemonProcess> make_daemon(DaemonProcess::Keys extra = {}) {
     cert_ = files_.file("server.pem");
     key_ = files_.file("server.key");
-    copy_file(pki().pem("server-1"), cert_);
-    copy_file(pki().key("server-1"), key_);
+    copy_pem(test_pki().pem("server-1"), cert_);
+    copy_pem(test_pki().key("server-1"), key_);
     DaemonProcess::Keys keys{{"api.tls.cert_file", cert_}, {"api.tls.key_file", key_}};
     for (auto& [k, v] : extra) keys[k] = v;
     return std::make_unique<DaemonProcess>(keys);
   }
 
-  TlsClientOptions trusting() const { return {pki().pem("ca"), "", "", 0, 0}; }
+  TlsClientOptions trusting() const { return {test_pki().pem("ca"), "", "", 0, 0}; }
 
   TempDir files_;
   std::string cert_, key_;
@@ -144,11 +93,11 @@ TEST_F(Tls, EventStreamsWorkOverHttps) {
 }
 
 TEST_F(Tls, MutualTlsAcceptsTheCasClientsOnly) {
-  auto d = make_daemon({{"api.tls.client_ca_file", pki().pem("ca")}});
+  auto d = make_daemon({{"api.tls.client_ca_file", test_pki().pem("ca")}});
   ASSERT_TRUE(d->start()) << d->failure_reason();
   EXPECT_TRUE(d->wait_log("api.http serves HTTPS with client certificates"));
 
-  HttpsClient good(d->port(), {pki().pem("ca"), pki().pem("client"), pki().key("client"), 0, 0});
+  HttpsClient good(d->port(), {test_pki().pem("ca"), test_pki().pem("client"), test_pki().key("client"), 0, 0});
   ASSERT_TRUE(good.connected()) << good.connect_error();
   EXPECT_EQ(good.request("GET", "/v1/health").status, 200);
 
@@ -159,7 +108,7 @@ TEST_F(Tls, MutualTlsAcceptsTheCasClientsOnly) {
     return !c.connected() || c.request("GET", "/v1/health").status == 0;
   };
   EXPECT_TRUE(refused(trusting()));
-  EXPECT_TRUE(refused({pki().pem("ca"), pki().pem("stranger"), pki().key("stranger"), 0, 0}));
+  EXPECT_TRUE(refused({test_pki().pem("ca"), test_pki().pem("stranger"), test_pki().key("stranger"), 0, 0}));
   EXPECT_EQ(good.request("GET", "/v1/health").status, 200);  // unaffected
 }
 
@@ -171,8 +120,8 @@ TEST_F(Tls, SighupRotatesTheCertificateForNewConnections) {
   ASSERT_EQ(old_conn.request("GET", "/v1/health").status, 200);
   EXPECT_EQ(old_conn.peer_serial(), "1001");
 
-  copy_file(pki().pem("server-2"), cert_);
-  copy_file(pki().key("server-2"), key_);
+  copy_pem(test_pki().pem("server-2"), cert_);
+  copy_pem(test_pki().key("server-2"), key_);
   d->signal(SIGHUP);
   ASSERT_TRUE(d->wait_log("SIGHUP: TLS certificate (re)loaded for new connections: subject "
                           "/CN=server-2, serial 1002"))
@@ -193,15 +142,15 @@ TEST_F(Tls, AFailedRotationKeepsTheOldCertificate) {
   ASSERT_TRUE(d->start()) << d->failure_reason();
   TempDir scratch;
   scratch.write("garbage", "this is not a certificate\n");
-  copy_file(scratch.file("garbage"), cert_);
+  copy_pem(scratch.file("garbage"), cert_);
   d->signal(SIGHUP);
   // Rejected like any invalid config: the files are checked when the config is read.
   ASSERT_TRUE(d->wait_log("new config rejected, the running config stays in force: " +
                           d->config_path() + ": api.tls.cert_file " + cert_ + ": not a PEM file"))
       << d->log();
   // Next: a key that does not match the certificate.
-  copy_file(pki().pem("server-2"), cert_);
-  copy_file(pki().key("server-1"), key_);
+  copy_pem(test_pki().pem("server-2"), cert_);
+  copy_pem(test_pki().key("server-1"), key_);
   d->signal(SIGHUP);
   ASSERT_TRUE(d->wait_log("does not match the certificate")) << d->log();
 
@@ -226,13 +175,13 @@ TEST_F(Tls, BadTlsConfigExitsTwoNamingTheKey) {
        "No such file or directory"},
       {"mismatched pair",
        [](auto& k, auto& dir) {
-         copy_file(pki().key("server-2"), dir.file("other.key"));
+         copy_pem(test_pki().key("server-2"), dir.file("other.key"));
          k["api.tls.key_file"] = dir.file("other.key");
        },
        "does not match the certificate in api.tls.cert_file"},
       {"world-readable key",
        [](auto& k, auto& dir) {
-         copy_file(pki().key("server-1"), dir.file("open.key"));
+         copy_pem(test_pki().key("server-1"), dir.file("open.key"));
          chmod(dir.file("open.key").c_str(), 0644);
          k["api.tls.key_file"] = dir.file("open.key");
        },
@@ -250,8 +199,8 @@ TEST_F(Tls, BadTlsConfigExitsTwoNamingTheKey) {
   for (const auto& c : cases) {
     SCOPED_TRACE(c.name);
     TempDir dir;
-    DaemonProcess::Keys keys{{"api.tls.cert_file", pki().pem("server-1")},
-                             {"api.tls.key_file", pki().key("server-1")}};
+    DaemonProcess::Keys keys{{"api.tls.cert_file", test_pki().pem("server-1")},
+                             {"api.tls.key_file", test_pki().key("server-1")}};
     c.edit(keys, dir);
     DaemonProcess d(keys);
     EXPECT_FALSE(d.start(10s));
@@ -277,7 +226,7 @@ TEST_F(Tls, BadInputOnTheHttpsPortClosesOnlyThatConnection) {
   noise.send_raw(garbage);
   EXPECT_TRUE(noise.wait_closed(5s));
 
-  HttpsClient old_tls(d->port(), {pki().pem("ca"), "", "", TLS1_VERSION, TLS1_1_VERSION});
+  HttpsClient old_tls(d->port(), {test_pki().pem("ca"), "", "", TLS1_VERSION, TLS1_1_VERSION});
   EXPECT_FALSE(old_tls.connected());
   EXPECT_NE(old_tls.connect_error().find("handshake"), std::string::npos)
       << old_tls.connect_error();
@@ -325,11 +274,11 @@ TEST_F(Tls, SigtermEndsTheDaemonWithTlsConnectionsOpen) {
 }
 
 TEST_F(Tls, HeartbeatctlSpeaksHttps) {
-  auto d = make_daemon({{"api.tls.client_ca_file", pki().pem("ca")}});
+  auto d = make_daemon({{"api.tls.client_ca_file", test_pki().pem("ca")}});
   ASSERT_TRUE(d->start()) << d->failure_reason();
   const std::string url = "https://127.0.0.1:" + std::to_string(d->port());
-  const std::vector<std::string> mtls = {"--http", url, "--ca-file", pki().pem("ca"), "--cert",
-                                         pki().pem("client"), "--key", pki().key("client")};
+  const std::vector<std::string> mtls = {"--http", url, "--ca-file", test_pki().pem("ca"), "--cert",
+                                         test_pki().pem("client"), "--key", test_pki().key("client")};
   auto with = [&](std::vector<std::string> args, std::vector<std::string> more) {
     args.insert(args.end(), more.begin(), more.end());
     return run_program(HEARTBEATCTL_BINARY, args);
@@ -343,7 +292,7 @@ TEST_F(Tls, HeartbeatctlSpeaksHttps) {
   r = with({"--http", url}, {"health"});
   EXPECT_EQ(r.exit_code, 3);
   EXPECT_NE(r.err.find("TLS handshake with " + url + " failed"), std::string::npos) << r.err;
-  r = with({"--http", url, "--ca-file", pki().pem("ca")}, {"health"});
+  r = with({"--http", url, "--ca-file", test_pki().pem("ca")}, {"health"});
   EXPECT_EQ(r.exit_code, 3) << r.out;
 }
 
