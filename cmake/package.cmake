@@ -30,7 +30,7 @@ The package installs a hardened systemd unit, not enabled: configure
 /etc/heartbeatd/heartbeatd.yaml, then run systemctl enable --now heartbeatd.")
 # Library dependencies are computed by dpkg-shlibdeps (package dpkg-dev) from the binary,
 # so they always match the libraries this build linked (RocksDB, yaml-cpp, fmt, Boost,
-# libsodium, libsystemd). Added to them: what the maintainer scripts run to create the
+# libsodium, libsystemd, libssl3). Added to them: what the maintainer scripts run to create the
 # system account (adduser, or useradd from passwd).
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser | passwd")

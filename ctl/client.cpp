@@ -9,6 +9,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <fmt/format.h>
@@ -31,7 +32,42 @@ class Session {
  public:
   explicit Session(const Options& o)
       : o_(o), deadline_(Clock::now() + o.timeout), socket_(io_), signals_(io_) {
-    where_ = o.http ? "http://" + o.http->to_string() : "unix socket " + o.socket_path;
+    where_ = o.http ? (o.tls.enabled ? "https://" : "http://") + o.http->to_string()
+                    : "unix socket " + o.socket_path;
+  }
+
+  // HTTPS: the handshake, within the same deadline; the daemon's certificate is checked
+  // against --ca-file (or the system's CAs) and the host name or IP address given.
+  void handshake() {
+    namespace ssl = asio::ssl;
+    tls_ctx_.emplace(ssl::context::tls_client);
+    auto& ctx = *tls_ctx_;
+    SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION);
+    error_code ec;
+    if (o_.tls.ca_file.empty()) {
+      ctx.set_default_verify_paths(ec);
+    } else {
+      ctx.load_verify_file(o_.tls.ca_file, ec);
+      if (ec) throw Unreachable(fmt::format("--ca-file {}: {}", o_.tls.ca_file, ec.message()));
+    }
+    if (!o_.tls.cert_file.empty()) {
+      ctx.use_certificate_chain_file(o_.tls.cert_file, ec);
+      if (ec) throw Unreachable(fmt::format("--cert {}: {}", o_.tls.cert_file, ec.message()));
+      ctx.use_private_key_file(o_.tls.key_file, ssl::context::pem, ec);
+      if (ec) throw Unreachable(fmt::format("--key {}: {}", o_.tls.key_file, ec.message()));
+    }
+    ctx.set_verify_mode(ssl::verify_peer);
+    tls_.emplace(socket_, ctx);
+    tls_->set_verify_callback(ssl::host_name_verification(o_.http->host));
+    error_code not_ip;
+    asio::ip::make_address(o_.http->host, not_ip);
+    if (not_ip) SSL_set_tlsext_host_name(tls_->native_handle(), o_.http->host.c_str());  // SNI
+    ec = wait([&](auto h) { tls_->async_handshake(ssl::stream_base::client, h); });
+    if (ec == asio::error::timed_out) lost(ec);
+    if (ec) {
+      throw Unreachable(fmt::format("TLS handshake with {} failed: {}{}", where_, ec.message(),
+                                    o_.tls.ca_file.empty() ? " (see --ca-file)" : ""));
+    }
   }
 
   void connect() {
@@ -59,6 +95,7 @@ class Session {
       if (!ec || ec == asio::error::timed_out) break;
     }
     if (ec) throw Unreachable(fmt::format("cannot connect to the daemon at {}: {}", where_, ec.message()));
+    if (o_.tls.enabled) handshake();
   }
 
   void send(const HttpRequest& r) {
@@ -70,13 +107,16 @@ class Session {
     if (!o_.token.empty()) req.set(http::field::authorization, "Bearer " + o_.token);
     req.body() = r.body;
     req.prepare_payload();
-    const error_code ec = wait([&](auto h) { http::async_write(socket_, req, h); });
+    const error_code ec =
+        wait([&](auto h) { on_stream([&](auto& s) { http::async_write(s, req, h); }); });
     if (ec) lost(ec);
   }
 
   HttpAnswer read_header() {
     parser_.body_limit(boost::none);
-    const error_code ec = wait([&](auto h) { http::async_read_header(socket_, buffer_, parser_, h); });
+    const error_code ec = wait([&](auto h) {
+      on_stream([&](auto& s) { http::async_read_header(s, buffer_, parser_, h); });
+    });
     if (ec) lost(ec);
     HttpAnswer a;
     a.status = static_cast<int>(parser_.get().result_int());
@@ -92,7 +132,8 @@ class Session {
       parser_.get().body().data = chunk;
       parser_.get().body().size = sizeof chunk;
       error_code ec =
-          wait([&](auto h) { http::async_read_some(socket_, buffer_, parser_, h); }, bounded);
+          wait([&](auto h) { on_stream([&](auto& s) { http::async_read_some(s, buffer_, parser_, h); }); },
+               bounded);
       if (ec == http::error::need_buffer) ec = {};
       if (interrupted_) return false;
       if (ec) lost(ec);
@@ -114,6 +155,16 @@ class Session {
   const std::string& where() const { return where_; }
 
  private:
+  // The byte stream: TLS over the socket after handshake(), else the socket itself.
+  template <class F>
+  void on_stream(F f) {
+    if (tls_) {
+      f(*tls_);
+    } else {
+      f(socket_);
+    }
+  }
+
   [[noreturn]] void lost(error_code ec) {
     if (ec == asio::error::timed_out) {
       throw Unreachable(fmt::format("no answer from the daemon at {} within {}", where_,
@@ -155,6 +206,8 @@ class Session {
   asio::signal_set signals_;
   boost::beast::flat_buffer buffer_;
   http::response_parser<http::buffer_body> parser_;
+  std::optional<asio::ssl::context> tls_ctx_;
+  std::optional<asio::ssl::stream<Socket&>> tls_;
   std::string where_;
   bool interrupted_ = false;
 };

@@ -59,7 +59,12 @@ Commands:
 
 Options (before or after the command):
   --socket PATH           the daemon's Unix socket (default: see below)
-  --http HOST:PORT        use TCP instead, e.g. 127.0.0.1:7700 or [::1]:7700
+  --http HOST:PORT        use TCP instead, e.g. 127.0.0.1:7700 or [::1]:7700;
+                          https://HOST:PORT for a daemon with api.tls (HTTPS)
+  --ca-file FILE          HTTPS: verify the daemon's certificate against the CA
+                          certificates in FILE (PEM; default: the system's CAs)
+  --cert FILE, --key FILE HTTPS: present this client certificate and key (PEM), for
+                          a daemon with api.tls.client_ca_file (mutual TLS)
   --timeout DURATION      bound for connecting and the whole request, e.g. 500ms,
                           5s, 1m (default 5s; for watch, until the stream starts)
   --token-file FILE       send the API token on FILE's first line ("Authorization:

@@ -190,13 +190,27 @@ Options parse(const std::vector<std::string>& args, const Environment& env) {
       }
     } else if (arg == "--http") {
       once(o.http.has_value(), arg);
-      const std::string v = value(i, arg, "HOST:PORT", inline_value);
+      const std::string given = value(i, arg, "HOST:PORT", inline_value);
+      std::string_view v = given;
+      if (v.starts_with("https://")) {
+        o.tls.enabled = true;
+        v.remove_prefix(8);
+      } else if (v.starts_with("http://")) {
+        v.remove_prefix(7);
+      }
       std::string why;
       o.http = parse_host_port(v, &why);
       if (!o.http) {
         throw Usage{fmt::format("--http: bad address '{}': {} (expected HOST:PORT, such as "
-                                "127.0.0.1:7700 or [::1]:7700)", v, why)};
+                                "127.0.0.1:7700 or [::1]:7700)", given, why)};
       }
+    } else if (arg == "--ca-file" || arg == "--cert" || arg == "--key") {
+      std::string& file = arg == "--ca-file" ? o.tls.ca_file
+                          : arg == "--cert"  ? o.tls.cert_file
+                                             : o.tls.key_file;
+      once(!file.empty(), arg);
+      file = value(i, arg, "FILE", inline_value);
+      if (file.empty()) throw Usage{fmt::format("{}: the path is empty", arg)};
     } else if (arg == "--timeout") {
       once(timeout_given, arg);
       timeout_given = true;
@@ -223,6 +237,15 @@ Options parse(const std::vector<std::string>& args, const Environment& env) {
   }
 
   if (socket && o.http) throw Usage{"--socket and --http cannot be used together"};
+  const auto& t = o.tls;
+  if (!t.enabled && !(t.ca_file.empty() && t.cert_file.empty() && t.key_file.empty())) {
+    throw Usage{fmt::format("{} needs --http https://HOST:PORT",
+                            !t.ca_file.empty() ? "--ca-file" : !t.cert_file.empty() ? "--cert"
+                                                                                    : "--key")};
+  }
+  if (t.cert_file.empty() != t.key_file.empty()) {
+    throw Usage{"--cert and --key go together (a client certificate and its key)"};
+  }
   o.socket_path = o.http ? std::string() : socket ? *socket : default_socket_path(env);
   o.token = resolve_token(token_file, env);
 

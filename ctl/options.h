@@ -28,6 +28,12 @@ struct Options {
   // Exactly one of them: the Unix socket path, or --http.
   std::string socket_path;
   std::optional<HostPort> http;
+  // HTTPS (--http https://HOST:PORT): the server is verified against ca_file (empty: the
+  // system's CAs); cert_file and key_file, both or neither, are a client certificate.
+  struct Tls {
+    bool enabled = false;
+    std::string ca_file, cert_file, key_file;
+  } tls;
   std::chrono::milliseconds timeout{5000};
   bool json = false;
   Command command = Command::health;

@@ -26,6 +26,7 @@
 #include "membership/wire_codec.h"
 #include "transport/datagram_seal.h"
 #include "transport/http_server.h"
+#include "transport/tls_context.h"
 
 namespace heartbeatd {
 namespace {
@@ -489,6 +490,19 @@ const std::vector<Field>& fields() {
         "api.rate_limit.max_clients", false, 1, 10'000'000,
         [](auto& c) -> auto& { return c.api.rate_limit.max_clients; }));
 
+    // Re-read on every SIGHUP, like cluster.key_file (a rotation replaces the files in place);
+    // turning TLS on or off needs a restart (plan_reload()).
+    for (auto [key, member] : {std::pair{"api.tls.cert_file", &Config::Api::Tls::cert_file},
+                               std::pair{"api.tls.key_file", &Config::Api::Tls::key_file},
+                               std::pair{"api.tls.client_ca_file",
+                                         &Config::Api::Tls::client_ca_file}}) {
+      Field tls = string_field(
+          key, true, "a file path", [](const std::string&) { return true; },
+          [member](auto& c) -> auto& { return c.api.tls.*member; });
+      tls.reloadable = true;
+      f.push_back(std::move(tls));
+    }
+
     f.push_back(string_field(
         "cluster.name", false, "a name of 1 to 64 letters, digits, '.', '-' or '_'",
         [](const std::string& s) { return s.size() <= 64 && valid_node_name(s); },
@@ -796,8 +810,8 @@ std::optional<std::string> read_secret_file(const std::string& path, std::string
 namespace {
 
 // Whether the TCP listener speaks TLS (api.tls).
-bool api_has_tls(const Config&) {
-  return false;
+bool api_has_tls(const Config& c) {
+  return c.api.tls.enabled();
 }
 
 
@@ -915,6 +929,29 @@ void validate(const Config& c, bool check_files = true) {
         throw ParseError{0, fmt::format("presence.redis.password_file {}: {}", r.password_file,
                                         why)};
       }
+    }
+  }
+  const auto& tls = c.api.tls;
+  if (tls.cert_file.empty() != tls.key_file.empty()) {
+    throw ParseError{0, fmt::format("{} is set but {} is not: TLS needs both the certificate and "
+                                    "its private key",
+                                    tls.cert_file.empty() ? "api.tls.key_file" : "api.tls.cert_file",
+                                    tls.cert_file.empty() ? "api.tls.cert_file" : "api.tls.key_file")};
+  }
+  if (!tls.client_ca_file.empty() && !tls.enabled()) {
+    throw ParseError{0, "api.tls.client_ca_file is set but api.tls.cert_file and "
+                        "api.tls.key_file are not: client certificates need TLS"};
+  }
+  if (tls.enabled() && !c.api.http) {
+    throw ParseError{0, "api.tls is set but api.http is disabled: TLS serves the TCP listener "
+                        "(the Unix socket stays plain)"};
+  }
+  if (tls.enabled() && check_files) {
+    std::string why;
+    if (!transport::make_server_tls_context(
+             {tls.cert_file, tls.key_file, tls.client_ca_file}, &why)
+             .context) {
+      throw ParseError{0, why};
     }
   }
   const auto& cl = c.cluster;
@@ -1134,14 +1171,17 @@ std::vector<std::pair<std::string, std::string>> describe(const Config& c) {
 
 ReloadPlan plan_reload(const Config& current, const Config& next) {
   ReloadPlan plan{current, {}, {}, std::nullopt};
+  const bool tls_switched = current.api.tls.enabled() != next.api.tls.enabled();
   for (const auto& f : fields()) {
     // Copied even when shown the same: an explicit value may equal today's default yet
     // differ once another key changes it (cluster.seal_outgoing: false with a new key_file).
-    if (f.reloadable) f.copy(plan.effective, next);
+    // The listener is HTTPS or plain from the start: files may change, TLS on or off not.
+    const bool reloadable = f.reloadable && !(f.key.starts_with("api.tls.") && tls_switched);
+    if (reloadable) f.copy(plan.effective, next);
     const std::string before = f.show(current), after = f.show(next);
     if (before == after) continue;
     const std::string change = fmt::format("{}: {} -> {}", f.key, before, after);
-    (f.reloadable ? plan.applied : plan.needs_restart).push_back(change);
+    (reloadable ? plan.applied : plan.needs_restart).push_back(change);
   }
   try {
     validate(plan.effective, false);

@@ -66,6 +66,13 @@ struct Config {
       std::size_t max_clients = 10'000;
       double effective_burst() const;
     } rate_limit;
+    // HTTPS on api.http (docs/API.md, "Securing the API"). The files are re-read on SIGHUP.
+    struct Tls {
+      std::string cert_file;       // empty: plain HTTP
+      std::string key_file;        // set exactly when cert_file is
+      std::string client_ca_file;  // empty: no client certificates asked for
+      bool enabled() const { return !cert_file.empty(); }
+    } tls;
   } api;
   struct Cluster {
     std::string name = "heartbeatd";

@@ -23,6 +23,7 @@
 #include "transport/presence_routes.h"
 #include "transport/socket_dir.h"
 #include "transport/rate_limiter.h"
+#include "transport/tls_context.h"
 #include "transport/wall_time.h"
 
 namespace heartbeatd {
@@ -43,6 +44,10 @@ transport::HttpServerLimits limits_from(const Config& c) {
           .read_timeout = api.read_timeout,
           .idle_timeout = api.idle_timeout,
           .stream_keepalive = c.events.keepalive};
+}
+
+transport::TlsFiles tls_files(const Config::Api::Tls& t) {
+  return {t.cert_file, t.key_file, t.client_ca_file};
 }
 
 membership::ProtocolTimings timings_from(const Config::Membership& m) {
@@ -340,8 +345,20 @@ int Daemon::open_store() {
 
 bool Daemon::open_listeners() {
   const auto& api = config_->api;
+  std::shared_ptr<boost::asio::ssl::context> tls;
+  if (api.tls.enabled()) {
+    std::string why;
+    auto made = transport::make_server_tls_context(tls_files(api.tls), &why);
+    if (!made.context) {  // the config check read the same files a moment ago
+      log::error("{}", why);
+      return false;
+    }
+    log::info("api.http serves HTTPS{}: {}", made.mutual ? " with client certificates" : "",
+              made.identity.to_string());
+    tls = std::move(made.context);
+  }
   try {
-    if (api.http) server_.listen_tcp(api.http->host, api.http->port);
+    if (api.http) server_.listen_tcp(api.http->host, api.http->port, std::move(tls));
   } catch (const std::exception& e) {
     log::error("api.http: {}", e.what());
     return false;
@@ -591,18 +608,37 @@ void Daemon::reload() {
     notifier_.ready("reload rejected: api.tokens_file invalid");
     return;
   }
+  // The certificate files too: a rotation replaces them in place. Open connections keep the
+  // context they were made with; new ones get this one.
+  transport::TlsContext tls;
+  if (plan.effective.api.tls.enabled()) {
+    std::string why;
+    tls = transport::make_server_tls_context(tls_files(plan.effective.api.tls), &why);
+    if (!tls.context) {
+      log::error("SIGHUP: new config rejected, the running config and TLS certificate stay in "
+                 "force: {}",
+                 why);
+      notifier_.ready("reload rejected: api.tls invalid");
+      return;
+    }
+  }
   for (const auto& change : plan.applied) log::info("SIGHUP: applied {}", change);
   for (const auto& change : plan.needs_restart) {
     log::warning("SIGHUP: needs a restart, not applied: {}", change);
   }
   const bool envelope_changed =
       cluster_->set_keyring(std::move(keys), {cluster.sends_sealed(), cluster.requires_sealed()});
-  if (plan.applied.empty() && plan.needs_restart.empty() && !envelope_changed) {
+  if (plan.applied.empty() && plan.needs_restart.empty() && !envelope_changed && !tls.context) {
     log::info("SIGHUP: config unchanged");
   }
   auto& policy = std::get<std::shared_ptr<const transport::AccessPolicy>>(access);
   log_access(plan.effective, policy.get(), "SIGHUP: ");
   router_.set_access(std::move(policy));
+  if (tls.context) {
+    server_.set_tls_context(std::move(tls.context));
+    log::info("SIGHUP: TLS certificate (re)loaded for new connections: {}",
+              tls.identity.to_string());
+  }
   set_security_warnings(security_warnings(plan.effective));
   if (std::any_of(plan.applied.begin(), plan.applied.end(),
                   [](const std::string& c) { return c.starts_with("membership."); })) {

@@ -31,7 +31,9 @@ Options:
                        cluster heartbeats on UDP 127.0.0.1:7701 (docs/PROTOCOL.md). A
                        cluster.bind beyond loopback needs cluster.key_file (or
                        cluster.plaintext: true); an api.http beyond loopback needs
-                       api.tls.* and api.tokens_file (or api.insecure: true).
+                       api.tls.* and api.tokens_file (or api.insecure: true). With
+                       api.tls.cert_file and api.tls.key_file, the TCP API speaks
+                       HTTPS only (docs/API.md).
   --check-config FILE  validate FILE, print the effective configuration, and exit.
   --version            print the version and exit.
   --help               print this help and exit.
@@ -45,9 +47,11 @@ Signals:
                        keyring (cluster.key_file, read again even if its path did not
                        change; cluster.seal_outgoing, cluster.require_sealed,
                        cluster.plaintext), the API tokens (api.tokens_file, read
-                       again likewise) and api.unix_scopes; log the keys that need a
-                       restart. An invalid file, key file or tokens file is rejected
-                       and the running config stays in force.
+                       again likewise), api.unix_scopes and the API's TLS
+                       certificate, key and client CA (api.tls.*, read again too;
+                       open connections keep the old certificate); log the keys that
+                       need a restart. An invalid file, key file, tokens file or TLS
+                       file is rejected and the running config stays in force.
 
 Exit codes:
   0  stopped normally (or --check-config found the file valid)
@@ -55,8 +59,10 @@ Exit codes:
      final snapshot of a graceful stop failed
   2  bad command line or configuration (the message names the key and its line;
      an unreadable or malformed cluster.key_file, presence.redis.password_file or
-     api.tokens_file too, a tokens file others may read, and a non-loopback
-     cluster.bind without cluster.key_file or cluster.plaintext)
+     api.tokens_file too, a tokens file others may read, a non-loopback
+     cluster.bind without cluster.key_file or cluster.plaintext, a non-loopback
+     api.http without TLS and tokens or api.insecure; an api.tls file missing, not
+     PEM, a key not matching its certificate or readable by others)
   3  node.data_dir unusable: its parent missing, not writable, or the disk full;
      or the directory of api.unix_socket unsafe: owned by another user, writable by
      group or others (unless sticky, like /tmp), a symbolic link, or under a

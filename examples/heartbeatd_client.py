@@ -6,6 +6,7 @@ docs/API.md:
 
     from heartbeatd_client import Client
     hb = Client(socket_path="/run/heartbeatd/heartbeatd.sock")   # or Client(http="127.0.0.1:7700")
+    # HTTPS (api.tls): Client(http="https://db-3:7700", cafile="ca.pem"[, certfile=, keyfile=])
     hb.heartbeat(42)                  # user 42 is online
     hb.heartbeat_many([1, 2, 3])      # a gateway's batch -> 3 accepted
     hb.is_online(42)                  # True
@@ -34,6 +35,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import sys
 
 
@@ -96,11 +98,21 @@ def default_socket():
 
 
 class Client:
-    def __init__(self, socket_path=None, http=None, timeout=5.0, token=None):
-        """socket_path: the daemon's Unix socket; or http: "host:port" ("[::1]:7700").
+    def __init__(self, socket_path=None, http=None, timeout=5.0, token=None, cafile=None,
+                 certfile=None, keyfile=None):
+        """socket_path: the daemon's Unix socket; or http: "host:port" ("[::1]:7700"), or
+        "https://host:port" for a daemon with api.tls: its certificate is verified against
+        cafile (default: the system's CAs); certfile and keyfile are a client certificate
+        (mutual TLS, api.tls.client_ca_file).
         token: the API token sent as "Authorization: Bearer" (default: $HEARTBEATD_TOKEN)."""
         self.socket_path = None if http else (socket_path or default_socket())
-        self.http = http
+        self.tls = None
+        if http and http.startswith("https://"):
+            self.tls = ssl.create_default_context(cafile=cafile)
+            self.tls.minimum_version = ssl.TLSVersion.TLSv1_2
+            if certfile:
+                self.tls.load_cert_chain(certfile, keyfile)
+        self.http = http.split("://", 1)[-1] if http else http
         self.timeout = timeout
         self.token = token or os.environ.get("HEARTBEATD_TOKEN") or None
 
@@ -113,6 +125,9 @@ class Client:
         if self.socket_path:
             return UnixHTTPConnection(self.socket_path, self.timeout)
         host, _, port = self.http.rpartition(":")
+        if self.tls:
+            return http.client.HTTPSConnection(host.strip("[]"), int(port), timeout=self.timeout,
+                                               context=self.tls)
         return http.client.HTTPConnection(host.strip("[]"), int(port), timeout=self.timeout)
 
     @staticmethod
@@ -210,7 +225,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description="Ask the local heartbeatd about users and members.")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--socket", help="the daemon's Unix socket (default as heartbeatctl's)")
-    where.add_argument("--http", metavar="HOST:PORT", help="use TCP, such as 127.0.0.1:7700")
+    where.add_argument("--http", metavar="HOST:PORT",
+                       help="use TCP, such as 127.0.0.1:7700; https://HOST:PORT for HTTPS")
+    parser.add_argument("--ca-file", help="HTTPS: the CA to verify the daemon with (PEM)")
+    parser.add_argument("--cert", help="HTTPS: client certificate (PEM), with --key")
+    parser.add_argument("--key", help="HTTPS: the client certificate's private key (PEM)")
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds (default 5)")
     parser.add_argument("--token-file", metavar="FILE",
                         help="API token on FILE's first line (default: $HEARTBEATD_TOKEN)")
@@ -231,7 +250,8 @@ def main(argv=None):
         except (OSError, ValueError) as e:
             print(f"heartbeatd_client: --token-file {e}", file=sys.stderr)
             return 2
-    hb = Client(socket_path=args.socket, http=args.http, timeout=args.timeout, token=token)
+    hb = Client(socket_path=args.socket, http=args.http, timeout=args.timeout, token=token,
+                cafile=args.ca_file, certfile=args.cert, keyfile=args.key)
     try:
         if args.command == "heartbeat":
             if len(args.users) == 1:
@@ -274,7 +294,7 @@ def main(argv=None):
         print(f"heartbeatd: {e}", file=sys.stderr)
         return 3 if e.status >= 500 else 1
     except (OSError, http.client.HTTPException, ValueError) as e:
-        target = f"http://{args.http}" if args.http else hb.socket_path
+        target = (args.http if "://" in args.http else f"http://{args.http}") if args.http else hb.socket_path
         print(f"cannot reach heartbeatd at {target}: {e}", file=sys.stderr)
         return 3
 

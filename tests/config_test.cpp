@@ -249,7 +249,8 @@ TEST(HostPort, ParsesAndRejects) {
 }
 
 TEST(Reload, AppliesRuntimeKeysAndReportsTheRest) {
-  const Config current = load_ok("log:\n  level: info\npresence:\n  timeout: 30s\n");
+  const Config current =
+      load_ok("log:\n  level: info\npresence:\n  timeout: 30s\napi:\n  http: 127.0.0.1:7700\n");
   const Config next =
       load_ok("log:\n  level: debug\npresence:\n  timeout: 10s\napi:\n  http: 127.0.0.1:7800\n");
   const ReloadPlan plan = plan_reload(current, next);
@@ -280,6 +281,48 @@ TEST(Reload, UnchangedConfigChangesNothing) {
   const ReloadPlan plan = plan_reload(c, c);
   EXPECT_TRUE(plan.applied.empty());
   EXPECT_TRUE(plan.needs_restart.empty());
+}
+
+// The TLS files are re-read and may change on reload; TLS itself cannot come or go.
+TEST(Reload, TlsFilesChangeButTlsOnOrOffNeedsARestart) {
+  const Config plain = load_ok("api:\n  http: 127.0.0.1:7700\n");
+  Config with_tls = plain;
+  with_tls.api.tls = {"/a.pem", "/a.key", ""};
+  ReloadPlan plan = plan_reload(plain, with_tls);
+  EXPECT_FALSE(plan.error);
+  EXPECT_FALSE(plan.effective.api.tls.enabled());
+  EXPECT_TRUE(plan.applied.empty());
+  EXPECT_EQ(plan.needs_restart,
+            (std::vector<std::string>{"api.tls.cert_file:  -> /a.pem", "api.tls.key_file:  -> /a.key"}));
+
+  Config rotated = with_tls;
+  rotated.api.tls = {"/b.pem", "/b.key", "/ca.pem"};
+  plan = plan_reload(with_tls, rotated);
+  EXPECT_FALSE(plan.error);
+  EXPECT_EQ(plan.effective.api.tls.cert_file, "/b.pem");
+  EXPECT_EQ(plan.effective.api.tls.client_ca_file, "/ca.pem");
+  EXPECT_EQ(plan.applied.size(), 3u);
+  EXPECT_TRUE(plan.needs_restart.empty());
+
+  plan = plan_reload(with_tls, plain);
+  EXPECT_TRUE(plan.effective.api.tls.enabled());
+  EXPECT_EQ(plan.needs_restart.size(), 2u);
+}
+
+TEST(ConfigErrors, TlsNeedsBothFilesAndTheTcpListener) {
+  EXPECT_EQ(load_error("api:\n  tls:\n    cert_file: /a.pem\n"),
+            "test.yaml: api.tls.cert_file is set but api.tls.key_file is not: TLS needs both the "
+            "certificate and its private key");
+  EXPECT_EQ(load_error("api:\n  tls:\n    client_ca_file: /ca.pem\n"),
+            "test.yaml: api.tls.client_ca_file is set but api.tls.cert_file and api.tls.key_file "
+            "are not: client certificates need TLS");
+  EXPECT_NE(load_error("api:\n  http: \"\"\n  tls:\n    cert_file: /a\n    key_file: /b\n")
+                .find("api.tls is set but api.http is disabled"),
+            std::string::npos);
+  EXPECT_NE(load_error("api:\n  http: 127.0.0.1:7700\n  tls:\n    cert_file: /nonexistent.pem\n"
+                       "    key_file: /nonexistent.key\n")
+                .find("api.tls.key_file /nonexistent.key: No such file or directory"),
+            std::string::npos);
 }
 
 // Cluster security: a key file, the two sealing flags, and the loopback-only default.

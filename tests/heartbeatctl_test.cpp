@@ -95,6 +95,19 @@ TEST(CtlOptions, ParsesGlobalOptionsBeforeAndAfterTheCommand) {
   EXPECT_EQ(o.users, std::vector<std::uint64_t>{18446744073709551615ull});
   EXPECT_EQ(o.timeout, 5s);
 
+  o = parse_ok({"--http", "https://db-3.example:7700", "--ca-file", "/ca.pem", "health"});
+  ASSERT_TRUE(o.http);
+  EXPECT_EQ(o.http->host, "db-3.example");
+  EXPECT_TRUE(o.tls.enabled);
+  EXPECT_EQ(o.tls.ca_file, "/ca.pem");
+  o = parse_ok({"--http=http://127.0.0.1:7700", "health"});
+  EXPECT_EQ(o.http->port, 7700);
+  EXPECT_FALSE(o.tls.enabled);
+  o = parse_ok({"health", "--http", "https://[::1]:7700", "--cert", "/c.pem", "--key=/c.key"});
+  EXPECT_EQ(o.http->host, "::1");
+  EXPECT_EQ(o.tls.cert_file, "/c.pem");
+  EXPECT_EQ(o.tls.key_file, "/c.key");
+
   o = parse_ok({"watch", "--users", "1,2", "--members=db-1,db.2"});
   EXPECT_EQ(o.users, (std::vector<std::uint64_t>{1, 2}));
   EXPECT_EQ(o.members, (std::vector<std::string>{"db-1", "db.2"}));
@@ -127,6 +140,17 @@ TEST(CtlOptions, EveryBadInputNamesWhatWasWrong) {
   EXPECT_EQ(usage_error({"health", "--socket", "/a", "--socket", "/b"}), "--socket given twice");
   EXPECT_EQ(usage_error({"health", "--socket", "/a", "--http", "127.0.0.1:1"}),
             "--socket and --http cannot be used together");
+  EXPECT_EQ(usage_error({"health", "--http", "127.0.0.1:7700", "--ca-file", "/ca.pem"}),
+            "--ca-file needs --http https://HOST:PORT");
+  EXPECT_EQ(usage_error({"health", "--cert", "/c.pem", "--key", "/c.key"}),
+            "--cert needs --http https://HOST:PORT");
+  EXPECT_EQ(usage_error({"health", "--http", "https://127.0.0.1:7700", "--cert", "/c.pem"}),
+            "--cert and --key go together (a client certificate and its key)");
+  EXPECT_EQ(usage_error({"health", "--http", "https://h:1", "--ca-file", "/a", "--ca-file=/b"}),
+            "--ca-file given twice");
+  EXPECT_EQ(usage_error({"health", "--http", "https://localhost"}),
+            "--http: bad address 'https://localhost': missing :port (expected HOST:PORT, such as "
+            "127.0.0.1:7700 or [::1]:7700)");
   EXPECT_EQ(usage_error({"health", "--http", "localhost"}),
             "--http: bad address 'localhost': missing :port (expected HOST:PORT, such as "
             "127.0.0.1:7700 or [::1]:7700)");
@@ -699,6 +723,7 @@ TEST(CtlExit, HelpAndManPageAgree) {
   for (std::string word :
        {"health", "members", "member", "user", "users", "heartbeat", "offline", "watch", "keys",
         "--socket", "--http", "--timeout", "--json", "--version", "--help", "--users", "--members",
+        "--ca-file", "--cert", "--key", "https://",
         "HEARTBEATD_SOCKET", "XDG_RUNTIME_DIR", "/run/heartbeatd/heartbeatd.sock",
         "/tmp/heartbeatd-", "18446744073709551615", "[::1]:7700"}) {
     EXPECT_NE(help.find(word), std::string::npos) << word << " missing from --help";

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <functional>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -20,8 +21,11 @@
 
 #include "tests/support/daemon_process.h"
 #include "tests/support/http_client.h"
+#include "tests/support/https_client.h"
+#include "tests/support/test_pki.h"
 #include "tests/support/test_util.h"
 #include "transport/metrics.h"
+#include "transport/tls_context.h"
 
 namespace heartbeatd::transport {
 namespace {
@@ -31,7 +35,8 @@ using test::HttpClient;
 
 class HttpServerTest : public ::testing::Test {
  protected:
-  void start(HttpServerLimits limits = {}) {
+  // With `tls`, the TCP listener serves HTTPS (the Unix socket stays plain).
+  void start(HttpServerLimits limits = {}, std::shared_ptr<boost::asio::ssl::context> tls = {}) {
     router_.add(http::verb::get, "/ping", Scope::read, [](const Request&, const RouteMatch&) {
       return json_response(http::status::ok, R"({"pong":true})");
     });
@@ -54,7 +59,7 @@ class HttpServerTest : public ::testing::Test {
                       });
     server_ = std::make_unique<HttpServer>(io_, router_, limits);
     port_ = test::free_tcp_port();
-    server_->listen_tcp("127.0.0.1", port_);
+    server_->listen_tcp("127.0.0.1", port_, std::move(tls));
     server_->listen_unix(dir_.file("api.sock"));
     server_->start();
     thread_ = std::thread([this] { io_.run(); });
@@ -158,6 +163,51 @@ TEST_F(HttpServerTest, AsynchronousRoutesAnswerLaterFromAnyThreadOnAKeptAliveCon
     EXPECT_EQ(client.read_response().body, R"({"pong":true})") << "the pipelined request waited";
     EXPECT_FALSE(later.closed);
   }
+}
+
+// The same Session over TLS: an asynchronous answer from another thread on a kept-alive HTTPS
+// connection, while another thread keeps swapping the server's context (SIGHUP rotation) under
+// new handshakes. Named to fall in scripts/test's ThreadSanitizer selection.
+TEST_F(HttpServerTest, AsynchronousAnswersOverTlsWhileTheContextIsSwapped) {
+  if (!test::test_pki().ok()) GTEST_SKIP() << "openssl CLI: " << test::test_pki().error();
+  auto context = [](const std::string& name) {
+    std::string why;
+    auto made = make_server_tls_context(
+        {test::test_pki().pem(name), test::test_pki().key(name), ""}, &why);
+    EXPECT_TRUE(made.context) << why;
+    return made.context;
+  };
+  const auto first = context("server-1"), second = context("server-2");
+  start({}, first);
+  const test::TlsClientOptions trusting{test::test_pki().pem("ca"), "", "", 0, 0};
+
+  std::atomic<bool> done{false};
+  std::thread swapper([&] {
+    for (bool flip = false; !done; flip = !flip) {
+      server_->set_tls_context(flip ? first : second);
+      std::this_thread::yield();
+    }
+  });
+  std::set<std::string> serials;
+  for (int i = 0; i < 20; ++i) {
+    test::HttpsClient c(port_, trusting);
+    ASSERT_TRUE(c.connected()) << c.connect_error();
+    EXPECT_EQ(c.request("GET", "/ping").status, 200);
+    serials.insert(c.peer_serial());
+  }
+  done = true;
+  swapper.join();
+  EXPECT_EQ(serials.size(), 2u) << "each new connection takes the context in force";
+
+  test::HttpsClient c(port_, trusting);
+  ASSERT_TRUE(c.connected()) << c.connect_error();
+  ASSERT_TRUE(c.send_raw("POST /later HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n\"a\""));
+  ASSERT_TRUE(test::eventually([&] { return held() == 1; }));
+  EXPECT_EQ(release_held(), 1u);
+  const std::string later = c.read_until("\"a\"");
+  EXPECT_NE(later.find("HTTP/1.1 200 OK"), std::string::npos) << later;
+  EXPECT_EQ(c.request("GET", "/ping").status, 200) << "kept alive after the late answer";
+  EXPECT_EQ(HttpClient::unix_socket(sock()).request("GET", "/ping").status, 200);
 }
 
 TEST_F(HttpServerTest, AnAsynchronousRouteThatNeverAnswersGets504AtTheReadTimeout) {

@@ -112,7 +112,7 @@ version=$("$build/bin/heartbeatd" --version | awk '{print $2}')
 depends=$(field Depends)
 echo "Depends: $depends"
 # dpkg-shlibdeps ran: the C library and the libraries linked are listed, with versions.
-for lib in libc6 libstdc++6 librocksdb libyaml-cpp libsodium libsystemd0; do
+for lib in libc6 libstdc++6 librocksdb libyaml-cpp libsodium libsystemd0 libssl3; do
   [[ "$depends" == *"$lib"* ]] || fail "Depends: lacks $lib (did dpkg-shlibdeps run?)"
 done
 [[ "$depends" == *"adduser | passwd"* ]] || fail "Depends: lacks 'adduser | passwd' (postinst)"

@@ -9,10 +9,13 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
@@ -39,6 +42,10 @@ namespace asio = boost::asio;
 using boost::system::error_code;
 using tcp = asio::ip::tcp;
 using unix_stream = asio::local::stream_protocol;
+// Beast's ssl_stream, not asio's: it coalesces a response's buffers (status line, fields,
+// body) into one TLS record per write, where asio's would write one record (and one
+// syscall) per buffer.
+using TlsStream = boost::beast::ssl_stream<tcp::socket>;
 
 namespace {
 
@@ -81,6 +88,9 @@ struct HttpServer::State {
   std::vector<std::string> endpoints;
   std::string unix_path;
   std::optional<std::pair<dev_t, ino_t>> unix_inode;
+
+  std::mutex tls_mu;
+  std::shared_ptr<asio::ssl::context> tls;  // guarded by tls_mu; for new TLS connections
 
   State(asio::io_context& i, const Router& r, HttpServerLimits l) : io(i), router(r), limits(l) {}
 
@@ -142,6 +152,11 @@ struct HttpServer::State {
     --(a.tcp ? tcp_serving : unix_serving);
     serving.fetch_sub(1);
   }
+
+  std::shared_ptr<asio::ssl::context> tls_context() {
+    std::lock_guard lock(tls_mu);
+    return tls;
+  }
 };
 
 namespace {
@@ -175,16 +190,34 @@ Caller identify(unix_stream::socket& socket) {
   return c;
 }
 
-template <class Protocol>
-class Session final : public Connection, public std::enable_shared_from_this<Session<Protocol>> {
- public:
-  using Socket = typename Protocol::socket;
+// A connection's byte stream: a plain socket (TCP, Unix) or TLS over TCP. socket_of() is the
+// socket underneath, for what TLS does not change (peer identity, cancel, close, options).
+template <class Stream>
+constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
 
-  // Not admitted: the connection is told why (503) and closed.
-  Session(Socket socket, std::shared_ptr<HttpServer::State> state, Caller caller,
+template <class Stream>
+auto& socket_of(Stream& s) {
+  if constexpr (kTls<Stream>) {
+    return s.next_layer();
+  } else {
+    return s;
+  }
+}
+
+template <class Stream>
+class Session final : public Connection, public std::enable_shared_from_this<Session<Stream>> {
+ public:
+  using Socket = std::remove_reference_t<decltype(socket_of(std::declval<Stream&>()))>;
+
+  // `tls`: the context of a TLS connection (kept for the connection's life, so a reload that
+  // swaps the server's context leaves this one alone); null for plain streams. Not admitted:
+  // the connection is told why (503) and closed.
+  Session(Socket socket, std::shared_ptr<asio::ssl::context> tls,
+          std::shared_ptr<HttpServer::State> state, Caller caller,
           HttpServer::State::Admission admission)
-      : socket_(std::move(socket)),
-        timer_(socket_.get_executor()),
+      : tls_(std::move(tls)),
+        io_(open_stream(std::move(socket), tls_.get())),
+        timer_(io_.get_executor()),
         state_(std::move(state)),
         reject_(!admission.admitted),
         caller_(std::move(caller)),
@@ -200,27 +233,62 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   }
 
   void run() {
+    caller_.tls = kTls<Stream>;
     state_->add(this, this->weak_from_this());
-    asio::dispatch(socket_.get_executor(), [self = this->shared_from_this()] {
-      if (self->reject_) {
-        Response res = error_response(http::status::service_unavailable, "overloaded",
-                                      self->admission_.refusal);
-        res.set(http::field::retry_after, "1");
-        self->start_checks();
-        return self->send_unrouted(std::move(res));
-      }
+    asio::dispatch(io_.get_executor(), [self = this->shared_from_this()] {
       self->start_checks();
-      self->do_read_request();
+      if constexpr (kTls<Stream>) {
+        self->do_handshake();
+      } else {
+        self->begin();
+      }
     });
   }
 
   void shut() override {
-    asio::post(socket_.get_executor(), [self = this->shared_from_this()] { self->close(); });
+    asio::post(io_.get_executor(), [self = this->shared_from_this()] { self->close(); });
   }
 
  private:
-  enum class Phase { reading, waiting, writing, lingering, streaming };
+  enum class Phase { handshaking, reading, waiting, writing, lingering, streaming };
   using Clock = std::chrono::steady_clock;
+
+  static Stream open_stream(Socket socket, asio::ssl::context* tls) {
+    if constexpr (kTls<Stream>) {
+      return Stream(std::move(socket), *tls);
+    } else {
+      (void)tls;
+      return socket;
+    }
+  }
+
+  Socket& socket() { return socket_of(io_); }
+
+  // TLS: before anything HTTP. A failed handshake (plain HTTP, garbage, an old protocol
+  // version, no or a foreign client certificate) only closes this connection.
+  void do_handshake() {
+    enter(Phase::handshaking);
+    io_.async_handshake(asio::ssl::stream_base::server,
+                        [self = this->shared_from_this()](error_code ec) {
+                          if (self->closed_) return;
+                          if (ec) {
+                            log::debug("TLS handshake with {} failed: {}",
+                                       self->caller_.client(), ec.message());
+                            return self->close();
+                          }
+                          self->begin();
+                        });
+  }
+
+  void begin() {
+    if (reject_) {
+      Response res =
+          error_response(http::status::service_unavailable, "overloaded", admission_.refusal);
+      res.set(http::field::retry_after, "1");
+      return send_unrouted(std::move(res));
+    }
+    do_read_request();
+  }
 
   // One timer per connection ticks every check_period and compares the phase's age with its
   // limit, instead of arming a timer per request: a keep-alive request then costs no timer
@@ -246,6 +314,13 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   void check(Clock::time_point now) {
     const auto& l = state_->limits;
     switch (phase_) {
+      case Phase::handshaking:
+        if (now - since_ >= l.read_timeout) {
+          log::debug("TLS handshake with {} not done within api.read_timeout: closed",
+                     caller_.client());
+          close();
+        }
+        break;
       case Phase::reading: {
         const bool started = buffer_.size() > 0 || (parser_ && parser_->got_some());
         if (!started) {
@@ -256,7 +331,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
           // Stalled mid-request: abort the read; on_read answers 408.
           timed_out_ = true;
           error_code ignored;
-          socket_.cancel(ignored);
+          socket().cancel(ignored);
         }
         break;
       }
@@ -303,7 +378,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
     request_seen_.reset();
     enter(Phase::reading);
     http::async_read(
-        socket_, buffer_, *parser_,
+        io_, buffer_, *parser_,
         [self = this->shared_from_this()](error_code ec, std::size_t) { self->on_read(ec); });
   }
 
@@ -339,7 +414,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
         [weak = this->weak_from_this(), seq, version, keep_alive](Response res) {
           // From any thread, possibly before dispatch() returned: back onto the strand.
           if (auto self = weak.lock()) {
-            auto exec = self->socket_.get_executor();
+            auto exec = self->io_.get_executor();
             asio::post(exec, [self = std::move(self), seq, version, keep_alive,
                               res = std::move(res)]() mutable {
               self->on_answer(seq, version, keep_alive, std::move(res));
@@ -369,11 +444,11 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   // connection), then each batch the stream hands over, one write at a time.
   void start_stream(std::shared_ptr<ResponseStream> stream, unsigned version) {
     stream_ = std::move(stream);
-    if constexpr (std::is_same_v<Protocol, tcp>) {
+    if constexpr (std::is_same_v<Socket, tcp::socket>) {
       // A client that vanished (host down, cable cut) leaves the keepalives unacknowledged:
       // the kernel gives up on them after read_timeout instead of ~15 minutes of retries.
       const unsigned ms = static_cast<unsigned>(state_->limits.read_timeout.count());
-      setsockopt(socket_.native_handle(), IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms);
+      setsockopt(socket().native_handle(), IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms);
     }
     enter(Phase::streaming);
     last_write_ = Clock::now();
@@ -383,7 +458,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
         version == 10 ? 0 : 1, stream_->content_type());
     stream_->attach([weak = this->weak_from_this()] {
       if (auto self = weak.lock()) {
-        asio::post(self->socket_.get_executor(), [self] { self->pump(); });
+        asio::post(self->io_.get_executor(), [self] { self->pump(); });
       }
     });
     pump();
@@ -402,7 +477,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
     sending_.swap(pending_);
     pending_.clear();
     write_started_ = Clock::now();
-    asio::async_write(socket_, asio::buffer(sending_),
+    asio::async_write(io_, asio::buffer(sending_),
                       [self = this->shared_from_this()](error_code ec, std::size_t) {
                         self->writing_ = false;
                         self->last_write_ = Clock::now();
@@ -418,7 +493,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
     response_.keep_alive(keep_alive);
     response_.prepare_payload();
     enter(Phase::writing);
-    http::async_write(socket_, response_,
+    http::async_write(io_, response_,
                       [self = this->shared_from_this(), keep_alive](error_code ec, std::size_t) {
                         if (ec) return self->close();
                         if (keep_alive) return self->do_read_request();
@@ -429,16 +504,26 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   // After an error response or the end of a stream: stop sending, read and drop what the
   // client still sends for a moment, so that the kernel does not answer its unread bytes
   // with a reset that would destroy our response before the client reads it.
+  //
+  // TLS: a close_notify, then the client's (what it still sends is read and dropped on the
+  // way), bounded by the same linger time. After a stream the drain's read is already
+  // outstanding and a TLS shutdown cannot run beside it: the TCP shutdown alone ends it.
   void linger_close() {
-    error_code ignored;
-    socket_.shutdown(asio::socket_base::shutdown_send, ignored);
     const bool draining = phase_ == Phase::streaming;  // start_stream() began the drain
     enter(Phase::lingering);
+    if constexpr (kTls<Stream>) {
+      if (!draining) {
+        return io_.async_shutdown(
+            [self = this->shared_from_this()](error_code) { self->close(); });
+      }
+    }
+    error_code ignored;
+    socket().shutdown(asio::socket_base::shutdown_send, ignored);
     if (!draining) do_drain();
   }
 
   void do_drain() {
-    socket_.async_read_some(asio::buffer(drain_),
+    io_.async_read_some(asio::buffer(drain_),
                             [self = this->shared_from_this()](error_code ec, std::size_t) {
                               if (ec) return self->close();
                               self->do_drain();
@@ -450,11 +535,12 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
     closed_ = true;
     timer_.cancel();
     error_code ignored;
-    socket_.close(ignored);
+    socket().close(ignored);
     if (stream_) std::exchange(stream_, nullptr)->detach();
   }
 
-  Socket socket_;
+  std::shared_ptr<asio::ssl::context> tls_;  // before io_: it must outlive it
+  Stream io_;  // the connection's bytes: a socket, or TLS over one
   asio::steady_timer timer_;
   std::shared_ptr<HttpServer::State> state_;
   const bool reject_;
@@ -486,10 +572,11 @@ class Listener final : public std::enable_shared_from_this<Listener<Protocol>> {
  public:
   using Acceptor = typename Protocol::acceptor;
 
-  Listener(Acceptor acceptor, std::shared_ptr<HttpServer::State> state)
+  Listener(Acceptor acceptor, std::shared_ptr<HttpServer::State> state, bool tls = false)
       : acceptor_(std::move(acceptor)),
         backoff_(acceptor_.get_executor()),
-        state_(std::move(state)) {}
+        state_(std::move(state)),
+        tls_(tls) {}
 
   void start() { do_accept(); }
 
@@ -535,15 +622,39 @@ class Listener final : public std::enable_shared_from_this<Listener<Protocol>> {
         return do_accept();
       }
     }
-    std::make_shared<Session<Protocol>>(std::move(socket), state_, std::move(caller),
-                                        std::move(admission))
-        ->run();
+    spawn(std::move(socket), std::move(caller), std::move(admission));
     do_accept();
+  }
+
+  void spawn(typename Protocol::socket socket, Caller caller,
+             HttpServer::State::Admission admission) {
+    if constexpr (std::is_same_v<Protocol, tcp>) {
+      if (tls_) {
+        // The context in force now; a reload after this leaves this connection's alone.
+        auto context = state_->tls_context();
+        if (!context) {  // never plain on an HTTPS listener: drop it (closes the socket)
+          if (admission.admitted) {
+            state_->release(admission);
+          } else {
+            state_->rejecting.fetch_sub(1);
+          }
+          return;
+        }
+        std::make_shared<Session<TlsStream>>(std::move(socket), std::move(context), state_,
+                                             std::move(caller), std::move(admission))
+            ->run();
+        return;
+      }
+    }
+    std::make_shared<Session<typename Protocol::socket>>(
+        std::move(socket), nullptr, state_, std::move(caller), std::move(admission))
+        ->run();
   }
 
   Acceptor acceptor_;
   asio::steady_timer backoff_;
   std::shared_ptr<HttpServer::State> state_;
+  const bool tls_;  // TCP only: every connection is TLS
 };
 
 [[noreturn]] void fail_listen(const std::string& where, const std::string& why) {
@@ -568,7 +679,8 @@ HttpServer::~HttpServer() {
   stop();
 }
 
-void HttpServer::listen_tcp(const std::string& host, std::uint16_t port) {
+void HttpServer::listen_tcp(const std::string& host, std::uint16_t port,
+                            std::shared_ptr<asio::ssl::context> tls) {
   const std::string where =
       (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
   error_code ec;
@@ -588,11 +700,14 @@ void HttpServer::listen_tcp(const std::string& host, std::uint16_t port) {
   acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) fail_listen(where, ec.message());
   const auto bound = acceptor.local_endpoint(ec);
+  const bool with_tls = tls != nullptr;
+  if (with_tls) set_tls_context(std::move(tls));
   state_->endpoints.push_back(
-      bound.address().is_v6()
+      std::string(with_tls ? "https://" : "") +
+      (bound.address().is_v6()
           ? "[" + bound.address().to_string() + "]:" + std::to_string(bound.port())
-          : bound.address().to_string() + ":" + std::to_string(bound.port()));
-  auto l = std::make_shared<Listener<tcp>>(std::move(acceptor), state_);
+          : bound.address().to_string() + ":" + std::to_string(bound.port())));
+  auto l = std::make_shared<Listener<tcp>>(std::move(acceptor), state_, with_tls);
   state_->starters.push_back([l] { l->start(); });
   state_->closers.push_back([l] { l->close(); });
 }
@@ -659,6 +774,11 @@ void HttpServer::stop() {
       unlink(state_->unix_path.c_str());
     }
   }
+}
+
+void HttpServer::set_tls_context(std::shared_ptr<asio::ssl::context> tls) {
+  std::lock_guard lock(state_->tls_mu);
+  state_->tls = std::move(tls);
 }
 
 std::vector<std::string> HttpServer::endpoints() const {

@@ -16,8 +16,14 @@
 // limit, at most every second) rather than a timer per request, so a limit is never enforced
 // early and at most two check periods late.
 //
-// Thread safety: listen_*() and start() before io_context::run(); stop() from any thread.
-// Each connection runs on its own strand, so handlers run concurrently across connections.
+// With a TLS context, the TCP listener speaks only HTTPS: the handshake comes first and is
+// bounded by read_timeout like a request (a client that connects and says nothing, or stalls
+// mid-handshake, is closed); a failed handshake (plain HTTP, garbage, TLS 1.1) just closes that
+// connection. Everything after the handshake is the same Session code over either stream.
+//
+// Thread safety: listen_*() and start() before io_context::run(); stop() and
+// set_tls_context() from any thread. Each connection runs on its own strand, so handlers run
+// concurrently across connections.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -29,6 +35,10 @@
 #include <vector>
 
 #include "transport/http_router.h"
+
+namespace boost::asio::ssl {
+class context;
+}
 
 namespace heartbeatd::transport {
 
@@ -61,7 +71,9 @@ class HttpServer {
 
   // Both throw std::runtime_error with the address and the cause. A Unix socket path left
   // behind by a crashed process is replaced; one that a live process accepts on is refused.
-  void listen_tcp(const std::string& host, std::uint16_t port);
+  // With `tls`, that listener serves HTTPS only (transport/tls_context.h makes the context).
+  void listen_tcp(const std::string& host, std::uint16_t port,
+                  std::shared_ptr<boost::asio::ssl::context> tls = nullptr);
   void listen_unix(const std::string& path);
 
   void start();
@@ -69,7 +81,12 @@ class HttpServer {
   // still the one we created). Idempotent.
   void stop();
 
-  std::vector<std::string> endpoints() const;  // "127.0.0.1:7700", "unix:/run/x.sock"
+  // Certificate rotation: connections accepted from now on use `tls`; open ones keep the
+  // context they were made with. Ignored when no TCP listener has TLS.
+  void set_tls_context(std::shared_ptr<boost::asio::ssl::context> tls);
+
+  // "127.0.0.1:7700", "https://127.0.0.1:7700", "unix:/run/x.sock"
+  std::vector<std::string> endpoints() const;
   std::size_t connections() const;  // being served, both listeners
   std::size_t clients() const;      // distinct clients with a connection being served
 
