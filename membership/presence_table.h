@@ -144,9 +144,10 @@ class PresenceTable {
   HeartbeatResult heartbeat_locked(Shard& s, UserId id, std::uint64_t hash, Ms ms,
                                    std::uint32_t* deferred);
   Status status_locked(const Shard& s, UserId id, std::uint64_t hash, Ms ms) const;
-  // f(Shard&, index, hash) for every id; then last(), still under the last shard's lock.
-  template <class F, class Last = void (*)()>
-  void for_each_by_shard(std::span<const UserId> ids, F f, Last last = [] {}) const;
+  // f(Shard&, index, hash) for every id; after each shard's ids, shard_done(), still under
+  // that shard's lock.
+  template <class F, class Done = void (*)()>
+  void for_each_by_shard(std::span<const UserId> ids, F f, Done shard_done = [] {}) const;
   Ms unwrap(Tick stored, Ms now) const;
   TimePoint time_of(Ms ms) const;
   Shard& shard_for(std::uint64_t hash) const;
@@ -167,8 +168,6 @@ class PresenceTable {
   std::unique_ptr<std::atomic<std::uint64_t>[]> ring_;  // (tag << 32) | count
   std::size_t ring_size_ = 0;  // changed only with advance_mu_ and every shard locked
   Ms expired_upto_ = 0;        // guarded by advance_mu_
-  // Bumped by set_timeout(), which holds every shard lock: stable under any one of them.
-  std::uint64_t ring_generation_ = 0;
   std::atomic<std::size_t> sweep_cursor_{0};
   mutable std::atomic<std::size_t> batch_cursor_{0};  // rotates where batches start
 };
