@@ -174,7 +174,7 @@ TEST(ApiAuth, SighupAddsAndRevokesTokensUnderAnOpenConnection) {
   EXPECT_TRUE(
       eventually([&] { return c.request("GET", "/v1/users", bearer(kLater)).status == 200; }, 10s));
   auto r = c.request("GET", "/v1/users", bearer(kRead));
-  EXPECT_EQ(r.status, 401);
+  EXPECT_EQ(r.status, 401) << r.error << "\n" << d.log();
   EXPECT_FALSE(r.closed);
   EXPECT_EQ(c.request("POST", "/v1/users/1/heartbeat", bearer(kLater)).status, 204);
   EXPECT_TRUE(d.log().find("SIGHUP: API tokens: 1 from") != std::string::npos) << d.log();

@@ -98,7 +98,8 @@ void Router::add_async(http::verb method, std::string pattern, Scope scope, Asyn
 }
 
 void Router::set_access(std::shared_ptr<const AccessPolicy> policy) {
-  access_->policy.store(std::move(policy));
+  std::lock_guard lock(access_->mu);
+  access_->policy = std::move(policy);
 }
 
 void Router::set_rate_limiter(std::shared_ptr<RateLimiter> limiter) {
@@ -247,7 +248,10 @@ Routed Router::dispatch(const Request& request, Respond later, const Caller& cal
   // the guesser its own budget.
   Scopes scopes = kAllScopes;
   std::string principal;
-  const auto policy = access_->policy.load();
+  const auto policy = [&] {
+    std::lock_guard lock(access_->mu);
+    return access_->policy;
+  }();
   std::optional<AccessDecision> decision;
   if (policy) decision = policy->decide(request, caller);
   if (access_->limiter) {

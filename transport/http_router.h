@@ -186,7 +186,11 @@ class Router {
   };
   std::shared_ptr<Refusals> refusals_ = std::make_shared<Refusals>();
   struct Access {
-    std::atomic<std::shared_ptr<const AccessPolicy>> policy;
+    // A mutex, not std::atomic<std::shared_ptr>: libstdc++ 12's lock-bit implementation is
+    // opaque to ThreadSanitizer (it reported a race on every reload), and one uncontended
+    // lock per request is not measurable next to the request.
+    mutable std::mutex mu;
+    std::shared_ptr<const AccessPolicy> policy;  // guarded by mu
     std::shared_ptr<RateLimiter> limiter;  // set before serving, then only read
   };
   std::shared_ptr<Access> access_ = std::make_shared<Access>();
