@@ -809,9 +809,9 @@ std::optional<std::string> read_secret_file(const std::string& path, std::string
 
 namespace {
 
-// Whether the TCP listener speaks TLS (api.tls).
-bool api_has_tls(const Config& c) {
-  return c.api.tls.enabled();
+// Whether api.http listens where more than this host can reach it.
+bool api_beyond_loopback(const Config& c) {
+  return c.api.http && !is_loopback(c.api.http->host) && c.api.http->host != "localhost";
 }
 
 
@@ -833,10 +833,9 @@ void validate(const Config& c, bool check_files = true) {
   }
   // Secure defaults: the API writes presence and reads who is online, so beyond this host it
   // needs both TLS (nobody reads or alters it on the way) and tokens (nobody else may call it).
-  if (c.api.http && !is_loopback(c.api.http->host) && c.api.http->host != "localhost" &&
-      !c.api.insecure) {
+  if (api_beyond_loopback(c) && !c.api.insecure) {
     std::vector<std::string> missing;
-    if (!api_has_tls(c)) missing.push_back("TLS (api.tls.cert_file and api.tls.key_file)");
+    if (!c.api.tls.enabled()) missing.push_back("TLS (api.tls.cert_file and api.tls.key_file)");
     if (c.api.tokens_file.empty()) missing.push_back("tokens (api.tokens_file)");
     if (!missing.empty()) {
       throw ParseError{
@@ -1004,11 +1003,11 @@ bool is_loopback(const std::string& host) {
 
 std::vector<std::string> security_warnings(const Config& c) {
   std::vector<std::string> w;
-  if (c.api.http && c.api.insecure && !is_loopback(c.api.http->host) &&
-      c.api.http->host != "localhost" && (!api_has_tls(c) || c.api.tokens_file.empty())) {
+  if (api_beyond_loopback(c) && c.api.insecure &&
+      (!c.api.tls.enabled() || c.api.tokens_file.empty())) {
     w.push_back(fmt::format("API on {} without {} (api.insecure)", c.api.http->to_string(),
-                            !api_has_tls(c) && c.api.tokens_file.empty() ? "TLS and tokens"
-                            : !api_has_tls(c)                              ? "TLS"
+                            !c.api.tls.enabled() && c.api.tokens_file.empty() ? "TLS and tokens"
+                            : !c.api.tls.enabled()                              ? "TLS"
                                                                            : "tokens"));
   }
   const auto& cl = c.cluster;
