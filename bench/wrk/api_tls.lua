@@ -29,10 +29,4 @@ function request()
   end
   return wrk.format("POST", "/v1/users/" .. math.random(0, users - 1) .. "/heartbeat", headers)
 end
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    "HBLAT requests=%d p50=%d p90=%d p99=%d p999=%d max=%d non2xx=%d errors=%d\n",
-    summary.requests, latency:percentile(50), latency:percentile(90), latency:percentile(99),
-    latency:percentile(99.9), latency.max, e.status, e.connect + e.read + e.write + e.timeout))
-end
+dofile("bench/wrk/latency_line.lua")

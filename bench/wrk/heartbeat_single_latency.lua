@@ -3,10 +3,4 @@
 -- the error counts. Run from the repository's root (bench/persist_snapshot does):
 --   HBLAT requests=N p50=.. p90=.. p99=.. p999=.. max=.. non2xx=N errors=N
 dofile("bench/wrk/heartbeat_single.lua")
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    "HBLAT requests=%d p50=%d p90=%d p99=%d p999=%d max=%d non2xx=%d errors=%d\n",
-    summary.requests, latency:percentile(50), latency:percentile(90), latency:percentile(99),
-    latency:percentile(99.9), latency.max, e.status, e.connect + e.read + e.write + e.timeout))
-end
+dofile("bench/wrk/latency_line.lua")
