@@ -20,7 +20,9 @@
 #include "transport/key_routes.h"
 #include "transport/log.h"
 #include "transport/member_routes.h"
+#include "transport/memory_presence_store.h"
 #include "transport/presence_routes.h"
+#include "transport/redis_presence_store.h"
 #include "transport/socket_dir.h"
 #include "transport/rate_limiter.h"
 #include "transport/tls_context.h"
@@ -32,7 +34,6 @@ namespace {
 
 // SIGTERM must end the process within 2 s even if a connection refuses to wind down.
 constexpr std::chrono::milliseconds kStopDeadline{1500};
-constexpr std::chrono::milliseconds kPresenceTick{100};
 
 transport::HttpServerLimits limits_from(const Config& c) {
   const auto& api = c.api;
@@ -129,19 +130,13 @@ Daemon::Daemon(Config config, std::optional<std::string> config_path)
       started_(clock_.now()),
       config_(std::make_shared<const Config>(std::move(config))),
       config_path_(std::move(config_path)),
-      // The table's epoch lies forget_after before the start, so that users restored from a
-      // snapshot keep last-seen times from before the restart.
-      presence_(std::make_unique<membership::PresenceTable>(
-          membership::PresenceOptions{config_->presence.timeout, config_->presence.forget_after,
-                                      config_->presence.max_users},
-          std::chrono::floor<std::chrono::milliseconds>(started_) - config_->presence.forget_after -
-              std::chrono::minutes(1),
-          started_)),
-      presence_timer_(strand_),
+      presence_(make_presence_store()),
       events_(std::make_unique<transport::EventHub>(transport::EventHubOptions{
-          presence_.get(), &clock_,
-          [anchor = wall_anchor_, this](membership::TimePoint t) {
-            return transport::WallTime(clock_.now(), *anchor).unix_ms(t);
+          presence_.get(),
+          [] {
+            return std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                .count();
           },
           // Streams never take more than half the connections: requests need the rest.
           std::min(config_->events.max_subscribers,
@@ -152,7 +147,6 @@ Daemon::Daemon(Config config, std::optional<std::string> config_path)
           config_->hooks.on_member_change, config_->hooks.on_user_change, config_->node.name,
           config_->hooks.max_concurrent, config_->hooks.timeout, config_->hooks.max_queue})),
       server_(io_, router_, limits_from(*config_)) {
-  if (config_->presence.backend == PresenceBackend::redis) redis_presence_ = make_redis_presence();
   transport::add_health_routes(
       router_, {config_->node.name, &clock_, started_, [this, dir = config_->node.data_dir] {
                   transport::PersistenceHealth h;
@@ -172,28 +166,14 @@ Daemon::Daemon(Config config, std::optional<std::string> config_path)
                   std::lock_guard lock(warnings_mu_);
                   return warnings_;
                 },
-                redis_presence_ ? std::function<transport::PresenceBackendHealth()>(
-                                      [this] {
-                                        const auto r = redis_presence_->health();
-                                        return transport::PresenceBackendHealth{
-                                            "redis", r.ok, r.problem, r.masters};
-                                      })
-                                : nullptr});
-  if (redis_presence_) {
-    transport::add_presence_routes(
-        router_, transport::RedisPresenceApi{redis_presence_.get(), config_->presence.max_batch,
-                                             presence_counters_});
-  } else {
-    transport::add_presence_routes(router_,
-                                   {presence_.get(), &clock_, config_->presence.max_batch,
-                                    config_->presence.max_users, wall_anchor_, presence_counters_});
-  }
+                [this] { return presence_->health(); }});
+  transport::add_presence_routes(
+      router_, {presence_.get(), config_->presence.max_batch, presence_counters_});
   transport::add_member_routes(
       router_, {[this] { return cluster_->members(); },
                 [this](std::string_view name) { return cluster_->member(name); }, &clock_});
   transport::add_key_routes(router_, [this] { return cluster_->key_usage(); });
-  transport::add_event_routes(router_, *events_, config_->events.max_watched_users,
-                              /*users_supported=*/!redis_presence_);
+  transport::add_event_routes(router_, *events_, config_->events.max_watched_users);
   transport::add_metrics_route(router_, [this](transport::MetricsWriter& w) { write_metrics(w); });
 }
 
@@ -260,20 +240,6 @@ int Daemon::start_cluster() {
   return kExitOk;
 }
 
-void Daemon::do_presence_tick() {
-  // Every 100ms: the online count follows users crossing the timeout, and one shard of 256
-  // is swept for users past forget_after (the whole table every ~26s).
-  presence_timer_.expires_at(presence_timer_.expiry() + kPresenceTick);
-  presence_timer_.async_wait([this](const boost::system::error_code& ec) {
-    if (ec) return;
-    const auto now = clock_.now();
-    presence_->advance(now);
-    presence_->sweep(now, 1);
-    events_->poll_users(now);  // watched users' transitions, ~100 ms after they happen
-    do_presence_tick();
-  });
-}
-
 int Daemon::open_store() {
   const std::string& dir = config_->node.data_dir;
   // Parents are created for the built-in default path only; a configured one must have its
@@ -303,8 +269,11 @@ int Daemon::open_store() {
   const auto now = clock_.now();
   const persist::WallConverter wall(now, *wall_anchor_);
   membership::PresenceTable::RestoreResult users;
+  // A store that keeps users elsewhere (Redis) has none of this node's to restore.
+  membership::PresenceTable* table = presence_->local_table();
   auto loaded = store_->load([&](std::vector<persist::UserRecord>& chunk) {
-    const auto r = presence_->restore(persist::to_table_records(chunk, wall), now);
+    if (!table) return;
+    const auto r = table->restore(persist::to_table_records(chunk, wall), now);
     users.restored += r.restored;
     users.forgotten += r.forgotten;
     users.over_limit += r.over_limit;
@@ -336,7 +305,7 @@ int Daemon::open_store() {
         "node.data_dir {}: restored {} members, incarnation {}, {} users ({} online) from the "
         "snapshot of {} ms ago in {} ms; {} past forget_after, {} over presence.max_users",
         dir, restored_.members.size(), restored_.incarnation, users.restored,
-        presence_->counts(now).online,
+        table ? table->counts(now).online : 0,
         state.presence ? wall.to_unix_ms(now) - state.presence->taken_ms : 0, took.count(),
         users.forgotten, users.over_limit);
   }
@@ -372,8 +341,15 @@ bool Daemon::open_listeners() {
   return true;
 }
 
-std::unique_ptr<transport::redis::Presence> Daemon::make_redis_presence() {
-  const auto& r = config_->presence.redis;
+std::unique_ptr<transport::PresenceStore> Daemon::make_presence_store() {
+  const auto& p = config_->presence;
+  if (p.backend == PresenceBackend::memory) {
+    presence_description_ = fmt::format("in memory (at most {} users)", p.max_users);
+    return std::make_unique<transport::MemoryPresenceStore>(
+        io_, membership::PresenceOptions{p.timeout, p.forget_after, p.max_users}, clock_,
+        wall_anchor_);
+  }
+  const auto& r = p.redis;
   transport::redis::PresenceOptions o;
   for (const auto& n : r.nodes) o.nodes.push_back({n.host, n.port});
   o.cluster = r.cluster;
@@ -383,7 +359,8 @@ std::unique_ptr<transport::redis::Presence> Daemon::make_redis_presence() {
     if (auto secret = read_secret_file(r.password_file, &why)) {
       o.password = std::move(*secret);
     } else {
-      redis_setup_error_ = fmt::format("presence.redis.password_file {}: {}", r.password_file, why);
+      presence_setup_error_ =
+          fmt::format("presence.redis.password_file {}: {}", r.password_file, why);
     }
   }
   o.key_prefix = r.key_prefix;
@@ -400,11 +377,16 @@ std::unique_ptr<transport::redis::Presence> Daemon::make_redis_presence() {
   o.request_deadline = r.pool.wait + r.timeout;
   o.dedup_window = r.dedup_window;
   o.sweep_interval = r.sweep_interval;
-  o.timeout = config_->presence.timeout;
-  o.forget_after = config_->presence.forget_after;
+  o.timeout = p.timeout;
+  o.forget_after = p.forget_after;
+  std::string nodes;
+  for (const auto& n : r.nodes) nodes.append(nodes.empty() ? "" : ", ").append(n.to_string());
+  presence_description_ =
+      fmt::format("on Redis{} at {} (key prefix {}, {} shards, pool {}..{})",
+                  r.cluster ? " Cluster" : "", nodes, r.key_prefix, r.shards, r.pool.min, r.pool.max);
   // Nodes sharing Redis compare last-seen times written by each other: the system clock,
   // kept in step by NTP, is the only clock they share (docs/REDIS.md).
-  return std::make_unique<transport::redis::Presence>(io_, std::move(o), [] {
+  return std::make_unique<transport::RedisPresenceStore>(io_, std::move(o), [] {
     return std::chrono::duration_cast<std::chrono::microseconds>(
                std::chrono::system_clock::now().time_since_epoch())
         .count();
@@ -415,8 +397,8 @@ int Daemon::run() {
   log::set_level(config_->log.level);
   log::info("heartbeatd {} starting: node {}, {} API threads", kVersion, config_->node.name,
             config_->api.threads);
-  if (!redis_setup_error_.empty()) {
-    log::error("{}", redis_setup_error_);
+  if (!presence_setup_error_.empty()) {
+    log::error("{}", presence_setup_error_);
     return kExitUsage;
   }
   // Before the store: the default data_dir may lie in the socket's directory, which must be
@@ -452,7 +434,7 @@ int Daemon::run() {
   // Made before the cluster starts: its thread may ask for a membership write (a refutation)
   // at once. The snapshot thread starts after, since it reads cluster_.
   snapshotter_ = std::make_unique<persist::Snapshotter>(
-      *store_, *presence_, clock_, wall_anchor_,
+      *store_, presence_->local_table(), clock_, wall_anchor_,
       [this, name = config_->node.name]() -> std::optional<persist::MembershipView> {
         return persist::MembershipView{name, cluster_->incarnation(), cluster_->members()};
       },
@@ -475,18 +457,10 @@ int Daemon::run() {
     hooks_->start();                         // its workers exist before any event reaches it
     events_->set_sink(hooks_.get(), users);  // within events.max_watched_users (config check)
   }
-  if (redis_presence_) {
-    redis_presence_->start();
-    const auto& r = config_->presence.redis;
-    std::string nodes;
-    for (const auto& n : r.nodes) nodes.append(nodes.empty() ? "" : ", ").append(n.to_string());
-    log::info("presence on Redis{} at {} (key prefix {}, {} shards, pool {}..{})",
-              r.cluster ? " Cluster" : "", nodes, r.key_prefix, r.shards, r.pool.min, r.pool.max);
-  }
+  presence_->start();
+  log::info("presence {}", presence_description_);
   server_.start();
   do_await_signal();
-  presence_timer_.expires_after(std::chrono::milliseconds(0));
-  do_presence_tick();
 
   std::string listening;
   for (const auto& ep : server_.endpoints())
@@ -542,11 +516,10 @@ void Daemon::begin_stop(int signal) {
   hooks_->stop();              // queued events dropped, running hooks killed
   boost::system::error_code ignored;
   signals_.cancel(ignored);
-  presence_timer_.cancel();
   server_.stop();
   // Requests still waiting for Redis lose their connection with the server's; stopping the
-  // pools closes the Redis connections and cancels their timers.
-  if (redis_presence_) redis_presence_->stop();
+  // store ends its timers (and closes a remote store's connections).
+  presence_->stop();
   // Everything above lets run() return on its own once connections close. The guard bounds
   // that; it is a thread rather than a timer because a pending timer would itself keep run()
   // from returning.
@@ -648,8 +621,7 @@ void Daemon::reload() {
     snapshotter_->set_interval(plan.effective.persist.presence_interval);
   }
   if (plan.effective.presence.timeout != config_->presence.timeout) {
-    presence_->set_timeout(plan.effective.presence.timeout, clock_.now());
-    if (redis_presence_) redis_presence_->set_timeout(plan.effective.presence.timeout);
+    presence_->set_timeout(plan.effective.presence.timeout);
   }
   config_ = std::make_shared<const Config>(std::move(plan.effective));
   log::set_level(config_->log.level);

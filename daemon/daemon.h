@@ -23,7 +23,6 @@
 #include "daemon/hooks.h"
 #include "daemon/steady_clock.h"
 #include "daemon/systemd_notifier.h"
-#include "membership/presence_table.h"
 #include "persist/snapshotter.h"
 #include "persist/store.h"
 #include "transport/cluster_transport.h"
@@ -32,7 +31,7 @@
 #include "transport/http_server.h"
 #include "transport/metrics.h"
 #include "transport/presence_routes.h"
-#include "transport/redis_presence.h"
+#include "transport/presence_store.h"
 
 namespace heartbeatd {
 
@@ -67,12 +66,12 @@ class Daemon {
   // Logs them, and /v1/health shows them until the next reload.
   void set_security_warnings(std::vector<std::string> warnings);
   void begin_stop(int signal);
-  void do_presence_tick();
   void write_metrics(transport::MetricsWriter& w);  // daemon_metrics.cpp
-  std::unique_ptr<transport::redis::Presence> make_redis_presence();
+  // presence.backend: the one place that knows which stores there are.
+  std::unique_ptr<transport::PresenceStore> make_presence_store();
 
   boost::asio::io_context io_;
-  // The daemon's own timers (signals, presence tick, watchdog) share one strand: with
+  // The daemon's own timers (signals, watchdog) share one strand: with
   // several API threads, the stop path cancelling a timer must not race its handler
   // re-arming it on another thread.
   boost::asio::strand<boost::asio::io_context::executor_type> strand_;
@@ -85,14 +84,14 @@ class Daemon {
   // last-seen time reads the same before and after a restart (transport/wall_time.h).
   std::shared_ptr<std::atomic<std::int64_t>> wall_anchor_ =
       std::make_shared<std::atomic<std::int64_t>>(0);
-  std::unique_ptr<membership::PresenceTable> presence_;
-  boost::asio::steady_timer presence_timer_;  // expires crossed users, forgets old ones
+  // Set by make_presence_store() when a file the store needs cannot be read: run() exits 2.
+  std::string presence_setup_error_;
+  std::string presence_description_;  // for the start-up log
+  // Where users' heartbeats live (presence.backend). Declared before the server, so the
+  // server goes first.
+  std::unique_ptr<transport::PresenceStore> presence_;
   std::shared_ptr<transport::PresenceCounters> presence_counters_ =
       std::make_shared<transport::PresenceCounters>();
-  // presence.backend: redis — the presence API's store instead of presence_ (which stays,
-  // empty). Declared before the server, so the server goes first.
-  std::unique_ptr<transport::redis::Presence> redis_presence_;
-  std::string redis_setup_error_;  // the password file could not be read: run() exits 2
   // Member changes and watched users' transitions, to /v1/events and the hooks.
   std::unique_ptr<transport::EventHub> events_;
   std::unique_ptr<HookRunner> hooks_;

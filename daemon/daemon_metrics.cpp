@@ -101,19 +101,8 @@ void Daemon::write_metrics(transport::MetricsWriter& w) {
     w.sample("heartbeatd_membership_refused_total", {{"reason", reason}}, n);
   }
 
-  // Users. With Redis, counting takes round trips to every shard: GET /v1/users answers it,
-  // and the families below describe the backend instead.
-  if (redis_presence_) {
-    redis_presence_->write_metrics(w);
-  } else {
-    const auto counts = presence_->counts(now);
-    w.gauge("heartbeatd_users_online",
-            "Users online now (heartbeat younger than presence.timeout).",
-            static_cast<double>(counts.online));
-    w.gauge("heartbeatd_users_tracked",
-            "Users tracked: online, or offline and seen within presence.forget_after.",
-            static_cast<double>(counts.tracked));
-  }
+  // Users: the presence store's families.
+  presence_->write_metrics(w);
 
   // Snapshots.
   const auto st = snapshotter_->stats();

@@ -1,6 +1,7 @@
 #include "membership/presence_table.h"
 
 #include "membership/hash.h"
+#include "membership/presence_rule.h"
 
 #include <sys/mman.h>
 
@@ -554,24 +555,27 @@ PresenceTable::Status PresenceTable::status_locked(const Shard& s, UserId id, st
     const std::size_t pos = table.find(key, hash);
     if (pos == table.npos) return st;
     const Ms seen = unwrap(table.ts(pos), ms);
-    const Duration age = std::chrono::milliseconds(std::max<Ms>(0, ms - seen));
-    if (age >= options_.forget_after) return st;  // forgotten, even if not swept yet
+    const auto verdict =
+        judge_user(std::chrono::milliseconds(ms - seen), table.logged_out(pos),
+                   std::chrono::milliseconds(timeout_ms_.load()), options_.forget_after);
+    if (verdict == UserPresence::forgotten) return st;  // even if not swept yet
     st.last_seen = time_of(seen);
-    const FixedTimeout policy(std::chrono::milliseconds(timeout_ms_.load()));
-    st.online = !table.logged_out(pos) && judge(policy.deadlines(), age) == Verdict::alive;
+    st.online = verdict == UserPresence::online;
     return st;
   });
 }
 
 void PresenceTable::export_shard(std::size_t shard, TimePoint now, std::vector<Record>& out) const {
   const Ms ms = ms_of(now);
-  const Ms forget = to_ms(options_.forget_after);
   const Shard& s = shards_[shard];
   std::lock_guard lock(s.mu);
   auto copy = [&](const auto& table) {
     table.for_each([&](std::size_t pos, Tick ts, bool out_flag) {
       const Ms seen = unwrap(ts, ms);
-      if (ms - seen >= forget) return;
+      if (judge_user(std::chrono::milliseconds(ms - seen), out_flag, timeout(),
+                     options_.forget_after) == UserPresence::forgotten) {
+        return;
+      }
       out.push_back(Record{table.key(pos), time_of(seen), out_flag});
     });
   };
@@ -583,7 +587,7 @@ void PresenceTable::export_shard(std::size_t shard, TimePoint now, std::vector<R
 PresenceTable::RestoreResult PresenceTable::restore(std::span<const Record> users, TimePoint now) {
   RestoreResult r;
   const Ms ms = ms_of(now);
-  const Ms forget = to_ms(options_.forget_after);
+  const Duration timeout = this->timeout();
   // Shard by shard (a counting sort of the users by shard), each shard locked once and its
   // tables sized for the newcomers first: restoring 10^7 users is then a pass of inserts
   // into tables that never grow.
@@ -604,7 +608,9 @@ PresenceTable::RestoreResult PresenceTable::restore(std::span<const Record> user
       // Before the table's epoch is before anything it can store: such a user is forgotten
       // (the daemon sets the epoch forget_after before its start).
       const Ms seen = std::min(ms, u.last_seen <= epoch_ ? Ms{-1} : ms_of(u.last_seen));
-      if (seen < 0 || ms - seen >= forget) {
+      const auto verdict = judge_user(std::chrono::milliseconds(ms - seen), u.logged_out, timeout,
+                                      options_.forget_after);
+      if (seen < 0 || verdict == UserPresence::forgotten) {
         ++r.forgotten;
         continue;
       }
@@ -623,7 +629,7 @@ PresenceTable::RestoreResult PresenceTable::restore(std::span<const Record> user
         continue;
       }
       ++r.restored;
-      if (!u.logged_out && ms - seen < timeout_ms_.load(std::memory_order_relaxed)) {
+      if (verdict == UserPresence::online) {
         count_in(seen);
       }
     }

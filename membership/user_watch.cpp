@@ -1,65 +1,88 @@
 #include "membership/user_watch.h"
 
+#include <algorithm>
+
+#include "membership/presence_rule.h"
+
 namespace heartbeatd::membership {
 
-bool UserWatch::add(std::span<const UserId> ids, const PresenceTable& table, TimePoint now,
-                    std::vector<State>* states) {
-  std::size_t fresh = 0;
-  for (UserId id : ids) fresh += users_.find(id) == users_.end();
-  if (users_.size() + fresh > max_users_) return false;
-  states->clear();
-  states->reserve(ids.size());
-  for (UserId id : ids) {
-    auto [it, inserted] = users_.try_emplace(id);
-    if (inserted) {
-      const auto st = table.status(id, now);
-      it->second.reported = {st.online, st.last_seen};
-      ids_stale_ = true;
-    }
-    ++it->second.refs;
-    states->push_back(it->second.reported);
-  }
-  return true;
+// At most one live heap entry per user: one already queued is earlier than any new
+// deadline (deadlines only move later, but for set_timeout(), which rebuilds the heap), and
+// expire() moves it on when it comes due.
+void UserWatch::schedule(UserId id, Entry& e) {
+  if (!e.online || !e.last_seen || e.queued) return;
+  e.queued = offline_at(*e.last_seen, timeout_);
+  heap_.push({*e.queued, id});
 }
 
-void UserWatch::remove(std::span<const UserId> ids) {
-  for (UserId id : ids) {
-    auto it = users_.find(id);
-    if (it == users_.end()) continue;
-    if (--it->second.refs == 0) {
-      users_.erase(it);
-      ids_stale_ = true;
+void UserWatch::add(UserId id, bool online, std::optional<TimePoint> last_seen) {
+  auto [it, inserted] = users_.try_emplace(id);
+  ++it->second.refs;
+  if (!inserted) return;
+  it->second.online = online && last_seen;
+  it->second.last_seen = last_seen;
+  schedule(id, it->second);
+}
+
+void UserWatch::remove(UserId id) {
+  auto it = users_.find(id);
+  if (it == users_.end()) return;
+  if (--it->second.refs == 0) users_.erase(it);  // its heap entry is dropped when it comes due
+}
+
+void UserWatch::heartbeat(UserId id, TimePoint at, std::vector<Transition>& out) {
+  auto it = users_.find(id);
+  if (it == users_.end()) return;
+  Entry& e = it->second;
+  if (e.last_seen && at < *e.last_seen) at = *e.last_seen;  // never back in time
+  if (e.online && offline_at(*e.last_seen, timeout_) <= at) {
+    // Timed out before this heartbeat, and expire() has not run since.
+    out.push_back({id, false, e.last_seen});
+    e.online = false;
+  }
+  e.last_seen = at;
+  if (e.online) return;  // its heap entry moves on when it comes due
+  e.online = true;
+  out.push_back({id, true, at});
+  schedule(id, e);
+}
+
+void UserWatch::logout(UserId id, std::vector<Transition>& out) {
+  auto it = users_.find(id);
+  if (it == users_.end() || !it->second.online) return;
+  it->second.online = false;
+  out.push_back({id, false, it->second.last_seen});
+}
+
+void UserWatch::expire(TimePoint now, std::vector<Transition>& out) {
+  while (!heap_.empty() && heap_.top().at <= now) {
+    const Due due = heap_.top();
+    heap_.pop();
+    auto it = users_.find(due.user);
+    if (it == users_.end() || it->second.queued != due.at) continue;  // not its live entry
+    Entry& e = it->second;
+    e.queued.reset();
+    if (!e.online) continue;  // logged out since
+    if (offline_at(*e.last_seen, timeout_) > now) {
+      schedule(due.user, e);  // a heartbeat moved its deadline on
+      continue;
     }
+    e.online = false;
+    out.push_back({due.user, false, e.last_seen});
   }
 }
 
-void UserWatch::poll(const PresenceTable& table, TimePoint now, std::vector<Transition>& out) {
-  if (users_.empty()) return;
-  if (ids_stale_) {
-    ids_.clear();
-    ids_.reserve(users_.size());
-    for (const auto& [id, _] : users_) ids_.push_back(id);
-    ids_stale_ = false;
-  }
-  statuses_.resize(ids_.size());
-  table.status_batch(ids_, now, statuses_);
-  for (std::size_t i = 0; i < ids_.size(); ++i) {
-    const auto& st = statuses_[i];
-    State& was = users_.find(ids_[i])->second.reported;
-    if (st.online != was.online) {
-      out.push_back({ids_[i], st.online, st.last_seen});
-    } else if (!st.online && st.last_seen && st.last_seen != was.last_seen &&
-               (!was.last_seen || *st.last_seen > *was.last_seen)) {
-      // Online and offline again since the last poll.
-      out.push_back({ids_[i], true, st.last_seen});
-      out.push_back({ids_[i], false, st.last_seen});
-    } else if (st.online && was.last_seen && st.last_seen &&
-               *st.last_seen >= *was.last_seen + table.timeout()) {
-      // Timed out and back since the last poll: the heartbeat came after the timeout.
-      out.push_back({ids_[i], false, was.last_seen});
-      out.push_back({ids_[i], true, st.last_seen});
-    }
-    was = {st.online, st.last_seen};
+std::optional<TimePoint> UserWatch::next_deadline() const {
+  if (heap_.empty()) return std::nullopt;
+  return heap_.top().at;
+}
+
+void UserWatch::set_timeout(Duration timeout) {
+  timeout_ = timeout;
+  heap_ = {};
+  for (auto& [id, e] : users_) {
+    e.queued.reset();
+    schedule(id, e);
   }
 }
 

@@ -1,69 +1,81 @@
 // UserWatch: online/offline transitions of a chosen set of users (those named by event
-// subscribers and by hooks.users), found by comparing each watched user's status in the
-// PresenceTable with the one last reported. The daemon polls it every 100 ms, so a user's
-// offline transition is reported at most ~100 ms after its timeout passed — without the
-// table having to track who is watched, and at a cost that grows with the watched users
-// only (a status_batch of them per poll).
+// subscribers and by hooks.users), found from the events themselves rather than by polling:
+// the store tells it each heartbeat and logout of a watched user, and a deadline heap holds
+// the moment each online watched user goes offline if no heartbeat comes
+// (membership/presence_rule.h: offline_at). The owner arms one timer for next_deadline()
+// and calls expire() when it fires, so 10^5 watched users cost nothing while nothing
+// happens, and an offline transition is reported at its deadline, not up to a poll later.
 //
-// A user who came online and left again between two polls (a heartbeat then a logout within
-// 100 ms) is reported as both transitions, in order: its last-seen time changed. So is one
-// who timed out and came back between two polls (its new heartbeat is a timeout or more
-// after the last one). Only a logout followed by a heartbeat within one poll goes unseen:
-// the user is online before and after, and nothing in the table tells them apart.
+// Heartbeats move a user's deadline without touching the heap: an entry that comes due is
+// checked against the user's current deadline and pushed again if it moved. A heartbeat
+// that arrives after the deadline passed but before expire() ran reports both transitions
+// (offline at the old last-seen, then online): the user really was offline in between.
 //
-// Time: never reads a clock; every call takes `now`. Thread safety: none; the caller
-// serialises (transport/event_hub does, under its own lock).
+// Time: never reads a clock; every call takes `now` (monotonic). Thread safety: none; the
+// owner serialises (transport/memory_presence_store does, under its own lock).
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
-#include <span>
+#include <queue>
 #include <unordered_map>
 #include <vector>
 
 #include "membership/clock.h"
-#include "membership/presence_table.h"
 
 namespace heartbeatd::membership {
 
 class UserWatch {
  public:
-  explicit UserWatch(std::size_t max_users) : max_users_(max_users) {}
+  using UserId = std::uint64_t;
 
-  struct State {
-    bool online = false;
-    std::optional<TimePoint> last_seen;
-  };
   struct Transition {
     UserId user = 0;
     bool online = false;
     std::optional<TimePoint> last_seen;
   };
 
-  // Adds one reference to each id (ids must be distinct) and returns in `states` the state
-  // now known for each, the one later transitions start from. False, changing nothing, when
-  // the distinct watched users would exceed max_users.
-  bool add(std::span<const UserId> ids, const PresenceTable& table, TimePoint now,
-           std::vector<State>* states);
-  // Drops one reference to each id (as given to add()); a user with none left is unwatched.
-  void remove(std::span<const UserId> ids);
-  // Appends every transition since the last poll.
-  void poll(const PresenceTable& table, TimePoint now, std::vector<Transition>& out);
+  explicit UserWatch(Duration timeout) : timeout_(timeout) {}
+
+  // One more reference to `id`; the first starts watching it from its state now (online with
+  // its last heartbeat, or offline).
+  void add(UserId id, bool online, std::optional<TimePoint> last_seen);
+  // One reference fewer; the last one stops watching.
+  void remove(UserId id);
+  bool watching(UserId id) const { return users_.count(id) != 0; }
+
+  // A heartbeat of `id` at `at` (nothing for an unwatched id).
+  void heartbeat(UserId id, TimePoint at, std::vector<Transition>& out);
+  // An explicit logout of `id`.
+  void logout(UserId id, std::vector<Transition>& out);
+  // Offline transitions of the users whose deadline is at or before `now`.
+  void expire(TimePoint now, std::vector<Transition>& out);
+  // The earliest deadline in the heap (an upper bound's worth of work: it may have moved).
+  std::optional<TimePoint> next_deadline() const;
+
+  // presence.timeout changed: every deadline moves at once.
+  void set_timeout(Duration timeout);
 
   std::size_t size() const { return users_.size(); }
-  std::size_t max_users() const { return max_users_; }
 
  private:
   struct Entry {
     std::size_t refs = 0;
-    State reported;
+    bool online = false;
+    std::optional<TimePoint> last_seen;
+    std::optional<TimePoint> queued;  // the `at` of its one live heap entry
   };
-  const std::size_t max_users_;
+  struct Due {
+    TimePoint at;
+    UserId user;
+    bool operator>(const Due& o) const { return at > o.at; }
+  };
+  void schedule(UserId id, Entry& e);
+
+  Duration timeout_;
   std::unordered_map<UserId, Entry> users_;
-  // Reused by poll(): the ids in a flat array (rebuilt when the set changed) and statuses.
-  std::vector<UserId> ids_;
-  std::vector<PresenceTable::Status> statuses_;
-  bool ids_stale_ = true;
+  std::priority_queue<Due, std::vector<Due>, std::greater<>> heap_;
 };
 
 }  // namespace heartbeatd::membership

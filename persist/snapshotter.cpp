@@ -56,7 +56,7 @@ std::vector<PresenceTable::Record> to_table_records(const std::vector<UserRecord
   return out;
 }
 
-Snapshotter::Snapshotter(Store& store, PresenceTable& table, const membership::Clock& clock,
+Snapshotter::Snapshotter(Store& store, PresenceTable* table, const membership::Clock& clock,
                          std::shared_ptr<std::atomic<std::int64_t>> wall_anchor,
                          MembershipSource membership, std::chrono::milliseconds interval)
     : store_(store),
@@ -206,7 +206,7 @@ std::optional<std::string> Snapshotter::snapshot_presence_and_membership() {
       [&](std::uint32_t i) -> std::optional<Chunk> {
         if (abandon_) return std::nullopt;
         shard.clear();
-        table_.export_shard(i, now, shard);
+        if (table_) table_->export_shard(i, now, shard);
         users.clear();
         users.reserve(shard.size());
         for (const auto& r : shard) {

@@ -93,7 +93,8 @@ std::vector<membership::PresenceTable::Record> to_table_records(
 class Snapshotter {
  public:
   using MembershipSource = std::function<std::optional<MembershipView>()>;
-  Snapshotter(Store& store, membership::PresenceTable& table, const membership::Clock& clock,
+  // `table`: nullptr when presence lives elsewhere (Redis): snapshots then hold no users.
+  Snapshotter(Store& store, membership::PresenceTable* table, const membership::Clock& clock,
               std::shared_ptr<std::atomic<std::int64_t>> wall_anchor, MembershipSource membership,
               std::chrono::milliseconds interval);
   ~Snapshotter();
@@ -121,7 +122,7 @@ class Snapshotter {
   void record(std::optional<std::string> error, bool presence);
 
   Store& store_;
-  membership::PresenceTable& table_;
+  membership::PresenceTable* const table_;
   const membership::Clock& clock_;
   std::shared_ptr<std::atomic<std::int64_t>> wall_anchor_;
   MembershipSource membership_;

@@ -596,7 +596,7 @@ TEST(PersistSnapshot, UsersComeBackWithTheirVerdictsAndLastSeen) {
   {
     auto store = open_ok(tmp.file("data"));
     ASSERT_TRUE(store);
-    Snapshotter snap(*store, before, clock, anchor, nullptr, 5s);
+    Snapshotter snap(*store, &before, clock, anchor, nullptr, 5s);
     ASSERT_FALSE(snap.snapshot_on_stop().has_value());
     const auto st = snap.stats();
     EXPECT_EQ(st.users, 4u);

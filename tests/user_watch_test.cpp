@@ -1,5 +1,6 @@
 // UserWatch on a manual clock: transitions at their exact boundary (timeout, logout), the
-// "came and went between two polls" case, references shared between subscribers, and the cap.
+// deadline heap (one live entry per user however many heartbeats), a user who timed out and
+// came back before the expiry ran, references shared between subscribers, and a new timeout.
 #include "membership/user_watch.h"
 
 #include <gtest/gtest.h>
@@ -14,129 +15,166 @@ using namespace std::chrono_literals;
 class UserWatchTest : public ::testing::Test {
  protected:
   ManualClock clock;
-  PresenceTable table{PresenceOptions{1s, 1h, 1000}, clock.now() - 2h};
-  UserWatch watch{3};
-  std::vector<UserWatch::State> states;
+  UserWatch watch{1s};
+  std::vector<UserWatch::Transition> out;
 
-  std::vector<UserWatch::Transition> poll() {
-    std::vector<UserWatch::Transition> out;
-    watch.poll(table, clock.now(), out);
-    return out;
+  std::vector<UserWatch::Transition> take() { return std::exchange(out, {}); }
+  std::vector<UserWatch::Transition> expire() {
+    watch.expire(clock.now(), out);
+    return take();
+  }
+  std::vector<UserWatch::Transition> heartbeat(UserWatch::UserId id) {
+    watch.heartbeat(id, clock.now(), out);
+    return take();
   }
 };
 
 TEST_F(UserWatchTest, OnlineAtTheHeartbeatOfflineExactlyAtTheTimeout) {
-  const UserId ids[] = {1, 2};
-  table.heartbeat(1, clock.now());
-  ASSERT_TRUE(watch.add(ids, table, clock.now(), &states));
-  ASSERT_EQ(states.size(), 2u);
-  EXPECT_TRUE(states[0].online);
-  EXPECT_FALSE(states[1].online);
-  EXPECT_FALSE(states[1].last_seen);
-  EXPECT_TRUE(poll().empty());
+  const auto first = clock.now();
+  watch.add(1, true, first);  // online when the watch began
+  watch.add(2, false, std::nullopt);
+  EXPECT_EQ(watch.next_deadline(), first + 1s);
+  EXPECT_TRUE(expire().empty());
 
-  const auto seen = clock.now() + 10ms;
+  const auto seen = first + 10ms;
   clock.set(seen);
-  table.heartbeat(2, seen);
-  auto t = poll();
+  auto t = heartbeat(2);
   ASSERT_EQ(t.size(), 1u);
   EXPECT_EQ(t[0].user, 2u);
   EXPECT_TRUE(t[0].online);
   EXPECT_EQ(t[0].last_seen, seen);
 
   // User 1 crosses its timeout 10 ms before user 2.
-  clock.set(seen + 1s - 10ms - 1ms);
-  EXPECT_TRUE(poll().empty());
-  clock.set(seen + 1s - 10ms);
-  t = poll();
+  clock.set(first + 1s - 1ms);
+  EXPECT_TRUE(expire().empty());
+  clock.set(first + 1s);
+  t = expire();
   ASSERT_EQ(t.size(), 1u);
   EXPECT_EQ(t[0].user, 1u);
   EXPECT_FALSE(t[0].online);
+  EXPECT_EQ(t[0].last_seen, first);
+  EXPECT_EQ(watch.next_deadline(), seen + 1s);
   clock.set(seen + 1s - 1ms);
-  EXPECT_TRUE(poll().empty());
+  EXPECT_TRUE(expire().empty());
   clock.set(seen + 1s);
-  t = poll();
+  t = expire();
   ASSERT_EQ(t.size(), 1u);
   EXPECT_EQ(t[0].user, 2u);
   EXPECT_FALSE(t[0].online);
   EXPECT_EQ(t[0].last_seen, seen);
-  EXPECT_TRUE(poll().empty());
+  // Both offline: nothing left to wait for.
+  EXPECT_FALSE(watch.next_deadline());
+  clock.advance(1h);
+  EXPECT_TRUE(expire().empty());
 }
 
-TEST_F(UserWatchTest, AVisitBetweenTwoPollsIsReportedAsBothTransitions) {
-  const UserId ids[] = {7};
-  ASSERT_TRUE(watch.add(ids, table, clock.now(), &states));
-  table.heartbeat(7, clock.now());
-  table.logout(7, clock.now());
-  auto t = poll();
-  ASSERT_EQ(t.size(), 2u);
-  EXPECT_TRUE(t[0].online);
-  EXPECT_FALSE(t[1].online);
-  EXPECT_TRUE(poll().empty());
-  // An explicit offline of an online user.
-  clock.advance(5ms);
-  table.heartbeat(7, clock.now());
-  ASSERT_EQ(poll().size(), 1u);
-  table.logout(7, clock.now());
-  t = poll();
+TEST_F(UserWatchTest, AVisitIsReportedAsBothTransitions) {
+  watch.add(7, false, std::nullopt);
+  EXPECT_EQ(heartbeat(7).size(), 1u);
+  watch.logout(7, out);
+  auto t = take();
   ASSERT_EQ(t.size(), 1u);
   EXPECT_FALSE(t[0].online);
+  EXPECT_EQ(t[0].last_seen, clock.now());
+  // A logout of an offline user, and the deadline of a logged-out one, are no transitions.
+  watch.logout(7, out);
+  EXPECT_TRUE(take().empty());
+  clock.advance(2s);
+  EXPECT_TRUE(expire().empty());
+  // Back online after the logout.
+  auto back = heartbeat(7);
+  ASSERT_EQ(back.size(), 1u);
+  EXPECT_TRUE(back[0].online);
 }
 
-TEST_F(UserWatchTest, TimedOutAndBackBetweenTwoPollsIsBothTransitions) {
-  const UserId ids[] = {3};
+TEST_F(UserWatchTest, TimedOutAndBackBeforeTheExpiryRanIsBothTransitions) {
   const auto first = clock.now();
-  table.heartbeat(3, first);
-  ASSERT_TRUE(watch.add(ids, table, clock.now(), &states));
-  EXPECT_TRUE(states[0].online);
+  watch.add(3, true, first);
   // The next heartbeat exactly one timeout later: the user was offline at that instant.
   clock.set(first + 1s);
-  table.heartbeat(3, clock.now());
-  auto t = poll();
+  auto t = heartbeat(3);
   ASSERT_EQ(t.size(), 2u);
   EXPECT_FALSE(t[0].online);
   EXPECT_EQ(t[0].last_seen, first);
   EXPECT_TRUE(t[1].online);
   EXPECT_EQ(t[1].last_seen, first + 1s);
+  // The expiry that comes late finds the user online again: nothing more.
+  EXPECT_TRUE(expire().empty());
   // A heartbeat within the timeout is no transition.
   clock.advance(999ms);
-  table.heartbeat(3, clock.now());
-  EXPECT_TRUE(poll().empty());
+  EXPECT_TRUE(heartbeat(3).empty());
+  clock.advance(999ms);
+  EXPECT_TRUE(expire().empty());
+  clock.advance(1ms);
+  t = expire();
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_FALSE(t[0].online);
 }
 
-TEST_F(UserWatchTest, ReferencesAreCountedAndTheCapHolds) {
-  const UserId a[] = {1, 2}, b[] = {2, 3}, c[] = {4};
-  ASSERT_TRUE(watch.add(a, table, clock.now(), &states));
-  ASSERT_TRUE(watch.add(b, table, clock.now(), &states));
-  EXPECT_EQ(watch.size(), 3u);
-  EXPECT_FALSE(watch.add(c, table, clock.now(), &states));  // a 4th distinct user
-  EXPECT_EQ(watch.size(), 3u);
-  watch.remove(a);
-  EXPECT_EQ(watch.size(), 2u);  // 2 is still watched through b
-  table.heartbeat(2, clock.now());
-  table.heartbeat(1, clock.now());
-  auto t = poll();
+TEST_F(UserWatchTest, HeartbeatsMoveTheDeadlineWithoutGrowingTheHeap) {
+  const auto first = clock.now();
+  watch.add(4, false, std::nullopt);
+  heartbeat(4);
+  // A heartbeat every 100 ms for 10 s: the heap keeps one entry, moved on each time it comes
+  // due, and the user never goes offline.
+  for (int i = 0; i < 100; ++i) {
+    clock.advance(100ms);
+    EXPECT_TRUE(heartbeat(4).empty());
+    EXPECT_TRUE(expire().empty());
+    ASSERT_TRUE(watch.next_deadline());
+    EXPECT_LE(*watch.next_deadline(), clock.now() + 1s);
+  }
+  EXPECT_EQ(watch.next_deadline(), first + 10s + 1s);
+  clock.set(first + 11s);
+  EXPECT_EQ(expire().size(), 1u);
+  EXPECT_FALSE(watch.next_deadline());
+}
+
+TEST_F(UserWatchTest, ReferencesAreCounted) {
+  watch.add(1, false, std::nullopt);
+  watch.add(2, false, std::nullopt);
+  watch.add(2, false, std::nullopt);  // a second subscriber
+  EXPECT_EQ(watch.size(), 2u);
+  watch.remove(1);
+  watch.remove(2);
+  EXPECT_EQ(watch.size(), 1u);  // 2 is still watched through the other
+  EXPECT_TRUE(heartbeat(1).empty());
+  auto t = heartbeat(2);
   ASSERT_EQ(t.size(), 1u);
   EXPECT_EQ(t[0].user, 2u);
-  ASSERT_TRUE(watch.add(c, table, clock.now(), &states));
-  watch.remove(b);
-  watch.remove(c);
+  watch.remove(2);
   EXPECT_EQ(watch.size(), 0u);
-  EXPECT_TRUE(poll().empty());
+  // Its heap entry is dropped when it comes due, with no transition.
+  clock.advance(2s);
+  EXPECT_TRUE(expire().empty());
+  EXPECT_FALSE(watch.next_deadline());
 }
 
 TEST_F(UserWatchTest, AUserJoiningAWatchStartsFromItsStateThen) {
-  const UserId ids[] = {5};
-  table.heartbeat(5, clock.now());
-  ASSERT_TRUE(watch.add(ids, table, clock.now(), &states));
-  EXPECT_TRUE(states[0].online);
-  // A second subscriber to the same user gets the state the first one last heard.
+  watch.add(5, true, clock.now());
+  // A second reference does not reset the state the first one follows.
   clock.advance(2s);
-  ASSERT_TRUE(watch.add(ids, table, clock.now(), &states));
-  EXPECT_TRUE(states[0].online);
-  auto t = poll();
+  watch.add(5, false, std::nullopt);
+  auto t = expire();
   ASSERT_EQ(t.size(), 1u);
   EXPECT_FALSE(t[0].online);
+}
+
+TEST_F(UserWatchTest, ANewTimeoutMovesEveryDeadlineAtOnce) {
+  const auto first = clock.now();
+  watch.add(1, true, first);
+  watch.add(2, true, first + 500ms);
+  watch.set_timeout(300ms);
+  EXPECT_EQ(watch.next_deadline(), first + 300ms);
+  clock.set(first + 300ms);
+  auto t = expire();
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0].user, 1u);
+  watch.set_timeout(5s);
+  clock.set(first + 800ms);
+  EXPECT_TRUE(expire().empty());  // user 2 is online until first + 5.5 s now
+  clock.set(first + 5500ms);
+  EXPECT_EQ(expire().size(), 1u);
 }
 
 }  // namespace

@@ -55,7 +55,7 @@ void add_health_routes(Router& router, HealthInfo info) {
         o["status"] = "degraded";
       }
       boost::json::array nodes;
-      for (const auto& n : p.nodes) nodes.emplace_back(n);
+      for (const auto& n : p.servers) nodes.emplace_back(n);
       j["nodes"] = std::move(nodes);
       o["presence"] = std::move(j);
     }

@@ -10,6 +10,7 @@
 
 #include "membership/clock.h"
 #include "transport/http_router.h"
+#include "transport/presence_store.h"
 
 namespace heartbeatd::transport {
 
@@ -26,13 +27,6 @@ struct PersistenceHealth {
 };
 
 // The presence backend, when it is not the embedded table (presence.backend: redis).
-struct PresenceBackendHealth {
-  std::string backend;
-  bool ok = true;
-  std::string problem;  // why not ok
-  std::vector<std::string> nodes;
-};
-
 struct HealthInfo {
   std::string node;
   const membership::Clock* clock;  // uptime is measured on the monotonic clock
@@ -40,7 +34,7 @@ struct HealthInfo {
   std::function<PersistenceHealth()> persistence;  // empty: not reported
   // What runs unprotected by choice (cluster.plaintext); always reported, [] when none.
   std::function<std::vector<std::string>()> warnings;
-  std::function<PresenceBackendHealth()> presence;  // empty: not reported (memory backend)
+  std::function<StoreHealth()> presence;  // empty: not reported
 };
 
 // GET /v1/health -> {"status":"ok"|"degraded","node":NAME,"version":VERSION,"uptime_ms":N,

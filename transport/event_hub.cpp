@@ -7,11 +7,11 @@
 #include <charconv>
 #include <map>
 #include <mutex>
+#include <unordered_map>
 #include <unordered_set>
 
 #include <fmt/format.h>
 
-#include "membership/user_watch.h"
 #include "membership/wire_codec.h"
 #include "transport/user_ids.h"
 
@@ -56,22 +56,28 @@ std::string user_sse(const UserEvent& e, bool initial) {
 
 class Subscription;
 
-struct EventHub::Core {
-  explicit Core(EventHubOptions o) : options(std::move(o)), watch(options.max_watched_users) {}
+struct EventHub::Core : std::enable_shared_from_this<EventHub::Core> {
+  explicit Core(EventHubOptions o) : options(std::move(o)) {}
 
-  UserEvent user_event(std::uint64_t id, bool online, std::optional<membership::TimePoint> seen,
-                       membership::TimePoint now) const {
-    UserEvent e{id, online, std::nullopt, options.unix_ms(now)};
-    if (seen) e.last_seen_ms = options.unix_ms(*seen);
-    return e;
+  UserEvent user_event(std::uint64_t id, const UserStatus& st) const {
+    return {id, st.online, st.last_seen_ms, options.now_ms()};
   }
   void remove(Subscription* s);
+  // A subscription's users' state, as the store answered it: their initial events, then
+  // their changes.
+  void users_known(const std::shared_ptr<Subscription>& s, const StoreFailure& f,
+                   std::span<const UserStatus> statuses);
+  void user_changes(std::span<const UserChange> changes);
 
   const EventHubOptions options;
 
+  struct Watched {
+    std::size_t refs = 0;
+    std::optional<UserStatus> reported;  // nullopt until the store answered
+  };
   mutable std::mutex users_mu;
-  membership::UserWatch watch;                   // guarded by users_mu
-  std::unordered_set<std::uint64_t> sink_users;  // fixed before serving
+  std::unordered_map<std::uint64_t, Watched> users;  // guarded by users_mu
+  std::unordered_set<std::uint64_t> sink_users;      // fixed before serving
 
   mutable std::mutex subs_mu;
   std::vector<std::shared_ptr<Subscription>> subs;  // guarded by subs_mu
@@ -146,15 +152,40 @@ class Subscription final : public ResponseStream {
 
   // The state at subscription time, sent whole even beyond max_bytes (it is bounded by
   // max_watched_users and membership.max_members); the bound applies to what piles up after.
-  // Before attach(), so no wake is due.
-  void push_initial(std::string bytes) {
-    std::lock_guard lock(mu_);
-    queue_ = std::move(bytes);
-    initial_bytes_ = queue_.size();
+  // The members' part comes before attach(), the users' part when the store answered.
+  void push_initial(std::string_view bytes) {
+    std::function<void()> wake;
+    {
+      std::lock_guard lock(mu_);
+      if (ended_) return;
+      if (queue_.empty()) wake = wake_;
+      queue_.append(bytes);
+      initial_bytes_ += bytes.size();
+    }
+    if (wake) wake();
   }
 
+  // Ends the stream with a final "dropped" event saying why.
+  void end(std::string_view why) {
+    std::function<void()> wake;
+    {
+      std::lock_guard lock(mu_);
+      if (ended_) return;
+      boost::json::object o;
+      o["reason"] = why;
+      queue_ += sse("dropped", o);
+      ended_ = true;
+      wake = wake_;
+    }
+    if (wake) wake();
+  }
+
+  // Guarded by the hub's users_mu: changes of its users reach it once their initial state
+  // has (Core::users_known).
+  bool users_ready = false;
+
   bool wants_member(const std::string& name) const { return !members_ || members_->count(name); }
-  bool wants_user(std::uint64_t id) const { return user_set_.count(id) != 0; }
+  bool wants_user(std::uint64_t id) const { return users_ready && user_set_.count(id) != 0; }
   const std::vector<std::uint64_t>& users() const { return users_; }
 
  private:
@@ -172,41 +203,115 @@ class Subscription final : public ResponseStream {
 };
 
 void EventHub::Core::remove(Subscription* s) {
-  std::lock_guard users_lock(users_mu);
-  std::lock_guard subs_lock(subs_mu);
-  auto it = std::find_if(subs.begin(), subs.end(), [s](const auto& p) { return p.get() == s; });
-  if (it == subs.end()) return;  // already removed
-  watch.remove(s->users());
-  subs.erase(it);
+  {
+    std::lock_guard users_lock(users_mu);
+    std::lock_guard subs_lock(subs_mu);
+    auto it = std::find_if(subs.begin(), subs.end(), [s](const auto& p) { return p.get() == s; });
+    if (it == subs.end()) return;  // already removed
+    for (const auto id : s->users()) {
+      auto u = users.find(id);
+      if (u != users.end() && --u->second.refs == 0) users.erase(u);
+    }
+    subs.erase(it);
+  }
+  options.store->unwatch(s->users());  // outside the hub's locks: the store calls into them
 }
 
-EventHub::EventHub(EventHubOptions options) : core_(std::make_shared<Core>(std::move(options))) {}
+void EventHub::Core::users_known(const std::shared_ptr<Subscription>& s, const StoreFailure& f,
+                                 std::span<const UserStatus> statuses) {
+  std::lock_guard users_lock(users_mu);
+  {
+    std::lock_guard subs_lock(subs_mu);
+    if (std::find(subs.begin(), subs.end(), s) == subs.end()) return;  // gone meanwhile
+  }
+  if (f) {
+    s->end("the presence store could not tell the users' state: " + f.message);
+    return;
+  }
+  std::string initial;
+  const auto& ids = s->users();
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    auto& w = users[ids[i]];
+    // A change the store reported since the watch began is newer than this answer.
+    if (!w.reported) w.reported = statuses[i];
+    initial += user_sse(user_event(ids[i], *w.reported), true);
+  }
+  s->push_initial(initial);
+  s->users_ready = true;
+}
 
-EventHub::~EventHub() = default;
+void EventHub::Core::user_changes(std::span<const UserChange> changes) {
+  std::lock_guard users_lock(users_mu);
+  std::lock_guard subs_lock(subs_mu);
+  for (const auto& c : changes) {
+    auto it = users.find(c.user);
+    if (it == users.end()) continue;  // not watched (another user of a watched shard)
+    auto& reported = it->second.reported;
+    if (reported && reported->online == c.online) {
+      reported->last_seen_ms = c.last_seen_ms;  // no transition
+      continue;
+    }
+    reported = UserStatus{c.online, c.last_seen_ms};
+    const UserEvent e = user_event(c.user, *reported);
+    const std::string bytes = user_sse(e, false);
+    ++user_events;
+    for (const auto& s : subs) {
+      if (s->wants_user(c.user) && s->push(bytes)) ++dropped;
+    }
+    if (sink && sink_users.count(c.user)) sink->user(e);
+  }
+}
+
+EventHub::EventHub(EventHubOptions options) : core_(std::make_shared<Core>(std::move(options))) {
+  core_->options.store->set_listener(
+      [weak = std::weak_ptr<Core>(core_)](std::span<const UserChange> changes) {
+        if (auto core = weak.lock()) core->user_changes(changes);
+      });
+}
+
+EventHub::~EventHub() {
+  core_->options.store->set_listener(nullptr);
+}
 
 bool EventHub::set_sink(EventSink* sink, std::span<const std::uint64_t> users) {
   std::vector<std::uint64_t> distinct(users.begin(), users.end());
   std::sort(distinct.begin(), distinct.end());
   distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
-  std::lock_guard users_lock(core_->users_mu);
-  std::vector<membership::UserWatch::State> states;
-  if (!core_->watch.add(distinct, *core_->options.table, core_->options.clock->now(), &states)) {
-    return false;
+  {
+    std::lock_guard users_lock(core_->users_mu);
+    std::size_t fresh = 0;
+    for (const auto id : distinct) fresh += core_->users.count(id) == 0;
+    if (core_->users.size() + fresh > core_->options.max_watched_users) return false;
+    for (const auto id : distinct) ++core_->users[id].refs;  // for good
+    core_->sink_users.insert(distinct.begin(), distinct.end());
+    std::lock_guard subs_lock(core_->subs_mu);
+    core_->sink = sink;
   }
-  core_->sink_users.insert(distinct.begin(), distinct.end());
-  std::lock_guard subs_lock(core_->subs_mu);
-  core_->sink = sink;
+  if (distinct.empty()) return true;
+  core_->options.store->watch(distinct);
+  auto ids = std::make_shared<std::vector<std::uint64_t>>(std::move(distinct));
+  core_->options.store->status(
+      *ids, [weak = std::weak_ptr<Core>(core_), ids](StoreFailure f,
+                                                    std::span<const UserStatus> statuses) {
+        auto core = weak.lock();
+        if (!core || f) return;  // then the first change the store reports is the first state
+        std::lock_guard users_lock(core->users_mu);
+        for (std::size_t i = 0; i < ids->size(); ++i) {
+          auto& w = core->users[(*ids)[i]];
+          if (!w.reported) w.reported = statuses[i];
+        }
+      });
   return true;
 }
 
 void EventHub::seed_members(const std::vector<membership::MemberInfo>& members) {
-  const auto now = core_->options.clock->now();
+  const auto now_ms = core_->options.now_ms();
   std::lock_guard lock(core_->subs_mu);
   for (const auto& m : members) {
     if (core_->members.count(m.name)) continue;
     core_->members.emplace(
         m.name, member_sse(MemberEvent{m.name, m.address.to_string(), m.state, std::nullopt,
-                                       m.incarnation, core_->options.unix_ms(now)},
+                                       m.incarnation, now_ms},
                            true));
   }
 }
@@ -214,7 +319,7 @@ void EventHub::seed_members(const std::vector<membership::MemberInfo>& members) 
 void EventHub::member_changed(const membership::MemberInfo& m,
                               std::optional<membership::MemberState> before) {
   const MemberEvent e{m.name,        m.address.to_string(), m.state, before,
-                      m.incarnation, core_->options.unix_ms(core_->options.clock->now())};
+                      m.incarnation, core_->options.now_ms()};
   const std::string bytes = member_sse(e, false);
   std::string initial = member_sse(e, true);
   std::lock_guard lock(core_->subs_mu);
@@ -231,71 +336,56 @@ void EventHub::member_forgotten(const std::string& name) {
   core_->members.erase(name);
 }
 
-void EventHub::poll_users(membership::TimePoint now) {
-  std::vector<membership::UserWatch::Transition> changes;
-  std::lock_guard users_lock(core_->users_mu);
-  core_->watch.poll(*core_->options.table, now, changes);
-  if (changes.empty()) return;
-  std::lock_guard subs_lock(core_->subs_mu);
-  for (const auto& t : changes) {
-    const UserEvent e = core_->user_event(t.user, t.online, t.last_seen, now);
-    const std::string bytes = user_sse(e, false);
-    ++core_->user_events;
-    for (const auto& s : core_->subs) {
-      if (s->wants_user(t.user) && s->push(bytes)) ++core_->dropped;
-    }
-    if (core_->sink && core_->sink_users.count(t.user)) core_->sink->user(e);
-  }
-}
-
 Routed EventHub::subscribe(std::optional<std::vector<std::string>> members,
                            std::vector<std::uint64_t> users) {
   const auto& o = core_->options;
-  const auto now = o.clock->now();
-  std::lock_guard users_lock(core_->users_mu);
+  std::shared_ptr<Subscription> sub;
   {
-    std::lock_guard subs_lock(core_->subs_mu);
-    if (core_->subs.size() >= o.max_subscribers) {
+    std::lock_guard users_lock(core_->users_mu);
+    {
+      std::lock_guard subs_lock(core_->subs_mu);
+      if (core_->subs.size() >= o.max_subscribers) {
+        Response r = error_response(
+            http::status::service_unavailable, "too_many_subscribers",
+            fmt::format("events.max_subscribers ({}) event streams are open; retry later",
+                        o.max_subscribers));
+        r.set(http::field::retry_after, "5");
+        return {std::move(r), nullptr};
+      }
+    }
+    std::size_t fresh = 0;
+    for (const auto id : users) fresh += core_->users.count(id) == 0;
+    if (core_->users.size() + fresh > o.max_watched_users) {
       Response r = error_response(
-          http::status::service_unavailable, "too_many_subscribers",
-          fmt::format("events.max_subscribers ({}) event streams are open; retry later",
-                      o.max_subscribers));
+          http::status::service_unavailable, "too_many_watched_users",
+          fmt::format("events.max_watched_users ({}) users are watched already ({} now); this "
+                      "subscription would exceed it",
+                      o.max_watched_users, core_->users.size()));
       r.set(http::field::retry_after, "5");
       return {std::move(r), nullptr};
     }
-  }
-  std::vector<membership::UserWatch::State> states;
-  if (!core_->watch.add(users, *o.table, now, &states)) {
-    Response r = error_response(
-        http::status::service_unavailable, "too_many_watched_users",
-        fmt::format("events.max_watched_users ({}) users are watched already ({} now); this "
-                    "subscription would exceed it",
-                    o.max_watched_users, core_->watch.size()));
-    r.set(http::field::retry_after, "5");
-    return {std::move(r), nullptr};
-  }
-  // The current state first, under the same locks that publishing takes: no change can fall
-  // between it and the stream of changes. Users are encoded before taking the lock the
-  // cluster thread publishes under; members are kept encoded.
-  std::shared_ptr<Subscription> sub;
-  try {
     sub = std::make_shared<Subscription>(core_, std::move(members), users, o.max_queue_bytes);
-    std::string initial_users;
-    for (std::size_t i = 0; i < users.size(); ++i) {
-      initial_users += user_sse(
-          core_->user_event(users[i], states[i].online, states[i].last_seen, now), true);
-    }
+    for (const auto id : users) ++core_->users[id].refs;
+    sub->users_ready = users.empty();
+    // The members' current state under the lock the cluster thread publishes under: no
+    // change can fall between it and the stream of changes.
     std::lock_guard subs_lock(core_->subs_mu);
     std::string initial;
     for (const auto& [name, bytes] : core_->members) {
       if (sub->wants_member(name)) initial += bytes;
     }
-    initial += initial_users;
-    sub->push_initial(std::move(initial));
+    sub->push_initial(initial);
     core_->subs.push_back(sub);
-  } catch (...) {
-    core_->watch.remove(users);  // still under users_mu
-    throw;
+  }
+  if (!users.empty()) {
+    // Outside the hub's locks: the store reports changes under its own lock, into them.
+    o.store->watch(users);
+    o.store->status(sub->users(), [weak = std::weak_ptr<Core>(core_), sub = std::weak_ptr(sub)](
+                                      StoreFailure f, std::span<const UserStatus> statuses) {
+      auto core = weak.lock();
+      auto s = sub.lock();
+      if (core && s) core->users_known(s, f, statuses);
+    });
   }
   return {Response{}, sub};
 }
@@ -304,7 +394,7 @@ EventHubStats EventHub::stats() const {
   EventHubStats st;
   {
     std::lock_guard users_lock(core_->users_mu);
-    st.watched_users = core_->watch.size();
+    st.watched_users = core_->users.size();
   }
   std::lock_guard lock(core_->subs_mu);
   st.subscribers = core_->subs.size();
@@ -355,9 +445,8 @@ Response bad_query(std::string message) {
 
 }  // namespace
 
-void add_event_routes(Router& router, EventHub& hub, std::size_t max_users,
-                      bool users_supported) {
-  router.add_stream(http::verb::get, "/v1/events", Scope::read, [&hub, max_users, users_supported](
+void add_event_routes(Router& router, EventHub& hub, std::size_t max_users) {
+  router.add_stream(http::verb::get, "/v1/events", Scope::read, [&hub, max_users](
                                                        const Request&, const RouteMatch& m) {
     std::optional<std::string> users_text, members_text;
     for (auto param : split(m.query, '&')) {
@@ -383,11 +472,6 @@ void add_event_routes(Router& router, EventHub& hub, std::size_t max_users,
         const auto id = parse_user_id(item, &why);
         if (!id) return Routed{bad_query(fmt::format("users: {}", why)), nullptr};
         users.push_back(*id);
-      }
-      if (!users.empty() && !users_supported) {
-        return Routed{bad_query("users cannot be watched with presence.backend: redis (presence "
-                                "changes happen on every node sharing Redis; docs/REDIS.md)"),
-                      nullptr};
       }
       std::sort(users.begin(), users.end());
       users.erase(std::unique(users.begin(), users.end()), users.end());

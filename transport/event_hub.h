@@ -3,12 +3,17 @@
 //
 // Members: the cluster transport reports every change as it happens; all of them go out,
 // filtered per subscriber by ?members=. Users: only watched users are followed — those a
-// subscriber named in ?users= and those of hooks.users — through a membership::UserWatch that
-// poll_users() compares with the presence table (the daemon calls it every 100 ms).
+// subscriber named in ?users= and those of hooks.users. The hub counts references to them,
+// asks the presence store to watch them (transport/presence_store.h), and passes on the
+// transitions the store reports, whichever store it is and whichever node the heartbeats
+// went to; a state the hub already reported is not reported again.
 // A new subscriber first gets the current state of what it follows (events with
-// "initial":true), then changes, with nothing missed or repeated in between. The initial
-// state of each member is kept ready-encoded, so that a subscription holds the lock the
-// cluster thread publishes under only for a copy.
+// "initial":true), then changes, with nothing missed or repeated in between: its users'
+// initial state is the store's answer (at once for the embedded table, after a round trip
+// for Redis), and their changes reach it only after that. If the store cannot answer, the
+// stream ends with a "dropped" event that says why. The initial state of each member is kept
+// ready-encoded, so that a subscription holds the lock the cluster thread publishes under
+// only for a copy.
 //
 // Bounded: at most `max_subscribers` streams (503 beyond), at most `max_watched_users`
 // distinct watched users (503 beyond), and per subscriber at most `max_queue_bytes` of events
@@ -29,10 +34,9 @@
 #include <string>
 #include <vector>
 
-#include "membership/clock.h"
-#include "membership/presence_table.h"
 #include "membership/protocol.h"
 #include "transport/http_router.h"
+#include "transport/presence_store.h"
 
 namespace heartbeatd::transport {
 
@@ -52,7 +56,8 @@ struct UserEvent {
   std::int64_t time_ms = 0;
 };
 
-// Receives events on the publishing thread (cluster thread, presence tick); must not block.
+// Receives events on the publishing thread (cluster thread, the presence store's); must not
+// block.
 class EventSink {
  public:
   virtual ~EventSink() = default;
@@ -61,9 +66,10 @@ class EventSink {
 };
 
 struct EventHubOptions {
-  const membership::PresenceTable* table = nullptr;
-  const membership::Clock* clock = nullptr;
-  std::function<std::int64_t(membership::TimePoint)> unix_ms;  // monotonic -> Unix ms
+  // Watched users' transitions come from it: the hub sets the store's listener, so it is
+  // made before the store starts.
+  PresenceStore* store = nullptr;
+  std::function<std::int64_t()> now_ms;  // Unix ms, for the events' time_ms
   std::size_t max_subscribers = 64;
   std::size_t max_watched_users = 10'000;
   std::size_t max_queue_bytes = 256 << 10;
@@ -94,7 +100,6 @@ class EventHub {
                       std::optional<membership::MemberState> before);
   // A member was forgotten (reaped): new subscribers no longer get it in their initial state.
   void member_forgotten(const std::string& name);
-  void poll_users(membership::TimePoint now);
 
   // A new subscriber. `members`: nullopt for all members, else only these names. `users`:
   // distinct ids. Returns the stream, or the error response (503 when full).
@@ -111,8 +116,6 @@ class EventHub {
 
 // GET /v1/events?users=1,2,3&members=a,b (docs/API.md). `max_users` bounds one request's
 // list (400 beyond).
-// users_supported false (presence.backend: redis): ?users= with ids is a 400.
-void add_event_routes(Router& router, EventHub& hub, std::size_t max_users,
-                      bool users_supported = true);
+void add_event_routes(Router& router, EventHub& hub, std::size_t max_users);
 
 }  // namespace heartbeatd::transport

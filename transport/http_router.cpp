@@ -342,20 +342,44 @@ Routed Router::dispatch(const Request& request, Respond later, const Caller& cal
                              "asynchronous route dispatched without a responder"),
               nullptr};
     }
-    // Counted and timed when the answer comes. The flag makes a handler that both responded
-    // and then threw answer once.
-    auto answered = std::make_shared<std::atomic<bool>>(false);
-    Respond respond = [stats = best->stats, t0, later, answered](Response res) {
-      if (answered->exchange(true)) return;
+    // Counted and timed when the answer comes. `answered` makes a handler that both
+    // responded and then threw answer once. An answer given before the handler returned (the
+    // embedded presence table always answers so) is returned from here, as a synchronous
+    // route's is: no hop through `later`.
+    struct Answer {
+      std::atomic<bool> answered{false};
+      std::mutex mu;
+      bool returned = false;             // guarded by mu: the handler has returned
+      std::optional<Response> in_place;  // guarded by mu
+    };
+    auto answer = std::make_shared<Answer>();
+    Respond respond = [stats = best->stats, t0, later, answer](Response res) {
+      if (answer->answered.exchange(true)) return;
       stats->latency.observe(std::chrono::steady_clock::now() - t0);
       stats->count(res.result_int());
+      {
+        std::lock_guard lock(answer->mu);
+        if (!answer->returned) {
+          answer->in_place = std::move(res);
+          return;
+        }
+      }
       later(std::move(res));
     };
     try {
-      best->async_handler(request, best_match, respond);
+      best->async_handler(request, best_match, std::move(respond));
     } catch (const std::exception& e) {
-      respond(error_response(http::status::internal_server_error, "internal", e.what()));
+      if (!answer->answered.exchange(true)) {
+        Response res = error_response(http::status::internal_server_error, "internal", e.what());
+        best->stats->latency.observe(std::chrono::steady_clock::now() - t0);
+        best->stats->count(res.result_int());
+        std::lock_guard lock(answer->mu);
+        answer->in_place = std::move(res);
+      }
     }
+    std::lock_guard lock(answer->mu);
+    answer->returned = true;
+    if (answer->in_place) return {std::move(*answer->in_place), nullptr};
     return {Response{}, nullptr, true};
   }
   Routed out;

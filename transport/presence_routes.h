@@ -1,17 +1,17 @@
-// The /v1/users routes: heartbeats (one user or a batch), status (one user or a batch),
-// explicit offline, and the online/tracked counts, over a membership::PresenceTable.
-// Times are monotonic inside; last_seen_ms is converted to wall-clock Unix milliseconds
-// here, at the edge.
+// The /v1/users routes over any PresenceStore: heartbeats (one user or a batch), status (one
+// user or a batch), explicit offline, and the online/tracked counts. One set of routes for
+// every store: each answers when its store does (at once for the embedded table, after a
+// round trip for a remote one). What a store cannot answer is a 503 with Retry-After, never a
+// guessed "offline"; new users beyond presence.max_users are a 507.
 #pragma once
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 
-#include "membership/clock.h"
-#include "membership/presence_table.h"
 #include "transport/http_router.h"
-#include "transport/redis_presence.h"
+#include "transport/presence_store.h"
 
 namespace heartbeatd::transport {
 
@@ -22,26 +22,11 @@ struct PresenceCounters {
 };
 
 struct PresenceApi {
-  membership::PresenceTable* table;
-  const membership::Clock* clock;
+  PresenceStore* store;
   std::size_t max_batch;
-  std::size_t max_users;  // for the 507 message
-  // Offset from the monotonic clock to Unix milliseconds, shared by the handlers; set up by
-  // add_presence_routes().
-  std::shared_ptr<std::atomic<std::int64_t>> wall_anchor = nullptr;
-  std::shared_ptr<PresenceCounters> counters = nullptr;  // set up by add_presence_routes()
+  std::shared_ptr<PresenceCounters> counters = nullptr;  // made by add_presence_routes() if null
 };
 
 void add_presence_routes(Router& router, PresenceApi api);
-
-// The same routes over Redis (presence.backend: redis), answering asynchronously. What Redis
-// cannot answer (unreachable, pool exhausted, cluster failing over) is a 503 with Retry-After,
-// never a guessed "offline". presence.max_users does not apply: Redis's maxmemory does.
-struct RedisPresenceApi {
-  redis::Presence* presence;
-  std::size_t max_batch;
-  std::shared_ptr<PresenceCounters> counters = nullptr;
-};
-void add_presence_routes(Router& router, RedisPresenceApi api);
 
 }  // namespace heartbeatd::transport

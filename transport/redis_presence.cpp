@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "membership/hash.h"
+#include "membership/presence_rule.h"
 #include "transport/log.h"
 
 namespace heartbeatd::transport::redis {
@@ -689,10 +690,12 @@ void Presence::status(std::vector<std::uint64_t> ids,
         }
         const bool logged_out = *score < 0;
         const auto seen = static_cast<std::int64_t>(std::llround(std::fabs(*score)));
-        if (now - seen >= forget) continue;  // forgotten, not yet swept
+        const auto verdict = membership::judge_user(milliseconds(now - seen), logged_out,
+                                                    milliseconds(timeout), milliseconds(forget));
+        if (verdict == membership::UserPresence::forgotten) continue;  // not yet swept
         UserStatus& s = out[places[g][k]];
         s.last_seen_ms = seen;
-        s.online = !logged_out && now - seen < timeout;
+        s.online = verdict == membership::UserPresence::online;
       }
     }
     done({}, std::move(out));

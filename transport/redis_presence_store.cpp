@@ -1,0 +1,83 @@
+#include "transport/redis_presence_store.h"
+
+#include <vector>
+
+namespace heartbeatd::transport {
+
+namespace {
+
+StoreFailure unavailable(const redis::Failure& f) {
+  return StoreFailure::unavailable(f.message);
+}
+
+}  // namespace
+
+RedisPresenceStore::RedisPresenceStore(boost::asio::io_context& io, redis::PresenceOptions options,
+                                       redis::Presence::Clock wall_us)
+    : presence_(io, std::move(options), std::move(wall_us)) {}
+
+void RedisPresenceStore::start() {
+  presence_.start();
+}
+
+void RedisPresenceStore::stop() {
+  presence_.stop();
+}
+
+void RedisPresenceStore::heartbeat(std::span<const UserId> ids, Done done) {
+  presence_.heartbeat(
+      std::vector<std::uint64_t>(ids.begin(), ids.end()),
+      [done = std::move(done)](redis::Failure f) { done(f ? unavailable(f) : StoreFailure{}); });
+}
+
+void RedisPresenceStore::logout(UserId id, Done done) {
+  presence_.logout(id, [done = std::move(done)](redis::Failure f) {
+    done(f ? unavailable(f) : StoreFailure{});
+  });
+}
+
+void RedisPresenceStore::status(std::span<const UserId> ids, StatusDone done) {
+  presence_.status(std::vector<std::uint64_t>(ids.begin(), ids.end()),
+                   [done = std::move(done)](redis::Failure f, std::vector<redis::UserStatus> st) {
+                     if (f) return done(unavailable(f), {});
+                     std::vector<UserStatus> out(st.size());
+                     for (std::size_t i = 0; i < st.size(); ++i) {
+                       out[i] = {st[i].online, st[i].last_seen_ms};
+                     }
+                     done({}, out);
+                   });
+}
+
+void RedisPresenceStore::counts(CountsDone done) {
+  presence_.counts([done = std::move(done)](redis::Failure f, redis::PresenceCounts c) {
+    if (f) return done(unavailable(f), {});
+    done({}, {c.online, c.tracked});
+  });
+}
+
+void RedisPresenceStore::set_timeout(membership::Duration timeout) {
+  presence_.set_timeout(std::chrono::duration_cast<std::chrono::milliseconds>(timeout));
+}
+
+void RedisPresenceStore::set_listener(ChangeListener listener) {
+  (void)listener;  // TODO(redis-events): presence_.set_change_listener
+}
+
+void RedisPresenceStore::watch(std::span<const UserId> ids) {
+  (void)ids;
+}
+
+void RedisPresenceStore::unwatch(std::span<const UserId> ids) {
+  (void)ids;
+}
+
+StoreHealth RedisPresenceStore::health() const {
+  const auto h = presence_.health();
+  return {"redis", h.ok, h.problem, h.masters};
+}
+
+void RedisPresenceStore::write_metrics(MetricsWriter& w) const {
+  presence_.write_metrics(w);
+}
+
+}  // namespace heartbeatd::transport
