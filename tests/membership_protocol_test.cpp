@@ -2,7 +2,7 @@
 // joining, malformed input, refutation, incarnation order, probes and acks, restarts, pauses,
 // name conflicts, leaving (scenarios with many nodes are in membership_sim_test.cpp; the
 // protocol's parts have their own tests: suspicion_test, replay_window_test,
-// monitor_ring_test, gossip_queue_test).
+// monitor_ring_test, gossip_queue_test, local_health_test).
 #include "membership/protocol.h"
 
 #include <gtest/gtest.h>
