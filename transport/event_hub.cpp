@@ -11,8 +11,8 @@
 
 #include <fmt/format.h>
 
+#include "membership/member.h"
 #include "membership/user_watch.h"
-#include "membership/wire_codec.h"
 #include "transport/user_ids.h"
 
 namespace heartbeatd::transport {
