@@ -2,7 +2,7 @@
 
 #include <fmt/format.h>
 
-#include "membership/wire_codec.h"
+#include "membership/member.h"
 #include "transport/user_ids.h"
 
 namespace heartbeatd::ctl {

@@ -23,7 +23,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include "membership/wire_codec.h"
+#include "membership/member.h"
 #include "transport/datagram_seal.h"
 #include "transport/http_server.h"
 #include "transport/tls_context.h"

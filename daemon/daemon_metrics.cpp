@@ -5,7 +5,7 @@
 
 #include "daemon/daemon.h"
 #include "heartbeatd/version.h"
-#include "membership/wire_codec.h"
+#include "membership/member.h"
 #include "transport/datagram_seal.h"
 
 namespace heartbeatd {

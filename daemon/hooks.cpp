@@ -15,7 +15,7 @@
 
 #include <fmt/format.h>
 
-#include "membership/wire_codec.h"
+#include "membership/member.h"
 #include "transport/log.h"
 
 extern char** environ;

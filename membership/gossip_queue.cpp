@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "membership/wire_codec.h"
+
 namespace heartbeatd::membership {
 
 void GossipQueue::erase(std::map<Key, Entry>::iterator it) {

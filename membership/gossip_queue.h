@@ -18,7 +18,7 @@
 #include <utility>
 #include <vector>
 
-#include "membership/wire_codec.h"
+#include "membership/member.h"
 
 namespace heartbeatd::membership {
 

@@ -13,7 +13,6 @@ namespace heartbeatd::membership {
 
 namespace {
 
-constexpr std::uint32_t kMaxHealth = 8;     // Lifeguard's awareness ceiling
 constexpr std::size_t kMaxForwards = 1024;  // pending indirect probes we help with
 constexpr std::size_t kLeaveDirect = 64;    // members told directly on leave
 constexpr std::size_t kMaxUpdatesPerMessage = 255;
@@ -102,7 +101,6 @@ MembershipProtocol::MembershipProtocol(std::string name, Address address,
   digest_ = digest_term(*me);
   members_.emplace(self_name_, std::move(me));
   std::erase(seeds_, address);  // a seed list may name this node too
-  health_changed_ = now;
   next_heartbeat_ = now;
   next_gossip_ = now;
   last_gossip_ = now - t_.interval;
@@ -707,8 +705,7 @@ void MembershipProtocol::apply_about_self(const Update& u, TimePoint now) {
   if (u.state == MemberState::suspect || u.state == MemberState::dead) {
     ++counters_.suspicions_refuted;
     // Being suspected hints that we are the slow one (Lifeguard): be slower to accuse.
-    health_ = std::min(kMaxHealth, health_ + 1);
-    health_changed_ = now;
+    health_.worsen(now);
     note(NoteLevel::info, "refuting " + std::string(to_string(u.state)) + " from " +
                               (u.from.empty() ? std::string("?") : u.from) + " at incarnation " +
                               std::to_string(u.incarnation));
@@ -813,10 +810,7 @@ void MembershipProtocol::tick(TimePoint now) {
     next_sync_ = now + t_.sync_interval;
   }
   if (started_ && now >= next_reconnect_) reconnect_round(now);
-  if (health_ > 0 && now - health_changed_ >= t_.interval * t_.miss_threshold * 2) {
-    --health_;
-    health_changed_ = now;
-  }
+  health_.recover(now, t_.interval * t_.miss_threshold * 2);
   recompute_wakeup(now);
 }
 
@@ -864,7 +858,7 @@ std::optional<TimePoint> MembershipProtocol::overdue_at(const Member& m) const {
   }
   auto last = m.watch_since;
   if (auto seen = m.history.last_seen()) last = std::max(last, *seen);
-  return last + policy_.deadlines(m.history).suspect_after * (1 + health_);
+  return last + health_.scale(policy_.deadlines(m.history).suspect_after);
 }
 
 void MembershipProtocol::watch_subjects(TimePoint now) {
@@ -883,7 +877,7 @@ void MembershipProtocol::start_probe(Member& m, TimePoint now) {
   ++counters_.probes;
   const auto seq = next_seq_++;
   m.probe_seq = seq;
-  m.probe_deadline = now + t_.probe_timeout * (1 + health_);
+  m.probe_deadline = now + health_.scale(t_.probe_timeout);
   m.probe_nacks = 0;
   Message ping = message(MessageType::ping, m.name);
   ping.seq = seq;
@@ -912,10 +906,7 @@ void MembershipProtocol::finish_probe(Member& m, bool answered, TimePoint now) {
     return;
   }
   // Helpers that answered nothing at all, not even a nack, suggest the problem is here.
-  if (m.probe_helpers > 0 && m.probe_nacks == 0) {
-    health_ = std::min(kMaxHealth, health_ + 1);
-    health_changed_ = now;
-  }
+  if (m.probe_helpers > 0 && m.probe_nacks == 0) health_.worsen(now);
   ++counters_.suspicions_raised;
   suspect(m, self_name_, now);
 }

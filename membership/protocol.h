@@ -29,6 +29,7 @@
 #include "membership/clock.h"
 #include "membership/detection.h"
 #include "membership/gossip_queue.h"
+#include "membership/local_health.h"
 #include "membership/wire_codec.h"
 
 namespace heartbeatd::membership {
@@ -157,7 +158,7 @@ class MembershipProtocol {
   const ProtocolCounters& counters() const { return counters_; }
   const std::string& name() const { return self_name_; }
   std::uint64_t incarnation() const;
-  std::uint32_t local_health() const { return health_; }
+  std::uint32_t local_health() const { return health_.score(); }
 
  private:
   struct Member;
@@ -289,8 +290,7 @@ class MembershipProtocol {
   TimePoint peers_reset_;
   Peer* source_ = nullptr;              // where the datagram being applied came from
   std::uint32_t join_proofs_left_ = 8;  // joins re-sent with our proof, per sync_interval
-  std::uint32_t health_ = 0;            // Lifeguard local health: 0 good .. kMaxHealth
-  TimePoint health_changed_;
+  LocalHealth health_;                  // stretches our waits while we may be the slow one
   TimePoint last_reannounce_;
   TimePoint last_self_step_;  // the last time a claim about us raised our incarnation
   std::optional<TimePoint> last_activity_;

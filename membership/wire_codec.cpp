@@ -292,29 +292,6 @@ std::string_view to_string(MessageType t) {
   return "unknown";
 }
 
-std::string_view to_string(MemberState s) {
-  switch (s) {
-    case MemberState::alive:
-      return "alive";
-    case MemberState::suspect:
-      return "suspect";
-    case MemberState::dead:
-      return "dead";
-    case MemberState::left:
-      return "left";
-  }
-  return "unknown";
-}
-
-bool valid_name(std::string_view name) {
-  // Spelled out rather than std::isalnum, which depends on the locale.
-  auto ok = [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-           c == '_' || c == '-';
-  };
-  return !name.empty() && name.size() <= kMaxNameBytes && std::all_of(name.begin(), name.end(), ok);
-}
-
 std::uint32_t receiver_tag(std::string_view name) {
   std::uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a, then mixed
   for (char c : name) h = (h ^ static_cast<std::uint8_t>(c)) * 0x100000001b3ull;

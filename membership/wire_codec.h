@@ -21,16 +21,16 @@
 #include <vector>
 
 #include "membership/address.h"
+#include "membership/member.h"
 
 namespace heartbeatd::membership {
 
 // Largest encoded body. 1400-byte datagrams minus the sealed envelope (8-byte header,
 // 24-byte nonce, 16-byte tag).
 inline constexpr std::size_t kMaxBodyBytes = 1352;
-// Node names: 1..128 bytes of [A-Za-z0-9._-] (the same rule as node.name in the config).
-inline constexpr std::size_t kMaxNameBytes = 128;
 
-// WARNING: ONLY APPEND TO THESE LISTS. The numeric values are part of the wire format.
+// WARNING: ONLY APPEND TO THIS LIST. The numeric values are part of the wire format. (So are
+// MemberState's, in membership/member.h.)
 enum class MessageType : std::uint8_t {
   heartbeat = 1,   // sender -> its monitors, every interval
   ping = 2,        // direct probe; answered by ack
@@ -42,22 +42,8 @@ enum class MessageType : std::uint8_t {
   sync_reply = 8,  // answer to sync
   refuse = 9,      // to a sender: "your name is held by a live member at another address"
 };
-enum class MemberState : std::uint8_t { alive = 0, suspect = 1, dead = 2, left = 3 };
 
 std::string_view to_string(MessageType t);
-std::string_view to_string(MemberState s);
-
-// One piece of membership news: "member `name` at `address` is `state` at `incarnation`".
-// For suspect and dead, `from` names the accuser (used to count independent suspicions);
-// it is empty for alive and left.
-struct Update {
-  MemberState state = MemberState::alive;
-  std::string name;
-  Address address;
-  std::uint64_t incarnation = 0;
-  std::string from;
-  bool operator==(const Update&) const = default;
-};
 
 // Who sent a message: every message carries its sender's own view of itself.
 struct NodeRef {
@@ -100,8 +86,6 @@ inline constexpr std::uint8_t kSyncProve = 4;
 struct DecodeError {
   std::string message;  // what was wrong and where, e.g. "update 3: unknown state 7"
 };
-
-bool valid_name(std::string_view name);
 
 // The `to` tag of a message meant for the member called `name` (never 0).
 std::uint32_t receiver_tag(std::string_view name);

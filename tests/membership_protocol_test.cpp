@@ -1,142 +1,23 @@
-// Unit tests of the membership protocol's pure parts: suspicion timing, the monitor ring,
-// the gossip queue, and single protocol rules driven by hand-made datagrams and a manual
-// clock (scenarios with many nodes are in membership_sim_test.cpp).
+// Single rules of the membership protocol, driven by hand-made datagrams and a manual clock:
+// joining, malformed input, refutation, incarnation order, probes and acks, restarts, pauses,
+// name conflicts, leaving (scenarios with many nodes are in membership_sim_test.cpp; the
+// protocol's parts have their own tests: suspicion_test, replay_window_test,
+// monitor_ring_test, gossip_queue_test, local_health_test).
+#include "membership/protocol.h"
+
 #include <gtest/gtest.h>
 
-#include <map>
-
-#include "membership/gossip_queue.h"
-#include "membership/monitor_ring.h"
-#include "membership/protocol.h"
-#include "membership/replay_window.h"
-#include "membership/suspicion.h"
+#include <algorithm>
+#include <string>
+#include <vector>
 
 namespace heartbeatd::membership {
 namespace {
 
 using namespace std::chrono_literals;
 
-TEST(SuspicionTimeout, ShrinksFromMaxToMinAsConfirmationsArrive) {
-  const Duration min = 800ms, max = 4s;
-  struct Case {
-    std::uint32_t confirmations, expected;
-    Duration want;
-  };
-  for (auto c :
-       {Case{0, 2, max}, Case{2, 2, min}, Case{5, 2, min}, Case{0, 0, min}, Case{3, 3, min}}) {
-    EXPECT_EQ(suspicion_timeout(c.confirmations, c.expected, min, max), c.want)
-        << c.confirmations << "/" << c.expected;
-  }
-  // One of two expected: log(2)/log(3) of the way down.
-  const auto one = suspicion_timeout(1, 2, min, max);
-  EXPECT_GT(one, min);
-  EXPECT_LT(one, max);
-  EXPECT_NEAR(std::chrono::duration<double>(one).count(), 4.0 - 3.2 * std::log(2) / std::log(3),
-              1e-6);
-  EXPECT_EQ(suspicion_timeout(0, 2, min, min / 2), min);  // max below min: min wins
-}
-
-TEST(ReplayWindow, EachCounterOnceWithinTheWindowAndOnlyTheLatestBoot) {
-  ReplayWindow w;
-  EXPECT_FALSE(w.open());
-  EXPECT_TRUE(w.accept(5, 100));  // the first datagram opens it, whatever its counter
-  EXPECT_TRUE(w.open());
-  EXPECT_FALSE(w.accept(5, 100));  // a copy
-  EXPECT_TRUE(w.accept(5, 90));    // late, but new
-  EXPECT_FALSE(w.accept(5, 90));
-  EXPECT_TRUE(w.accept(5, 101));
-  // The window's edge: kSize - 1 below the highest is still told apart, kSize is not.
-  const auto top = 101 + ReplayWindow::kSize;
-  EXPECT_TRUE(w.accept(5, top));
-  EXPECT_TRUE(w.accept(5, top - (ReplayWindow::kSize - 1)));
-  EXPECT_FALSE(w.accept(5, top - (ReplayWindow::kSize - 1)));
-  EXPECT_FALSE(w.accept(5, top - ReplayWindow::kSize));
-  // A jump past the whole window forgets it; what was seen below is now too old.
-  EXPECT_TRUE(w.accept(5, top + 10 * ReplayWindow::kSize));
-  EXPECT_FALSE(w.accept(5, top));
-  // A restart: the later boot starts again at its first counter; the earlier boot is dead.
-  EXPECT_TRUE(w.accept(6, 1));
-  EXPECT_FALSE(w.accept(5, top + 10 * ReplayWindow::kSize + 1));
-  EXPECT_TRUE(w.accept(6, 2));
-  EXPECT_FALSE(w.accept(6, 1));
-}
-
-TEST(MonitorRing, EveryMemberHasKMonitorsAndKSubjects) {
-  std::vector<std::string> names;
-  for (int i = 0; i < 50; ++i) names.push_back("n" + std::to_string(i));
-  std::vector<std::string_view> views(names.begin(), names.end());
-  std::map<std::string, int> watched;
-  for (const auto& self : names) {
-    auto r = ring_neighbours(views, self, 3);
-    ASSERT_EQ(r.monitors.size(), 3u);
-    ASSERT_EQ(r.subjects.size(), 3u);
-    for (const auto& m : r.monitors) {
-      EXPECT_NE(m, self);
-      // Symmetry: I am among my monitor's subjects.
-      auto back = ring_neighbours(views, m, 3);
-      EXPECT_NE(std::find(back.subjects.begin(), back.subjects.end(), self), back.subjects.end());
-      ++watched[self];
-    }
-  }
-  for (const auto& n : names) EXPECT_EQ(watched[n], 3);
-}
-
-TEST(MonitorRing, SmallClustersWatchEveryoneElse) {
-  std::vector<std::string_view> two{"a", "b"};
-  auto r = ring_neighbours(two, "a", 3);
-  EXPECT_EQ(r.monitors, std::vector<std::string>{"b"});
-  EXPECT_EQ(r.subjects, std::vector<std::string>{"b"});
-  EXPECT_TRUE(ring_neighbours({"a"}, "a", 3).monitors.empty());
-  EXPECT_TRUE(ring_neighbours({"a", "b"}, "zzz", 3).monitors.empty());
-}
-
-TEST(MonitorRing, PositionsAreStable) {
-  // Part of the protocol: every version must place names identically.
-  EXPECT_EQ(ring_position("node-1"), 5585492581121082157ull);
-  EXPECT_NE(ring_position("node-1"), ring_position("node-2"));
-}
-
 Update alive(const std::string& name, std::uint64_t inc = 0) {
   return Update{MemberState::alive, name, Address::v4(0x7f000001, 7701), inc, {}};
-}
-
-TEST(GossipQueue, SendsEachUpdateALimitedNumberOfTimesLeastSentFirst) {
-  GossipQueue q;
-  q.push(alive("a"));
-  q.push(alive("b"));
-  auto first = q.take(kMaxBodyBytes, 255, 2);
-  ASSERT_EQ(first.size(), 2u);
-  EXPECT_EQ(first[0].name, "b");  // newest first among equals
-  q.push(alive("c"));
-  auto second = q.take(kMaxBodyBytes, 1, 2);
-  ASSERT_EQ(second.size(), 1u);
-  EXPECT_EQ(second[0].name, "c");  // never sent beats sent once
-  auto third = q.take(kMaxBodyBytes, 255, 2);
-  EXPECT_EQ(third.size(), 3u);
-  EXPECT_TRUE(q.empty());  // each was sent twice: the limit
-}
-
-TEST(GossipQueue, NewerNewsSupersedesButAccusersStayApart) {
-  GossipQueue q;
-  q.push(alive("a", 1));
-  q.push(Update{MemberState::suspect, "a", {}, 1, "x"});
-  q.push(Update{MemberState::suspect, "a", {}, 1, "y"});
-  EXPECT_EQ(q.size(), 2u);
-  q.push(alive("a", 2));
-  auto all = q.take(kMaxBodyBytes, 255, 5);
-  ASSERT_EQ(all.size(), 1u);
-  EXPECT_EQ(all[0].incarnation, 2u);
-}
-
-TEST(GossipQueue, RespectsTheByteBudget) {
-  GossipQueue q;
-  for (int i = 0; i < 100; ++i) q.push(alive("member-" + std::to_string(i)));
-  const auto budget = 10 * encoded_size(alive("member-10"));
-  auto some = q.take(budget, 255, 5);
-  std::size_t used = 0;
-  for (const auto& u : some) used += encoded_size(u);
-  EXPECT_LE(used, budget);
-  EXPECT_GE(some.size(), 9u);
 }
 
 // A protocol instance with a recording sink, driven by hand.

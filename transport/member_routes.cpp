@@ -4,7 +4,7 @@
 
 #include <boost/json.hpp>
 
-#include "membership/wire_codec.h"
+#include "membership/member.h"
 #include "transport/wall_time.h"
 
 namespace heartbeatd::transport {
