@@ -1,0 +1,179 @@
+// The /v1/users routes in-process, over the PresenceStore interface: the embedded table on a
+// manual clock (the timeout boundary to the millisecond, which the real-process suite can
+// only approach), the 507 of a full table, and a store that fails or answers later from
+// another thread (every route 503 with Retry-After; bad input still a 400 that never reaches
+// the store). The real-process suite (presence_api_test) keeps the end-to-end cases.
+#include "transport/presence_routes.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/json/parse.hpp>
+
+#include <atomic>
+#include <future>
+#include <thread>
+
+#include "transport/memory_presence_store.h"
+
+namespace heartbeatd::transport {
+namespace {
+
+using namespace std::chrono_literals;
+
+Request make(http::verb method, std::string target, std::string body = "") {
+  Request r{method, target, 11};
+  if (!body.empty()) {
+    r.set(http::field::content_type, "application/json");
+    r.body() = std::move(body);
+    r.prepare_payload();
+  }
+  return r;
+}
+
+boost::json::object json_of(const Response& r) {
+  return boost::json::parse(r.body()).as_object();
+}
+
+class MemoryRoutes : public ::testing::Test {
+ protected:
+  boost::asio::io_context io;  // never run: the table answers in place
+  membership::ManualClock clock;
+  MemoryPresenceStore store{io, membership::PresenceOptions{1s, 1h, 3}, clock,
+                            std::make_shared<std::atomic<std::int64_t>>(0)};
+  std::shared_ptr<PresenceCounters> counters = std::make_shared<PresenceCounters>();
+  Router router;
+  void SetUp() override { add_presence_routes(router, {&store, 4, counters}); }
+  Response call(http::verb m, std::string target, std::string body = "") {
+    return router.route(make(m, std::move(target), std::move(body)));
+  }
+  bool online(std::uint64_t id) {
+    const auto r = call(http::verb::get, "/v1/users/" + std::to_string(id));
+    EXPECT_EQ(r.result(), http::status::ok) << r.body();
+    return json_of(r).at("online").as_bool();
+  }
+};
+
+TEST_F(MemoryRoutes, OnlineUntilExactlyTheTimeoutOnTheManualClock) {
+  EXPECT_FALSE(online(7));
+  EXPECT_EQ(call(http::verb::post, "/v1/users/7/heartbeat").result(), http::status::no_content);
+  EXPECT_TRUE(online(7));
+  clock.advance(999ms);
+  EXPECT_TRUE(online(7));
+  clock.advance(1ms);
+  EXPECT_FALSE(online(7));
+  const auto r = json_of(call(http::verb::get, "/v1/users"));
+  EXPECT_EQ(r.at("online").as_int64(), 0);
+  EXPECT_EQ(r.at("tracked").as_int64(), 1);
+  EXPECT_EQ(counters->heartbeats.load(), 1u);
+}
+
+TEST_F(MemoryRoutes, AnAnswerGivenInPlaceIsReturnedWithoutTheResponder) {
+  bool later_called = false;
+  const Routed r = router.dispatch(make(http::verb::post, "/v1/users/1/heartbeat"),
+                                   [&](Response) { later_called = true; });
+  EXPECT_FALSE(r.deferred);
+  EXPECT_EQ(r.response.result(), http::status::no_content);
+  EXPECT_FALSE(later_called);
+}
+
+TEST_F(MemoryRoutes, BatchesAndLogoutsAnswerAndCount) {
+  auto r = call(http::verb::post, "/v1/users/heartbeat", R"({"users":[1,2,2]})");
+  ASSERT_EQ(r.result(), http::status::ok) << r.body();
+  EXPECT_EQ(json_of(r).at("accepted").as_int64(), 3);
+  r = call(http::verb::post, "/v1/users/status", R"({"users":[2,9,1]})");
+  ASSERT_EQ(r.result(), http::status::ok) << r.body();
+  const auto users = json_of(r).at("users").as_array();
+  ASSERT_EQ(users.size(), 3u);
+  EXPECT_EQ(users[0].at("user").as_int64(), 2);
+  EXPECT_TRUE(users[0].at("online").as_bool());
+  EXPECT_FALSE(users[1].at("online").as_bool());
+  EXPECT_TRUE(users[1].at("last_seen_ms").is_null());
+  EXPECT_EQ(call(http::verb::delete_, "/v1/users/1").result(), http::status::no_content);
+  EXPECT_EQ(call(http::verb::delete_, "/v1/users/12345").result(), http::status::no_content);
+  EXPECT_FALSE(online(1));
+  EXPECT_TRUE(online(2));
+  EXPECT_EQ(counters->heartbeats.load(), 3u);
+  EXPECT_EQ(counters->logouts.load(), 2u);
+  EXPECT_EQ(call(http::verb::post, "/v1/users/status", R"({"users":[1,2,3,4,5]})").result(),
+            http::status::payload_too_large);
+}
+
+TEST_F(MemoryRoutes, NewUsersBeyondMaxUsersAre507AndKnownOnesStillBeat) {
+  ASSERT_EQ(call(http::verb::post, "/v1/users/heartbeat", R"({"users":[1,2,3]})").result(),
+            http::status::ok);
+  auto r = call(http::verb::post, "/v1/users/4/heartbeat");
+  EXPECT_EQ(r.result(), http::status::insufficient_storage);
+  EXPECT_EQ(json_of(r).at("error").as_string(), "too_many_users");
+  EXPECT_NE(r.body().find("presence.max_users (3)"), std::string::npos) << r.body();
+  r = call(http::verb::post, "/v1/users/heartbeat", R"({"users":[3,4,5]})");
+  EXPECT_EQ(r.result(), http::status::insufficient_storage);
+  EXPECT_NE(r.body().find("2 new user(s) refused"), std::string::npos) << r.body();
+  EXPECT_EQ(call(http::verb::post, "/v1/users/3/heartbeat").result(), http::status::no_content);
+  EXPECT_EQ(counters->heartbeats.load(), 4u);
+}
+
+// A store that cannot answer (Redis down): every call fails, from another thread.
+class UnavailableStore final : public PresenceStore {
+ public:
+  std::atomic<int> calls{0};
+  void start() override {}
+  void stop() override {}
+  void heartbeat(std::span<const UserId>, Done done) override {
+    later([done] { done(fail()); });
+  }
+  void logout(UserId, Done done) override {
+    later([done] { done(fail()); });
+  }
+  void status(std::span<const UserId>, StatusDone done) override {
+    later([done] { done(fail(), {}); });
+  }
+  void counts(CountsDone done) override {
+    later([done] { done(fail(), {}); });
+  }
+  void set_timeout(membership::Duration) override {}
+  void set_listener(ChangeListener) override {}
+  void watch(std::span<const UserId>) override {}
+  void unwatch(std::span<const UserId>) override {}
+  StoreHealth health() const override { return {"fake", false, "down", {}}; }
+  void write_metrics(MetricsWriter&) const override {}
+
+ private:
+  static StoreFailure fail() { return StoreFailure::unavailable("Redis at 127.0.0.1:1 is down"); }
+  void later(std::function<void()> f) {
+    ++calls;
+    std::thread(std::move(f)).detach();
+  }
+};
+
+TEST(UnavailableStoreRoutes, EveryRouteIs503WithRetryAfterAndBadInputIsStill400) {
+  UnavailableStore store;
+  Router router;
+  add_presence_routes(router, {&store, 4});
+  const std::pair<http::verb, std::string> routes[] = {
+      {http::verb::post, "/v1/users/1/heartbeat"},
+      {http::verb::get, "/v1/users/1"},
+      {http::verb::delete_, "/v1/users/1"},
+      {http::verb::get, "/v1/users"},
+  };
+  for (const auto& [m, target] : routes) {
+    const auto r = router.route(make(m, target));
+    EXPECT_EQ(r.result(), http::status::service_unavailable) << target;
+    EXPECT_EQ(r[http::field::retry_after], "1") << target;
+    EXPECT_EQ(json_of(r).at("error").as_string(), "presence_unavailable");
+    EXPECT_NE(r.body().find("is down"), std::string::npos) << r.body();
+  }
+  for (const auto* target : {"/v1/users/heartbeat", "/v1/users/status"}) {
+    const auto r = router.route(make(http::verb::post, target, R"({"users":[1,2]})"));
+    EXPECT_EQ(r.result(), http::status::service_unavailable) << target;
+  }
+  const int reached = store.calls.load();
+  EXPECT_EQ(router.route(make(http::verb::post, "/v1/users/x/heartbeat")).result(),
+            http::status::bad_request);
+  EXPECT_EQ(router.route(make(http::verb::post, "/v1/users/status", "{")).result(),
+            http::status::bad_request);
+  EXPECT_EQ(store.calls.load(), reached);  // bad input never reaches the store
+}
+
+}  // namespace
+}  // namespace heartbeatd::transport
