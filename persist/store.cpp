@@ -83,8 +83,10 @@ class ForwardingLogger final : public rocksdb::Logger {
   }
 };
 
-rocksdb::Options db_options() {
+// env: nullptr for rocksdb::Env::Default() (StoreOptions::env).
+rocksdb::Options db_options(rocksdb::Env* env) {
   rocksdb::Options o;
+  if (env) o.env = env;
   o.create_if_missing = true;
   o.paranoid_checks = true;
   o.info_log = std::make_shared<ForwardingLogger>();
@@ -113,7 +115,9 @@ bool has_entries(const fs::path& dir) {
 }  // namespace
 
 std::variant<std::unique_ptr<Store>, StoreError> Store::open(const std::string& data_dir,
-                                                             bool create_parents) {
+                                                             const StoreOptions& options) {
+  const bool create_parents = options.create_parents;
+  rocksdb::Env* const env = options.env;
   const fs::path dir(data_dir);
   struct stat st {};
   if (::stat(data_dir.c_str(), &st) == 0) {
@@ -200,18 +204,18 @@ std::variant<std::unique_ptr<Store>, StoreError> Store::open(const std::string& 
     // A new database is made in db.new and renamed to db once its format record is on disk,
     // so a crash while creating it leaves no half-made db/ to refuse at the next start. A
     // db.new left by such a crash never held state, and is removed.
-    if (auto err = create_database(data_dir, new_dir.string(), db_path)) {
+    if (auto err = create_database(data_dir, new_dir.string(), db_path, env)) {
       close_fd();
       return *err;
     }
     rocksdb::DB* raw = nullptr;
-    auto s = rocksdb::DB::Open(db_options(), db_path, &raw);
+    auto s = rocksdb::DB::Open(db_options(env), db_path, &raw);
     if (!s.ok()) {
       close_fd();
       return classify(db_path, s, "cannot open the database");
     }
-    auto store = std::unique_ptr<Store>(
-        new Store(data_dir, db_path, fd, std::unique_ptr<rocksdb::DB>(raw), kFormatVersion));
+    auto store = std::unique_ptr<Store>(new Store(data_dir, db_path, env, fd,
+                                                  std::unique_ptr<rocksdb::DB>(raw), kFormatVersion));
     if (auto err = store->write_pid()) return *err;
     return store;
   }
@@ -220,7 +224,7 @@ std::variant<std::unique_ptr<Store>, StoreError> Store::open(const std::string& 
   // a read-write open rewrites RocksDB's metadata files, which must not happen to a
   // directory whose data then turns out unreadable.
   rocksdb::DB* raw = nullptr;
-  auto s = rocksdb::DB::OpenForReadOnly(db_options(), db_path, &raw);
+  auto s = rocksdb::DB::OpenForReadOnly(db_options(env), db_path, &raw);
   if (!s.ok()) {
     close_fd();
     return classify(db_path, s, "cannot open the database");
@@ -265,14 +269,16 @@ std::variant<std::unique_ptr<Store>, StoreError> Store::open(const std::string& 
                        kOldestReadableFormat, kFormatVersion)});
     }
   }
-  auto store = std::unique_ptr<Store>(new Store(data_dir, db_path, fd, std::move(db), format));
+  auto store =
+      std::unique_ptr<Store>(new Store(data_dir, db_path, env, fd, std::move(db), format));
   store->read_only_ = true;
   return store;
 }
 
 std::optional<StoreError> Store::create_database(const std::string& data_dir,
                                                  const std::string& new_path,
-                                                 const std::string& db_path) {
+                                                 const std::string& db_path,
+                                                 rocksdb::Env* env) {
   std::error_code ec;
   fs::remove_all(new_path, ec);
   if (ec) return unusable(fmt::format("{}: cannot remove it: {}", new_path, ec.message()));
@@ -282,7 +288,7 @@ std::optional<StoreError> Store::create_database(const std::string& data_dir,
   }
   {
     rocksdb::DB* raw = nullptr;
-    auto s = rocksdb::DB::Open(db_options(), new_path, &raw);
+    auto s = rocksdb::DB::Open(db_options(env), new_path, &raw);
     if (!s.ok()) return classify(new_path, s, "cannot create the database");
     std::unique_ptr<rocksdb::DB> db(raw);
     rocksdb::WriteOptions wo;
@@ -327,7 +333,7 @@ std::optional<StoreError> Store::begin_writing() {
     db_->Close().PermitUncheckedError();
     db_.reset();
     rocksdb::DB* raw = nullptr;
-    auto s = rocksdb::DB::Open(db_options(), db_path_, &raw);
+    auto s = rocksdb::DB::Open(db_options(env_), db_path_, &raw);
     if (!s.ok()) return classify(db_path_, s, "cannot open the database for writing");
     db_.reset(raw);
     read_only_ = false;
@@ -345,10 +351,11 @@ std::optional<StoreError> Store::begin_writing() {
   return std::nullopt;
 }
 
-Store::Store(std::string data_dir, std::string db_path, int lock_fd,
+Store::Store(std::string data_dir, std::string db_path, rocksdb::Env* env, int lock_fd,
              std::unique_ptr<rocksdb::DB> db, std::uint32_t format)
     : data_dir_(std::move(data_dir)),
       db_path_(std::move(db_path)),
+      env_(env),
       lock_fd_(lock_fd),
       db_(std::move(db)),
       format_(format) {}
@@ -450,7 +457,7 @@ std::optional<std::string> Store::ensure_open() {
   // A write failed before (say, on a full disk), and the database was closed then: open it
   // again, which recovers it the way a restart would, from what is on disk.
   rocksdb::DB* raw = nullptr;
-  auto s = rocksdb::DB::Open(db_options(), db_path_, &raw);
+  auto s = rocksdb::DB::Open(db_options(env_), db_path_, &raw);
   if (!s.ok()) {
     return describe_failure(s, "cannot reopen after the previous failed write",
                             "the disk is still full");
@@ -499,7 +506,7 @@ std::variant<PresenceManifest, std::monostate, std::string> Store::write_presenc
   const std::string tmp = data_dir_ + "/" + std::string(kSnapshotTempFile);
   ::unlink(tmp.c_str());
   PresenceManifest m{taken_ms, 0, 0, chunks};
-  rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), db_options());
+  rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), db_options(env_));
   auto s = writer.Open(tmp);
   for (std::uint32_t i = 0; i < chunks && s.ok(); ++i) {
     const auto c = chunk(i);

@@ -31,6 +31,7 @@
 
 namespace rocksdb {
 class DB;
+class Env;
 class Status;
 }  // namespace rocksdb
 
@@ -71,12 +72,20 @@ struct Chunk {
 // Where a snapshot file is written before it joins the database (in node.data_dir).
 inline constexpr std::string_view kSnapshotTempFile = "snapshot.sst.tmp";
 
+struct StoreOptions {
+  // Make missing parent directories too (the built-in default path); otherwise the parent
+  // must exist, so a mistyped path is reported rather than created.
+  bool create_parents = false;
+  // Every file RocksDB reads and writes (the database, and the snapshot file before it joins
+  // it) goes through this. Not owned; it must outlive the Store. nullptr (the default):
+  // rocksdb::Env::Default(), the real disk. Tests pass one that fails on command.
+  rocksdb::Env* env = nullptr;
+};
+
 class Store {
  public:
-  // create_parents: make missing parent directories too (the built-in default path);
-  // otherwise the parent must exist, so a mistyped path is reported rather than created.
   static std::variant<std::unique_ptr<Store>, StoreError> open(const std::string& data_dir,
-                                                               bool create_parents);
+                                                               const StoreOptions& options);
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
@@ -104,8 +113,8 @@ class Store {
   const std::string& path() const { return db_path_; }
 
  private:
-  Store(std::string data_dir, std::string db_path, int lock_fd, std::unique_ptr<rocksdb::DB> db,
-        std::uint32_t format);
+  Store(std::string data_dir, std::string db_path, rocksdb::Env* env, int lock_fd,
+        std::unique_ptr<rocksdb::DB> db, std::uint32_t format);
   std::optional<std::string> ensure_open();
   std::string describe_failure(const rocksdb::Status& s, std::string_view what,
                                std::string_view full) const;
@@ -114,10 +123,11 @@ class Store {
   std::optional<StoreError> write_pid();
   static std::optional<StoreError> create_database(const std::string& data_dir,
                                                    const std::string& new_path,
-                                                   const std::string& db_path);
+                                                   const std::string& db_path, rocksdb::Env* env);
 
   std::string data_dir_;
   std::string db_path_;
+  rocksdb::Env* env_;  // nullptr: rocksdb::Env::Default()
   int lock_fd_ = -1;
   std::unique_ptr<rocksdb::DB> db_;  // null after a failed write, until the next one reopens it
   std::uint32_t format_;
