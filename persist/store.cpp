@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 #include <rocksdb/convenience.h>
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
 #include <rocksdb/options.h>
 #include <rocksdb/sst_file_writer.h>
 #include <rocksdb/write_batch.h>
@@ -83,10 +84,9 @@ class ForwardingLogger final : public rocksdb::Logger {
   }
 };
 
-// env: nullptr for rocksdb::Env::Default() (StoreOptions::env).
 rocksdb::Options db_options(rocksdb::Env* env) {
   rocksdb::Options o;
-  if (env) o.env = env;
+  o.env = env;
   o.create_if_missing = true;
   o.paranoid_checks = true;
   o.info_log = std::make_shared<ForwardingLogger>();
@@ -117,7 +117,7 @@ bool has_entries(const fs::path& dir) {
 std::variant<std::unique_ptr<Store>, StoreError> Store::open(const std::string& data_dir,
                                                              const StoreOptions& options) {
   const bool create_parents = options.create_parents;
-  rocksdb::Env* const env = options.env;
+  rocksdb::Env* const env = options.env ? options.env : rocksdb::Env::Default();
   const fs::path dir(data_dir);
   struct stat st {};
   if (::stat(data_dir.c_str(), &st) == 0) {
@@ -328,7 +328,7 @@ std::optional<StoreError> Store::write_pid() {
 
 std::optional<StoreError> Store::begin_writing() {
   // A snapshot file left by a crash in the middle of writing it: never part of the state.
-  ::unlink((data_dir_ + "/" + std::string(kSnapshotTempFile)).c_str());
+  remove_snapshot_temp_file();
   if (read_only_) {
     db_->Close().PermitUncheckedError();
     db_.reset();
@@ -503,15 +503,15 @@ std::variant<PresenceManifest, std::monostate, std::string> Store::write_presenc
   // previous one. One chunk is in memory at a time, and the data is written once: no log,
   // no memtable, and (each generation having a key range of its own) no compaction.
   const std::uint64_t g = generation_ + 1;
-  const std::string tmp = data_dir_ + "/" + std::string(kSnapshotTempFile);
-  ::unlink(tmp.c_str());
+  const std::string tmp = snapshot_temp_path();
+  remove_snapshot_temp_file();
   PresenceManifest m{taken_ms, 0, 0, chunks};
   rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), db_options(env_));
   auto s = writer.Open(tmp);
   for (std::uint32_t i = 0; i < chunks && s.ok(); ++i) {
     const auto c = chunk(i);
     if (!c) {
-      ::unlink(tmp.c_str());  // the writer abandons the file when it goes
+      remove_snapshot_temp_file();  // the writer abandons the file when it goes
       return std::monostate{};
     }
     m.users += c->users;
@@ -521,17 +521,27 @@ std::variant<PresenceManifest, std::monostate, std::string> Store::write_presenc
   if (s.ok()) s = writer.Put(manifest_key(g), encode_manifest(m));
   if (s.ok()) s = writer.Finish();
   if (!s.ok()) {
-    ::unlink(tmp.c_str());  // the database itself is untouched
+    remove_snapshot_temp_file();  // the database itself is untouched
     return describe_failure(s, "cannot write the snapshot file " + tmp, "the disk is full");
   }
   rocksdb::IngestExternalFileOptions io;
   io.move_files = true;  // a hard link into the database, not a copy
   s = db_->IngestExternalFile({tmp}, io);
-  ::unlink(tmp.c_str());
+  remove_snapshot_temp_file();
   if (!s.ok()) return failed(s, "cannot add the snapshot to the database");
   generation_ = g;
   drop_older_snapshots();
   return m;
+}
+
+std::string Store::snapshot_temp_path() const {
+  return data_dir_ + "/" + std::string(kSnapshotTempFile);
+}
+
+// Through the Env, as the file was written: a crash that a test simulates there leaves the
+// file as a real crash would. Absent is fine.
+void Store::remove_snapshot_temp_file() {
+  env_->DeleteFile(snapshot_temp_path()).PermitUncheckedError();
 }
 
 // Older generations (and a format-1 snapshot) are garbage once a newer one is in: their

@@ -120,6 +120,8 @@ class Store {
                                std::string_view full) const;
   std::string failed(const rocksdb::Status& s, std::string_view what);  // closes the db
   void drop_older_snapshots();
+  std::string snapshot_temp_path() const;
+  void remove_snapshot_temp_file();
   std::optional<StoreError> write_pid();
   static std::optional<StoreError> create_database(const std::string& data_dir,
                                                    const std::string& new_path,
@@ -127,7 +129,7 @@ class Store {
 
   std::string data_dir_;
   std::string db_path_;
-  rocksdb::Env* env_;  // nullptr: rocksdb::Env::Default()
+  rocksdb::Env* env_;  // StoreOptions::env, or rocksdb::Env::Default()
   int lock_fd_ = -1;
   std::unique_ptr<rocksdb::DB> db_;  // null after a failed write, until the next one reopens it
   std::uint32_t format_;
