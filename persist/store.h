@@ -13,6 +13,12 @@
 // one step (RocksDB's file ingestion), so a crash at any moment leaves either the whole new
 // snapshot or the whole previous one.
 //
+// Files: every file RocksDB reads and writes, the snapshot file included, goes through the
+// rocksdb::Env of StoreOptions (the real disk unless a test passes another); the lock file
+// and the checks of the directory itself use the OS directly. Tests pass an Env that fills
+// the disk, fails an fsync or tears a write on command (tests/support/fault_env.h), so each
+// failure above is tested in-process (tests/persist_fault_test.cpp).
+//
 // Thread safety: one call at a time (the Snapshotter serialises its writes; load() and
 // begin_writing() run before it starts).
 #pragma once
