@@ -214,8 +214,8 @@ std::variant<std::unique_ptr<Store>, StoreError> Store::open(const std::string& 
       close_fd();
       return classify(db_path, s, "cannot open the database");
     }
-    auto store = std::unique_ptr<Store>(new Store(data_dir, db_path, env, fd,
-                                                  std::unique_ptr<rocksdb::DB>(raw), kFormatVersion));
+    auto store = std::unique_ptr<Store>(
+        new Store(data_dir, db_path, env, fd, std::unique_ptr<rocksdb::DB>(raw), kFormatVersion));
     if (auto err = store->write_pid()) return *err;
     return store;
   }
@@ -269,16 +269,14 @@ std::variant<std::unique_ptr<Store>, StoreError> Store::open(const std::string& 
                        kOldestReadableFormat, kFormatVersion)});
     }
   }
-  auto store =
-      std::unique_ptr<Store>(new Store(data_dir, db_path, env, fd, std::move(db), format));
+  auto store = std::unique_ptr<Store>(new Store(data_dir, db_path, env, fd, std::move(db), format));
   store->read_only_ = true;
   return store;
 }
 
 std::optional<StoreError> Store::create_database(const std::string& data_dir,
                                                  const std::string& new_path,
-                                                 const std::string& db_path,
-                                                 rocksdb::Env* env) {
+                                                 const std::string& db_path, rocksdb::Env* env) {
   std::error_code ec;
   fs::remove_all(new_path, ec);
   if (ec) return unusable(fmt::format("{}: cannot remove it: {}", new_path, ec.message()));

@@ -92,8 +92,8 @@ std::variant<PresenceManifest, std::monostate, std::string> snapshot(Store& s,
   });
 }
 
-std::optional<std::string> error_of(const std::variant<PresenceManifest, std::monostate,
-                                                       std::string>& r) {
+std::optional<std::string> error_of(
+    const std::variant<PresenceManifest, std::monostate, std::string>& r) {
   if (const auto* e = std::get_if<std::string>(&r)) return *e;
   return std::nullopt;
 }
@@ -102,8 +102,8 @@ std::optional<std::string> error_of(const std::variant<PresenceManifest, std::mo
 WriteSet membership(std::uint64_t n) {
   WriteSet set;
   set.self = SelfRecord{"node-1", n};
-  set.members = std::vector<MemberRecord>{{"member-" + std::to_string(n), "127.0.0.1:9", 0, 1,
-                                           1000, 10}};
+  set.members =
+      std::vector<MemberRecord>{{"member-" + std::to_string(n), "127.0.0.1:9", 0, 1, 1000, 10}};
   return set;
 }
 
@@ -134,9 +134,9 @@ std::vector<FaultEnv::Op> ops_of_a_snapshot() {
 std::string describe(const std::vector<FaultEnv::Op>& ops) {
   std::string out;
   for (const auto& op : ops) {
-    out += op.kind == FaultEnv::Op::Kind::sync ? " sync " + op.file
-                                               : " append " + op.file + " " +
-                                                     std::to_string(op.bytes);
+    out += op.kind == FaultEnv::Op::Kind::sync
+               ? " sync " + op.file
+               : " append " + op.file + " " + std::to_string(op.bytes);
   }
   return out;
 }

@@ -127,8 +127,8 @@ class FaultFileSystem final : public rocksdb::FileSystemWrapper {
   IOStatus ReopenWritableFile(const std::string& f, const FileOptions& o,
                               std::unique_ptr<rocksdb::FSWritableFile>* r,
                               IODebugContext* dbg) override;
-  IOStatus ReuseWritableFile(const std::string& f, const std::string& old,
-                             const FileOptions& o, std::unique_ptr<rocksdb::FSWritableFile>* r,
+  IOStatus ReuseWritableFile(const std::string& f, const std::string& old, const FileOptions& o,
+                             std::unique_ptr<rocksdb::FSWritableFile>* r,
                              IODebugContext* dbg) override;
   IOStatus NewRandomRWFile(const std::string& f, const FileOptions& o,
                            std::unique_ptr<rocksdb::FSRandomRWFile>* r,
@@ -205,10 +205,11 @@ class FaultWritableFile final : public rocksdb::FSWritableFileOwnerWrapper {
       : FSWritableFileOwnerWrapper(std::move(file)), path_(std::move(path)), fs_(fs) {}
 
   IOStatus Append(const Slice& data, const IOOptions& o, IODebugContext* dbg) override {
-    return write(data, [&](const Slice& d) { return FSWritableFileOwnerWrapper::Append(d, o, dbg); });
+    return write(data,
+                 [&](const Slice& d) { return FSWritableFileOwnerWrapper::Append(d, o, dbg); });
   }
-  IOStatus Append(const Slice& data, const IOOptions& o,
-                  const rocksdb::DataVerificationInfo& info, IODebugContext* dbg) override {
+  IOStatus Append(const Slice& data, const IOOptions& o, const rocksdb::DataVerificationInfo& info,
+                  IODebugContext* dbg) override {
     return write(data, [&](const Slice& d) {
       // The checksum handed over covers the whole of `data`: a part goes without it.
       return d.size() == data.size() ? FSWritableFileOwnerWrapper::Append(d, o, info, dbg)
@@ -326,10 +327,20 @@ void FaultEnv::fail_syncs_after(std::uint64_t syncs, const std::string& file) {
 void FaultEnv::tear_write(std::uint64_t nth, const std::string& file) {
   fs_->tear_write(nth, file);
 }
-void FaultEnv::heal() { fs_->heal(); }
-std::uint64_t FaultEnv::faults() const { return fs_->faults(); }
-bool FaultEnv::crashed() const { return fs_->crashed(); }
-std::vector<FaultEnv::Op> FaultEnv::ops() const { return fs_->ops(); }
-void FaultEnv::forget_ops() { fs_->forget_ops(); }
+void FaultEnv::heal() {
+  fs_->heal();
+}
+std::uint64_t FaultEnv::faults() const {
+  return fs_->faults();
+}
+bool FaultEnv::crashed() const {
+  return fs_->crashed();
+}
+std::vector<FaultEnv::Op> FaultEnv::ops() const {
+  return fs_->ops();
+}
+void FaultEnv::forget_ops() {
+  fs_->forget_ops();
+}
 
 }  // namespace heartbeatd::test
