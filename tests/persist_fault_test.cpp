@@ -3,12 +3,18 @@
 // membership write makes. What docs/PERSISTENCE.md promises: the failure is reported with
 // its cause, the previous state stays readable whole, a reopen finds the old state or the
 // new one (never a mix, never a refused start), and the next write succeeds once the disk
-// works again. In-process and deterministic; the same cases on the real binary in a small
-// tmpfs are in persist_daemon_test.
+// works again. In-process and deterministic; the full-disk cases on the real binary, in a
+// small tmpfs, are in persist_daemon_test.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <filesystem>
+#include <memory>
+#include <optional>
+#include <ostream>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "persist/format.h"
