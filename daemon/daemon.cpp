@@ -245,7 +245,7 @@ int Daemon::open_store() {
   // Parents are created for the built-in default path only; a configured one must have its
   // parent already, so a typo is reported instead of becoming a new tree.
   const bool is_default = dir == default_config().node.data_dir;
-  auto opened = persist::Store::open(dir, is_default);
+  auto opened = persist::Store::open(dir, {.create_parents = is_default});
   auto exit_code = [](persist::StoreErrorKind k) {
     switch (k) {
       case persist::StoreErrorKind::unusable:

@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 #include <rocksdb/convenience.h>
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
 #include <rocksdb/options.h>
 #include <rocksdb/sst_file_writer.h>
 #include <rocksdb/write_batch.h>
@@ -83,8 +84,9 @@ class ForwardingLogger final : public rocksdb::Logger {
   }
 };
 
-rocksdb::Options db_options() {
+rocksdb::Options db_options(rocksdb::Env* env) {
   rocksdb::Options o;
+  o.env = env;
   o.create_if_missing = true;
   o.paranoid_checks = true;
   o.info_log = std::make_shared<ForwardingLogger>();
@@ -113,7 +115,9 @@ bool has_entries(const fs::path& dir) {
 }  // namespace
 
 std::variant<std::unique_ptr<Store>, StoreError> Store::open(const std::string& data_dir,
-                                                             bool create_parents) {
+                                                             const StoreOptions& options) {
+  const bool create_parents = options.create_parents;
+  rocksdb::Env* const env = options.env ? options.env : rocksdb::Env::Default();
   const fs::path dir(data_dir);
   struct stat st {};
   if (::stat(data_dir.c_str(), &st) == 0) {
@@ -200,18 +204,18 @@ std::variant<std::unique_ptr<Store>, StoreError> Store::open(const std::string& 
     // A new database is made in db.new and renamed to db once its format record is on disk,
     // so a crash while creating it leaves no half-made db/ to refuse at the next start. A
     // db.new left by such a crash never held state, and is removed.
-    if (auto err = create_database(data_dir, new_dir.string(), db_path)) {
+    if (auto err = create_database(data_dir, new_dir.string(), db_path, env)) {
       close_fd();
       return *err;
     }
     rocksdb::DB* raw = nullptr;
-    auto s = rocksdb::DB::Open(db_options(), db_path, &raw);
+    auto s = rocksdb::DB::Open(db_options(env), db_path, &raw);
     if (!s.ok()) {
       close_fd();
       return classify(db_path, s, "cannot open the database");
     }
     auto store = std::unique_ptr<Store>(
-        new Store(data_dir, db_path, fd, std::unique_ptr<rocksdb::DB>(raw), kFormatVersion));
+        new Store(data_dir, db_path, env, fd, std::unique_ptr<rocksdb::DB>(raw), kFormatVersion));
     if (auto err = store->write_pid()) return *err;
     return store;
   }
@@ -220,7 +224,7 @@ std::variant<std::unique_ptr<Store>, StoreError> Store::open(const std::string& 
   // a read-write open rewrites RocksDB's metadata files, which must not happen to a
   // directory whose data then turns out unreadable.
   rocksdb::DB* raw = nullptr;
-  auto s = rocksdb::DB::OpenForReadOnly(db_options(), db_path, &raw);
+  auto s = rocksdb::DB::OpenForReadOnly(db_options(env), db_path, &raw);
   if (!s.ok()) {
     close_fd();
     return classify(db_path, s, "cannot open the database");
@@ -265,14 +269,14 @@ std::variant<std::unique_ptr<Store>, StoreError> Store::open(const std::string& 
                        kOldestReadableFormat, kFormatVersion)});
     }
   }
-  auto store = std::unique_ptr<Store>(new Store(data_dir, db_path, fd, std::move(db), format));
+  auto store = std::unique_ptr<Store>(new Store(data_dir, db_path, env, fd, std::move(db), format));
   store->read_only_ = true;
   return store;
 }
 
 std::optional<StoreError> Store::create_database(const std::string& data_dir,
                                                  const std::string& new_path,
-                                                 const std::string& db_path) {
+                                                 const std::string& db_path, rocksdb::Env* env) {
   std::error_code ec;
   fs::remove_all(new_path, ec);
   if (ec) return unusable(fmt::format("{}: cannot remove it: {}", new_path, ec.message()));
@@ -282,7 +286,7 @@ std::optional<StoreError> Store::create_database(const std::string& data_dir,
   }
   {
     rocksdb::DB* raw = nullptr;
-    auto s = rocksdb::DB::Open(db_options(), new_path, &raw);
+    auto s = rocksdb::DB::Open(db_options(env), new_path, &raw);
     if (!s.ok()) return classify(new_path, s, "cannot create the database");
     std::unique_ptr<rocksdb::DB> db(raw);
     rocksdb::WriteOptions wo;
@@ -322,12 +326,12 @@ std::optional<StoreError> Store::write_pid() {
 
 std::optional<StoreError> Store::begin_writing() {
   // A snapshot file left by a crash in the middle of writing it: never part of the state.
-  ::unlink((data_dir_ + "/" + std::string(kSnapshotTempFile)).c_str());
+  remove_snapshot_temp_file();
   if (read_only_) {
     db_->Close().PermitUncheckedError();
     db_.reset();
     rocksdb::DB* raw = nullptr;
-    auto s = rocksdb::DB::Open(db_options(), db_path_, &raw);
+    auto s = rocksdb::DB::Open(db_options(env_), db_path_, &raw);
     if (!s.ok()) return classify(db_path_, s, "cannot open the database for writing");
     db_.reset(raw);
     read_only_ = false;
@@ -345,10 +349,11 @@ std::optional<StoreError> Store::begin_writing() {
   return std::nullopt;
 }
 
-Store::Store(std::string data_dir, std::string db_path, int lock_fd,
+Store::Store(std::string data_dir, std::string db_path, rocksdb::Env* env, int lock_fd,
              std::unique_ptr<rocksdb::DB> db, std::uint32_t format)
     : data_dir_(std::move(data_dir)),
       db_path_(std::move(db_path)),
+      env_(env),
       lock_fd_(lock_fd),
       db_(std::move(db)),
       format_(format) {}
@@ -450,7 +455,7 @@ std::optional<std::string> Store::ensure_open() {
   // A write failed before (say, on a full disk), and the database was closed then: open it
   // again, which recovers it the way a restart would, from what is on disk.
   rocksdb::DB* raw = nullptr;
-  auto s = rocksdb::DB::Open(db_options(), db_path_, &raw);
+  auto s = rocksdb::DB::Open(db_options(env_), db_path_, &raw);
   if (!s.ok()) {
     return describe_failure(s, "cannot reopen after the previous failed write",
                             "the disk is still full");
@@ -496,15 +501,15 @@ std::variant<PresenceManifest, std::monostate, std::string> Store::write_presenc
   // previous one. One chunk is in memory at a time, and the data is written once: no log,
   // no memtable, and (each generation having a key range of its own) no compaction.
   const std::uint64_t g = generation_ + 1;
-  const std::string tmp = data_dir_ + "/" + std::string(kSnapshotTempFile);
-  ::unlink(tmp.c_str());
+  const std::string tmp = snapshot_temp_path();
+  remove_snapshot_temp_file();
   PresenceManifest m{taken_ms, 0, 0, chunks};
-  rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), db_options());
+  rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), db_options(env_));
   auto s = writer.Open(tmp);
   for (std::uint32_t i = 0; i < chunks && s.ok(); ++i) {
     const auto c = chunk(i);
     if (!c) {
-      ::unlink(tmp.c_str());  // the writer abandons the file when it goes
+      remove_snapshot_temp_file();  // the writer abandons the file when it goes
       return std::monostate{};
     }
     m.users += c->users;
@@ -514,17 +519,27 @@ std::variant<PresenceManifest, std::monostate, std::string> Store::write_presenc
   if (s.ok()) s = writer.Put(manifest_key(g), encode_manifest(m));
   if (s.ok()) s = writer.Finish();
   if (!s.ok()) {
-    ::unlink(tmp.c_str());  // the database itself is untouched
+    remove_snapshot_temp_file();  // the database itself is untouched
     return describe_failure(s, "cannot write the snapshot file " + tmp, "the disk is full");
   }
   rocksdb::IngestExternalFileOptions io;
   io.move_files = true;  // a hard link into the database, not a copy
   s = db_->IngestExternalFile({tmp}, io);
-  ::unlink(tmp.c_str());
+  remove_snapshot_temp_file();
   if (!s.ok()) return failed(s, "cannot add the snapshot to the database");
   generation_ = g;
   drop_older_snapshots();
   return m;
+}
+
+std::string Store::snapshot_temp_path() const {
+  return data_dir_ + "/" + std::string(kSnapshotTempFile);
+}
+
+// Through the Env, as the file was written: a crash that a test simulates there leaves the
+// file as a real crash would. Absent is fine.
+void Store::remove_snapshot_temp_file() {
+  env_->DeleteFile(snapshot_temp_path()).PermitUncheckedError();
 }
 
 // Older generations (and a format-1 snapshot) are garbage once a newer one is in: their

@@ -13,6 +13,12 @@
 // one step (RocksDB's file ingestion), so a crash at any moment leaves either the whole new
 // snapshot or the whole previous one.
 //
+// Files: every file RocksDB reads and writes, the snapshot file included, goes through the
+// rocksdb::Env of StoreOptions (the real disk unless a test passes another); the lock file
+// and the checks of the directory itself use the OS directly. Tests pass an Env that fills
+// the disk, fails an fsync or tears a write on command (tests/support/fault_env.h), so each
+// failure above is tested in-process (tests/persist_fault_test.cpp).
+//
 // Thread safety: one call at a time (the Snapshotter serialises its writes; load() and
 // begin_writing() run before it starts).
 #pragma once
@@ -31,6 +37,7 @@
 
 namespace rocksdb {
 class DB;
+class Env;
 class Status;
 }  // namespace rocksdb
 
@@ -71,12 +78,20 @@ struct Chunk {
 // Where a snapshot file is written before it joins the database (in node.data_dir).
 inline constexpr std::string_view kSnapshotTempFile = "snapshot.sst.tmp";
 
+struct StoreOptions {
+  // Make missing parent directories too (the built-in default path); otherwise the parent
+  // must exist, so a mistyped path is reported rather than created.
+  bool create_parents = false;
+  // Every file RocksDB reads and writes (the database, and the snapshot file before it joins
+  // it) goes through this. Not owned; it must outlive the Store. nullptr (the default):
+  // rocksdb::Env::Default(), the real disk. Tests pass one that fails on command.
+  rocksdb::Env* env = nullptr;
+};
+
 class Store {
  public:
-  // create_parents: make missing parent directories too (the built-in default path);
-  // otherwise the parent must exist, so a mistyped path is reported rather than created.
   static std::variant<std::unique_ptr<Store>, StoreError> open(const std::string& data_dir,
-                                                               bool create_parents);
+                                                               const StoreOptions& options);
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
@@ -104,20 +119,23 @@ class Store {
   const std::string& path() const { return db_path_; }
 
  private:
-  Store(std::string data_dir, std::string db_path, int lock_fd, std::unique_ptr<rocksdb::DB> db,
-        std::uint32_t format);
+  Store(std::string data_dir, std::string db_path, rocksdb::Env* env, int lock_fd,
+        std::unique_ptr<rocksdb::DB> db, std::uint32_t format);
   std::optional<std::string> ensure_open();
   std::string describe_failure(const rocksdb::Status& s, std::string_view what,
                                std::string_view full) const;
   std::string failed(const rocksdb::Status& s, std::string_view what);  // closes the db
   void drop_older_snapshots();
+  std::string snapshot_temp_path() const;
+  void remove_snapshot_temp_file();
   std::optional<StoreError> write_pid();
   static std::optional<StoreError> create_database(const std::string& data_dir,
                                                    const std::string& new_path,
-                                                   const std::string& db_path);
+                                                   const std::string& db_path, rocksdb::Env* env);
 
   std::string data_dir_;
   std::string db_path_;
+  rocksdb::Env* env_;  // StoreOptions::env, or rocksdb::Env::Default()
   int lock_fd_ = -1;
   std::unique_ptr<rocksdb::DB> db_;  // null after a failed write, until the next one reopens it
   std::uint32_t format_;

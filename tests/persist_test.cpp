@@ -177,7 +177,7 @@ TEST(PersistFormat, WrongKindIsNamed) {
 // ---- store ----------------------------------------------------------------------------
 
 std::unique_ptr<Store> open_ok(const std::string& dir) {
-  auto r = Store::open(dir, false);
+  auto r = Store::open(dir, {});
   if (auto* e = std::get_if<StoreError>(&r)) {
     ADD_FAILURE() << e->message;
     return nullptr;
@@ -186,7 +186,7 @@ std::unique_ptr<Store> open_ok(const std::string& dir) {
 }
 
 StoreError open_error(const std::string& dir, bool create_parents = false) {
-  auto r = Store::open(dir, create_parents);
+  auto r = Store::open(dir, {.create_parents = create_parents});
   if (auto* e = std::get_if<StoreError>(&r)) return *e;
   ADD_FAILURE() << dir << " opened";
   return {};
@@ -265,7 +265,7 @@ TEST(PersistStore, MissingParentIsNotCreatedForAConfiguredPath) {
   EXPECT_NE(e.message.find(tmp.file("no/such/parent")), std::string::npos) << e.message;
   EXPECT_FALSE(fs::exists(tmp.file("no")));
   // The built-in default path gets its parents.
-  auto r = Store::open(tmp.file("xdg/state/heartbeatd"), true);
+  auto r = Store::open(tmp.file("xdg/state/heartbeatd"), {.create_parents = true});
   EXPECT_TRUE(std::holds_alternative<std::unique_ptr<Store>>(r));
 }
 
