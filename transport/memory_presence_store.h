@@ -13,21 +13,16 @@
 //
 // Thread safety: every call from any thread. The listener runs under the watch's lock, on the
 // caller's thread (a heartbeat) or on the strand (an expiry): in order per user, and it must
-// not call back into the store.
+// not call back into the store. The timers' handlers share the store's state, so the store
+// may go before its io_context (not after: its timers belong to it).
 #pragma once
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 
 #include <atomic>
 #include <memory>
-#include <mutex>
-#include <optional>
-#include <vector>
 
 #include "membership/presence_table.h"
-#include "membership/user_watch.h"
 #include "transport/presence_store.h"
 
 namespace heartbeatd::transport {
@@ -53,37 +48,15 @@ class MemoryPresenceStore final : public PresenceStore {
   void unwatch(std::span<const UserId> ids) override;
   StoreHealth health() const override;
   void write_metrics(MetricsWriter& w) const override;
-  membership::PresenceTable* local_table() override { return &table_; }
+  membership::PresenceTable* local_table() override;
 
   // Reports the watched users whose deadline passed by the clock's now. The store's timer
   // calls it; tests on a manual clock call it after moving the clock.
   void expire_watched();
 
  private:
-  std::int64_t unix_ms(membership::TimePoint t) const;
-  // With watch_mu_ held: hands `changes_` to the listener, and makes sure the deadline timer
-  // fires no later than the watch's earliest deadline.
-  void publish_locked();
-  void do_arm_deadline();
-  void do_tick();
-
-  boost::asio::io_context& io_;
-  const membership::PresenceOptions options_;
-  const membership::Clock& clock_;
-  const std::shared_ptr<std::atomic<std::int64_t>> wall_anchor_;
-  mutable membership::PresenceTable table_;  // mutable: counts() brings its ring up to date
-  boost::asio::strand<boost::asio::io_context::executor_type> strand_;
-  boost::asio::steady_timer tick_timer_;      // on strand_
-  boost::asio::steady_timer deadline_timer_;  // on strand_
-
-  std::atomic<bool> any_watched_{false};
-  std::mutex watch_mu_;
-  membership::UserWatch watch_;                                 // guarded by watch_mu_
-  ChangeListener listener_;                                     // set before start()
-  std::vector<membership::UserWatch::Transition> transitions_;  // guarded by watch_mu_
-  std::vector<UserChange> changes_;                             // guarded by watch_mu_
-  std::optional<membership::TimePoint> armed_;  // guarded by watch_mu_: the timer's expiry
-  bool stopped_ = false;                        // guarded by watch_mu_
+  struct Core;  // what the timers' handlers share with the store; memory_presence_store.cpp
+  std::shared_ptr<Core> core_;
 };
 
 }  // namespace heartbeatd::transport
