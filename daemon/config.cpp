@@ -90,24 +90,6 @@ std::optional<std::size_t> parse_size(std::string_view s) {
   return *v * mult;
 }
 
-bool valid_hostname(std::string_view h) {
-  if (h.empty() || h.size() > 253) return false;
-  std::size_t start = 0;
-  while (start <= h.size()) {
-    std::size_t dot = h.find('.', start);
-    if (dot == std::string_view::npos) dot = h.size();
-    std::string_view label = h.substr(start, dot - start);
-    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-')
-      return false;
-    for (char c : label) {
-      if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-')) return false;
-    }
-    start = dot + 1;
-    if (dot == h.size()) break;
-  }
-  return true;
-}
-
 std::string default_node_name() {
   char buf[256] = {};
   if (gethostname(buf, sizeof buf - 1) == 0 && buf[0] != '\0') return buf;
@@ -1037,80 +1019,6 @@ std::size_t Config::Api::unix_reserve() const {
 double Config::Api::RateLimit::effective_burst() const {
   if (burst > 0) return static_cast<double>(burst);
   return std::max(1.0, std::ceil(requests_per_second));
-}
-
-std::string HostPort::to_string() const {
-  if (host.find(':') != std::string::npos) return fmt::format("[{}]:{}", host, port);
-  return fmt::format("{}:{}", host, port);
-}
-
-std::optional<Millis> parse_duration(std::string_view s) {
-  if (s == "0") return Millis(0);
-  if (s.empty()) return std::nullopt;
-  Millis total(0);
-  while (!s.empty()) {
-    std::size_t digits = 0;
-    while (digits < s.size() && std::isdigit(static_cast<unsigned char>(s[digits]))) ++digits;
-    if (digits == 0 || digits > 12) return std::nullopt;
-    const auto n = parse_int<std::int64_t>(s.substr(0, digits));
-    s.remove_prefix(digits);
-    std::int64_t unit_ms;
-    if (s.starts_with("ms")) {
-      unit_ms = 1, s.remove_prefix(2);
-    } else if (s.starts_with("s")) {
-      unit_ms = 1000, s.remove_prefix(1);
-    } else if (s.starts_with("m")) {
-      unit_ms = 60'000, s.remove_prefix(1);
-    } else if (s.starts_with("h")) {
-      unit_ms = 3'600'000, s.remove_prefix(1);
-    } else if (s.starts_with("d")) {
-      unit_ms = 86'400'000, s.remove_prefix(1);
-    } else {
-      return std::nullopt;
-    }
-    total += Millis(*n * unit_ms);
-  }
-  return total;
-}
-
-std::string format_duration(Millis d) {
-  const auto ms = d.count();
-  if (ms == 0) return "0s";
-  if (ms % 86'400'000 == 0) return fmt::format("{}d", ms / 86'400'000);
-  if (ms % 3'600'000 == 0) return fmt::format("{}h", ms / 3'600'000);
-  if (ms % 60'000 == 0) return fmt::format("{}m", ms / 60'000);
-  if (ms % 1000 == 0) return fmt::format("{}s", ms / 1000);
-  return fmt::format("{}ms", ms);
-}
-
-std::optional<HostPort> parse_host_port(std::string_view s, std::string* why) {
-  auto no = [&](std::string text) -> std::optional<HostPort> {
-    if (why) *why = std::move(text);
-    return std::nullopt;
-  };
-  std::string_view host, port;
-  if (s.starts_with('[')) {
-    const auto close = s.find(']');
-    if (close == std::string_view::npos) return no("missing ']'");
-    host = s.substr(1, close - 1);
-    if (close + 1 >= s.size() || s[close + 1] != ':') return no("missing :port");
-    port = s.substr(close + 2);
-    in6_addr a6;
-    if (inet_pton(AF_INET6, std::string(host).c_str(), &a6) != 1) return no("not an IPv6 address");
-  } else {
-    const auto colon = s.rfind(':');
-    if (colon == std::string_view::npos) return no("missing :port");
-    host = s.substr(0, colon);
-    port = s.substr(colon + 1);
-    if (host.find(':') != std::string_view::npos) return no("IPv6 addresses go in brackets");
-    in_addr a4;
-    if (inet_pton(AF_INET, std::string(host).c_str(), &a4) != 1 && !valid_hostname(host)) {
-      return no("not an IP address or host name");
-    }
-  }
-  const auto p = parse_int<std::uint32_t>(port);
-  if (!p || *p < 1 || *p > 65535) return no("port must be 1 to 65535");
-  return HostPort{std::string(host), static_cast<std::uint16_t>(*p)};
 }
 
 Config default_config() {

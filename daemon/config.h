@@ -15,19 +15,12 @@
 #include <variant>
 #include <vector>
 
+#include "base/duration.h"
+#include "base/host_port.h"
+#include "base/log.h"
 #include "transport/access.h"
-#include "transport/log.h"
 
 namespace heartbeatd {
-
-using Millis = std::chrono::milliseconds;
-
-struct HostPort {
-  std::string host;  // IP literal (IPv6 without brackets) or DNS name
-  std::uint16_t port = 0;
-  std::string to_string() const;  // "host:port", "[v6]:port"
-  bool operator==(const HostPort&) const = default;
-};
 
 enum class MachineDetector { miss_threshold, phi_accrual };
 enum class PresenceBackend { memory, redis };
@@ -194,10 +187,5 @@ std::vector<std::string> security_warnings(const Config& c);
 
 // The first line of a secret file (presence.redis.password_file), or nullopt with `why`.
 std::optional<std::string> read_secret_file(const std::string& path, std::string* why);
-
-// Parsing helpers shared by the config and tests.
-std::optional<Millis> parse_duration(std::string_view text);  // "250ms", "30s", "1m30s"
-std::string format_duration(Millis d);
-std::optional<HostPort> parse_host_port(std::string_view text, std::string* why);
 
 }  // namespace heartbeatd

@@ -14,11 +14,12 @@
 
 #include <fmt/format.h>
 
+#include "base/log.h"
+#include "base/wall_time.h"
 #include "heartbeatd/version.h"
 #include "transport/access.h"
 #include "transport/api_routes.h"
 #include "transport/key_routes.h"
-#include "transport/log.h"
 #include "transport/member_routes.h"
 #include "transport/memory_presence_store.h"
 #include "transport/presence_routes.h"
@@ -26,7 +27,6 @@
 #include "transport/socket_dir.h"
 #include "transport/rate_limiter.h"
 #include "transport/tls_context.h"
-#include "transport/wall_time.h"
 
 namespace heartbeatd {
 

@@ -6,7 +6,7 @@
 
 #include <fmt/format.h>
 
-#include "transport/wall_time.h"
+#include "base/wall_time.h"
 
 namespace heartbeatd::transport {
 
