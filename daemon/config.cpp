@@ -25,7 +25,6 @@
 
 #include "membership/member.h"
 #include "transport/datagram_seal.h"
-#include "transport/http_server.h"
 #include "transport/tls_context.h"
 
 namespace heartbeatd {
@@ -128,6 +127,13 @@ Field make_field(std::string key, bool reloadable, Get get, Parse parse, Show sh
       [get](Config& dst, const Config& src) { get(dst) = get(src); }};
 }
 
+// Config durations are whole milliseconds (parse_duration's unit); the protocol's structs
+// hold them as membership::Duration.
+template <class Duration>
+std::string show_duration(Duration d) {
+  return format_duration(std::chrono::duration_cast<Millis>(d));
+}
+
 template <class Get>
 Field duration_field(std::string key, bool reloadable, Millis min, Millis max, Get get) {
   const std::string expected = fmt::format("a duration from {} to {} (such as 250ms, 30s, 2m)",
@@ -139,7 +145,7 @@ Field duration_field(std::string key, bool reloadable, Millis min, Millis max, G
         if (!d || *d < min || *d > max) fail(line, k, expected, n);
         return *d;
       },
-      [](Millis d) { return format_duration(d); });
+      [](auto d) { return show_duration(d); });
 }
 
 template <class Int, class Get>
@@ -436,13 +442,13 @@ const std::vector<Field>& fields() {
         "api.threads", false, 1, 256, [](auto& c) -> auto& { return c.api.threads; }));
     f.push_back(size_field(
         "api.max_body_bytes", 64, std::size_t{256} << 20,
-        [](auto& c) -> auto& { return c.api.max_body_bytes; }));
+        [](auto& c) -> auto& { return c.api.limits.max_body_bytes; }));
     f.push_back(size_field(
         "api.max_header_bytes", 1024, std::size_t{1} << 20,
-        [](auto& c) -> auto& { return c.api.max_header_bytes; }));
+        [](auto& c) -> auto& { return c.api.limits.max_header_bytes; }));
     f.push_back(int_field<std::size_t>(
         "api.max_connections", false, 1, 1'000'000,
-        [](auto& c) -> auto& { return c.api.max_connections; }));
+        [](auto& c) -> auto& { return c.api.limits.max_connections; }));
     f.push_back(connection_share_field("api.max_connections_per_client", 1,
                                        &Config::Api::max_connections_per_client,
                                        &Config::Api::connections_per_client));
@@ -451,10 +457,10 @@ const std::vector<Field>& fields() {
                                        &Config::Api::unix_reserve));
     f.push_back(duration_field(
         "api.read_timeout", false, M(10), M(600'000),
-        [](auto& c) -> auto& { return c.api.read_timeout; }));
+        [](auto& c) -> auto& { return c.api.limits.read_timeout; }));
     f.push_back(duration_field(
         "api.idle_timeout", false, M(10), M(3'600'000),
-        [](auto& c) -> auto& { return c.api.idle_timeout; }));
+        [](auto& c) -> auto& { return c.api.limits.idle_timeout; }));
     // Re-read on every SIGHUP, even when the path is unchanged (adding a token edits it).
     Field tokens_file = string_field(
         "api.tokens_file", true, "a file path", [](const std::string&) { return true; },
@@ -514,43 +520,43 @@ const std::vector<Field>& fields() {
 
     f.push_back(duration_field(
         "membership.interval", true, M(10), M(60'000),
-        [](auto& c) -> auto& { return c.membership.interval; }));
+        [](auto& c) -> auto& { return c.membership.timings.interval; }));
     f.push_back(int_field<unsigned>(
         "membership.miss_threshold", true, 1, 100,
-        [](auto& c) -> auto& { return c.membership.miss_threshold; }));
+        [](auto& c) -> auto& { return c.membership.timings.miss_threshold; }));
     f.push_back(duration_field(
         "membership.suspicion_timeout", true, M(0), M(600'000),
-        [](auto& c) -> auto& { return c.membership.suspicion_timeout; }));
+        [](auto& c) -> auto& { return c.membership.timings.suspicion_timeout; }));
     f.push_back(duration_field(
         "membership.suspicion_max_timeout", true, M(0), M(600'000),
-        [](auto& c) -> auto& { return c.membership.suspicion_max_timeout; }));
+        [](auto& c) -> auto& { return c.membership.timings.suspicion_max_timeout; }));
     f.push_back(duration_field(
         "membership.probe_timeout", true, M(1), M(60'000),
-        [](auto& c) -> auto& { return c.membership.probe_timeout; }));
+        [](auto& c) -> auto& { return c.membership.timings.probe_timeout; }));
     f.push_back(int_field<unsigned>(
         "membership.monitors", true, 1, 32,
-        [](auto& c) -> auto& { return c.membership.monitors; }));
+        [](auto& c) -> auto& { return c.membership.timings.monitors; }));
     f.push_back(int_field<unsigned>(
         "membership.indirect_checks", true, 0, 16,
-        [](auto& c) -> auto& { return c.membership.indirect_checks; }));
+        [](auto& c) -> auto& { return c.membership.timings.indirect_checks; }));
     f.push_back(int_field<unsigned>(
         "membership.gossip_fanout", true, 1, 32,
-        [](auto& c) -> auto& { return c.membership.gossip_fanout; }));
+        [](auto& c) -> auto& { return c.membership.timings.gossip_fanout; }));
     f.push_back(int_field<unsigned>(
         "membership.retransmit_mult", true, 1, 32,
-        [](auto& c) -> auto& { return c.membership.retransmit_mult; }));
+        [](auto& c) -> auto& { return c.membership.timings.retransmit_mult; }));
     f.push_back(duration_field(
         "membership.sync_interval", true, M(100), M(3'600'000),
-        [](auto& c) -> auto& { return c.membership.sync_interval; }));
+        [](auto& c) -> auto& { return c.membership.timings.sync_interval; }));
     f.push_back(duration_field(
         "membership.reconnect_interval", true, M(10), M(3'600'000),
-        [](auto& c) -> auto& { return c.membership.reconnect_interval; }));
+        [](auto& c) -> auto& { return c.membership.timings.reconnect_interval; }));
     f.push_back(int_field<std::size_t>(
         "membership.max_members", true, 2, 1'000'000,
-        [](auto& c) -> auto& { return c.membership.max_members; }));
+        [](auto& c) -> auto& { return c.membership.timings.max_members; }));
     f.push_back(duration_field(
         "membership.reap_after", true, M(1000), M(30LL * 24 * 3600 * 1000),
-        [](auto& c) -> auto& { return c.membership.reap_after; }));
+        [](auto& c) -> auto& { return c.membership.timings.reap_after; }));
     f.push_back(enum_field<MachineDetector>(
         "membership.detector", true,
         {{"miss_threshold", MachineDetector::miss_threshold},
@@ -559,7 +565,7 @@ const std::vector<Field>& fields() {
     f.push_back(double_field(
         "membership.phi.threshold", true, 0.5, 100,
         [](auto& c) -> auto& { return c.membership.phi.threshold; }));
-    f.push_back(int_field<unsigned>(
+    f.push_back(int_field<std::size_t>(
         "membership.phi.window", true, 2, 100'000,
         [](auto& c) -> auto& { return c.membership.phi.window; }));
     f.push_back(duration_field(
@@ -656,7 +662,7 @@ const std::vector<Field>& fields() {
         [](auto& c) -> auto& { return c.events.max_queue_bytes; }));
     f.push_back(duration_field(
         "events.keepalive", false, M(100), M(3'600'000),
-        [](auto& c) -> auto& { return c.events.keepalive; }));
+        [](auto& c) -> auto& { return c.api.limits.stream_keepalive; }));
 
     f.push_back(string_field(
         "hooks.on_member_change", true, "an absolute path to an executable",
@@ -801,17 +807,17 @@ void validate(const Config& c, bool check_files = true) {
   if (!c.api.http && c.api.unix_socket.empty()) {
     throw ParseError{0, "api.http and api.unix_socket are both disabled: enable at least one"};
   }
-  if (c.api.connections_per_client() > c.api.max_connections) {
+  if (c.api.connections_per_client() > c.api.limits.max_connections) {
     throw ParseError{0, fmt::format("api.max_connections_per_client ({}) is above "
                                     "api.max_connections ({})",
-                                    c.api.connections_per_client(), c.api.max_connections)};
+                                    c.api.connections_per_client(), c.api.limits.max_connections)};
   }
   if (c.api.http && !c.api.unix_socket.empty() &&
-      c.api.unix_reserve() >= c.api.max_connections) {
+      c.api.unix_reserve() >= c.api.limits.max_connections) {
     throw ParseError{0, fmt::format("api.unix_reserved_connections ({}) leaves none of "
                                     "api.max_connections ({}) for TCP: lower it, or disable "
                                     "api.http",
-                                    c.api.unix_reserve(), c.api.max_connections)};
+                                    c.api.unix_reserve(), c.api.limits.max_connections)};
   }
   // Secure defaults: the API writes presence and reads who is online, so beyond this host it
   // needs both TLS (nobody reads or alters it on the way) and tokens (nobody else may call it).
@@ -840,12 +846,12 @@ void validate(const Config& c, bool check_files = true) {
       throw ParseError{0, "api.tokens_file " + e->message};
     }
   }
-  if (c.membership.suspicion_max_timeout < c.membership.suspicion_timeout) {
+  if (c.membership.timings.suspicion_max_timeout < c.membership.timings.suspicion_timeout) {
     throw ParseError{0,
                      fmt::format("membership.suspicion_max_timeout ({}) must not be shorter than "
                                  "membership.suspicion_timeout ({})",
-                                 format_duration(c.membership.suspicion_max_timeout),
-                                 format_duration(c.membership.suspicion_timeout))};
+                                 show_duration(c.membership.timings.suspicion_max_timeout),
+                                 show_duration(c.membership.timings.suspicion_timeout))};
   }
   if (!c.hooks.on_user_change.empty() && c.hooks.users.empty()) {
     throw ParseError{0, "hooks.on_user_change is set but hooks.users is empty: list the users "
@@ -884,14 +890,14 @@ void validate(const Config& c, bool check_files = true) {
                                       "presence.redis.pool.max ({})",
                                       r.pool.min, r.pool.max)};
     }
-    if (2 * (r.pool.wait + r.timeout) > c.api.read_timeout) {
+    if (2 * (r.pool.wait + r.timeout) > c.api.limits.read_timeout) {
       throw ParseError{0, fmt::format("presence.redis.pool.wait ({}) plus presence.redis.timeout "
                                       "({}) must be at most half of api.read_timeout ({}): a "
                                       "request may wait for a connection and then for Redis "
                                       "twice (a redirection or a reconnect) before the server "
                                       "gives up on it",
                                       format_duration(r.pool.wait), format_duration(r.timeout),
-                                      format_duration(c.api.read_timeout))};
+                                      format_duration(c.api.limits.read_timeout))};
     }
     if (r.dedup_window * 4 > c.presence.timeout) {
       throw ParseError{0, fmt::format("presence.redis.dedup_window ({}) must be at most a quarter "
@@ -1008,12 +1014,29 @@ std::vector<std::string> security_warnings(const Config& c) {
 
 std::size_t Config::Api::connections_per_client() const {
   return max_connections_per_client.value_or(
-      std::min(transport::HttpServerLimits{}.max_connections_per_client, max_connections));
+      std::min(limits.max_connections_per_client, limits.max_connections));
 }
 
 std::size_t Config::Api::unix_reserve() const {
   return unix_reserved_connections.value_or(
-      std::min(transport::HttpServerLimits{}.unix_reserved_connections, max_connections / 4));
+      std::min(limits.unix_reserved_connections, limits.max_connections / 4));
+}
+
+transport::HttpServerLimits Config::Api::server_limits() const {
+  transport::HttpServerLimits l = limits;
+  l.max_connections_per_client = connections_per_client();
+  l.unix_reserved_connections = unix_reserve();
+  return l;
+}
+
+membership::ProtocolTimings Config::Membership::protocol_timings() const {
+  membership::ProtocolTimings t = timings;
+  t.phi.reset();
+  if (detector == MachineDetector::phi_accrual) {
+    t.phi = phi;
+    t.phi->suspicion_timeout = t.suspicion_timeout;  // one key for both detectors
+  }
+  return t;
 }
 
 double Config::Api::RateLimit::effective_burst() const {
