@@ -2,8 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "base/user_ids.h"
 #include "membership/member.h"
-#include "transport/user_ids.h"
 
 namespace heartbeatd::ctl {
 namespace {
@@ -35,7 +35,7 @@ struct Usage {
 
 std::uint64_t user_id(std::string_view text) {
   std::string why;
-  auto id = transport::parse_user_id(text, &why);
+  auto id = parse_user_id(text, &why);
   if (!id) throw Usage{fmt::format("bad user id '{}': {}", text, why)};
   return *id;
 }

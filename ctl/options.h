@@ -12,7 +12,8 @@
 #include <variant>
 #include <vector>
 
-#include "daemon/config.h"
+#include "base/duration.h"
+#include "base/host_port.h"
 
 namespace heartbeatd::ctl {
 

@@ -25,7 +25,6 @@
 
 #include "membership/member.h"
 #include "transport/datagram_seal.h"
-#include "transport/http_server.h"
 #include "transport/tls_context.h"
 
 namespace heartbeatd {
@@ -90,24 +89,6 @@ std::optional<std::size_t> parse_size(std::string_view s) {
   return *v * mult;
 }
 
-bool valid_hostname(std::string_view h) {
-  if (h.empty() || h.size() > 253) return false;
-  std::size_t start = 0;
-  while (start <= h.size()) {
-    std::size_t dot = h.find('.', start);
-    if (dot == std::string_view::npos) dot = h.size();
-    std::string_view label = h.substr(start, dot - start);
-    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-')
-      return false;
-    for (char c : label) {
-      if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-')) return false;
-    }
-    start = dot + 1;
-    if (dot == h.size()) break;
-  }
-  return true;
-}
-
 std::string default_node_name() {
   char buf[256] = {};
   if (gethostname(buf, sizeof buf - 1) == 0 && buf[0] != '\0') return buf;
@@ -146,6 +127,13 @@ Field make_field(std::string key, bool reloadable, Get get, Parse parse, Show sh
       [get](Config& dst, const Config& src) { get(dst) = get(src); }};
 }
 
+// Config durations are whole milliseconds (parse_duration's unit); the protocol's structs
+// hold them as membership::Duration.
+template <class Duration>
+std::string show_duration(Duration d) {
+  return format_duration(std::chrono::duration_cast<Millis>(d));
+}
+
 template <class Get>
 Field duration_field(std::string key, bool reloadable, Millis min, Millis max, Get get) {
   const std::string expected = fmt::format("a duration from {} to {} (such as 250ms, 30s, 2m)",
@@ -157,7 +145,7 @@ Field duration_field(std::string key, bool reloadable, Millis min, Millis max, G
         if (!d || *d < min || *d > max) fail(line, k, expected, n);
         return *d;
       },
-      [](Millis d) { return format_duration(d); });
+      [](auto d) { return show_duration(d); });
 }
 
 template <class Int, class Get>
@@ -454,13 +442,13 @@ const std::vector<Field>& fields() {
         "api.threads", false, 1, 256, [](auto& c) -> auto& { return c.api.threads; }));
     f.push_back(size_field(
         "api.max_body_bytes", 64, std::size_t{256} << 20,
-        [](auto& c) -> auto& { return c.api.max_body_bytes; }));
+        [](auto& c) -> auto& { return c.api.limits.max_body_bytes; }));
     f.push_back(size_field(
         "api.max_header_bytes", 1024, std::size_t{1} << 20,
-        [](auto& c) -> auto& { return c.api.max_header_bytes; }));
+        [](auto& c) -> auto& { return c.api.limits.max_header_bytes; }));
     f.push_back(int_field<std::size_t>(
         "api.max_connections", false, 1, 1'000'000,
-        [](auto& c) -> auto& { return c.api.max_connections; }));
+        [](auto& c) -> auto& { return c.api.limits.max_connections; }));
     f.push_back(connection_share_field("api.max_connections_per_client", 1,
                                        &Config::Api::max_connections_per_client,
                                        &Config::Api::connections_per_client));
@@ -469,10 +457,10 @@ const std::vector<Field>& fields() {
                                        &Config::Api::unix_reserve));
     f.push_back(duration_field(
         "api.read_timeout", false, M(10), M(600'000),
-        [](auto& c) -> auto& { return c.api.read_timeout; }));
+        [](auto& c) -> auto& { return c.api.limits.read_timeout; }));
     f.push_back(duration_field(
         "api.idle_timeout", false, M(10), M(3'600'000),
-        [](auto& c) -> auto& { return c.api.idle_timeout; }));
+        [](auto& c) -> auto& { return c.api.limits.idle_timeout; }));
     // Re-read on every SIGHUP, even when the path is unchanged (adding a token edits it).
     Field tokens_file = string_field(
         "api.tokens_file", true, "a file path", [](const std::string&) { return true; },
@@ -532,43 +520,43 @@ const std::vector<Field>& fields() {
 
     f.push_back(duration_field(
         "membership.interval", true, M(10), M(60'000),
-        [](auto& c) -> auto& { return c.membership.interval; }));
+        [](auto& c) -> auto& { return c.membership.timings.interval; }));
     f.push_back(int_field<unsigned>(
         "membership.miss_threshold", true, 1, 100,
-        [](auto& c) -> auto& { return c.membership.miss_threshold; }));
+        [](auto& c) -> auto& { return c.membership.timings.miss_threshold; }));
     f.push_back(duration_field(
         "membership.suspicion_timeout", true, M(0), M(600'000),
-        [](auto& c) -> auto& { return c.membership.suspicion_timeout; }));
+        [](auto& c) -> auto& { return c.membership.timings.suspicion_timeout; }));
     f.push_back(duration_field(
         "membership.suspicion_max_timeout", true, M(0), M(600'000),
-        [](auto& c) -> auto& { return c.membership.suspicion_max_timeout; }));
+        [](auto& c) -> auto& { return c.membership.timings.suspicion_max_timeout; }));
     f.push_back(duration_field(
         "membership.probe_timeout", true, M(1), M(60'000),
-        [](auto& c) -> auto& { return c.membership.probe_timeout; }));
+        [](auto& c) -> auto& { return c.membership.timings.probe_timeout; }));
     f.push_back(int_field<unsigned>(
         "membership.monitors", true, 1, 32,
-        [](auto& c) -> auto& { return c.membership.monitors; }));
+        [](auto& c) -> auto& { return c.membership.timings.monitors; }));
     f.push_back(int_field<unsigned>(
         "membership.indirect_checks", true, 0, 16,
-        [](auto& c) -> auto& { return c.membership.indirect_checks; }));
+        [](auto& c) -> auto& { return c.membership.timings.indirect_checks; }));
     f.push_back(int_field<unsigned>(
         "membership.gossip_fanout", true, 1, 32,
-        [](auto& c) -> auto& { return c.membership.gossip_fanout; }));
+        [](auto& c) -> auto& { return c.membership.timings.gossip_fanout; }));
     f.push_back(int_field<unsigned>(
         "membership.retransmit_mult", true, 1, 32,
-        [](auto& c) -> auto& { return c.membership.retransmit_mult; }));
+        [](auto& c) -> auto& { return c.membership.timings.retransmit_mult; }));
     f.push_back(duration_field(
         "membership.sync_interval", true, M(100), M(3'600'000),
-        [](auto& c) -> auto& { return c.membership.sync_interval; }));
+        [](auto& c) -> auto& { return c.membership.timings.sync_interval; }));
     f.push_back(duration_field(
         "membership.reconnect_interval", true, M(10), M(3'600'000),
-        [](auto& c) -> auto& { return c.membership.reconnect_interval; }));
+        [](auto& c) -> auto& { return c.membership.timings.reconnect_interval; }));
     f.push_back(int_field<std::size_t>(
         "membership.max_members", true, 2, 1'000'000,
-        [](auto& c) -> auto& { return c.membership.max_members; }));
+        [](auto& c) -> auto& { return c.membership.timings.max_members; }));
     f.push_back(duration_field(
         "membership.reap_after", true, M(1000), M(30LL * 24 * 3600 * 1000),
-        [](auto& c) -> auto& { return c.membership.reap_after; }));
+        [](auto& c) -> auto& { return c.membership.timings.reap_after; }));
     f.push_back(enum_field<MachineDetector>(
         "membership.detector", true,
         {{"miss_threshold", MachineDetector::miss_threshold},
@@ -577,7 +565,7 @@ const std::vector<Field>& fields() {
     f.push_back(double_field(
         "membership.phi.threshold", true, 0.5, 100,
         [](auto& c) -> auto& { return c.membership.phi.threshold; }));
-    f.push_back(int_field<unsigned>(
+    f.push_back(int_field<std::size_t>(
         "membership.phi.window", true, 2, 100'000,
         [](auto& c) -> auto& { return c.membership.phi.window; }));
     f.push_back(duration_field(
@@ -674,7 +662,7 @@ const std::vector<Field>& fields() {
         [](auto& c) -> auto& { return c.events.max_queue_bytes; }));
     f.push_back(duration_field(
         "events.keepalive", false, M(100), M(3'600'000),
-        [](auto& c) -> auto& { return c.events.keepalive; }));
+        [](auto& c) -> auto& { return c.api.limits.stream_keepalive; }));
 
     f.push_back(string_field(
         "hooks.on_member_change", true, "an absolute path to an executable",
@@ -819,17 +807,17 @@ void validate(const Config& c, bool check_files = true) {
   if (!c.api.http && c.api.unix_socket.empty()) {
     throw ParseError{0, "api.http and api.unix_socket are both disabled: enable at least one"};
   }
-  if (c.api.connections_per_client() > c.api.max_connections) {
+  if (c.api.connections_per_client() > c.api.limits.max_connections) {
     throw ParseError{0, fmt::format("api.max_connections_per_client ({}) is above "
                                     "api.max_connections ({})",
-                                    c.api.connections_per_client(), c.api.max_connections)};
+                                    c.api.connections_per_client(), c.api.limits.max_connections)};
   }
   if (c.api.http && !c.api.unix_socket.empty() &&
-      c.api.unix_reserve() >= c.api.max_connections) {
+      c.api.unix_reserve() >= c.api.limits.max_connections) {
     throw ParseError{0, fmt::format("api.unix_reserved_connections ({}) leaves none of "
                                     "api.max_connections ({}) for TCP: lower it, or disable "
                                     "api.http",
-                                    c.api.unix_reserve(), c.api.max_connections)};
+                                    c.api.unix_reserve(), c.api.limits.max_connections)};
   }
   // Secure defaults: the API writes presence and reads who is online, so beyond this host it
   // needs both TLS (nobody reads or alters it on the way) and tokens (nobody else may call it).
@@ -858,12 +846,12 @@ void validate(const Config& c, bool check_files = true) {
       throw ParseError{0, "api.tokens_file " + e->message};
     }
   }
-  if (c.membership.suspicion_max_timeout < c.membership.suspicion_timeout) {
+  if (c.membership.timings.suspicion_max_timeout < c.membership.timings.suspicion_timeout) {
     throw ParseError{0,
                      fmt::format("membership.suspicion_max_timeout ({}) must not be shorter than "
                                  "membership.suspicion_timeout ({})",
-                                 format_duration(c.membership.suspicion_max_timeout),
-                                 format_duration(c.membership.suspicion_timeout))};
+                                 show_duration(c.membership.timings.suspicion_max_timeout),
+                                 show_duration(c.membership.timings.suspicion_timeout))};
   }
   if (!c.hooks.on_user_change.empty() && c.hooks.users.empty()) {
     throw ParseError{0, "hooks.on_user_change is set but hooks.users is empty: list the users "
@@ -902,14 +890,14 @@ void validate(const Config& c, bool check_files = true) {
                                       "presence.redis.pool.max ({})",
                                       r.pool.min, r.pool.max)};
     }
-    if (2 * (r.pool.wait + r.timeout) > c.api.read_timeout) {
+    if (2 * (r.pool.wait + r.timeout) > c.api.limits.read_timeout) {
       throw ParseError{0, fmt::format("presence.redis.pool.wait ({}) plus presence.redis.timeout "
                                       "({}) must be at most half of api.read_timeout ({}): a "
                                       "request may wait for a connection and then for Redis "
                                       "twice (a redirection or a reconnect) before the server "
                                       "gives up on it",
                                       format_duration(r.pool.wait), format_duration(r.timeout),
-                                      format_duration(c.api.read_timeout))};
+                                      format_duration(c.api.limits.read_timeout))};
     }
     if (r.dedup_window * 4 > c.presence.timeout) {
       throw ParseError{0, fmt::format("presence.redis.dedup_window ({}) must be at most a quarter "
@@ -1026,91 +1014,34 @@ std::vector<std::string> security_warnings(const Config& c) {
 
 std::size_t Config::Api::connections_per_client() const {
   return max_connections_per_client.value_or(
-      std::min(transport::HttpServerLimits{}.max_connections_per_client, max_connections));
+      std::min(limits.max_connections_per_client, limits.max_connections));
 }
 
 std::size_t Config::Api::unix_reserve() const {
   return unix_reserved_connections.value_or(
-      std::min(transport::HttpServerLimits{}.unix_reserved_connections, max_connections / 4));
+      std::min(limits.unix_reserved_connections, limits.max_connections / 4));
+}
+
+transport::HttpServerLimits Config::Api::server_limits() const {
+  transport::HttpServerLimits l = limits;
+  l.max_connections_per_client = connections_per_client();
+  l.unix_reserved_connections = unix_reserve();
+  return l;
+}
+
+membership::ProtocolTimings Config::Membership::protocol_timings() const {
+  membership::ProtocolTimings t = timings;
+  t.phi.reset();
+  if (detector == MachineDetector::phi_accrual) {
+    t.phi = phi;
+    t.phi->suspicion_timeout = t.suspicion_timeout;  // one key for both detectors
+  }
+  return t;
 }
 
 double Config::Api::RateLimit::effective_burst() const {
   if (burst > 0) return static_cast<double>(burst);
   return std::max(1.0, std::ceil(requests_per_second));
-}
-
-std::string HostPort::to_string() const {
-  if (host.find(':') != std::string::npos) return fmt::format("[{}]:{}", host, port);
-  return fmt::format("{}:{}", host, port);
-}
-
-std::optional<Millis> parse_duration(std::string_view s) {
-  if (s == "0") return Millis(0);
-  if (s.empty()) return std::nullopt;
-  Millis total(0);
-  while (!s.empty()) {
-    std::size_t digits = 0;
-    while (digits < s.size() && std::isdigit(static_cast<unsigned char>(s[digits]))) ++digits;
-    if (digits == 0 || digits > 12) return std::nullopt;
-    const auto n = parse_int<std::int64_t>(s.substr(0, digits));
-    s.remove_prefix(digits);
-    std::int64_t unit_ms;
-    if (s.starts_with("ms")) {
-      unit_ms = 1, s.remove_prefix(2);
-    } else if (s.starts_with("s")) {
-      unit_ms = 1000, s.remove_prefix(1);
-    } else if (s.starts_with("m")) {
-      unit_ms = 60'000, s.remove_prefix(1);
-    } else if (s.starts_with("h")) {
-      unit_ms = 3'600'000, s.remove_prefix(1);
-    } else if (s.starts_with("d")) {
-      unit_ms = 86'400'000, s.remove_prefix(1);
-    } else {
-      return std::nullopt;
-    }
-    total += Millis(*n * unit_ms);
-  }
-  return total;
-}
-
-std::string format_duration(Millis d) {
-  const auto ms = d.count();
-  if (ms == 0) return "0s";
-  if (ms % 86'400'000 == 0) return fmt::format("{}d", ms / 86'400'000);
-  if (ms % 3'600'000 == 0) return fmt::format("{}h", ms / 3'600'000);
-  if (ms % 60'000 == 0) return fmt::format("{}m", ms / 60'000);
-  if (ms % 1000 == 0) return fmt::format("{}s", ms / 1000);
-  return fmt::format("{}ms", ms);
-}
-
-std::optional<HostPort> parse_host_port(std::string_view s, std::string* why) {
-  auto no = [&](std::string text) -> std::optional<HostPort> {
-    if (why) *why = std::move(text);
-    return std::nullopt;
-  };
-  std::string_view host, port;
-  if (s.starts_with('[')) {
-    const auto close = s.find(']');
-    if (close == std::string_view::npos) return no("missing ']'");
-    host = s.substr(1, close - 1);
-    if (close + 1 >= s.size() || s[close + 1] != ':') return no("missing :port");
-    port = s.substr(close + 2);
-    in6_addr a6;
-    if (inet_pton(AF_INET6, std::string(host).c_str(), &a6) != 1) return no("not an IPv6 address");
-  } else {
-    const auto colon = s.rfind(':');
-    if (colon == std::string_view::npos) return no("missing :port");
-    host = s.substr(0, colon);
-    port = s.substr(colon + 1);
-    if (host.find(':') != std::string_view::npos) return no("IPv6 addresses go in brackets");
-    in_addr a4;
-    if (inet_pton(AF_INET, std::string(host).c_str(), &a4) != 1 && !valid_hostname(host)) {
-      return no("not an IP address or host name");
-    }
-  }
-  const auto p = parse_int<std::uint32_t>(port);
-  if (!p || *p < 1 || *p > 65535) return no("port must be 1 to 65535");
-  return HostPort{std::string(host), static_cast<std::uint16_t>(*p)};
 }
 
 Config default_config() {

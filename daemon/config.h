@@ -3,6 +3,10 @@
 // types, ranges, defaults-as-text and which keys SIGHUP may change; examples/heartbeatd.yaml
 // documents each key with its default and reason.
 //
+// Where a component has an options struct, Config holds that struct (api.limits,
+// membership.timings, membership.phi, hooks) or takes its defaults from it (presence), so each
+// default is written once, beside the component that obeys it.
+//
 // Thread safety: Config is a plain value. The daemon shares it as shared_ptr<const Config>.
 #pragma once
 
@@ -15,19 +19,17 @@
 #include <variant>
 #include <vector>
 
+#include "base/duration.h"
+#include "base/host_port.h"
+#include "base/log.h"
+#include "daemon/hook_options.h"
+#include "membership/detection.h"
+#include "membership/presence_table.h"
+#include "membership/protocol.h"
 #include "transport/access.h"
-#include "transport/log.h"
+#include "transport/http_limits.h"
 
 namespace heartbeatd {
-
-using Millis = std::chrono::milliseconds;
-
-struct HostPort {
-  std::string host;  // IP literal (IPv6 without brackets) or DNS name
-  std::uint16_t port = 0;
-  std::string to_string() const;  // "host:port", "[v6]:port"
-  bool operator==(const HostPort&) const = default;
-};
 
 enum class MachineDetector { miss_threshold, phi_accrual };
 enum class PresenceBackend { memory, redis };
@@ -44,17 +46,17 @@ struct Config {
     bool insecure = false;
     std::string unix_socket;       // empty: no Unix-socket listener
     unsigned threads = 1;
-    std::size_t max_body_bytes = 1 << 20;
-    std::size_t max_header_bytes = 16 << 10;
-    std::size_t max_connections = 1024;
-    // nullopt: the server's default (transport::HttpServerLimits), lowered to fit a small
-    // max_connections; the functions below give the value in force.
+    // api.max_body_bytes, max_header_bytes, max_connections, read_timeout, idle_timeout, and
+    // events.keepalive (as stream_keepalive). Its max_connections_per_client and
+    // unix_reserved_connections are only the defaults for a large max_connections: the
+    // values in force are connections_per_client() and unix_reserve().
+    transport::HttpServerLimits limits;
+    // nullopt: the server's default, lowered to fit a small max_connections.
     std::optional<std::size_t> max_connections_per_client;
     std::optional<std::size_t> unix_reserved_connections;
-    Millis read_timeout{10'000};
-    Millis idle_timeout{60'000};
     std::size_t connections_per_client() const;  // at most max_connections
     std::size_t unix_reserve() const;            // default: at most a quarter of it
+    transport::HttpServerLimits server_limits() const;  // limits with the two values in force
     // Bearer tokens with scopes (docs/API.md, "Tokens and scopes"); empty: none, and TCP
     // callers have every scope. Re-read on every SIGHUP.
     std::string tokens_file;
@@ -88,31 +90,22 @@ struct Config {
     bool requires_sealed() const { return require_sealed.value_or(!key_file.empty()); }
   } cluster;
   struct Membership {
-    Millis interval{200};
-    unsigned miss_threshold = 4;
-    Millis suspicion_timeout{800};
-    Millis suspicion_max_timeout{4000};
-    Millis probe_timeout{200};
-    unsigned monitors = 3;
-    unsigned indirect_checks = 3;
-    unsigned gossip_fanout = 3;
-    unsigned retransmit_mult = 4;
-    Millis sync_interval{5000};
-    Millis reconnect_interval{1000};
-    std::size_t max_members = 10000;
-    Millis reap_after{24 * 3600 * 1000};
+    // Every membership.* key but detector and phi.*. timings.phi stays unset here:
+    // protocol_timings() sets it from detector and phi.
+    membership::ProtocolTimings timings;
     MachineDetector detector = MachineDetector::miss_threshold;
-    struct Phi {
-      double threshold = 8.0;
-      unsigned window = 1000;
-      Millis min_std_dev{100};
-      Millis acceptable_pause{0};
-    } phi;
+    // membership.phi.*, kept whichever the detector; its suspicion_timeout is
+    // membership.suspicion_timeout.
+    membership::PhiAccrualParams phi;
+    membership::ProtocolTimings protocol_timings() const;  // what the protocol runs with
   } membership;
   struct Presence {
-    Millis timeout{30'000};
-    Millis forget_after{24LL * 3600 * 1000};
-    std::size_t max_users = 10'000'000;
+    // Defaults: the in-memory table's (membership::PresenceOptions), which the Redis backend
+    // shares.
+    Millis timeout = std::chrono::duration_cast<Millis>(membership::PresenceOptions{}.timeout);
+    Millis forget_after =
+        std::chrono::duration_cast<Millis>(membership::PresenceOptions{}.forget_after);
+    std::size_t max_users = membership::PresenceOptions{}.max_users;
     std::size_t max_batch = 10'000;
     PresenceBackend backend = PresenceBackend::memory;
     struct Redis {  // presence.backend: redis (docs/REDIS.md)
@@ -140,19 +133,14 @@ struct Config {
   struct Log {
     LogLevel level = LogLevel::info;
   } log;
-  struct Events {
+  struct Events {  // events.keepalive: api.limits.stream_keepalive (the server sends them)
     std::size_t max_subscribers = 64;
     std::size_t max_watched_users = 10'000;
     std::size_t max_queue_bytes = 256 << 10;  // per subscriber
-    Millis keepalive{15'000};
   } events;
-  struct Hooks {
-    std::string on_member_change;  // empty: none
-    std::string on_user_change;    // empty: none
+  // HookOptions::node is not a key: the daemon sets it to node.name.
+  struct Hooks : HookOptions {
     std::vector<std::uint64_t> users;  // whose transitions run on_user_change
-    unsigned max_concurrent = 4;
-    Millis timeout{30'000};
-    std::size_t max_queue = 1000;
   } hooks;
 };
 
@@ -194,10 +182,5 @@ std::vector<std::string> security_warnings(const Config& c);
 
 // The first line of a secret file (presence.redis.password_file), or nullopt with `why`.
 std::optional<std::string> read_secret_file(const std::string& path, std::string* why);
-
-// Parsing helpers shared by the config and tests.
-std::optional<Millis> parse_duration(std::string_view text);  // "250ms", "30s", "1m30s"
-std::string format_duration(Millis d);
-std::optional<HostPort> parse_host_port(std::string_view text, std::string* why);
 
 }  // namespace heartbeatd

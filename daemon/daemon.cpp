@@ -14,11 +14,12 @@
 
 #include <fmt/format.h>
 
+#include "base/log.h"
+#include "base/wall_time.h"
 #include "heartbeatd/version.h"
 #include "transport/access.h"
 #include "transport/api_routes.h"
 #include "transport/key_routes.h"
-#include "transport/log.h"
 #include "transport/member_routes.h"
 #include "transport/memory_presence_store.h"
 #include "transport/presence_routes.h"
@@ -26,7 +27,6 @@
 #include "transport/socket_dir.h"
 #include "transport/rate_limiter.h"
 #include "transport/tls_context.h"
-#include "transport/wall_time.h"
 
 namespace heartbeatd {
 
@@ -35,47 +35,8 @@ namespace {
 // SIGTERM must end the process within 2 s even if a connection refuses to wind down.
 constexpr std::chrono::milliseconds kStopDeadline{1500};
 
-transport::HttpServerLimits limits_from(const Config& c) {
-  const auto& api = c.api;
-  return {.max_body_bytes = api.max_body_bytes,
-          .max_header_bytes = api.max_header_bytes,
-          .max_connections = api.max_connections,
-          .max_connections_per_client = api.connections_per_client(),
-          .unix_reserved_connections = api.unix_reserve(),
-          .read_timeout = api.read_timeout,
-          .idle_timeout = api.idle_timeout,
-          .stream_keepalive = c.events.keepalive};
-}
-
 transport::TlsFiles tls_files(const Config::Api::Tls& t) {
   return {t.cert_file, t.key_file, t.client_ca_file};
-}
-
-membership::ProtocolTimings timings_from(const Config::Membership& m) {
-  membership::ProtocolTimings t;
-  t.interval = m.interval;
-  t.miss_threshold = m.miss_threshold;
-  t.probe_timeout = m.probe_timeout;
-  t.suspicion_timeout = m.suspicion_timeout;
-  t.suspicion_max_timeout = m.suspicion_max_timeout;
-  t.monitors = m.monitors;
-  t.indirect_checks = m.indirect_checks;
-  t.gossip_fanout = m.gossip_fanout;
-  t.retransmit_mult = m.retransmit_mult;
-  t.sync_interval = m.sync_interval;
-  t.reconnect_interval = m.reconnect_interval;
-  t.reap_after = m.reap_after;
-  t.max_members = m.max_members;
-  if (m.detector == MachineDetector::phi_accrual) {
-    membership::PhiAccrualParams p;
-    p.threshold = m.phi.threshold;
-    p.window = m.phi.window;
-    p.min_std_dev = m.phi.min_std_dev;
-    p.acceptable_pause = m.phi.acceptable_pause;
-    p.suspicion_timeout = m.suspicion_timeout;
-    t.phi = p;
-  }
-  return t;
 }
 
 // Resolves cluster.advertise (IP literal or DNS name) to its first UDP address, once.
@@ -140,13 +101,13 @@ Daemon::Daemon(Config config, std::optional<std::string> config_path)
           },
           // Streams never take more than half the connections: requests need the rest.
           std::min(config_->events.max_subscribers,
-                   std::max<std::size_t>(1, config_->api.max_connections / 2)),
+                   std::max<std::size_t>(1, config_->api.limits.max_connections / 2)),
           config_->events.max_watched_users,
           config_->events.max_queue_bytes})),
       hooks_(std::make_unique<HookRunner>(HookOptions{
           config_->hooks.on_member_change, config_->hooks.on_user_change, config_->node.name,
           config_->hooks.max_concurrent, config_->hooks.timeout, config_->hooks.max_queue})),
-      server_(io_, router_, limits_from(*config_)) {
+      server_(io_, router_, config_->api.server_limits()) {
   transport::add_health_routes(
       router_, {config_->node.name, &clock_, started_, [this, dir = config_->node.data_dir] {
                   transport::PersistenceHealth h;
@@ -191,7 +152,7 @@ int Daemon::start_cluster() {
   o.cluster_name = c.name;
   o.bind_host = c.bind.host;
   o.bind_port = c.bind.port;
-  o.timings = timings_from(config_->membership);
+  o.timings = config_->membership.protocol_timings();
   std::string why;
   if (c.advertise) {
     o.advertise = resolve(*c.advertise, &why);
@@ -615,7 +576,7 @@ void Daemon::reload() {
   set_security_warnings(security_warnings(plan.effective));
   if (std::any_of(plan.applied.begin(), plan.applied.end(),
                   [](const std::string& c) { return c.starts_with("membership."); })) {
-    cluster_->set_timings(timings_from(plan.effective.membership));
+    cluster_->set_timings(plan.effective.membership.protocol_timings());
   }
   if (plan.effective.persist.presence_interval != config_->persist.presence_interval) {
     snapshotter_->set_interval(plan.effective.persist.presence_interval);

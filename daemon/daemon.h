@@ -81,7 +81,7 @@ class Daemon {
   std::shared_ptr<const Config> config_;  // touched only by the signal chain after start
   const std::optional<std::string> config_path_;
   // Monotonic -> Unix ms offset shared by the presence API and the snapshots, so that a
-  // last-seen time reads the same before and after a restart (transport/wall_time.h).
+  // last-seen time reads the same before and after a restart (base/wall_time.h).
   std::shared_ptr<std::atomic<std::int64_t>> wall_anchor_ =
       std::make_shared<std::atomic<std::int64_t>>(0);
   // Set by make_presence_store() when a file the store needs cannot be read: run() exits 2.

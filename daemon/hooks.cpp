@@ -15,8 +15,8 @@
 
 #include <fmt/format.h>
 
+#include "base/log.h"
 #include "membership/member.h"
-#include "transport/log.h"
 
 extern char** environ;
 

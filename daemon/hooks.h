@@ -28,18 +28,10 @@
 #include <thread>
 #include <vector>
 
+#include "daemon/hook_options.h"
 #include "transport/event_hub.h"
 
 namespace heartbeatd {
-
-struct HookOptions {
-  std::string on_member_change;  // empty: none
-  std::string on_user_change;    // empty: none
-  std::string node;              // HEARTBEATD_NODE
-  unsigned max_concurrent = 4;
-  std::chrono::milliseconds timeout{30'000};
-  std::size_t max_queue = 1000;
-};
 
 struct HookStats {
   std::uint64_t succeeded = 0;

@@ -9,10 +9,10 @@
 
 #include <fmt/format.h>
 
+#include "base/log.h"
 #include "daemon/config.h"
 #include "daemon/daemon.h"
 #include "heartbeatd/version.h"
-#include "transport/log.h"
 
 namespace {
 

@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "transport/log.h"
+#include "base/log.h"
 
 namespace heartbeatd {
 

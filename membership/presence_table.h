@@ -44,9 +44,9 @@ namespace heartbeatd::membership {
 using UserId = std::uint64_t;
 
 struct PresenceOptions {
-  Duration timeout = std::chrono::seconds(30);
-  Duration forget_after = std::chrono::hours(24);
-  std::size_t max_users = 100'000'000;
+  Duration timeout = std::chrono::seconds(30);  // beats every ~10 s: two may be lost
+  Duration forget_after = std::chrono::hours(24);  // covers "last seen yesterday"
+  std::size_t max_users = 10'000'000;  // ~100 MB; past it a new user's heartbeat gets 507
 };
 
 // Longest supported timeout and forget_after: the ring holds 8 bytes per millisecond of

@@ -8,7 +8,7 @@
 
 #include <fmt/format.h>
 
-#include "transport/log.h"
+#include "base/log.h"
 
 namespace heartbeatd::persist {
 

@@ -28,11 +28,11 @@
 #include <thread>
 #include <vector>
 
+#include "base/wall_time.h"
 #include "membership/clock.h"
 #include "membership/presence_table.h"
 #include "membership/protocol.h"
 #include "persist/store.h"
-#include "transport/wall_time.h"
 
 namespace heartbeatd::persist {
 
@@ -55,11 +55,12 @@ struct SnapshotStats {
 };
 
 // Unix milliseconds <-> monotonic time points, through the API's wall-clock anchor
-// (transport/wall_time.h), so a last-seen time reads the same before and after a restart.
+// (base/wall_time.h), so a last-seen time reads the same before and after a restart.
 class WallConverter {
  public:
-  WallConverter(membership::TimePoint mono_now, std::atomic<std::int64_t>& anchor)
-      : now_(mono_now), wall_(mono_now, anchor) {}
+  WallConverter(membership::TimePoint mono_now, std::atomic<std::int64_t>& anchor,
+                const WallClock& wall_clock = SystemWallClock::instance())
+      : now_(mono_now), wall_(mono_now, anchor, wall_clock) {}
   std::int64_t to_unix_ms(membership::TimePoint t) const { return wall_.unix_ms(t); }
   // Times after now (the wall clock was stepped back since) become now; times more than
   // 100 years back (only a damaged record holds them) become 100 years back.
@@ -76,7 +77,7 @@ class WallConverter {
 
  private:
   membership::TimePoint now_;
-  transport::WallTime wall_;
+  WallTime wall_;
 };
 
 // Restore: what was loaded, turned into the table's and the protocol's terms.

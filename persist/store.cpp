@@ -20,7 +20,7 @@
 #include <rocksdb/sst_file_writer.h>
 #include <rocksdb/write_batch.h>
 
-#include "transport/log.h"
+#include "base/log.h"
 
 namespace heartbeatd::persist {
 namespace {

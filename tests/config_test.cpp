@@ -9,6 +9,8 @@
 #include <variant>
 
 #include "tests/support/test_util.h"
+#include "transport/event_hub.h"
+#include "transport/redis_presence.h"
 
 namespace heartbeatd {
 namespace {
@@ -68,10 +70,10 @@ log:
   EXPECT_EQ(c.api.http->to_string(), "[::1]:8000");
   EXPECT_TRUE(c.api.unix_socket.empty());
   EXPECT_EQ(c.api.threads, 3u);
-  EXPECT_EQ(c.api.max_body_bytes, 2u << 20);
+  EXPECT_EQ(c.api.limits.max_body_bytes, 2u << 20);
   ASSERT_EQ(c.cluster.seeds.size(), 2u);
   EXPECT_EQ(c.cluster.seeds[1].host, "node-b.example");
-  EXPECT_EQ(c.membership.reap_after, 90min);
+  EXPECT_EQ(c.membership.timings.reap_after, 90min);
   EXPECT_EQ(c.membership.detector, MachineDetector::phi_accrual);
   EXPECT_DOUBLE_EQ(c.membership.phi.threshold, 12.5);
   EXPECT_EQ(c.presence.timeout, 45s);
@@ -169,6 +171,62 @@ TEST(Config, ConnectionSharesDefaultToFitMaxConnections) {
   EXPECT_NE(std::find(shown.begin(), shown.end(),
                       std::pair<std::string, std::string>{"api.max_connections_per_client", "10"}),
             shown.end());
+}
+
+// What the server runs with: the limits read from api.* and events.keepalive, with the two
+// connection shares in force.
+TEST(Config, ServerLimitsCarryTheSharesInForceAndTheKeepalive) {
+  const Config c = load_ok("api:\n  max_connections: 10\n  idle_timeout: 5s\n"
+                           "events:\n  keepalive: 2s\n");
+  const transport::HttpServerLimits l = c.api.server_limits();
+  EXPECT_EQ(l.max_connections, 10u);
+  EXPECT_EQ(l.max_connections_per_client, 10u);
+  EXPECT_EQ(l.unix_reserved_connections, 2u);
+  EXPECT_EQ(l.idle_timeout, 5s);
+  EXPECT_EQ(l.stream_keepalive, 2s);
+}
+
+// The protocol gets phi accrual parameters only with detector: phi_accrual, and then with
+// membership.suspicion_timeout as their suspect-to-dead time.
+TEST(Config, ProtocolTimingsFollowTheDetector) {
+  const std::string phi_keys =
+      "membership:\n  suspicion_timeout: 1500ms\n  suspicion_max_timeout: 6s\n"
+      "  phi:\n    threshold: 10\n    window: 50\n";
+  const Config fixed = load_ok(phi_keys);
+  EXPECT_FALSE(fixed.membership.protocol_timings().phi);
+  const Config phi = load_ok(phi_keys + "  detector: phi_accrual\n");
+  const auto t = phi.membership.protocol_timings();
+  ASSERT_TRUE(t.phi);
+  EXPECT_DOUBLE_EQ(t.phi->threshold, 10);
+  EXPECT_EQ(t.phi->window, 50u);
+  EXPECT_EQ(t.phi->suspicion_timeout, 1500ms);
+  EXPECT_EQ(t.suspicion_timeout, 1500ms);
+  EXPECT_EQ(t.suspicion_max_timeout, 6s);
+}
+
+// Config holds api.limits, membership.timings, membership.phi and hooks as the components'
+// own structs and takes presence's defaults from membership::PresenceOptions, so those
+// cannot drift. The event hub's and the Redis backend's options are still mirrored: until
+// Config holds them too, their defaults must equal the config's (whose are documented).
+TEST(Config, MirroredComponentDefaultsEqualTheConfigs) {
+  const Config c = default_config();
+  const transport::EventHubOptions hub;
+  EXPECT_EQ(hub.max_subscribers, c.events.max_subscribers);
+  EXPECT_EQ(hub.max_watched_users, c.events.max_watched_users);
+  EXPECT_EQ(hub.max_queue_bytes, c.events.max_queue_bytes);
+  const transport::redis::PresenceOptions redis;
+  EXPECT_EQ(redis.key_prefix, c.presence.redis.key_prefix);
+  EXPECT_EQ(redis.shards, c.presence.redis.shards);
+  EXPECT_EQ(redis.command_timeout, c.presence.redis.timeout);
+  EXPECT_EQ(redis.dedup_window, c.presence.redis.dedup_window);
+  EXPECT_EQ(redis.sweep_interval, c.presence.redis.sweep_interval);
+  EXPECT_EQ(redis.timeout, c.presence.timeout);
+  EXPECT_EQ(redis.forget_after, c.presence.forget_after);
+  EXPECT_EQ(redis.pool.wait, c.presence.redis.pool.wait);
+  EXPECT_EQ(redis.pool.idle_timeout, c.presence.redis.pool.idle_timeout);
+  EXPECT_EQ(redis.pool.max_waiters, c.presence.redis.pool.max_waiters);
+  // Not pool.min and pool.max: transport::redis::PoolOptions's 1 and 8 are a bare pool's;
+  // presence.redis.pool's 2 and 16 are chosen for the presence load (examples/heartbeatd.yaml).
 }
 
 TEST(ConfigErrors, ConnectionSharesMustFitMaxConnections) {

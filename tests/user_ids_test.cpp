@@ -1,6 +1,6 @@
 // Decoding user ids: path segments and {"users":[...]} bodies, every kind of bad value named
 // with its position.
-#include "transport/user_ids.h"
+#include "base/user_ids.h"
 
 #include <gtest/gtest.h>
 
@@ -8,7 +8,7 @@
 
 #include "tests/support/test_util.h"
 
-namespace heartbeatd::transport {
+namespace heartbeatd {
 namespace {
 
 std::vector<std::uint64_t> ok(std::string_view body, std::size_t max = 100) {
@@ -108,4 +108,4 @@ TEST(UserIdsBody, RandomBytesNeverCrashAndNeverHalfParse) {
 }
 
 }  // namespace
-}  // namespace heartbeatd::transport
+}  // namespace heartbeatd

@@ -8,8 +8,8 @@
 
 #include <fmt/format.h>
 
+#include "base/log.h"
 #include "membership/wire_codec.h"
-#include "transport/log.h"
 
 namespace heartbeatd::transport {
 

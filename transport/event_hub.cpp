@@ -12,8 +12,8 @@
 
 #include <fmt/format.h>
 
+#include "base/user_ids.h"
 #include "membership/member.h"
-#include "transport/user_ids.h"
 
 namespace heartbeatd::transport {
 namespace {

@@ -10,8 +10,8 @@
 
 #include <fmt/format.h>
 
+#include "base/log.h"
 #include "transport/access.h"
-#include "transport/log.h"
 #include "transport/rate_limiter.h"
 
 namespace heartbeatd::transport {

@@ -33,7 +33,7 @@
 
 #include <fmt/format.h>
 
-#include "transport/log.h"
+#include "base/log.h"
 #include "transport/socket_dir.h"
 
 namespace heartbeatd::transport {

@@ -4,8 +4,8 @@
 
 #include <boost/json.hpp>
 
+#include "base/wall_time.h"
 #include "membership/member.h"
-#include "transport/wall_time.h"
 
 namespace heartbeatd::transport {
 namespace {

@@ -12,7 +12,7 @@
 #include <fmt/format.h>
 
 #include "membership/user_watch.h"
-#include "transport/wall_time.h"
+#include "base/wall_time.h"
 
 namespace heartbeatd::transport {
 

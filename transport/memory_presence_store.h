@@ -1,7 +1,7 @@
 // MemoryPresenceStore: presence.backend memory, the PresenceStore over the embedded
 // membership::PresenceTable of this node. Every call answers before it returns. Monotonic
 // times of the table become Unix milliseconds through one shared wall anchor
-// (transport/wall_time.h), the same one the snapshots use, so that a last-seen time reads the
+// (base/wall_time.h), the same one the snapshots use, so that a last-seen time reads the
 // same before and after a restart.
 //
 // Background work, on timers of its own strand once start()ed: every 100 ms the table's

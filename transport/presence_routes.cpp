@@ -10,7 +10,7 @@
 
 #include <fmt/format.h>
 
-#include "transport/user_ids.h"
+#include "base/user_ids.h"
 
 namespace heartbeatd::transport {
 namespace {

@@ -14,9 +14,9 @@
 
 #include <fmt/format.h>
 
+#include "base/log.h"
 #include "membership/hash.h"
 #include "membership/presence_rule.h"
-#include "transport/log.h"
 
 namespace heartbeatd::transport::redis {
 

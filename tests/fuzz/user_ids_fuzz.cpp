@@ -1,4 +1,4 @@
-// libFuzzer target for the user-id decoders (transport/user_ids.h): any bytes must give
+// libFuzzer target for the user-id decoders (base/user_ids.h): any bytes must give
 // either ids or an error, never a crash; accepted ids must survive a round trip through
 // their canonical JSON; and a path segment accepted by parse_user_id must print back as
 // itself (ids are canonical decimal). Built and run by scripts/fuzz, not by scripts/test.
@@ -8,11 +8,11 @@
 #include <string_view>
 #include <variant>
 
-#include "transport/user_ids.h"
+#include "base/user_ids.h"
 
-using heartbeatd::transport::parse_user_id;
-using heartbeatd::transport::parse_user_ids_body;
-using heartbeatd::transport::UserIdsError;
+using heartbeatd::parse_user_id;
+using heartbeatd::parse_user_ids_body;
+using heartbeatd::UserIdsError;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view input(reinterpret_cast<const char*>(data), size);

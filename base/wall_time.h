@@ -3,6 +3,9 @@
 // the same in every answer. The offset follows the wall clock only when it has been stepped
 // by more than a second (NTP step, VM resume).
 //
+// The wall clock is read through a WallClock (base/wall_clock.h): the system clock unless one
+// is passed, so a test can step it.
+//
 // Thread safety: the anchor is atomic; a WallTime is a per-request value.
 #pragma once
 
@@ -11,16 +14,18 @@
 #include <cstdint>
 #include <cstdlib>
 
-#include "membership/clock.h"
+#include "base/wall_clock.h"
 
-namespace heartbeatd::transport {
+namespace heartbeatd {
 
 class WallTime {
  public:
-  WallTime(membership::TimePoint mono_now, std::atomic<std::int64_t>& anchor) {
-    const std::int64_t wall = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                  std::chrono::system_clock::now().time_since_epoch())
-                                  .count();
+  // A monotonic time point (membership::TimePoint is this type).
+  using MonoTime = std::chrono::steady_clock::time_point;
+
+  WallTime(MonoTime mono_now, std::atomic<std::int64_t>& anchor,
+           const WallClock& wall_clock = SystemWallClock::instance()) {
+    const std::int64_t wall = wall_clock.unix_us() / 1000;
     const std::int64_t mono =
         std::chrono::duration_cast<std::chrono::milliseconds>(mono_now.time_since_epoch()).count();
     offset_ = anchor.load(std::memory_order_relaxed);
@@ -29,17 +34,18 @@ class WallTime {
       anchor.store(offset_, std::memory_order_relaxed);
     }
   }
-  std::int64_t unix_ms(membership::TimePoint t) const {
+  std::int64_t unix_ms(MonoTime t) const {
     return offset_ +
            std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
   }
   // The inverse, exact for whole-millisecond time points: unix_ms(mono_of(u)) == u.
-  membership::TimePoint mono_of(std::int64_t unix_ms) const {
-    return membership::TimePoint(std::chrono::milliseconds(unix_ms - offset_));
+  MonoTime mono_of(std::int64_t unix_ms) const {
+    return MonoTime(std::chrono::milliseconds(unix_ms - offset_));
   }
 
  private:
   std::int64_t offset_;
 };
 
-}  // namespace heartbeatd::transport
+}  // namespace heartbeatd
+

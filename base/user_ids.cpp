@@ -1,10 +1,10 @@
-#include "transport/user_ids.h"
+#include "base/user_ids.h"
 
 #include <charconv>
 
 #include <fmt/format.h>
 
-namespace heartbeatd::transport {
+namespace heartbeatd {
 namespace {
 
 constexpr std::string_view kShape = R"(expected a body {"users":[id,...]})";
@@ -176,4 +176,4 @@ UserIdsResult parse_user_ids_body(std::string_view body, std::size_t max_batch) 
   return BodyParser(body, max_batch).parse();
 }
 
-}  // namespace heartbeatd::transport
+}  // namespace heartbeatd

@@ -15,7 +15,7 @@
 #include <variant>
 #include <vector>
 
-namespace heartbeatd::transport {
+namespace heartbeatd {
 
 // nullopt with `why` filled when the segment is not a user id.
 std::optional<std::uint64_t> parse_user_id(std::string_view text, std::string* why);
@@ -30,4 +30,4 @@ using UserIdsResult = std::variant<std::vector<std::uint64_t>, UserIdsError>;
 // at most max_batch ids.
 UserIdsResult parse_user_ids_body(std::string_view body, std::size_t max_batch);
 
-}  // namespace heartbeatd::transport
+}  // namespace heartbeatd
