@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "base/log.h"
+#include "base/wall_clock.h"
 #include "base/wall_time.h"
 #include "heartbeatd/version.h"
 #include "transport/access.h"
@@ -94,11 +95,7 @@ Daemon::Daemon(Config config, std::optional<std::string> config_path)
       presence_(make_presence_store()),
       events_(std::make_unique<transport::EventHub>(transport::EventHubOptions{
           presence_.get(),
-          [] {
-            return std::chrono::duration_cast<std::chrono::milliseconds>(
-                       std::chrono::system_clock::now().time_since_epoch())
-                .count();
-          },
+          [] { return SystemWallClock::instance().unix_us() / 1000; },
           // Streams never take more than half the connections: requests need the rest.
           std::min(config_->events.max_subscribers,
                    std::max<std::size_t>(1, config_->api.limits.max_connections / 2)),
@@ -347,11 +344,8 @@ std::unique_ptr<transport::PresenceStore> Daemon::make_presence_store() {
                   r.cluster ? " Cluster" : "", nodes, r.key_prefix, r.shards, r.pool.min, r.pool.max);
   // Nodes sharing Redis compare last-seen times written by each other: the system clock,
   // kept in step by NTP, is the only clock they share (docs/REDIS.md).
-  return std::make_unique<transport::RedisPresenceStore>(io_, std::move(o), [] {
-    return std::chrono::duration_cast<std::chrono::microseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-  });
+  return std::make_unique<transport::RedisPresenceStore>(
+      io_, std::move(o), [] { return SystemWallClock::instance().unix_us(); });
 }
 
 int Daemon::run() {

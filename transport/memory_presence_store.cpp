@@ -47,10 +47,11 @@ StoreFailure table_full(std::size_t max_users, std::size_t accepted, std::size_t
 
 struct MemoryPresenceStore::Core : std::enable_shared_from_this<Core> {
   Core(asio::io_context& io, membership::PresenceOptions o, const membership::Clock& c,
-       std::shared_ptr<std::atomic<std::int64_t>> anchor)
+       std::shared_ptr<std::atomic<std::int64_t>> anchor, const WallClock& w)
       : options(o),
         clock(c),
         wall_anchor(std::move(anchor)),
+        wall_clock(w),
         // The epoch lies forget_after (and a minute) before now: users restored from a
         // snapshot keep last-seen times from before the restart.
         table(o,
@@ -62,7 +63,8 @@ struct MemoryPresenceStore::Core : std::enable_shared_from_this<Core> {
         deadline_timer(strand),
         watch(o.timeout) {}
 
-  std::int64_t unix_ms(TimePoint t) const { return WallTime(clock.now(), *wall_anchor).unix_ms(t); }
+  WallTime wall_time(TimePoint now) const { return WallTime(now, *wall_anchor, wall_clock); }
+  std::int64_t unix_ms(TimePoint t) const { return wall_time(clock.now()).unix_ms(t); }
 
   // With watch_mu held: hands the transitions to the listener, and makes sure the deadline
   // timer fires no later than the watch's earliest deadline.
@@ -122,6 +124,7 @@ struct MemoryPresenceStore::Core : std::enable_shared_from_this<Core> {
   const membership::PresenceOptions options;
   const membership::Clock& clock;
   const std::shared_ptr<std::atomic<std::int64_t>> wall_anchor;
+  const WallClock& wall_clock;
   PresenceTable table;
   asio::strand<asio::io_context::executor_type> strand;
   asio::steady_timer tick_timer;      // on strand
@@ -139,8 +142,9 @@ struct MemoryPresenceStore::Core : std::enable_shared_from_this<Core> {
 
 MemoryPresenceStore::MemoryPresenceStore(asio::io_context& io, membership::PresenceOptions options,
                                          const membership::Clock& clock,
-                                         std::shared_ptr<std::atomic<std::int64_t>> wall_anchor)
-    : core_(std::make_shared<Core>(io, options, clock, std::move(wall_anchor))) {}
+                                         std::shared_ptr<std::atomic<std::int64_t>> wall_anchor,
+                                         const WallClock& wall_clock)
+    : core_(std::make_shared<Core>(io, options, clock, std::move(wall_anchor), wall_clock)) {}
 
 MemoryPresenceStore::~MemoryPresenceStore() {
   stop();
@@ -202,7 +206,7 @@ void MemoryPresenceStore::logout(UserId id, Done done) {
 void MemoryPresenceStore::status(std::span<const UserId> ids, StatusDone done) {
   Core& c = *core_;
   const TimePoint now = c.clock.now();
-  const WallTime wall(now, *c.wall_anchor);
+  const WallTime wall = c.wall_time(now);
   auto convert = [&](const PresenceTable::Status& st) {
     UserStatus s;
     s.online = st.online;

@@ -22,6 +22,7 @@
 #include <atomic>
 #include <memory>
 
+#include "base/wall_clock.h"
 #include "membership/presence_table.h"
 #include "transport/presence_store.h"
 
@@ -33,7 +34,8 @@ class MemoryPresenceStore final : public PresenceStore {
   // restored from a snapshot keep last-seen times from before the restart.
   MemoryPresenceStore(boost::asio::io_context& io, membership::PresenceOptions options,
                       const membership::Clock& clock,
-                      std::shared_ptr<std::atomic<std::int64_t>> wall_anchor);
+                      std::shared_ptr<std::atomic<std::int64_t>> wall_anchor,
+                      const WallClock& wall_clock = SystemWallClock::instance());
   ~MemoryPresenceStore() override;
 
   void start() override;
