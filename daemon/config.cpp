@@ -906,10 +906,6 @@ void validate(const Config& c, bool check_files = true) {
                                       format_duration(r.dedup_window),
                                       format_duration(c.presence.timeout))};
     }
-    if (!c.hooks.on_user_change.empty()) {
-      throw ParseError{0, "hooks.on_user_change needs presence.backend: memory (with Redis, "
-                          "presence changes happen on other nodes too; see docs/REDIS.md)"};
-    }
     if (!r.password_file.empty() && check_files) {
       std::string why;
       if (!read_secret_file(r.password_file, &why)) {
