@@ -11,11 +11,13 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 
 #include <fmt/format.h>
 #include <rocksdb/convenience.h>
 #include <rocksdb/db.h>
 #include <rocksdb/env.h>
+#include <rocksdb/file_system.h>
 #include <rocksdb/options.h>
 #include <rocksdb/sst_file_writer.h>
 #include <rocksdb/write_batch.h>
@@ -84,6 +86,80 @@ class ForwardingLogger final : public rocksdb::Logger {
   }
 };
 
+}  // namespace
+
+// The file system every database file goes through: StoreOptions::env's, with one rule added
+// for the commit point of a snapshot (Store::write_presence).
+//
+// The commit is RocksDB's file ingestion: it links the snapshot file into db/ under a new
+// table file number, then appends the MANIFEST record that adds that file, and fsyncs it.
+// When anything fails, RocksDB 7.8 deletes the table file it linked in, also when what
+// failed is that fsync: the record was written whole and may well be durable (it is in the
+// page cache, so every open reads it unless the machine loses power first), and it then
+// names a file that is gone, so that every later open refuses the directory as damaged.
+// RocksDB's own rule for a failed MANIFEST write is to delete no file until a new MANIFEST is
+// written (it disables file deletions), but the ingestion's clean-up bypasses it. This class
+// applies the rule to that clean-up: while an ingestion runs, the file it linked in from the
+// snapshot file is not deleted. Whichever way the record went, the directory then opens
+// whole: with the record, the file it names is there (the new snapshot); without it, the file
+// is one no version names, which RocksDB removes at the next read-write open (and the store
+// reopens the database after every failed write).
+//
+// Why not another way: DB::Resume() (writing a fresh MANIFEST from what RocksDB holds in
+// memory) is refused after this error, which RocksDB 7.8 rates fatal; putting the file back
+// after IngestExternalFile() returns works only if the process lives until then; an
+// ingestion by copy (move_files = false) deletes its copy the same way.
+//
+// Thread safety: RocksDB calls the file system from its own threads too; every member may be
+// called from any thread.
+class IngestionGuard final : public rocksdb::FileSystemWrapper {
+ public:
+  explicit IngestionGuard(const std::shared_ptr<rocksdb::FileSystem>& fs)
+      : rocksdb::FileSystemWrapper(fs) {}
+  const char* Name() const override { return "HeartbeatdIngestionGuard"; }
+
+  // Until end_ingestion(), the file linked in from `source` is kept.
+  void begin_ingestion(const std::string& source) {
+    std::lock_guard lock(mu_);
+    source_ = source;
+    linked_.clear();
+  }
+  void end_ingestion() {
+    std::lock_guard lock(mu_);
+    source_.clear();
+    linked_.clear();
+  }
+
+  rocksdb::IOStatus LinkFile(const std::string& from, const std::string& to,
+                             const rocksdb::IOOptions& o, rocksdb::IODebugContext* dbg) override {
+    auto s = FileSystemWrapper::LinkFile(from, to, o, dbg);
+    std::lock_guard lock(mu_);
+    if (s.ok() && !source_.empty() && from == source_) linked_ = to;
+    return s;
+  }
+  rocksdb::IOStatus DeleteFile(const std::string& f, const rocksdb::IOOptions& o,
+                               rocksdb::IODebugContext* dbg) override {
+    {
+      std::lock_guard lock(mu_);
+      if (!linked_.empty() && f == linked_) {
+        // RocksDB logs this as a warning and goes on: the ingestion fails with its own error.
+        return rocksdb::IOStatus::IOError(
+            "kept by heartbeatd: " + f,
+            "a failed commit may have recorded it in the MANIFEST; if not, the next "
+            "read-write open removes it");
+      }
+    }
+    return FileSystemWrapper::DeleteFile(f, o, dbg);
+  }
+
+ private:
+  std::mutex mu_;
+  std::string source_;  // guarded by mu_; the snapshot file while an ingestion runs
+  std::string linked_;  // guarded by mu_; its link in db/, kept until the ingestion ends
+};
+
+namespace {
+
 rocksdb::Options db_options(rocksdb::Env* env) {
   rocksdb::Options o;
   o.env = env;
@@ -117,7 +193,11 @@ bool has_entries(const fs::path& dir) {
 std::variant<std::unique_ptr<Store>, StoreError> Store::open(const std::string& data_dir,
                                                              const StoreOptions& options) {
   const bool create_parents = options.create_parents;
-  rocksdb::Env* const env = options.env ? options.env : rocksdb::Env::Default();
+  // Every database file goes through StoreOptions::env's file system, and the guard.
+  rocksdb::Env* const base_env = options.env ? options.env : rocksdb::Env::Default();
+  auto files = std::make_shared<IngestionGuard>(base_env->GetFileSystem());
+  std::unique_ptr<rocksdb::Env> env_owner = rocksdb::NewCompositeEnv(files);
+  rocksdb::Env* const env = env_owner.get();
   const fs::path dir(data_dir);
   struct stat st {};
   if (::stat(data_dir.c_str(), &st) == 0) {
@@ -214,8 +294,9 @@ std::variant<std::unique_ptr<Store>, StoreError> Store::open(const std::string& 
       close_fd();
       return classify(db_path, s, "cannot open the database");
     }
-    auto store = std::unique_ptr<Store>(
-        new Store(data_dir, db_path, env, fd, std::unique_ptr<rocksdb::DB>(raw), kFormatVersion));
+    auto store =
+        std::unique_ptr<Store>(new Store(data_dir, db_path, std::move(files), std::move(env_owner),
+                                         fd, std::unique_ptr<rocksdb::DB>(raw), kFormatVersion));
     if (auto err = store->write_pid()) return *err;
     return store;
   }
@@ -269,7 +350,8 @@ std::variant<std::unique_ptr<Store>, StoreError> Store::open(const std::string& 
                        kOldestReadableFormat, kFormatVersion)});
     }
   }
-  auto store = std::unique_ptr<Store>(new Store(data_dir, db_path, env, fd, std::move(db), format));
+  auto store = std::unique_ptr<Store>(new Store(data_dir, db_path, std::move(files),
+                                                std::move(env_owner), fd, std::move(db), format));
   store->read_only_ = true;
   return store;
 }
@@ -331,7 +413,7 @@ std::optional<StoreError> Store::begin_writing() {
     db_->Close().PermitUncheckedError();
     db_.reset();
     rocksdb::DB* raw = nullptr;
-    auto s = rocksdb::DB::Open(db_options(env_), db_path_, &raw);
+    auto s = rocksdb::DB::Open(db_options(env_.get()), db_path_, &raw);
     if (!s.ok()) return classify(db_path_, s, "cannot open the database for writing");
     db_.reset(raw);
     read_only_ = false;
@@ -349,11 +431,13 @@ std::optional<StoreError> Store::begin_writing() {
   return std::nullopt;
 }
 
-Store::Store(std::string data_dir, std::string db_path, rocksdb::Env* env, int lock_fd,
-             std::unique_ptr<rocksdb::DB> db, std::uint32_t format)
+Store::Store(std::string data_dir, std::string db_path, std::shared_ptr<IngestionGuard> files,
+             std::unique_ptr<rocksdb::Env> env, int lock_fd, std::unique_ptr<rocksdb::DB> db,
+             std::uint32_t format)
     : data_dir_(std::move(data_dir)),
       db_path_(std::move(db_path)),
-      env_(env),
+      files_(std::move(files)),
+      env_(std::move(env)),
       lock_fd_(lock_fd),
       db_(std::move(db)),
       format_(format) {}
@@ -455,7 +539,7 @@ std::optional<std::string> Store::ensure_open() {
   // A write failed before (say, on a full disk), and the database was closed then: open it
   // again, which recovers it the way a restart would, from what is on disk.
   rocksdb::DB* raw = nullptr;
-  auto s = rocksdb::DB::Open(db_options(env_), db_path_, &raw);
+  auto s = rocksdb::DB::Open(db_options(env_.get()), db_path_, &raw);
   if (!s.ok()) {
     return describe_failure(s, "cannot reopen after the previous failed write",
                             "the disk is still full");
@@ -504,7 +588,7 @@ std::variant<PresenceManifest, std::monostate, std::string> Store::write_presenc
   const std::string tmp = snapshot_temp_path();
   remove_snapshot_temp_file();
   PresenceManifest m{taken_ms, 0, 0, chunks};
-  rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), db_options(env_));
+  rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), db_options(env_.get()));
   auto s = writer.Open(tmp);
   for (std::uint32_t i = 0; i < chunks && s.ok(); ++i) {
     const auto c = chunk(i);
@@ -524,7 +608,13 @@ std::variant<PresenceManifest, std::monostate, std::string> Store::write_presenc
   }
   rocksdb::IngestExternalFileOptions io;
   io.move_files = true;  // a hard link into the database, not a copy
+  // If the commit fails, the file RocksDB linked in stays (IngestionGuard, above): a failed
+  // fsync of the MANIFEST leaves it unknown whether the record that names the file is on
+  // the disk, and the file must be there if it is. The next open finds out: the new snapshot
+  // whole, or the previous one whole and the file unused (and removed).
+  files_->begin_ingestion(tmp);
   s = db_->IngestExternalFile({tmp}, io);
+  files_->end_ingestion();
   remove_snapshot_temp_file();
   if (!s.ok()) return failed(s, "cannot add the snapshot to the database");
   generation_ = g;

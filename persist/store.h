@@ -11,7 +11,9 @@
 // Writes: write() applies the membership records in one batch through the write-ahead log,
 // synced. write_presence() writes a snapshot as one table file and adds it to the database in
 // one step (RocksDB's file ingestion), so a crash at any moment leaves either the whole new
-// snapshot or the whole previous one.
+// snapshot or the whole previous one. So does a failed commit: when the fsync of the MANIFEST
+// record that adds the file fails, it is unknown whether the record is on the disk, so the
+// file is kept (RocksDB 7.8 would delete it) and the next open reads whichever it finds.
 //
 // Files: every file RocksDB reads and writes, the snapshot file included, goes through the
 // rocksdb::Env of StoreOptions (the real disk unless a test passes another); the lock file
@@ -42,6 +44,8 @@ class Status;
 }  // namespace rocksdb
 
 namespace heartbeatd::persist {
+
+class IngestionGuard;
 
 enum class StoreErrorKind {
   unusable,      // the directory cannot be used: missing parent, not writable, disk full
@@ -83,7 +87,8 @@ struct StoreOptions {
   // must exist, so a mistyped path is reported rather than created.
   bool create_parents = false;
   // Every file RocksDB reads and writes (the database, and the snapshot file before it joins
-  // it) goes through this. Not owned; it must outlive the Store. nullptr (the default):
+  // it) goes through this Env's file system (its threads and clock are not used: RocksDB's
+  // default ones are). Not owned; it must outlive the Store. nullptr (the default):
   // rocksdb::Env::Default(), the real disk. Tests pass one that fails on command.
   rocksdb::Env* env = nullptr;
 };
@@ -110,7 +115,8 @@ class Store {
   // Writes a presence snapshot of `chunks` chunks, asking `chunk` for each in order (each is
   // written and dropped before the next is asked for), and its manifest; all or nothing.
   // Returns the manifest written; monostate if `chunk` gave up (returned nullopt); or what
-  // failed. In the last two cases the previous snapshot is intact.
+  // failed. In the last two cases the previous snapshot is intact; if what failed was the
+  // commit's own fsync, the new one may still be what the next open finds, whole.
   using ChunkSource = std::function<std::optional<Chunk>(std::uint32_t index)>;
   std::variant<PresenceManifest, std::monostate, std::string> write_presence(
       std::int64_t taken_ms, std::uint32_t chunks, const ChunkSource& chunk);
@@ -119,8 +125,9 @@ class Store {
   const std::string& path() const { return db_path_; }
 
  private:
-  Store(std::string data_dir, std::string db_path, rocksdb::Env* env, int lock_fd,
-        std::unique_ptr<rocksdb::DB> db, std::uint32_t format);
+  Store(std::string data_dir, std::string db_path, std::shared_ptr<IngestionGuard> files,
+        std::unique_ptr<rocksdb::Env> env, int lock_fd, std::unique_ptr<rocksdb::DB> db,
+        std::uint32_t format);
   std::optional<std::string> ensure_open();
   std::string describe_failure(const rocksdb::Status& s, std::string_view what,
                                std::string_view full) const;
@@ -135,7 +142,11 @@ class Store {
 
   std::string data_dir_;
   std::string db_path_;
-  rocksdb::Env* env_;  // StoreOptions::env, or rocksdb::Env::Default()
+  // StoreOptions::env's file system (or the real disk's) with the guard of the commit point
+  // (store.cpp); every file of the database goes through env_. Declared before db_, which
+  // must go first.
+  std::shared_ptr<IngestionGuard> files_;
+  std::unique_ptr<rocksdb::Env> env_;
   int lock_fd_ = -1;
   std::unique_ptr<rocksdb::DB> db_;  // null after a failed write, until the next one reopens it
   std::uint32_t format_;
