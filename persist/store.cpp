@@ -487,12 +487,11 @@ std::variant<LoadedState, StoreError> Store::load(const UsersSink& users) {
   std::string manifest_name;
   std::function<std::string(std::uint32_t)> chunk_name;
   {
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
-    const std::string past_generations = std::string(kGenerationsPrefix) + "\xff";
-    it->SeekForPrev(past_generations);
-    if (!it->status().ok()) return classify(db_path_, it->status(), "cannot read the snapshots");
-    if (it->Valid() && it->key().starts_with(kGenerationsPrefix)) {
-      const std::string key = it->key().ToString();
+    std::string key;
+    if (auto s = newest_generation_key(ro, key); !s.ok()) {
+      return classify(db_path_, s, "cannot read the snapshots");
+    }
+    if (!key.empty()) {
       const auto g = generation_of(key);
       if (!g || key != manifest_key(*g)) {
         return damaged(key, FormatError{"the newest snapshot generation has no manifest"});
@@ -533,6 +532,17 @@ std::variant<LoadedState, StoreError> Store::load(const UsersSink& users) {
   return st;
 }
 
+// The last key of the newest snapshot generation (its manifest, if it is whole); empty if
+// there is no generation.
+rocksdb::Status Store::newest_generation_key(const rocksdb::ReadOptions& ro,
+                                             std::string& key) const {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+  it->SeekForPrev(std::string(kGenerationsPrefix) + "\xff");
+  key.clear();
+  if (it->Valid() && it->key().starts_with(kGenerationsPrefix)) key = it->key().ToString();
+  return it->status();
+}
+
 std::optional<std::string> Store::ensure_open() {
   if (read_only_) return db_path_ + ": not open for writing yet (begin_writing())";
   if (db_) return std::nullopt;
@@ -545,6 +555,13 @@ std::optional<std::string> Store::ensure_open() {
                             "the disk is still full");
   }
   db_.reset(raw);
+  // The snapshot whose commit failed may be in after all (a failed fsync of the MANIFEST
+  // leaves that open): the next one must be a generation above it, or two would share a key
+  // range and a generation would no longer be dropped whole.
+  std::string key;
+  s = newest_generation_key(rocksdb::ReadOptions(), key);
+  if (!s.ok()) return failed(s, "cannot read the snapshots after reopening");
+  if (const auto g = generation_of(key)) generation_ = std::max(generation_, *g);
   return std::nullopt;
 }
 

@@ -40,6 +40,7 @@
 namespace rocksdb {
 class DB;
 class Env;
+struct ReadOptions;
 class Status;
 }  // namespace rocksdb
 
@@ -129,6 +130,7 @@ class Store {
         std::unique_ptr<rocksdb::Env> env, int lock_fd, std::unique_ptr<rocksdb::DB> db,
         std::uint32_t format);
   std::optional<std::string> ensure_open();
+  rocksdb::Status newest_generation_key(const rocksdb::ReadOptions& ro, std::string& key) const;
   std::string describe_failure(const rocksdb::Status& s, std::string_view what,
                                std::string_view full) const;
   std::string failed(const rocksdb::Status& s, std::string_view what);  // closes the db
