@@ -437,6 +437,41 @@ TEST(PersistFault, AFailedManifestSyncAtTheCommitPointLeavesAReadableDirectory) 
   for (const auto& f : kept) EXPECT_FALSE(table_files(dir).contains(f)) << f;
 }
 
+// The other way the same failure can go: the record whose fsync failed never reaches the
+// disk (the machine loses power before the page cache is written back; simulated by cutting
+// the record off the MANIFEST). The file the store kept is then named by nothing: the
+// previous snapshot comes back whole, the file is removed, and the next snapshot succeeds.
+TEST(PersistFault, AFailedManifestSyncWhoseRecordIsLostLeavesThePreviousSnapshot) {
+  const auto commit = commit_sync(ops_of_a_snapshot());
+  ASSERT_TRUE(commit);
+  TempDir tmp;
+  FaultEnv disk;
+  const auto dir = tmp.file("data");
+  auto s = with_old_state(dir, disk);
+  ASSERT_TRUE(s);
+  const auto before = table_files(dir);
+  disk.forget_ops();
+  disk.fail_syncs_after(*commit);
+  ASSERT_TRUE(error_of(snapshot(*s, 200)));
+  const auto kept = added(before, table_files(dir));
+  EXPECT_EQ(kept.size(), 1u) << ::testing::PrintToString(kept);
+  s.reset();  // and the power goes
+  const auto ops = disk.ops();
+  const auto record = std::find_if(ops.rbegin(), ops.rend(), [](const FaultEnv::Op& op) {
+    return op.kind == FaultEnv::Op::Kind::append && op.file.starts_with("MANIFEST");
+  });
+  ASSERT_NE(record, ops.rend()) << describe(ops);
+  const auto manifest = dir + "/db/" + record->file;
+  const auto size = fs::file_size(manifest);
+  ASSERT_GE(size, record->bytes);
+  fs::resize_file(manifest, size - record->bytes);
+  EXPECT_EQ(reopen(dir, disk, s), expected(1, 100));
+  ASSERT_TRUE(s);
+  for (const auto& f : kept) EXPECT_FALSE(table_files(dir).contains(f)) << f << " left behind";
+  EXPECT_FALSE(error_of(snapshot(*s, 300)));
+  EXPECT_EQ(reopen(dir, disk, s), expected(1, 300));
+}
+
 // The same failure while the daemon goes on running: the next write reopens the database
 // (as a restart would) and the next snapshot succeeds, without a restart.
 TEST(PersistFault, AFailedManifestSyncAtTheCommitPointDoesNotStopTheNextSnapshot) {
