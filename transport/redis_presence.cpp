@@ -3,19 +3,24 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 
+#include <openssl/evp.h>
+
 #include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <random>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 
 #include <fmt/format.h>
 
 #include "membership/hash.h"
 #include "transport/log.h"
+#include "transport/redis_subscriber.h"
 
 namespace heartbeatd::transport::redis {
 
@@ -25,14 +30,109 @@ using std::chrono::milliseconds;
 
 namespace {
 
-// Negates a positive score (the user logged out; the last-seen time is kept). An unknown or
-// already logged-out user is left alone, as the embedded table does.
-constexpr std::string_view kLogoutScript =
-    "local s = redis.call('ZSCORE', KEYS[1], ARGV[1]) "
-    "if s and tonumber(s) > 0 then redis.call('ZADD', KEYS[1], -tonumber(s), ARGV[1]) end "
-    "return 0";
+// The scripts below run atomically on one shard: KEYS[1] its sorted set of last-seen times,
+// KEYS[2] its deadline index (exactly the online users), KEYS[3] its sweeper lease. A change
+// is published (transport/redis_events.h) by the one script that made it, so never twice.
+
+// A heartbeat batch: ARGV = now, now + timeout, channel, ids... (distinct). What ZADD GT did,
+// plus the deadlines raised; an id without a deadline came online. One whose deadline passed
+// before the sweep took it went offline in between: both changes are published.
+constexpr std::string_view kHeartbeatScript = R"lua(
+local now, deadline, ids = ARGV[1], ARGV[2], {}
+for i = 4, #ARGV do ids[#ids + 1] = ARGV[i] end
+local prev = redis.call('ZMSCORE', KEYS[2], unpack(ids))
+local seen, due, out, t = {}, {}, {}, tonumber(now)
+for i, id in ipairs(ids) do
+  seen[2 * i - 1] = now; seen[2 * i] = id
+  due[2 * i - 1] = deadline; due[2 * i] = id
+  local p = prev[i]
+  if not p then
+    out[#out + 1] = '+' .. id .. ':' .. now
+  elseif tonumber(p) <= t then
+    local s = redis.call('ZSCORE', KEYS[1], id)
+    if s and string.sub(s, 1, 1) == '-' then s = string.sub(s, 2) end
+    out[#out + 1] = '-' .. id .. ':' .. (s or '')
+    out[#out + 1] = '+' .. id .. ':' .. now
+  end
+end
+redis.call('ZADD', KEYS[1], 'GT', unpack(seen))
+redis.call('ZADD', KEYS[2], 'GT', unpack(due))
+if #out > 0 then redis.call('PUBLISH', ARGV[3], table.concat(out, ' ')) end
+return #out
+)lua";
+
+// A logout: ARGV = id, channel. Negates a positive score (the last-seen time is kept; an
+// unknown or logged-out user is left alone, as the embedded table does) and takes the
+// deadline out: offline, published if the user was online.
+constexpr std::string_view kLogoutScript = R"lua(
+local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if s and tonumber(s) > 0 then redis.call('ZADD', KEYS[1], -tonumber(s), ARGV[1]) end
+if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 then
+  if s and string.sub(s, 1, 1) == '-' then s = string.sub(s, 2) end
+  redis.call('PUBLISH', ARGV[2], '-' .. ARGV[1] .. ':' .. (s or ''))
+end
+return 0
+)lua";
+
+// The expiry sweep: ARGV = now, this node's token, lease ms, limit, channel. -1: another node
+// holds the lease; -2: no one is online (no lease kept, so an idle Redis empties); otherwise
+// the lease is this node's, renewed, and the number of users taken offline and published.
+constexpr std::string_view kExpireScript = R"lua(
+local holder = redis.call('GET', KEYS[3])
+if holder and holder ~= ARGV[2] then return -1 end
+if redis.call('ZCARD', KEYS[2]) == 0 then
+  if holder then redis.call('DEL', KEYS[3]) end
+  return -2
+end
+redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[3])
+local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, ARGV[4])
+if #due == 0 then return 0 end
+redis.call('ZREM', KEYS[2], unpack(due))
+local seen = redis.call('ZMSCORE', KEYS[1], unpack(due))
+local out = {}
+for i, id in ipairs(due) do
+  local s = seen[i]
+  if s and string.sub(s, 1, 1) == '-' then s = string.sub(s, 2) end
+  out[i] = '-' .. id .. ':' .. (s or '')
+end
+redis.call('PUBLISH', ARGV[5], table.concat(out, ' '))
+return #due
+)lua";
 
 constexpr int kMaxRedirects = 5;
+// Ids per heartbeat script call: bounds Lua's unpack() and one call's time in Redis.
+constexpr std::size_t kMaxIdsPerScript = 1000;
+// Deadlines one expiry sweep takes per shard; more wait for the next one.
+constexpr int kExpireLimit = 1000;
+
+std::string sha1_hex(std::string_view text) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(text.data(), text.size(), md, &len, EVP_sha1(), nullptr);
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) out += fmt::format("{:02x}", md[i]);
+  return out;
+}
+
+// A script run by its SHA1 (EVALSHA); a server that does not know it yet (NOSCRIPT: just
+// started, or failed over) gets the body once with EVAL, which also caches it.
+struct Script {
+  std::string_view body;
+  std::string sha;
+  explicit Script(std::string_view b) : body(b), sha(sha1_hex(b)) {}
+};
+const Script& heartbeat_script() {
+  static const Script s(kHeartbeatScript);
+  return s;
+}
+const Script& logout_script() {
+  static const Script s(kLogoutScript);
+  return s;
+}
+const Script& expire_script() {
+  static const Script s(kExpireScript);
+  return s;
+}
 
 
 std::optional<double> score_of(const Value& v) {
@@ -50,6 +150,7 @@ struct Op {
   Value reply;
   bool answered = false;
   std::optional<NodeAddress> ask;  // ASK: the next attempt goes there, after ASKING
+  std::string_view script;         // EVALSHA: the body, for EVAL after a NOSCRIPT
 };
 
 struct Batch {
@@ -121,11 +222,18 @@ class DedupCache {
 struct Presence::State : std::enable_shared_from_this<Presence::State> {
   State(asio::io_context& i, PresenceOptions o, Clock c)
       : io(i), options(std::move(o)), wall(std::move(c)), strand(asio::make_strand(i)),
-        sweep_timer(strand), refresh_timer(strand), timeout_ms(options.timeout.count()) {
+        sweep_timer(strand), refresh_timer(strand), expiry_timer(strand),
+        timeout_ms(options.timeout.count()), shard_watchers(options.shards, 0) {
     for (unsigned s = 0; s < options.shards; ++s) {
       keys.push_back(fmt::format("{}:{{{}}}", options.key_prefix, s));
       slots.push_back(key_slot(keys.back()));
+      online_keys.push_back(keys.back() + ":online");
+      lease_keys.push_back(keys.back() + ":sweeper");
+      channels.push_back(keys.back() + ":changes");
+      shard_of_channel.emplace(channels.back(), s);
     }
+    std::random_device rd;
+    token = fmt::format("{}/{:08x}{:08x}", options.node_name, rd(), rd());
     if (!options.cluster && !options.nodes.empty()) {
       map = SlotMap::single(options.nodes.front());
       topology_problem.clear();
@@ -138,10 +246,24 @@ struct Presence::State : std::enable_shared_from_this<Presence::State> {
   asio::strand<asio::io_context::executor_type> strand;
   asio::steady_timer sweep_timer;
   asio::steady_timer refresh_timer;
+  asio::steady_timer expiry_timer;
   std::atomic<std::int64_t> timeout_ms;
-  std::vector<std::string> keys;       // by shard
-  std::vector<std::uint16_t> slots;    // by shard
+  std::vector<std::string> keys;         // by shard: last-seen times
+  std::vector<std::uint16_t> slots;      // by shard
+  std::vector<std::string> online_keys;  // by shard: deadlines of the online users
+  std::vector<std::string> lease_keys;   // by shard: who runs its expiry sweep
+  std::vector<std::string> channels;     // by shard: its users' changes
+  std::unordered_map<std::string, unsigned> shard_of_channel;
+  std::string token;  // this node's lease value
   DedupCache dedup;
+  std::function<void(const std::vector<UserChange>&)> listener;  // set before start()
+  std::atomic<bool> expiring{false};  // an expiry sweep is in flight
+  bool expiry_failing = false;        // on the strand: logged once per outage
+
+  mutable std::mutex watch_mu;  // guards what follows
+  std::unordered_map<std::uint64_t, unsigned> watched;  // id -> watch() count
+  std::vector<unsigned> shard_watchers;                  // by shard: distinct watched ids
+  std::shared_ptr<Subscriber> subscriber;                // from start(), with a listener
 
   mutable std::mutex mu;  // guards what follows
   std::optional<SlotMap> map;
@@ -152,7 +274,8 @@ struct Presence::State : std::enable_shared_from_this<Presence::State> {
   std::chrono::steady_clock::time_point last_refresh{};
 
   std::atomic<std::uint64_t> commands{0}, moved{0}, asked{0}, refreshes{0}, failures{0},
-      dedup_skipped{0};
+      dedup_skipped{0}, noscript{0}, changes_received{0}, messages_rejected{0},
+      users_expired{0}, leases_held{0}, resyncs{0};
 
   // The time a status or a count is judged at, in Unix ms: rounded down.
   std::int64_t now_ms() const {
@@ -196,9 +319,12 @@ struct Presence::State : std::enable_shared_from_this<Presence::State> {
       }
     }
     if (options.cluster) refresh();
+    start_subscriber();
     asio::dispatch(strand, [self = shared_from_this()] {
       self->repeat(self->sweep_timer, [s = self.get()] { return s->options.sweep_interval; },
                    &State::sweep);
+      self->repeat(self->expiry_timer, [s = self.get()] { return s->options.expiry_interval; },
+                   &State::expire);
       if (self->options.cluster) {
         // Every second while something is wrong, every ten while all is well: a failover is
         // seen within a second of the cluster completing it even if no request hits the
@@ -219,9 +345,16 @@ struct Presence::State : std::enable_shared_from_this<Presence::State> {
       stopped = true;
       gone.swap(pools);
     }
+    std::shared_ptr<Subscriber> sub;
+    {
+      std::lock_guard lock(watch_mu);
+      sub = std::move(subscriber);
+    }
+    if (sub) sub->stop();
     asio::post(strand, [self = shared_from_this()] {
       self->sweep_timer.cancel();
       self->refresh_timer.cancel();
+      self->expiry_timer.cancel();
     });
     for (auto& [_, p] : gone) p.second->stop();
   }
@@ -452,6 +585,13 @@ struct Presence::State : std::enable_shared_from_this<Presence::State> {
                        continue;
                      }
                      if (r.is_error()) {
+                       if (!op.script.empty() && op.command[0] == "EVALSHA" &&
+                           r.str.rfind("NOSCRIPT", 0) == 0) {
+                         self->noscript.fetch_add(1, std::memory_order_relaxed);
+                         op.command[0] = "EVAL";
+                         op.command[1] = std::string(op.script);
+                         continue;  // answered in the next round
+                       }
                        if (auto redirect = parse_redirect(r.str)) {
                          if (redirect->ask) {
                            self->asked.fetch_add(1, std::memory_order_relaxed);
@@ -533,6 +673,172 @@ struct Presence::State : std::enable_shared_from_this<Presence::State> {
     return op;
   }
 
+  // EVALSHA of `script` with this shard's keys: its set, deadline index and (keys == 3) lease.
+  Op script_op(unsigned shard, const Script& script, int nkeys, Command args) const {
+    Command cmd{"EVALSHA", script.sha, std::to_string(nkeys), keys[shard], online_keys[shard]};
+    if (nkeys == 3) cmd.push_back(lease_keys[shard]);
+    cmd.reserve(cmd.size() + args.size());
+    for (auto& a : args) cmd.push_back(std::move(a));
+    Op op = op_for_shard(shard, std::move(cmd));
+    op.script = script.body;
+    return op;
+  }
+
+  // ---- user changes --------------------------------------------------------------------------
+
+  // Every expiry_interval, on the strand: each shard's passed deadlines out, published as
+  // offline, where this node holds (or takes) the shard's lease. One in flight at a time.
+  void expire() {
+    if (expiring.exchange(true)) return;
+    const std::string now = std::to_string(now_ms());
+    const std::string lease = std::to_string(options.sweeper_lease.count());
+    const std::string limit = std::to_string(kExpireLimit);
+    std::vector<Op> ops;
+    ops.reserve(options.shards);
+    for (unsigned s = 0; s < options.shards; ++s) {
+      ops.push_back(script_op(s, expire_script(), 3, {now, token, lease, limit, channels[s]}));
+    }
+    submit(std::move(ops), [self = shared_from_this()](Failure f, std::vector<Op>& ops) {
+      self->expiring.store(false);
+      asio::post(self->strand, [self, failed = bool(f), message = f.message] {
+        if (failed && !self->expiry_failing) {
+          log::warning("expiring online users on Redis failed (retried every {} ms): {}",
+                       self->options.expiry_interval.count(), message);
+        } else if (!failed && self->expiry_failing) {
+          log::info("expiring online users on Redis works again");
+        }
+        self->expiry_failing = failed;
+      });
+      if (f) return;
+      std::uint64_t held = 0, expired = 0;
+      for (const auto& op : ops) {
+        if (op.reply.type != Value::Type::integer) continue;
+        if (op.reply.integer >= 0) {
+          ++held;
+          expired += static_cast<std::uint64_t>(op.reply.integer);
+        }
+      }
+      self->leases_held.store(held, std::memory_order_relaxed);
+      self->users_expired.fetch_add(expired, std::memory_order_relaxed);
+    });
+  }
+
+  // Nodes the subscriber may connect to: any will do (PUBLISH reaches every cluster node).
+  std::vector<NodeAddress> subscriber_candidates() const {
+    std::lock_guard lock(mu);
+    std::vector<NodeAddress> out;
+    if (map) out = map->masters();
+    for (const auto& n : options.nodes) {
+      if (std::find(out.begin(), out.end(), n) == out.end()) out.push_back(n);
+    }
+    return out;
+  }
+
+  void start_subscriber() {
+    if (!listener) return;
+    SubscriberOptions so;
+    so.connect_timeout = options.pool.connect_timeout;
+    so.ping_interval = options.subscriber_ping_interval;
+    if (!options.password.empty()) {
+      so.on_connect.push_back(options.username.empty()
+                                  ? Command{"AUTH", options.password}
+                                  : Command{"AUTH", options.username, options.password});
+    }
+    std::weak_ptr<State> weak = shared_from_this();
+    auto sub = std::make_shared<Subscriber>(
+        io, std::move(so),
+        [weak] {
+          auto self = weak.lock();
+          return self ? self->subscriber_candidates() : std::vector<NodeAddress>{};
+        },
+        [weak](const std::string& channel, const std::string& payload) {
+          if (auto self = weak.lock()) self->received(channel, payload);
+        },
+        [weak] {
+          if (auto self = weak.lock()) self->resync();
+        });
+    std::lock_guard lock(watch_mu);
+    if (is_stopped()) return;
+    subscriber = sub;
+    for (unsigned s = 0; s < options.shards; ++s) {
+      if (shard_watchers[s] > 0) subscriber->subscribe(channels[s]);
+    }
+  }
+
+  // On the subscriber's strand.
+  void received(const std::string& channel, const std::string& payload) {
+    const auto it = shard_of_channel.find(channel);
+    if (it == shard_of_channel.end()) return;  // not ours (never subscribed to)
+    auto changes = parse_user_changes(payload);
+    const bool ours = changes && std::all_of(changes->begin(), changes->end(),
+                                             [&](const UserChange& c) {
+                                               return shard_of(c.user) == it->second;
+                                             });
+    if (!ours) {
+      // Someone with access to Redis published there: never ours to act on.
+      if (messages_rejected.fetch_add(1, std::memory_order_relaxed) % 1000 == 0) {
+        log::warning("ignored a malformed message on Redis channel {} ({} bytes; counted in "
+                     "heartbeatd_redis_user_change_messages_rejected_total)",
+                     channel, payload.size());
+      }
+      return;
+    }
+    changes_received.fetch_add(changes->size(), std::memory_order_relaxed);
+    deliver(*changes);
+  }
+
+  std::mutex listener_mu;  // the listener is never called concurrently
+  void deliver(const std::vector<UserChange>& changes) {
+    if (!listener || changes.empty()) return;
+    std::lock_guard lock(listener_mu);
+    listener(changes);
+  }
+
+  // After the subscription was restored: what was published meanwhile is lost, so the current
+  // state of every watched user is read and handed to the listener.
+  void resync() {
+    std::vector<std::uint64_t> ids;
+    {
+      std::lock_guard lock(watch_mu);
+      ids.reserve(watched.size());
+      for (const auto& [id, _] : watched) ids.push_back(id);
+    }
+    resyncs.fetch_add(1, std::memory_order_relaxed);
+    for (std::size_t at = 0; at < ids.size(); at += kMaxIdsPerScript) {
+      std::vector<std::uint64_t> chunk(ids.begin() + static_cast<std::ptrdiff_t>(at),
+                                       ids.begin() + static_cast<std::ptrdiff_t>(
+                                                         std::min(ids.size(), at + kMaxIdsPerScript)));
+      resync_chunk(std::move(chunk), 0);
+    }
+  }
+
+  void resync_chunk(std::vector<std::uint64_t> ids, int attempt) {
+    auto copy = ids;
+    status(std::move(copy), [self = shared_from_this(), ids = std::move(ids), attempt](
+                                Failure f, std::vector<UserStatus> st) mutable {
+      if (f) {
+        if (attempt >= 10 || self->is_stopped()) {
+          log::warning("re-reading watched users after a Redis reconnect failed: {}", f.message);
+          return;
+        }
+        auto timer = std::make_shared<asio::steady_timer>(self->strand, milliseconds(500));
+        timer->async_wait([self, timer, ids = std::move(ids), attempt](error_code ec) mutable {
+          if (!ec && !self->is_stopped()) self->resync_chunk(std::move(ids), attempt + 1);
+        });
+        return;
+      }
+      std::vector<UserChange> changes;
+      changes.reserve(ids.size());
+      for (std::size_t i = 0; i < ids.size(); ++i) {
+        changes.push_back({ids[i], st[i].online, st[i].last_seen_ms});
+      }
+      self->deliver(changes);
+    });
+  }
+
+  void status(std::vector<std::uint64_t> ids,
+              std::function<void(Failure, std::vector<UserStatus>)> done);
+
   // ---- forgetting ----------------------------------------------------------------------------
 
   // Removes users last seen forget_after ago or longer, logged out or not: scores in
@@ -605,24 +911,37 @@ void Presence::heartbeat(std::vector<std::uint64_t> ids, std::function<void(Fail
   auto& st = *state_;
   const std::int64_t now = st.heartbeat_ms();
   const std::int64_t window = st.options.dedup_window.count();
-  // One ZADD per shard with every id of the batch that was not written a moment ago.
-  std::map<unsigned, Command> by_shard;
+  // One heartbeat script per shard (per kMaxIdsPerScript ids) with every id of the batch that
+  // was not written a moment ago.
+  std::map<unsigned, std::vector<std::uint64_t>> by_shard;
   std::vector<std::pair<std::uint64_t, std::uint64_t>> written;  // id, dedup generation
-  const std::string score = std::to_string(now);
   for (const auto id : ids) {
     if (window > 0 && st.dedup.recent(id, now, window)) {
       st.dedup_skipped.fetch_add(1, std::memory_order_relaxed);
       continue;
     }
     if (window > 0) written.emplace_back(id, st.dedup.generation(id));
-    auto& cmd = by_shard[st.shard_of(id)];
-    if (cmd.empty()) cmd = {"ZADD", st.keys[st.shard_of(id)], "GT"};
-    cmd.push_back(score);
-    cmd.push_back(std::to_string(id));
+    by_shard[st.shard_of(id)].push_back(id);
   }
   if (by_shard.empty()) return done({});
+  const std::string score = std::to_string(now);
+  const std::string deadline =
+      std::to_string(now + st.timeout_ms.load(std::memory_order_relaxed));
   std::vector<Op> ops;
-  for (auto& [shard, cmd] : by_shard) ops.push_back(st.op_for_shard(shard, std::move(cmd)));
+  for (auto& [shard, shard_ids] : by_shard) {
+    // The script counts each id once (a batch's duplicates would read as two transitions).
+    if (shard_ids.size() > 1) {
+      std::sort(shard_ids.begin(), shard_ids.end());
+      shard_ids.erase(std::unique(shard_ids.begin(), shard_ids.end()), shard_ids.end());
+    }
+    for (std::size_t at = 0; at < shard_ids.size(); at += kMaxIdsPerScript) {
+      const std::size_t end = std::min(shard_ids.size(), at + kMaxIdsPerScript);
+      Command args{score, deadline, st.channels[shard]};
+      args.reserve(3 + end - at);
+      for (std::size_t i = at; i < end; ++i) args.push_back(std::to_string(shard_ids[i]));
+      ops.push_back(st.script_op(shard, heartbeat_script(), 2, std::move(args)));
+    }
+  }
   st.submit(std::move(ops), [state = state_, written = std::move(written), now,
                              done = std::move(done)](Failure f, std::vector<Op>&) {
     if (!f) {
@@ -637,8 +956,8 @@ void Presence::logout(std::uint64_t id, std::function<void(Failure)> done) {
   st.dedup.forget(id);  // the next heartbeat must be written, whatever the window
   const unsigned shard = st.shard_of(id);
   std::vector<Op> ops;
-  ops.push_back(st.op_for_shard(
-      shard, {"EVAL", std::string(kLogoutScript), "1", st.keys[shard], std::to_string(id)}));
+  ops.push_back(
+      st.script_op(shard, logout_script(), 2, {std::to_string(id), st.channels[shard]}));
   st.submit(std::move(ops), [state = state_, id, done = std::move(done)](Failure f,
                                                                            std::vector<Op>&) {
     state->dedup.forget(id);  // a heartbeat that raced the logout must not hide the next one
@@ -646,9 +965,9 @@ void Presence::logout(std::uint64_t id, std::function<void(Failure)> done) {
   });
 }
 
-void Presence::status(std::vector<std::uint64_t> ids,
-                      std::function<void(Failure, std::vector<UserStatus>)> done) {
-  auto& st = *state_;
+void Presence::State::status(std::vector<std::uint64_t> ids,
+                             std::function<void(Failure, std::vector<UserStatus>)> done) {
+  auto& st = *this;
   // One ZMSCORE per shard; `where` maps each reply element back to its place in `ids`.
   std::map<unsigned, std::pair<Command, std::vector<std::size_t>>> by_shard;
   for (std::size_t i = 0; i < ids.size(); ++i) {
@@ -665,7 +984,7 @@ void Presence::status(std::vector<std::uint64_t> ids,
     places.push_back(std::move(entry.second));
   }
   const std::size_t n = ids.size();
-  st.submit(std::move(ops), [state = state_, places = std::move(places), n,
+  st.submit(std::move(ops), [state = shared_from_this(), places = std::move(places), n,
                              done = std::move(done)](Failure f, std::vector<Op>& ops) {
     std::vector<UserStatus> out(n);
     if (f) return done(std::move(f), std::move(out));
@@ -699,35 +1018,79 @@ void Presence::status(std::vector<std::uint64_t> ids,
   });
 }
 
+void Presence::status(std::vector<std::uint64_t> ids,
+                      std::function<void(Failure, std::vector<UserStatus>)> done) {
+  state_->status(std::move(ids), std::move(done));
+}
+
 void Presence::counts(std::function<void(Failure, PresenceCounts)> done) {
   auto& st = *state_;
   const std::int64_t now = st.now_ms();
-  const std::string online_edge = "(" + std::to_string(now - st.timeout_ms.load());
+  // Online: deadlines still ahead (the sweep may lag by an expiry_interval). Tracked: every
+  // member but those past forget_after, which the forgetting sweep has not removed yet:
+  // scores in [-E, E]. Each is O(log n) on a sorted set: nothing is scanned.
+  const std::string online_edge = "(" + std::to_string(now);
   const std::int64_t forget_edge = now - st.options.forget_after.count();
-  const std::string tracked_edge = "(" + std::to_string(forget_edge);
-  const std::string logged_out_edge = "(" + std::to_string(-forget_edge);
+  const std::string stale_lo = std::to_string(-forget_edge);
+  const std::string stale_hi = std::to_string(forget_edge);
   std::vector<Op> ops;
   for (unsigned s = 0; s < st.options.shards; ++s) {
-    ops.push_back(st.op_for_shard(s, {"ZCOUNT", st.keys[s], online_edge, "+inf"}));
-    ops.push_back(st.op_for_shard(s, {"ZCOUNT", st.keys[s], tracked_edge, "+inf"}));
-    ops.push_back(st.op_for_shard(s, {"ZCOUNT", st.keys[s], "-inf", logged_out_edge}));
+    ops.push_back(st.op_for_shard(s, {"ZCOUNT", st.online_keys[s], online_edge, "+inf"}));
+    ops.push_back(st.op_for_shard(s, {"ZCARD", st.keys[s]}));
+    ops.push_back(st.op_for_shard(s, {"ZCOUNT", st.keys[s], stale_lo, stale_hi}));
   }
-  st.submit(std::move(ops), [done = std::move(done)](Failure f, std::vector<Op>& ops) {
+  const bool any_stale = forget_edge > 0;
+  st.submit(std::move(ops), [done = std::move(done), any_stale](Failure f, std::vector<Op>& ops) {
     PresenceCounts c;
     if (f) return done(std::move(f), c);
     for (std::size_t i = 0; i < ops.size(); ++i) {
       if (ops[i].reply.type != Value::Type::integer) {
         return done({{}, "Redis answered ZCOUNT with something else than an integer"}, c);
       }
-      const auto n = static_cast<std::uint64_t>(std::max(0LL, ops[i].reply.integer));
-      if (i % 3 == 0) {
-        c.online += n;
-      } else {
-        c.tracked += n;
-      }
+    }
+    for (std::size_t i = 0; i < ops.size(); i += 3) {
+      const auto n = [&](std::size_t k) {
+        return static_cast<std::uint64_t>(std::max(0LL, ops[i + k].reply.integer));
+      };
+      c.online += n(0);
+      const std::uint64_t stale = any_stale ? n(2) : 0;
+      c.tracked += n(1) - std::min(n(1), stale);
     }
     done({}, c);
   });
+}
+
+void Presence::set_change_listener(
+    std::function<void(const std::vector<UserChange>&)> listener) {
+  state_->listener = std::move(listener);
+}
+
+void Presence::watch(std::span<const std::uint64_t> ids) {
+  auto& st = *state_;
+  std::lock_guard lock(st.watch_mu);
+  for (const auto id : ids) {
+    if (++st.watched[id] > 1) continue;
+    const unsigned shard = st.shard_of(id);
+    // Under watch_mu, so that the subscriber sees (un)subscriptions in the counts' order.
+    if (++st.shard_watchers[shard] == 1 && st.subscriber) {
+      st.subscriber->subscribe(st.channels[shard]);
+    }
+  }
+}
+
+void Presence::unwatch(std::span<const std::uint64_t> ids) {
+  auto& st = *state_;
+  std::lock_guard lock(st.watch_mu);
+  for (const auto id : ids) {
+    const auto it = st.watched.find(id);
+    if (it == st.watched.end()) continue;  // not watched: nothing to release
+    if (--it->second > 0) continue;
+    st.watched.erase(it);
+    const unsigned shard = st.shard_of(id);
+    if (--st.shard_watchers[shard] == 0 && st.subscriber) {
+      st.subscriber->unsubscribe(st.channels[shard]);
+    }
+  }
 }
 
 PresenceHealth Presence::health() const {
@@ -751,6 +1114,41 @@ void Presence::write_metrics(MetricsWriter& w) const {
             "User heartbeats answered without a write: the user's last one was written less "
             "than presence.redis.dedup_window ago.",
             st.dedup_skipped.load());
+  w.counter("heartbeatd_redis_noscript_total",
+            "Scripts Redis did not know by their SHA1 (restarted, failed over), sent whole.",
+            st.noscript.load());
+  w.counter("heartbeatd_redis_user_changes_received_total",
+            "User online/offline changes received on the watched shards' channels.",
+            st.changes_received.load());
+  w.counter("heartbeatd_redis_user_change_messages_rejected_total",
+            "Messages on the changes channels that were malformed or named users of another "
+            "shard, ignored (someone else published there).",
+            st.messages_rejected.load());
+  w.counter("heartbeatd_redis_users_expired_total",
+            "Users this node's expiry sweeps took offline (heartbeats stopped) and published.",
+            st.users_expired.load());
+  w.gauge("heartbeatd_redis_sweeper_leases",
+          "Shards whose expiry sweep this node leads (it holds their lease).",
+          static_cast<double>(st.leases_held.load()));
+  w.counter("heartbeatd_redis_watch_resyncs_total",
+            "Times the pub/sub connection was restored and the watched users were re-read.",
+            st.resyncs.load());
+  {
+    std::shared_ptr<Subscriber> sub;
+    {
+      std::lock_guard lock(st.watch_mu);
+      sub = st.subscriber;
+    }
+    const auto ss = sub ? sub->stats() : SubscriberStats{};
+    w.gauge("heartbeatd_redis_subscriber_connected",
+            "1 while the pub/sub connection for user changes is up and subscribed.",
+            ss.connected ? 1.0 : 0.0);
+    w.gauge("heartbeatd_redis_subscriber_channels",
+            "Shards' change channels subscribed to (shards with a watched user).",
+            static_cast<double>(ss.channels));
+    w.counter("heartbeatd_redis_subscriber_connects_total",
+              "Connections the pub/sub subscriber made (reconnects included).", ss.connects);
+  }
   std::vector<std::pair<std::string, PoolStats>> pools;
   {
     std::lock_guard lock(st.mu);

@@ -8,8 +8,20 @@
 //   heartbeat   ZADD key GT now id        (GT: a late or skewed write never moves time back)
 //   logout      a 1-line script that negates a positive score
 //   status      ZMSCORE per shard         online: score > now - timeout
-//   counts      ZCOUNT per shard          online, and tracked (younger than forget_after)
+//   counts      per shard: ZCOUNT on the deadline index (online), ZCARD minus one ZCOUNT
+//               (tracked); O(log n) each, nothing scanned
 //   forgetting  ZREMRANGEBYSCORE per shard, every sweep_interval, by every node (idempotent)
+//
+// User changes (issue #16): next to each shard's set, a deadline index "<prefix>:{<shard>}:online"
+// (member = id, score = last heartbeat + timeout) holds exactly the online users. Heartbeats
+// and logouts are scripts that update both keys and publish the shard's online/offline
+// transitions on "<prefix>:{<shard>}:changes" (transport/redis_events.h has the format). An
+// expiry sweep, every expiry_interval, takes the passed deadlines out and publishes them as
+// offline; every node runs it, but only the holder of the shard's lease
+// "<prefix>:{<shard>}:sweeper" (SET PX sweeper_lease, renewed by each sweep) does the work, so a
+// node's death hands the shard over within the lease. Each script is atomic on its shard, so a
+// transition is published once, whichever nodes race. Watching a user subscribes to its
+// shard's channel on one pub/sub connection (transport/redis_subscriber.h).
 //
 // Everything runs on the daemon's io_context through a connection pool per Redis master;
 // results come back through callbacks on pool threads. Redis Cluster: the slot map is read
@@ -29,12 +41,14 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "transport/metrics.h"
 #include "transport/redis_client.h"
 #include "transport/redis_cluster.h"
+#include "transport/redis_events.h"
 
 namespace heartbeatd::transport::redis {
 
@@ -55,6 +69,16 @@ struct PresenceOptions {
   std::chrono::milliseconds sweep_interval{60'000};
   std::chrono::milliseconds timeout{30'000};
   std::chrono::milliseconds forget_after{24LL * 3600 * 1000};
+  // Passed deadlines are published as offline this often by the shard's lease holder: a
+  // watcher sees a user go offline within timeout + expiry_interval (+ one round trip).
+  std::chrono::milliseconds expiry_interval{200};
+  // A node that stops renewing its shards' leases (it died) hands them over after this: the
+  // bound becomes timeout + sweeper_lease + expiry_interval. Three renewals fit in it.
+  std::chrono::milliseconds sweeper_lease{600};
+  // In each lease's value ("<node_name>/<random>"), so that an operator sees who sweeps.
+  std::string node_name;
+  // The pub/sub connection's PING interval: a dead one is replaced within twice this.
+  std::chrono::milliseconds subscriber_ping_interval{2000};
 };
 
 struct UserStatus {
@@ -104,6 +128,19 @@ class Presence {
   void status(std::vector<std::uint64_t> ids,
               std::function<void(Failure, std::vector<UserStatus>)> done);
   void counts(std::function<void(Failure, PresenceCounts)> done);
+
+  // Receives every online/offline transition of users in the watched users' shards, whichever
+  // node caused it, in the order Redis published them (per shard). After the pub/sub
+  // connection was broken and restored (changes published meanwhile are lost), it also gets
+  // the current state of every watched user, read after the subscriptions were restored: a
+  // state the caller may already have. Called on the subscriber's strand, never concurrently;
+  // must not block. Set before start().
+  void set_change_listener(std::function<void(const std::vector<UserChange>&)> listener);
+  // Reference-counted interest in users: the first watched user of a shard subscribes to that
+  // shard's channel, the last unwatch unsubscribes. The listener may also get changes of other
+  // users of the same shards (the caller filters).
+  void watch(std::span<const std::uint64_t> ids);
+  void unwatch(std::span<const std::uint64_t> ids);
 
   PresenceHealth health() const;
   // heartbeatd_redis_* families.
