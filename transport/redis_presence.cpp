@@ -30,80 +30,119 @@ using std::chrono::milliseconds;
 
 namespace {
 
-// The scripts below run atomically on one shard: KEYS[1] its sorted set of last-seen times,
-// KEYS[2] its deadline index (exactly the online users), KEYS[3] its sweeper lease. A change
-// is published (transport/redis_events.h) by the one script that made it, so never twice.
+// The scripts below run atomically on one shard, on keys that share its hash tag: KEYS[1] its
+// sorted set of last-seen times, KEYS[2] its swept edge (the last-seen time up to which the
+// expiry sweep has published users as offline), then the sweeper lease and the watched flag.
+// The set itself is the deadline index: with one presence.timeout for all, a user's deadline
+// is its last-seen time + timeout. A change is published (transport/redis_events.h) by the
+// one script that made it, so never twice.
 
-// A heartbeat batch: ARGV = now, now + timeout, channel, ids... (distinct). What ZADD GT did,
-// plus the deadlines raised; an id without a deadline came online. One whose deadline passed
-// before the sweep took it went offline in between: both changes are published.
+// A heartbeat batch in a watched shard: ARGV = now, timeout, channel, ids... (distinct). What
+// ZADD GT does, and the transitions: unknown, logged out, or already published as offline ->
+// online; expired but not yet swept -> offline then online (the sweep will not see it now).
 constexpr std::string_view kHeartbeatScript = R"lua(
-local now, deadline, ids = ARGV[1], ARGV[2], {}
+local now, t = ARGV[1], tonumber(ARGV[1])
+local old = t - tonumber(ARGV[2])
+local edge = redis.call('GET', KEYS[2])
+edge = edge and tonumber(edge)
+local ids = {}
 for i = 4, #ARGV do ids[#ids + 1] = ARGV[i] end
-local prev = redis.call('ZMSCORE', KEYS[2], unpack(ids))
-local seen, due, out, t = {}, {}, {}, tonumber(now)
+local prev = redis.call('ZMSCORE', KEYS[1], unpack(ids))
+local seen, out = {}, {}
 for i, id in ipairs(ids) do
   seen[2 * i - 1] = now; seen[2 * i] = id
-  due[2 * i - 1] = deadline; due[2 * i] = id
-  local p = prev[i]
-  if not p then
+  local p = prev[i] and tonumber(prev[i])
+  if edge and t <= edge then
+    -- this node's clock is a timeout behind the sweeper's: it would be swept at once
+  elseif not p or p < 0 or (edge and p <= edge) then
     out[#out + 1] = '+' .. id .. ':' .. now
-  elseif tonumber(p) <= t then
-    local s = redis.call('ZSCORE', KEYS[1], id)
-    if s and string.sub(s, 1, 1) == '-' then s = string.sub(s, 2) end
-    out[#out + 1] = '-' .. id .. ':' .. (s or '')
+  elseif p <= old then
+    out[#out + 1] = '-' .. id .. ':' .. prev[i]
     out[#out + 1] = '+' .. id .. ':' .. now
   end
 end
 redis.call('ZADD', KEYS[1], 'GT', unpack(seen))
-redis.call('ZADD', KEYS[2], 'GT', unpack(due))
 if #out > 0 then redis.call('PUBLISH', ARGV[3], table.concat(out, ' ')) end
 return #out
 )lua";
 
-// A logout: ARGV = id, channel. Negates a positive score (the last-seen time is kept; an
-// unknown or logged-out user is left alone, as the embedded table does) and takes the
-// deadline out: offline, published if the user was online.
+// A logout: KEYS[3] = watched flag; ARGV = id, channel. Negates a positive score (the
+// last-seen time is kept; an unknown or logged-out user is left alone, as the embedded table
+// does). In a watched shard, "offline" is published unless the sweep published it already.
 constexpr std::string_view kLogoutScript = R"lua(
 local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if s and tonumber(s) > 0 then redis.call('ZADD', KEYS[1], -tonumber(s), ARGV[1]) end
-if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 then
-  if s and string.sub(s, 1, 1) == '-' then s = string.sub(s, 2) end
-  redis.call('PUBLISH', ARGV[2], '-' .. ARGV[1] .. ':' .. (s or ''))
+local p = s and tonumber(s)
+if p and p > 0 then
+  redis.call('ZADD', KEYS[1], -p, ARGV[1])
+  if redis.call('EXISTS', KEYS[3]) == 1 then
+    local edge = redis.call('GET', KEYS[2])
+    if not edge or p > tonumber(edge) then
+      redis.call('PUBLISH', ARGV[2], '-' .. ARGV[1] .. ':' .. s)
+    end
+  end
 end
 return 0
 )lua";
 
-// The expiry sweep: ARGV = now, this node's token, lease ms, limit, channel. -1: another node
-// holds the lease; -2: no one is online (no lease kept, so an idle Redis empties); otherwise
-// the lease is this node's, renewed, and the number of users taken offline and published.
+// The expiry sweep: KEYS[3] = lease, KEYS[4] = watched flag; ARGV = now, timeout, this node's
+// token, lease ms, limit, channel, how long the edge outlives the last sweep (ms). -2: the
+// shard is not watched (nothing to do, nothing kept); -1: another node holds the lease;
+// otherwise the lease is this node's, renewed, and the number of users published as offline:
+// those whose last-seen time the edge passed, in order. The first sweep of a watched shard
+// only sets the edge. A run of equal times at the limit is taken whole, so that the edge never
+// splits it.
 constexpr std::string_view kExpireScript = R"lua(
+if redis.call('EXISTS', KEYS[4]) == 0 then return -2 end
 local holder = redis.call('GET', KEYS[3])
-if holder and holder ~= ARGV[2] then return -1 end
-if redis.call('ZCARD', KEYS[2]) == 0 then
-  if holder then redis.call('DEL', KEYS[3]) end
-  return -2
+if holder and holder ~= ARGV[3] then return -1 end
+redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[4])
+local e = tonumber(ARGV[1]) - tonumber(ARGV[2])
+local edge = redis.call('GET', KEYS[2])
+if not edge then
+  redis.call('SET', KEYS[2], string.format('%.0f', e), 'PX', ARGV[7])
+  return 0
 end
-redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[3])
-local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, ARGV[4])
-if #due == 0 then return 0 end
-redis.call('ZREM', KEYS[2], unpack(due))
-local seen = redis.call('ZMSCORE', KEYS[1], unpack(due))
-local out = {}
-for i, id in ipairs(due) do
-  local s = seen[i]
-  if s and string.sub(s, 1, 1) == '-' then s = string.sub(s, 2) end
-  out[i] = '-' .. id .. ':' .. (s or '')
+edge = tonumber(edge)
+if e <= edge then
+  redis.call('PEXPIRE', KEYS[2], ARGV[7])
+  return 0
 end
-redis.call('PUBLISH', ARGV[5], table.concat(out, ' '))
-return #due
+local limit = tonumber(ARGV[5])
+local r = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. string.format('%.0f', edge),
+                     string.format('%.0f', e), 'WITHSCORES', 'LIMIT', 0, limit)
+local out, new_edge = {}, e
+if #r / 2 >= limit then
+  local last = r[#r]
+  new_edge = tonumber(last)
+  for i = 1, #r, 2 do
+    if tonumber(r[i + 1]) < new_edge then out[#out + 1] = '-' .. r[i] .. ':' .. r[i + 1] end
+  end
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], last, last)) do
+    out[#out + 1] = '-' .. id .. ':' .. last
+  end
+else
+  for i = 1, #r, 2 do out[#out + 1] = '-' .. r[i] .. ':' .. r[i + 1] end
+end
+redis.call('SET', KEYS[2], string.format('%.0f', new_edge), 'PX', ARGV[7])
+if #out > 0 then redis.call('PUBLISH', ARGV[6], table.concat(out, ' ')) end
+return #out
 )lua";
 
 constexpr int kMaxRedirects = 5;
 // Ids per heartbeat script call: bounds Lua's unpack() and one call's time in Redis.
 constexpr std::size_t kMaxIdsPerScript = 1000;
-// Deadlines one expiry sweep takes per shard; more wait for the next one.
+// Users one expiry sweep publishes per shard (beyond a run of equal times); more wait for the
+// next one.
 constexpr int kExpireLimit = 1000;
+// A watching node sets its shards' watched flags this often, and they live this long: a
+// shard is unwatched within kWatchFlagLife of its last watcher going.
+constexpr milliseconds kWatchRefresh{1000};
+constexpr milliseconds kWatchFlagLife{3000};
+// A writer whose knowledge of the watched shards is older than this (no expiry sweep
+// answered) treats every shard as watched.
+constexpr milliseconds kWatchedStale{1000};
+// A swept edge outlives the last sweep by this much (then the next sweep starts afresh).
+constexpr milliseconds kEdgeLife{10'000};
 
 std::string sha1_hex(std::string_view text) {
   unsigned char md[EVP_MAX_MD_SIZE];
@@ -223,12 +262,16 @@ struct Presence::State : std::enable_shared_from_this<Presence::State> {
   State(asio::io_context& i, PresenceOptions o, Clock c)
       : io(i), options(std::move(o)), wall(std::move(c)), strand(asio::make_strand(i)),
         sweep_timer(strand), refresh_timer(strand), expiry_timer(strand),
-        timeout_ms(options.timeout.count()), shard_watchers(options.shards, 0) {
+        watch_timer(strand), timeout_ms(options.timeout.count()),
+        shard_watched(options.shards), shard_known_ms(options.shards),
+        shard_watchers(options.shards, 0) {
+    for (auto& k : shard_known_ms) k.store(-1);
     for (unsigned s = 0; s < options.shards; ++s) {
       keys.push_back(fmt::format("{}:{{{}}}", options.key_prefix, s));
       slots.push_back(key_slot(keys.back()));
-      online_keys.push_back(keys.back() + ":online");
+      swept_keys.push_back(keys.back() + ":swept");
       lease_keys.push_back(keys.back() + ":sweeper");
+      watched_keys.push_back(keys.back() + ":watched");
       channels.push_back(keys.back() + ":changes");
       shard_of_channel.emplace(channels.back(), s);
     }
@@ -247,17 +290,23 @@ struct Presence::State : std::enable_shared_from_this<Presence::State> {
   asio::steady_timer sweep_timer;
   asio::steady_timer refresh_timer;
   asio::steady_timer expiry_timer;
+  asio::steady_timer watch_timer;
   std::atomic<std::int64_t> timeout_ms;
   std::vector<std::string> keys;         // by shard: last-seen times
   std::vector<std::uint16_t> slots;      // by shard
-  std::vector<std::string> online_keys;  // by shard: deadlines of the online users
-  std::vector<std::string> lease_keys;   // by shard: who runs its expiry sweep
+  std::vector<std::string> swept_keys;    // by shard: up to where the sweep published offline
+  std::vector<std::string> lease_keys;    // by shard: who runs its expiry sweep
+  std::vector<std::string> watched_keys;  // by shard: some node watches a user of it
   std::vector<std::string> channels;     // by shard: its users' changes
   std::unordered_map<std::string, unsigned> shard_of_channel;
   std::string token;  // this node's lease value
   DedupCache dedup;
   std::function<void(const std::vector<UserChange>&)> listener;  // set before start()
   std::atomic<bool> expiring{false};  // an expiry sweep is in flight
+  // What the last expiry sweep said, by shard: whether it is watched (its heartbeats publish
+  // transitions), and when that was asked (steady ms; -1: never answered).
+  std::vector<std::atomic<bool>> shard_watched;
+  std::vector<std::atomic<std::int64_t>> shard_known_ms;
   bool expiry_failing = false;        // on the strand: logged once per outage
 
   mutable std::mutex watch_mu;  // guards what follows
@@ -287,6 +336,20 @@ struct Presence::State : std::enable_shared_from_this<Presence::State> {
   std::int64_t heartbeat_ms() const {
     const std::int64_t us = wall();
     return us >= 0 ? (us + 999) / 1000 : -(-us / 1000);
+  }
+
+  static std::int64_t steady_ms() {
+    return std::chrono::duration_cast<milliseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
+
+  // Whether a heartbeat in `shard` must tell its transitions: someone watches the shard, or
+  // this node does not know (no expiry sweep answered for kWatchedStale).
+  bool publishes(unsigned shard) const {
+    const std::int64_t known = shard_known_ms[shard].load(std::memory_order_relaxed);
+    return known < 0 || steady_ms() - known > kWatchedStale.count() ||
+           shard_watched[shard].load(std::memory_order_relaxed);
   }
 
   unsigned shard_of(std::uint64_t id) const {
@@ -325,6 +388,8 @@ struct Presence::State : std::enable_shared_from_this<Presence::State> {
                    &State::sweep);
       self->repeat(self->expiry_timer, [s = self.get()] { return s->options.expiry_interval; },
                    &State::expire);
+      self->flag_watched({});
+      self->repeat(self->watch_timer, [] { return kWatchRefresh; }, &State::refresh_watched);
       if (self->options.cluster) {
         // Every second while something is wrong, every ten while all is well: a failover is
         // seen within a second of the cluster completing it even if no request hits the
@@ -355,6 +420,7 @@ struct Presence::State : std::enable_shared_from_this<Presence::State> {
       self->sweep_timer.cancel();
       self->refresh_timer.cancel();
       self->expiry_timer.cancel();
+      self->watch_timer.cancel();
     });
     for (auto& [_, p] : gone) p.second->stop();
   }
@@ -673,10 +739,12 @@ struct Presence::State : std::enable_shared_from_this<Presence::State> {
     return op;
   }
 
-  // EVALSHA of `script` with this shard's keys: its set, deadline index and (keys == 3) lease.
-  Op script_op(unsigned shard, const Script& script, int nkeys, Command args) const {
-    Command cmd{"EVALSHA", script.sha, std::to_string(nkeys), keys[shard], online_keys[shard]};
-    if (nkeys == 3) cmd.push_back(lease_keys[shard]);
+  // EVALSHA of `script` with this shard's keys: `extra` after its set and swept edge.
+  Op script_op(unsigned shard, const Script& script, std::vector<std::string> extra,
+               Command args) const {
+    Command cmd{"EVALSHA", script.sha, std::to_string(2 + extra.size()), keys[shard],
+                swept_keys[shard]};
+    for (auto& k : extra) cmd.push_back(std::move(k));
     cmd.reserve(cmd.size() + args.size());
     for (auto& a : args) cmd.push_back(std::move(a));
     Op op = op_for_shard(shard, std::move(cmd));
@@ -686,19 +754,30 @@ struct Presence::State : std::enable_shared_from_this<Presence::State> {
 
   // ---- user changes --------------------------------------------------------------------------
 
-  // Every expiry_interval, on the strand: each shard's passed deadlines out, published as
-  // offline, where this node holds (or takes) the shard's lease. One in flight at a time.
+  // Every expiry_interval, on the strand: in each watched shard, the users whose deadline
+  // passed published as offline, where this node holds (or takes) the shard's lease; in the
+  // others only a single-key EXISTS of the watched flag, which needs no script and goes
+  // through a slot migration (a multi-key script may be answered TRYAGAIN then). The answers
+  // tell this node which shards' heartbeats publish. One in flight at a time.
   void expire() {
     if (expiring.exchange(true)) return;
     const std::string now = std::to_string(now_ms());
+    const std::string timeout = std::to_string(timeout_ms.load(std::memory_order_relaxed));
     const std::string lease = std::to_string(options.sweeper_lease.count());
     const std::string limit = std::to_string(kExpireLimit);
+    const std::string edge_life = std::to_string(kEdgeLife.count());
     std::vector<Op> ops;
     ops.reserve(options.shards);
     for (unsigned s = 0; s < options.shards; ++s) {
-      ops.push_back(script_op(s, expire_script(), 3, {now, token, lease, limit, channels[s]}));
+      if (!shard_watched[s].load(std::memory_order_relaxed)) {
+        ops.push_back(op_for_shard(s, {"EXISTS", watched_keys[s]}));
+        continue;
+      }
+      ops.push_back(script_op(s, expire_script(), {lease_keys[s], watched_keys[s]},
+                              {now, timeout, token, lease, limit, channels[s], edge_life}));
     }
-    submit(std::move(ops), [self = shared_from_this()](Failure f, std::vector<Op>& ops) {
+    const std::int64_t asked = steady_ms();
+    submit(std::move(ops), [self = shared_from_this(), asked](Failure f, std::vector<Op>& ops) {
       self->expiring.store(false);
       asio::post(self->strand, [self, failed = bool(f), message = f.message] {
         if (failed && !self->expiry_failing) {
@@ -709,18 +788,76 @@ struct Presence::State : std::enable_shared_from_this<Presence::State> {
         }
         self->expiry_failing = failed;
       });
-      if (f) return;
+      // Shard by shard: one that failed (its master down, its slot moving) does not make this
+      // node forget the others.
       std::uint64_t held = 0, expired = 0;
-      for (const auto& op : ops) {
-        if (op.reply.type != Value::Type::integer) continue;
-        if (op.reply.integer >= 0) {
+      for (std::size_t s = 0; s < ops.size(); ++s) {
+        const auto& op = ops[s];
+        if (!op.answered || op.reply.type != Value::Type::integer) continue;
+        const bool script = op.command[0] != "EXISTS";
+        const bool watched = script ? op.reply.integer != -2 : op.reply.integer == 1;
+        self->shard_watched[s].store(watched, std::memory_order_relaxed);
+        self->shard_known_ms[s].store(asked, std::memory_order_relaxed);
+        if (script && op.reply.integer >= 0) {
           ++held;
           expired += static_cast<std::uint64_t>(op.reply.integer);
         }
       }
+      if (f) return;
       self->leases_held.store(held, std::memory_order_relaxed);
       self->users_expired.fetch_add(expired, std::memory_order_relaxed);
     });
+  }
+
+  // Every kWatchRefresh: the watched flags of the shards this node watches users of.
+  void refresh_watched() { flag_watched({}); }
+
+  // Sets the watched flag of `shards` (empty: of every shard with a watched user), so that
+  // every writer's heartbeats there publish their transitions from its next expiry sweep on.
+  void flag_watched(std::vector<unsigned> shards, std::function<void()> then = {}) {
+    if (shards.empty()) {
+      std::lock_guard lock(watch_mu);
+      for (unsigned s = 0; s < options.shards; ++s) {
+        if (shard_watchers[s] > 0) shards.push_back(s);
+      }
+    }
+    if (shards.empty()) {
+      if (then) then();
+      return;
+    }
+    const std::string life = std::to_string(kWatchFlagLife.count());
+    std::vector<Op> ops;
+    for (const auto s : shards) ops.push_back(op_for_shard(s, {"SET", watched_keys[s], "1", "PX", life}));
+    submit(std::move(ops), [then = std::move(then)](Failure f, std::vector<Op>&) {
+      if (f) log::debug("setting watched flags on Redis failed (retried): {}", f.message);
+      if (then) then();
+    });
+  }
+
+  // Users newly watched: their shards flagged at once. kWatchedStale after the flags are set,
+  // every writer knows them (its last sweep came after) or treats every shard as watched (its
+  // knowledge is stale): then the users' state goes to the listener, so that nothing that
+  // happened before the writers published is missing.
+  void started_watching(std::vector<unsigned> shards, std::vector<std::uint64_t> ids) {
+    if (ids.empty()) return;
+    std::weak_ptr<State> weak = shared_from_this();
+    auto read_state = [weak, ids = std::move(ids)]() mutable {
+      auto self = weak.lock();
+      if (!self || self->is_stopped()) return;
+      auto timer =
+          std::make_shared<asio::steady_timer>(self->strand, kWatchedStale + milliseconds(100));
+      timer->async_wait([self, timer, ids = std::move(ids)](error_code ec) mutable {
+        if (ec || self->is_stopped()) return;
+        for (std::size_t at = 0; at < ids.size(); at += kMaxIdsPerScript) {
+          const auto end = std::min(ids.size(), at + kMaxIdsPerScript);
+          self->resync_chunk(std::vector<std::uint64_t>(ids.begin() + static_cast<std::ptrdiff_t>(at),
+                                                        ids.begin() + static_cast<std::ptrdiff_t>(end)),
+                             0);
+        }
+      });
+    };
+    if (shards.empty()) return read_state();
+    flag_watched(std::move(shards), std::move(read_state));
   }
 
   // Nodes the subscriber may connect to: any will do (PUBLISH reaches every cluster node).
@@ -911,8 +1048,9 @@ void Presence::heartbeat(std::vector<std::uint64_t> ids, std::function<void(Fail
   auto& st = *state_;
   const std::int64_t now = st.heartbeat_ms();
   const std::int64_t window = st.options.dedup_window.count();
-  // One heartbeat script per shard (per kMaxIdsPerScript ids) with every id of the batch that
-  // was not written a moment ago.
+  // Per shard, every id of the batch that was not written a moment ago: one ZADD GT, or in a
+  // watched shard one heartbeat script (per kMaxIdsPerScript ids) that also publishes the
+  // transitions.
   std::map<unsigned, std::vector<std::uint64_t>> by_shard;
   std::vector<std::pair<std::uint64_t, std::uint64_t>> written;  // id, dedup generation
   for (const auto id : ids) {
@@ -925,10 +1063,19 @@ void Presence::heartbeat(std::vector<std::uint64_t> ids, std::function<void(Fail
   }
   if (by_shard.empty()) return done({});
   const std::string score = std::to_string(now);
-  const std::string deadline =
-      std::to_string(now + st.timeout_ms.load(std::memory_order_relaxed));
+  const std::string timeout = std::to_string(st.timeout_ms.load(std::memory_order_relaxed));
   std::vector<Op> ops;
   for (auto& [shard, shard_ids] : by_shard) {
+    if (!st.publishes(shard)) {
+      Command cmd{"ZADD", st.keys[shard], "GT"};
+      cmd.reserve(3 + 2 * shard_ids.size());
+      for (const auto id : shard_ids) {
+        cmd.push_back(score);
+        cmd.push_back(std::to_string(id));
+      }
+      ops.push_back(st.op_for_shard(shard, std::move(cmd)));
+      continue;
+    }
     // The script counts each id once (a batch's duplicates would read as two transitions).
     if (shard_ids.size() > 1) {
       std::sort(shard_ids.begin(), shard_ids.end());
@@ -936,10 +1083,10 @@ void Presence::heartbeat(std::vector<std::uint64_t> ids, std::function<void(Fail
     }
     for (std::size_t at = 0; at < shard_ids.size(); at += kMaxIdsPerScript) {
       const std::size_t end = std::min(shard_ids.size(), at + kMaxIdsPerScript);
-      Command args{score, deadline, st.channels[shard]};
+      Command args{score, timeout, st.channels[shard]};
       args.reserve(3 + end - at);
       for (std::size_t i = at; i < end; ++i) args.push_back(std::to_string(shard_ids[i]));
-      ops.push_back(st.script_op(shard, heartbeat_script(), 2, std::move(args)));
+      ops.push_back(st.script_op(shard, heartbeat_script(), {}, std::move(args)));
     }
   }
   st.submit(std::move(ops), [state = state_, written = std::move(written), now,
@@ -957,7 +1104,8 @@ void Presence::logout(std::uint64_t id, std::function<void(Failure)> done) {
   const unsigned shard = st.shard_of(id);
   std::vector<Op> ops;
   ops.push_back(
-      st.script_op(shard, logout_script(), 2, {std::to_string(id), st.channels[shard]}));
+      st.script_op(shard, logout_script(), {st.watched_keys[shard]},
+                   {std::to_string(id), st.channels[shard]}));
   st.submit(std::move(ops), [state = state_, id, done = std::move(done)](Failure f,
                                                                            std::vector<Op>&) {
     state->dedup.forget(id);  // a heartbeat that raced the logout must not hide the next one
@@ -1025,36 +1173,31 @@ void Presence::status(std::vector<std::uint64_t> ids,
 
 void Presence::counts(std::function<void(Failure, PresenceCounts)> done) {
   auto& st = *state_;
+  // Three ZCOUNTs per shard, each O(log n) on a sorted set's skiplist: nothing is scanned.
   const std::int64_t now = st.now_ms();
-  // Online: deadlines still ahead (the sweep may lag by an expiry_interval). Tracked: every
-  // member but those past forget_after, which the forgetting sweep has not removed yet:
-  // scores in [-E, E]. Each is O(log n) on a sorted set: nothing is scanned.
-  const std::string online_edge = "(" + std::to_string(now);
+  const std::string online_edge = "(" + std::to_string(now - st.timeout_ms.load());
   const std::int64_t forget_edge = now - st.options.forget_after.count();
-  const std::string stale_lo = std::to_string(-forget_edge);
-  const std::string stale_hi = std::to_string(forget_edge);
+  const std::string tracked_edge = "(" + std::to_string(forget_edge);
+  const std::string logged_out_edge = "(" + std::to_string(-forget_edge);
   std::vector<Op> ops;
   for (unsigned s = 0; s < st.options.shards; ++s) {
-    ops.push_back(st.op_for_shard(s, {"ZCOUNT", st.online_keys[s], online_edge, "+inf"}));
-    ops.push_back(st.op_for_shard(s, {"ZCARD", st.keys[s]}));
-    ops.push_back(st.op_for_shard(s, {"ZCOUNT", st.keys[s], stale_lo, stale_hi}));
+    ops.push_back(st.op_for_shard(s, {"ZCOUNT", st.keys[s], online_edge, "+inf"}));
+    ops.push_back(st.op_for_shard(s, {"ZCOUNT", st.keys[s], tracked_edge, "+inf"}));
+    ops.push_back(st.op_for_shard(s, {"ZCOUNT", st.keys[s], "-inf", logged_out_edge}));
   }
-  const bool any_stale = forget_edge > 0;
-  st.submit(std::move(ops), [done = std::move(done), any_stale](Failure f, std::vector<Op>& ops) {
+  st.submit(std::move(ops), [done = std::move(done)](Failure f, std::vector<Op>& ops) {
     PresenceCounts c;
     if (f) return done(std::move(f), c);
     for (std::size_t i = 0; i < ops.size(); ++i) {
       if (ops[i].reply.type != Value::Type::integer) {
         return done({{}, "Redis answered ZCOUNT with something else than an integer"}, c);
       }
-    }
-    for (std::size_t i = 0; i < ops.size(); i += 3) {
-      const auto n = [&](std::size_t k) {
-        return static_cast<std::uint64_t>(std::max(0LL, ops[i + k].reply.integer));
-      };
-      c.online += n(0);
-      const std::uint64_t stale = any_stale ? n(2) : 0;
-      c.tracked += n(1) - std::min(n(1), stale);
+      const auto n = static_cast<std::uint64_t>(std::max(0LL, ops[i].reply.integer));
+      if (i % 3 == 0) {
+        c.online += n;
+      } else {
+        c.tracked += n;
+      }
     }
     done({}, c);
   });
@@ -1067,15 +1210,23 @@ void Presence::set_change_listener(
 
 void Presence::watch(std::span<const std::uint64_t> ids) {
   auto& st = *state_;
-  std::lock_guard lock(st.watch_mu);
-  for (const auto id : ids) {
-    if (++st.watched[id] > 1) continue;
-    const unsigned shard = st.shard_of(id);
-    // Under watch_mu, so that the subscriber sees (un)subscriptions in the counts' order.
-    if (++st.shard_watchers[shard] == 1 && st.subscriber) {
-      st.subscriber->subscribe(st.channels[shard]);
+  std::vector<unsigned> new_shards;
+  std::vector<std::uint64_t> new_ids;
+  {
+    std::lock_guard lock(st.watch_mu);
+    for (const auto id : ids) {
+      if (++st.watched[id] > 1) continue;
+      new_ids.push_back(id);
+      const unsigned shard = st.shard_of(id);
+      if (++st.shard_watchers[shard] > 1) continue;
+      new_shards.push_back(shard);
+      // Under watch_mu, so that the subscriber sees (un)subscriptions in the counts' order.
+      if (st.subscriber) st.subscriber->subscribe(st.channels[shard]);
     }
   }
+  // Before start(): start() flags the shards, and the subscriber's first connection is then
+  // followed by no re-read, so the state is read here too.
+  st.started_watching(std::move(new_shards), std::move(new_ids));
 }
 
 void Presence::unwatch(std::span<const std::uint64_t> ids) {
@@ -1127,6 +1278,14 @@ void Presence::write_metrics(MetricsWriter& w) const {
   w.counter("heartbeatd_redis_users_expired_total",
             "Users this node's expiry sweeps took offline (heartbeats stopped) and published.",
             st.users_expired.load());
+  {
+    std::size_t watched_shards = 0;
+    for (unsigned s = 0; s < st.options.shards; ++s) watched_shards += st.publishes(s) ? 1 : 0;
+    w.gauge("heartbeatd_redis_watched_shards",
+            "Shards whose heartbeats this node writes with the script that publishes "
+            "transitions (someone watches a user there, or this node cannot tell).",
+            static_cast<double>(watched_shards));
+  }
   w.gauge("heartbeatd_redis_sweeper_leases",
           "Shards whose expiry sweep this node leads (it holds their lease).",
           static_cast<double>(st.leases_held.load()));
