@@ -12,9 +12,6 @@ values or dense 1..N. Models:
 
   zset-shards    S sorted sets "hb:u:{K}", K = splitmix64(id) mod S; member = decimal id,
                  score = last_seen ms (negative = logged out).
-  + deadline index  beside each, "hb:u:{K}:online": member = id, score = last_seen + timeout,
-                 holding the online users only (issue #16); loaded for every user, so its
-                 figure is the cost per online user.
   strings        "hb:u:ID" -> last_seen as a string, SET ... PX forget_after (24 h).
   strings+zsets  the above plus zset-shards on top (exact online counts).
   hash-buckets   hashes "hb:b:B" of ~BUCKET users each (dense ids: B = id // BUCKET; random
@@ -340,23 +337,6 @@ def measure(port, n, kind, shards, bucket, seed, log):
     log("  zset-shards loaded in %.1f s" % dt)
     del zc
 
-    # 1b. the deadline index beside each shard (issue #16): in use it holds the online users
-    # only; loaded here for every user (as if all were online), so the figure is per online user.
-    base = used_memory(port)
-    dc = [b"*4\r\n$4\r\nZADD\r\n" + _bulk(b"hb:u:{%d}:online" % (splitmix64(i) % shards))
-          + _bulk(b"%d" % (abs(t) + ONLINE_MS)) + _bulk(b"%d" % i) for i, t in zip(d.ids, d.ts)]
-    dt = load(port, dc)
-    del dc
-    grown = used_memory(port) - base
-    okeys = [k + ":online" for k in zkeys]
-    sample = ctl.cmd("MEMORY", "USAGE", okeys[0], "SAMPLES", "0")
-    rows.append(("+ deadline index, per online user (every user online here)", grown, dt,
-                 "`hb:u:{0}:online`: %d B, %d members (%.1f B/member)" % (
-                     sample, in_first, sample / max(1, in_first)),
-                 encodings(ctl, okeys), "%d ZCOUNT on the index" % shards,
-                 "expiry: ZRANGEBYSCORE LIMIT + ZREM of the due"))
-    log("  deadline index loaded in %.1f s" % dt)
-
     # 2. strings, then strings + zsets
     ctl.cmd("FLUSHALL")
     base = used_memory(port)
@@ -420,8 +400,6 @@ def measure(port, n, kind, shards, bucket, seed, log):
 COMMANDS = {
     "zset-shards (S=%d)": ("1 ZADD (GT for heartbeats; plain ZADD to log out)",
                            "1 ZSCORE; batch: 1 ZMSCORE per shard touched"),
-    "+ deadline index, per online user": ("1 script per shard touched (ZMSCORE, 2 ZADD GT, "
-                                          "PUBLISH of the transitions)", "as zset-shards"),
     "strings (SET PX)": ("1 SET PX", "1 GET; batch: 1 MGET"),
     "strings + zset-shards": ("2 (SET PX + ZADD; one round trip pipelined or MULTI)",
                               "1 GET; batch: 1 MGET"),

@@ -8,20 +8,21 @@
 //   heartbeat   ZADD key GT now id        (GT: a late or skewed write never moves time back)
 //   logout      a 1-line script that negates a positive score
 //   status      ZMSCORE per shard         online: score > now - timeout
-//   counts      per shard: ZCOUNT on the deadline index (online), ZCARD minus one ZCOUNT
-//               (tracked); O(log n) each, nothing scanned
+//   counts      3 ZCOUNTs per shard (online, tracked): O(log n) each, nothing scanned
 //   forgetting  ZREMRANGEBYSCORE per shard, every sweep_interval, by every node (idempotent)
 //
-// User changes (issue #16): next to each shard's set, a deadline index "<prefix>:{<shard>}:online"
-// (member = id, score = last heartbeat + timeout) holds exactly the online users. Heartbeats
-// and logouts are scripts that update both keys and publish the shard's online/offline
-// transitions on "<prefix>:{<shard>}:changes" (transport/redis_events.h has the format). An
-// expiry sweep, every expiry_interval, takes the passed deadlines out and publishes them as
-// offline; every node runs it, but only the holder of the shard's lease
-// "<prefix>:{<shard>}:sweeper" (SET PX sweeper_lease, renewed by each sweep) does the work, so a
-// node's death hands the shard over within the lease. Each script is atomic on its shard, so a
-// transition is published once, whichever nodes race. Watching a user subscribes to its
-// shard's channel on one pub/sub connection (transport/redis_subscriber.h).
+// User changes (issue #16): with one timeout for all, the set is also the deadline index
+// (deadline = last-seen + timeout). In a shard some node watches (flag
+// "<prefix>:{<shard>}:watched", set every second by the watchers), heartbeats and logouts are
+// scripts that publish the shard's online/offline transitions on "<prefix>:{<shard>}:changes"
+// (transport/redis_events.h has the format), and an expiry sweep, every expiry_interval, walks
+// the set from its swept edge "<prefix>:{<shard>}:swept" to now - timeout and publishes what
+// it passes as offline. Every node runs it, but only the holder of the shard's lease
+// "<prefix>:{<shard>}:sweeper" (SET PX sweeper_lease, renewed by each sweep) does the work, so
+// a node's death hands the shard over within the lease. Each script is atomic on its shard,
+// so a transition is published once, whichever nodes race. Unwatched shards pay nothing: a
+// heartbeat there stays one ZADD GT. Watching a user subscribes to its shard's channel on one
+// pub/sub connection (transport/redis_subscriber.h).
 //
 // Everything runs on the daemon's io_context through a connection pool per Redis master;
 // results come back through callbacks on pool threads. Redis Cluster: the slot map is read
