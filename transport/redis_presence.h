@@ -131,15 +131,18 @@ class Presence {
   void counts(std::function<void(Failure, PresenceCounts)> done);
 
   // Receives every online/offline transition of users in the watched users' shards, whichever
-  // node caused it, in the order Redis published them (per shard). After the pub/sub
-  // connection was broken and restored (changes published meanwhile are lost), it also gets
-  // the current state of every watched user, read after the subscriptions were restored: a
-  // state the caller may already have. Called on the subscriber's strand, never concurrently;
-  // must not block. Set before start().
+  // node caused it, in the order Redis published them (per shard). It also gets users' current
+  // state (read with status(), as changes; possibly a state the caller already has): of newly
+  // watched users once every node publishes their shards' transitions (about 1 s after
+  // watch(); transitions before may or may not come), and of every watched user after the
+  // pub/sub connection was broken and restored (changes published meanwhile are lost). Never
+  // called concurrently (on the subscriber's strand or a pool thread); must not block. Set
+  // before start().
   void set_change_listener(std::function<void(const std::vector<UserChange>&)> listener);
   // Reference-counted interest in users: the first watched user of a shard subscribes to that
-  // shard's channel, the last unwatch unsubscribes. The listener may also get changes of other
-  // users of the same shards (the caller filters).
+  // shard's channel and flags the shard as watched in Redis (so that every node's heartbeats
+  // there publish transitions), the last unwatch unsubscribes (the flag lapses within 3 s).
+  // The listener may also get changes of other users of the same shards (the caller filters).
   void watch(std::span<const std::uint64_t> ids);
   void unwatch(std::span<const std::uint64_t> ids);
 
