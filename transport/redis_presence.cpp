@@ -138,9 +138,11 @@ constexpr int kExpireLimit = 1000;
 // shard is unwatched within kWatchFlagLife of its last watcher going.
 constexpr milliseconds kWatchRefresh{1000};
 constexpr milliseconds kWatchFlagLife{3000};
-// A writer whose knowledge of the watched shards is older than this (no expiry sweep
-// answered) treats every shard as watched.
-constexpr milliseconds kWatchedStale{1000};
+// A writer whose knowledge of a shard is older than this (no expiry sweep answered for it)
+// treats it as watched. Not shorter: under a load that exhausts the pool some sweeps fail,
+// and a node that fell back to the scripts everywhere would load Redis more (measured with
+// 1 s: batch heartbeats 38% slower). Watching a user starts with its state this long after.
+constexpr milliseconds kWatchedStale{3000};
 // A swept edge outlives the last sweep by this much (then the next sweep starts afresh).
 constexpr milliseconds kEdgeLife{10'000};
 

@@ -133,7 +133,7 @@ class Presence {
   // Receives every online/offline transition of users in the watched users' shards, whichever
   // node caused it, in the order Redis published them (per shard). It also gets users' current
   // state (read with status(), as changes; possibly a state the caller already has): of newly
-  // watched users once every node publishes their shards' transitions (about 1 s after
+  // watched users once every node publishes their shards' transitions (about 3 s after
   // watch(); transitions before may or may not come), and of every watched user after the
   // pub/sub connection was broken and restored (changes published meanwhile are lost). Never
   // called concurrently (on the subscriber's strand or a pool thread); must not block. Set
