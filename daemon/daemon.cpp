@@ -337,6 +337,7 @@ std::unique_ptr<transport::PresenceStore> Daemon::make_presence_store() {
   o.sweep_interval = r.sweep_interval;
   o.timeout = p.timeout;
   o.forget_after = p.forget_after;
+  o.node_name = config_->node.name;  // in its sweeper leases, so an operator sees who sweeps
   std::string nodes;
   for (const auto& n : r.nodes) nodes.append(nodes.empty() ? "" : ", ").append(n.to_string());
   presence_description_ =

@@ -53,6 +53,7 @@ struct UserChange {
   UserId user = 0;
   bool online = false;
   std::optional<std::int64_t> last_seen_ms;  // Unix ms of the last heartbeat
+  bool operator==(const UserChange&) const = default;
 };
 
 struct StoreFailure {

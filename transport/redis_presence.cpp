@@ -3,13 +3,17 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 
+#include <openssl/evp.h>
+
 #include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <random>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 
 #include <fmt/format.h>
@@ -17,6 +21,7 @@
 #include "base/log.h"
 #include "membership/hash.h"
 #include "membership/presence_rule.h"
+#include "transport/redis_subscriber.h"
 
 namespace heartbeatd::transport::redis {
 
@@ -26,14 +31,150 @@ using std::chrono::milliseconds;
 
 namespace {
 
-// Negates a positive score (the user logged out; the last-seen time is kept). An unknown or
-// already logged-out user is left alone, as the embedded table does.
-constexpr std::string_view kLogoutScript =
-    "local s = redis.call('ZSCORE', KEYS[1], ARGV[1]) "
-    "if s and tonumber(s) > 0 then redis.call('ZADD', KEYS[1], -tonumber(s), ARGV[1]) end "
-    "return 0";
+// The scripts below run atomically on one shard, on keys that share its hash tag: KEYS[1] its
+// sorted set of last-seen times, KEYS[2] its swept edge (the last-seen time up to which the
+// expiry sweep has published users as offline), then the sweeper lease and the watched flag.
+// The set itself is the deadline index: with one presence.timeout for all, a user's deadline
+// is its last-seen time + timeout. A change is published (transport/redis_events.h) by the
+// one script that made it, so never twice.
+
+// A heartbeat batch in a watched shard: ARGV = now, timeout, channel, ids... (distinct). What
+// ZADD GT does, and the transitions: unknown, logged out, or already published as offline ->
+// online; expired but not yet swept -> offline then online (the sweep will not see it now).
+constexpr std::string_view kHeartbeatScript = R"lua(
+local now, t = ARGV[1], tonumber(ARGV[1])
+local old = t - tonumber(ARGV[2])
+local edge = redis.call('GET', KEYS[2])
+edge = edge and tonumber(edge)
+local ids = {}
+for i = 4, #ARGV do ids[#ids + 1] = ARGV[i] end
+local prev = redis.call('ZMSCORE', KEYS[1], unpack(ids))
+local seen, out = {}, {}
+for i, id in ipairs(ids) do
+  seen[2 * i - 1] = now; seen[2 * i] = id
+  local p = prev[i] and tonumber(prev[i])
+  if edge and t <= edge then
+    -- this node's clock is a timeout behind the sweeper's: it would be swept at once
+  elseif not p or p < 0 or (edge and p <= edge) then
+    out[#out + 1] = '+' .. id .. ':' .. now
+  elseif p <= old then
+    out[#out + 1] = '-' .. id .. ':' .. prev[i]
+    out[#out + 1] = '+' .. id .. ':' .. now
+  end
+end
+redis.call('ZADD', KEYS[1], 'GT', unpack(seen))
+if #out > 0 then redis.call('PUBLISH', ARGV[3], table.concat(out, ' ')) end
+return #out
+)lua";
+
+// A logout: KEYS[3] = watched flag; ARGV = id, channel. Negates a positive score (the
+// last-seen time is kept; an unknown or logged-out user is left alone, as the embedded table
+// does). In a watched shard, "offline" is published unless the sweep published it already.
+constexpr std::string_view kLogoutScript = R"lua(
+local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
+local p = s and tonumber(s)
+if p and p > 0 then
+  redis.call('ZADD', KEYS[1], -p, ARGV[1])
+  if redis.call('EXISTS', KEYS[3]) == 1 then
+    local edge = redis.call('GET', KEYS[2])
+    if not edge or p > tonumber(edge) then
+      redis.call('PUBLISH', ARGV[2], '-' .. ARGV[1] .. ':' .. s)
+    end
+  end
+end
+return 0
+)lua";
+
+// The expiry sweep: KEYS[3] = lease, KEYS[4] = watched flag; ARGV = now, timeout, this node's
+// token, lease ms, limit, channel, how long the edge outlives the last sweep (ms). -2: the
+// shard is not watched (nothing to do, nothing kept); -1: another node holds the lease;
+// otherwise the lease is this node's, renewed, and the number of users published as offline:
+// those whose last-seen time the edge passed, in order. The first sweep of a watched shard
+// only sets the edge. A run of equal times at the limit is taken whole, so that the edge never
+// splits it.
+constexpr std::string_view kExpireScript = R"lua(
+if redis.call('EXISTS', KEYS[4]) == 0 then return -2 end
+local holder = redis.call('GET', KEYS[3])
+if holder and holder ~= ARGV[3] then return -1 end
+redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[4])
+local e = tonumber(ARGV[1]) - tonumber(ARGV[2])
+local edge = redis.call('GET', KEYS[2])
+if not edge then
+  redis.call('SET', KEYS[2], string.format('%.0f', e), 'PX', ARGV[7])
+  return 0
+end
+edge = tonumber(edge)
+if e <= edge then
+  redis.call('PEXPIRE', KEYS[2], ARGV[7])
+  return 0
+end
+local limit = tonumber(ARGV[5])
+local r = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. string.format('%.0f', edge),
+                     string.format('%.0f', e), 'WITHSCORES', 'LIMIT', 0, limit)
+local out, new_edge = {}, e
+if #r / 2 >= limit then
+  local last = r[#r]
+  new_edge = tonumber(last)
+  for i = 1, #r, 2 do
+    if tonumber(r[i + 1]) < new_edge then out[#out + 1] = '-' .. r[i] .. ':' .. r[i + 1] end
+  end
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], last, last)) do
+    out[#out + 1] = '-' .. id .. ':' .. last
+  end
+else
+  for i = 1, #r, 2 do out[#out + 1] = '-' .. r[i] .. ':' .. r[i + 1] end
+end
+redis.call('SET', KEYS[2], string.format('%.0f', new_edge), 'PX', ARGV[7])
+if #out > 0 then redis.call('PUBLISH', ARGV[6], table.concat(out, ' ')) end
+return #out
+)lua";
 
 constexpr int kMaxRedirects = 5;
+// Ids per heartbeat script call: bounds Lua's unpack() and one call's time in Redis.
+constexpr std::size_t kMaxIdsPerScript = 1000;
+// Users one expiry sweep publishes per shard (beyond a run of equal times); more wait for the
+// next one.
+constexpr int kExpireLimit = 1000;
+// A watching node sets its shards' watched flags this often, and they live this long: a
+// shard is unwatched within kWatchFlagLife of its last watcher going.
+constexpr milliseconds kWatchRefresh{1000};
+constexpr milliseconds kWatchFlagLife{3000};
+// A writer whose knowledge of a shard is older than this (no expiry sweep answered for it)
+// treats it as watched. Not shorter: under a load that exhausts the pool some sweeps fail,
+// and a node that fell back to the scripts everywhere would load Redis more (measured with
+// 1 s: batch heartbeats 38% slower). Watching a user starts with its state this long after.
+constexpr milliseconds kWatchedStale{3000};
+// A swept edge outlives the last sweep by this much (then the next sweep starts afresh).
+constexpr milliseconds kEdgeLife{10'000};
+
+std::string sha1_hex(std::string_view text) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(text.data(), text.size(), md, &len, EVP_sha1(), nullptr);
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) out += fmt::format("{:02x}", md[i]);
+  return out;
+}
+
+// A script run by its SHA1 (EVALSHA); a server that does not know it yet (NOSCRIPT: just
+// started, or failed over) gets the body once with EVAL, which also caches it.
+struct Script {
+  std::string_view body;
+  std::string sha;
+  explicit Script(std::string_view b) : body(b), sha(sha1_hex(b)) {}
+};
+const Script& heartbeat_script() {
+  static const Script s(kHeartbeatScript);
+  return s;
+}
+const Script& logout_script() {
+  static const Script s(kLogoutScript);
+  return s;
+}
+const Script& expire_script() {
+  static const Script s(kExpireScript);
+  return s;
+}
 
 
 std::optional<double> score_of(const Value& v) {
@@ -51,6 +192,7 @@ struct Op {
   Value reply;
   bool answered = false;
   std::optional<NodeAddress> ask;  // ASK: the next attempt goes there, after ASKING
+  std::string_view script;         // EVALSHA: the body, for EVAL after a NOSCRIPT
 };
 
 struct Batch {
@@ -122,11 +264,22 @@ class DedupCache {
 struct Presence::State : std::enable_shared_from_this<Presence::State> {
   State(asio::io_context& i, PresenceOptions o, Clock c)
       : io(i), options(std::move(o)), wall(std::move(c)), strand(asio::make_strand(i)),
-        sweep_timer(strand), refresh_timer(strand), timeout_ms(options.timeout.count()) {
+        sweep_timer(strand), refresh_timer(strand), expiry_timer(strand),
+        watch_timer(strand), timeout_ms(options.timeout.count()),
+        shard_watched(options.shards), shard_known_ms(options.shards),
+        shard_watchers(options.shards, 0) {
+    for (auto& k : shard_known_ms) k.store(-1);
     for (unsigned s = 0; s < options.shards; ++s) {
       keys.push_back(fmt::format("{}:{{{}}}", options.key_prefix, s));
       slots.push_back(key_slot(keys.back()));
+      swept_keys.push_back(keys.back() + ":swept");
+      lease_keys.push_back(keys.back() + ":sweeper");
+      watched_keys.push_back(keys.back() + ":watched");
+      channels.push_back(keys.back() + ":changes");
+      shard_of_channel.emplace(channels.back(), s);
     }
+    std::random_device rd;
+    token = fmt::format("{}/{:08x}{:08x}", options.node_name, rd(), rd());
     if (!options.cluster && !options.nodes.empty()) {
       map = SlotMap::single(options.nodes.front());
       topology_problem.clear();
@@ -139,10 +292,30 @@ struct Presence::State : std::enable_shared_from_this<Presence::State> {
   asio::strand<asio::io_context::executor_type> strand;
   asio::steady_timer sweep_timer;
   asio::steady_timer refresh_timer;
+  asio::steady_timer expiry_timer;
+  asio::steady_timer watch_timer;
   std::atomic<std::int64_t> timeout_ms;
-  std::vector<std::string> keys;       // by shard
-  std::vector<std::uint16_t> slots;    // by shard
+  std::vector<std::string> keys;         // by shard: last-seen times
+  std::vector<std::uint16_t> slots;      // by shard
+  std::vector<std::string> swept_keys;    // by shard: up to where the sweep published offline
+  std::vector<std::string> lease_keys;    // by shard: who runs its expiry sweep
+  std::vector<std::string> watched_keys;  // by shard: some node watches a user of it
+  std::vector<std::string> channels;     // by shard: its users' changes
+  std::unordered_map<std::string, unsigned> shard_of_channel;
+  std::string token;  // this node's lease value
   DedupCache dedup;
+  std::function<void(const std::vector<UserChange>&)> listener;  // set before start()
+  std::atomic<bool> expiring{false};  // an expiry sweep is in flight
+  // What the last expiry sweep said, by shard: whether it is watched (its heartbeats publish
+  // transitions), and when that was asked (steady ms; -1: never answered).
+  std::vector<std::atomic<bool>> shard_watched;
+  std::vector<std::atomic<std::int64_t>> shard_known_ms;
+  bool expiry_failing = false;        // on the strand: logged once per outage
+
+  mutable std::mutex watch_mu;  // guards what follows
+  std::unordered_map<std::uint64_t, unsigned> watched;  // id -> watch() count
+  std::vector<unsigned> shard_watchers;                  // by shard: distinct watched ids
+  std::shared_ptr<Subscriber> subscriber;                // from start(), with a listener
 
   mutable std::mutex mu;  // guards what follows
   std::optional<SlotMap> map;
@@ -153,7 +326,8 @@ struct Presence::State : std::enable_shared_from_this<Presence::State> {
   std::chrono::steady_clock::time_point last_refresh{};
 
   std::atomic<std::uint64_t> commands{0}, moved{0}, asked{0}, refreshes{0}, failures{0},
-      dedup_skipped{0};
+      dedup_skipped{0}, noscript{0}, changes_received{0}, messages_rejected{0},
+      users_expired{0}, leases_held{0}, resyncs{0};
 
   // The time a status or a count is judged at, in Unix ms: rounded down.
   std::int64_t now_ms() const {
@@ -165,6 +339,20 @@ struct Presence::State : std::enable_shared_from_this<Presence::State> {
   std::int64_t heartbeat_ms() const {
     const std::int64_t us = wall();
     return us >= 0 ? (us + 999) / 1000 : -(-us / 1000);
+  }
+
+  static std::int64_t steady_ms() {
+    return std::chrono::duration_cast<milliseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
+
+  // Whether a heartbeat in `shard` must tell its transitions: someone watches the shard, or
+  // this node does not know (no expiry sweep answered for kWatchedStale).
+  bool publishes(unsigned shard) const {
+    const std::int64_t known = shard_known_ms[shard].load(std::memory_order_relaxed);
+    return known < 0 || steady_ms() - known > kWatchedStale.count() ||
+           shard_watched[shard].load(std::memory_order_relaxed);
   }
 
   unsigned shard_of(std::uint64_t id) const {
@@ -197,9 +385,14 @@ struct Presence::State : std::enable_shared_from_this<Presence::State> {
       }
     }
     if (options.cluster) refresh();
+    start_subscriber();
     asio::dispatch(strand, [self = shared_from_this()] {
       self->repeat(self->sweep_timer, [s = self.get()] { return s->options.sweep_interval; },
                    &State::sweep);
+      self->repeat(self->expiry_timer, [s = self.get()] { return s->options.expiry_interval; },
+                   &State::expire);
+      self->flag_watched({});
+      self->repeat(self->watch_timer, [] { return kWatchRefresh; }, &State::refresh_watched);
       if (self->options.cluster) {
         // Every second while something is wrong, every ten while all is well: a failover is
         // seen within a second of the cluster completing it even if no request hits the
@@ -220,9 +413,17 @@ struct Presence::State : std::enable_shared_from_this<Presence::State> {
       stopped = true;
       gone.swap(pools);
     }
+    std::shared_ptr<Subscriber> sub;
+    {
+      std::lock_guard lock(watch_mu);
+      sub = std::move(subscriber);
+    }
+    if (sub) sub->stop();
     asio::post(strand, [self = shared_from_this()] {
       self->sweep_timer.cancel();
       self->refresh_timer.cancel();
+      self->expiry_timer.cancel();
+      self->watch_timer.cancel();
     });
     for (auto& [_, p] : gone) p.second->stop();
   }
@@ -453,6 +654,13 @@ struct Presence::State : std::enable_shared_from_this<Presence::State> {
                        continue;
                      }
                      if (r.is_error()) {
+                       if (!op.script.empty() && op.command[0] == "EVALSHA" &&
+                           r.str.rfind("NOSCRIPT", 0) == 0) {
+                         self->noscript.fetch_add(1, std::memory_order_relaxed);
+                         op.command[0] = "EVAL";
+                         op.command[1] = std::string(op.script);
+                         continue;  // answered in the next round
+                       }
                        if (auto redirect = parse_redirect(r.str)) {
                          if (redirect->ask) {
                            self->asked.fetch_add(1, std::memory_order_relaxed);
@@ -534,6 +742,243 @@ struct Presence::State : std::enable_shared_from_this<Presence::State> {
     return op;
   }
 
+  // EVALSHA of `script` with this shard's keys: `extra` after its set and swept edge.
+  Op script_op(unsigned shard, const Script& script, std::vector<std::string> extra,
+               Command args) const {
+    Command cmd{"EVALSHA", script.sha, std::to_string(2 + extra.size()), keys[shard],
+                swept_keys[shard]};
+    for (auto& k : extra) cmd.push_back(std::move(k));
+    cmd.reserve(cmd.size() + args.size());
+    for (auto& a : args) cmd.push_back(std::move(a));
+    Op op = op_for_shard(shard, std::move(cmd));
+    op.script = script.body;
+    return op;
+  }
+
+  // ---- user changes --------------------------------------------------------------------------
+
+  // Every expiry_interval, on the strand: in each watched shard, the users whose deadline
+  // passed published as offline, where this node holds (or takes) the shard's lease; in the
+  // others only a single-key EXISTS of the watched flag, which needs no script and goes
+  // through a slot migration (a multi-key script may be answered TRYAGAIN then). The answers
+  // tell this node which shards' heartbeats publish. One in flight at a time.
+  void expire() {
+    if (expiring.exchange(true)) return;
+    const std::string now = std::to_string(now_ms());
+    const std::string timeout = std::to_string(timeout_ms.load(std::memory_order_relaxed));
+    const std::string lease = std::to_string(options.sweeper_lease.count());
+    const std::string limit = std::to_string(kExpireLimit);
+    const std::string edge_life = std::to_string(kEdgeLife.count());
+    std::vector<Op> ops;
+    ops.reserve(options.shards);
+    for (unsigned s = 0; s < options.shards; ++s) {
+      if (!shard_watched[s].load(std::memory_order_relaxed)) {
+        ops.push_back(op_for_shard(s, {"EXISTS", watched_keys[s]}));
+        continue;
+      }
+      ops.push_back(script_op(s, expire_script(), {lease_keys[s], watched_keys[s]},
+                              {now, timeout, token, lease, limit, channels[s], edge_life}));
+    }
+    const std::int64_t asked = steady_ms();
+    submit(std::move(ops), [self = shared_from_this(), asked](Failure f, std::vector<Op>& ops) {
+      self->expiring.store(false);
+      asio::post(self->strand, [self, failed = bool(f), message = f.message] {
+        if (failed && !self->expiry_failing) {
+          log::warning("expiring online users on Redis failed (retried every {} ms): {}",
+                       self->options.expiry_interval.count(), message);
+        } else if (!failed && self->expiry_failing) {
+          log::info("expiring online users on Redis works again");
+        }
+        self->expiry_failing = failed;
+      });
+      // Shard by shard: one that failed (its master down, its slot moving) does not make this
+      // node forget the others.
+      std::uint64_t held = 0, expired = 0;
+      for (std::size_t s = 0; s < ops.size(); ++s) {
+        const auto& op = ops[s];
+        if (!op.answered || op.reply.type != Value::Type::integer) continue;
+        const bool script = op.command[0] != "EXISTS";
+        const bool watched = script ? op.reply.integer != -2 : op.reply.integer == 1;
+        self->shard_watched[s].store(watched, std::memory_order_relaxed);
+        self->shard_known_ms[s].store(asked, std::memory_order_relaxed);
+        if (script && op.reply.integer >= 0) {
+          ++held;
+          expired += static_cast<std::uint64_t>(op.reply.integer);
+        }
+      }
+      if (f) return;
+      self->leases_held.store(held, std::memory_order_relaxed);
+      self->users_expired.fetch_add(expired, std::memory_order_relaxed);
+    });
+  }
+
+  // Every kWatchRefresh: the watched flags of the shards this node watches users of.
+  void refresh_watched() { flag_watched({}); }
+
+  // Sets the watched flag of `shards` (empty: of every shard with a watched user), so that
+  // every writer's heartbeats there publish their transitions from its next expiry sweep on.
+  void flag_watched(std::vector<unsigned> shards, std::function<void()> then = {}) {
+    if (shards.empty()) {
+      std::lock_guard lock(watch_mu);
+      for (unsigned s = 0; s < options.shards; ++s) {
+        if (shard_watchers[s] > 0) shards.push_back(s);
+      }
+    }
+    if (shards.empty()) {
+      if (then) then();
+      return;
+    }
+    const std::string life = std::to_string(kWatchFlagLife.count());
+    std::vector<Op> ops;
+    for (const auto s : shards) ops.push_back(op_for_shard(s, {"SET", watched_keys[s], "1", "PX", life}));
+    submit(std::move(ops), [then = std::move(then)](Failure f, std::vector<Op>&) {
+      if (f) log::debug("setting watched flags on Redis failed (retried): {}", f.message);
+      if (then) then();
+    });
+  }
+
+  // Users newly watched: their shards flagged at once. kWatchedStale after the flags are set,
+  // every writer knows them (its last sweep came after) or treats every shard as watched (its
+  // knowledge is stale): then the users' state goes to the listener, so that nothing that
+  // happened before the writers published is missing.
+  void started_watching(std::vector<unsigned> shards, std::vector<std::uint64_t> ids) {
+    if (ids.empty()) return;
+    std::weak_ptr<State> weak = shared_from_this();
+    auto read_state = [weak, ids = std::move(ids)]() mutable {
+      auto self = weak.lock();
+      if (!self || self->is_stopped()) return;
+      auto timer =
+          std::make_shared<asio::steady_timer>(self->strand, kWatchedStale + milliseconds(100));
+      timer->async_wait([self, timer, ids = std::move(ids)](error_code ec) mutable {
+        if (ec || self->is_stopped()) return;
+        for (std::size_t at = 0; at < ids.size(); at += kMaxIdsPerScript) {
+          const auto end = std::min(ids.size(), at + kMaxIdsPerScript);
+          self->resync_chunk(std::vector<std::uint64_t>(ids.begin() + static_cast<std::ptrdiff_t>(at),
+                                                        ids.begin() + static_cast<std::ptrdiff_t>(end)),
+                             0);
+        }
+      });
+    };
+    if (shards.empty()) return read_state();
+    flag_watched(std::move(shards), std::move(read_state));
+  }
+
+  // Nodes the subscriber may connect to: any will do (PUBLISH reaches every cluster node).
+  std::vector<NodeAddress> subscriber_candidates() const {
+    std::lock_guard lock(mu);
+    std::vector<NodeAddress> out;
+    if (map) out = map->masters();
+    for (const auto& n : options.nodes) {
+      if (std::find(out.begin(), out.end(), n) == out.end()) out.push_back(n);
+    }
+    return out;
+  }
+
+  void start_subscriber() {
+    if (!listener) return;
+    SubscriberOptions so;
+    so.connect_timeout = options.pool.connect_timeout;
+    so.ping_interval = options.subscriber_ping_interval;
+    if (!options.password.empty()) {
+      so.on_connect.push_back(options.username.empty()
+                                  ? Command{"AUTH", options.password}
+                                  : Command{"AUTH", options.username, options.password});
+    }
+    std::weak_ptr<State> weak = shared_from_this();
+    auto sub = std::make_shared<Subscriber>(
+        io, std::move(so),
+        [weak] {
+          auto self = weak.lock();
+          return self ? self->subscriber_candidates() : std::vector<NodeAddress>{};
+        },
+        [weak](const std::string& channel, const std::string& payload) {
+          if (auto self = weak.lock()) self->received(channel, payload);
+        },
+        [weak] {
+          if (auto self = weak.lock()) self->resync();
+        });
+    std::lock_guard lock(watch_mu);
+    if (is_stopped()) return;
+    subscriber = sub;
+    for (unsigned s = 0; s < options.shards; ++s) {
+      if (shard_watchers[s] > 0) subscriber->subscribe(channels[s]);
+    }
+  }
+
+  // On the subscriber's strand.
+  void received(const std::string& channel, const std::string& payload) {
+    const auto it = shard_of_channel.find(channel);
+    if (it == shard_of_channel.end()) return;  // not ours (never subscribed to)
+    auto changes = parse_user_changes(payload);
+    const bool ours = changes && std::all_of(changes->begin(), changes->end(),
+                                             [&](const UserChange& c) {
+                                               return shard_of(c.user) == it->second;
+                                             });
+    if (!ours) {
+      // Someone with access to Redis published there: never ours to act on.
+      if (messages_rejected.fetch_add(1, std::memory_order_relaxed) % 1000 == 0) {
+        log::warning("ignored a malformed message on Redis channel {} ({} bytes; counted in "
+                     "heartbeatd_redis_user_change_messages_rejected_total)",
+                     channel, payload.size());
+      }
+      return;
+    }
+    changes_received.fetch_add(changes->size(), std::memory_order_relaxed);
+    deliver(*changes);
+  }
+
+  std::mutex listener_mu;  // the listener is never called concurrently
+  void deliver(const std::vector<UserChange>& changes) {
+    if (changes.empty()) return;
+    std::lock_guard lock(listener_mu);
+    if (listener) listener(changes);
+  }
+
+  // After the subscription was restored: what was published meanwhile is lost, so the current
+  // state of every watched user is read and handed to the listener.
+  void resync() {
+    std::vector<std::uint64_t> ids;
+    {
+      std::lock_guard lock(watch_mu);
+      ids.reserve(watched.size());
+      for (const auto& [id, _] : watched) ids.push_back(id);
+    }
+    resyncs.fetch_add(1, std::memory_order_relaxed);
+    for (std::size_t at = 0; at < ids.size(); at += kMaxIdsPerScript) {
+      std::vector<std::uint64_t> chunk(ids.begin() + static_cast<std::ptrdiff_t>(at),
+                                       ids.begin() + static_cast<std::ptrdiff_t>(
+                                                         std::min(ids.size(), at + kMaxIdsPerScript)));
+      resync_chunk(std::move(chunk), 0);
+    }
+  }
+
+  void resync_chunk(std::vector<std::uint64_t> ids, int attempt) {
+    auto copy = ids;
+    status(std::move(copy), [self = shared_from_this(), ids = std::move(ids), attempt](
+                                Failure f, std::vector<UserStatus> st) mutable {
+      if (f) {
+        if (attempt >= 10 || self->is_stopped()) {
+          log::warning("re-reading watched users after a Redis reconnect failed: {}", f.message);
+          return;
+        }
+        auto timer = std::make_shared<asio::steady_timer>(self->strand, milliseconds(500));
+        timer->async_wait([self, timer, ids = std::move(ids), attempt](error_code ec) mutable {
+          if (!ec && !self->is_stopped()) self->resync_chunk(std::move(ids), attempt + 1);
+        });
+        return;
+      }
+      std::vector<UserChange> changes;
+      changes.reserve(ids.size());
+      for (std::size_t i = 0; i < ids.size(); ++i) {
+        changes.push_back({ids[i], st[i].online, st[i].last_seen_ms});
+      }
+      self->deliver(changes);
+    });
+  }
+
+  void status(std::vector<std::uint64_t> ids,
+              std::function<void(Failure, std::vector<UserStatus>)> done);
+
   // ---- forgetting ----------------------------------------------------------------------------
 
   // Removes users last seen forget_after ago or longer, logged out or not: scores in
@@ -606,24 +1051,47 @@ void Presence::heartbeat(std::vector<std::uint64_t> ids, std::function<void(Fail
   auto& st = *state_;
   const std::int64_t now = st.heartbeat_ms();
   const std::int64_t window = st.options.dedup_window.count();
-  // One ZADD per shard with every id of the batch that was not written a moment ago.
-  std::map<unsigned, Command> by_shard;
+  // Per shard, every id of the batch that was not written a moment ago: one ZADD GT, or in a
+  // watched shard one heartbeat script (per kMaxIdsPerScript ids) that also publishes the
+  // transitions.
+  std::map<unsigned, std::vector<std::uint64_t>> by_shard;
   std::vector<std::pair<std::uint64_t, std::uint64_t>> written;  // id, dedup generation
-  const std::string score = std::to_string(now);
   for (const auto id : ids) {
     if (window > 0 && st.dedup.recent(id, now, window)) {
       st.dedup_skipped.fetch_add(1, std::memory_order_relaxed);
       continue;
     }
     if (window > 0) written.emplace_back(id, st.dedup.generation(id));
-    auto& cmd = by_shard[st.shard_of(id)];
-    if (cmd.empty()) cmd = {"ZADD", st.keys[st.shard_of(id)], "GT"};
-    cmd.push_back(score);
-    cmd.push_back(std::to_string(id));
+    by_shard[st.shard_of(id)].push_back(id);
   }
   if (by_shard.empty()) return done({});
+  const std::string score = std::to_string(now);
+  const std::string timeout = std::to_string(st.timeout_ms.load(std::memory_order_relaxed));
   std::vector<Op> ops;
-  for (auto& [shard, cmd] : by_shard) ops.push_back(st.op_for_shard(shard, std::move(cmd)));
+  for (auto& [shard, shard_ids] : by_shard) {
+    if (!st.publishes(shard)) {
+      Command cmd{"ZADD", st.keys[shard], "GT"};
+      cmd.reserve(3 + 2 * shard_ids.size());
+      for (const auto id : shard_ids) {
+        cmd.push_back(score);
+        cmd.push_back(std::to_string(id));
+      }
+      ops.push_back(st.op_for_shard(shard, std::move(cmd)));
+      continue;
+    }
+    // The script counts each id once (a batch's duplicates would read as two transitions).
+    if (shard_ids.size() > 1) {
+      std::sort(shard_ids.begin(), shard_ids.end());
+      shard_ids.erase(std::unique(shard_ids.begin(), shard_ids.end()), shard_ids.end());
+    }
+    for (std::size_t at = 0; at < shard_ids.size(); at += kMaxIdsPerScript) {
+      const std::size_t end = std::min(shard_ids.size(), at + kMaxIdsPerScript);
+      Command args{score, timeout, st.channels[shard]};
+      args.reserve(3 + end - at);
+      for (std::size_t i = at; i < end; ++i) args.push_back(std::to_string(shard_ids[i]));
+      ops.push_back(st.script_op(shard, heartbeat_script(), {}, std::move(args)));
+    }
+  }
   st.submit(std::move(ops), [state = state_, written = std::move(written), now,
                              done = std::move(done)](Failure f, std::vector<Op>&) {
     if (!f) {
@@ -638,8 +1106,9 @@ void Presence::logout(std::uint64_t id, std::function<void(Failure)> done) {
   st.dedup.forget(id);  // the next heartbeat must be written, whatever the window
   const unsigned shard = st.shard_of(id);
   std::vector<Op> ops;
-  ops.push_back(st.op_for_shard(
-      shard, {"EVAL", std::string(kLogoutScript), "1", st.keys[shard], std::to_string(id)}));
+  ops.push_back(
+      st.script_op(shard, logout_script(), {st.watched_keys[shard]},
+                   {std::to_string(id), st.channels[shard]}));
   st.submit(std::move(ops), [state = state_, id, done = std::move(done)](Failure f,
                                                                            std::vector<Op>&) {
     state->dedup.forget(id);  // a heartbeat that raced the logout must not hide the next one
@@ -647,9 +1116,9 @@ void Presence::logout(std::uint64_t id, std::function<void(Failure)> done) {
   });
 }
 
-void Presence::status(std::vector<std::uint64_t> ids,
-                      std::function<void(Failure, std::vector<UserStatus>)> done) {
-  auto& st = *state_;
+void Presence::State::status(std::vector<std::uint64_t> ids,
+                             std::function<void(Failure, std::vector<UserStatus>)> done) {
+  auto& st = *this;
   // One ZMSCORE per shard; `where` maps each reply element back to its place in `ids`.
   std::map<unsigned, std::pair<Command, std::vector<std::size_t>>> by_shard;
   for (std::size_t i = 0; i < ids.size(); ++i) {
@@ -666,7 +1135,7 @@ void Presence::status(std::vector<std::uint64_t> ids,
     places.push_back(std::move(entry.second));
   }
   const std::size_t n = ids.size();
-  st.submit(std::move(ops), [state = state_, places = std::move(places), n,
+  st.submit(std::move(ops), [state = shared_from_this(), places = std::move(places), n,
                              done = std::move(done)](Failure f, std::vector<Op>& ops) {
     std::vector<UserStatus> out(n);
     if (f) return done(std::move(f), std::move(out));
@@ -702,8 +1171,14 @@ void Presence::status(std::vector<std::uint64_t> ids,
   });
 }
 
+void Presence::status(std::vector<std::uint64_t> ids,
+                      std::function<void(Failure, std::vector<UserStatus>)> done) {
+  state_->status(std::move(ids), std::move(done));
+}
+
 void Presence::counts(std::function<void(Failure, PresenceCounts)> done) {
   auto& st = *state_;
+  // Three ZCOUNTs per shard, each O(log n) on a sorted set's skiplist: nothing is scanned.
   const std::int64_t now = st.now_ms();
   const std::string online_edge = "(" + std::to_string(now - st.timeout_ms.load());
   const std::int64_t forget_edge = now - st.options.forget_after.count();
@@ -733,6 +1208,50 @@ void Presence::counts(std::function<void(Failure, PresenceCounts)> done) {
   });
 }
 
+void Presence::set_change_listener(
+    std::function<void(const std::vector<UserChange>&)> listener) {
+  // Under the lock deliver() calls it under: clearing it (the event hub going away) never
+  // races a delivery.
+  std::lock_guard lock(state_->listener_mu);
+  state_->listener = std::move(listener);
+}
+
+void Presence::watch(std::span<const std::uint64_t> ids) {
+  auto& st = *state_;
+  std::vector<unsigned> new_shards;
+  std::vector<std::uint64_t> new_ids;
+  {
+    std::lock_guard lock(st.watch_mu);
+    for (const auto id : ids) {
+      if (++st.watched[id] > 1) continue;
+      new_ids.push_back(id);
+      const unsigned shard = st.shard_of(id);
+      if (++st.shard_watchers[shard] > 1) continue;
+      new_shards.push_back(shard);
+      // Under watch_mu, so that the subscriber sees (un)subscriptions in the counts' order.
+      if (st.subscriber) st.subscriber->subscribe(st.channels[shard]);
+    }
+  }
+  // Before start(): start() flags the shards, and the subscriber's first connection is then
+  // followed by no re-read, so the state is read here too.
+  st.started_watching(std::move(new_shards), std::move(new_ids));
+}
+
+void Presence::unwatch(std::span<const std::uint64_t> ids) {
+  auto& st = *state_;
+  std::lock_guard lock(st.watch_mu);
+  for (const auto id : ids) {
+    const auto it = st.watched.find(id);
+    if (it == st.watched.end()) continue;  // not watched: nothing to release
+    if (--it->second > 0) continue;
+    st.watched.erase(it);
+    const unsigned shard = st.shard_of(id);
+    if (--st.shard_watchers[shard] == 0 && st.subscriber) {
+      st.subscriber->unsubscribe(st.channels[shard]);
+    }
+  }
+}
+
 PresenceHealth Presence::health() const {
   return state_->health();
 }
@@ -754,6 +1273,49 @@ void Presence::write_metrics(MetricsWriter& w) const {
             "User heartbeats answered without a write: the user's last one was written less "
             "than presence.redis.dedup_window ago.",
             st.dedup_skipped.load());
+  w.counter("heartbeatd_redis_noscript_total",
+            "Scripts Redis did not know by their SHA1 (restarted, failed over), sent whole.",
+            st.noscript.load());
+  w.counter("heartbeatd_redis_user_changes_received_total",
+            "User online/offline changes received on the watched shards' channels.",
+            st.changes_received.load());
+  w.counter("heartbeatd_redis_user_change_messages_rejected_total",
+            "Messages on the changes channels that were malformed or named users of another "
+            "shard, ignored (someone else published there).",
+            st.messages_rejected.load());
+  w.counter("heartbeatd_redis_users_expired_total",
+            "Users this node's expiry sweeps took offline (heartbeats stopped) and published.",
+            st.users_expired.load());
+  {
+    std::size_t watched_shards = 0;
+    for (unsigned s = 0; s < st.options.shards; ++s) watched_shards += st.publishes(s) ? 1 : 0;
+    w.gauge("heartbeatd_redis_watched_shards",
+            "Shards whose heartbeats this node writes with the script that publishes "
+            "transitions (someone watches a user there, or this node cannot tell).",
+            static_cast<double>(watched_shards));
+  }
+  w.gauge("heartbeatd_redis_sweeper_leases",
+          "Shards whose expiry sweep this node leads (it holds their lease).",
+          static_cast<double>(st.leases_held.load()));
+  w.counter("heartbeatd_redis_watch_resyncs_total",
+            "Times the pub/sub connection was restored and the watched users were re-read.",
+            st.resyncs.load());
+  {
+    std::shared_ptr<Subscriber> sub;
+    {
+      std::lock_guard lock(st.watch_mu);
+      sub = st.subscriber;
+    }
+    const auto ss = sub ? sub->stats() : SubscriberStats{};
+    w.gauge("heartbeatd_redis_subscriber_connected",
+            "1 while the pub/sub connection for user changes is up and subscribed.",
+            ss.connected ? 1.0 : 0.0);
+    w.gauge("heartbeatd_redis_subscriber_channels",
+            "Shards' change channels subscribed to (shards with a watched user).",
+            static_cast<double>(ss.channels));
+    w.counter("heartbeatd_redis_subscriber_connects_total",
+              "Connections the pub/sub subscriber made (reconnects included).", ss.connects);
+  }
   std::vector<std::pair<std::string, PoolStats>> pools;
   {
     std::lock_guard lock(st.mu);

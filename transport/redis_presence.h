@@ -8,8 +8,21 @@
 //   heartbeat   ZADD key GT now id        (GT: a late or skewed write never moves time back)
 //   logout      a 1-line script that negates a positive score
 //   status      ZMSCORE per shard         online: score > now - timeout
-//   counts      ZCOUNT per shard          online, and tracked (younger than forget_after)
+//   counts      3 ZCOUNTs per shard (online, tracked): O(log n) each, nothing scanned
 //   forgetting  ZREMRANGEBYSCORE per shard, every sweep_interval, by every node (idempotent)
+//
+// User changes (issue #16): with one timeout for all, the set is also the deadline index
+// (deadline = last-seen + timeout). In a shard some node watches (flag
+// "<prefix>:{<shard>}:watched", set every second by the watchers), heartbeats and logouts are
+// scripts that publish the shard's online/offline transitions on "<prefix>:{<shard>}:changes"
+// (transport/redis_events.h has the format), and an expiry sweep, every expiry_interval, walks
+// the set from its swept edge "<prefix>:{<shard>}:swept" to now - timeout and publishes what
+// it passes as offline. Every node runs it, but only the holder of the shard's lease
+// "<prefix>:{<shard>}:sweeper" (SET PX sweeper_lease, renewed by each sweep) does the work, so
+// a node's death hands the shard over within the lease. Each script is atomic on its shard,
+// so a transition is published once, whichever nodes race. Unwatched shards pay nothing: a
+// heartbeat there stays one ZADD GT. Watching a user subscribes to its shard's channel on one
+// pub/sub connection (transport/redis_subscriber.h).
 //
 // Everything runs on the daemon's io_context through a connection pool per Redis master;
 // results come back through callbacks on pool threads. Redis Cluster: the slot map is read
@@ -29,12 +42,14 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "transport/metrics.h"
 #include "transport/redis_client.h"
 #include "transport/redis_cluster.h"
+#include "transport/redis_events.h"
 
 namespace heartbeatd::transport::redis {
 
@@ -55,17 +70,21 @@ struct PresenceOptions {
   std::chrono::milliseconds sweep_interval{60'000};
   std::chrono::milliseconds timeout{30'000};
   std::chrono::milliseconds forget_after{24LL * 3600 * 1000};
+  // Passed deadlines are published as offline this often by the shard's lease holder: a
+  // watcher sees a user go offline within timeout + expiry_interval (+ one round trip).
+  std::chrono::milliseconds expiry_interval{200};
+  // A node that stops renewing its shards' leases (it died) hands them over after this: the
+  // bound becomes timeout + sweeper_lease + expiry_interval. Three renewals fit in it.
+  std::chrono::milliseconds sweeper_lease{600};
+  // In each lease's value ("<node_name>/<random>"), so that an operator sees who sweeps.
+  std::string node_name;
+  // The pub/sub connection's PING interval: a dead one is replaced within twice this.
+  std::chrono::milliseconds subscriber_ping_interval{2000};
 };
 
-struct UserStatus {
-  bool online = false;
-  std::optional<std::int64_t> last_seen_ms;  // Unix ms; nullopt: unknown or forgotten
-};
-
-struct PresenceCounts {
-  std::uint64_t online = 0;
-  std::uint64_t tracked = 0;
-};
+// The presence store's vocabulary (transport/presence_store.h).
+using transport::UserStatus;
+using PresenceCounts = transport::UserCounts;
 
 // Why a request could not be answered: for the API's 503 message.
 struct Failure {
@@ -104,6 +123,22 @@ class Presence {
   void status(std::vector<std::uint64_t> ids,
               std::function<void(Failure, std::vector<UserStatus>)> done);
   void counts(std::function<void(Failure, PresenceCounts)> done);
+
+  // Receives every online/offline transition of users in the watched users' shards, whichever
+  // node caused it, in the order Redis published them (per shard). It also gets users' current
+  // state (read with status(), as changes; possibly a state the caller already has): of newly
+  // watched users once every node publishes their shards' transitions (about 3 s after
+  // watch(); transitions before may or may not come), and of every watched user after the
+  // pub/sub connection was broken and restored (changes published meanwhile are lost). Never
+  // called concurrently (on the subscriber's strand or a pool thread); must not block. Set
+  // before start().
+  void set_change_listener(std::function<void(const std::vector<UserChange>&)> listener);
+  // Reference-counted interest in users: the first watched user of a shard subscribes to that
+  // shard's channel and flags the shard as watched in Redis (so that every node's heartbeats
+  // there publish transitions), the last unwatch unsubscribes (the flag lapses within 3 s).
+  // The listener may also get changes of other users of the same shards (the caller filters).
+  void watch(std::span<const std::uint64_t> ids);
+  void unwatch(std::span<const std::uint64_t> ids);
 
   PresenceHealth health() const;
   // heartbeatd_redis_* families.

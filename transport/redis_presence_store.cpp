@@ -38,20 +38,16 @@ void RedisPresenceStore::logout(UserId id, Done done) {
 
 void RedisPresenceStore::status(std::span<const UserId> ids, StatusDone done) {
   presence_.status(std::vector<std::uint64_t>(ids.begin(), ids.end()),
-                   [done = std::move(done)](redis::Failure f, std::vector<redis::UserStatus> st) {
+                   [done = std::move(done)](redis::Failure f, std::vector<UserStatus> st) {
                      if (f) return done(unavailable(f), {});
-                     std::vector<UserStatus> out(st.size());
-                     for (std::size_t i = 0; i < st.size(); ++i) {
-                       out[i] = {st[i].online, st[i].last_seen_ms};
-                     }
-                     done({}, out);
+                     done({}, st);
                    });
 }
 
 void RedisPresenceStore::counts(CountsDone done) {
   presence_.counts([done = std::move(done)](redis::Failure f, redis::PresenceCounts c) {
     if (f) return done(unavailable(f), {});
-    done({}, {c.online, c.tracked});
+    done({}, c);
   });
 }
 
@@ -60,15 +56,19 @@ void RedisPresenceStore::set_timeout(membership::Duration timeout) {
 }
 
 void RedisPresenceStore::set_listener(ChangeListener listener) {
-  (void)listener;  // TODO(redis-events): presence_.set_change_listener
+  if (!listener) return presence_.set_change_listener(nullptr);
+  presence_.set_change_listener(
+      [listener = std::move(listener)](const std::vector<UserChange>& changes) {
+        listener(changes);
+      });
 }
 
 void RedisPresenceStore::watch(std::span<const UserId> ids) {
-  (void)ids;
+  presence_.watch(ids);
 }
 
 void RedisPresenceStore::unwatch(std::span<const UserId> ids) {
-  (void)ids;
+  presence_.unwatch(ids);
 }
 
 StoreHealth RedisPresenceStore::health() const {
