@@ -45,8 +45,10 @@ void RedisPresenceStore::status(std::span<const UserId> ids, StatusDone done) {
 }
 
 void RedisPresenceStore::counts(CountsDone done) {
-  presence_.counts([done = std::move(done)](redis::Failure f, redis::PresenceCounts c) {
+  presence_.counts([last = last_, done = std::move(done)](redis::Failure f, UserCounts c) {
     if (f) return done(unavailable(f), {});
+    last->tracked.store(c.tracked, std::memory_order_relaxed);
+    last->online.store(c.online << 1 | 1, std::memory_order_relaxed);
     done({}, c);
   });
 }
@@ -77,6 +79,17 @@ StoreHealth RedisPresenceStore::health() const {
 }
 
 void RedisPresenceStore::write_metrics(MetricsWriter& w) const {
+  if (const auto online = last_->online.load(std::memory_order_relaxed)) {
+    w.gauge("heartbeatd_users_online",
+            "Users online (heartbeat younger than presence.timeout), as Redis last counted.",
+            static_cast<double>(online >> 1));
+    w.gauge("heartbeatd_users_tracked",
+            "Users tracked: online, or offline and seen within presence.forget_after, as Redis "
+            "last counted.",
+            static_cast<double>(last_->tracked.load(std::memory_order_relaxed)));
+  }
+  // For the next scrape.
+  const_cast<RedisPresenceStore*>(this)->counts([](StoreFailure, UserCounts) {});
   presence_.write_metrics(w);
 }
 

@@ -3,9 +3,14 @@
 // Everything Redis cannot answer is a StoreFailure of kind `unavailable`; presence.max_users
 // does not apply (Redis's maxmemory does), so there is never a `full`.
 //
+// The heartbeatd_users_online/tracked gauges: /metrics is answered at once, so they show
+// the counts of the last counts() that Redis answered (GET /v1/users, or the previous
+// scrape, which asks again: O(log n) per shard, nothing scanned); absent until one did.
+//
 // Thread safety: every call from any thread; completions run on the pools' threads.
 #pragma once
 
+#include <atomic>
 #include <memory>
 
 #include "transport/presence_store.h"
@@ -35,6 +40,12 @@ class RedisPresenceStore final : public PresenceStore {
 
  private:
   redis::Presence presence_;
+  // The last counts Redis answered, for the gauges; shared with answers still in flight.
+  struct LastCounts {
+    std::atomic<std::uint64_t> online{0};  // (online << 1) | 1; 0: none yet
+    std::atomic<std::uint64_t> tracked{0};
+  };
+  std::shared_ptr<LastCounts> last_ = std::make_shared<LastCounts>();
 };
 
 }  // namespace heartbeatd::transport
