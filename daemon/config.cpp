@@ -24,8 +24,8 @@
 #include <fmt/ranges.h>
 
 #include "membership/member.h"
-#include "transport/datagram_seal.h"
-#include "transport/tls_context.h"
+#include "transport/cluster/datagram_seal.h"
+#include "transport/api/tls_context.h"
 
 namespace heartbeatd {
 namespace {

@@ -26,8 +26,8 @@
 #include "membership/detection.h"
 #include "membership/presence_table.h"
 #include "membership/protocol.h"
-#include "transport/access.h"
-#include "transport/http_limits.h"
+#include "transport/api/access.h"
+#include "transport/api/http_limits.h"
 
 namespace heartbeatd {
 

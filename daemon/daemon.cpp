@@ -18,16 +18,16 @@
 #include "base/wall_clock.h"
 #include "base/wall_time.h"
 #include "heartbeatd/version.h"
-#include "transport/access.h"
-#include "transport/api_routes.h"
-#include "transport/key_routes.h"
-#include "transport/member_routes.h"
-#include "transport/memory_presence_store.h"
-#include "transport/presence_routes.h"
-#include "transport/redis_presence_store.h"
-#include "transport/socket_dir.h"
-#include "transport/rate_limiter.h"
-#include "transport/tls_context.h"
+#include "transport/api/access.h"
+#include "transport/api/api_routes.h"
+#include "transport/api/key_routes.h"
+#include "transport/api/member_routes.h"
+#include "transport/presence/memory_store.h"
+#include "transport/api/presence_routes.h"
+#include "transport/presence/redis_store.h"
+#include "transport/api/socket_dir.h"
+#include "transport/api/rate_limiter.h"
+#include "transport/api/tls_context.h"
 
 namespace heartbeatd {
 
@@ -132,7 +132,7 @@ Daemon::Daemon(Config config, std::optional<std::string> config_path)
                 [this](std::string_view name) { return cluster_->member(name); }, &clock_});
   transport::add_key_routes(router_, [this] { return cluster_->key_usage(); });
   transport::add_event_routes(router_, *events_, config_->events.max_watched_users);
-  transport::add_metrics_route(router_, [this](transport::MetricsWriter& w) { write_metrics(w); });
+  transport::add_metrics_route(router_, [this](MetricsWriter& w) { write_metrics(w); });
 }
 
 Daemon::~Daemon() {

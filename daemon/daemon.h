@@ -25,13 +25,13 @@
 #include "daemon/systemd_notifier.h"
 #include "persist/snapshotter.h"
 #include "persist/store.h"
-#include "transport/cluster_transport.h"
-#include "transport/event_hub.h"
-#include "transport/http_router.h"
-#include "transport/http_server.h"
-#include "transport/metrics.h"
-#include "transport/presence_routes.h"
-#include "transport/presence_store.h"
+#include "transport/cluster/cluster_transport.h"
+#include "transport/api/event_hub.h"
+#include "transport/api/http_router.h"
+#include "transport/api/http_server.h"
+#include "base/metrics.h"
+#include "transport/api/presence_routes.h"
+#include "transport/presence/store.h"
 
 namespace heartbeatd {
 
@@ -46,7 +46,7 @@ inline constexpr int kExitDataLocked = 4;        // another heartbeatd uses it
 inline constexpr int kExitDataCorrupted = 5;     // holds state that cannot be read
 inline constexpr int kExitDataIncompatible = 6;  // written in a format this build cannot read
 // Also 3, "a directory heartbeatd needs is unusable": the Unix socket's directory belongs to
-// another user, is writable by others or is a symbolic link (transport/socket_dir.h).
+// another user, is writable by others or is a symbolic link (transport/api/socket_dir.h).
 inline constexpr int kExitSocketDirUnsafe = 3;
 
 class Daemon {
@@ -66,7 +66,7 @@ class Daemon {
   // Logs them, and /v1/health shows them until the next reload.
   void set_security_warnings(std::vector<std::string> warnings);
   void begin_stop(int signal);
-  void write_metrics(transport::MetricsWriter& w);  // daemon_metrics.cpp
+  void write_metrics(MetricsWriter& w);  // daemon_metrics.cpp
   // presence.backend: the one place that knows which stores there are.
   std::unique_ptr<transport::PresenceStore> make_presence_store();
 

@@ -1,4 +1,4 @@
-// GET /metrics: every family but the API's own (transport/http_router.cpp writes those).
+// GET /metrics: every family but the API's own (transport/api/http_router.cpp writes those).
 // Names follow Prometheus conventions: heartbeatd_ prefix, base units, _total for counters.
 #include <array>
 #include <utility>
@@ -6,11 +6,11 @@
 #include "daemon/daemon.h"
 #include "heartbeatd/version.h"
 #include "membership/member.h"
-#include "transport/datagram_seal.h"
+#include "transport/cluster/datagram_seal.h"
 
 namespace heartbeatd {
 
-void Daemon::write_metrics(transport::MetricsWriter& w) {
+void Daemon::write_metrics(MetricsWriter& w) {
   using membership::MemberState;
   const auto now = clock_.now();
 

@@ -29,7 +29,7 @@
 #include <vector>
 
 #include "daemon/hook_options.h"
-#include "transport/event_hub.h"
+#include "transport/api/event_hub.h"
 
 namespace heartbeatd {
 

@@ -12,7 +12,7 @@
 // (offline at the old last-seen, then online): the user really was offline in between.
 //
 // Time: never reads a clock; every call takes `now` (monotonic). Thread safety: none; the
-// owner serialises (transport/memory_presence_store does, under its own lock).
+// owner serialises (transport/presence/memory_store does, under its own lock).
 #pragma once
 
 #include <cstddef>

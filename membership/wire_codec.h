@@ -1,7 +1,7 @@
 // WireCodec: the membership protocol's messages and their binary encoding (docs/PROTOCOL.md,
 // "Wire format"). Pure functions: bytes in, a message or an error out; no I/O, no clock.
 // This is the message body only; the envelope around it (magic, version, cluster tag,
-// optional AEAD sealing) is transport/datagram_seal.h.
+// optional AEAD sealing) is transport/cluster/datagram_seal.h.
 //
 // Every encoded message fits kMaxBodyBytes, so a sealed datagram fits 1400 bytes. Integers
 // are big-endian or LEB128 varints; strings are length-prefixed. The decoder rejects

@@ -11,9 +11,9 @@
 #include <gtest/gtest.h>
 
 #include "tests/support/test_util.h"
-#include "transport/access.h"
-#include "transport/http_router.h"
-#include "transport/rate_limiter.h"
+#include "transport/api/access.h"
+#include "transport/api/http_router.h"
+#include "transport/api/rate_limiter.h"
 
 namespace heartbeatd::transport {
 namespace {

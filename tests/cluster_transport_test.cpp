@@ -13,7 +13,7 @@
 #include "daemon/steady_clock.h"
 #include "membership/address.h"
 #include "tests/support/test_util.h"
-#include "transport/cluster_transport.h"
+#include "transport/cluster/cluster_transport.h"
 
 namespace heartbeatd::transport {
 namespace {

@@ -9,8 +9,8 @@
 #include <variant>
 
 #include "tests/support/test_util.h"
-#include "transport/event_hub.h"
-#include "transport/redis_presence.h"
+#include "transport/api/event_hub.h"
+#include "transport/presence/redis_presence.h"
 
 namespace heartbeatd {
 namespace {

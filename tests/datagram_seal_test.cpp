@@ -1,7 +1,7 @@
 // Datagram envelope: plain and sealed round trips, every reason a datagram is dropped
 // (including corruption of each byte), size limits, keyrings (which key seals, which open,
 // the seal_outgoing / require_sealed matrix), fingerprints, and reading key files.
-#include "transport/datagram_seal.h"
+#include "transport/cluster/datagram_seal.h"
 
 #include <gtest/gtest.h>
 #include <sodium.h>

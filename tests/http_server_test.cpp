@@ -1,7 +1,7 @@
 // The API server in-process on loopback and a Unix socket: keep-alive, pipelining, and every
 // limit (body, header, stalled request, idle connection, connection count) answered with the
 // right status while other connections carry on.
-#include "transport/http_server.h"
+#include "transport/api/http_server.h"
 
 #include <gtest/gtest.h>
 
@@ -24,8 +24,8 @@
 #include "tests/support/https_client.h"
 #include "tests/support/test_pki.h"
 #include "tests/support/test_util.h"
-#include "transport/metrics.h"
-#include "transport/tls_context.h"
+#include "base/metrics.h"
+#include "transport/api/tls_context.h"
 
 namespace heartbeatd::transport {
 namespace {

@@ -20,7 +20,7 @@
 #include "membership/wire_codec.h"
 #include "tests/support/daemon_process.h"
 #include "tests/support/test_util.h"
-#include "transport/datagram_seal.h"
+#include "transport/cluster/datagram_seal.h"
 
 namespace heartbeatd::test {
 namespace {

@@ -21,7 +21,7 @@
 #include "tests/support/daemon_process.h"
 #include "tests/support/redis_server.h"
 #include "tests/support/test_util.h"
-#include "transport/metrics.h"
+#include "base/metrics.h"
 
 namespace heartbeatd::test {
 namespace {
@@ -139,10 +139,10 @@ TEST(MetricsFormat, TheCheckerRejectsWhatIsWrong) {
 }
 
 TEST(MetricsFormat, WriterEscapesLabelsAndHistogramsAreCumulative) {
-  transport::MetricsWriter w;
+  MetricsWriter w;
   w.family("x", "gauge", "help");
   w.sample("x", {{"path", "a\"b\\c\nd"}}, 1.5);
-  transport::LatencyHistogram h;
+  LatencyHistogram h;
   h.observe(std::chrono::microseconds(50));
   h.observe(std::chrono::milliseconds(3));
   h.observe(std::chrono::seconds(2));

@@ -3,7 +3,7 @@
 // only approach), the 507 of a full table, and a store that fails or answers later from
 // another thread (every route 503 with Retry-After; bad input still a 400 that never reaches
 // the store). The real-process suite (presence_api_test) keeps the end-to-end cases.
-#include "transport/presence_routes.h"
+#include "transport/api/presence_routes.h"
 
 #include <gtest/gtest.h>
 
@@ -14,7 +14,7 @@
 #include <future>
 #include <thread>
 
-#include "transport/memory_presence_store.h"
+#include "transport/presence/memory_store.h"
 
 namespace heartbeatd::transport {
 namespace {

@@ -1,4 +1,4 @@
-// The PresenceStore contract (transport/presence_store.h), one suite run against every store:
+// The PresenceStore contract (transport/presence/store.h), one suite run against every store:
 // the embedded table, a standalone Redis, and a Redis Cluster of 3 masters and 3 replicas
 // (real redis-server processes on loopback). Every store reads its clocks through the test:
 // the table a manual monotonic clock and a manual wall clock moved together, Redis a manual
@@ -17,8 +17,8 @@
 #include "base/wall_clock.h"
 #include "tests/support/redis_cluster.h"
 #include "tests/support/redis_server.h"
-#include "transport/memory_presence_store.h"
-#include "transport/redis_presence_store.h"
+#include "transport/presence/memory_store.h"
+#include "transport/presence/redis_store.h"
 
 namespace heartbeatd::test {
 namespace {

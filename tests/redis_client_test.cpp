@@ -2,7 +2,7 @@
 // and maximum, a bounded wait that times out, a full wait queue, timeouts that close a
 // connection, idle connections closed beyond the minimum, and Redis going away and coming
 // back. Every wait has a deadline; the io_context runs on two threads, as the daemon's.
-#include "transport/redis_client.h"
+#include "transport/redis/client.h"
 
 #include <gtest/gtest.h>
 

@@ -3,7 +3,7 @@
 // `redis-cli --cluster create`, whose nodes accept exactly the keys the map sends them; and a
 // 3+3 cluster where a master is killed, its replica takes over its slots with the data, and
 // the old master comes back as a replica.
-#include "transport/redis_cluster.h"
+#include "transport/redis/cluster.h"
 
 #include <gtest/gtest.h>
 

@@ -5,7 +5,7 @@
 // holder stops; racing sweepers publish an expiry once; the subscriber comes back after its
 // connection is killed and after Redis restarts; garbage on a channel is ignored and counted.
 // Every wait has a deadline.
-#include "transport/redis_presence.h"
+#include "transport/presence/redis_presence.h"
 
 #include <gtest/gtest.h>
 

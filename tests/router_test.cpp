@@ -1,6 +1,6 @@
 // The router and the error model: matching, parameters, literal-over-parameter precedence,
 // 404, 405 with Allow, and handler exceptions turned into 500s.
-#include "transport/http_router.h"
+#include "transport/api/http_router.h"
 
 #include <gtest/gtest.h>
 
@@ -9,8 +9,8 @@
 #include <optional>
 
 #include "membership/clock.h"
-#include "transport/api_routes.h"
-#include "transport/key_routes.h"
+#include "transport/api/api_routes.h"
+#include "transport/api/key_routes.h"
 
 namespace heartbeatd::transport {
 namespace {

@@ -8,7 +8,7 @@
 #include "membership/address.h"
 #include "membership/wire_codec.h"
 #include "tests/support/sim_cluster.h"
-#include "transport/datagram_seal.h"
+#include "transport/cluster/datagram_seal.h"
 
 namespace heartbeatd::fuzz {
 

@@ -1,4 +1,4 @@
-// libFuzzer target for the membership datagram path: the envelope (transport/datagram_seal.h)
+// libFuzzer target for the membership datagram path: the envelope (transport/cluster/datagram_seal.h)
 // and the body codec (membership/wire_codec.h). Any bytes must give a body or a drop reason,
 // a message or an error, never a crash; an accepted body must be the only encoding of its
 // message (re-encodes to the same bytes, decodes back equal); an accepted plain datagram must
@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "membership/wire_codec.h"
-#include "transport/datagram_seal.h"
+#include "transport/cluster/datagram_seal.h"
 
 namespace {
 

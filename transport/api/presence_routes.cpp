@@ -1,0 +1,174 @@
+#include "transport/api/presence_routes.h"
+
+#include <atomic>
+#include <charconv>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "base/user_ids.h"
+
+namespace heartbeatd::transport {
+namespace {
+
+// The longest status object: {"user":<20 digits>,"online":false,"last_seen_ms":<20>}.
+constexpr std::size_t kMaxStatusJson = 96;
+
+char* put(char* p, std::string_view text) {
+  std::memcpy(p, text.data(), text.size());
+  return p + text.size();
+}
+
+// Writes one status object at p (room for kMaxStatusJson bytes) and returns its end.
+char* write_status(char* p, std::uint64_t id, bool online, std::optional<std::int64_t> unix_ms) {
+  p = put(p, R"({"user":)");
+  p = std::to_chars(p, p + 20, id).ptr;
+  p = put(p, online ? R"(,"online":true,"last_seen_ms":)" : R"(,"online":false,"last_seen_ms":)");
+  p = unix_ms ? std::to_chars(p, p + 21, *unix_ms).ptr : put(p, "null");
+  *p++ = '}';
+  return p;
+}
+
+char* write_status(char* p, std::uint64_t id, const UserStatus& st) {
+  return write_status(p, id, st.online, st.last_seen_ms);
+}
+
+// The batch status body: {"users":[...]} with each status written by `one(p, i)`.
+template <class WriteOne>
+std::string batch_status_body(std::size_t n, WriteOne one) {
+  std::string body(16 + n * (kMaxStatusJson + 1), '\0');
+  char* p = put(body.data(), R"({"users":[)");
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i) *p++ = ',';
+    p = one(p, i);
+  }
+  p = put(p, "]}");
+  body.resize(static_cast<std::size_t>(p - body.data()));
+  return body;
+}
+
+// The store could not answer (503, Retry-After: a pool's wait and a failover are both a matter
+// of seconds), or refused new users (507).
+Response failed(const StoreFailure& f) {
+  if (f.kind == StoreFailure::Kind::full) {
+    return error_response(http::status::insufficient_storage, "too_many_users", f.message);
+  }
+  Response res =
+      error_response(http::status::service_unavailable, "presence_unavailable", f.message);
+  res.set(http::field::retry_after, "1");
+  return res;
+}
+
+Response bad_id(std::string_view why) {
+  return error_response(http::status::bad_request, "bad_request", why);
+}
+
+// Decodes a batch body or answers the error (400, or 413 past max_batch).
+std::optional<std::vector<std::uint64_t>> batch_or_error(const Request& req, std::size_t max_batch,
+                                                         Response* error) {
+  auto parsed = parse_user_ids_body(req.body(), max_batch);
+  if (auto* e = std::get_if<UserIdsError>(&parsed)) {
+    *error = e->too_many
+                 ? error_response(http::status::payload_too_large, "batch_too_large", e->message)
+                 : error_response(http::status::bad_request, "bad_request", e->message);
+    return std::nullopt;
+  }
+  return std::move(std::get<std::vector<std::uint64_t>>(parsed));
+}
+
+}  // namespace
+
+void add_presence_routes(Router& router, PresenceApi api) {
+  if (!api.counters) api.counters = std::make_shared<PresenceCounters>();
+  router.add_async(http::verb::post, "/v1/users/{id}/heartbeat", Scope::write,
+                   [api](const Request&, const RouteMatch& m, Respond respond) {
+                     std::string why;
+                     const auto id = parse_user_id(m.param("id"), &why);
+                     if (!id) return respond(bad_id(why));
+                     api.store->heartbeat(
+                         std::span(&*id, 1), [api, respond = std::move(respond)](StoreFailure f) {
+                           if (f) return respond(failed(f));
+                           api.counters->heartbeats.fetch_add(1, std::memory_order_relaxed);
+                           respond(empty_response());
+                         });
+                   });
+
+  router.add_async(
+      http::verb::post, "/v1/users/heartbeat", Scope::write,
+      [api](const Request& req, const RouteMatch&, Respond respond) {
+        Response error;
+        const auto ids = batch_or_error(req, api.max_batch, &error);
+        if (!ids) return respond(std::move(error));
+        const std::size_t n = ids->size();
+        api.store->heartbeat(*ids, [api, respond = std::move(respond), n](StoreFailure f) {
+          if (f) {
+            api.counters->heartbeats.fetch_add(f.accepted, std::memory_order_relaxed);
+            return respond(failed(f));
+          }
+          api.counters->heartbeats.fetch_add(n, std::memory_order_relaxed);
+          respond(json_response(http::status::ok, fmt::format(R"({{"accepted":{}}})", n)));
+        });
+      });
+
+  router.add_async(http::verb::get, "/v1/users/{id}", Scope::read,
+                   [api](const Request&, const RouteMatch& m, Respond respond) {
+                     std::string why;
+                     const auto id = parse_user_id(m.param("id"), &why);
+                     if (!id) return respond(bad_id(why));
+                     api.store->status(std::span(&*id, 1),
+                                       [respond = std::move(respond), id = *id](
+                                           StoreFailure f, std::span<const UserStatus> st) {
+                                         if (f) return respond(failed(f));
+                                         std::string body(kMaxStatusJson, '\0');
+                                         char* end = write_status(body.data(), id, st[0]);
+                                         body.resize(static_cast<std::size_t>(end - body.data()));
+                                         respond(json_response(http::status::ok, std::move(body)));
+                                       });
+                   });
+
+  router.add_async(
+      http::verb::post, "/v1/users/status", Scope::read,
+      [api](const Request& req, const RouteMatch&, Respond respond) {
+        Response error;
+        auto ids = batch_or_error(req, api.max_batch, &error);
+        if (!ids) return respond(std::move(error));
+        auto shared = std::make_shared<std::vector<std::uint64_t>>(std::move(*ids));
+        api.store->status(*shared, [respond = std::move(respond), shared](
+                                       StoreFailure f, std::span<const UserStatus> st) {
+          if (f) return respond(failed(f));
+          respond(json_response(http::status::ok,
+                                batch_status_body(shared->size(), [&](char* p, std::size_t i) {
+                                  return write_status(p, (*shared)[i], st[i]);
+                                })));
+        });
+      });
+
+  router.add_async(http::verb::delete_, "/v1/users/{id}", Scope::write,
+                   [api](const Request&, const RouteMatch& m, Respond respond) {
+                     std::string why;
+                     const auto id = parse_user_id(m.param("id"), &why);
+                     if (!id) return respond(bad_id(why));
+                     // An unknown user is already offline: still 204.
+                     api.store->logout(*id, [api, respond = std::move(respond)](StoreFailure f) {
+                       if (f) return respond(failed(f));
+                       api.counters->logouts.fetch_add(1, std::memory_order_relaxed);
+                       respond(empty_response());
+                     });
+                   });
+
+  router.add_async(
+      http::verb::get, "/v1/users", Scope::read,
+      [api](const Request&, const RouteMatch&, Respond respond) {
+        api.store->counts([respond = std::move(respond)](StoreFailure f, UserCounts c) {
+          if (f) return respond(failed(f));
+          respond(json_response(http::status::ok, fmt::format(R"({{"online":{},"tracked":{}}})",
+                                                              c.online, c.tracked)));
+        });
+      });
+}
+
+}  // namespace heartbeatd::transport
