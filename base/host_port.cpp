@@ -7,17 +7,10 @@
 
 #include <fmt/format.h>
 
+#include "base/parse_int.h"
+
 namespace heartbeatd {
 namespace {
-
-// Exactly the whole of `s` as a decimal integer.
-template <class Int>
-std::optional<Int> parse_int(std::string_view s) {
-  Int v{};
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
-  return v;
-}
 
 bool valid_hostname(std::string_view h) {
   if (h.empty() || h.size() > 253) return false;

@@ -23,9 +23,10 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "base/parse_int.h"
 #include "membership/member.h"
-#include "transport/cluster/datagram_seal.h"
 #include "transport/api/tls_context.h"
+#include "transport/cluster/datagram_seal.h"
 
 namespace heartbeatd {
 namespace {
@@ -59,14 +60,6 @@ std::string describe_node(const YAML::Node& n) {
 std::string scalar(const YAML::Node& n, int line, std::string_view key, std::string_view expected) {
   if (!n.IsScalar()) fail(line, key, expected, n);
   return n.Scalar();
-}
-
-template <class Int>
-std::optional<Int> parse_int(std::string_view s) {
-  Int v{};
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
-  return v;
 }
 
 std::string format_size(std::size_t bytes) {
