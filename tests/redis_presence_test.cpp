@@ -270,12 +270,20 @@ void watch_on_b_heartbeats_to_a(const DaemonProcess::Keys& redis) {
   DaemonProcess a(keys), b(keys);
   start_served(a);
   start_served(b);
+  // A writes as if every shard were watched until it has asked Redis which are (a node
+  // that cannot tell must not miss a transition); then none is.
+  const auto watched_at_a = [&] { return metric(a, "heartbeatd_redis_watched_shards"); };
+  ASSERT_TRUE(eventually([&] { return watched_at_a() == 0; })) << a.log();
   auto s = EventStream::tcp(b.port(), "/v1/events?users=31&members=");
   ASSERT_EQ(s.status(), 200) << s.head() << s.body_so_far();
   auto initial = s.next();
   ASSERT_TRUE(initial) << b.log();
   EXPECT_TRUE(initial->json().at("initial").as_bool());
   EXPECT_FALSE(initial->json().at("online").as_bool());
+  // B's watch flags user 31's shard in Redis; A learns it at its next expiry round (200 ms)
+  // and from then on publishes that shard's transitions. A transition before that reaches B
+  // only as the state B re-reads 3 s after watching (docs/REDIS.md, "User changes").
+  ASSERT_TRUE(eventually([&] { return watched_at_a() == 1; })) << a.log();
 
   ASSERT_EQ(http_tcp(a.port(), "POST", "/v1/users/31/heartbeat").status, 204);
   auto on = s.next(5s);
