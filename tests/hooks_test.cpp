@@ -1,5 +1,6 @@
 // hooks.on_member_change / hooks.on_user_change against the real daemon: the event reaches
-// the executable in HEARTBEATD_* variables; only hooks.users run the user hook; a hook that
+// the executable in HEARTBEATD_* variables; only hooks.users run the user hook, on Redis too
+// for heartbeats sent to another node; a hook that
 // hangs is killed at hooks.timeout while detection goes on; concurrency is bounded; a full
 // queue drops (and counts) instead of growing; failures are logged with their output; and
 // bad hook settings stop the daemon at start with a clear message. Waits have deadlines.
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "tests/support/daemon_process.h"
+#include "tests/support/redis_server.h"
 #include "tests/support/test_util.h"
 
 namespace heartbeatd::test {
@@ -155,6 +157,39 @@ TEST(Hooks, OnlyTheListedUsersRunTheUserHook) {
   ASSERT_EQ(http_tcp(d.port(), "POST", "/v1/users/18446744073709551615/heartbeat").status, 204);
   ASSERT_TRUE(eventually([&] { return runs(out.path()).size() >= 3; }, 5s));
   EXPECT_EQ(runs(out.path())[2].at("HEARTBEATD_USER_ID"), "18446744073709551615");
+}
+
+// With presence on Redis the user hook runs on the node that watches, whichever node the
+// heartbeats went to: node B's hook hears of user 7 coming online and going offline at A.
+TEST(Hooks, OnRedisTheUserHookRunsForHeartbeatsSentToAnotherNode) {
+  if (RedisServer::binary().empty()) GTEST_SKIP() << "redis-server is not installed";
+  RedisServer redis;
+  ASSERT_TRUE(redis.start());
+  const DaemonProcess::Keys shared{
+      {"presence.backend", "redis"},
+      {"presence.redis.nodes", "[127.0.0.1:" + std::to_string(redis.port()) + "]"},
+      {"presence.redis.dedup_window", "0"},
+      {"presence.timeout", "1s"}};
+  TempDir out;
+  TempDir bin;
+  auto b_keys = shared;
+  b_keys["hooks.on_user_change"] = script(bin, "user.sh", kRecord);
+  b_keys["hooks.users"] = "[7]";
+  DaemonProcess a(shared), b(b_keys);
+  b.env()["HOOK_OUT"] = out.path();
+  ASSERT_TRUE(a.start()) << a.failure_reason();
+  ASSERT_TRUE(b.start()) << b.failure_reason();
+  // A publishes the transitions of user 7's shard once it knows B watches it.
+  ASSERT_TRUE(eventually([&] { return metric(a, "heartbeatd_redis_watched_shards") == 1; }))
+      << a.log();
+  ASSERT_EQ(http_tcp(a.port(), "POST", "/v1/users/7/heartbeat").status, 204);
+  ASSERT_TRUE(eventually([&] { return runs(out.path()).size() >= 2; }, 10s)) << b.log();
+  const auto r = runs(out.path());
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[0].at("HEARTBEATD_USER_ID"), "7");
+  EXPECT_EQ(r[0].at("HEARTBEATD_USER_STATE"), "online");
+  EXPECT_EQ(r[1].at("HEARTBEATD_USER_STATE"), "offline");
+  EXPECT_EQ(r[0].at("HEARTBEATD_USER_LAST_SEEN_MS"), r[1].at("HEARTBEATD_USER_LAST_SEEN_MS"));
 }
 
 TEST(Hooks, AHungHookIsKilledAtTheTimeoutAndDetectionGoesOn) {
