@@ -411,12 +411,14 @@ TEST_F(HttpServerTest, ConnectionLimitsHoldUnderConcurrentClientsOnManyThreads) 
       std::deque<HttpClient> open;
       for (int round = 0; round < 40; ++round) {
         if (open.size() > kShare || (round % 3 == 2 && !open.empty())) {
-          open.pop_front();
+          // Uncounted before it closes: once closed, the server may admit another thread's
+          // connection in its place, which must not find this one still counted here.
           if (over_unix) {
             --unix_open;
           } else {
             --tcp_open;
           }
+          open.pop_front();
         }
         auto c = over_unix ? HttpClient::unix_socket(sock()) : HttpClient::tcp_from(source, port_);
         const auto r = c.request("GET", "/ping");
@@ -425,7 +427,12 @@ TEST_F(HttpServerTest, ConnectionLimitsHoldUnderConcurrentClientsOnManyThreads) 
           continue;
         }
         const std::size_t now_open = over_unix ? ++unix_open : ++tcp_open;
-        if (r.status != 200 || now_open > kShare) ++failures;
+        if (r.status != 200 || now_open > kShare) {
+          ++failures;
+          ADD_FAILURE() << source << (over_unix ? " (unix)" : "") << " round " << round
+                        << ": status " << r.status << " " << r.error << ", " << now_open
+                        << " open, share " << kShare;
+        }
         open.push_back(std::move(c));
       }
       if (over_unix) unix_open -= open.size();
