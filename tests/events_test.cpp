@@ -188,10 +188,21 @@ TEST(Events, ASubscriberThatDoesNotReadIsDroppedWithAFinalEvent) {
   batch += "]}";
   auto s = EventStream::tcp(d.port(), "/v1/events?members=&users=" + users, 4096);
   ASSERT_EQ(s.status(), 200);
+  // Each round is a heartbeat for every user, then their expiry: at least kUsers events
+  // (offline) after it, more than the queue holds. Waiting for the events rather than a time
+  // keeps the rounds apart on a slow machine too (a heartbeat before the last round's expiry
+  // would change nothing), and a heartbeat that overtakes the subscription's initial state
+  // still leaves that round's expiry to push.
+  const std::string user_events = R"(heartbeatd_events_total{kind="user"})";
+  auto dropped = [&] { return metric(d, "heartbeatd_event_subscribers_dropped_total") >= 1; };
   ASSERT_TRUE(eventually(
       [&] {
+        const double before = metric(d, user_events);
         http_tcp(d.port(), "POST", "/v1/users/heartbeat", batch);
-        return metric(d, "heartbeatd_event_subscribers_dropped_total") >= 1;
+        EXPECT_TRUE(eventually(
+            [&] { return dropped() || metric(d, user_events) >= before + kUsers; }, 10s))
+            << "a round of heartbeats and expiries published no events";
+        return dropped();
       },
       30s))
       << "the slow subscriber was never cut off";
