@@ -1,0 +1,2 @@
+// Placeholder: the implementation lands with its tests.
+#include "transport/aws/credentials.h"
