@@ -21,6 +21,7 @@
 #include "base/log.h"
 #include "membership/hash.h"
 #include "membership/presence_rule.h"
+#include "transport/presence/dedup_cache.h"
 #include "transport/redis/subscriber.h"
 
 namespace heartbeatd::transport::redis {
@@ -205,60 +206,6 @@ struct Batch {
   Failure failure;
 };
 
-// Direct-mapped memory of recent writes: id -> Unix ms of the heartbeat written for it.
-class DedupCache {
- public:
-  static constexpr std::size_t kStripes = 64;
-  static constexpr std::size_t kSlotsPerStripe = 4096;
-
-  bool recent(std::uint64_t id, std::int64_t now, std::int64_t window) {
-    auto& s = stripe(id);
-    std::lock_guard lock(s.mu);
-    const auto& e = s.slots[slot(id)];
-    return e.used && e.id == id && now - e.written_ms < window && now >= e.written_ms;
-  }
-  // Read before a heartbeat's write; remember() with it after the write succeeded. A logout
-  // in between (forget()) changes it, so a heartbeat that raced a logout is not remembered:
-  // Redis may have applied the logout after it, and the next heartbeat must then be written.
-  std::uint64_t generation(std::uint64_t id) {
-    auto& s = stripe(id);
-    std::lock_guard lock(s.mu);
-    return s.slots[slot(id)].generation;
-  }
-  void remember(std::uint64_t id, std::int64_t written, std::uint64_t generation) {
-    auto& s = stripe(id);
-    std::lock_guard lock(s.mu);
-    auto& e = s.slots[slot(id)];
-    if (e.generation != generation) return;
-    e.id = id;
-    e.written_ms = written;
-    e.used = true;
-  }
-  void forget(std::uint64_t id) {
-    auto& s = stripe(id);
-    std::lock_guard lock(s.mu);
-    auto& e = s.slots[slot(id)];
-    ++e.generation;
-    if (e.id == id) e.used = false;
-  }
-
- private:
-  struct Entry {
-    std::uint64_t id = 0;
-    std::int64_t written_ms = 0;
-    std::uint64_t generation = 0;
-    bool used = false;
-  };
-  struct Stripe {
-    std::mutex mu;
-    std::vector<Entry> slots = std::vector<Entry>(kSlotsPerStripe);
-  };
-  Stripe& stripe(std::uint64_t id) { return stripes_[membership::mix64(id) % kStripes]; }
-  static std::size_t slot(std::uint64_t id) {
-    return (membership::mix64(id) >> 8) % kSlotsPerStripe;
-  }
-  std::array<Stripe, kStripes> stripes_;
-};
 
 }  // namespace
 
