@@ -26,6 +26,7 @@
 #include "base/parse_int.h"
 #include "membership/member.h"
 #include "transport/api/tls_context.h"
+#include "transport/aws/http_pool.h"
 #include "transport/cluster/datagram_seal.h"
 
 namespace heartbeatd {
@@ -583,7 +584,9 @@ const std::vector<Field>& fields() {
 
     f.push_back(enum_field<PresenceBackend>(
         "presence.backend", false,
-        {{"memory", PresenceBackend::memory}, {"redis", PresenceBackend::redis}},
+        {{"memory", PresenceBackend::memory},
+         {"redis", PresenceBackend::redis},
+         {"dynamodb", PresenceBackend::dynamodb}},
         [](auto& c) -> auto& { return c.presence.backend; }));
     f.push_back(list_field<HostPort>(
         "presence.redis.nodes", "a list of host:port addresses", host_port_scalar,
@@ -639,6 +642,72 @@ const std::vector<Field>& fields() {
     f.push_back(duration_field(
         "presence.redis.sweep_interval", false, M(100), M(24LL * 3600 * 1000),
         [](auto& c) -> auto& { return c.presence.redis.sweep_interval; }));
+
+    f.push_back(string_field(
+        "presence.dynamodb.table", false,
+        "3 to 255 letters, digits, '_', '-' or '.' (DynamoDB's table name rule)",
+        [](const std::string& s) {
+          return s.size() >= 3 && s.size() <= 255 && std::all_of(s.begin(), s.end(), [](char ch) {
+                   return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' ||
+                          ch == '-' || ch == '.';
+                 });
+        },
+        [](auto& c) -> auto& { return c.presence.dynamodb.table; }));
+    f.push_back(string_field(
+        "presence.dynamodb.region", false, "an AWS region name such as eu-west-1",
+        [](const std::string& s) {
+          return s.size() <= 64 && std::all_of(s.begin(), s.end(), [](char ch) {
+                   return std::isalnum(static_cast<unsigned char>(ch)) || ch == '-';
+                 });
+        },
+        [](auto& c) -> auto& { return c.presence.dynamodb.region; }));
+    f.push_back(string_field(
+        "presence.dynamodb.endpoint", false, "an http:// or https:// URL with a host",
+        [](const std::string& s) {
+          std::string why;
+          return s.empty() || !transport::aws::Endpoint::parse(s, &why).host.empty();
+        },
+        [](auto& c) -> auto& { return c.presence.dynamodb.endpoint; }));
+    f.push_back(string_field(
+        "presence.dynamodb.ca_file", false, "a file path",
+        [](const std::string&) { return true; },
+        [](auto& c) -> auto& { return c.presence.dynamodb.ca_file; }));
+    f.push_back(string_field(
+        "presence.dynamodb.profile", false, "a profile name without spaces",
+        [](const std::string& s) {
+          return s.size() <= 128 && s.find_first_of(" \t\r\n[]") == std::string::npos;
+        },
+        [](auto& c) -> auto& { return c.presence.dynamodb.profile; }));
+    f.push_back(enum_field<bool>(
+        "presence.dynamodb.create_table", false, {{"false", false}, {"true", true}},
+        [](auto& c) -> auto& { return c.presence.dynamodb.create_table; }));
+    f.push_back(int_field<std::size_t>(
+        "presence.dynamodb.pool.min", false, 1, 1024,
+        [](auto& c) -> auto& { return c.presence.dynamodb.pool.min; }));
+    f.push_back(int_field<std::size_t>(
+        "presence.dynamodb.pool.max", false, 1, 1024,
+        [](auto& c) -> auto& { return c.presence.dynamodb.pool.max; }));
+    f.push_back(duration_field(
+        "presence.dynamodb.pool.wait", false, M(0), M(60'000),
+        [](auto& c) -> auto& { return c.presence.dynamodb.pool.wait; }));
+    f.push_back(duration_field(
+        "presence.dynamodb.pool.idle_timeout", false, M(100), M(3'600'000),
+        [](auto& c) -> auto& { return c.presence.dynamodb.pool.idle_timeout; }));
+    f.push_back(int_field<std::size_t>(
+        "presence.dynamodb.pool.max_waiters", false, 1, 1'000'000,
+        [](auto& c) -> auto& { return c.presence.dynamodb.pool.max_waiters; }));
+    f.push_back(duration_field(
+        "presence.dynamodb.timeout", false, M(10), M(60'000),
+        [](auto& c) -> auto& { return c.presence.dynamodb.timeout; }));
+    f.push_back(duration_field(
+        "presence.dynamodb.dedup_window", false, M(0), M(60'000),
+        [](auto& c) -> auto& { return c.presence.dynamodb.dedup_window; }));
+    f.push_back(duration_field(
+        "presence.dynamodb.watch_interval", false, M(100), M(3'600'000),
+        [](auto& c) -> auto& { return c.presence.dynamodb.watch_interval; }));
+    f.push_back(duration_field(
+        "presence.dynamodb.count_interval", false, M(0), M(24LL * 3600 * 1000),
+        [](auto& c) -> auto& { return c.presence.dynamodb.count_interval; }));
 
     f.push_back(duration_field(
         "persist.presence_interval", true, M(100), M(3600 * 1000),
@@ -905,6 +974,33 @@ void validate(const Config& c, bool check_files = true) {
         throw ParseError{0, fmt::format("presence.redis.password_file {}: {}", r.password_file,
                                         why)};
       }
+    }
+  }
+  if (c.presence.backend == PresenceBackend::dynamodb) {
+    const auto& d = c.presence.dynamodb;
+    if (d.pool.min > d.pool.max) {
+      throw ParseError{0, fmt::format("presence.dynamodb.pool.min ({}) is above "
+                                      "presence.dynamodb.pool.max ({})",
+                                      d.pool.min, d.pool.max)};
+    }
+    if (2 * (d.pool.wait + d.timeout) > c.api.limits.read_timeout) {
+      throw ParseError{0, fmt::format("presence.dynamodb.pool.wait ({}) plus "
+                                      "presence.dynamodb.timeout ({}) must be at most half of "
+                                      "api.read_timeout ({}): a request retries within that "
+                                      "bound before the server gives up on it",
+                                      format_duration(d.pool.wait), format_duration(d.timeout),
+                                      format_duration(c.api.limits.read_timeout))};
+    }
+    if (d.dedup_window * 4 > c.presence.timeout) {
+      throw ParseError{0, fmt::format("presence.dynamodb.dedup_window ({}) must be at most a "
+                                      "quarter of presence.timeout ({}): a skipped heartbeat may "
+                                      "make a user look offline up to the window early",
+                                      format_duration(d.dedup_window),
+                                      format_duration(c.presence.timeout))};
+    }
+    if (!d.ca_file.empty() && check_files && access(d.ca_file.c_str(), R_OK) != 0) {
+      throw ParseError{0, fmt::format("presence.dynamodb.ca_file {}: {}", d.ca_file,
+                                      std::strerror(errno))};
     }
   }
   const auto& tls = c.api.tls;

@@ -32,7 +32,7 @@
 namespace heartbeatd {
 
 enum class MachineDetector { miss_threshold, phi_accrual };
-enum class PresenceBackend { memory, redis };
+enum class PresenceBackend { memory, redis, dynamodb };
 
 struct Config {
   struct Node {
@@ -126,6 +126,25 @@ struct Config {
       Millis dedup_window{1000};
       Millis sweep_interval{60'000};
     } redis;
+    struct Dynamodb {  // presence.backend: dynamodb (docs/BACKENDS.md)
+      std::string table = "heartbeatd-presence";
+      std::string region;    // empty: AWS_REGION, else AWS_DEFAULT_REGION
+      std::string endpoint;  // empty: https://dynamodb.<region>.amazonaws.com
+      std::string ca_file;   // empty: the system's CAs
+      std::string profile;   // empty: AWS_PROFILE, else "default"
+      bool create_table = false;
+      struct Pool {
+        std::size_t min = 2;
+        std::size_t max = 32;
+        Millis wait{100};
+        Millis idle_timeout{60'000};
+        std::size_t max_waiters = 1024;
+      } pool;
+      Millis timeout{1000};  // per HTTP exchange
+      Millis dedup_window{1000};
+      Millis watch_interval{1000};
+      Millis count_interval{60'000};
+    } dynamodb;
   } presence;
   struct Persist {
     Millis presence_interval{5000};

@@ -24,6 +24,7 @@
 #include "transport/api/member_routes.h"
 #include "transport/presence/memory_store.h"
 #include "transport/api/presence_routes.h"
+#include "transport/presence/dynamodb_store.h"
 #include "transport/presence/redis_store.h"
 #include "transport/api/socket_dir.h"
 #include "transport/api/rate_limiter.h"
@@ -307,6 +308,7 @@ std::unique_ptr<transport::PresenceStore> Daemon::make_presence_store() {
         io_, membership::PresenceOptions{p.timeout, p.forget_after, p.max_users}, clock_,
         wall_anchor_);
   }
+  if (p.backend == PresenceBackend::dynamodb) return make_dynamodb_store();
   const auto& r = p.redis;
   transport::redis::PresenceOptions o;
   for (const auto& n : r.nodes) o.nodes.push_back({n.host, n.port});
@@ -349,6 +351,73 @@ std::unique_ptr<transport::PresenceStore> Daemon::make_presence_store() {
       io_, std::move(o), [] { return SystemWallClock::instance().unix_us(); });
 }
 
+std::unique_ptr<transport::PresenceStore> Daemon::make_dynamodb_store() {
+  const auto& p = config_->presence;
+  const auto& d = p.dynamodb;
+  auto env = [](const std::string& name) -> std::optional<std::string> {
+    const char* v = std::getenv(name.c_str());
+    return v ? std::optional<std::string>(v) : std::nullopt;
+  };
+  transport::DynamoPresenceOptions o;
+  o.table = d.table;
+  o.client.region = d.region;
+  if (o.client.region.empty()) o.client.region = env("AWS_REGION").value_or(env("AWS_DEFAULT_REGION").value_or(""));
+  std::string endpoint = d.endpoint;
+  if (endpoint.empty() && !o.client.region.empty())
+    endpoint = fmt::format("https://dynamodb.{}.amazonaws.com", o.client.region);
+  std::string why;
+  o.client.pool.endpoint = transport::aws::Endpoint::parse(endpoint, &why);
+  if (o.client.region.empty()) {
+    presence_setup_error_ =
+        "presence.backend is dynamodb but no region is set: set presence.dynamodb.region (or "
+        "AWS_REGION in the daemon's environment)";
+  } else if (o.client.pool.endpoint.host.empty()) {
+    presence_setup_error_ = fmt::format("presence.dynamodb.endpoint: {}", why);
+  }
+  o.client.pool.ca_file = d.ca_file;
+  o.client.pool.min = d.pool.min;
+  o.client.pool.max = d.pool.max;
+  o.client.pool.wait = d.pool.wait;
+  o.client.pool.idle_timeout = d.pool.idle_timeout;
+  o.client.pool.max_waiters = d.pool.max_waiters;
+  o.client.pool.connect_timeout = d.timeout;
+  o.client.attempt_timeout = d.timeout;
+  // With the config rule 2 x (wait + timeout) <= api.read_timeout, a request is answered
+  // (503 at worst) before the server's 504 safety net.
+  o.request_deadline = d.pool.wait + d.timeout;
+  o.dedup_window = d.dedup_window;
+  o.watch_interval = d.watch_interval;
+  o.count_interval = d.count_interval;
+  o.timeout = p.timeout;
+  o.forget_after = p.forget_after;
+  transport::aws::CredentialOptions co;
+  co.profile = d.profile;
+  co.env = env;
+  if (presence_setup_error_.empty()) {
+    if (auto creds = transport::aws::resolve_credentials(co, &why)) {
+      o.credentials = std::move(*creds);
+    } else {
+      presence_setup_error_ = fmt::format("presence.backend is dynamodb: {}", why);
+    }
+  }
+  o.refresh_credentials = [co](std::string* why) { return transport::aws::resolve_credentials(co, why); };
+  presence_description_ = fmt::format(
+      "on DynamoDB table {} at {} (region {}, credentials from {}, pool {}..{})", d.table,
+      o.client.pool.endpoint.to_string(), o.client.region, o.credentials.source, d.pool.min,
+      d.pool.max);
+  o.create_table = d.create_table;
+  presence_prepare_ = [o]() -> std::string {
+    const auto check = transport::prepare_dynamodb_table(o, std::chrono::seconds(10));
+    for (const auto& n : check.notes) log::info("{}", n);
+    for (const auto& w : check.warnings) log::warning("{}", w);
+    return check.error;
+  };
+  // Nodes sharing the table compare last-seen times written by each other: the system
+  // clock, kept in step by NTP, is the only clock they share (as on Redis).
+  return std::make_unique<transport::DynamoPresenceStore>(
+      io_, std::move(o), [] { return SystemWallClock::instance().unix_us(); });
+}
+
 int Daemon::run() {
   log::set_level(config_->log.level);
   log::info("heartbeatd {} starting: node {}, {} API threads", kVersion, config_->node.name,
@@ -356,6 +425,12 @@ int Daemon::run() {
   if (!presence_setup_error_.empty()) {
     log::error("{}", presence_setup_error_);
     return kExitUsage;
+  }
+  if (presence_prepare_) {
+    if (const auto error = presence_prepare_(); !error.empty()) {
+      log::error("{}", error);
+      return kExitUsage;
+    }
   }
   // Before the store: the default data_dir may lie in the socket's directory, which must be
   // ours before anything goes in it.

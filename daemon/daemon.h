@@ -13,6 +13,7 @@
 #include <boost/asio/strand.hpp>
 
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -69,6 +70,7 @@ class Daemon {
   void write_metrics(MetricsWriter& w);  // daemon_metrics.cpp
   // presence.backend: the one place that knows which stores there are.
   std::unique_ptr<transport::PresenceStore> make_presence_store();
+  std::unique_ptr<transport::PresenceStore> make_dynamodb_store();
 
   boost::asio::io_context io_;
   // The daemon's own timers (signals, watchdog) share one strand: with
@@ -86,6 +88,9 @@ class Daemon {
       std::make_shared<std::atomic<std::int64_t>>(0);
   // Set by make_presence_store() when a file the store needs cannot be read: run() exits 2.
   std::string presence_setup_error_;
+  // A store's own check before serving (DynamoDB: the table), blocking, in run(): an error
+  // stops the daemon with exit 2.
+  std::function<std::string()> presence_prepare_;
   std::string presence_description_;  // for the start-up log
   // Where users' heartbeats live (presence.backend). Declared before the server, so the
   // server goes first.

@@ -59,7 +59,9 @@ Exit codes:
      final snapshot of a graceful stop failed
   2  bad command line or configuration (the message names the key and its line;
      an unreadable or malformed cluster.key_file, presence.redis.password_file or
-     api.tokens_file too, a tokens file others may read, a non-loopback
+     api.tokens_file too; with presence.backend dynamodb, no region, no AWS
+     credentials in any standard place, or a table missing (without
+     presence.dynamodb.create_table), with another key schema, or refused; a tokens file others may read, a non-loopback
      cluster.bind without cluster.key_file or cluster.plaintext, a non-loopback
      api.http without TLS and tokens or api.insecure; an api.tls file missing, not
      PEM, a key not matching its certificate or readable by others)

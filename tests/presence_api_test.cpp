@@ -8,8 +8,10 @@
 #include <boost/json/serialize.hpp>
 
 #include <chrono>
+#include <map>
 
 #include "tests/support/daemon_process.h"
+#include "tests/support/dynalite_server.h"
 #include "tests/support/redis_cluster.h"
 #include "tests/support/redis_server.h"
 
@@ -26,7 +28,7 @@ std::int64_t wall_ms() {
 }
 
 enum class Via { tcp, unix_socket };
-enum class Backend { memory, redis, redis_cluster };
+enum class Backend { memory, redis, redis_cluster, dynamodb };
 
 // The Redis servers a backend needs, started (deadline) before the daemon, and the config
 // keys that point the daemon at them.
@@ -34,6 +36,18 @@ class BackendUnderTest {
  public:
   explicit BackendUnderTest(Backend b) {
     if (b == Backend::memory) return;
+    if (b == Backend::dynamodb) {
+      dynalite_ = std::make_unique<DynaliteServer>();
+      if (!dynalite_->start()) failure_ = "dynalite did not start: " + dynalite_->failure_reason();
+      keys_ = {{"presence.backend", "dynamodb"},
+               {"presence.dynamodb.endpoint", dynalite_->endpoint()},
+               {"presence.dynamodb.region", "us-east-1"},
+               {"presence.dynamodb.create_table", "true"},
+               {"presence.dynamodb.dedup_window", "0"},
+               {"presence.dynamodb.count_interval", "1ms"}};
+      env_ = dynalite_credentials();
+      return;
+    }
     keys_ = {{"presence.backend", "redis"},
              // Every heartbeat of these tests must be written: no deduplication window.
              {"presence.redis.dedup_window", "0"}};
@@ -58,8 +72,11 @@ class BackendUnderTest {
   }
   const std::string& failure() const { return failure_; }
   const DaemonProcess::Keys& keys() const { return keys_; }
+  const std::map<std::string, std::string>& env() const { return env_; }
 
  private:
+  std::unique_ptr<DynaliteServer> dynalite_;
+  std::map<std::string, std::string> env_;
   std::unique_ptr<RedisServer> server_;
   std::unique_ptr<RedisCluster> cluster_;
   DaemonProcess::Keys keys_;
@@ -81,6 +98,7 @@ class PresenceApi : public ::testing::TestWithParam<std::tuple<Backend, Via>> {
   }
   void SetUp() override {
     ASSERT_TRUE(backend_.failure().empty()) << backend_.failure();
+    for (const auto& [name, value] : backend_.env()) d_.env()[name] = value;
     ASSERT_TRUE(d_.start()) << d_.failure_reason();
     // Redis: the API answers before the pools have connected; the tests start from a
     // backend that answers.
@@ -232,14 +250,16 @@ TEST_P(PresenceApi, WrongMethodsAre405) {
 
 INSTANTIATE_TEST_SUITE_P(
     EveryBackendBothListeners, PresenceApi,
-    ::testing::Combine(::testing::Values(Backend::memory, Backend::redis, Backend::redis_cluster),
+    ::testing::Combine(::testing::Values(Backend::memory, Backend::redis, Backend::redis_cluster,
+                                         Backend::dynamodb),
                        ::testing::Values(Via::tcp, Via::unix_socket)),
     [](const auto& info) {
       const Backend backend = std::get<0>(info.param);
       const Via via = std::get<1>(info.param);
-      const std::string b = backend == Backend::memory  ? "memory"
-                            : backend == Backend::redis ? "redis"
-                                                        : "redis_cluster";
+      const std::string b = backend == Backend::memory     ? "memory"
+                            : backend == Backend::redis    ? "redis"
+                            : backend == Backend::dynamodb ? "dynamodb"
+                                                           : "redis_cluster";
       return b + (via == Via::tcp ? "_tcp" : "_unix_socket");
     });
 

@@ -1,8 +1,9 @@
 // The PresenceStore contract (transport/presence/store.h), one suite run against every store:
-// the embedded table, a standalone Redis, and a Redis Cluster of 3 masters and 3 replicas
-// (real redis-server processes on loopback). Every store reads its clocks through the test:
-// the table a manual monotonic clock and a manual wall clock moved together, Redis a manual
-// wall clock, so every boundary is tested to the millisecond without sleeping. Completions
+// the embedded table, a standalone Redis, a Redis Cluster of 3 masters and 3 replicas (real
+// redis-server processes on loopback), and DynamoDB (dynalite, an implementation no one here
+// wrote, on loopback). Every store reads its clocks through the test: the table a manual
+// monotonic clock and a manual wall clock moved together, Redis and DynamoDB a manual wall
+// clock, so every boundary is tested to the millisecond without sleeping. Completions
 // and change reports are awaited with a deadline (a remote store answers from its threads).
 #include <gtest/gtest.h>
 
@@ -15,8 +16,10 @@
 #include <vector>
 
 #include "base/wall_clock.h"
+#include "tests/support/dynalite_server.h"
 #include "tests/support/redis_cluster.h"
 #include "tests/support/redis_server.h"
+#include "transport/presence/dynamodb_store.h"
 #include "transport/presence/memory_store.h"
 #include "transport/presence/redis_store.h"
 
@@ -34,7 +37,7 @@ constexpr auto kTimeout = 1s;
 constexpr auto kForgetAfter = 1h;
 constexpr auto kWait = 10s;  // bound on any one answer or change report
 
-enum class Kind { memory, redis, redis_cluster };
+enum class Kind { memory, redis, redis_cluster, dynamodb };
 
 // A store, its clocks, and what it needs to run (servers, threads).
 class StoreUnderTest {
@@ -45,6 +48,10 @@ class StoreUnderTest {
           threads_.io, membership::PresenceOptions{kTimeout, kForgetAfter, 1000}, mono_,
           std::make_shared<std::atomic<std::int64_t>>(0), wall_);
       store_ = memory_.get();
+      return;
+    }
+    if (kind == Kind::dynamodb) {
+      start_dynamodb();
       return;
     }
     if (RedisServer::binary().empty()) {
@@ -74,6 +81,37 @@ class StoreUnderTest {
     if (store_) store_->stop();
   }
 
+  void start_dynamodb() {
+    dynalite_ = std::make_unique<DynaliteServer>();
+    if (!dynalite_->start()) {
+      failure_ = "dynalite did not start: " + dynalite_->failure_reason();
+      return;
+    }
+    transport::DynamoPresenceOptions o;
+    o.table = "contract";
+    o.client.region = "us-east-1";
+    std::string why;
+    o.client.pool.endpoint = transport::aws::Endpoint::parse(dynalite_->endpoint(), &why);
+    o.client.pool.min = 1;
+    o.client.pool.max = 8;
+    o.credentials = {"AKIDTEST", "secret", "", std::nullopt, "test"};
+    o.dedup_window = 0ms;  // every heartbeat written: the contract is about the store
+    o.watch_interval = 100ms;
+    o.count_interval = 1ms;  // every counts() reads the table
+    o.request_deadline = 2s;
+    o.timeout = kTimeout;
+    o.forget_after = kForgetAfter;
+    o.create_table = true;
+    const auto check = transport::prepare_dynamodb_table(o, 10s);
+    if (!check.error.empty()) {
+      failure_ = check.error;
+      return;
+    }
+    dynamo_ = std::make_unique<transport::DynamoPresenceStore>(threads_.io, std::move(o),
+                                                               [this] { return wall_.unix_us(); });
+    store_ = dynamo_.get();
+  }
+
   const std::string& failure() const { return failure_; }
   PresenceStore& store() { return *store_; }
   // Moves every clock the store reads; the table's watch is told at once (its timer waits in
@@ -99,6 +137,8 @@ class StoreUnderTest {
   std::unique_ptr<RedisCluster> cluster_;
   std::unique_ptr<transport::MemoryPresenceStore> memory_;
   std::unique_ptr<transport::RedisPresenceStore> redis_;
+  std::unique_ptr<DynaliteServer> dynalite_;
+  std::unique_ptr<transport::DynamoPresenceStore> dynamo_;
   PresenceStore* store_ = nullptr;
   std::string failure_;
 };
@@ -306,11 +346,14 @@ TEST_P(PresenceStoreContract, AWatchedUserReportsOnlineOfflineAndLogout) {
 TEST_P(PresenceStoreContract, HealthNamesTheStore) {
   const auto h = sut_.store().health();
   EXPECT_TRUE(h.ok) << h.problem;
-  EXPECT_EQ(h.backend, GetParam() == Kind::memory ? "memory" : "redis");
+  EXPECT_EQ(h.backend, GetParam() == Kind::memory     ? "memory"
+                      : GetParam() == Kind::dynamodb ? "dynamodb"
+                                                     : "redis");
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryStore, PresenceStoreContract,
-                         ::testing::Values(Kind::memory, Kind::redis, Kind::redis_cluster),
+                         ::testing::Values(Kind::memory, Kind::redis, Kind::redis_cluster,
+                                           Kind::dynamodb),
                          [](const auto& info) {
                            switch (info.param) {
                              case Kind::memory:
@@ -319,6 +362,8 @@ INSTANTIATE_TEST_SUITE_P(EveryStore, PresenceStoreContract,
                                return "redis";
                              case Kind::redis_cluster:
                                return "redis_cluster";
+                             case Kind::dynamodb:
+                               return "dynamodb";
                            }
                            return "unknown";
                          });
