@@ -149,6 +149,12 @@ HttpResult HttpClient::read_response(std::chrono::milliseconds deadline) {
       if (used > 0) continue;
     }
     if (eof) {
+      // put_eof() before any byte is a precondition failure Beast only asserts: in a Release
+      // build it "completes" an empty 200 response.
+      if (!parser.got_some()) {
+        result.error = "connection closed before a complete response";
+        return result;
+      }
       parser.put_eof(ec);
       if (ec || !parser.is_done()) {
         result.error = "connection closed before a complete response";
