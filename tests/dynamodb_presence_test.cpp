@@ -61,7 +61,7 @@ bool online(const DaemonProcess& d, std::uint64_t user) {
 
 class DynamoPresence : public ::testing::Test {
  protected:
-  void SetUp() override { ASSERT_TRUE(dynalite_.start()) << dynalite_.failure_reason(); }
+  void SetUp() override { ASSERT_TRUE(dynalite_.start()) << DynaliteServer::problem() << dynalite_.log(); }
   DynaliteServer dynalite_;
 };
 
@@ -94,7 +94,7 @@ TEST_F(DynamoPresence, TwoNodesShareOneTable) {
 
 TEST_F(DynamoPresence, ThrottlingAndServerErrorsAreRetriedThen503NeverOffline) {
   DynamoFaultProxy proxy(dynalite_.port());
-  ASSERT_TRUE(proxy.start()) << proxy.failure_reason();
+  ASSERT_TRUE(proxy.start()) << DynamoFaultProxy::problem() << proxy.log();
   DaemonProcess d(dynamo_keys(proxy.endpoint()));
   use_test_credentials(d);
   ASSERT_TRUE(d.start()) << d.failure_reason();
@@ -127,7 +127,7 @@ TEST_F(DynamoPresence, ThrottlingAndServerErrorsAreRetriedThen503NeverOffline) {
 
 TEST_F(DynamoPresence, UnprocessedItemsAndKeysAreRetried) {
   DynamoFaultProxy proxy(dynalite_.port());
-  ASSERT_TRUE(proxy.start()) << proxy.failure_reason();
+  ASSERT_TRUE(proxy.start()) << DynamoFaultProxy::problem() << proxy.log();
   DaemonProcess d(dynamo_keys(proxy.endpoint()));
   use_test_credentials(d);
   ASSERT_TRUE(d.start()) << d.failure_reason();
@@ -153,7 +153,7 @@ TEST_F(DynamoPresence, DynamoDownIs503AndRecoveryNeedsNoRestart) {
   expect_unavailable(http_tcp(d.port(), "GET", "/v1/users/5"), "status while DynamoDB is down");
   expect_unavailable(http_tcp(d.port(), "POST", "/v1/users/5/heartbeat"), "heartbeat while down");
   EXPECT_NE(health(d).find("did not answer"), std::string::npos) << health(d);
-  ASSERT_TRUE(dynalite_.start()) << dynalite_.failure_reason();
+  ASSERT_TRUE(dynalite_.start()) << dynalite_.log();
   // dynalite restarts empty: with create_table the daemon creates the table again.
   EXPECT_TRUE(eventually(
       [&] { return http_tcp(d.port(), "POST", "/v1/users/5/heartbeat").status == 204; }, 10s))
@@ -208,7 +208,7 @@ TEST_F(DynamoPresence, AMissingTableOrAWrongKeySchemaExitsTwo) {
   EXPECT_NE(missing.log().find("absent"), std::string::npos) << missing.log();
   EXPECT_NE(missing.log().find("does not exist"), std::string::npos) << missing.log();
 
-  ASSERT_TRUE(dynalite_.create_table("shaped_wrong", "id", "S"));
+  ASSERT_TRUE(create_dynamo_table(dynalite_.port(), "shaped_wrong", "id", "S"));
   DaemonProcess wrong(dynamo_keys(dynalite_.endpoint(), "shaped_wrong"));
   use_test_credentials(wrong);
   EXPECT_FALSE(wrong.start());

@@ -38,7 +38,7 @@ class BackendUnderTest {
     if (b == Backend::memory) return;
     if (b == Backend::dynamodb) {
       dynalite_ = std::make_unique<DynaliteServer>();
-      if (!dynalite_->start()) failure_ = "dynalite did not start: " + dynalite_->failure_reason();
+      if (!dynalite_->start()) failure_ = "dynalite did not start: " + DynaliteServer::problem() + dynalite_->log();
       keys_ = {{"presence.backend", "dynamodb"},
                {"presence.dynamodb.endpoint", dynalite_->endpoint()},
                {"presence.dynamodb.region", "us-east-1"},

@@ -84,7 +84,7 @@ class StoreUnderTest {
   void start_dynamodb() {
     dynalite_ = std::make_unique<DynaliteServer>();
     if (!dynalite_->start()) {
-      failure_ = "dynalite did not start: " + dynalite_->failure_reason();
+      failure_ = "dynalite did not start: " + DynaliteServer::problem() + dynalite_->log();
       return;
     }
     transport::DynamoPresenceOptions o;

@@ -142,4 +142,22 @@ void kill_and_reap(pid_t& pid) {
   pid = -1;
 }
 
+std::map<std::string, std::string> dynalite_credentials() {
+  return {{"AWS_ACCESS_KEY_ID", "AKIDHEARTBEATDTEST"},
+          {"AWS_SECRET_ACCESS_KEY", "heartbeatd-test-secret"},
+          {"AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/heartbeatd-test/credentials"},
+          {"AWS_CONFIG_FILE", "/nonexistent/heartbeatd-test/config"},
+          {"AWS_EC2_METADATA_DISABLED", "true"}};
+}
+
+bool create_dynamo_table(std::uint16_t port, const std::string& table, const std::string& key,
+                         const std::string& type) {
+  const std::string body = R"({"TableName":")" + table +
+                           R"(","AttributeDefinitions":[{"AttributeName":")" + key +
+                           R"(","AttributeType":")" + type +
+                           R"("}],"KeySchema":[{"AttributeName":")" + key +
+                           R"(","KeyType":"HASH"}],"BillingMode":"PAY_PER_REQUEST"})";
+  return dynamo_request(port, "CreateTable", body).status == 200;
+}
+
 }  // namespace heartbeatd::test

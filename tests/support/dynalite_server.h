@@ -22,6 +22,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -64,6 +65,15 @@ class DynaliteServer {
 HttpResult dynamo_request(std::uint16_t port, const std::string& operation,
                           const std::string& body,
                           std::chrono::milliseconds deadline = std::chrono::seconds(5));
+
+// The environment a heartbeatd under test needs to talk to dynalite: static test keys, and
+// every other credential source closed (no shared files, no instance metadata), so that
+// nothing of the machine's own AWS setup leaks in.
+std::map<std::string, std::string> dynalite_credentials();
+
+// Creates a table whose partition key is `key` of type `type` ("S", "N", "B"): true on 200.
+bool create_dynamo_table(std::uint16_t port, const std::string& table, const std::string& key,
+                         const std::string& type);
 
 // Starts `argv` (argv[0] a path) with stdin from /dev/null and stdout and stderr appended to
 // `log_path`, killed when the test process dies. The pid, or -1.
