@@ -30,8 +30,8 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
-constexpr std::int64_t kNow = 1796000000;         // 2026-11-29, before the answers expire
-constexpr std::int64_t kExpires = 1796464800;     // 2026-12-05T10:00:00Z
+constexpr std::int64_t kNow = 1796000000;      // 2026-11-29, before the answers expire
+constexpr std::int64_t kExpires = 1796464800;  // 2026-12-05T10:00:00Z
 constexpr const char* kExpiration = "2026-12-05T10:00:00Z";
 
 using Env = std::map<std::string, std::string>;
@@ -216,13 +216,13 @@ TEST(AwsCredentials, HalfSetEnvironmentIsAnErrorNamingTheMissingVariable) {
   // A good file must not paper over the half-set environment.
   dir.write("credentials", "[default]\naws_access_key_id = FILEKEY\naws_secret_access_key = f\n");
   std::string why;
-  EXPECT_FALSE(resolve({{"AWS_ACCESS_KEY_ID", "ENVKEY"},
-                        {"AWS_SHARED_CREDENTIALS_FILE", dir.file("credentials")}},
-                       &why));
+  EXPECT_FALSE(resolve(
+      {{"AWS_ACCESS_KEY_ID", "ENVKEY"}, {"AWS_SHARED_CREDENTIALS_FILE", dir.file("credentials")}},
+      &why));
   EXPECT_TRUE(contains(why, "AWS_SECRET_ACCESS_KEY is not")) << why;
-  EXPECT_FALSE(resolve({{"AWS_SECRET_ACCESS_KEY", "s"},
-                        {"AWS_SHARED_CREDENTIALS_FILE", dir.file("credentials")}},
-                       &why));
+  EXPECT_FALSE(resolve(
+      {{"AWS_SECRET_ACCESS_KEY", "s"}, {"AWS_SHARED_CREDENTIALS_FILE", dir.file("credentials")}},
+      &why));
   EXPECT_TRUE(contains(why, "AWS_ACCESS_KEY_ID is not")) << why;
 }
 
@@ -262,8 +262,8 @@ TEST(AwsCredentials, ProfileChosenByAwsProfileWithCommentsAndWhitespace) {
   test::TempDir dir;
   dir.write("credentials", kSeveralProfiles);
   std::string why;
-  auto c = resolve({{"AWS_SHARED_CREDENTIALS_FILE", dir.file("credentials")}, {"AWS_PROFILE", "prod"}},
-                   &why);
+  auto c = resolve(
+      {{"AWS_SHARED_CREDENTIALS_FILE", dir.file("credentials")}, {"AWS_PROFILE", "prod"}}, &why);
   ASSERT_TRUE(c) << why;
   EXPECT_EQ(c->access_key_id, "PRODKEY");
   EXPECT_EQ(c->secret_access_key, "prod/secret+x==");
@@ -275,8 +275,9 @@ TEST(AwsCredentials, OptionsProfileOverridesAwsProfile) {
   test::TempDir dir;
   dir.write("credentials", kSeveralProfiles);
   std::string why;
-  auto c = resolve({{"AWS_SHARED_CREDENTIALS_FILE", dir.file("credentials")}, {"AWS_PROFILE", "prod"}},
-                   &why, "staging");
+  auto c =
+      resolve({{"AWS_SHARED_CREDENTIALS_FILE", dir.file("credentials")}, {"AWS_PROFILE", "prod"}},
+              &why, "staging");
   ASSERT_TRUE(c) << why;
   EXPECT_EQ(c->access_key_id, "STAGINGKEY");  // key names are case-insensitive
 }
@@ -471,8 +472,9 @@ TEST(AwsCredentials, MalformedCredentialDocumentsAreClearErrors) {
 TEST(AwsCredentials, ExpirationFormsAccepted) {
   for (const char* expiration :
        {"2026-12-05T10:00:00Z", "2026-12-05T10:00:00.000Z", "2026-12-05T10:00:00+00:00"}) {
-    const std::string body = std::string(R"({"AccessKeyId":"A","SecretAccessKey":"s","Expiration":")") +
-                             expiration + "\"}";
+    const std::string body =
+        std::string(R"({"AccessKeyId":"A","SecretAccessKey":"s","Expiration":")") + expiration +
+        "\"}";
     FakeEndpoint server([body](const FakeEndpoint::Request&) -> FakeEndpoint::Answer {
       return {200, body};
     });
@@ -490,8 +492,8 @@ Env imds_env(const std::string& endpoint) {
   return {{"AWS_EC2_METADATA_SERVICE_ENDPOINT", endpoint}, {"AWS_EC2_METADATA_DISABLED", "false"}};
 }
 
-std::optional<Credentials> resolve_imds(const Env& env, std::string* why,
-                                        std::chrono::milliseconds timeout = std::chrono::seconds(2)) {
+std::optional<Credentials> resolve_imds(
+    const Env& env, std::string* why, std::chrono::milliseconds timeout = std::chrono::seconds(2)) {
   CredentialOptions o = options_for({});
   Env merged = env;
   o.env = [merged](const std::string& name) -> std::optional<std::string> {
@@ -535,7 +537,9 @@ TEST(AwsCredentials, InstanceMetadataWithoutRole) {
 }
 
 TEST(AwsCredentials, InstanceMetadataTokenRefused) {
-  FakeEndpoint server([](const FakeEndpoint::Request&) -> FakeEndpoint::Answer { return {403, ""}; });
+  FakeEndpoint server([](const FakeEndpoint::Request&) -> FakeEndpoint::Answer {
+    return {403, ""};
+  });
   std::string why;
   EXPECT_FALSE(resolve_imds(imds_env(server.url()), &why));
   EXPECT_TRUE(contains(why, "token PUT answered HTTP 403")) << why;

@@ -136,8 +136,9 @@ IniFile parse_ini(std::string_view text) {
       in_sub_properties = false;
       std::size_t close = line.find(']');
       // A malformed header ends the previous section, so its keys cannot leak into it.
-      current = close == std::string_view::npos ? nullptr
-                                                : &out[std::string(trim(line.substr(1, close - 1)))];
+      current = close == std::string_view::npos
+                    ? nullptr
+                    : &out[std::string(trim(line.substr(1, close - 1)))];
       continue;
     }
     std::size_t eq = line.find('=');
@@ -355,18 +356,21 @@ struct HttpAnswer {
   std::string body;
 };
 
-std::string ms_text(std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; }
+std::string ms_text(std::chrono::milliseconds d) {
+  return std::to_string(d.count()) + " ms";
+}
 
-std::optional<HttpAnswer> http_exchange(const Url& url, http::verb method,
-                                        const std::string& target,
-                                        const std::vector<std::pair<std::string, std::string>>& headers,
-                                        std::chrono::milliseconds timeout, std::string* why) {
+std::optional<HttpAnswer> http_exchange(
+    const Url& url, http::verb method, const std::string& target,
+    const std::vector<std::pair<std::string, std::string>>& headers,
+    std::chrono::milliseconds timeout, std::string* why) {
   asio::io_context ioc;
   tcp::resolver resolver(ioc);
   beast::tcp_stream stream(ioc);
   beast::flat_buffer buffer;
   http::request<http::string_body> request{method, target, 11};
-  std::string host_header = url.host.find(':') != std::string::npos ? "[" + url.host + "]" : url.host;
+  std::string host_header =
+      url.host.find(':') != std::string::npos ? "[" + url.host + "]" : url.host;
   if (url.port != "80") host_header += ":" + url.port;
   request.set(http::field::host, host_header);
   request.set(http::field::user_agent, "heartbeatd");
@@ -381,34 +385,35 @@ std::optional<HttpAnswer> http_exchange(const Url& url, http::verb method,
   bool done = false;
   beast::error_code failure;
 
-  resolver.async_resolve(url.host, url.port, [&](beast::error_code ec, tcp::resolver::results_type results) {
-    if (ec) {
-      failure = ec;
-      done = true;
-      return;
-    }
-    step = "connect";
-    stream.async_connect(results, [&](beast::error_code ec, const tcp::endpoint&) {
-      if (ec) {
-        failure = ec;
-        done = true;
-        return;
-      }
-      step = "send";
-      http::async_write(stream, request, [&](beast::error_code ec, std::size_t) {
+  resolver.async_resolve(
+      url.host, url.port, [&](beast::error_code ec, tcp::resolver::results_type results) {
         if (ec) {
           failure = ec;
           done = true;
           return;
         }
-        step = "answer";
-        http::async_read(stream, buffer, parser, [&](beast::error_code ec, std::size_t) {
-          failure = ec;
-          done = true;
+        step = "connect";
+        stream.async_connect(results, [&](beast::error_code ec, const tcp::endpoint&) {
+          if (ec) {
+            failure = ec;
+            done = true;
+            return;
+          }
+          step = "send";
+          http::async_write(stream, request, [&](beast::error_code ec, std::size_t) {
+            if (ec) {
+              failure = ec;
+              done = true;
+              return;
+            }
+            step = "answer";
+            http::async_read(stream, buffer, parser, [&](beast::error_code ec, std::size_t) {
+              failure = ec;
+              done = true;
+            });
+          });
         });
       });
-    });
-  });
   ioc.run_for(timeout);
   if (!done) {
     // Pending operations die with the io_context, their handlers never run.
@@ -464,7 +469,8 @@ std::optional<std::int64_t> parse_iso8601_utc(std::string_view s) {
   }
   std::string_view zone = s.substr(pos);
   if (zone != "Z" && zone != "z" && zone != "+00:00") return std::nullopt;
-  std::chrono::year_month_day date{std::chrono::year{*y}, std::chrono::month{static_cast<unsigned>(*mo)},
+  std::chrono::year_month_day date{std::chrono::year{*y},
+                                   std::chrono::month{static_cast<unsigned>(*mo)},
                                    std::chrono::day{static_cast<unsigned>(*d)}};
   if (!date.ok() || *h > 23 || *mi > 59 || *sec > 60) return std::nullopt;
   std::int64_t days = std::chrono::sys_days{date}.time_since_epoch().count();
@@ -475,9 +481,11 @@ Outcome parse_credentials_document(std::string_view body, const std::string& whe
                                    std::string source, std::int64_t now) {
   boost::system::error_code ec;
   boost::json::value doc = boost::json::parse(body, ec);
-  if (ec) return Outcome::error(where + ": answer is not JSON (" + ec.message() + "): " + excerpt(body));
+  if (ec)
+    return Outcome::error(where + ": answer is not JSON (" + ec.message() + "): " + excerpt(body));
   const boost::json::object* object = doc.if_object();
-  if (object == nullptr) return Outcome::error(where + ": answer is not a JSON object: " + excerpt(body));
+  if (object == nullptr)
+    return Outcome::error(where + ": answer is not a JSON object: " + excerpt(body));
   auto string_field = [&](const char* name) -> const boost::json::string* {
     const boost::json::value* v = object->if_contains(name);
     return v ? v->if_string() : nullptr;
@@ -488,14 +496,16 @@ Outcome parse_credentials_document(std::string_view body, const std::string& whe
   }
   const boost::json::string* id = string_field("AccessKeyId");
   const boost::json::string* secret = string_field("SecretAccessKey");
-  if (id == nullptr || id->empty()) return Outcome::error(where + ": answer has no AccessKeyId string");
+  if (id == nullptr || id->empty())
+    return Outcome::error(where + ": answer has no AccessKeyId string");
   if (secret == nullptr || secret->empty()) {
     return Outcome::error(where + ": answer has no SecretAccessKey string");
   }
   Credentials c;
   c.access_key_id = std::string(*id);
   c.secret_access_key = std::string(*secret);
-  if (const boost::json::string* token = string_field("Token")) c.session_token = std::string(*token);
+  if (const boost::json::string* token = string_field("Token"))
+    c.session_token = std::string(*token);
   if (const boost::json::value* expiration = object->if_contains("Expiration")) {
     const boost::json::string* text = expiration->if_string();
     std::optional<std::int64_t> at = text ? parse_iso8601_utc(*text) : std::nullopt;
@@ -559,7 +569,8 @@ Outcome from_container(const Environment& env, const CredentialOptions& options,
     std::string content, error;
     switch (read_whole_file(*token_file, &content, &error)) {
       case FileState::missing:
-        return Outcome::error("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE " + *token_file + " not found");
+        return Outcome::error("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE " + *token_file +
+                              " not found");
       case FileState::unreadable:
         return Outcome::error("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE " + error);
       case FileState::read:
@@ -576,7 +587,8 @@ Outcome from_container(const Environment& env, const CredentialOptions& options,
   }
 
   const std::string where = "container endpoint " + url->text;
-  auto answer = http_exchange(*url, http::verb::get, url->target, headers, options.http_timeout, &why);
+  auto answer =
+      http_exchange(*url, http::verb::get, url->target, headers, options.http_timeout, &why);
   if (!answer) return Outcome::error(why);
   if (answer->status != 200) {
     return Outcome::error(where + ": HTTP " + std::to_string(answer->status) + " " +
@@ -602,10 +614,12 @@ bool valid_role_name(std::string_view name) {
 
 Outcome from_instance_metadata(const Environment& env, const CredentialOptions& options,
                                std::int64_t now) {
-  if (auto disabled = env.get("AWS_EC2_METADATA_DISABLED"); disabled && lower(*disabled) == "true") {
+  if (auto disabled = env.get("AWS_EC2_METADATA_DISABLED");
+      disabled && lower(*disabled) == "true") {
     return Outcome::none("disabled by AWS_EC2_METADATA_DISABLED");
   }
-  std::string endpoint = env.get("AWS_EC2_METADATA_SERVICE_ENDPOINT").value_or("http://169.254.169.254");
+  std::string endpoint =
+      env.get("AWS_EC2_METADATA_SERVICE_ENDPOINT").value_or("http://169.254.169.254");
   std::string why;
   std::optional<Url> url = parse_http_url(endpoint, &why);
   if (!url) return Outcome::error("AWS_EC2_METADATA_SERVICE_ENDPOINT " + why);
@@ -613,9 +627,9 @@ Outcome from_instance_metadata(const Environment& env, const CredentialOptions& 
   while (!base.empty() && base.back() == '/') base.pop_back();
 
   // Not reachable or not answering: not on EC2 (or the hop limit), nothing configured wrong.
-  auto token_answer =
-      http_exchange(*url, http::verb::put, base + "/latest/api/token",
-                    {{"X-aws-ec2-metadata-token-ttl-seconds", "21600"}}, options.http_timeout, &why);
+  auto token_answer = http_exchange(*url, http::verb::put, base + "/latest/api/token",
+                                    {{"X-aws-ec2-metadata-token-ttl-seconds", "21600"}},
+                                    options.http_timeout, &why);
   if (!token_answer) return Outcome::none(why);
   if (token_answer->status != 200) {
     return Outcome::none(endpoint + ": token PUT answered HTTP " +
@@ -629,9 +643,11 @@ Outcome from_instance_metadata(const Environment& env, const CredentialOptions& 
       {"X-aws-ec2-metadata-token", token}};
 
   const std::string roles_path = base + "/latest/meta-data/iam/security-credentials/";
-  auto roles = http_exchange(*url, http::verb::get, roles_path, headers, options.http_timeout, &why);
+  auto roles =
+      http_exchange(*url, http::verb::get, roles_path, headers, options.http_timeout, &why);
   if (!roles) return Outcome::none(why);
-  if (roles->status == 404) return Outcome::none(endpoint + ": no IAM role attached to the instance");
+  if (roles->status == 404)
+    return Outcome::none(endpoint + ": no IAM role attached to the instance");
   if (roles->status != 200) {
     return Outcome::error(endpoint + roles_path + ": HTTP " + std::to_string(roles->status) + " " +
                           excerpt(roles->body));
@@ -658,11 +674,10 @@ Outcome from_instance_metadata(const Environment& env, const CredentialOptions& 
 
 std::optional<Credentials> resolve_credentials(const CredentialOptions& options, std::string* why) {
   const Environment env(options);
-  const std::int64_t now =
-      options.now ? options.now()
-                  : std::chrono::duration_cast<std::chrono::seconds>(
-                        std::chrono::system_clock::now().time_since_epoch())
-                        .count();
+  const std::int64_t now = options.now ? options.now()
+                                       : std::chrono::duration_cast<std::chrono::seconds>(
+                                             std::chrono::system_clock::now().time_since_epoch())
+                                             .count();
 
   struct Link {
     const char* name;

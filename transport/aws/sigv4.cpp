@@ -53,8 +53,8 @@ std::string to_hex(const Digest& d) {
 }
 
 bool is_unreserved(unsigned char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-         c == '-' || c == '_' || c == '.' || c == '~';
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '_' || c == '.' || c == '~';
 }
 
 // SigV4's URI encoding: RFC 3986 unreserved characters kept, every other byte %XX with
@@ -109,8 +109,8 @@ std::string canonical_uri(std::string_view path, bool normalize) {
   bool trailing_slash = false;
   while (true) {
     std::size_t slash = path.find('/', start);
-    std::string_view segment =
-        path.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
+    std::string_view segment = path.substr(
+        start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
     bool last = slash == std::string_view::npos;
     if (!normalize) {
       segments.push_back(segment);
@@ -163,7 +163,9 @@ std::string canonical_query(std::string_view query) {
   return out;
 }
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
 
 // Leading and trailing whitespace dropped, each inner run (a folded line included) one space.
 std::string trim_header_value(std::string_view value) {
@@ -234,8 +236,7 @@ Signature sign_v4(const RequestToSign& request, const Credentials& credentials,
 
   std::string_view date = amz_date.substr(0, 8);
   std::string scope;
-  scope.append(date).append("/").append(region).append("/").append(service).append(
-      "/aws4_request");
+  scope.append(date).append("/").append(region).append("/").append(service).append("/aws4_request");
 
   out.string_to_sign = "AWS4-HMAC-SHA256\n";
   out.string_to_sign.append(amz_date).append("\n").append(scope).append("\n").append(
@@ -262,6 +263,8 @@ std::string amz_date(std::int64_t unix_seconds) {
   return std::string(buf, n);
 }
 
-std::string sha256_hex(std::string_view data) { return to_hex(sha256(data)); }
+std::string sha256_hex(std::string_view data) {
+  return to_hex(sha256(data));
+}
 
 }  // namespace heartbeatd::transport::aws
