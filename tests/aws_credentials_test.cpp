@@ -8,6 +8,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -435,6 +436,32 @@ TEST(AwsCredentials, ContainerEndpointDownIsAnError) {
   const std::string url = "http://127.0.0.1:" + std::to_string(closed_port()) + "/creds";
   EXPECT_FALSE(resolve({{"AWS_CONTAINER_CREDENTIALS_FULL_URI", url}}, &why));
   EXPECT_TRUE(contains(why, url + ": connect failed")) << why;
+}
+
+// An endpoint that answers bytes that are not HTTP: an error naming the endpoint, no crash.
+TEST(AwsCredentials, ContainerEndpointAnsweringNonHttpIsAnError) {
+  asio::io_context ioc;
+  tcp::acceptor acceptor(ioc, {asio::ip::make_address("127.0.0.1"), 0});
+  const std::string url =
+      "http://127.0.0.1:" + std::to_string(acceptor.local_endpoint().port()) + "/creds";
+  tcp::socket peer(ioc);
+  const std::string garbage = "SSH-2.0-OpenSSH_9.2\r\n\r\n";
+  acceptor.async_accept(peer, [&](beast::error_code ec) {
+    if (!ec) asio::async_write(peer, asio::buffer(garbage), [](beast::error_code, std::size_t) {});
+  });
+  // Bounded: the thread ends when the exchange does or after 10 s, whichever comes first.
+  std::thread server([&] { ioc.run_for(std::chrono::seconds(10)); });
+  std::string why;
+  EXPECT_FALSE(resolve({{"AWS_CONTAINER_CREDENTIALS_FULL_URI", url}}, &why));
+  EXPECT_TRUE(contains(why, url + ": answer failed")) << why;
+  ioc.stop();
+  server.join();
+}
+
+TEST(AwsCredentials, ContainerRelativeUriMustBeAPath) {
+  std::string why;
+  EXPECT_FALSE(resolve({{"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "v2/credentials"}}, &why));
+  EXPECT_TRUE(contains(why, "does not start with '/'")) << why;
 }
 
 // Whatever the endpoint answers, the chain says what was wrong and never crashes.

@@ -551,6 +551,18 @@ TEST(SigV4, S3PathIsNotNormalised) {
                   .canonical_request.starts_with("GET\n/bucket/a%20b/\n"));
 }
 
+// The path is encoded once more by the signer: what AWS expects of a path already encoded on
+// the wire (every service but S3).
+TEST(SigV4, EncodedPathIsEncodedAgain) {
+  RequestToSign request;
+  request.method = "GET";
+  request.path = "/a%20b/c+d";
+  request.headers = {{"host", "example.amazonaws.com"}};
+  Credentials credentials{kAccessKeyId, kSecret, "", std::nullopt, "test"};
+  EXPECT_TRUE(sign_v4(request, credentials, kRegion, kService, kAmzDate)
+                  .canonical_request.starts_with("GET\n/a%2520b/c%2Bd\n"));
+}
+
 TEST(SigV4, QueryEncodingIsCanonical) {
   RequestToSign request;
   request.method = "GET";
