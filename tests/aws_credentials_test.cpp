@@ -462,6 +462,21 @@ TEST(AwsCredentials, ContainerRelativeUriMustBeAPath) {
   std::string why;
   EXPECT_FALSE(resolve({{"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "v2/credentials"}}, &why));
   EXPECT_TRUE(contains(why, "does not start with '/'")) << why;
+  EXPECT_FALSE(resolve({{"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/a b"}}, &why));
+  EXPECT_TRUE(contains(why, "a space or control character in the URL")) << why;
+}
+
+// A line break in the URL would smuggle headers into the request: refused before connecting.
+TEST(AwsCredentials, ContainerUriWithLineBreakIsRefused) {
+  FakeEndpoint server([](const FakeEndpoint::Request&) -> FakeEndpoint::Answer {
+    return {200, credentials_json()};
+  });
+  std::string why;
+  EXPECT_FALSE(resolve(
+      {{"AWS_CONTAINER_CREDENTIALS_FULL_URI", server.url() + "/creds\r\nX-Injected: 1\r\n"}},
+      &why));
+  EXPECT_TRUE(contains(why, "a space or control character in the URL")) << why;
+  EXPECT_TRUE(server.requests().empty());
 }
 
 // Whatever the endpoint answers, the chain says what was wrong and never crashes.

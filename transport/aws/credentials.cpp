@@ -285,6 +285,16 @@ Outcome from_shared_files(const Environment& env, const CredentialOptions& optio
 // A blocking HTTP/1.1 exchange on a private io_context: the whole exchange (resolve, connect,
 // write, read) must finish within `timeout`, or it is abandoned.
 
+// A short, printable excerpt of an answer for an error message.
+std::string excerpt(std::string_view body) {
+  std::string out;
+  for (char c : body.substr(0, 120)) {
+    out.push_back(c >= 0x20 && c < 0x7f ? c : '?');
+  }
+  if (body.size() > 120) out += "...";
+  return out.empty() ? "(empty body)" : "\"" + out + "\"";
+}
+
 struct Url {
   std::string host;  // without brackets for IPv6
   std::string port = "80";
@@ -298,6 +308,13 @@ std::optional<Url> parse_http_url(const std::string& text, std::string* why) {
   if (lower(text.substr(0, kScheme.size())) != kScheme) {
     *why = text + ": only http:// URLs are supported";
     return std::nullopt;
+  }
+  // A CR or LF here would end the request line early and smuggle in headers.
+  for (char c : text) {
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) {
+      *why = excerpt(text) + ": a space or control character in the URL";
+      return std::nullopt;
+    }
   }
   Url url;
   url.text = text;
@@ -428,16 +445,6 @@ std::optional<HttpAnswer> http_exchange(
   answer.status = parser.get().result_int();
   answer.body = std::move(parser.get().body());
   return answer;
-}
-
-// A short, printable excerpt of an answer for an error message.
-std::string excerpt(std::string_view body) {
-  std::string out;
-  for (char c : body.substr(0, 120)) {
-    out.push_back(c >= 0x20 && c < 0x7f ? c : '?');
-  }
-  if (body.size() > 120) out += "...";
-  return out.empty() ? "(empty body)" : "\"" + out + "\"";
 }
 
 // ---------------------------------------------------------------------------------------------
