@@ -40,7 +40,13 @@ struct CredentialOptions {
 };
 
 // Credentials, or nullopt with *why saying what was tried and what failed, e.g.
-// "no AWS credentials: AWS_ACCESS_KEY_ID not set; /root/.aws/credentials: no such file; ...".
+// "no AWS credentials found: environment: AWS_ACCESS_KEY_ID not set; shared files:
+// /root/.aws/credentials not found, ...; container: ...; instance metadata: ...", or, when a
+// configured source is broken, "AWS credentials: shared files: profile prod not found (...)".
+// Credentials::source is "environment", "profile NAME in FILE", "container endpoint URL" or
+// "instance metadata role ROLE". AWS_CONTAINER_CREDENTIALS_FULL_URI's host must be an IP
+// literal of those allowed (or "localhost"): names are not resolved to check them.
+// Credentials that carry an Expiration already past (by `now`) are an error.
 std::optional<Credentials> resolve_credentials(const CredentialOptions& options, std::string* why);
 
 }  // namespace heartbeatd::transport::aws

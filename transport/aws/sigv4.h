@@ -26,8 +26,14 @@ struct Credentials {
 
 struct RequestToSign {
   std::string method = "POST";
-  std::string path = "/";  // as sent, before SigV4's own URI encoding of each segment
-  std::string query;       // as sent, without '?': "a=1&b=2"
+  // As sent, before SigV4's own URI encoding of each segment. Each segment is encoded once
+  // more, so a path sent as "/a%20b" is signed as "/a%2520b": the double encoding AWS wants
+  // for every service but S3. Non-S3 paths are also normalised ("//a/./b/.." -> "/a/").
+  std::string path = "/";
+  // As sent, without '?': "a=1&b=2". Names and values are percent-decoded, then encoded the
+  // SigV4 way, so "%e1%88%b4", "%E1%88%B4" and the raw UTF-8 sign alike; '+' is a literal
+  // plus (send a space as %20).
+  std::string query;
   // Every header sent that is to be signed, names in any case; must include "host" (and
   // "x-amz-date", and "x-amz-security-token" when the credentials have a session token).
   std::vector<std::pair<std::string, std::string>> headers;
