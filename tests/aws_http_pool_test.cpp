@@ -8,6 +8,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
@@ -107,6 +108,11 @@ class TestServer {
   void close_after_answer(bool on) { close_after_answer_ = on; }
   // Answers with Connection: close (and closes).
   void connection_close(bool on) { connection_close_ = on; }
+  // Answers with these bytes instead of a proper response.
+  void raw_answer(std::string bytes) {
+    std::lock_guard lock(mu_);
+    raw_ = std::move(bytes);
+  }
 
  private:
   class Session;
@@ -130,6 +136,20 @@ class TestServer {
       });
     }
     void answer() {
+      std::string raw;
+      {
+        std::lock_guard lock(server_.mu_);
+        raw = server_.raw_;
+      }
+      if (!raw.empty()) {
+        auto bytes = std::make_shared<std::string>(std::move(raw));
+        return visit([&](auto& s) {
+          asio::async_write(s, asio::buffer(*bytes), [self = shared_from_this(), bytes](
+                                                         error_code, std::size_t) {
+            self->do_read();
+          });
+        });
+      }
       auto res = std::make_shared<http::response<http::string_body>>(http::status::ok, 11);
       res->set("X-Connection-Id", std::to_string(id_));
       res->set("Content-Type", "text/plain");
@@ -219,6 +239,8 @@ class TestServer {
   std::atomic<bool> hold_{false};
   std::atomic<bool> close_after_answer_{false};
   std::atomic<bool> connection_close_{false};
+  std::mutex mu_;
+  std::string raw_;  // guarded by mu_
 };
 
 struct Result {
@@ -411,6 +433,7 @@ TEST(HttpPool, KeptAliveConnectionClosedByTheServerIsRetriedTransparently) {
     // The closed connection goes back to the pool as idle (the answer said keep-alive);
     // wait for the server's close so that the next request meets it.
     ASSERT_TRUE(eventually([&] { return server.closed() == i + 1; }));
+    EXPECT_EQ(pool.stats().idle, 1u);  // the dead one, which the next request meets
   }
   EXPECT_EQ(server.connections(), 5);
   EXPECT_EQ(server.requests(), 5);
@@ -431,6 +454,25 @@ TEST(HttpPool, ConnectionCloseFromTheServerIsRespected) {
   EXPECT_EQ(server.connections(), 3);
   EXPECT_EQ(pool.stats().open, 0u);
   EXPECT_EQ(pool.stats().idle, 0u);
+}
+
+TEST(HttpPool, ResponsesThatAreNotHttp11OrTooBigAreBadResponses) {
+  TestServer server;
+  test::IoThreads io;
+  HttpPool pool(io.io, options_for(server, 0, 1));
+  pool.start();
+  server.raw_answer("HTTP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n");
+  auto r = Pending(pool).get();
+  EXPECT_EQ(r.ec, make_error(HttpErrc::bad_response)) << r.ec.message();
+  // Refused from its header: the 64 MiB are never read.
+  server.raw_answer("HTTP/1.1 200 OK\r\nContent-Length: 67108865\r\n\r\n");
+  r = Pending(pool).get();
+  EXPECT_EQ(r.ec, make_error(HttpErrc::bad_response)) << r.ec.message();
+  EXPECT_NE(pool.stats().last_error.find("could not be read"), std::string::npos)
+      << pool.stats().last_error;
+  server.raw_answer("");
+  r = Pending(pool).get();
+  EXPECT_FALSE(r.ec) << r.ec.message();
 }
 
 TEST(HttpPool, UnreachableEndpointFailsThenRecoversWhenTheServerComesUp) {
@@ -581,6 +623,7 @@ TEST(HttpPool, EndpointParsesHttpAndHttpsUrls) {
       {"https://h:8443/", true, "h", 8443, "https://h:8443"},
       {"http://[::1]:8000", false, "::1", 8000, "http://[::1]:8000"},
       {"https://[::1]", true, "::1", 443, "https://[::1]:443"},
+      {"HTTP://h:1", false, "h", 1, "http://h:1"},
   };
   for (const auto& g : goods) {
     std::string why = "unset";
@@ -594,7 +637,8 @@ TEST(HttpPool, EndpointParsesHttpAndHttpsUrls) {
   const char* bads[] = {"dynamodb.amazonaws.com", "ftp://h", "https://", "http://:80",
                         "https://h/path",         "http://h:0", "http://h:65536", "http://h:x",
                         "http://h:",              "http://[::1", "http://[nope]:80",
-                        "http://h h",             "HTTPS//h",   "http://[::1]x"};
+                        "http://h h",             "HTTPS//h",   "http://[::1]x",
+                        "http://user@h",          "http://h?q", ""};
   for (const char* url : bads) {
     std::string why;
     const auto e = Endpoint::parse(url, &why);

@@ -106,11 +106,12 @@ Endpoint Endpoint::parse(const std::string& url, std::string* why) {
   };
   Endpoint e;
   std::string_view rest = url;
-  if (rest.substr(0, 8) == "https://") {
+  // Schemes are case-insensitive (RFC 3986 3.1).
+  if (beast::iequals(rest.substr(0, 8), "https://")) {
     e.tls = true;
     e.port = 443;
     rest.remove_prefix(8);
-  } else if (rest.substr(0, 7) == "http://") {
+  } else if (beast::iequals(rest.substr(0, 7), "http://")) {
     e.tls = false;
     e.port = 80;
     rest.remove_prefix(7);
@@ -256,6 +257,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
       self->parser_.emplace();
       self->parser_->body_limit(kBodyLimit);
       self->parser_->header_limit(kHeaderLimit);
+      // The answer to HEAD announces a body that never comes.
+      self->parser_->skip(self->request_->method() == http::verb::head);
       self->tcp().expires_at(deadline);
       self->visit([&](auto& stream) {
         http::async_write(stream, *self->request_, [self, &stream](error_code ec, std::size_t) {
@@ -557,7 +560,9 @@ struct HttpPool::State : std::enable_shared_from_this<HttpPool::State> {
                 Response response, bool stale) {
     std::lock_guard lock(mu);
     busy.erase(c);
-    const bool keep = !ec && !stopped && c->reusable() && c->is_open();
+    // Beast reads any HTTP/x.y; only 1.0 and 1.1 are understood here.
+    const bool understood = ec || response.version() == 11 || response.version() == 10;
+    const bool keep = !ec && understood && !stopped && c->reusable() && c->is_open();
     if (keep) {
       ++c->uses;
       give_locked(c);
@@ -581,8 +586,11 @@ struct HttpPool::State : std::enable_shared_from_this<HttpPool::State> {
                                        options.endpoint.to_string(), ec.message()));
     }
     if (ec) return answer_locked(call, ec);
-    if (response.version() != 11 && response.version() != 10) {
-      return answer_locked(call, make_error(HttpErrc::bad_response));
+    if (!understood) {
+      return answer_locked(call, make_error(HttpErrc::bad_response),
+                           fmt::format("{} answered with HTTP version {}.{}",
+                                       options.endpoint.to_string(), response.version() / 10,
+                                       response.version() % 10));
     }
     answer_locked(call, {}, {}, to_response(std::move(response)));
   }
