@@ -362,6 +362,24 @@ TEST(HttpPool, GrowsToMaxUnderConcurrencyAndNeverBeyond) {
   EXPECT_EQ(pool.stats().idle, 4u);
 }
 
+TEST(HttpPool, IdleConnectionsBeyondMinAreClosedAfterIdleTimeout) {
+  TestServer server;
+  server.hold(true);
+  test::IoThreads io;
+  auto o = options_for(server, 1, 4);
+  o.idle_timeout = 200ms;
+  HttpPool pool(io.io, o);
+  pool.start();
+  std::vector<std::unique_ptr<Pending>> calls;
+  for (int i = 0; i < 3; ++i) calls.push_back(std::make_unique<Pending>(pool, 10s));
+  ASSERT_TRUE(eventually([&] { return server.held() == 3; }));
+  server.hold(false);
+  server.release();
+  for (auto& c : calls) EXPECT_FALSE(c->get().ec);
+  EXPECT_TRUE(eventually([&] { return pool.stats().open == 1 && server.closed() == 2; }));
+  EXPECT_EQ(pool.stats().idle, 1u);
+}
+
 TEST(HttpPool, WaitersGiveUpAfterWaitWhenEveryConnectionIsBusy) {
   TestServer server;
   server.hold(true);
@@ -498,6 +516,43 @@ TEST(HttpPool, UnreachableEndpointFailsThenRecoversWhenTheServerComesUp) {
   EXPECT_FALSE(ok.ec) << ok.ec.message();
   EXPECT_TRUE(pool.stats().reachable);
   EXPECT_EQ(pool.stats().last_error, "");
+}
+
+// A TLS endpoint that accepts TCP and never answers the handshake: the connect is what hangs,
+// and connect_timeout is what ends it.
+TEST(HttpPool, HangingConnectFailsAtConnectTimeout) {
+  asio::io_context silent;
+  tcp::acceptor acceptor(silent, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  std::vector<tcp::socket> accepted;
+  std::function<void()> do_accept = [&] {
+    acceptor.async_accept([&](error_code ec, tcp::socket s) {
+      if (ec) return;
+      accepted.push_back(std::move(s));
+      do_accept();
+    });
+  };
+  do_accept();
+  std::thread t([&] { silent.run(); });
+
+  test::IoThreads io;
+  HttpPoolOptions o;
+  o.endpoint = Endpoint{true, "127.0.0.1", acceptor.local_endpoint().port()};
+  o.min = 0;
+  o.connect_timeout = 300ms;
+  {
+    HttpPool pool(io.io, o);
+    pool.start();
+    auto r = Pending(pool, 10s).get(o.connect_timeout + 3s);
+    EXPECT_TRUE(r.ec);
+    const auto s = pool.stats();
+    EXPECT_EQ(s.connect_failures, 1u);
+    EXPECT_FALSE(s.reachable);
+    EXPECT_NE(s.last_error.find("cannot connect to https://127.0.0.1"), std::string::npos)
+        << s.last_error;
+  }
+  asio::post(silent, [&] { acceptor.close(); accepted.clear(); });
+  silent.stop();
+  t.join();
 }
 
 TEST(HttpPool, StopAnswersEveryoneWithStopped) {
