@@ -654,7 +654,7 @@ const std::vector<Field>& fields() {
         },
         [](auto& c) -> auto& { return c.presence.dynamodb.table; }));
     f.push_back(string_field(
-        "presence.dynamodb.region", false, "an AWS region name such as eu-west-1",
+        "presence.dynamodb.region", true, "an AWS region name such as eu-west-1",
         [](const std::string& s) {
           return s.size() <= 64 && std::all_of(s.begin(), s.end(), [](char ch) {
                    return std::isalnum(static_cast<unsigned char>(ch)) || ch == '-';
@@ -662,18 +662,18 @@ const std::vector<Field>& fields() {
         },
         [](auto& c) -> auto& { return c.presence.dynamodb.region; }));
     f.push_back(string_field(
-        "presence.dynamodb.endpoint", false, "an http:// or https:// URL with a host",
+        "presence.dynamodb.endpoint", true, "an http:// or https:// URL with a host",
         [](const std::string& s) {
           std::string why;
           return s.empty() || !transport::aws::Endpoint::parse(s, &why).host.empty();
         },
         [](auto& c) -> auto& { return c.presence.dynamodb.endpoint; }));
     f.push_back(string_field(
-        "presence.dynamodb.ca_file", false, "a file path",
+        "presence.dynamodb.ca_file", true, "a file path",
         [](const std::string&) { return true; },
         [](auto& c) -> auto& { return c.presence.dynamodb.ca_file; }));
     f.push_back(string_field(
-        "presence.dynamodb.profile", false, "a profile name without spaces",
+        "presence.dynamodb.profile", true, "a profile name without spaces",
         [](const std::string& s) {
           return s.size() <= 128 && s.find_first_of(" \t\r\n[]") == std::string::npos;
         },

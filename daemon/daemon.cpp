@@ -387,6 +387,7 @@ std::unique_ptr<transport::PresenceStore> Daemon::make_dynamodb_store() {
   o.request_deadline = d.pool.wait + d.timeout;
   o.dedup_window = d.dedup_window;
   o.watch_interval = d.watch_interval;
+  o.count_users = d.count_interval.count() > 0;  // 0: never scan
   o.count_interval = d.count_interval;
   o.timeout = p.timeout;
   o.forget_after = p.forget_after;

@@ -159,7 +159,7 @@ struct DynamoPresenceStore::State : std::enable_shared_from_this<State> {
   // Counts: the last scan's result, and the callers waiting for the scan under way.
   mutable std::mutex counts_mu;
   std::optional<UserCounts> last_counts;  // guarded by counts_mu
-  SteadyTime last_counts_at{};            // guarded by counts_mu
+  std::int64_t last_counts_at_ms = 0;     // guarded by counts_mu: the wall clock's ms
   bool counting = false;                  // guarded by counts_mu
   std::vector<CountsDone> count_waiters;  // guarded by counts_mu
 
@@ -394,7 +394,7 @@ void DynamoPresenceStore::State::finish_counts(StoreFailure f, UserCounts c) {
     counting = false;
     if (!f) {
       last_counts = c;
-      last_counts_at = std::chrono::steady_clock::now();
+      last_counts_at_ms = judge_ms();
     }
     waiters.swap(count_waiters);
   }
@@ -598,7 +598,7 @@ void DynamoPresenceStore::status(std::span<const UserId> ids, StatusDone done) {
 
 void DynamoPresenceStore::counts(CountsDone done) {
   auto& st = *state_;
-  if (st.options.count_interval.count() == 0) {
+  if (!st.options.count_users) {
     return done(StoreFailure::unavailable(
                     "counting users on DynamoDB reads the whole table, and "
                     "presence.dynamodb.count_interval is 0 (off)"),
@@ -608,8 +608,9 @@ void DynamoPresenceStore::counts(CountsDone done) {
   bool start_scan = false;
   {
     std::lock_guard lock(st.counts_mu);
-    const bool fresh = st.last_counts &&
-                       std::chrono::steady_clock::now() - st.last_counts_at < st.options.count_interval;
+    // On the clock the verdicts are judged by: a count is as old as the time it judged.
+    const auto age = st.judge_ms() - st.last_counts_at_ms;
+    const bool fresh = st.last_counts && age >= 0 && age < st.options.count_interval.count();
     if (st.last_counts) cached = st.last_counts;
     if (!fresh && !st.counting) {
       st.counting = true;
@@ -637,22 +638,11 @@ void DynamoPresenceStore::set_listener(ChangeListener listener) {
 }
 
 void DynamoPresenceStore::watch(std::span<const UserId> ids) {
-  std::vector<UserId> added;
   {
     std::lock_guard lock(state_->watch_mu);
-    for (const auto id : ids)
-      if (state_->watched[id]++ == 0) added.push_back(id);
+    for (const auto id : ids) ++state_->watched[id];
   }
-  if (added.empty()) return;
-  // Their state now, rather than at the next poll.
-  state_->read(std::move(added), [self = state_, ids = added](StoreFailure f,
-                                                              std::span<const UserStatus> st) {
-    if (f) return;
-    std::vector<UserChange> changes;
-    for (std::size_t i = 0; i < ids.size(); ++i)
-      changes.push_back({ids[i], st[i].online, st[i].last_seen_ms});
-    self->report(std::move(changes));
-  });
+  // Their state now is the hub's to read (status()); the next poll reports their changes.
 }
 
 void DynamoPresenceStore::unwatch(std::span<const UserId> ids) {
@@ -700,7 +690,7 @@ void DynamoPresenceStore::write_metrics(MetricsWriter& w) const {
     }
   }
   // For a later scrape, if the count is older than count_interval (a scan reads the table).
-  if (st.options.count_interval.count() > 0)
+  if (st.options.count_users)
     const_cast<DynamoPresenceStore*>(this)->counts([](StoreFailure, UserCounts) {});
   const auto s = st.client->stats();
   const auto p = st.client->pool_stats();

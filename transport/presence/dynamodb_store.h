@@ -60,7 +60,10 @@ struct DynamoPresenceOptions {
   std::chrono::milliseconds request_deadline{1000};
   std::chrono::milliseconds dedup_window{1000};
   std::chrono::milliseconds watch_interval{1000};
-  std::chrono::milliseconds count_interval{60'000};  // 0: no counting (GET /v1/users is 503)
+  // counts() scans the table; false: it answers `unavailable` instead (large tables).
+  bool count_users = true;
+  // A count is reused for this long (wall-clock time); 0: every counts() scans.
+  std::chrono::milliseconds count_interval{60'000};
   std::chrono::milliseconds timeout{30'000};
   std::chrono::milliseconds forget_after{24LL * 3600 * 1000};
   // presence.dynamodb.create_table: also re-creates the table if it disappears while serving
