@@ -78,7 +78,8 @@ StoreFailure failure(const DynamoError& e) {
       what = "DynamoDB did not answer";
       break;
     case DynamoError::Kind::credentials:
-      what = "DynamoDB refused the credentials";
+      what = e.type == "NoCredentials" ? "the AWS credentials expired and were not refreshed"
+                                       : "DynamoDB refused the credentials";
       break;
     case DynamoError::Kind::not_found:
       what = "the DynamoDB table is missing";
