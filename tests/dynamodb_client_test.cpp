@@ -40,6 +40,14 @@ TEST(DynamoClassify, ServerErrorsAreRetryableWhateverTheBody) {
   EXPECT_EQ(e.message, "<html>gateway</html>");
 }
 
+TEST(DynamoClassify, ARequestTimeoutOrTooManyRequestsIsRetried) {
+  // 408 comes, unasked, on a kept-alive connection a server is closing (Node's HTTP server
+  // does this after its keep-alive timeout); the request it meets was never processed.
+  EXPECT_EQ(classify(408, "").kind, Kind::network);
+  EXPECT_TRUE(classify(408, "").retryable());
+  EXPECT_EQ(classify(429, "").kind, Kind::throttled);
+}
+
 TEST(DynamoClassify, CredentialsConditionsAndMissingTablesAreNotRetried) {
   EXPECT_EQ(classify(400, error_body("UnrecognizedClientException", "bad key")).kind,
             Kind::credentials);

@@ -66,7 +66,12 @@ DynamoError classify(unsigned status, const std::string& body) {
   const std::string_view t = e.type;
   if (status >= 500) {
     e.kind = DynamoError::Kind::server;
-  } else if (ends_with(t, "ProvisionedThroughputExceededException") ||
+  } else if (status == 408) {
+    // Request Timeout: the server gave up on a connection before reading a request (some
+    // send it on a kept-alive connection they are closing, where the next request finds
+    // it). Nothing was done: send it again.
+    e.kind = DynamoError::Kind::network;
+  } else if (status == 429 || ends_with(t, "ProvisionedThroughputExceededException") ||
              ends_with(t, "ThrottlingException") || ends_with(t, "RequestLimitExceeded")) {
     e.kind = DynamoError::Kind::throttled;
   } else if (ends_with(t, "UnrecognizedClientException") ||
