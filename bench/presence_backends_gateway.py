@@ -32,6 +32,10 @@ lock = threading.Lock()
 totals = {"requests": 0, "non2xx": 0}
 
 
+def body_of(r):
+    return r.answer[:300].decode("utf-8", "replace")
+
+
 def send(slice_):
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     requests = bad = 0
@@ -39,10 +43,15 @@ def send(slice_):
         headers = {"Content-Type": "application/json"} if body else {}
         c.request("POST", path, body, headers)
         r = c.getresponse()
-        r.read()
+        r.answer = r.read()
         requests += 1
         if r.status // 100 != 2:
             bad += 1
+            # the first few on stderr, to say what they were
+            with lock:
+                totals["shown"] = totals.get("shown", 0) + 1
+                if totals["shown"] <= 3:
+                    print("non-2xx: %s %d %s" % (path, r.status, body_of(r)), file=sys.stderr)
     c.close()
     with lock:
         totals["requests"] += requests
