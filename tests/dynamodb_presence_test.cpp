@@ -15,6 +15,7 @@
 #include <atomic>
 #include <chrono>
 #include <ctime>
+#include <map>
 #include <thread>
 
 #include "tests/support/daemon_process.h"
@@ -286,6 +287,46 @@ TEST_F(DynamoPresence, CredentialsThatExpireWithoutRefreshAre503WithAClearHealth
   expect_unavailable(http_tcp(d.port(), "GET", "/v1/users/3"), "status with expired credentials");
   EXPECT_NE(health(d).find("expired"), std::string::npos) << health(d);
   EXPECT_GE(creds.served(), 2) << "the daemon never tried to refresh";
+}
+
+TEST_F(DynamoPresence, BadSettingsStopTheDaemonAtStartWithAClearMessage) {
+  const auto base = dynamo_keys(dynalite_.endpoint());
+  struct Case {
+    std::map<std::string, std::string> changes;
+    std::string expected;
+  };
+  const std::vector<Case> cases = {
+      {{{"presence.dynamodb.pool.min", "5"}, {"presence.dynamodb.pool.max", "2"}},
+       "presence.dynamodb.pool.min (5) is above presence.dynamodb.pool.max (2)"},
+      {{{"presence.timeout", "2s"}, {"presence.dynamodb.dedup_window", "1s"}},
+       "at most a quarter of presence.timeout"},
+      {{{"api.read_timeout", "1s"}}, "must be at most half of api.read_timeout"},
+      {{{"presence.dynamodb.endpoint", "ftp://127.0.0.1:1"}}, "presence.dynamodb.endpoint"},
+      {{{"presence.dynamodb.table", "t"}}, "presence.dynamodb.table"},
+      {{{"presence.dynamodb.table", "\"a b\""}}, "presence.dynamodb.table"},
+      {{{"presence.dynamodb.ca_file", "/nonexistent/ca.pem"}}, "presence.dynamodb.ca_file"},
+      {{{"presence.dynamodb.create_table", "maybe"}}, "presence.dynamodb.create_table"},
+      {{{"presence.dynamodb.watch_interval", "10ms"}}, "presence.dynamodb.watch_interval"},
+  };
+  for (const auto& c : cases) {
+    auto keys = base;
+    for (const auto& [k, v] : c.changes) keys[k] = v;
+    DaemonProcess d(keys);
+    use_test_credentials(d);
+    EXPECT_FALSE(d.start());
+    EXPECT_EQ(d.wait_exit(), 2) << c.expected;
+    EXPECT_NE(d.log().find(c.expected), std::string::npos) << c.expected << "\n" << d.log();
+  }
+  // No region anywhere: exit 2 naming the key and the variable.
+  auto keys = base;
+  keys["presence.dynamodb.region"] = "\"\"";
+  DaemonProcess d(keys);
+  use_test_credentials(d);
+  d.env()["AWS_REGION"] = "";
+  d.env()["AWS_DEFAULT_REGION"] = "";
+  EXPECT_FALSE(d.start());
+  EXPECT_EQ(d.wait_exit(), 2);
+  EXPECT_NE(d.log().find("presence.dynamodb.region"), std::string::npos) << d.log();
 }
 
 }  // namespace

@@ -211,5 +211,44 @@ TEST_F(LyingDynamo, ThrottlingForeverIs503WithinTheDeadlineAfterSeveralAttempts)
   s->stop();
 }
 
+TEST_F(LyingDynamo, RefusedCredentialsAtStartAreAnErrorNotAWarning) {
+  FakeDynamo fake([](const std::string&, const std::string&) {
+    return std::pair<unsigned, std::string>{
+        400, R"({"__type":"com.amazon.coral.service#UnrecognizedClientException",)"
+             R"("message":"The security token included in the request is invalid."})"};
+  });
+  transport::DynamoPresenceOptions o;
+  o.table = "t";
+  o.client.region = "us-east-1";
+  std::string why;
+  o.client.pool.endpoint = transport::aws::Endpoint::parse(fake.endpoint(), &why);
+  o.credentials = {"AKIDWRONG", "wrong", "", std::nullopt, "environment"};
+  const auto check = transport::prepare_dynamodb_table(o, 5s);
+  EXPECT_NE(check.error.find("UnrecognizedClientException"), std::string::npos) << check.error;
+  EXPECT_NE(check.error.find("presence.dynamodb.table t"), std::string::npos) << check.error;
+}
+
+TEST_F(LyingDynamo, AnUnreachableEndpointAtStartIsAWarningNotAnError) {
+  std::uint16_t port;
+  {
+    asio::io_context io;
+    asio::ip::tcp::acceptor a(io, {asio::ip::make_address("127.0.0.1"), 0});
+    port = a.local_endpoint().port();
+  }  // closed: nothing listens there now
+  transport::DynamoPresenceOptions o;
+  o.table = "t";
+  o.client.region = "us-east-1";
+  std::string why;
+  o.client.pool.endpoint =
+      transport::aws::Endpoint::parse("http://127.0.0.1:" + std::to_string(port), &why);
+  o.credentials = {"AKID", "secret", "", std::nullopt, "test"};
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto check = transport::prepare_dynamodb_table(o, 2s);
+  EXPECT_TRUE(check.error.empty()) << check.error;
+  ASSERT_EQ(check.warnings.size(), 1u);
+  EXPECT_NE(check.warnings[0].find("not reachable at start"), std::string::npos);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 7s);
+}
+
 }  // namespace
 }  // namespace heartbeatd::test

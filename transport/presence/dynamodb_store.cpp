@@ -751,7 +751,8 @@ DynamoTableCheck prepare_dynamodb_table(const DynamoPresenceOptions& options,
     std::promise<std::pair<DynamoError, json::value>> p;
     auto f = p.get_future();
     client->call(op, std::move(body),
-                 std::min(until, std::chrono::steady_clock::now() + std::chrono::seconds(5)),
+                 // An unreachable endpoint delays the start by at most this, then is a warning.
+                 std::min(until, std::chrono::steady_clock::now() + std::chrono::seconds(3)),
                  [&p](DynamoError e, json::value v) { p.set_value({std::move(e), std::move(v)}); });
     return f.get();
   };
