@@ -22,6 +22,7 @@
 #include "tests/support/dynalite_server.h"
 #include "tests/support/event_stream.h"
 #include "tests/support/fault_proxy.h"
+#include "tests/support/test_pki.h"
 
 namespace heartbeatd::test {
 namespace {
@@ -327,6 +328,50 @@ TEST_F(DynamoPresence, BadSettingsStopTheDaemonAtStartWithAClearMessage) {
   EXPECT_FALSE(d.start());
   EXPECT_EQ(d.wait_exit(), 2);
   EXPECT_NE(d.log().find("presence.dynamodb.region"), std::string::npos) << d.log();
+}
+
+// DynamoDB is HTTPS: the pool verifies the endpoint's certificate against
+// presence.dynamodb.ca_file and its host. tests/dynamodb/tls_front.js terminates TLS in front
+// of dynalite with a test CA's certificate for 127.0.0.1.
+TEST_F(DynamoPresence, HttpsWithTheEndpointsCaAndRefusedWithAnother) {
+  const auto& pki = test_pki();
+  ASSERT_TRUE(pki.ok()) << pki.error();
+  TempDir dir;
+  const auto port = free_tcp_port();
+  pid_t front = spawn_logged({DynaliteServer::node_binary(),
+                              DynaliteServer::dynamodb_dir() + "/tls_front.js", "--port",
+                              std::to_string(port), "--upstream-port",
+                              std::to_string(dynalite_.port()), "--cert", pki.pem("server-1"),
+                              "--key", pki.key("server-1")},
+                             dir.file("front.log"));
+  ASSERT_GT(front, 0);
+  ASSERT_TRUE(eventually([&] { return read_file(dir.file("front.log")).find("tls_front on") !=
+                                      std::string::npos; },
+                         10s))
+      << read_file(dir.file("front.log"));
+  const std::string endpoint = "https://127.0.0.1:" + std::to_string(port);
+  {
+    auto keys = dynamo_keys(endpoint);
+    keys["presence.dynamodb.ca_file"] = pki.pem("ca");
+    DaemonProcess d(keys);
+    use_test_credentials(d);
+    ASSERT_TRUE(d.start()) << d.failure_reason();
+    EXPECT_EQ(http_tcp(d.port(), "POST", "/v1/users/11/heartbeat").status, 204) << health(d);
+    EXPECT_TRUE(online(d, 11));
+    EXPECT_TRUE(eventually(
+        [&] { return metric(d, "heartbeatd_dynamodb_pool_connections") == 2; }, 5s))
+        << "keep-alive: pool.min 2 connections, reused";
+  }
+  // A CA that did not sign the endpoint's certificate: never served, 503 naming the reason.
+  auto keys = dynamo_keys(endpoint);
+  keys["presence.dynamodb.ca_file"] = pki.pem("other-ca");
+  DaemonProcess d(keys);
+  use_test_credentials(d);
+  ASSERT_TRUE(d.start()) << d.failure_reason();
+  EXPECT_NE(d.log().find("not reachable at start"), std::string::npos) << d.log();
+  expect_unavailable(http_tcp(d.port(), "GET", "/v1/users/11"), "status with an untrusted endpoint");
+  EXPECT_NE(health(d).find("certificate"), std::string::npos) << health(d);
+  kill_and_reap(front);
 }
 
 }  // namespace
