@@ -4,6 +4,8 @@
 // Programming.Errors.html).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "transport/aws/dynamodb_client.h"
 
 namespace heartbeatd::transport::aws {
@@ -14,6 +16,23 @@ using Kind = DynamoError::Kind;
 std::string error_body(const std::string& type, const std::string& message) {
   return R"({"__type":"com.amazonaws.dynamodb.v20120810#)" + type + R"(","message":")" + message +
          "\"}";
+}
+
+TEST(DynamoBackoff, FullJitterUnderADoublingCeiling) {
+  // attempt n: uniform in [0, min(400, 25 * 2^n)] ms; spread, and never above the ceiling.
+  for (int attempt = 1; attempt <= 8; ++attempt) {
+    const auto ceiling = std::min<long>(400, 25L << std::min(attempt, 5));
+    long lowest = ceiling, highest = 0;
+    for (int i = 0; i < 2000; ++i) {
+      const auto p = backoff_pause(attempt).count();
+      ASSERT_GE(p, 0);
+      ASSERT_LE(p, ceiling) << attempt;
+      lowest = std::min(lowest, p);
+      highest = std::max(highest, p);
+    }
+    EXPECT_LT(lowest, ceiling / 4) << "no jitter at attempt " << attempt;
+    EXPECT_GT(highest, ceiling * 3 / 4) << "no jitter at attempt " << attempt;
+  }
 }
 
 TEST(DynamoClassify, SuccessIsNoError) {

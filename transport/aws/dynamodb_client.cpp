@@ -41,6 +41,13 @@ DynamoError network_error(const boost::system::error_code& ec) {
 
 }  // namespace
 
+std::chrono::milliseconds backoff_pause(int attempt) {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  const auto ceiling = std::min<std::int64_t>(kBackoffCap.count(),
+                                              kBackoffBase.count() << std::clamp(attempt, 0, 5));
+  return std::chrono::milliseconds(std::uniform_int_distribution<std::int64_t>(0, ceiling)(rng));
+}
+
 DynamoError classify(unsigned status, const std::string& body) {
   DynamoError e;
   e.status = status;
@@ -201,12 +208,7 @@ void DynamoClient::attempt(std::shared_ptr<Call> c) {
                     if (e.kind == DynamoError::Kind::network) ++stats_.network_errors;
                   }
                   if (e.retryable() && !stopped->load() && !(ec && ec == make_error(HttpErrc::stopped))) {
-                    // Full jitter: uniform in [0, min(cap, base * 2^attempt)].
-                    thread_local std::mt19937_64 rng{std::random_device{}()};
-                    const auto ceiling = std::min<std::int64_t>(
-                        kBackoffCap.count(), kBackoffBase.count() << std::min(c->attempts, 5));
-                    const auto pause = std::chrono::milliseconds(
-                        std::uniform_int_distribution<std::int64_t>(0, ceiling)(rng));
+                    const auto pause = backoff_pause(c->attempts);
                     if (std::chrono::steady_clock::now() + pause < c->deadline) {
                       c->backoff = std::make_unique<asio::steady_timer>(io_, pause);
                       c->backoff->async_wait([this, self, c, stopped](boost::system::error_code) {

@@ -52,6 +52,11 @@ struct DynamoError {
   }
 };
 
+// The pause before retry number `attempt` (1, 2, ...): "full jitter", uniform in
+// [0, min(400 ms, 25 ms x 2^attempt)], so that clients throttled together do not retry
+// together. For throttled calls and for UnprocessedItems/Keys alike.
+std::chrono::milliseconds backoff_pause(int attempt);
+
 // Classifies one answer (status and JSON body) as DynamoDB documents its errors.
 DynamoError classify(unsigned status, const std::string& body);
 

@@ -236,10 +236,11 @@ struct DynamoPresenceStore::State : std::enable_shared_from_this<State> {
     return out;
   }
 
-  void write_chunk(json::array requests, std::shared_ptr<Join> join, SteadyTime until);
+  void write_chunk(json::array requests, std::shared_ptr<Join> join, SteadyTime until,
+                   int round = 0);
   void read_chunk(json::array keys, std::shared_ptr<std::vector<UserStatus>> out,
                   std::shared_ptr<std::unordered_map<UserId, std::vector<std::size_t>>> where,
-                  std::shared_ptr<Join> join, SteadyTime until);
+                  std::shared_ptr<Join> join, SteadyTime until, int round = 0);
   void read(std::vector<UserId> ids, StatusDone done);
   void scan_page(std::optional<json::value> start_key, UserCounts sum, std::int64_t now);
   void finish_counts(StoreFailure f, UserCounts c);
@@ -248,16 +249,17 @@ struct DynamoPresenceStore::State : std::enable_shared_from_this<State> {
 };
 
 void DynamoPresenceStore::State::write_chunk(json::array requests, std::shared_ptr<Join> join,
-                                             SteadyTime until) {
+                                             SteadyTime until, int round) {
   const std::size_t sent = requests.size();
   json::object body{{"RequestItems", json::object{{options.table, std::move(requests)}}},
                     {"ReturnConsumedCapacity", "TOTAL"}};
   client->call("BatchWriteItem", std::move(body), until,
-               [self = shared_from_this(), join, until, sent](DynamoError e, json::value answer) {
+               [self = shared_from_this(), join, until, sent, round](DynamoError e,
+                                                                     json::value answer) {
                  self->note(e);
                  if (e) return join->finish(failure(e));
-                 // What DynamoDB did not get to (its own throttling): again, after a pause
-                 // the client's backoff would take, until the deadline.
+                 // What DynamoDB did not get to (its own throttling): again, after the
+                 // client's jittered backoff, until the deadline.
                  json::array left;
                  if (const auto* u = answer.as_object().if_contains("UnprocessedItems");
                      u && u->is_object()) {
@@ -266,16 +268,17 @@ void DynamoPresenceStore::State::write_chunk(json::array requests, std::shared_p
                      left = t->as_array();
                  }
                  if (left.empty()) return join->finish({});
-                 if (std::chrono::steady_clock::now() >= until || self->stopped.load()) {
+                 const auto pause = aws::backoff_pause(round + 1);
+                 if (std::chrono::steady_clock::now() + pause >= until || self->stopped.load()) {
                    return join->finish(StoreFailure::unavailable(fmt::format(
                        "DynamoDB left {} of {} heartbeats unprocessed until the deadline",
                        left.size(), sent)));
                  }
                  self->unprocessed_retries.fetch_add(1, std::memory_order_relaxed);
-                 auto timer = std::make_shared<asio::steady_timer>(self->io, milliseconds(20));
-                 timer->async_wait([self, join, until, timer, left = std::move(left)](
+                 auto timer = std::make_shared<asio::steady_timer>(self->io, pause);
+                 timer->async_wait([self, join, until, timer, round, left = std::move(left)](
                                        boost::system::error_code) mutable {
-                   self->write_chunk(std::move(left), join, until);
+                   self->write_chunk(std::move(left), join, until, round + 1);
                  });
                });
 }
@@ -283,7 +286,7 @@ void DynamoPresenceStore::State::write_chunk(json::array requests, std::shared_p
 void DynamoPresenceStore::State::read_chunk(
     json::array keys, std::shared_ptr<std::vector<UserStatus>> out,
     std::shared_ptr<std::unordered_map<UserId, std::vector<std::size_t>>> where,
-    std::shared_ptr<Join> join, SteadyTime until) {
+    std::shared_ptr<Join> join, SteadyTime until, int round) {
   const std::size_t asked = keys.size();
   json::object request{{"Keys", std::move(keys)},
                        {"ConsistentRead", true},
@@ -293,8 +296,8 @@ void DynamoPresenceStore::State::read_chunk(
                     {"ReturnConsumedCapacity", "TOTAL"}};
   client->call(
       "BatchGetItem", std::move(body), until,
-      [self = shared_from_this(), out, where, join, until, asked](DynamoError e,
-                                                                  json::value answer) {
+      [self = shared_from_this(), out, where, join, until, asked, round](DynamoError e,
+                                                                         json::value answer) {
         self->note(e);
         if (e) return join->finish(failure(e));
         const auto now = self->judge_ms();
@@ -323,15 +326,16 @@ void DynamoPresenceStore::State::read_chunk(
           }
         }
         if (left.empty()) return join->finish({});
-        if (std::chrono::steady_clock::now() >= until || self->stopped.load()) {
+        const auto pause = aws::backoff_pause(round + 1);
+        if (std::chrono::steady_clock::now() + pause >= until || self->stopped.load()) {
           return join->finish(StoreFailure::unavailable(fmt::format(
               "DynamoDB left {} of {} users unread until the deadline", left.size(), asked)));
         }
         self->unprocessed_retries.fetch_add(1, std::memory_order_relaxed);
-        auto timer = std::make_shared<asio::steady_timer>(self->io, milliseconds(20));
-        timer->async_wait([self, out, where, join, until, timer,
+        auto timer = std::make_shared<asio::steady_timer>(self->io, pause);
+        timer->async_wait([self, out, where, join, until, timer, round,
                            left = std::move(left)](boost::system::error_code) mutable {
-          self->read_chunk(std::move(left), out, where, join, until);
+          self->read_chunk(std::move(left), out, where, join, until, round + 1);
         });
       });
 }
