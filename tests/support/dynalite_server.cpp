@@ -157,7 +157,12 @@ bool create_dynamo_table(std::uint16_t port, const std::string& table, const std
                            R"(","AttributeType":")" + type +
                            R"("}],"KeySchema":[{"AttributeName":")" + key +
                            R"(","KeyType":"HASH"}],"BillingMode":"PAY_PER_REQUEST"})";
-  return dynamo_request(port, "CreateTable", body).status == 200;
+  if (dynamo_request(port, "CreateTable", body).status != 200) return false;
+  // ACTIVE on dynalite's next event-loop turn, not always by the time CreateTable answers.
+  return eventually([&] {
+    const auto d = dynamo_request(port, "DescribeTable", R"({"TableName":")" + table + "\"}");
+    return d.status == 200 && d.body.find("\"ACTIVE\"") != std::string::npos;
+  });
 }
 
 }  // namespace heartbeatd::test

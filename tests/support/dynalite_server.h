@@ -1,6 +1,7 @@
 // DynaliteServer: dynalite (tests/dynamodb, an in-memory DynamoDB under node, installed by
-// scripts/setup) for tests, on a free loopback port, with tables ACTIVE as soon as they are
-// created or updated and gone as soon as they are deleted. start() waits for it to answer a
+// scripts/setup) for tests, on a free loopback port, with no creation or deletion delay
+// (--createTableMs 0: a new table is ACTIVE on dynalite's next event-loop turn, not always
+// by the time CreateTable answers). start() waits for it to answer a
 // ListTables (deadline); stop() kills it; start() again brings it back on the same port,
 // empty (it keeps nothing on disk).
 //
