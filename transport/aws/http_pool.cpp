@@ -473,10 +473,13 @@ struct HttpPool::State : std::enable_shared_from_this<HttpPool::State> {
     if (stopped || open + connecting.size() >= options.max || Clock::now() < next_attempt) return;
     auto c = std::make_shared<Connection>(io, tls, options.endpoint);
     connecting.insert(c);
-    c->connect(options.connect_timeout, [self = shared_from_this(), c](error_code ec,
-                                                                      std::string why) {
-      self->connected(c, ec, std::move(why));
-    });
+    // The connection keeps this callback until it connects: a weak reference to it, or the
+    // two would keep each other alive if the io_context is destroyed with the connect pending.
+    c->connect(options.connect_timeout,
+               [self = shared_from_this(), weak = std::weak_ptr<Connection>(c)](
+                   error_code ec, std::string why) {
+                 if (auto c = weak.lock()) self->connected(c, ec, std::move(why));
+               });
   }
 
   // With mu held: a failed connect moves the backoff and the health.
@@ -549,10 +552,13 @@ struct HttpPool::State : std::enable_shared_from_this<HttpPool::State> {
   void run(const std::shared_ptr<Connection>& c, Call call) {
     auto request = call.request;
     const auto deadline = call.deadline;
+    // Weak, as in maybe_connect_locked(): the connection holds this callback. It calls it
+    // from itself, so the reference is alive then.
     c->exchange(std::move(request), deadline,
-                [self = shared_from_this(), c, call = std::move(call)](
-                    error_code ec, Response response, bool stale) mutable {
-                  self->finished(c, std::move(call), ec, std::move(response), stale);
+                [self = shared_from_this(), weak = std::weak_ptr<Connection>(c),
+                 call = std::move(call)](error_code ec, Response response, bool stale) mutable {
+                  if (auto c = weak.lock())
+                    self->finished(c, std::move(call), ec, std::move(response), stale);
                 });
   }
 
@@ -603,8 +609,10 @@ struct HttpPool::State : std::enable_shared_from_this<HttpPool::State> {
     auto c = std::make_shared<Connection>(io, tls, options.endpoint);
     connecting.insert(c);
     c->connect(std::min(options.connect_timeout, std::max(left, std::chrono::milliseconds(1))),
-               [self = shared_from_this(), c, call = std::move(call)](error_code ec,
-                                                                       std::string why) mutable {
+               [self = shared_from_this(), weak = std::weak_ptr<Connection>(c),
+                call = std::move(call)](error_code ec, std::string why) mutable {
+                 auto c = weak.lock();
+                 if (!c) return;
                  std::lock_guard l(self->mu);
                  self->connecting.erase(c);
                  if (self->stopped) {
@@ -734,6 +742,10 @@ struct HttpPool::State : std::enable_shared_from_this<HttpPool::State> {
     // Their exchanges fail, and finished() answers them with `stopped`.
     for (auto& c : busy) c->close();
     for (auto& c : connecting) c->close();
+    // The connections' own handlers keep them alive until they end; the pool lets go now, so
+    // that nothing here outlives an io_context destroyed with those handlers pending.
+    busy.clear();
+    connecting.clear();
     for (auto& w : waiters) {
       cancel_timer(w.timer);
       answer_locked(w.call, make_error(HttpErrc::stopped));
