@@ -67,6 +67,17 @@ class Cluster {
     }
     return true;
   }
+  // Every running node's view of `subject`, for a failure message: "node-0: left/3, ...".
+  std::string views(std::size_t subject) {
+    std::string out;
+    for (std::size_t i = 0; i < nodes_.size(); ++i) {
+      if (i == subject || !nodes_[i]->running()) continue;
+      const auto v = view(*nodes_[i], name(subject));
+      out += (out.empty() ? "" : ", ") + name(i) + ": " +
+             (v ? v->state + "/" + std::to_string(v->incarnation) : std::string("unknown"));
+    }
+    return out;
+  }
   bool anyone_reports(std::size_t subject, const std::string& state) {
     for (std::size_t i = 0; i < nodes_.size(); ++i) {
       if (i == subject || !nodes_[i]->running()) continue;
@@ -146,7 +157,9 @@ TEST(Cluster, FiveProcessesDetectCrashesStallsLeavesAndRestarts) {
   // SIGTERM: peers report "left" (not "dead") within about one interval.
   t0 = Clock::now();
   c[4].signal(SIGTERM);
-  ASSERT_TRUE(eventually([&] { return c.all_report(4, "left"); }, 5s));
+  // (A clean-clone TSan run once saw this fail, cause not yet known: the views say who
+  // missed the leave and what it believed instead.)
+  ASSERT_TRUE(eventually([&] { return c.all_report(4, "left"); }, 5s)) << c.views(4);
   std::printf("[ measured ] SIGTERM reported left everywhere after %.0f ms\n", ms_since(t0));
   EXPECT_LE(ms_since(t0), 200.0 + kSlack.count());
   EXPECT_EQ(c[4].wait_exit(), 0) << c[4].log();
