@@ -20,11 +20,12 @@ std::string error_body(const std::string& type, const std::string& message) {
 
 TEST(DynamoBackoff, FullJitterUnderADoublingCeiling) {
   // attempt n: uniform in [0, min(400, 25 * 2^n)] ms; spread, and never above the ceiling.
+  std::mt19937_64 rng(20261205);  // fixed: CI is deterministic
   for (int attempt = 1; attempt <= 8; ++attempt) {
     const auto ceiling = std::min<long>(400, 25L << std::min(attempt, 5));
     long lowest = ceiling, highest = 0;
     for (int i = 0; i < 2000; ++i) {
-      const auto p = backoff_pause(attempt).count();
+      const auto p = backoff_pause(attempt, rng).count();
       ASSERT_GE(p, 0);
       ASSERT_LE(p, ceiling) << attempt;
       lowest = std::min(lowest, p);

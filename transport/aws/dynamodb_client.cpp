@@ -43,6 +43,10 @@ DynamoError network_error(const boost::system::error_code& ec) {
 
 std::chrono::milliseconds backoff_pause(int attempt) {
   thread_local std::mt19937_64 rng{std::random_device{}()};
+  return backoff_pause(attempt, rng);
+}
+
+std::chrono::milliseconds backoff_pause(int attempt, std::mt19937_64& rng) {
   const auto ceiling = std::min<std::int64_t>(kBackoffCap.count(),
                                               kBackoffBase.count() << std::clamp(attempt, 0, 5));
   return std::chrono::milliseconds(std::uniform_int_distribution<std::int64_t>(0, ceiling)(rng));

@@ -22,6 +22,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <string>
 #include <string_view>
 
@@ -56,6 +57,8 @@ struct DynamoError {
 // [0, min(400 ms, 25 ms x 2^attempt)], so that clients throttled together do not retry
 // together. For throttled calls and for UnprocessedItems/Keys alike.
 std::chrono::milliseconds backoff_pause(int attempt);
+// The same, drawing from `rng` (tests pass a seeded one, so that CI is deterministic).
+std::chrono::milliseconds backoff_pause(int attempt, std::mt19937_64& rng);
 
 // Classifies one answer (status and JSON body) as DynamoDB documents its errors.
 DynamoError classify(unsigned status, const std::string& body);
