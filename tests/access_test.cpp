@@ -340,6 +340,60 @@ TEST_F(RouterAccess, UnauthenticatedIs401BeforeRoutingAndForbiddenIs403BeforeThe
             http::status::unauthorized);
 }
 
+// Scope::none (the status page's files): reachable with no token, a bad one, or one with no
+// scope at all; only by the exact method and path, so everything else still answers 401.
+TEST_F(RouterAccess, APublicRouteNeedsNoTokenAndRevealsNoOtherPath) {
+  router.add(http::verb::get, "/p", Scope::none, [this](const Request&, const RouteMatch&) {
+    ++handled;
+    return empty_response();
+  });
+  router.add(http::verb::get, "/p/{name}", Scope::none,
+             [this](const Request&, const RouteMatch& m) {
+               ++handled;
+               return json_response(http::status::ok, std::string(m.param("name")));
+             });
+  router.add(http::verb::get, "/p/secret", Scope::read, [this](const Request&, const RouteMatch&) {
+    ++handled;
+    return empty_response();
+  });
+  router.set_access(std::make_shared<const AccessPolicy>(
+      AccessPolicy::Options{ok(parse_tokens(std::string("reader read ") + kSecretA + "\n" +
+                                                "counter metrics " + kSecretB, "f")),
+                            {}, 0}));
+  EXPECT_EQ(call(http::verb::get, "/p", std::nullopt).result(), http::status::no_content);
+  EXPECT_EQ(call(http::verb::get, "/p", std::string("Bearer unknown-0123456789abcdef")).result(),
+            http::status::no_content);
+  EXPECT_EQ(call(http::verb::get, "/p", std::string("Basic eDp5")).result(),
+            http::status::no_content);
+  EXPECT_EQ(call(http::verb::get, "/p", std::string("Bearer ") + kSecretB).result(),
+            http::status::no_content) << "a token without read still reaches a public route";
+  EXPECT_EQ(call(http::verb::get, "/p/x?y=1", std::nullopt).body(), "x");
+  EXPECT_EQ(handled, 5);
+  // A literal non-public route wins over the public pattern, and keeps its scope.
+  EXPECT_EQ(call(http::verb::get, "/p/secret", std::nullopt).result(), http::status::unauthorized);
+  EXPECT_EQ(call(http::verb::get, "/p/secret", std::string("Bearer ") + kSecretB).result(),
+            http::status::forbidden);
+  // Another method, a longer path, an unknown path, a non-path target: 401 as before, not
+  // 405, 404 or 400, which would tell an unauthenticated caller what exists.
+  for (const auto& [verb, target] : std::vector<std::pair<http::verb, std::string>>{
+           {http::verb::post, "/p"},
+           {http::verb::head, "/p"},
+           {http::verb::get, "/p/a/b"},
+           {http::verb::get, "/p/../r"},
+           {http::verb::get, "/r"},
+           {http::verb::get, "/nowhere"},
+           {http::verb::get, "*"}}) {
+    SCOPED_TRACE(target);
+    const auto res = call(verb, target, std::nullopt);
+    EXPECT_EQ(res.result(), http::status::unauthorized);
+    EXPECT_EQ(res[http::field::www_authenticate], "Bearer realm=\"heartbeatd\"");
+  }
+  EXPECT_EQ(handled, 5);
+  // With the token, a public route's other method is a plain 405.
+  EXPECT_EQ(call(http::verb::post, "/p", std::string("Bearer ") + kSecretA).result(),
+            http::status::method_not_allowed);
+}
+
 TEST_F(RouterAccess, OverTheRateIs429WithRetryAfter) {
   router.set_rate_limiter(std::make_shared<RateLimiter>(RateLimiter::Options{0.5, 2, 10}));
   EXPECT_EQ(call(http::verb::get, "/r", std::nullopt).result(), http::status::no_content);

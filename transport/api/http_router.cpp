@@ -108,6 +108,8 @@ void Router::set_rate_limiter(std::shared_ptr<RateLimiter> limiter) {
 
 std::string_view to_string(Scope s) {
   switch (s) {
+    case Scope::none:
+      return "none";
     case Scope::read:
       return "read";
     case Scope::write:
@@ -242,6 +244,24 @@ bool Router::match(const Route& r, const std::vector<std::string_view>& path, Ro
   return true;
 }
 
+const Router::Route* Router::find(http::verb method, const std::vector<std::string_view>& path,
+                                  RouteMatch* m, std::vector<http::verb>* allowed) const {
+  const Route* best = nullptr;
+  RouteMatch candidate;
+  for (const auto& r : routes_) {
+    if (!match(r, path, &candidate)) continue;
+    if (allowed && std::find(allowed->begin(), allowed->end(), r.method) == allowed->end()) {
+      allowed->push_back(r.method);
+    }
+    if (r.method != method) continue;
+    if (!best || literal_count(r.segments) > literal_count(best->segments)) {
+      best = &r;
+      m->params = candidate.params;
+    }
+  }
+  return best;
+}
+
 Routed Router::dispatch(const Request& request, Respond later, const Caller& caller) const {
   // Who is calling comes first: an unauthenticated caller learns nothing, not even which
   // paths exist. The rate limit counts refused requests too, so that guessing tokens costs
@@ -268,8 +288,20 @@ Routed Router::dispatch(const Request& request, Respond later, const Caller& cal
       return {std::move(res), nullptr};
     }
   }
+  const std::string_view target = request.target();
+  const bool absolute = !target.empty() && target.front() == '/';
+  const std::size_t q = target.find('?');
+  const std::string_view path = target.substr(0, q);
+  const auto segments = absolute ? split_path(path) : std::vector<std::string_view>{};
+  RouteMatch m;
+  if (q != std::string_view::npos) m.query = target.substr(q + 1);
+  std::vector<http::verb> allowed;
+  const Route* best = absolute ? find(request.method(), segments, &m, &allowed) : nullptr;
   if (decision) {
-    if (!decision->authenticated) {
+    // A public route (Scope::none) is served to anyone: it is the only thing an
+    // unauthenticated caller can reach, and only by its exact method and path.
+    const bool public_route = best && best->scope == Scope::none;
+    if (!decision->authenticated && !public_route) {
       refused(Refusal::unauthenticated, caller, decision->problem);
       unrouted_->count(401);
       Response res =
@@ -278,35 +310,14 @@ Routed Router::dispatch(const Request& request, Respond later, const Caller& cal
       res.set(http::field::www_authenticate, "Bearer realm=\"heartbeatd\"");
       return {std::move(res), nullptr};
     }
-    scopes = decision->scopes;
+    scopes = decision->authenticated ? decision->scopes : Scopes{0};
     principal = std::move(decision->principal);
   }
-  const std::string_view target = request.target();
-  if (target.empty() || target.front() != '/') {
+  if (!absolute) {
     unmatched_->count(400);
     return {error_response(http::status::bad_request, "bad_request",
                            "request target must be an absolute path"),
             nullptr};
-  }
-  const std::size_t q = target.find('?');
-  const std::string_view path = target.substr(0, q);
-  const auto segments = split_path(path);
-
-  RouteMatch m;
-  if (q != std::string_view::npos) m.query = target.substr(q + 1);
-  const Route* best = nullptr;
-  RouteMatch best_match;
-  std::vector<http::verb> allowed;
-  for (const auto& r : routes_) {
-    if (!match(r, segments, &m)) continue;
-    if (std::find(allowed.begin(), allowed.end(), r.method) == allowed.end()) {
-      allowed.push_back(r.method);
-    }
-    if (r.method != request.method()) continue;
-    if (!best || literal_count(r.segments) > literal_count(best->segments)) {
-      best = &r;
-      best_match = m;
-    }
   }
   if (!best) {
     if (allowed.empty()) {
@@ -324,7 +335,8 @@ Routed Router::dispatch(const Request& request, Respond later, const Caller& cal
     unmatched_->count(405);
     return {std::move(res), nullptr};
   }
-  if (!(scopes & bit(best->scope))) {
+  const RouteMatch& best_match = m;
+  if (best->scope != Scope::none && !(scopes & bit(best->scope))) {
     refused(Refusal::forbidden, caller,
             fmt::format("{} lacks the {} scope for {} {}", principal, to_string(best->scope),
                         std::string_view(request.method_string()), path));

@@ -53,8 +53,10 @@ struct Caller {
 
 // What a route lets a caller do; every route declares exactly one at registration, and
 // Router::dispatch checks it before the handler runs (docs/API.md, "Tokens and scopes").
-// A set of scopes is a bit mask (Scopes).
-enum class Scope : std::uint8_t { read = 1, write = 2, admin = 4, metrics = 8 };
+// A set of scopes is a bit mask (Scopes). `none` is not a scope a token can hold: it marks a
+// public route, reachable without a token even when tokens are required, for what holds no
+// data (the status page's static files, /ui); every other route still answers 401 first.
+enum class Scope : std::uint8_t { none = 0, read = 1, write = 2, admin = 4, metrics = 8 };
 using Scopes = std::uint8_t;
 inline constexpr Scopes kAllScopes = 0x0f;
 inline constexpr Scopes bit(Scope s) {
@@ -173,6 +175,10 @@ class Router {
   void add_route(http::verb method, std::string pattern, Scope scope, StreamHandler handler,
                  AsyncHandler async_handler = nullptr);
   static bool match(const Route& r, const std::vector<std::string_view>& path, RouteMatch* m);
+  // The route for `method` on `path` (most literal segments wins), its captures in `*m`;
+  // null if none. `allowed` (optional) collects the methods the path has.
+  const Route* find(http::verb method, const std::vector<std::string_view>& path, RouteMatch* m,
+                    std::vector<http::verb>* allowed) const;
 
   std::vector<Route> routes_;
   // Requests that matched no route (404, 405), and responses made before routing.
