@@ -29,6 +29,7 @@
 #include "transport/api/socket_dir.h"
 #include "transport/api/rate_limiter.h"
 #include "transport/api/tls_context.h"
+#include "transport/api/ui_routes.h"
 
 namespace heartbeatd {
 
@@ -134,6 +135,7 @@ Daemon::Daemon(Config config, std::optional<std::string> config_path)
   transport::add_key_routes(router_, [this] { return cluster_->key_usage(); });
   transport::add_event_routes(router_, *events_, config_->events.max_watched_users);
   transport::add_metrics_route(router_, [this](MetricsWriter& w) { write_metrics(w); });
+  transport::add_ui_routes(router_);
 }
 
 Daemon::~Daemon() {
