@@ -7,10 +7,11 @@
 //   parsed here. Its initial events carry the members' and followed users' state; changes
 //   follow. When it ends or fails, the page says "disconnected" and reconnects with capped,
 //   jittered exponential backoff; a new stream's initial events bring the state back.
-// - GET /v1/members on each (re)connect and GET /v1/members/{name} after a member's event add
-//   what events do not carry: last_seen_ms and which member is this node.
+// - GET /v1/members on each (re)connect and after each burst of member events adds what
+//   events do not carry: last_seen_ms and which member is this node.
 // - The online/tracked counts and the chart are aggregates with no event: they are re-read
-//   every history interval (GET /v1/users/history's interval_ms, 10 s by default).
+//   every history interval (GET /v1/users/history's interval_ms, 10 s by default, at most
+//   once a second) and shortly after a followed user's change.
 // - User ids are strings end to end (?ids=string): ids above 2^53 stay exact.
 "use strict";
 
@@ -138,6 +139,13 @@
     return Math.floor(h / 24) + " d ago";
   }
 
+  function span(ms) {
+    const s = Math.round(ms / 1000);
+    if (s < 120) return s + " s";
+    const m = Math.round(s / 60);
+    return m < 120 ? m + " min" : Math.round(m / 60) + " h";
+  }
+
   const clock = (ms) => new Date(ms).toLocaleTimeString("en-GB");
 
   // "last seen" of a member. A member the daemon lists as alive is being heard from right
@@ -146,6 +154,7 @@
   // heard, so their age counts up, second by second.
   function memberSeen(m) {
     if (m.state === "alive") return { text: "seen now", since: null };
+    if (m.seen_pending) return { text: "last seen: reading…", since: null };
     if (m.last_seen_ms == null) return { text: "never heard from directly", since: null };
     return { text: null, since: m.last_seen_ms };
   }
@@ -266,7 +275,9 @@
       li.append(head);
       li.append(el("span", "state-label", m.state));
       const dl = el("dl", "tile-facts");
-      dl.append(el("dt", null, "address"), el("dd", null, m.address || "–"));
+      const address = el("dd", null, m.address || "–");
+      address.title = m.address || "";
+      dl.append(el("dt", "visually-hidden", "address"), address);
       dl.append(el("dt", null, "incarnation"), el("dd", null, String(m.incarnation ?? "–")));
       li.append(dl);
       const seen = memberSeen(m);
@@ -344,8 +355,9 @@
       $("chart-caption").textContent = "Users online over the last hour: no points yet";
       return;
     }
+    // The last hour, or less while the daemon has not kept an hour yet (it starts empty).
     const now = points[points.length - 1].time_ms;
-    const from = now - 3600 * 1000;
+    const from = Math.max(now - 3600 * 1000, points[0].time_ms);
     let max = 0, min = Infinity;
     for (const p of points) {
       max = Math.max(max, p.online);
@@ -362,12 +374,13 @@
     const last = points[points.length - 1];
     parts.push(svg("circle", { cx: x(last.time_ms), cy: y(last.online), r: 3, class: "chart-dot" }));
     parts.push(svg("text", { x: 4, y: top - 3, class: "chart-label" }, fmtCount(yMax)));
-    parts.push(svg("text", { x: 4, y: H - 5, class: "chart-label" }, "1 h ago"));
+    parts.push(svg("text", { x: 4, y: H - 5, class: "chart-label" }, span(now - from) + " ago"));
     parts.push(svg("text", { x: W - 4, y: H - 5, "text-anchor": "end", class: "chart-label" }, "now"));
     chart.replaceChildren(...parts);
-    $("chart-caption").textContent = "Users online over the last hour: now " + fmtCount(last.online) +
+    $("chart-caption").textContent = "Users online over the last " + span(now - from) + ": now " +
+      fmtCount(last.online) +
       ", lowest " + fmtCount(min) + ", highest " + fmtCount(max) + " (" + points.length +
-      " points, one every " + Math.round((history.interval_ms || 10000) / 1000) + " s)";
+      (points.length === 1 ? " point" : " points") + ", one every " + Math.round((history.interval_ms || 10000) / 1000) + " s)";
   }
 
   // ---- Aggregates: counts and history, every history interval ------------------------------
@@ -424,7 +437,7 @@
       const known = members.get(m.name);
       mergeMember({ name: m.name, address: m.address, incarnation: m.incarnation,
                     last_seen_ms: m.last_seen_ms, self: m.self,
-                    state: known && streamed.has(m.name) ? undefined : m.state });
+                    state: known && streamed.has(m.name) ? undefined : m.state }).seen_pending = false;
     }
     for (const name of [...members.keys()]) {
       if (!listed.has(name) && !streamed.has(name)) members.delete(name);
@@ -434,22 +447,29 @@
     scheduleRender();
   }
 
-  // After an event: when it stopped being heard (events do not carry last_seen_ms).
-  const refreshing = new Set();
-  async function refreshMember(gen, name) {
-    if (refreshing.has(name)) return;
-    refreshing.add(name);
-    try {
-      const m = await api("/v1/members/" + encodeURIComponent(name));
-      if (gen === generation && members.has(name)) {
-        mergeMember({ name, last_seen_ms: m.last_seen_ms, self: m.self });
-        scheduleRender();
-      }
-    } catch (e) {
-      // reaped meanwhile, or the daemon is going: the stream will tell
-    } finally {
-      refreshing.delete(name);
-    }
+  // After member events: when each stopped being heard (events do not carry last_seen_ms).
+  // One list read per burst of events, however many members changed (a partition of a
+  // 1,000-member cluster is 1,000 events).
+  let membersTimer = 0;
+  function refreshMembersSoon(gen, streamed) {
+    if (membersTimer) return;
+    membersTimer = setTimeout(() => {
+      membersTimer = 0;
+      if (gen !== generation) return;
+      readMembers(gen, streamed).catch(() => {
+        // the daemon is going: the stream will tell
+      });
+    }, 250);
+  }
+
+  // After user events: the counts moved too (they have no event of their own).
+  let countsTimer = 0;
+  function refreshCountsSoon(gen) {
+    if (countsTimer) return;
+    countsTimer = setTimeout(() => {
+      countsTimer = 0;
+      if (gen === generation) readAggregates(gen);
+    }, 500);
   }
 
   // ---- Users -------------------------------------------------------------------------------
@@ -530,14 +550,19 @@
     }
     if (type === "member") {
       streamed.add(e.name);
-      const had = members.get(e.name);
-      mergeMember({ name: e.name, address: e.address, state: e.state, incarnation: e.incarnation });
-      // A change after the initial burst: learn when it was last heard from.
-      if (!e.initial || !had) refreshMember(gen, e.name);
+      const m = mergeMember({ name: e.name, address: e.address, state: e.state,
+                              incarnation: e.incarnation });
+      // The initial burst is covered by the list read at connect. After a change, the
+      // last_seen_ms held is from that read: not shown until read again.
+      if (!e.initial) {
+        m.seen_pending = true;
+        refreshMembersSoon(gen, streamed);
+      }
       scheduleRender();
     } else if (type === "user") {
       const id = String(e.user);
       setUser(id, e.online, e.last_seen_ms, true);
+      if (!e.initial) refreshCountsSoon(gen);
       scheduleRender();
     } else if (type === "dropped") {
       showBanner("The daemon dropped this page's stream (" + (e.reason || "too slow") + "); reconnecting.");
