@@ -45,6 +45,7 @@
   let connection = null; // {abort: AbortController, generation}
   let generation = 0; // bumped by every (re)connect; stale work checks it and stops
   let attempt = 0;
+  let connectedAt = 0; // when the current stream opened; 0 while there is none
   let retryTimer = 0;
   let historyTimer = 0;
   let renderQueued = false;
@@ -57,11 +58,24 @@
     }
   }
 
-  function token() {
+  // The token lives in the tab's sessionStorage (gone with the tab, never sent anywhere but
+  // in the Authorization header), and in memory where storage is refused.
+  let currentToken = (() => {
     try {
       return sessionStorage.getItem(TOKEN_KEY) || "";
     } catch (e) {
       return "";
+    }
+  })();
+  const token = () => currentToken;
+
+  function setToken(t) {
+    currentToken = t;
+    try {
+      if (t) sessionStorage.setItem(TOKEN_KEY, t);
+      else sessionStorage.removeItem(TOKEN_KEY);
+    } catch (e) {
+      // storage refused (a private window's policy): kept in memory for this page
     }
   }
 
@@ -143,7 +157,7 @@
     const s = Math.round(ms / 1000);
     if (s < 120) return s + " s";
     const m = Math.round(s / 60);
-    return m < 120 ? m + " min" : Math.round(m / 60) + " h";
+    return m < 60 ? m + " min" : Math.round(m / 6) / 10 + " h";
   }
 
   const clock = (ms) => new Date(ms).toLocaleTimeString("en-GB");
@@ -514,14 +528,18 @@
     let buffer = "";
     let type = "";
     let data = [];
+    const eol = /\r\n|\r|\n/g;
     return (chunk) => {
       buffer += chunk;
-      let nl;
-      while ((nl = buffer.search(/\r\n|\r|\n/)) >= 0) {
-        const line = buffer.slice(0, nl);
-        // A lone "\r" at the end of a chunk may be half of "\r\n": wait for more.
-        if (buffer[nl] === "\r" && nl === buffer.length - 1) break;
-        buffer = buffer.slice(nl + (buffer.startsWith("\r\n", nl) ? 2 : 1));
+      let pos = 0;
+      for (;;) {
+        eol.lastIndex = pos;
+        const m = eol.exec(buffer);
+        if (!m) break;
+        // A "\r" that ends the chunk may be half of "\r\n": wait for more.
+        if (m[0] === "\r" && m.index === buffer.length - 1) break;
+        const line = buffer.slice(pos, m.index);
+        pos = m.index + m[0].length;
         if (line === "") {
           if (data.length) onEvent(type || "message", data.join("\n"));
           type = "";
@@ -536,6 +554,7 @@
         if (field === "event") type = value;
         else if (field === "data") data.push(value);
       }
+      buffer = buffer.slice(pos);
     };
   }
 
@@ -570,6 +589,10 @@
   }
 
   function reconnectSoon(why) {
+    // A stream that lived a while was a success: start the backoff over. One that ends at
+    // once (a store that cannot answer, say) keeps backing off rather than loop.
+    if (connectedAt && Date.now() - connectedAt > 5000) attempt = 0;
+    connectedAt = 0;
     const wait = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** attempt);
     // Full jitter in the upper half: pages reloaded together do not come back in step.
     const delay = Math.round(wait / 2 + Math.random() * (wait / 2));
@@ -620,7 +643,7 @@
         const u = users.get(id);
         if (u && streamUsers.has(id) !== u.live) users.delete(id);
       }
-      attempt = 0;
+      connectedAt = Date.now();
       showBanner("");
       showAuth(null);
       setConnection("live", "Live");
@@ -668,7 +691,8 @@
     const { ids, bad } = parseIds(text);
     followed = ids;
     view.userPage = 0;
-    for (const id of [...users.keys()]) if (!ids.includes(id)) users.delete(id);
+    const keep = new Set(ids);
+    for (const id of [...users.keys()]) if (!keep.has(id)) users.delete(id);
     const error = $("users-error");
     error.hidden = bad.length === 0;
     error.textContent = bad.length === 0 ? "" : "Skipped what is not a user id (0 to " + MAX_U64 +
@@ -684,23 +708,23 @@
     tokenInput.value = token();
     $("token-form").addEventListener("submit", (ev) => {
       ev.preventDefault();
-      try {
-        const t = tokenInput.value.trim();
-        if (t) sessionStorage.setItem(TOKEN_KEY, t);
-        else sessionStorage.removeItem(TOKEN_KEY);
-      } catch (e) {
-        // storage refused (private mode): the token is used for this page only
+      const t = tokenInput.value.trim();
+      // What an Authorization header can carry (RFC 7235 token68), as the daemon checks.
+      if (t && !/^[A-Za-z0-9._~+\/-]+=*$/.test(t)) {
+        const m = $("auth-message");
+        m.textContent = "That is not a token: tokens are letters, digits and - . _ ~ + / " +
+          "(= at the end), with no spaces.";
+        m.hidden = false;
+        tokenInput.focus();
+        return;
       }
+      setToken(t);
       attempt = 0;
       connect();
     });
     $("token-forget").addEventListener("click", () => {
       tokenInput.value = "";
-      try {
-        sessionStorage.removeItem(TOKEN_KEY);
-      } catch (e) {
-        // nothing stored
-      }
+      setToken("");
       attempt = 0;
       connect();
     });

@@ -386,8 +386,8 @@ test("the status page follows a live cluster in Chromium", { timeout: TOTAL_BUDG
   };
 
   // A heartbeat turns the dot online; presence.timeout later it is offline again.
+  const beat = Date.now(); // before the daemon takes the heartbeat: offline comes >= 2 s after
   await heartbeat(["42", BIG_ID]);
-  const beat = Date.now();
   await waitFor("42 and 2^64-1 online", (a, b) =>
     document.querySelector(`#users [data-user="${a}"]`)?.dataset.state === "online" &&
     document.querySelector(`#users [data-user="${b}"]`)?.dataset.state === "online", 3000, "42", BIG_ID);
@@ -397,7 +397,7 @@ test("the status page follows a live cluster in Chromium", { timeout: TOTAL_BUDG
   await waitFor("42 offline after presence.timeout", (a) =>
     document.querySelector(`#users [data-user="${a}"]`)?.dataset.state === "offline",
     PRESENCE_TIMEOUT_MS + 2000, "42");
-  assert.ok(Date.now() - beat >= PRESENCE_TIMEOUT_MS - 50, "offline only after the timeout");
+  assert.ok(Date.now() - beat >= PRESENCE_TIMEOUT_MS, "offline only after the timeout");
 
   // SIGKILL node-3: its tile turns dead within the detection bound + 1 s.
   n3.kill("SIGKILL");
@@ -469,16 +469,35 @@ test("the status page follows a live cluster in Chromium", { timeout: TOTAL_BUDG
     /first 1,000 live; the other 500/.test(document.getElementById("users-note").textContent) &&
     document.querySelectorAll("#users .user").length === 200 &&
     /Page 1 of 8/.test(document.querySelector("#users-pager .page-info").textContent), 10000);
-  await heartbeat([many[0], many[1400]]);
+  await heartbeat([many[0]]);
   await waitFor("the first id online through the stream", (a) =>
     document.querySelector(`#users [data-user="${a}"]`)?.dataset.state === "online", 3000, many[0]);
-  await page.select("#user-filter", "online");
-  await waitFor("one online user shown", () => document.querySelectorAll("#users .user").length === 1, 2000);
+  // The filter: offline only, whether the first id has timed out again by then or not.
+  await page.select("#user-filter", "offline");
+  await waitFor("only offline users shown", () => {
+    const rows = [...document.querySelectorAll("#users .user")];
+    return rows.length === 200 && rows.every((r) => r.dataset.state === "offline") &&
+      /\((1,499|1,500) users\)/.test(document.querySelector("#users-pager .page-info").textContent);
+  }, 3000);
+  await page.select("#user-filter", "all");
+  // An id beyond the stream's changes on the page only when read again. Online or offline
+  // by the time it is read (presence.timeout is short), it has been seen now.
+  const late = many[1400];
+  const lateRow = (id) => {
+    const r = document.querySelector(`#users [data-user="${id}"]`);
+    return r ? r.textContent : "";
+  };
+  for (let p = 1; p < 8; p++) await page.click('#users-pager [data-page="next"]'); // to page 8
+  await waitFor("the page holding the 1,401st id, read at connect", (id) =>
+    /as of/.test(document.querySelector(`#users [data-user="${id}"]`)?.textContent || ""), 5000, late);
+  assert.match(await page.evaluate(lateRow, late), /never seen/);
+  assert.match(await page.evaluate(lateRow, late), /as of/, "it says when it was read");
+  await heartbeat([late]);
   await page.click("#users-refresh");
-  await waitFor("the 1,401st online after a refresh", () =>
-    document.querySelectorAll("#users .user").length === 2, 3000);
-  assert.match(await page.$eval(`#users [data-user="${many[1400]}"]`, (r) => r.textContent), /as of/,
-               "an id beyond the stream's says when it was read");
+  await waitFor("the 1,401st read again after the heartbeat", (id) => {
+    const r = document.querySelector(`#users [data-user="${id}"]`);
+    return r && !/never seen/.test(r.textContent) && /as of/.test(r.textContent);
+  }, 5000, late);
 
   assert.deepEqual(problems, [], "no console errors, uncaught exceptions or foreign requests");
   failed = false;
