@@ -77,8 +77,8 @@ TEST_F(UiRoutes, EveryAnswerCarriesCacheAndSecurityHeaders) {
 }
 
 TEST_F(UiRoutes, IfNoneMatchWithTheETagIsABodiless304) {
-  for (const std::string inm :
-       {"\"sha256-aaaa\"", "W/\"sha256-aaaa\"", "\"x\", \"sha256-aaaa\"", "*", " \"sha256-aaaa\" "}) {
+  for (const std::string inm : {"\"sha256-aaaa\"", "W/\"sha256-aaaa\"", "\"x\", \"sha256-aaaa\"",
+                                "*", " \"sha256-aaaa\" "}) {
     SCOPED_TRACE(inm);
     const Response r = router.route(get("/ui/app.js", {{http::field::if_none_match, inm}}));
     EXPECT_EQ(r.result(), http::status::not_modified);
@@ -98,7 +98,8 @@ TEST(UiIfNoneMatch, ComparesEntityTagsWeaklyInAList) {
   EXPECT_TRUE(if_none_match("\"a\"", "\"a\""));
   EXPECT_TRUE(if_none_match("W/\"a\"", "\"a\""));
   EXPECT_TRUE(if_none_match("\"b\",\"a\"", "\"a\""));
-  EXPECT_TRUE(if_none_match("\"b,c\", \"a\"", "\"a\"")) << "a comma inside quotes separates nothing";
+  EXPECT_TRUE(if_none_match("\"b,c\", \"a\"", "\"a\""))
+      << "a comma inside quotes separates nothing";
   EXPECT_FALSE(if_none_match("\"b,\"a\"", "\"a\""));
   EXPECT_FALSE(if_none_match("\"ab\"", "\"a\""));
   EXPECT_FALSE(if_none_match(",,", "\"a\""));
@@ -134,8 +135,7 @@ TEST_F(UiRoutes, PublicWhenTokensAreRequiredWhileOtherPathsStay401) {
   });
   const auto tokens = std::get<std::vector<TokenEntry>>(
       parse_tokens("reader read reader-secret-0123456789", "tokens"));
-  router.set_access(
-      std::make_shared<const AccessPolicy>(AccessPolicy::Options{tokens, {}, 0}));
+  router.set_access(std::make_shared<const AccessPolicy>(AccessPolicy::Options{tokens, {}, 0}));
   Caller tcp;
   tcp.via = Caller::Via::tcp;
   tcp.address = "127.0.0.1";
@@ -145,9 +145,10 @@ TEST_F(UiRoutes, PublicWhenTokensAreRequiredWhileOtherPathsStay401) {
       << "a public pattern's own 404 reveals only that the page has no such file";
   EXPECT_EQ(router.route(get("/ui/../v1/health"), tcp).result(), http::status::unauthorized);
   EXPECT_EQ(router.route(get("/v1/health"), tcp).result(), http::status::unauthorized);
-  EXPECT_EQ(router.route(get("/v1/health", {{http::field::authorization,
-                                             "Bearer reader-secret-0123456789"}}),
-                         tcp)
+  EXPECT_EQ(router
+                .route(get("/v1/health",
+                           {{http::field::authorization, "Bearer reader-secret-0123456789"}}),
+                       tcp)
                 .result(),
             http::status::ok);
 }
@@ -220,8 +221,8 @@ TEST(UiDaemon, ThePageIsPublicWithTokensWhileTheApiAndUnknownPathsAre401) {
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(r.header("content-type"), "text/css; charset=utf-8");
 
-  for (const char* target : {"/ui/../metrics", "/ui/%2e%2e/metrics",
-                             "/ui/../v1/members", "/v1/members", "/metrics", "/nowhere"}) {
+  for (const char* target : {"/ui/../metrics", "/ui/%2e%2e/metrics", "/ui/../v1/members",
+                             "/v1/members", "/metrics", "/nowhere"}) {
     SCOPED_TRACE(target);
     r = http_tcp(d.port(), "GET", target);
     EXPECT_EQ(r.status, 401) << r.body;
