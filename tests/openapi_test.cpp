@@ -2,7 +2,7 @@
 // (built from the default config, never started) is an operation of the spec, every
 // operation of the spec is a route, and each operation states the route's scope, as
 // `x-heartbeatd-scope` and as the scopes of its bearer security requirement (`security: []`
-// and `x-heartbeatd-scope: public` for a route that needs no token). The examples of
+// and `x-heartbeatd-scope: none` for a route that needs no token, Scope::none). The examples of
 // docs/API.md are checked against the same spec by tests/openapi/ (node --test).
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
@@ -117,7 +117,7 @@ TEST_F(OpenApiTest, EachOperationNamesItsRoutesScope) {
 
     const YAML::Node sec = it->second.security;
     ASSERT_TRUE(sec && sec.IsSequence()) << k << ": no security requirement";
-    if (scope == "public") {
+    if (scope == "none") {
       EXPECT_EQ(sec.size(), 0u) << k << ": a public route has security: []";
       continue;
     }
