@@ -74,6 +74,23 @@ std::string id_problem(std::string_view token, std::uint64_t* out) {
   return "";
 }
 
+// Why the contents of a JSON string are not a user id in decimal; empty when they are one.
+std::string string_id_problem(std::string_view text, std::uint64_t* out) {
+  if (text.empty()) return "an empty string";
+  const std::string shown = text.size() > 40 ? std::string(text.substr(0, 40)) + "..." : std::string(text);
+  for (const char c : text) {
+    if (!is_digit(c)) return fmt::format("the string \"{}\" (not a decimal number)", shown);
+  }
+  if (text.size() > 1 && text.front() == '0') {
+    return fmt::format("the string \"{}\" (leading zero)", shown);
+  }
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), *out);
+  if (ec != std::errc() || p != text.data() + text.size()) {
+    return fmt::format("the string \"{}\" (above 2^64-1)", shown);
+  }
+  return "";
+}
+
 class BodyParser {
  public:
   BodyParser(std::string_view s, std::size_t max_batch) : s_(s), max_(max_batch) {}
@@ -108,7 +125,22 @@ class BodyParser {
       }
       const std::size_t start = pos_;
       std::uint64_t id = 0;
-      if (!fast_id(&id)) {
+      if (peek('"')) {
+        // A decimal string: JavaScript's numbers lose ids above 2^53, so clients may quote them.
+        const std::size_t end = s_.find('"', start + 1);
+        if (end == std::string_view::npos) return fail("unterminated string in body");
+        const std::string_view text = s_.substr(start + 1, end - start - 1);
+        if (text.find('\\') != std::string_view::npos) {
+          return fail(fmt::format("users[{}]: expected a user id, got the string {} (escapes "
+                                  "are not allowed in an id)",
+                                  ids.size(), token_at(s_, start)));
+        }
+        if (auto problem = string_id_problem(text, &id); !problem.empty()) {
+          return fail(fmt::format("users[{}]: expected a user id (unsigned 64-bit integer), got {}",
+                                  ids.size(), problem));
+        }
+        pos_ = end + 1;
+      } else if (!fast_id(&id)) {
         pos_ = start;
         const std::string token = token_at(s_, start);
         if (auto problem = id_problem(token, &id); !problem.empty()) {

@@ -27,7 +27,8 @@ struct UserIdsError {
 using UserIdsResult = std::variant<std::vector<std::uint64_t>, UserIdsError>;
 
 // Parses exactly {"users":[id,...]} (whitespace allowed, nothing else): a non-empty array of
-// at most max_batch ids.
+// at most max_batch ids, each a JSON number or a string of the same canonical decimal
+// ("18446744073709551615": JavaScript clients cannot hold ids above 2^53 as numbers).
 UserIdsResult parse_user_ids_body(std::string_view body, std::size_t max_batch);
 
 }  // namespace heartbeatd

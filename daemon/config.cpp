@@ -581,6 +581,12 @@ const std::vector<Field>& fields() {
     f.push_back(int_field<std::size_t>(
         "presence.max_batch", false, 1, 1'000'000,
         [](auto& c) -> auto& { return c.presence.max_batch; }));
+    f.push_back(duration_field(
+        "presence.history.interval", false, M(100), M(3600 * 1000),
+        [](auto& c) -> auto& { return c.presence.history.interval; }));
+    f.push_back(int_field<std::size_t>(
+        "presence.history.points", false, 1, 100'000,
+        [](auto& c) -> auto& { return c.presence.history.points; }));
 
     f.push_back(enum_field<PresenceBackend>(
         "presence.backend", false,

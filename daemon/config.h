@@ -107,6 +107,10 @@ struct Config {
         std::chrono::duration_cast<Millis>(membership::PresenceOptions{}.forget_after);
     std::size_t max_users = membership::PresenceOptions{}.max_users;
     std::size_t max_batch = 10'000;
+    struct History {  // GET /v1/users/history: the online count, one sample per interval
+      Millis interval{10'000};
+      std::size_t points = 360;  // an hour at 10 s
+    } history;
     PresenceBackend backend = PresenceBackend::memory;
     struct Redis {  // presence.backend: redis (docs/REDIS.md)
       std::vector<HostPort> nodes;  // cluster: seeds; standalone: exactly one

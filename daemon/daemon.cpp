@@ -125,9 +125,9 @@ Daemon::Daemon(Config config, std::optional<std::string> config_path)
                   std::lock_guard lock(warnings_mu_);
                   return warnings_;
                 },
-                [this] { return presence_->health(); }});
-  transport::add_presence_routes(
-      router_, {presence_.get(), config_->presence.max_batch, presence_counters_});
+                [this] { return presence_->health(); }, config_->presence.max_batch});
+  transport::add_presence_routes(router_, {presence_.get(), config_->presence.max_batch,
+                                           presence_counters_, count_history_});
   transport::add_member_routes(
       router_, {[this] { return cluster_->members(); },
                 [this](std::string_view name) { return cluster_->member(name); }, &clock_});
@@ -500,6 +500,7 @@ int Daemon::run() {
   log::info("ready: API on {}, cluster on UDP {}", listening, cluster_->local_endpoint());
   notifier_.ready("serving the API on " + listening);
   notifier_.start_watchdog(strand_);  // keep-alives follow READY=1
+  boost::asio::post(strand_, [this] { do_sample_history(); });
 
   std::vector<std::thread> threads;
   for (unsigned i = 1; i < config_->api.threads; ++i) threads.emplace_back([this] { io_.run(); });
@@ -540,6 +541,22 @@ void Daemon::do_await_signal() {
   });
 }
 
+void Daemon::do_sample_history() {
+  presence_->counts([history = count_history_](transport::StoreFailure f, transport::UserCounts c) {
+    // A store that cannot count now (Redis down, DynamoDB counting off) leaves a gap.
+    if (!f) history->add(SystemWallClock::instance().unix_us() / 1000, c);
+  });
+  // Re-armed from the last expiry, so samples do not drift; the first from now.
+  const auto last = history_timer_.expiry();
+  history_timer_.expires_at(
+      (last == boost::asio::steady_timer::time_point{} ? boost::asio::steady_timer::clock_type::now()
+                                                       : last) +
+      count_history_->interval());
+  history_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) do_sample_history();
+  });
+}
+
 void Daemon::begin_stop(int signal) {
   log::info("{} received: stopping", signal == SIGINT ? "SIGINT" : "SIGTERM");
   notifier_.stopping();
@@ -548,6 +565,7 @@ void Daemon::begin_stop(int signal) {
   hooks_->stop();              // queued events dropped, running hooks killed
   boost::system::error_code ignored;
   signals_.cancel(ignored);
+  history_timer_.cancel();
   server_.stop();
   // Requests still waiting for Redis lose their connection with the server's; stopping the
   // store ends its timers (and closes a remote store's connections).

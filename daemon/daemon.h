@@ -70,6 +70,7 @@ class Daemon {
   // Logs them, and /v1/health shows them until the next reload.
   void set_security_warnings(std::vector<std::string> warnings);
   void begin_stop(int signal);
+  void do_sample_history();  // samples the counts now, then every presence.history.interval
   void write_metrics(MetricsWriter& w);  // daemon_metrics.cpp
   // presence.backend: the one place that knows which stores there are.
   std::unique_ptr<transport::PresenceStore> make_presence_store();
@@ -100,6 +101,12 @@ class Daemon {
   std::unique_ptr<transport::PresenceStore> presence_;
   std::shared_ptr<transport::PresenceCounters> presence_counters_ =
       std::make_shared<transport::PresenceCounters>();
+  // The online count over the last presence.history.points × interval, sampled by
+  // history_timer_ (on strand_) for GET /v1/users/history.
+  std::shared_ptr<transport::CountHistory> count_history_ =
+      std::make_shared<transport::CountHistory>(config_->presence.history.interval,
+                                                config_->presence.history.points);
+  boost::asio::steady_timer history_timer_{strand_};
   // Member changes and watched users' transitions, to /v1/events and the hooks.
   std::unique_ptr<transport::EventHub> events_;
   std::unique_ptr<HookRunner> hooks_;

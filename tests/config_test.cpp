@@ -107,6 +107,17 @@ TEST(ConfigErrors, OutOfRange) {
             std::string::npos);
 }
 
+TEST(ConfigErrors, HistoryKeysAreBounded) {
+  EXPECT_NE(load_error("presence:\n  history:\n    interval: 10ms\n").find(
+                "presence.history.interval: expected a duration from 100ms to 1h"),
+            std::string::npos);
+  EXPECT_NE(load_error("presence:\n  history:\n    points: 0\n").find("presence.history.points"),
+            std::string::npos);
+  const Config c = load_ok("presence:\n  history: {interval: 1m, points: 60}\n");
+  EXPECT_EQ(c.presence.history.interval, 1min);
+  EXPECT_EQ(c.presence.history.points, 60u);
+}
+
 TEST(ConfigErrors, UnparsableDuration) {
   const std::string e = load_error("membership:\n  interval: fast\n");
   EXPECT_NE(e.find("test.yaml:2: membership.interval: expected a duration"), std::string::npos)

@@ -228,6 +228,36 @@ TEST(Events, KeepalivesWhileQuiet) {
   EXPECT_GE(s.comments(), 2);
 }
 
+TEST(Events, EachSubscriberGetsIdsInTheFormItAskedFor) {
+  DaemonProcess d(DaemonProcess::Keys{{"presence.history.interval", "100ms"}});
+  ASSERT_TRUE(d.start()) << d.failure_reason();
+  const std::string big = "18446744073709551615";  // far above 2^53
+  auto as_string = EventStream::tcp(d.port(), "/v1/events?members=&ids=string&users=" + big);
+  auto as_number = EventStream::tcp(d.port(), "/v1/events?members=&users=" + big);
+  ASSERT_EQ(as_string.status(), 200) << as_string.body_so_far();
+  ASSERT_EQ(as_number.status(), 200) << as_number.body_so_far();
+  ASSERT_TRUE(as_string.next() && as_number.next());  // initial: offline
+  ASSERT_EQ(http_tcp(d.port(), "POST", "/v1/users/heartbeat", R"({"users":[")" + big + R"("]})")
+                .status,
+            200);
+  auto s = as_string.next(2s);
+  auto n = as_number.next(2s);
+  ASSERT_TRUE(s && n);
+  EXPECT_NE(s->data.find(R"("user":")" + big + '"'), std::string::npos) << s->data;
+  EXPECT_NE(n->data.find(R"("user":)" + big + ','), std::string::npos) << n->data;
+  EXPECT_EQ(http_tcp(d.port(), "GET", "/v1/events?ids=strings").status, 400);
+
+  // The count history the status page draws: samples every 100 ms, the heartbeat in them.
+  EXPECT_TRUE(eventually(
+      [&] {
+        const auto h = http_tcp(d.port(), "GET", "/v1/users/history");
+        return h.status == 200 && h.body.find(R"("online":1,"tracked":1)") != std::string::npos;
+      },
+      5s));
+  const auto health = http_tcp(d.port(), "GET", "/v1/health");
+  EXPECT_NE(health.body.find(R"("max_batch":10000)"), std::string::npos) << health.body;
+}
+
 TEST(Events, BadQueriesAndLimitsAnswerClearly) {
   DaemonProcess d(DaemonProcess::Keys{{"events.max_subscribers", "2"}, {"events.max_watched_users", "3"}});
   ASSERT_TRUE(d.start()) << d.failure_reason();

@@ -215,12 +215,31 @@ TEST_P(PresenceApi, BadIdsAre400NamingTheValue) {
   expect_error(call("GET", "/v1/users/abc"), 400, "bad_request", "abc");
   expect_error(call("DELETE", "/v1/users/1.5"), 400, "bad_request", "1.5 (not an integer)");
   expect_error(call("GET", "/v1/users/18446744073709551616"), 400, "bad_request", "above 2^64-1");
-  expect_error(call("POST", "/v1/users/heartbeat", R"({"users":[1,"2",3]})"), 400, "bad_request",
-               "users[1]");
+  expect_error(call("POST", "/v1/users/heartbeat", R"({"users":[1,"2x",3]})"), 400, "bad_request",
+               "users[1]: expected a user id (unsigned 64-bit integer), got the string \"2x\"");
   expect_error(call("POST", "/v1/users/status", R"({"users":[]})"), 400, "bad_request", "empty");
   expect_error(call("POST", "/v1/users/status", ""), 400, "bad_request", "request body is empty");
   expect_error(call("POST", "/v1/users/heartbeat", R"({"users":"1"})"), 400, "bad_request",
                "expected an array");
+}
+
+TEST_P(PresenceApi, IdsAboveTwoToThe53RoundTripAsStrings) {
+  const std::string big = "18446744073709551615";
+  EXPECT_EQ(json("POST", "/v1/users/heartbeat", R"({"users":[")" + big + R"(",7]})")
+                .at("accepted")
+                .as_int64(),
+            2);
+  const auto one = json("GET", "/v1/users/" + big + "?ids=string").as_object();
+  EXPECT_EQ(one.at("user").as_string(), big);
+  EXPECT_TRUE(one.at("online").as_bool());
+  const auto many = json("POST", "/v1/users/status?ids=string", R"({"users":["7",")" + big + R"("]})")
+                        .at("users")
+                        .as_array();
+  ASSERT_EQ(many.size(), 2u);
+  EXPECT_EQ(many[0].at("user").as_string(), "7");
+  EXPECT_EQ(many[1].at("user").as_string(), big);
+  EXPECT_TRUE(many[1].at("online").as_bool());
+  expect_error(call("GET", "/v1/users/7?ids=float"), 400, "bad_request", "ids: expected");
 }
 
 TEST_P(PresenceApi, BatchWithOneBadIdChangesNothing) {

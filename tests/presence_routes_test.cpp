@@ -43,7 +43,8 @@ class MemoryRoutes : public ::testing::Test {
                             std::make_shared<std::atomic<std::int64_t>>(0)};
   std::shared_ptr<PresenceCounters> counters = std::make_shared<PresenceCounters>();
   Router router;
-  void SetUp() override { add_presence_routes(router, {&store, 4, counters}); }
+  std::shared_ptr<CountHistory> history = std::make_shared<CountHistory>(10s, 3);
+  void SetUp() override { add_presence_routes(router, {&store, 4, counters, history}); }
   Response call(http::verb m, std::string target, std::string body = "") {
     return router.route(make(m, std::move(target), std::move(body)));
   }
@@ -145,6 +146,51 @@ class UnavailableStore final : public PresenceStore {
     std::thread(std::move(f)).detach();
   }
 };
+
+TEST_F(MemoryRoutes, IdsAreWrittenAsStringsWhenAskedAndReadInEitherForm) {
+  // 2^53 + 1: a JavaScript number would read it as 2^53.
+  ASSERT_EQ(call(http::verb::post, "/v1/users/heartbeat",
+                 R"({"users":["9007199254740993", 18446744073709551615]})")
+                .result(),
+            http::status::ok);
+  auto r = call(http::verb::get, "/v1/users/9007199254740993?ids=string");
+  EXPECT_EQ(json_of(r).at("user").as_string(), "9007199254740993") << r.body();
+  r = call(http::verb::get, "/v1/users/9007199254740993?ids=number");
+  EXPECT_EQ(json_of(r).at("user").to_number<std::uint64_t>(), 9007199254740993u) << r.body();
+  r = call(http::verb::post, "/v1/users/status?ids=string",
+           R"({"users":["18446744073709551615", 3]})");
+  const auto users = json_of(r).at("users").as_array();
+  ASSERT_EQ(users.size(), 2u) << r.body();
+  EXPECT_EQ(users[0].at("user").as_string(), "18446744073709551615");
+  EXPECT_TRUE(users[0].at("online").as_bool());
+  EXPECT_EQ(users[1].at("user").as_string(), "3");
+  r = call(http::verb::post, "/v1/users/status", R"({"users":["3"]})");
+  EXPECT_EQ(r.body(), R"({"users":[{"user":3,"online":false,"last_seen_ms":null}]})");
+}
+
+TEST_F(MemoryRoutes, ABadIdsParameterOrAnUnknownOneIs400AndChangesNothing) {
+  for (const char* target : {"/v1/users/3?ids=text", "/v1/users/3?ids=", "/v1/users/3?id=string",
+                             "/v1/users/3?ids=string&ids=number", "/v1/users/3?ids=%zz"}) {
+    const auto r = call(http::verb::get, target);
+    EXPECT_EQ(r.result(), http::status::bad_request) << target;
+    EXPECT_EQ(json_of(r).at("error").as_string(), "bad_request") << target;
+  }
+  EXPECT_NE(call(http::verb::get, "/v1/users/3?ids=text").body().find("expected number or string"),
+            std::string::npos);
+  const auto r = call(http::verb::post, "/v1/users/status?ids=bits", R"({"users":[3]})");
+  EXPECT_EQ(r.result(), http::status::bad_request) << r.body();
+}
+
+TEST_F(MemoryRoutes, HistoryKeepsTheLastPointsOldestFirst) {
+  EXPECT_EQ(call(http::verb::get, "/v1/users/history").body(), R"({"interval_ms":10000,"points":[]})");
+  for (std::uint64_t i = 1; i <= 4; ++i) history->add(1000 * i, {i, 10 + i});
+  const auto r = call(http::verb::get, "/v1/users/history");
+  ASSERT_EQ(r.result(), http::status::ok);
+  EXPECT_EQ(r.body(),
+            R"({"interval_ms":10000,"points":[{"time_ms":2000,"online":2,"tracked":12},)"
+            R"({"time_ms":3000,"online":3,"tracked":13},{"time_ms":4000,"online":4,"tracked":14}]})")
+      << "the oldest of four goes: three points are kept";
+}
 
 TEST(UnavailableStoreRoutes, EveryRouteIs503WithRetryAfterAndBadInputIsStill400) {
   UnavailableStore store;

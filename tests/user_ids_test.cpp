@@ -50,13 +50,36 @@ TEST(UserIdsBody, Accepts) {
   EXPECT_EQ(ok(R"({"users":[5,5,5]})"), (std::vector<std::uint64_t>{5, 5, 5})) << "duplicates";
 }
 
+TEST(UserIdsBody, AcceptsDecimalStringsLikeNumbers) {
+  EXPECT_EQ(ok(R"({"users":["18446744073709551615", 7, "0"]})"),
+            (std::vector<std::uint64_t>{UINT64_MAX, 7, 0}));
+  EXPECT_EQ(ok(R"({"users":["9007199254740993"]})"), (std::vector<std::uint64_t>{9007199254740993u}))
+      << "2^53+1, which a JavaScript number cannot hold";
+}
+
+TEST(UserIdsBody, NamesABadStringIdAndItsPosition) {
+  const std::string prefix = "expected a user id (unsigned 64-bit integer), got ";
+  EXPECT_EQ(bad(R"({"users":[1,"7x"]})").message,
+            "users[1]: " + prefix + "the string \"7x\" (not a decimal number)");
+  EXPECT_EQ(bad(R"({"users":[""]})").message, "users[0]: " + prefix + "an empty string");
+  EXPECT_EQ(bad(R"({"users":["007"]})").message,
+            "users[0]: " + prefix + "the string \"007\" (leading zero)");
+  EXPECT_EQ(bad(R"({"users":["18446744073709551616"]})").message,
+            "users[0]: " + prefix + "the string \"18446744073709551616\" (above 2^64-1)");
+  for (const char* s : {R"({"users":["-1"]})", R"({"users":[" 1"]})", R"({"users":["1.0"]})",
+                        R"({"users":["1e3"]})", R"({"users":["0x10"]})"}) {
+    EXPECT_NE(bad(s).message.find("not a decimal number"), std::string::npos) << s;
+  }
+  EXPECT_NE(bad(R"({"users":["\u0031"]})").message.find("escapes"), std::string::npos);
+  EXPECT_NE(bad(R"({"users":["1)").message.find("unterminated"), std::string::npos);
+  EXPECT_NE(bad(R"({"users":["1"2]})").message.find("expected ',' or ']'"), std::string::npos);
+}
+
 TEST(UserIdsBody, NamesTheBadElementAndItsPosition) {
   EXPECT_EQ(bad(R"({"users":[1,2,-5]})").message,
             "users[2]: expected a user id (unsigned 64-bit integer), got -5 (negative)");
   EXPECT_EQ(bad(R"({"users":[1.5]})").message,
             "users[0]: expected a user id (unsigned 64-bit integer), got 1.5 (not an integer)");
-  EXPECT_EQ(bad(R"({"users":[1,"7"]})").message,
-            "users[1]: expected a user id (unsigned 64-bit integer), got a string \"7\"");
   EXPECT_EQ(bad(R"({"users":[18446744073709551616]})").message,
             "users[0]: expected a user id (unsigned 64-bit integer), got 18446744073709551616 "
             "(above 2^64-1)");

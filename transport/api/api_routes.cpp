@@ -57,6 +57,7 @@ void add_health_routes(Router& router, HealthInfo info) {
       boost::json::array nodes;
       for (const auto& n : p.servers) nodes.emplace_back(n);
       j["nodes"] = std::move(nodes);
+      j["max_batch"] = info.presence_max_batch;
       o["presence"] = std::move(j);
     }
     return json_response(http::status::ok, boost::json::serialize(o));

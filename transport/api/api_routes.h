@@ -35,6 +35,8 @@ struct HealthInfo {
   // What runs unprotected by choice (cluster.plaintext); always reported, [] when none.
   std::function<std::vector<std::string>()> warnings;
   std::function<StoreHealth()> presence;  // empty: not reported
+  // presence.max_batch, in the presence object: clients split their batches by it.
+  std::size_t presence_max_batch = 0;
 };
 
 // GET /v1/health -> {"status":"ok"|"degraded","node":NAME,"version":VERSION,"uptime_ms":N,

@@ -14,6 +14,7 @@
 
 #include "base/user_ids.h"
 #include "membership/member.h"
+#include "transport/api/query.h"
 
 namespace heartbeatd::transport {
 namespace {
@@ -38,9 +39,13 @@ std::string member_sse(const MemberEvent& e, bool initial) {
   return sse("member", o);
 }
 
-std::string user_sse(const UserEvent& e, bool initial) {
+std::string user_sse(const UserEvent& e, bool initial, IdFormat format) {
   boost::json::object o;
-  o["user"] = e.user;
+  if (format == IdFormat::string) {
+    o["user"] = std::to_string(e.user);
+  } else {
+    o["user"] = e.user;
+  }
   o["online"] = e.online;
   if (e.last_seen_ms) {
     o["last_seen_ms"] = *e.last_seen_ms;
@@ -92,8 +97,8 @@ struct EventHub::Core : std::enable_shared_from_this<EventHub::Core> {
 class Subscription final : public ResponseStream {
  public:
   Subscription(std::weak_ptr<EventHub::Core> core, std::optional<std::vector<std::string>> members,
-               std::vector<std::uint64_t> users, std::size_t max_bytes)
-      : core_(std::move(core)), users_(std::move(users)), max_bytes_(max_bytes) {
+               std::vector<std::uint64_t> users, IdFormat ids, std::size_t max_bytes)
+      : core_(std::move(core)), users_(std::move(users)), ids_(ids), max_bytes_(max_bytes) {
     if (members) members_.emplace(members->begin(), members->end());
     user_set_.insert(users_.begin(), users_.end());
   }
@@ -187,11 +192,13 @@ class Subscription final : public ResponseStream {
   bool wants_member(const std::string& name) const { return !members_ || members_->count(name); }
   bool wants_user(std::uint64_t id) const { return users_ready && user_set_.count(id) != 0; }
   const std::vector<std::uint64_t>& users() const { return users_; }
+  IdFormat ids() const { return ids_; }
 
  private:
   const std::weak_ptr<EventHub::Core> core_;
   std::optional<std::unordered_set<std::string>> members_;  // nullopt: all
   const std::vector<std::uint64_t> users_;
+  const IdFormat ids_;  // how its user events write ids (?ids=)
   std::unordered_set<std::uint64_t> user_set_;
   const std::size_t max_bytes_;
 
@@ -234,7 +241,7 @@ void EventHub::Core::users_known(const std::shared_ptr<Subscription>& s, const S
     auto& w = users[ids[i]];
     // A change the store reported since the watch began is newer than this answer.
     if (!w.reported) w.reported = statuses[i];
-    initial += user_sse(user_event(ids[i], *w.reported), true);
+    initial += user_sse(user_event(ids[i], *w.reported), true, s->ids());
   }
   s->push_initial(initial);
   s->users_ready = true;
@@ -253,10 +260,14 @@ void EventHub::Core::user_changes(std::span<const UserChange> changes) {
     }
     reported = UserStatus{c.online, c.last_seen_ms};
     const UserEvent e = user_event(c.user, *reported);
-    const std::string bytes = user_sse(e, false);
+    // Written once per id format that a subscriber of this user asked for.
+    std::string as_number, as_string;
     ++user_events;
     for (const auto& s : subs) {
-      if (s->wants_user(c.user) && s->push(bytes)) ++dropped;
+      if (!s->wants_user(c.user)) continue;
+      std::string& bytes = s->ids() == IdFormat::string ? as_string : as_number;
+      if (bytes.empty()) bytes = user_sse(e, false, s->ids());
+      if (s->push(bytes)) ++dropped;
     }
     if (sink && sink_users.count(c.user)) sink->user(e);
   }
@@ -335,7 +346,7 @@ void EventHub::member_forgotten(const std::string& name) {
 }
 
 Routed EventHub::subscribe(std::optional<std::vector<std::string>> members,
-                           std::vector<std::uint64_t> users) {
+                           std::vector<std::uint64_t> users, IdFormat ids) {
   const auto& o = core_->options;
   std::shared_ptr<Subscription> sub;
   {
@@ -362,7 +373,7 @@ Routed EventHub::subscribe(std::optional<std::vector<std::string>> members,
       r.set(http::field::retry_after, "5");
       return {std::move(r), nullptr};
     }
-    sub = std::make_shared<Subscription>(core_, std::move(members), users, o.max_queue_bytes);
+    sub = std::make_shared<Subscription>(core_, std::move(members), users, ids, o.max_queue_bytes);
     for (const auto id : users) ++core_->users[id].refs;
     sub->users_ready = users.empty();
     // The members' current state under the lock the cluster thread publishes under: no
@@ -407,36 +418,6 @@ EventHubStats EventHub::stats() const {
 namespace heartbeatd::transport {
 namespace {
 
-std::optional<std::string> percent_decode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%') {
-      if (i + 2 >= s.size()) return std::nullopt;
-      unsigned v = 0;
-      const auto r = std::from_chars(s.data() + i + 1, s.data() + i + 3, v, 16);
-      if (r.ec != std::errc() || r.ptr != s.data() + i + 3) return std::nullopt;
-      out += static_cast<char>(v);
-      i += 2;
-    } else {
-      out += s[i] == '+' ? ' ' : s[i];
-    }
-  }
-  return out;
-}
-
-std::vector<std::string_view> split(std::string_view s, char sep) {
-  std::vector<std::string_view> out;
-  if (s.empty()) return out;
-  std::size_t start = 0;
-  while (true) {
-    const std::size_t end = s.find(sep, start);
-    out.push_back(s.substr(start, end == std::string_view::npos ? end : end - start));
-    if (end == std::string_view::npos) return out;
-    start = end + 1;
-  }
-}
-
 Response bad_query(std::string message) {
   return error_response(http::status::bad_request, "bad_request", message);
 }
@@ -447,24 +428,19 @@ void add_event_routes(Router& router, EventHub& hub, std::size_t max_users) {
   router.add_stream(
       http::verb::get, "/v1/events", Scope::read,
       [&hub, max_users](const Request&, const RouteMatch& m) {
-        std::optional<std::string> users_text, members_text;
-        for (auto param : split(m.query, '&')) {
-          if (param.empty()) continue;
-          const auto eq = param.find('=');
-          const std::string_view key = param.substr(0, eq);
-          auto value = percent_decode(eq == std::string_view::npos ? "" : param.substr(eq + 1));
-          if (!value)
-            return Routed{bad_query(fmt::format("{}: bad percent-encoding", key)), nullptr};
-          auto* slot = key == "users" ? &users_text : key == "members" ? &members_text : nullptr;
-          if (!slot) {
-            return Routed{bad_query(fmt::format("unknown query parameter \"{}\" (known: users, "
-                                                "members)",
-                                                key)),
-                          nullptr};
-          }
-          if (*slot) return Routed{bad_query(fmt::format("{} given twice", key)), nullptr};
-          *slot = std::move(*value);
+        auto parsed = parse_query(m.query, {"users", "members", "ids"});
+        if (auto* why = std::get_if<std::string>(&parsed)) {
+          return Routed{bad_query(std::move(*why)), nullptr};
         }
+        const auto& params = std::get<std::vector<QueryParam>>(parsed);
+        std::optional<std::string_view> users_text, members_text;
+        for (const auto& p : params) {
+          if (p.key == "users") users_text = p.value;
+          if (p.key == "members") members_text = p.value;
+        }
+        std::string why;
+        const auto format = id_format(params, &why);
+        if (!format) return Routed{bad_query(std::move(why)), nullptr};
         std::vector<std::uint64_t> users;
         if (users_text) {
           for (auto item : split(*users_text, ',')) {
@@ -495,7 +471,7 @@ void add_event_routes(Router& router, EventHub& hub, std::size_t max_users) {
             members->emplace_back(item);
           }
         }
-        return hub.subscribe(std::move(members), std::move(users));
+        return hub.subscribe(std::move(members), std::move(users), *format);
       });
 }
 

@@ -36,6 +36,7 @@
 
 #include "membership/protocol.h"
 #include "transport/api/http_router.h"
+#include "transport/api/query.h"
 #include "transport/presence/store.h"
 
 namespace heartbeatd::transport {
@@ -102,9 +103,10 @@ class EventHub {
   void member_forgotten(const std::string& name);
 
   // A new subscriber. `members`: nullopt for all members, else only these names. `users`:
-  // distinct ids. Returns the stream, or the error response (503 when full).
+  // distinct ids; `ids`: how its user events write them. Returns the stream, or the error
+  // response (503 when full).
   Routed subscribe(std::optional<std::vector<std::string>> members,
-                   std::vector<std::uint64_t> users);
+                   std::vector<std::uint64_t> users, IdFormat ids = IdFormat::number);
 
   EventHubStats stats() const;
 

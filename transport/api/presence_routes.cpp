@@ -1,6 +1,8 @@
 #include "transport/api/presence_routes.h"
 
+#include <algorithm>
 #include <atomic>
+#include <iterator>
 #include <charconv>
 #include <chrono>
 #include <cstdlib>
@@ -11,12 +13,13 @@
 #include <fmt/format.h>
 
 #include "base/user_ids.h"
+#include "transport/api/query.h"
 
 namespace heartbeatd::transport {
 namespace {
 
-// The longest status object: {"user":<20 digits>,"online":false,"last_seen_ms":<20>}.
-constexpr std::size_t kMaxStatusJson = 96;
+// The longest status object: {"user":"<20 digits>","online":false,"last_seen_ms":<20>}.
+constexpr std::size_t kMaxStatusJson = 98;
 
 char* put(char* p, std::string_view text) {
   std::memcpy(p, text.data(), text.size());
@@ -24,17 +27,20 @@ char* put(char* p, std::string_view text) {
 }
 
 // Writes one status object at p (room for kMaxStatusJson bytes) and returns its end.
-char* write_status(char* p, std::uint64_t id, bool online, std::optional<std::int64_t> unix_ms) {
+char* write_status(char* p, std::uint64_t id, bool online, std::optional<std::int64_t> unix_ms,
+                   IdFormat ids) {
   p = put(p, R"({"user":)");
+  if (ids == IdFormat::string) *p++ = '"';
   p = std::to_chars(p, p + 20, id).ptr;
+  if (ids == IdFormat::string) *p++ = '"';
   p = put(p, online ? R"(,"online":true,"last_seen_ms":)" : R"(,"online":false,"last_seen_ms":)");
   p = unix_ms ? std::to_chars(p, p + 21, *unix_ms).ptr : put(p, "null");
   *p++ = '}';
   return p;
 }
 
-char* write_status(char* p, std::uint64_t id, const UserStatus& st) {
-  return write_status(p, id, st.online, st.last_seen_ms);
+char* write_status(char* p, std::uint64_t id, const UserStatus& st, IdFormat ids) {
+  return write_status(p, id, st.online, st.last_seen_ms, ids);
 }
 
 // The batch status body: {"users":[...]} with each status written by `one(p, i)`.
@@ -63,6 +69,19 @@ Response failed(const StoreFailure& f) {
   return res;
 }
 
+// The `ids` parameter of a route that answers with user ids (the only parameter they take).
+std::optional<IdFormat> ids_or_error(const RouteMatch& m, Response* error) {
+  auto parsed = parse_query(m.query, {"ids"});
+  std::string why;
+  if (auto* e = std::get_if<std::string>(&parsed)) {
+    why = std::move(*e);
+  } else if (auto f = id_format(std::get<std::vector<QueryParam>>(parsed), &why)) {
+    return f;
+  }
+  *error = error_response(http::status::bad_request, "bad_request", why);
+  return std::nullopt;
+}
+
 Response bad_id(std::string_view why) {
   return error_response(http::status::bad_request, "bad_request", why);
 }
@@ -81,6 +100,28 @@ std::optional<std::vector<std::uint64_t>> batch_or_error(const Request& req, std
 }
 
 }  // namespace
+
+CountHistory::CountHistory(std::chrono::milliseconds interval, std::size_t points)
+    : interval_(interval), capacity_(std::max<std::size_t>(points, 1)) {}
+
+void CountHistory::add(std::int64_t time_ms, UserCounts counts) {
+  std::lock_guard lock(mu_);
+  if (points_.size() == capacity_) points_.pop_front();
+  points_.push_back({time_ms, counts});
+}
+
+std::string CountHistory::json() const {
+  std::lock_guard lock(mu_);
+  std::string out = fmt::format(R"({{"interval_ms":{},"points":[)", interval_.count());
+  out.reserve(out.size() + points_.size() * 64 + 2);
+  for (std::size_t i = 0; i < points_.size(); ++i) {
+    const auto& p = points_[i];
+    fmt::format_to(std::back_inserter(out), R"({}{{"time_ms":{},"online":{},"tracked":{}}})",
+                   i ? "," : "", p.time_ms, p.counts.online, p.counts.tracked);
+  }
+  out += "]}";
+  return out;
+}
 
 void add_presence_routes(Router& router, PresenceApi api) {
   if (!api.counters) api.counters = std::make_shared<PresenceCounters>();
@@ -114,35 +155,41 @@ void add_presence_routes(Router& router, PresenceApi api) {
         });
       });
 
-  router.add_async(http::verb::get, "/v1/users/{id}", Scope::read,
-                   [api](const Request&, const RouteMatch& m, Respond respond) {
-                     std::string why;
-                     const auto id = parse_user_id(m.param("id"), &why);
-                     if (!id) return respond(bad_id(why));
-                     api.store->status(std::span(&*id, 1),
-                                       [respond = std::move(respond), id = *id](
-                                           StoreFailure f, std::span<const UserStatus> st) {
-                                         if (f) return respond(failed(f));
-                                         std::string body(kMaxStatusJson, '\0');
-                                         char* end = write_status(body.data(), id, st[0]);
-                                         body.resize(static_cast<std::size_t>(end - body.data()));
-                                         respond(json_response(http::status::ok, std::move(body)));
-                                       });
-                   });
+  router.add_async(
+      http::verb::get, "/v1/users/{id}", Scope::read,
+      [api](const Request&, const RouteMatch& m, Respond respond) {
+        Response error;
+        const auto format = ids_or_error(m, &error);
+        if (!format) return respond(std::move(error));
+        std::string why;
+        const auto id = parse_user_id(m.param("id"), &why);
+        if (!id) return respond(bad_id(why));
+        api.store->status(std::span(&*id, 1), [respond = std::move(respond), id = *id,
+                                               format = *format](StoreFailure f,
+                                                                 std::span<const UserStatus> st) {
+          if (f) return respond(failed(f));
+          std::string body(kMaxStatusJson, '\0');
+          char* end = write_status(body.data(), id, st[0], format);
+          body.resize(static_cast<std::size_t>(end - body.data()));
+          respond(json_response(http::status::ok, std::move(body)));
+        });
+      });
 
   router.add_async(
       http::verb::post, "/v1/users/status", Scope::read,
-      [api](const Request& req, const RouteMatch&, Respond respond) {
+      [api](const Request& req, const RouteMatch& m, Respond respond) {
         Response error;
+        const auto format = ids_or_error(m, &error);
+        if (!format) return respond(std::move(error));
         auto ids = batch_or_error(req, api.max_batch, &error);
         if (!ids) return respond(std::move(error));
         auto shared = std::make_shared<std::vector<std::uint64_t>>(std::move(*ids));
-        api.store->status(*shared, [respond = std::move(respond), shared](
+        api.store->status(*shared, [respond = std::move(respond), shared, format = *format](
                                        StoreFailure f, std::span<const UserStatus> st) {
           if (f) return respond(failed(f));
           respond(json_response(http::status::ok,
                                 batch_status_body(shared->size(), [&](char* p, std::size_t i) {
-                                  return write_status(p, (*shared)[i], st[i]);
+                                  return write_status(p, (*shared)[i], st[i], format);
                                 })));
         });
       });
@@ -159,6 +206,13 @@ void add_presence_routes(Router& router, PresenceApi api) {
                        respond(empty_response());
                      });
                    });
+
+  if (api.history) {
+    router.add(http::verb::get, "/v1/users/history", Scope::read,
+               [history = api.history](const Request&, const RouteMatch&) {
+                 return json_response(http::status::ok, history->json());
+               });
+  }
 
   router.add_async(
       http::verb::get, "/v1/users", Scope::read,
