@@ -34,8 +34,8 @@ const API_MD = path.join(SOURCE_DIR, 'docs', 'API.md');
 
 // Floors: docs/API.md has at least this many of each today; fewer means the parser missed
 // them (or examples were deleted: lower the floor in the same commit, on purpose).
-const MIN_CURL_EXAMPLES = 24;
-const MIN_RESPONSE_BODIES = 13;
+const MIN_CURL_EXAMPLES = 26;
+const MIN_RESPONSE_BODIES = 15;
 const MIN_REQUEST_BODIES = 4;
 const MIN_SSE_EVENTS = 3;
 
@@ -321,6 +321,18 @@ function tryJson(text) {
   }
 }
 
+// The values of every "user" member in a response.
+function userIds(v, out = []) {
+  if (Array.isArray(v)) v.forEach((x) => userIds(x, out));
+  else if (v && typeof v === 'object') {
+    for (const [k, x] of Object.entries(v)) {
+      if (k === 'user') out.push(x);
+      else userIds(x, out);
+    }
+  }
+  return out;
+}
+
 function isErrorBody(v) {
   return v && typeof v === 'object' && !Array.isArray(v) && typeof v.error === 'string';
 }
@@ -460,6 +472,11 @@ test('every curl example in docs/API.md matches the spec', () => {
         const schemas = ok.map(([, r]) => jsonSchemaOfContent(deref(r).content)).filter(Boolean);
         assert.equal(schemas.length, 1, `${where}: ${schemas.length} JSON 2xx responses`);
         check(schemas[0], json.value, `${where}: response`);
+        // ids=string writes every user id as a string, ids=number (the default) as a number.
+        const want = url.searchParams.get('ids') === 'string' ? 'string' : 'number';
+        for (const id of userIds(json.value)) {
+          assert.equal(typeof id, want, `${where}: a user id written as a ${typeof id}`);
+        }
         ++counts.responses;
       } else if (output) {
         // Text (metrics): the operation answers something other than JSON.
