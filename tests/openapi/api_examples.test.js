@@ -40,6 +40,8 @@ const MIN_REQUEST_BODIES = 4;
 const MIN_SSE_EVENTS = 3;
 
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
+const OPERATION_FIELDS = new Set(['tags', 'summary', 'description', 'externalDocs', 'operationId',
+  'parameters', 'requestBody', 'responses', 'callbacks', 'deprecated', 'security', 'servers']);
 
 const spec = YAML.parse(fs.readFileSync(SPEC_FILE, 'utf8'));
 
@@ -339,7 +341,7 @@ function isErrorBody(v) {
 
 // ---- the tests ----
 
-test('the spec is OpenAPI 3.1 with info and paths', () => {
+test('the spec is OpenAPI 3.1: info, paths, operations, parameters', () => {
   assert.match(String(spec.openapi), /^3\.1\.\d+$/);
   assert.ok(spec.info && spec.info.title && spec.info.version, 'info.title and info.version');
   assert.ok(spec.paths && Object.keys(spec.paths).length > 0, 'paths');
@@ -351,6 +353,18 @@ test('the spec is OpenAPI 3.1 with info and paths', () => {
     assert.ok(o.op.operationId, `${where}: no operationId`);
     assert.ok(!ids.has(o.op.operationId), `${where}: operationId ${o.op.operationId} twice`);
     ids.add(o.op.operationId);
+    for (const k of Object.keys(o.op)) {
+      assert.ok(OPERATION_FIELDS.has(k) || k.startsWith('x-'), `${where}: unknown field ${k}`);
+    }
+    for (const p of parametersOf(o)) {
+      assert.ok(p.name && ['path', 'query', 'header', 'cookie'].includes(p.in),
+        `${where}: parameter ${JSON.stringify(p)}`);
+      assert.ok(p.schema, `${where}: parameter ${p.name} has no schema`);
+      if (p.in === 'path') assert.equal(p.required, true, `${where}: path parameter ${p.name}`);
+    }
+    if (o.op.requestBody) {
+      assert.ok(deref(o.op.requestBody).content, `${where}: request body without content`);
+    }
     for (const [status, r] of Object.entries(o.op.responses)) {
       assert.match(status, /^([1-5][0-9][0-9]|default)$/, `${where}: response ${status}`);
       assert.ok(deref(r).description, `${where} ${status}: no description`);
