@@ -390,7 +390,11 @@ test('every schema compiles (JSON Schema 2020-12, strict)', () => {
   const schemas = allSchemas();
   assert.ok(schemas.length > 20, `only ${schemas.length} schemas found`);
   for (const { at, schema } of schemas) {
-    assert.doesNotThrow(() => validator(schema), (e) => `${at}: ${e.message}`);
+    try {
+      validator(schema);
+    } catch (e) {
+      assert.fail(`${at}: ${e.message}`);
+    }
   }
 });
 
