@@ -324,6 +324,11 @@ func (s *EventStream) Next() bool {
 			}
 			continue
 		}
+		if s.idle != nil {
+			// The idle clock runs only while waiting for the daemon, not while the consumer
+			// handles an event.
+			s.idle.Reset(s.opts.IdleTimeout)
+		}
 		name, data, err := s.readEvent()
 		if err != nil {
 			s.disconnect()
@@ -333,6 +338,9 @@ func (s *EventStream) Next() bool {
 			continue
 		}
 		if s.accept(name, data) {
+			if s.idle != nil {
+				s.idle.Stop()
+			}
 			return true
 		}
 	}

@@ -252,6 +252,11 @@ func TestEventStreamIdleTimeout(t *testing.T) {
 		if !s.Next() {
 			t.Fatalf("Next: %v", s.Err())
 		}
+		// While the consumer holds an event the idle clock is stopped: a slow consumer is
+		// not taken for a vanished daemon.
+		if s.idle == nil || s.idle.Stop() {
+			t.Fatal("the idle timer runs while Next is not waiting")
+		}
 	}
 	mu.Lock()
 	defer mu.Unlock()
