@@ -311,3 +311,44 @@ func TestTokenSources(t *testing.T) {
 		}
 	}
 }
+
+// TestStaleConnectionRetried: when the daemon closes a kept-alive connection just as a
+// request is sent on it (api.idle_timeout), the request goes again on a new connection:
+// every route is idempotent, and the client says so.
+func TestStaleConnectionRetried(t *testing.T) {
+	var mu sync.Mutex
+	requests := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		requests++
+		n := requests
+		mu.Unlock()
+		if n == 2 || n == 4 {
+			// Read the request, then close the connection without an answer.
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				conn.Close()
+			}
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	var dc dialCounter
+	c := newClient(t, Options{URL: srv.URL, DialContext: dc.dial})
+	ctx := testCtx(t)
+	if err := c.Heartbeat(ctx, 1); err != nil { // request 1: a new connection, kept
+		t.Fatal(err)
+	}
+	if err := c.Heartbeat(ctx, 2); err != nil { // 2: closed unanswered; 3: again, answered
+		t.Fatalf("a heartbeat on a connection the server closed: %v", err)
+	}
+	if err := c.Logout(ctx, 2); err != nil { // 4: closed unanswered; 5: again
+		t.Fatalf("a logout on a connection the server closed: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if requests != 5 || dc.count() != 3 {
+		t.Fatalf("%d requests on %d connections, want 5 on 3", requests, dc.count())
+	}
+}
