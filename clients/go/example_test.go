@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log"
+	"sync"
 	"time"
 
 	heartbeatd "github.com/heartbeatd/heartbeatd/clients/go"
@@ -97,4 +98,36 @@ func ExampleBatcher() {
 
 	// On every client ping, in each connection's handler:
 	b.Add(42)
+}
+
+// The gateway pattern without a Batcher.
+func Example_gatewayByHand() {
+	ctx := context.Background()
+	c, err := heartbeatd.New(heartbeatd.Options{URL: "http://127.0.0.1:7700", TokenFile: "/etc/gateway/hb-token"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	pending := map[uint64]struct{}{}
+	var mu sync.Mutex
+	go func() {
+		for range time.Tick(250 * time.Millisecond) {
+			mu.Lock()
+			ids := make([]uint64, 0, len(pending))
+			for id := range pending {
+				ids = append(ids, id)
+			}
+			pending = map[uint64]struct{}{}
+			mu.Unlock()
+			if len(ids) > 0 {
+				if _, err := c.HeartbeatMany(ctx, ids); err != nil {
+					log.Print(err)
+				}
+			}
+		}
+	}()
+
+	// On every client ping:
+	mu.Lock()
+	pending[42] = struct{}{}
+	mu.Unlock()
 }
