@@ -179,7 +179,7 @@ func (c *Client) Events(ctx context.Context, opts EventsOptions) (*EventStream, 
 	sctx, cancel := context.WithCancel(ctx)
 	s := &EventStream{
 		c: c, opts: opts, ctx: sctx, cancel: cancel, query: q, connected: -1,
-		rng:     rand.New(rand.NewSource(time.Now().UnixNano())),
+		rng:     newRand(),
 		members: map[string]MemberEvent{},
 		users:   map[uint64]UserEvent{},
 	}
@@ -192,6 +192,8 @@ func (c *Client) Events(ctx context.Context, opts EventsOptions) (*EventStream, 
 	}
 	return s, nil
 }
+
+func newRand() *rand.Rand { return rand.New(rand.NewSource(time.Now().UnixNano())) }
 
 // permanent reports whether reconnecting cannot help: a 4xx answer other than 408 and 429.
 func permanent(err error) bool {

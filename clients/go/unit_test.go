@@ -352,3 +352,30 @@ func TestStaleConnectionRetried(t *testing.T) {
 		t.Fatalf("%d requests on %d connections, want 5 on 3", requests, dc.count())
 	}
 }
+
+// TestBackoff: each wait lies between half the bound and the bound, which doubles from
+// MinBackoff up to MaxBackoff.
+func TestBackoff(t *testing.T) {
+	s := &EventStream{opts: EventsOptions{MinBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second},
+		rng: newRand()}
+	bounds := []time.Duration{100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000}
+	for attempt, bound := range bounds {
+		bound *= time.Millisecond
+		s.attempt = attempt
+		seen := map[time.Duration]bool{}
+		for i := 0; i < 200; i++ {
+			d := s.backoff()
+			if d < bound/2 || d > bound {
+				t.Fatalf("attempt %d: waited %v, want within [%v, %v]", attempt, d, bound/2, bound)
+			}
+			seen[d] = true
+		}
+		if len(seen) < 100 {
+			t.Fatalf("attempt %d: only %d distinct waits in 200: no jitter?", attempt, len(seen))
+		}
+	}
+	s.attempt = 1000 // no overflow
+	if d := s.backoff(); d > 5*time.Second {
+		t.Fatalf("attempt 1000: %v", d)
+	}
+}
