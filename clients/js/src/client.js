@@ -55,7 +55,7 @@ export class BaseClient {
   }
 
   /** GET /v1/health. */
-  health() {
+  async health() {
     return this.call("GET", "/v1/health");
   }
 
@@ -65,12 +65,12 @@ export class BaseClient {
   }
 
   /** GET /v1/members/{name}. */
-  member(name) {
+  async member(name) {
     return this.call("GET", `/v1/members/${encodeURIComponent(memberName(name))}`);
   }
 
   /** GET /v1/keys (scope admin). */
-  keys() {
+  async keys() {
     return this.call("GET", "/v1/keys");
   }
 
@@ -85,17 +85,17 @@ export class BaseClient {
   }
 
   /** GET /v1/users/{id}. */
-  status(id) {
+  async status(id) {
     return this.call("GET", `/v1/users/${userId(id)}?ids=string`);
   }
 
   /** GET /v1/users: {online, tracked}. */
-  counts() {
+  async counts() {
     return this.call("GET", "/v1/users");
   }
 
   /** GET /v1/users/history: the online count over the last hour (by default). */
-  history() {
+  async history() {
     return this.call("GET", "/v1/users/history");
   }
 
