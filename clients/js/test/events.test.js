@@ -1,0 +1,124 @@
+// The event stream against a real daemon: a user online then offline, and a stream that
+// reconnects across daemon restarts and resumes without repeating what it already said.
+import { test, after } from "node:test";
+import assert from "node:assert/strict";
+import { Client, ApiError } from "../src/node.js";
+import { Daemon, EventReader, eventually } from "../testlib/daemon.js";
+
+const daemons = [];
+after(async () => {
+  for (const d of daemons) await d.dispose();
+});
+
+async function daemonWith(config) {
+  const d = new Daemon({ config });
+  daemons.push(d);
+  return d.start();
+}
+
+test("a watched user goes online at a heartbeat and offline after presence.timeout", async () => {
+  const d = await daemonWith({ presence: { timeout: "2s" }, events: { max_watched_users: 3 } });
+  const c = new Client({ url: d.url });
+  const writer = new Client({ socketPath: d.socketPath });
+  const controller = new AbortController();
+  const states = [];
+  const user = "18446744073709551615";
+  const reader = new EventReader(c.events({
+    users: [user], signal: controller.signal, onStateChange: (s) => states.push(s.state),
+  }));
+  try {
+    const member = await reader.next((e) => e.type === "member", { what: "the member's initial event" });
+    assert.deepEqual([member.name, member.state, member.initial], ["js-test", "alive", true]);
+    const initial = await reader.next((e) => e.type === "user", { what: "the user's initial event" });
+    assert.deepEqual([initial.user, initial.online, initial.initial], [user, false, true]);
+    assert.deepEqual(states, ["connected"]);
+
+    await writer.heartbeat(user);
+    const online = await reader.next((e) => e.type === "user", { what: "online" });
+    assert.deepEqual([online.user, online.online, online.initial], [user, true, false]);
+    const offline = await reader.next((e) => e.type === "user", { what: "offline after the timeout", deadlineMs: 2000 + 5000 });
+    assert.deepEqual([offline.user, offline.online, offline.initial], [user, false, false]);
+    assert.equal(offline.last_seen_ms, online.last_seen_ms);
+  } finally {
+    controller.abort();
+    await reader.pump;
+    c.close();
+    writer.close();
+  }
+  assert.equal(reader.error, null);
+  assert.deepEqual(states, ["connected", "disconnected"]);
+
+  // A request the daemon will refuse again ends the iterator with the error, no retrying.
+  const refused = new EventReader(c.events({ users: [1, 2, 3, 4] }));
+  await refused.pump;
+  assert.ok(refused.error instanceof ApiError && refused.error.status === 400, String(refused.error));
+  const bad = new EventReader(c.events({ members: ["no spaces"] }));
+  await bad.pump;
+  assert.ok(bad.error instanceof TypeError);
+  c.close();
+});
+
+test("the stream reconnects across restarts and resumes: unchanged state is not repeated, changes are", async () => {
+  // presence.timeout stays 30 s (users online before a restart are still online after);
+  // no periodic snapshot, so a kill -9 forgets the heartbeats since the last graceful stop.
+  const d = await daemonWith({ persist: { presence_interval: "1h" } });
+  const c = new Client({ url: d.url });
+  const controller = new AbortController();
+  const states = [];
+  const [A, B, C] = ["18446744073709551601", "18446744073709551602", "18446744073709551603"];
+  const reader = new EventReader(c.events({
+    users: [C, A, B], members: [], signal: controller.signal,
+    backoff: { initialMs: 50, maxMs: 400 },
+    onStateChange: (s) => states.push(s),
+  }));
+  const nextUser = (what, deadlineMs) => reader.next((e) => e.type === "user", { what, deadlineMs });
+  const connections = () => states.filter((s) => s.state === "connected").length;
+  const restart = async (signal) => {
+    const before = connections();
+    await d.stop(signal);
+    await eventually(() => states.at(-1).state === "disconnected", { what: "the client seeing the daemon gone" });
+    await d.start();
+    await eventually(() => connections() === before + 1, { what: "the client reconnected" });
+    assert.equal(states.filter((s) => s.state === "connected").at(-1).reconnected, true);
+  };
+  let writer;
+  try {
+    for (const id of [A, B, C]) {
+      const e = await nextUser(`${id} initial`);
+      assert.deepEqual([e.user, e.online, e.initial], [id, false, true]);
+    }
+    writer = new Client({ socketPath: d.socketPath });
+    await writer.heartbeatMany([A, C]);
+    for (const id of [A, C]) {
+      const e = await nextUser(`${id} online`);
+      assert.deepEqual([e.user, e.online, e.initial], [id, true, false]);
+    }
+
+    // Graceful stop: A and C come back online, B offline, as the client last saw them, so
+    // the next event is the live one for B's heartbeat.
+    writer.close();
+    await restart("SIGTERM");
+    writer = new Client({ socketPath: d.socketPath });
+    await writer.heartbeat(B);
+    let e = await nextUser("B online after the restart");
+    assert.deepEqual([e.user, e.online, e.initial], [B, true, false]);
+
+    // kill -9: B's heartbeat was never snapshotted, so B comes back offline; that change is
+    // passed on (flagged initial); A and C, unchanged, are not.
+    writer.close();
+    await restart("SIGKILL");
+    e = await nextUser("B offline after the kill");
+    assert.deepEqual([e.user, e.online, e.initial], [B, false, true]);
+    writer = new Client({ socketPath: d.socketPath });
+    await writer.logout(C);
+    e = await nextUser("C offline at logout");
+    assert.deepEqual([e.user, e.online, e.initial], [C, false, false]);
+    assert.equal(reader.queue.length, 0, JSON.stringify(reader.queue));
+  } finally {
+    controller.abort();
+    await reader.pump;
+    writer?.close();
+    c.close();
+  }
+  assert.equal(reader.error, null);
+});
