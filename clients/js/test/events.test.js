@@ -3,6 +3,7 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { Client, ApiError } from "../src/node.js";
+import http from "node:http";
 import { Daemon, EventReader, eventually } from "../testlib/daemon.js";
 
 const daemons = [];
@@ -121,4 +122,42 @@ test("the stream reconnects across restarts and resumes: unchanged state is not 
     c.close();
   }
   assert.equal(reader.error, null);
+});
+
+// heartbeatd_event_subscribers from /metrics, over the Unix socket.
+function subscribers(d) {
+  return new Promise((resolve, reject) => {
+    http.get({ socketPath: d.socketPath, path: "/metrics", agent: false }, (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (c) => { text += c; });
+      res.on("end", () => resolve(Number(/^heartbeatd_event_subscribers (\S+)$/m.exec(text)[1])));
+    }).on("error", reject);
+  });
+}
+
+test("leaving the loop (break) or aborting closes the stream on the daemon's side", async () => {
+  const d = await daemonWith({});
+  const c = new Client({ socketPath: d.socketPath });
+  try {
+    const states = [];
+    for await (const e of c.events({ members: [], users: ["1"], onStateChange: (s) => states.push(s.state) })) {
+      assert.equal(e.type, "user");
+      assert.equal(await subscribers(d), 1);
+      break;
+    }
+    await eventually(async () => (await subscribers(d)) === 0, { what: "the stream closed after break" });
+    assert.deepEqual(states, ["connected", "disconnected"]);
+
+    const controller = new AbortController();
+    const reader = new EventReader(c.events({ users: ["1"], members: [], signal: controller.signal }));
+    await reader.next((e) => e.type === "user");
+    assert.equal(await subscribers(d), 1);
+    controller.abort();
+    await reader.pump;
+    assert.equal(reader.error, null);
+    await eventually(async () => (await subscribers(d)) === 0, { what: "the stream closed after abort" });
+  } finally {
+    c.close();
+  }
 });
