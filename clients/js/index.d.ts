@@ -40,7 +40,8 @@ export interface ClientOptions {
   timeoutMs?: number;
   /** Ids per batch request; default: presence.max_batch from GET /v1/health (10000 if absent). */
   maxBatch?: number;
-  /** Node only: connections kept at most (default 32; the daemon allows 64 per client). */
+  /** Node only: request connections kept at most (default 32; the daemon allows 64 per
+   * client). Each event stream has a connection of its own besides. */
   maxSockets?: number;
   /** Fetch client only: the fetch to use (default globalThis.fetch). */
   fetch?: typeof globalThis.fetch;
@@ -232,7 +233,8 @@ export declare class Client {
   /** Node: connections opened so far (1 while one kept-alive connection serves all);
    * fetch client: null. */
   readonly connectionsOpened: number | null;
-  /** Closes idle kept-alive connections (Node). */
+  /** Closes this client's connections (Node) and ends the event iterators it started;
+   * requests made afterwards open new connections. */
   close(): void;
 }
 

@@ -33,6 +33,7 @@ export class BaseClient {
     this.transport = transport;
     this._maxBatch = o.maxBatch ?? null;
     this._maxBatchPromise = null;
+    this.closes = 0;  // close() ends the event iterators started before it
   }
 
   headers(extra) {
@@ -163,8 +164,12 @@ export class BaseClient {
     return eventStream(this, options);
   }
 
-  /** Closes idle kept-alive connections (Node). */
+  /**
+   * Closes this client's connections (Node) and ends its event iterators (both clients).
+   * Requests made afterwards open new connections.
+   */
   close() {
+    this.closes++;
     this.transport.close();
   }
 }
@@ -226,6 +231,8 @@ async function* eventStream(client, options) {
   const resume = options.resume !== false;
   const onState = typeof options.onStateChange === "function" ? options.onStateChange : () => {};
   const seen = new Map();
+  const closes = client.closes;
+  const ended = () => (signal && signal.aborted) || client.closes !== closes;
   let connections = 0;
   let attempt = 0;
   let stream = null;
@@ -240,7 +247,7 @@ async function* eventStream(client, options) {
   };
 
   try {
-    while (!(signal && signal.aborted)) {
+    while (!ended()) {
       let failure = null;
       try {
         stream = await client.transport.stream(path, {
@@ -273,14 +280,14 @@ async function* eventStream(client, options) {
           }
         }
       } catch (err) {
-        if (signal && signal.aborted) break;
+        if (ended()) break;
         if (permanent(err)) throw err;
         failure = err;
       } finally {
         if (stream) stream.close();
         stream = null;
       }
-      if (signal && signal.aborted) break;
+      if (ended()) break;
       let delay = backoffDelay(attempt++, initialMs, maxMs);
       if (failure instanceof ApiError && failure.retryAfter != null) {
         delay = Math.max(delay, failure.retryAfter * 1000);

@@ -24,6 +24,7 @@ export class FetchTransport {
     }
     this.base = url.origin + url.pathname.replace(/\/+$/, "");
     this.fetch = o.fetch ?? globalThis.fetch.bind(globalThis);
+    this.streams = new Set();  // close() ends open event streams
   }
 
   async send(method, path, { body, headers, timeoutMs, signal }, streaming) {
@@ -63,9 +64,11 @@ export class FetchTransport {
     }
     clearTimeout(timer);  // a stream lasts; only its start is timed
     const close = () => {
+      this.streams.delete(close);
       detach();
       controller.abort();
     };
+    this.streams.add(close);
     return {
       status: res.status,
       header,
@@ -97,5 +100,7 @@ export class FetchTransport {
     return this.send("GET", path, options, true);
   }
 
-  close() {}
+  close() {
+    for (const close of [...this.streams]) close();
+  }
 }

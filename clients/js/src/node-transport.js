@@ -51,14 +51,21 @@ export class NodeTransport {
     if (this.module === http && (o.ca != null || o.cert != null || o.key != null)) {
       throw new TypeError("ca, cert and key are for an https:// url");
     }
-    this.agent = new this.module.Agent(agentOptions);
-    // Counts the connections opened, so that reuse can be seen (Client#connectionsOpened).
-    this.connectionsOpened = 0;
-    const create = this.agent.createConnection.bind(this.agent);
-    this.agent.createConnection = (...args) => {
+    this.agent = this.counted(new this.module.Agent(agentOptions));
+    // Event streams get connections of their own, outside the pool, so that requests never
+    // wait behind long-lived streams.
+    this.streamAgent = this.counted(new this.module.Agent({ ...agentOptions, keepAlive: false, maxSockets: Infinity }));
+  }
+
+  // Counts the connections opened, so that reuse can be seen (Client#connectionsOpened).
+  counted(agent) {
+    this.connectionsOpened = this.connectionsOpened ?? 0;
+    const create = agent.createConnection.bind(agent);
+    agent.createConnection = (...args) => {
       this.connectionsOpened++;
       return create(...args);
     };
+    return agent;
   }
 
   request(method, path, options) {
@@ -69,12 +76,8 @@ export class NodeTransport {
   }
 
   stream(path, options) {
-    return this.once("GET", path, options, true).catch((err) => {
-      if (err.staleConnection && !(options.signal && options.signal.aborted)) {
-        return this.once("GET", path, options, true);
-      }
-      throw err;
-    });
+    // always a new connection (streamAgent): nothing stale to retry
+    return this.once("GET", path, options, true);
   }
 
   once(method, path, { body, headers, timeoutMs, signal }, streaming) {
@@ -82,7 +85,8 @@ export class NodeTransport {
       if (signal && signal.aborted) return reject(abortError(signal));
       const h = { ...headers };
       if (body !== undefined) h["content-length"] = Buffer.byteLength(body);
-      const req = this.module.request({ ...this.target, agent: this.agent, method, path: this.prefix + path, headers: h });
+      const agent = streaming ? this.streamAgent : this.agent;
+      const req = this.module.request({ ...this.target, agent, method, path: this.prefix + path, headers: h });
       let answered = false;
       let settled = false;
       const finish = (fn, value) => {
@@ -158,5 +162,6 @@ export class NodeTransport {
 
   close() {
     this.agent.destroy();
+    this.streamAgent.destroy();
   }
 }

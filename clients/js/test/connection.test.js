@@ -144,3 +144,26 @@ test("HTTPS with a throwaway CA: verified, kept alive, events; refused without t
   await assert.rejects(untrusted.health(), (e) => /self[- ]signed|unable to verify|UNABLE_TO_GET_ISSUER|SELF_SIGNED/i.test(`${e.code} ${e.message}`));
   untrusted.close();
 });
+
+test("mutual TLS: the client's certificate and key are presented; without them the handshake fails", async (t) => {
+  const d = new Daemon({ tls: "mutual" });
+  cleanup.push(() => d.dispose());
+  try {
+    await d.start();
+  } catch (err) {
+    if (/openssl is needed/.test(err.message)) return t.skip("no openssl CLI");
+    throw err;
+  }
+  const fs = await import("node:fs");
+  const read = (f) => fs.readFileSync(f);
+  const c = new Client({ url: d.url, ca: read(d.tls.ca), cert: read(d.tls.clientCert), key: read(d.tls.clientKey) });
+  try {
+    await c.heartbeat(1);
+    assert.equal((await c.status(1)).online, true);
+  } finally {
+    c.close();
+  }
+  const anonymous = new Client({ url: d.url, ca: read(d.tls.ca) });
+  await assert.rejects(anonymous.health(), (e) => !(e instanceof ApiError) && typeof e.code === "string");
+  anonymous.close();
+});

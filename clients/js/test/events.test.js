@@ -3,6 +3,7 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { Client, ApiError } from "../src/node.js";
+import { Client as FetchClient } from "../src/browser.js";
 import http from "node:http";
 import { Daemon, EventReader, eventually } from "../testlib/daemon.js";
 
@@ -158,6 +159,21 @@ test("leaving the loop (break) or aborting closes the stream on the daemon's sid
     assert.equal(reader.error, null);
     await eventually(async () => (await subscribers(d)) === 0, { what: "the stream closed after abort" });
   } finally {
+    c.close();
+  }
+});
+
+test("close() ends the client's event iterators; the client works afterwards", async () => {
+  const d = await daemonWith({});
+  for (const Kind of [Client, FetchClient]) {
+    const c = new Kind({ url: d.url });
+    const reader = new EventReader(c.events({ users: ["1"], members: [] }));
+    await reader.next((e) => e.type === "user");
+    c.close();
+    await reader.pump;
+    assert.equal(reader.error, null);
+    await eventually(async () => (await subscribers(d)) === 0, { what: `the stream closed after close() (${Kind === Client ? "node" : "fetch"})` });
+    assert.equal((await c.status(1)).user, "1");
     c.close();
   }
 });

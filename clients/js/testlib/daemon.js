@@ -118,13 +118,18 @@ export function makeTls(dir) {
   run("x509", "-req", "-in", f("server.csr"), "-CA", f("ca.pem"), "-CAkey", f("ca.key"), "-set_serial", "1001",
     "-days", "2", "-extfile", f("san.ext"), "-out", f("server.pem"));
   fs.chmodSync(f("server.key"), 0o600);
-  return { ca: f("ca.pem"), cert: f("server.pem"), key: f("server.key") };
+  // a client certificate from the same CA, for mutual TLS
+  run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+    "-subj", "/CN=gateway", "-keyout", f("client.key"), "-out", f("client.csr"));
+  run("x509", "-req", "-in", f("client.csr"), "-CA", f("ca.pem"), "-CAkey", f("ca.key"), "-set_serial", "1002",
+    "-days", "2", "-out", f("client.pem"));
+  return { ca: f("ca.pem"), cert: f("server.pem"), key: f("server.key"), clientCert: f("client.pem"), clientKey: f("client.key") };
 }
 
 export class Daemon {
   /**
    * @param options {config: extra YAML keys as a nested object, tokens: true to write the
-   *   tokens file of TOKENS, tls: true for HTTPS on the TCP listener}
+   *   tokens file of TOKENS, tls: true for HTTPS on the TCP listener, "mutual" to ask for client certificates too}
    */
   constructor(options = {}) {
     this.options = options;
@@ -170,6 +175,7 @@ export class Daemon {
       this.tls = this.tls || makeTls(this.dir);
       if (!this.tls) throw new Error("openssl is needed for the TLS test");
       config.api.tls = { cert_file: this.tls.cert, key_file: this.tls.key };
+      if (this.options.tls === "mutual") config.api.tls.client_ca_file = this.tls.ca;
     }
     config = merge(config, this.options.config);
     fs.writeFileSync(this.configPath, yaml(config));
