@@ -168,7 +168,8 @@ export interface UserEvent {
 
 export interface DroppedEvent {
   type: "dropped";
-  /** Why the daemon cut this subscriber off (it fell behind); the iterator reconnects. */
+  /** Why the daemon cut this subscriber off (it fell behind); the iterator reconnects.
+   * (Event types a newer daemon may add are skipped, not yielded.) */
   reason: string;
 }
 
@@ -191,6 +192,11 @@ export interface EventsOptions {
   /** Reconnection delays: exponential from initialMs (250) to maxMs (15000), jittered;
    * never shorter than a 503's Retry-After. */
   backoff?: { initialMs?: number; maxMs?: number };
+  /** Give a stream up (and reconnect) after this long without a byte, keepalive comments
+   * included: the daemon's host may have vanished without closing the connection. The
+   * daemon sends ": keepalive" every events.keepalive (15 s by default), so keep this a few
+   * times larger. Default 60000; 0 waits forever. */
+  idleTimeoutMs?: number;
   /** After a reconnect, drop initial events that do not differ from the last state seen
    * (default true). A user differs when `online` does; a member when its state,
    * incarnation or address does. */

@@ -213,8 +213,7 @@ export function backoffDelay(attempt, initialMs, maxMs, random = Math.random) {
 // incarnation or address.
 function identity(ev) {
   if (ev.type === "member") return [`m:${ev.name}`, `${ev.state}|${ev.incarnation}|${ev.address}`];
-  if (ev.type === "user") return [`u:${ev.user}`, ev.online ? "1" : "0"];
-  return [null, null];
+  return [`u:${ev.user}`, ev.online ? "1" : "0"];
 }
 
 function permanent(err) {
@@ -229,6 +228,10 @@ async function* eventStream(client, options) {
   const initialMs = options.backoff?.initialMs ?? 250;
   const maxMs = options.backoff?.maxMs ?? 15000;
   const resume = options.resume !== false;
+  const idleTimeoutMs = options.idleTimeoutMs ?? 60000;
+  if (!(Number.isFinite(idleTimeoutMs) && idleTimeoutMs >= 0)) {
+    throw new TypeError(`idleTimeoutMs must be a number of milliseconds >= 0, got ${idleTimeoutMs}`);
+  }
   const onState = typeof options.onStateChange === "function" ? options.onStateChange : () => {};
   const seen = new Map();
   const closes = client.closes;
@@ -263,22 +266,47 @@ async function* eventStream(client, options) {
         attempt = 0;
         setState("connected", { reconnected: connections > 1 });
         const parser = new SseParser();
-        for await (const chunk of stream.chunks) {
-          for (const raw of parser.push(chunk)) {
-            let ev;
-            try {
-              ev = { type: raw.event, ...parseJson(raw.data) };
-            } catch {
-              continue;  // not JSON: not an event of ours
+        // Silence longer than idleTimeoutMs (the daemon sends ": keepalive" every
+        // events.keepalive) means the connection is gone without a word: a vanished host.
+        let idle = false;
+        let watchdog = null;
+        const current = stream;
+        const arm = () => {
+          if (idleTimeoutMs === 0) return;
+          clearTimeout(watchdog);
+          watchdog = setTimeout(() => {
+            idle = true;
+            current.close();
+          }, idleTimeoutMs);
+        };
+        arm();
+        try {
+          for await (const chunk of stream.chunks) {
+            arm();
+            for (const raw of parser.push(chunk)) {
+              if (raw.event !== "member" && raw.event !== "user" && raw.event !== "dropped") continue;
+              let ev;
+              try {
+                ev = { type: raw.event, ...parseJson(raw.data) };
+              } catch {
+                continue;  // not JSON: not an event of ours
+              }
+              if (ev.type === "dropped") {
+                failure = new Error(`the daemon dropped this stream: ${ev.reason}`);
+              } else {
+                const [key, value] = identity(ev);
+                if (resume && connections > 1 && ev.initial === true && seen.get(key) === value) continue;
+                seen.set(key, value);
+              }
+              yield ev;
             }
-            if (ev.type === "member" || ev.type === "user") {
-              const [key, value] = identity(ev);
-              if (resume && connections > 1 && ev.initial === true && seen.get(key) === value) continue;
-              seen.set(key, value);
-            }
-            yield ev;
           }
+        } catch (err) {
+          if (!idle) throw err;
+        } finally {
+          clearTimeout(watchdog);
         }
+        if (idle) failure = new Error(`nothing received on the event stream for ${idleTimeoutMs} ms (idleTimeoutMs)`);
       } catch (err) {
         if (ended()) break;
         if (permanent(err)) throw err;

@@ -177,3 +177,64 @@ test("close() ends the client's event iterators; the client works afterwards", a
     c.close();
   }
 });
+
+// A stand-in for the daemon's /v1/events: the n-th connection gets script[n] (SSE text),
+// then stays open (silent) or, when the script ends in "\u0000", is closed.
+async function sseServer(script) {
+  let n = 0;
+  const sockets = new Set();
+  const server = http.createServer((req, res) => {
+    const body = script[n++] ?? "";
+    res.writeHead(200, { "content-type": "text/event-stream" });
+    sockets.add(res);
+    if (body.endsWith("\u0000")) res.end(body.slice(0, -1));
+    else res.write(body);
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    connections: () => n,
+    close: () => new Promise((resolve) => {
+      server.closeAllConnections?.();
+      server.close(resolve);
+    }),
+  };
+}
+
+test("a silent stream is given up after idleTimeoutMs; dropped reconnects; unknown events are skipped (both clients)", async () => {
+  const user = (online, initial) =>
+    `event: user\ndata: {"user":"1","online":${online},"last_seen_ms":null,"time_ms":1,"initial":${initial}}\n\n`;
+  for (const Kind of [Client, FetchClient]) {
+    const s = await sseServer([
+      user(false, true) + "event: future\ndata: {}\n\n",                                // then silence
+      user(false, true) + 'event: dropped\ndata: {"reason":"slow consumer"}\n\n\u0000',  // then closed
+      ": keepalive\n\n" + user(true, true),
+    ]);
+    const c = new Kind({ url: s.url });
+    const states = [];
+    const controller = new AbortController();
+    const reader = new EventReader(c.events({
+      users: ["1"], signal: controller.signal, idleTimeoutMs: 300, backoff: { initialMs: 10, maxMs: 20 },
+      onStateChange: (st) => states.push(st),
+    }));
+    try {
+      const any = () => true;
+      assert.deepEqual(await reader.next(any), { type: "user", user: "1", online: false, last_seen_ms: null, time_ms: 1, initial: true });
+      const dropped = await reader.next(any, { what: "dropped, after an idle reconnect" });
+      assert.deepEqual(dropped, { type: "dropped", reason: "slow consumer" });
+      const online = await reader.next(any, { what: "the changed initial state" });
+      assert.deepEqual([online.online, online.initial], [true, true]);
+      assert.equal(s.connections(), 3);
+      assert.deepEqual(states.map((st) => st.state), ["connected", "disconnected", "connected", "disconnected", "connected"]);
+      assert.match(states[1].error.message, /nothing received .* 300 ms/);
+      assert.match(states[3].error.message, /dropped this stream: slow consumer/);
+      assert.equal(states[2].reconnected, true);
+    } finally {
+      controller.abort();
+      await reader.pump;
+      c.close();
+      await s.close();
+  }
+  assert.equal(reader.error, null);
+  }
+});
