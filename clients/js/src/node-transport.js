@@ -20,8 +20,11 @@ export class NodeTransport {
   constructor(options) {
     const o = options || {};
     const agentOptions = { keepAlive: true, maxSockets: o.maxSockets ?? 32, scheduling: "lifo" };
-    if (o.socketPath) {
-      if (typeof o.socketPath !== "string") throw new TypeError("socketPath must be a string");
+    if (o.socketPath != null) {
+      if (typeof o.socketPath !== "string" || o.socketPath === "") {
+        throw new TypeError("socketPath must be the path of the daemon's Unix socket");
+      }
+      if (o.url != null) throw new TypeError("give url or socketPath, not both");
       this.module = http;
       this.target = { socketPath: o.socketPath, host: "localhost" };
       this.prefix = "";

@@ -67,6 +67,10 @@ test("reconnection delays grow exponentially, stay within the cap and are jitter
 test("clients refuse bad options with a clear error", () => {
   assert.throws(() => new Client({ url: "ftp://x" }), /only http: and https:/);
   assert.throws(() => new Client({}), /url must be/);
+  assert.throws(() => new Client({ url: "http://127.0.0.1:1", socketPath: "/tmp/x.sock" }), /not both/);
+  assert.throws(() => new Client({ url: "http://127.0.0.1:1/?a=1" }), /no query/);
+  assert.throws(() => new Client({ url: "http://127.0.0.1:1", timeoutMs: 0 }), /timeoutMs/);
+  assert.throws(() => new Client({ url: "http://127.0.0.1:1", maxBatch: 1.5 }), /maxBatch/);
   assert.throws(() => new Client({ url: "http://127.0.0.1:1", token: "bad token\n" }), /token must be/);
   assert.throws(() => new Client({ url: "http://127.0.0.1:1", ca: "x" }), /https/);
   assert.throws(() => new FetchClient({ socketPath: "/tmp/x.sock" }), /Unix socket/);
