@@ -10,7 +10,7 @@ import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { Daemon, TOKENS } from "../testlib/daemon.js";
+import { Daemon, TOKENS, onExit } from "../testlib/daemon.js";
 
 const CHROMIUM = ["/usr/lib/chromium/chromium", "/usr/bin/chromium", "/usr/bin/chromium-browser"]
   .find((p) => fs.existsSync(p));
@@ -99,7 +99,8 @@ test("the fetch client works in headless Chromium: requests, ids, errors, the ev
   cleanup.push(() => new Promise((resolve) => { server.closeAllConnections?.(); server.close(resolve); }));
 
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), "hbjs-chromium-"));
-  cleanup.push(() => fs.rmSync(profile, { recursive: true, force: true }));
+  const removeProfile = () => fs.rmSync(profile, { recursive: true, force: true });
+  cleanup.push(removeProfile);
   // Its own process group, so that the browser and its helpers go together.
   const browser = spawn(CHROMIUM, [
     "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--no-default-browser-check",
@@ -116,7 +117,8 @@ test("the fetch client works in headless Chromium: requests, ids, errors, the ev
       // gone
     }
   };
-  process.once("exit", killGroup);
+  onExit(killGroup);
+  onExit(removeProfile);  // after the browser is gone
   cleanup.push(async () => {
     killGroup();
     await exited;

@@ -12,6 +12,7 @@ import os from "node:os";
 import path from "node:path";
 
 const live = new Set();
+const atExit = new Set();
 function killAll() {
   for (const d of live) {
     try {
@@ -20,6 +21,19 @@ function killAll() {
       // already gone
     }
   }
+  for (const f of atExit) {
+    try {
+      f();
+    } catch {
+      // best effort
+    }
+  }
+}
+
+/** Runs `f` (synchronous) when the test process exits, however it exits; returns a remover. */
+export function onExit(f) {
+  atExit.add(f);
+  return () => atExit.delete(f);
 }
 process.on("exit", killAll);
 for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
@@ -134,6 +148,7 @@ export class Daemon {
   constructor(options = {}) {
     this.options = options;
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), "hbjs-"));
+    this.forgetDir = onExit(() => fs.rmSync(this.dir, { recursive: true, force: true }));
     this.socketPath = path.join(this.dir, "api.sock");
     this.configPath = path.join(this.dir, "heartbeatd.yaml");
     this.logPath = path.join(this.dir, "daemon.log");
@@ -246,6 +261,7 @@ export class Daemon {
       await this.stop("SIGKILL");
     } finally {
       fs.rmSync(this.dir, { recursive: true, force: true });
+      this.forgetDir();
     }
   }
 }
