@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from typing import List, Optional
@@ -29,8 +30,9 @@ def _user_arg(text: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
     parser = argparse.ArgumentParser(
-        prog="python -m heartbeatd",
+        prog="python -m heartbeatd" if name in ("", "__main__.py", "-c") else name,
         description="Ask a heartbeatd node about users and members (docs/API.md).")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--socket", help="the daemon's Unix socket (default as heartbeatctl's)")

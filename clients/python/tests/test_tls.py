@@ -18,8 +18,10 @@ def make_ca_and_server_cert(directory: str) -> None:
                        timeout=30)
 
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    # keyUsage on the CA: Python 3.13 verifies strictly (VERIFY_X509_STRICT) and wants it.
     run("req", "-x509", *ec, "-days", "2", "-subj", "/CN=heartbeatd-test-ca",
-        "-keyout", "ca.key", "-out", "ca.pem")
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign", "-keyout", "ca.key", "-out", "ca.pem")
     run("req", *ec, "-subj", "/CN=py-test", "-keyout", "server.key", "-out", "server.csr")
     with open(os.path.join(directory, "san.ext"), "w") as f:
         f.write("subjectAltName=IP:127.0.0.1\n")
