@@ -188,8 +188,13 @@ class EventStream:
         self._closed.wait(delay)
 
     def _close_connection(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
+        # The response holds the socket's file (Connection: close hands it over): close all.
+        for part in (self._response, self._conn, self._sock):
+            if part is not None:
+                try:
+                    part.close()
+                except (OSError, ValueError):
+                    pass
         self._conn, self._sock, self._response = None, None, None
 
     def _connect(self) -> None:

@@ -81,6 +81,22 @@ class EventsTest(unittest.TestCase):
         self.assertEqual(states[:2], ["connecting", "connected"])
         self.assertEqual(states[-1], "closed")
 
+    def test_a_silent_stream_is_replaced_without_repeating_anything(self) -> None:
+        hb = self.client()
+        states: List[StreamState] = []
+        # The daemon says nothing for events.keepalive (15 s): with read_timeout 0.3 s the
+        # stream is deemed dead and replaced, again and again.
+        stream = hb.events(users=[60], members=[], read_timeout=0.3, backoff_initial=0.01,
+                           backoff_max=0.05, on_state=states.append)
+        events = self.collect(stream)
+        self.assertEqual(events.next().user, 60)
+        eventually(lambda: stream.connections >= 3, 10, "two reconnections")
+        lost = [s for s in states if s.state == "disconnected"]
+        self.assertIn("timed out", str(lost[0].error))
+        hb.heartbeat(60)
+        online = events.next()
+        self.assertEqual((online.user, online.online, online.initial), (60, True, False))
+
     def test_errors_that_retrying_cannot_fix_are_raised(self) -> None:
         with self.assertRaises(ApiError) as e:
             next(Client(url=self.daemon.url).events(users=[1]))  # no token

@@ -28,6 +28,10 @@ def make_ca_and_server_cert(directory: str) -> None:
     run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
         "-set_serial", "1001", "-days", "2", "-extfile", "san.ext", "-out", "server.pem")
     os.chmod(os.path.join(directory, "server.key"), 0o600)
+    # A client certificate from the same CA, for mutual TLS.
+    run("req", *ec, "-subj", "/CN=gateway", "-keyout", "client.key", "-out", "client.csr")
+    run("x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-set_serial", "1002", "-days", "2", "-out", "client.pem")
 
 
 @unittest.skipIf(shutil.which("openssl") is None, "the openssl CLI is not installed: TLS not tested")
@@ -74,6 +78,26 @@ class TlsTest(unittest.TestCase):
         with Client(url=f"http://127.0.0.1:{self.daemon.port}", token=FULL_TOKEN,
                     timeout=5) as hb:
             with self.assertRaises(NetworkError):
+                hb.health()
+
+
+@unittest.skipIf(shutil.which("openssl") is None, "the openssl CLI is not installed: TLS not tested")
+class MutualTlsTest(unittest.TestCase):
+    def test_a_client_certificate_is_presented(self) -> None:
+        daemon = Daemon()
+        self.addCleanup(daemon.cleanup)
+        make_ca_and_server_cert(daemon.dir)
+        daemon.extra = {"api": {"tls": {"cert_file": daemon.file("server.pem"),
+                                        "key_file": daemon.file("server.key"),
+                                        "client_ca_file": daemon.file("ca.pem")}}}
+        daemon.start()
+        url = f"https://127.0.0.1:{daemon.port}"
+        with Client(url=url, cafile=daemon.file("ca.pem"), certfile=daemon.file("client.pem"),
+                    keyfile=daemon.file("client.key"), token=FULL_TOKEN) as hb:
+            self.assertEqual(hb.heartbeat_many([1, 2]), 2)
+            self.assertTrue(hb.is_online(2))
+        with Client(url=url, cafile=daemon.file("ca.pem"), token=FULL_TOKEN) as hb:
+            with self.assertRaises(NetworkError):  # no certificate: the handshake fails
                 hb.health()
 
 
