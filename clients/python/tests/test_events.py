@@ -10,7 +10,7 @@ from typing import List
 from heartbeatd import (ApiError, Client, Dropped, MemberEvent, NetworkError, StreamState,
                         UserEvent)
 
-from support import FULL_TOKEN, Collector, Daemon, eventually
+from support import FULL_TOKEN, Collector, Daemon, eventually, metric
 
 
 class EventsTest(unittest.TestCase):
@@ -176,6 +176,49 @@ class ResumeTest(unittest.TestCase):
 
 
 class DroppedTest(unittest.TestCase):
+    def test_a_dropped_reader_resumes_and_ends_up_with_the_true_state(self) -> None:
+        """A consumer that stops reading is dropped by the daemon (events.max_queue_bytes);
+        the iterator yields Dropped, reconnects, and the resumed initial state fills in
+        what the lost backlog held: folding every event gives the daemon's state."""
+        daemon = Daemon({"presence": {"timeout": "1s"}}, tokens=False)
+        self.addCleanup(daemon.cleanup)
+        daemon.start()
+        hb = Client(socket=daemon.socket_path)
+        self.addCleanup(hb.close)
+        users = list(range(1, 2001))
+        stream = hb.events(users=users, members=[], backoff_initial=0.01, backoff_max=0.1)
+        self.addCleanup(stream.close)
+        seen = {}
+        for _ in users:  # the initial state: all offline, read promptly
+            e = next(stream)
+            seen[e.user] = (e.online, e.last_seen_ms)
+
+        def dropped() -> float:
+            return metric(hb.metrics(), "heartbeatd_event_subscribers_dropped_total")
+
+        # Without reading, make the users go online and (presence.timeout later) offline
+        # until the daemon gives up on this subscriber.
+        end = time.monotonic() + 60
+        while not dropped():
+            self.assertLess(time.monotonic(), end, "never dropped")
+            hb.heartbeat_many(users)
+            eventually(lambda: hb.counts().online == 0 or dropped(), 10, "users expired")
+        # A change after the drop, which only a new stream can tell: a new last-seen time.
+        eventually(lambda: hb.counts().online == 0, 10, "users expired")
+        hb.heartbeat_many(users)
+        eventually(lambda: hb.counts().online == 0, 10, "users expired again")
+        got_dropped = False
+        truth = {s.user: (s.online, s.last_seen_ms) for s in hb.status_many(users)}
+        end = time.monotonic() + 30
+        while seen != truth or not got_dropped:
+            self.assertLess(time.monotonic(), end, "the stream never caught up")
+            e = next(stream)
+            if isinstance(e, Dropped):
+                got_dropped = True
+                continue
+            seen[e.user] = (e.online, e.last_seen_ms)
+        self.assertGreaterEqual(stream.connections, 2)
+
     def test_dropped_is_typed(self) -> None:
         from heartbeatd.events import EventStream
         self.assertEqual(EventStream._build("dropped", '{"reason":"slow consumer"}'),
