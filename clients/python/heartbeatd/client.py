@@ -104,8 +104,8 @@ class Client:
 
     Connections: the client keeps one HTTP/1.1 connection open and reuses it for every
     call; a call that finds it closed by the daemon (api.idle_timeout) reconnects and sends
-    again once. Every call is idempotent (a repeated heartbeat only refreshes the same
-    last-seen time), so that is safe. ``close()`` (or ``with Client(...) as hb:``) closes it.
+    again once. Every call is idempotent (a heartbeat sent twice has the effect of one sent
+    a moment later), so that is safe. ``close()`` (or ``with Client(...) as hb:``) closes it.
 
     Threads: a Client may be shared between threads; its calls are serialised on its one
     connection by a lock. For requests in parallel use one Client per thread. Each
@@ -133,10 +133,10 @@ class Client:
         self.port: Optional[int] = None
         self._tls: Optional[ssl.SSLContext] = None
         if url:
-            self._parse_url(url)
-            if self._tls is None and (cafile or certfile or keyfile):
+            https = self._parse_url(url)
+            if not https and (cafile or certfile or keyfile):
                 raise ValueError("cafile, certfile and keyfile need an https:// url")
-            if self._tls is not None:
+            if https:
                 self._tls = ssl.create_default_context(cafile=cafile)
                 self._tls.minimum_version = ssl.TLSVersion.TLSv1_2
                 if certfile:
@@ -159,7 +159,8 @@ class Client:
         self._conn: Optional[http.client.HTTPConnection] = None
         self.connections_opened = 0  # connections this client opened for calls (not events)
 
-    def _parse_url(self, url: str) -> None:
+    def _parse_url(self, url: str) -> bool:
+        """Sets host and port from `url`; True for https."""
         text = url if "://" in url else "http://" + url
         parts = urlsplit(text)
         if parts.scheme not in ("http", "https"):
@@ -172,10 +173,11 @@ class Client:
             raise ValueError(f"bad url {url!r}: the port is not a number 1 to 65535") from None
         if not parts.hostname:
             raise ValueError(f"bad url {url!r}: no host")
+        if port == 0:
+            raise ValueError(f"bad url {url!r}: the port is not a number 1 to 65535")
         self.host = parts.hostname
         self.port = port or (443 if parts.scheme == "https" else 80)
-        if parts.scheme == "https":
-            self._tls = ssl.create_default_context()  # replaced with the caller's CA in __init__
+        return parts.scheme == "https"
 
     # --- connections ---------------------------------------------------------------------
 
