@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 from urllib.parse import quote
 
-from .errors import ApiError, HeartbeatdError, NetworkError, ProtocolError
+from .errors import ApiError, NetworkError, ProtocolError
 from .types import Dropped, Event, MemberEvent, UserEvent, UserId, user_id
 
 if TYPE_CHECKING:
@@ -271,7 +271,8 @@ class EventStream:
 
     def _read_event(self) -> Optional[Event]:
         """The next event, None when the stream ended; raises _Ended when it failed."""
-        kind, data = "message", []  # type: str, List[str]
+        kind: str = "message"
+        data: List[str] = []
         while True:
             raw = self._readline()
             if not raw or self._closed.is_set():
@@ -321,4 +322,4 @@ class EventStream:
         return True
 
 
-__all__ = ["EventStream", "StreamState", "HeartbeatdError"]
+__all__ = ["EventStream", "StreamState"]
