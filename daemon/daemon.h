@@ -56,6 +56,9 @@ class Daemon {
   Daemon(Config config, std::optional<std::string> config_path);
   ~Daemon();
   int run();
+  // The API's routes, all registered by the constructor (tests/openapi_test.cpp checks them
+  // against docs/openapi.yaml without starting anything).
+  const transport::Router& router() const { return router_; }
 
  private:
   int open_store();  // kExitOk, or the exit code to stop with; restores the state

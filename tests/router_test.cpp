@@ -53,6 +53,20 @@ TEST_F(RouterTest, RoutesByMethodAndPath) {
   EXPECT_EQ(r[http::field::content_type], "application/json");
 }
 
+TEST_F(RouterTest, ListsItsRoutesInRegistrationOrderWithTheirScopes) {
+  router.add(http::verb::get, "/metrics", Scope::metrics,
+             [](const Request&, const RouteMatch&) { return empty_response(); });
+  const auto routes = router.routes();
+  ASSERT_EQ(routes.size(), 6u);
+  EXPECT_EQ(routes[0].method, http::verb::get);
+  EXPECT_EQ(routes[0].pattern, "/v1/health");
+  EXPECT_EQ(routes[0].scope, Scope::read);
+  EXPECT_EQ(routes[2].method, http::verb::delete_);
+  EXPECT_EQ(routes[2].pattern, "/v1/users/{id}");
+  EXPECT_EQ(routes[5].pattern, "/metrics");
+  EXPECT_EQ(routes[5].scope, Scope::metrics);
+}
+
 TEST_F(RouterTest, CapturesParameters) {
   EXPECT_EQ(router.route(make(http::verb::get, "/v1/users/42")).body(), "\"user 42\"");
 }

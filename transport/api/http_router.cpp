@@ -97,6 +97,13 @@ void Router::add_async(http::verb method, std::string pattern, Scope scope, Asyn
   add_route(method, std::move(pattern), scope, nullptr, std::move(handler));
 }
 
+std::vector<RouteInfo> Router::routes() const {
+  std::vector<RouteInfo> out;
+  out.reserve(routes_.size());
+  for (const auto& r : routes_) out.push_back({r.method, r.pattern, r.scope});
+  return out;
+}
+
 void Router::set_access(std::shared_ptr<const AccessPolicy> policy) {
   std::lock_guard lock(access_->mu);
   access_->policy = std::move(policy);

@@ -122,6 +122,13 @@ Response json_response(http::status status, std::string body);
 // 204 No Content.
 Response empty_response();
 
+// One registered route as routes() lists it: what it answers and the scope it needs.
+struct RouteInfo {
+  http::verb method;
+  std::string pattern;  // as registered: "/v1/users/{id}"
+  Scope scope;
+};
+
 class Router {
  public:
   // Pattern segments are literals or {name}; a literal segment wins over a parameter when
@@ -133,6 +140,10 @@ class Router {
   void add_stream(http::verb method, std::string pattern, Scope scope, StreamHandler handler);
   // A route that answers later through its Respond.
   void add_async(http::verb method, std::string pattern, Scope scope, AsyncHandler handler);
+
+  // Every route, in registration order (read-only; for checks such as tests/openapi_test.cpp,
+  // which holds docs/openapi.yaml to the routes the daemon really serves).
+  std::vector<RouteInfo> routes() const;
 
   // Who may do what (api.tokens_file, api.unix_scopes): swapped whole by SIGHUP while
   // requests are in flight; each request uses the policy it read first. Null (the default):

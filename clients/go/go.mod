@@ -1,0 +1,3 @@
+module github.com/heartbeatd/heartbeatd/clients/go
+
+go 1.19
