@@ -6,7 +6,7 @@
 //   UI_ARTIFACT_DIR     where screenshots and, on failure, daemon logs go (default: cwd)
 //   CHROMIUM            the browser (default /usr/lib/chromium/chromium, then /usr/bin/chromium)
 //
-// Checks: the page needs the token it is given (401 message, then live with a read token);
+// Checks: the page asks for a token (401), says when one lacks read (403), then goes live;
 // a SIGKILLed node's tile turns dead within the detection bound + 1 s; a followed user's dot
 // turns online on a heartbeat and offline after presence.timeout, ids above 2^53 included;
 // the page shows "disconnected" while its daemon is down and recovers when it is back; it
@@ -259,7 +259,12 @@ let nodes = [];
 let failed = true;
 
 after(async () => {
-  if (browser) await browser.close().catch(() => {});
+  if (browser) {
+    let timer;
+    const bounded = new Promise((r) => (timer = setTimeout(r, 5000)));
+    await Promise.race([browser.close().catch(() => {}), bounded]);
+    clearTimeout(timer);
+  }
   killEverything();
   if (tmp) {
     if (failed) {
@@ -309,7 +314,7 @@ test("the status page follows a live cluster in Chromium", { timeout: TOTAL_BUDG
   await page.setViewport({ width: 1280, height: 800 });
 
   // Console errors and exceptions fail the test, except the network errors Chromium logs
-  // for requests that fail on purpose: 401s before the token is entered, and refused
+  // for requests that fail on purpose: 401s and 403s before the read token is entered, refused
   // connections while node-1 is down for the restart below.
   const problems = [];
   let expectUnauthorized = true;
@@ -319,7 +324,7 @@ test("the status page follows a live cluster in Chromium", { timeout: TOTAL_BUDG
     const text = msg.text();
     const url = (msg.location() && msg.location().url) || "";
     const sameOrigin = url.startsWith(origin + "/");
-    if (sameOrigin && expectUnauthorized && /status of 401/.test(text)) return;
+    if (sameOrigin && expectUnauthorized && /status of 40[13]/.test(text)) return;
     if (sameOrigin && expectDaemonDown && /net::ERR_|Failed to fetch/.test(text)) return;
     problems.push(`console error: ${text} (${url})`);
   });
@@ -328,6 +333,8 @@ test("the status page follows a live cluster in Chromium", { timeout: TOTAL_BUDG
     if (!req.url().startsWith(origin + "/")) problems.push(`request beyond the daemon: ${req.url()}`);
   });
 
+  const began = Date.now();
+  const step = (what) => console.error(`[${((Date.now() - began) / 1000).toFixed(1)} s] ${what}`);
   const shot = async (name) => {
     await page.screenshot({ path: path.join(ARTIFACTS, `ui-${name}.png`), fullPage: true });
   };
@@ -347,12 +354,23 @@ test("the status page follows a live cluster in Chromium", { timeout: TOTAL_BUDG
   assert.match(res.headers()["content-security-policy"], /^default-src 'self'/);
 
   // No token yet: the page says what is needed.
+  step("a 401 message");
   await waitFor("a 401 message", () => {
     const m = document.getElementById("auth-message");
     return !m.hidden && /401/.test(m.textContent);
   }, 10000);
-  await page.type("#token", READ_TOKEN);
+  // A token without the read scope: the page says that, not "unreachable".
+  await page.type("#token", WRITE_TOKEN);
   await page.keyboard.press("Enter"); // keyboard only: the form submits
+  step("a 403 message");
+  await waitFor("a 403 message", () => {
+    const m = document.getElementById("auth-message");
+    return !m.hidden && /403/.test(m.textContent) && /read/.test(m.textContent);
+  }, 10000);
+  await page.$eval("#token", (t) => { t.value = ""; });
+  await page.type("#token", READ_TOKEN);
+  await page.keyboard.press("Enter");
+  step("live with the read token");
   await waitFor("live with the read token", () =>
     document.getElementById("connection").dataset.state === "live" &&
     document.getElementById("auth-message").hidden, 10000);
@@ -360,6 +378,7 @@ test("the status page follows a live cluster in Chromium", { timeout: TOTAL_BUDG
   assert.equal(await page.evaluate(() => sessionStorage.getItem("heartbeatd.token")), READ_TOKEN);
 
   // Three alive tiles, this node marked, the counts.
+  step("three alive tiles");
   await waitFor("three alive tiles", () => {
     const tiles = [...document.querySelectorAll("#members .tile")];
     return tiles.length === 3 && tiles.every((t) => t.dataset.state === "alive");
@@ -372,6 +391,7 @@ test("the status page follows a live cluster in Chromium", { timeout: TOTAL_BUDG
   // Follow users, one of them beyond 2^53.
   await page.type("#user-ids", `42\n${BIG_ID}, 7`);
   await page.click("#users-form button[type=submit]");
+  step("three followed users, offline");
   await waitFor("three followed users, offline", () => {
     const rows = [...document.querySelectorAll("#users .user")];
     return rows.length === 3 && rows.every((r) => r.dataset.state === "offline");
@@ -388,12 +408,14 @@ test("the status page follows a live cluster in Chromium", { timeout: TOTAL_BUDG
   // A heartbeat turns the dot online; presence.timeout later it is offline again.
   const beat = Date.now(); // before the daemon takes the heartbeat: offline comes >= 2 s after
   await heartbeat(["42", BIG_ID]);
+  step("42 and 2^64-1 online");
   await waitFor("42 and 2^64-1 online", (a, b) =>
     document.querySelector(`#users [data-user="${a}"]`)?.dataset.state === "online" &&
     document.querySelector(`#users [data-user="${b}"]`)?.dataset.state === "online", 3000, "42", BIG_ID);
   assert.equal(await page.evaluate(userState("7")), "offline", "an id not heartbeated stays offline");
   const label = await page.$eval('#users [data-user="42"] .user-state', (e) => e.textContent);
   assert.equal(label, "online", "online is written out, not only coloured");
+  step("42 offline after presence.timeout");
   await waitFor("42 offline after presence.timeout", (a) =>
     document.querySelector(`#users [data-user="${a}"]`)?.dataset.state === "offline",
     PRESENCE_TIMEOUT_MS + 2000, "42");
@@ -408,6 +430,7 @@ test("the status page follows a live cluster in Chromium", { timeout: TOTAL_BUDG
   const detected = Date.now() - killed;
   assert.ok(detected <= DETECTION_BOUND_MS + 1000, `dead after ${detected} ms`);
   assert.match(await page.$eval('#members [data-name="node-3"]', (t) => t.textContent), /dead/);
+  step("node-3's last-seen age");
   await waitFor("node-3's last-seen age", () =>
     /last seen \d+ s ago/.test(document.querySelector('#members [data-name="node-3"] .seen').textContent),
     3000);
@@ -415,18 +438,22 @@ test("the status page follows a live cluster in Chromium", { timeout: TOTAL_BUDG
   // Filter by state with the counts' buttons (keyboard: they are buttons).
   await page.focus('.count[data-filter="dead"]');
   await page.keyboard.press("Enter");
+  step("only the dead tile");
   await waitFor("only the dead tile", () => {
     const tiles = [...document.querySelectorAll("#members .tile")];
     return tiles.length === 1 && tiles[0].dataset.name === "node-3";
   }, 2000);
   assert.equal(await page.$eval('.count[data-filter="dead"]', (b) => b.getAttribute("aria-pressed")), "true");
   await page.click('.count[data-filter="all"]');
+  step("all tiles again");
   await waitFor("all tiles again", () => document.querySelectorAll("#members .tile").length === 3, 2000);
 
   // A picture of it all: a dead node, users online and offline, the chart.
   await heartbeat(["42", BIG_ID]);
+  step("42 online again");
   await waitFor("42 online again", (a) =>
     document.querySelector(`#users [data-user="${a}"]`)?.dataset.state === "online", 3000, "42");
+  step("the counts follow the users' change");
   await waitFor("the counts follow the users' change", () =>
     document.getElementById("users-online").textContent === "2", 3000);
   await shot("cluster");
@@ -439,6 +466,7 @@ test("the status page follows a live cluster in Chromium", { timeout: TOTAL_BUDG
   expectDaemonDown = true;
   n1.kill("SIGTERM");
   await n1.stopped();
+  step("the disconnected banner");
   await waitFor("the disconnected banner", () => {
     const b = document.getElementById("banner");
     return !b.hidden && /Disconnected/.test(b.textContent) &&
@@ -446,14 +474,17 @@ test("the status page follows a live cluster in Chromium", { timeout: TOTAL_BUDG
   }, 5000);
   await shot("disconnected");
   await n1.start({ keepPorts: true });
+  step("live again after the restart");
   await waitFor("live again after the restart", () =>
     document.getElementById("connection").dataset.state === "live" &&
     document.getElementById("banner").hidden, 15000);
   expectDaemonDown = false;
+  step("node-1 and node-2 alive after the restart");
   await waitFor("node-1 and node-2 alive after the restart", () =>
     ["node-1", "node-2"].every((n) =>
       document.querySelector(`#members [data-name="${n}"]`)?.dataset.state === "alive"), 10000);
   await heartbeat(["7"]);
+  step("7 online through the new stream");
   await waitFor("7 online through the new stream", (a) =>
     document.querySelector(`#users [data-user="${a}"]`)?.dataset.state === "online", 3000, "7");
   await shot("recovered");
@@ -465,15 +496,18 @@ test("the status page follows a live cluster in Chromium", { timeout: TOTAL_BUDG
   const many = Array.from({ length: 1500 }, (_, i) => String(100000 + i));
   await page.$eval("#user-ids", (t, text) => { t.value = text; }, many.join("\n"));
   await page.click("#users-form button[type=submit]");
+  step("1,500 users, 1,000 live");
   await waitFor("1,500 users, 1,000 live", () =>
     /first 1,000 live; the other 500/.test(document.getElementById("users-note").textContent) &&
     document.querySelectorAll("#users .user").length === 200 &&
     /Page 1 of 8/.test(document.querySelector("#users-pager .page-info").textContent), 10000);
   await heartbeat([many[0]]);
+  step("the first id online through the stream");
   await waitFor("the first id online through the stream", (a) =>
     document.querySelector(`#users [data-user="${a}"]`)?.dataset.state === "online", 3000, many[0]);
   // The filter: offline only, whether the first id has timed out again by then or not.
   await page.select("#user-filter", "offline");
+  step("only offline users shown");
   await waitFor("only offline users shown", () => {
     const rows = [...document.querySelectorAll("#users .user")];
     return rows.length === 200 && rows.every((r) => r.dataset.state === "offline") &&
@@ -488,17 +522,20 @@ test("the status page follows a live cluster in Chromium", { timeout: TOTAL_BUDG
     return r ? r.textContent : "";
   };
   for (let p = 1; p < 8; p++) await page.click('#users-pager [data-page="next"]'); // to page 8
+  step("the page holding the 1,401st id, read at connect");
   await waitFor("the page holding the 1,401st id, read at connect", (id) =>
     /as of/.test(document.querySelector(`#users [data-user="${id}"]`)?.textContent || ""), 5000, late);
   assert.match(await page.evaluate(lateRow, late), /never seen/);
   assert.match(await page.evaluate(lateRow, late), /as of/, "it says when it was read");
   await heartbeat([late]);
   await page.click("#users-refresh");
+  step("the 1,401st read again after the heartbeat");
   await waitFor("the 1,401st read again after the heartbeat", (id) => {
     const r = document.querySelector(`#users [data-user="${id}"]`);
     return r && !/never seen/.test(r.textContent) && /as of/.test(r.textContent);
   }, 5000, late);
 
+  step("done");
   assert.deepEqual(problems, [], "no console errors, uncaught exceptions or foreign requests");
   failed = false;
 });
