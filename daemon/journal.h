@@ -1,0 +1,18 @@
+// The journal sink of base/log.h: under systemd's journal, log lines are sent with
+// sd_journal_sendv so that their fields (MEMBER=, STATE=, USER=, ...) become journal fields
+// (`journalctl -u heartbeatd MEMBER=db-3`, `journalctl -o json`). What is sent is
+// log::journal_fields(), a pure function tested on its own; this file only hands it over.
+//
+// Thread safety: send_to_journal may be called from any thread (one datagram per call).
+#pragma once
+
+#include <span>
+#include <string>
+
+namespace heartbeatd {
+
+// sd_journal_sendv; false if the journal did not take the line (the caller writes it to
+// stderr instead).
+bool send_to_journal(std::span<const std::string> fields);
+
+}  // namespace heartbeatd
