@@ -230,6 +230,8 @@ std::vector<std::string> journal_fields(LogLevel level, std::string_view message
 void write(LogLevel level, std::string_view message, std::span<const Field> fields) {
   std::string line;
   if (g_journal) {
+    // No sink (the daemon sets none when journald's socket is missing) or a failing one:
+    // journald still reads stderr, so the "<N>" prefix keeps the priority.
     if (const JournalSink sink = g_journal_sink.load()) {
       if (sink(journal_fields(level, message, fields))) return;
     }

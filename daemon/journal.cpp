@@ -1,11 +1,16 @@
 #include "daemon/journal.h"
 
 #include <sys/uio.h>
+#include <unistd.h>
 #include <systemd/sd-journal.h>
 
 #include <vector>
 
 namespace heartbeatd {
+
+bool journal_available() {
+  return access("/run/systemd/journal/socket", F_OK) == 0;
+}
 
 bool send_to_journal(std::span<const std::string> fields) {
   std::vector<iovec> iov;

@@ -11,6 +11,11 @@
 
 namespace heartbeatd {
 
+// Is journald's socket there? sd_journal_sendv reports success when it is missing (it
+// drops the line "silently if the journal is not available"), so the sink is installed only
+// when it is, and lines otherwise keep going to stderr with their "<N>" prefix.
+bool journal_available();
+
 // sd_journal_sendv; false if the journal did not take the line (the caller writes it to
 // stderr instead).
 bool send_to_journal(std::span<const std::string> fields);

@@ -113,7 +113,7 @@ int main(int argc, char** argv) {
   }
 
   log::init();
-  log::set_journal_sink(&send_to_journal);
+  if (journal_available()) log::set_journal_sink(&send_to_journal);
   Config config = default_config();
   if (config_path) {
     auto loaded = load_config_file(*config_path);

@@ -4,6 +4,7 @@
 #include "base/log.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <boost/json/parse.hpp>
@@ -11,6 +12,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <sstream>
 #include <string>
@@ -213,6 +215,53 @@ TEST(LogWrite, LinesFromManyThreadsNeverInterleave) {
     EXPECT_TRUE(v.as_object().contains("thread"));
   }
   EXPECT_EQ(count, kThreads * kLines);
+}
+
+// Under the journal ($JOURNAL_STREAM names stderr), lines go to the sink with their fields,
+// not to stderr, whatever log.format says; a sink that fails leaves the line to stderr with
+// journald's priority prefix.
+std::vector<std::vector<std::string>> g_sent;
+bool g_sink_ok = true;
+bool capture(std::span<const std::string> fields) {
+  g_sent.emplace_back(fields.begin(), fields.end());
+  return g_sink_ok;
+}
+
+TEST(LogWrite, UnderTheJournalLinesGoToTheSinkWithTheirFields) {
+  test::TempDir dir;
+  const std::string path = dir.path() + "/stderr";
+  std::fflush(stderr);
+  const int saved = dup(STDERR_FILENO);
+  ASSERT_GE(saved, 0);
+  FILE* f = std::fopen(path.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  dup2(fileno(f), STDERR_FILENO);
+  struct stat st {};
+  ASSERT_EQ(fstat(STDERR_FILENO, &st), 0);
+  const std::string stream = std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
+  setenv("JOURNAL_STREAM", stream.c_str(), 1);
+  log::init();
+  log::set_journal_sink(&capture);
+  log::set_format(LogFormat::json);
+
+  log::warning({{"member", "db-3"}, {"state", "dead"}}, "member {} is {}", "db-3", "dead");
+  g_sink_ok = false;
+  log::error({{"user", "42"}}, "refused");
+
+  log::set_journal_sink(nullptr);
+  log::set_format(LogFormat::text);
+  unsetenv("JOURNAL_STREAM");
+  std::fflush(stderr);
+  dup2(saved, STDERR_FILENO);
+  close(saved);
+  std::fclose(f);
+  log::init();
+
+  ASSERT_EQ(g_sent.size(), 2u);
+  EXPECT_EQ(g_sent[0], (std::vector<std::string>{"MESSAGE=member db-3 is dead", "PRIORITY=4",
+                                                 "SYSLOG_IDENTIFIER=heartbeatd", "MEMBER=db-3",
+                                                 "STATE=dead"}));
+  EXPECT_EQ(test::read_file(path), "<3>refused\n");  // only the line the sink refused
 }
 
 }  // namespace
