@@ -1,6 +1,7 @@
 // log.format: json on real processes: every line a daemon writes to stderr is one JSON object
 // with ts, level and msg, and a member's death in a two-node cluster is a line with member
-// and state fields. log.format is applied on SIGHUP. Every wait is for a condition with a
+// and state fields; so do a watched user's change, a failed hook, a refused request and a
+// rejected reload. log.format is applied on SIGHUP. Every wait is for a condition with a
 // deadline.
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -104,6 +105,51 @@ TEST(JsonLogs, EveryLineIsAnObjectAndAMemberDeathHasItsFields) {
       << a.log();
   a.signal(SIGHUP);
   EXPECT_TRUE(a.wait_log("info: SIGHUP: config unchanged")) << a.log();
+}
+
+TEST(JsonLogs, UserChangesHookFailuresRefusalsAndRejectedReloadsHaveTheirFields) {
+  const DaemonProcess::Keys keys{{"log.format", "json"},
+                                 {"log.level", "debug"},
+                                 {"hooks.on_user_change", "/bin/false"},
+                                 {"hooks.users", "[42]"},
+                                 {"api.rate_limit.requests_per_second", "1"},
+                                 {"api.rate_limit.burst", "1"}};
+  DaemonProcess d(keys);
+  ASSERT_TRUE(d.start()) << d.failure_reason();
+  ASSERT_EQ(http_unix(d.socket_path(), "POST", "/v1/users/42/heartbeat").status, 204);
+  ASSERT_TRUE(eventually(
+      [&] {
+        return find_line(d.log(), {{"user", "42"}, {"state", "online"}}).has_value();
+      },
+      10s))
+      << d.log();
+  ASSERT_TRUE(eventually(
+      [&] {
+        const auto hook = find_line(d.log(), {{"hook", "user"}, {"user", "42"}});
+        return hook && hook->at("level").as_string() == "warning";
+      },
+      10s))
+      << d.log();
+
+  // A burst beyond api.rate_limit: refused (429), logged with the client and the reason.
+  for (int i = 0; i < 3; ++i) http_unix(d.socket_path(), "GET", "/v1/users/42");
+  ASSERT_TRUE(eventually(
+      [&] {
+        const auto r = find_line(d.log(), {{"refusal", "rate_limited"}});
+        return r && r->contains("client");
+      },
+      10s))
+      << d.log();
+
+  d.write_config_text("log:\n  format: xml\n");
+  d.signal(SIGHUP);
+  ASSERT_TRUE(eventually(
+      [&] {
+        const auto r = find_line(d.log(), {{"reload", "rejected"}});
+        return r && r->at("level").as_string() == "error";
+      },
+      10s))
+      << d.log();
 }
 
 TEST(JsonLogs, ABadFormatIsAConfigErrorNamingTheKey) {
