@@ -3,10 +3,11 @@
 //   json  {"ts":"2026-11-28T22:00:00.123Z","level":"info","msg":"message","member":"db-3",...}
 //         one object per line; the keys after msg are the line's fields (below).
 // When stderr is the systemd journal ($JOURNAL_STREAM names our stderr, as systemd documents)
-// and a journal sink is set (the daemon sets one that calls sd_journal_sendv), each line goes
-// to the journal instead, as MESSAGE=, PRIORITY=, SYSLOG_IDENTIFIER=heartbeatd and one
-// upper-case field per field (MEMBER=db-3, STATE=dead), whatever log.format says; if the
-// sink fails, the line goes to stderr with journald's "<N>" priority prefix and no timestamp.
+// and a journal sink is set (the daemon sets one that calls sd_journal_sendv, when journald's
+// socket exists), each line goes to the journal instead, as MESSAGE=, PRIORITY=,
+// SYSLOG_IDENTIFIER=heartbeatd and one upper-case field per field (MEMBER=db-3, STATE=dead),
+// whatever log.format says. Without a sink, or if it fails, the line goes to stderr with
+// journald's "<N>" priority prefix and no timestamp (journald adds one).
 //
 // Fields: a call may carry (key, value) pairs that a machine can read without parsing the
 // message: log::info({{"member", name}, {"state", "dead"}}, "member {} is {}", name, "dead").

@@ -238,8 +238,8 @@ void HookRunner::run(const Job& job) {
       const ssize_t n = read(out[0], buf, sizeof buf);
       if (n <= 0) return n == 0;  // true at end of output
       if (output.size() < kMaxOutput) {
-        output.append(
-            buf, std::min<std::size_t>(static_cast<std::size_t>(n), kMaxOutput - output.size()));
+        output.append(buf, std::min<std::size_t>(static_cast<std::size_t>(n),
+                                                 kMaxOutput - output.size()));
       }
     }
   };
@@ -253,10 +253,10 @@ void HookRunner::run(const Job& job) {
       break;
     }
     // Without a pidfd (kernels before 5.3) the exit is checked every 10 ms.
-    pollfd fds[3] = {
-        {stop_fd_, POLLIN, 0}, {out_open ? out[0] : -1, POLLIN, 0}, {pidfd, POLLIN, 0}};
-    const int wait_ms =
-        pidfd >= 0 ? static_cast<int>(std::min<std::int64_t>(left.count(), 60'000)) : 10;
+    pollfd fds[3] = {{stop_fd_, POLLIN, 0}, {out_open ? out[0] : -1, POLLIN, 0},
+                     {pidfd, POLLIN, 0}};
+    const int wait_ms = pidfd >= 0 ? static_cast<int>(std::min<std::int64_t>(left.count(), 60'000))
+                                   : 10;
     if (poll(fds, pidfd >= 0 ? 3 : 2, wait_ms) < 0 && errno != EINTR) break;
     if (fds[0].revents) {
       stopped = true;
@@ -282,8 +282,8 @@ void HookRunner::run(const Job& job) {
   if (pidfd >= 0) close(pidfd);
   close(out[0]);
 
-  const auto took =
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - t0);
   if (stopped) {
     count.dropped.fetch_add(1);
     log::warning(log_fields(job), "hook {} for {}: killed, heartbeatd is stopping", program,
