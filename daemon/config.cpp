@@ -766,6 +766,9 @@ const std::vector<Field>& fields() {
          {"warning", LogLevel::warning},
          {"error", LogLevel::error}},
         [](auto& c) -> auto& { return c.log.level; }));
+    f.push_back(enum_field<LogFormat>(
+        "log.format", true, {{"text", LogFormat::text}, {"json", LogFormat::json}},
+        [](auto& c) -> auto& { return c.log.format; }));
     return f;
   }();
   return table;

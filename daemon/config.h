@@ -155,6 +155,7 @@ struct Config {
   } persist;
   struct Log {
     LogLevel level = LogLevel::info;
+    LogFormat format = LogFormat::text;
   } log;
   struct Events {  // events.keepalive: api.limits.stream_keepalive (the server sends them)
     std::size_t max_subscribers = 64;

@@ -73,6 +73,11 @@ std::variant<std::shared_ptr<const transport::AccessPolicy>, std::string> make_a
   return std::make_shared<const transport::AccessPolicy>(std::move(o));
 }
 
+// "log.level: info -> debug" -> "log.level" (ReloadPlan's changes start with their key).
+std::string change_key(const std::string& change) {
+  return change.substr(0, change.find(':'));
+}
+
 void log_access(const Config& c, const transport::AccessPolicy* policy, std::string_view when) {
   if (!policy) return;
   if (policy->has_tokens()) {
@@ -423,6 +428,7 @@ std::unique_ptr<transport::PresenceStore> Daemon::make_dynamodb_store() {
 
 int Daemon::run() {
   log::set_level(config_->log.level);
+  log::set_format(config_->log.format);
   log::info("heartbeatd {} starting: node {}, {} API threads", kVersion, config_->node.name,
             config_->api.threads);
   if (!presence_setup_error_.empty()) {
@@ -592,19 +598,22 @@ void Daemon::set_security_warnings(std::vector<std::string> warnings) {
 
 void Daemon::reload() {
   if (!config_path_) {
-    log::info("SIGHUP: running on built-in defaults (no --config); nothing to reload");
+    log::info({{"reload", "unchanged"}},
+              "SIGHUP: running on built-in defaults (no --config); nothing to reload");
     return;
   }
   notifier_.reloading();
   auto loaded = load_config_file(*config_path_);
   if (auto* err = std::get_if<ConfigError>(&loaded)) {
-    log::error("SIGHUP: new config rejected, the running config stays in force: {}", err->message);
+    log::error({{"reload", "rejected"}},
+               "SIGHUP: new config rejected, the running config stays in force: {}", err->message);
     notifier_.ready("reload rejected: config invalid");
     return;
   }
   ReloadPlan plan = plan_reload(*config_, std::get<Config>(loaded));
   if (plan.error) {
-    log::error("SIGHUP: new config rejected, the running config stays in force: {}", *plan.error);
+    log::error({{"reload", "rejected"}},
+               "SIGHUP: new config rejected, the running config stays in force: {}", *plan.error);
     notifier_.ready("reload rejected: config invalid");
     return;
   }
@@ -615,7 +624,8 @@ void Daemon::reload() {
     std::string why;
     auto read = transport::read_key_file(cluster.key_file, &why);
     if (!read) {
-      log::error("SIGHUP: new config rejected, the running config and keyring stay in force: "
+      log::error({{"reload", "rejected"}, {"config_key", "cluster.key_file"}},
+                 "SIGHUP: new config rejected, the running config and keyring stay in force: "
                  "cluster.key_file {}",
                  why);
       notifier_.ready("reload rejected: cluster.key_file invalid");
@@ -627,6 +637,7 @@ void Daemon::reload() {
   auto access = make_access(plan.effective);
   if (auto* why = std::get_if<std::string>(&access)) {
     log::error(
+        {{"reload", "rejected"}, {"config_key", "api.tokens_file"}},
         "SIGHUP: new config rejected, the running config and API tokens stay in force: "
         "{}",
         *why);
@@ -640,21 +651,26 @@ void Daemon::reload() {
     std::string why;
     tls = transport::make_server_tls_context(tls_files(plan.effective.api.tls), &why);
     if (!tls.context) {
-      log::error("SIGHUP: new config rejected, the running config and TLS certificate stay in "
+      log::error({{"reload", "rejected"}, {"config_key", "api.tls"}},
+                 "SIGHUP: new config rejected, the running config and TLS certificate stay in "
                  "force: {}",
                  why);
       notifier_.ready("reload rejected: api.tls invalid");
       return;
     }
   }
-  for (const auto& change : plan.applied) log::info("SIGHUP: applied {}", change);
+  for (const auto& change : plan.applied) {
+    log::info({{"reload", "applied"}, {"config_key", change_key(change)}}, "SIGHUP: applied {}",
+              change);
+  }
   for (const auto& change : plan.needs_restart) {
-    log::warning("SIGHUP: needs a restart, not applied: {}", change);
+    log::warning({{"reload", "needs_restart"}, {"config_key", change_key(change)}},
+                 "SIGHUP: needs a restart, not applied: {}", change);
   }
   const bool envelope_changed =
       cluster_->set_keyring(std::move(keys), {cluster.sends_sealed(), cluster.requires_sealed()});
   if (plan.applied.empty() && plan.needs_restart.empty() && !envelope_changed && !tls.context) {
-    log::info("SIGHUP: config unchanged");
+    log::info({{"reload", "unchanged"}}, "SIGHUP: config unchanged");
   }
   auto& policy = std::get<std::shared_ptr<const transport::AccessPolicy>>(access);
   log_access(plan.effective, policy.get(), "SIGHUP: ");
@@ -677,6 +693,7 @@ void Daemon::reload() {
   }
   config_ = std::make_shared<const Config>(std::move(plan.effective));
   log::set_level(config_->log.level);
+  log::set_format(config_->log.format);
   notifier_.ready("config reloaded");
 }
 

@@ -73,6 +73,11 @@ HookRunner::~HookRunner() {
   stop();
 }
 
+log::Fields HookRunner::log_fields(const Job& job) {
+  const char* kind = job.kind == kMember ? "member" : "user";
+  return {{"hook", kind}, {kind, job.subject_id}};
+}
+
 const std::string& HookRunner::path(Kind kind) const {
   return kind == kMember ? options_.on_member_change : options_.on_user_change;
 }
@@ -116,7 +121,7 @@ void HookRunner::member(const transport::MemberEvent& e) {
            "HEARTBEATD_MEMBER_PREVIOUS_STATE=" +
                (e.previous ? std::string(membership::to_string(*e.previous)) : std::string()),
            "HEARTBEATD_MEMBER_INCARNATION=" + std::to_string(e.incarnation)},
-          "member " + e.name};
+          "member " + e.name, e.name};
   enqueue(std::hash<std::string>{}(e.name), std::move(job));
 }
 
@@ -129,7 +134,7 @@ void HookRunner::user(const transport::UserEvent& e) {
            std::string("HEARTBEATD_USER_STATE=") + (e.online ? "online" : "offline"),
            "HEARTBEATD_USER_LAST_SEEN_MS=" +
                (e.last_seen_ms ? std::to_string(*e.last_seen_ms) : std::string())},
-          "user " + std::to_string(e.user)};
+          "user " + std::to_string(e.user), std::to_string(e.user)};
   enqueue(std::hash<std::uint64_t>{}(e.user), std::move(job));
 }
 
@@ -149,7 +154,8 @@ void HookRunner::enqueue(std::size_t subject_hash, Job job) {
   const auto dropped = counters_[job.kind].dropped.fetch_add(1) + 1;
   // One line per power of two: a flood is visible without flooding the log.
   if ((dropped & (dropped - 1)) == 0) {
-    log::warning("hooks: queue full (hooks.max_queue {}), event for {} dropped ({} so far)",
+    log::warning(log_fields(job),
+                 "hooks: queue full (hooks.max_queue {}), event for {} dropped ({} so far)",
                  options_.max_queue, job.subject, dropped);
   }
 }
@@ -183,7 +189,7 @@ void HookRunner::run(const Job& job) {
   int out[2];
   if (pipe2(out, O_CLOEXEC) != 0) {
     count.failed.fetch_add(1);
-    log::warning("hook {} for {}: cannot make a pipe: {}", program, job.subject,
+    log::warning(log_fields(job), "hook {} for {}: cannot make a pipe: {}", program, job.subject,
                  std::strerror(errno));
     return;
   }
@@ -217,7 +223,8 @@ void HookRunner::run(const Job& job) {
   if (rc != 0) {
     close(out[0]);
     count.failed.fetch_add(1);
-    log::warning("hook {} for {}: cannot run: {}", program, job.subject, std::strerror(rc));
+    log::warning(log_fields(job), "hook {} for {}: cannot run: {}", program, job.subject,
+                 std::strerror(rc));
     return;
   }
   fcntl(out[0], F_SETFL, O_NONBLOCK);
@@ -279,22 +286,24 @@ void HookRunner::run(const Job& job) {
       std::chrono::steady_clock::now() - t0);
   if (stopped) {
     count.dropped.fetch_add(1);
-    log::warning("hook {} for {}: killed, heartbeatd is stopping", program, job.subject);
+    log::warning(log_fields(job), "hook {} for {}: killed, heartbeatd is stopping", program,
+                 job.subject);
   } else if (timed_out) {
     count.timed_out.fetch_add(1);
-    log::warning("hook {} for {}: killed after hooks.timeout ({} ms); output: {}", program,
-                 job.subject, options_.timeout.count(), one_line(output));
+    log::warning(log_fields(job), "hook {} for {}: killed after hooks.timeout ({} ms); output: {}",
+                 program, job.subject, options_.timeout.count(), one_line(output));
   } else if (!status_known) {
     count.failed.fetch_add(1);
-    log::warning("hook {} for {}: exit status unknown ({}); output: {}", program, job.subject,
-                 std::strerror(errno), one_line(output));
+    log::warning(log_fields(job), "hook {} for {}: exit status unknown ({}); output: {}", program,
+                 job.subject, std::strerror(errno), one_line(output));
   } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
     count.succeeded.fetch_add(1);
-    log::debug("hook {} for {}: done in {} ms", program, job.subject, took.count());
+    log::debug(log_fields(job), "hook {} for {}: done in {} ms", program, job.subject,
+               took.count());
   } else {
     count.failed.fetch_add(1);
-    log::warning("hook {} for {}: {} after {} ms; output: {}", program, job.subject,
-                 describe_status(status), took.count(), one_line(output));
+    log::warning(log_fields(job), "hook {} for {}: {} after {} ms; output: {}", program,
+                 job.subject, describe_status(status), took.count(), one_line(output));
   }
 }
 

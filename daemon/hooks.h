@@ -28,6 +28,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/log.h"
 #include "daemon/hook_options.h"
 #include "transport/api/event_hub.h"
 
@@ -60,7 +61,8 @@ class HookRunner final : public transport::EventSink {
   struct Job {
     Kind kind;
     std::vector<std::string> env;  // NAME=value, added to the daemon's environment
-    std::string subject;           // for the log
+    std::string subject;           // for the log: "member db-3", "user 42"
+    std::string subject_id;        // for the log's fields: "db-3", "42"
   };
   struct Worker {
     std::mutex mu;
@@ -72,6 +74,7 @@ class HookRunner final : public transport::EventSink {
   void work(Worker& w);
   void run(const Job& job);
   const std::string& path(Kind kind) const;
+  static log::Fields log_fields(const Job& job);  // hook (member|user), member or user
 
   const HookOptions options_;
   std::vector<std::unique_ptr<Worker>> workers_;

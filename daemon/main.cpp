@@ -12,6 +12,7 @@
 #include "base/log.h"
 #include "daemon/config.h"
 #include "daemon/daemon.h"
+#include "daemon/journal.h"
 #include "heartbeatd/version.h"
 
 namespace {
@@ -42,16 +43,20 @@ Signals:
   SIGTERM, SIGINT      stop gracefully (within 2 s), announcing "left" to the cluster,
                        then write a final snapshot of the state to node.data_dir
                        (about 0.05 s per million users).
-  SIGHUP               re-read the --config file; apply log.level, membership.*,
-                       presence.timeout, persist.presence_interval and the cluster
-                       keyring (cluster.key_file, read again even if its path did not
-                       change; cluster.seal_outgoing, cluster.require_sealed,
-                       cluster.plaintext), the API tokens (api.tokens_file, read
-                       again likewise), api.unix_scopes and the API's TLS
-                       certificate, key and client CA (api.tls.*, read again too;
-                       open connections keep the old certificate); log the keys that
-                       need a restart. An invalid file, key file, tokens file or TLS
-                       file is rejected and the running config stays in force.
+  SIGHUP               re-read the --config file; apply log.level, log.format,
+                       membership.*, presence.timeout, persist.presence_interval and
+                       the cluster keyring (cluster.key_file, read again even if its
+                       path did not change; cluster.seal_outgoing,
+                       cluster.require_sealed, cluster.plaintext), the API tokens
+                       (api.tokens_file, read again likewise), api.unix_scopes and the
+                       API's TLS certificate, key and client CA (api.tls.*, read again
+                       too; open connections keep the old certificate); log the keys
+                       that need a restart. An invalid file, key file, tokens file or
+                       TLS file is rejected and the running config stays in force.
+
+Logs:                  on stderr, as text or one JSON object per line (log.format);
+                       under systemd's journal, journal entries with fields MEMBER=,
+                       STATE=, USER=, ... (README.md, "Logs").
 
 Exit codes:
   0  stopped normally (or --check-config found the file valid)
@@ -108,6 +113,7 @@ int main(int argc, char** argv) {
   }
 
   log::init();
+  if (journal_available()) log::set_journal_sink(&send_to_journal);
   Config config = default_config();
   if (config_path) {
     auto loaded = load_config_file(*config_path);
@@ -124,6 +130,10 @@ int main(int argc, char** argv) {
     }
     return kExitOk;
   }
+
+  // Before the daemon is built: it logs while it sets up.
+  log::set_level(config.log.level);
+  log::set_format(config.log.format);
 
   // Hooks are waited for: an inherited "ignore SIGCHLD" would have the kernel reap them
   // before their exit status is read.

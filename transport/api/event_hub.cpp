@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "base/log.h"
 #include "base/user_ids.h"
 #include "membership/member.h"
 #include "transport/api/query.h"
@@ -260,6 +261,13 @@ void EventHub::Core::user_changes(std::span<const UserChange> changes) {
     }
     reported = UserStatus{c.online, c.last_seen_ms};
     const UserEvent e = user_event(c.user, *reported);
+    // Debug only: thousands of watched users may come and go; GET /v1/events and the hooks
+    // are the ways to follow them.
+    if (log::enabled(LogLevel::debug)) {
+      const char* state = c.online ? "online" : "offline";
+      log::debug({{"user", std::to_string(c.user)}, {"state", state}}, "user {} is {}", c.user,
+                 state);
+    }
     // Written once per id format that a subscriber of this user asked for.
     std::string as_number, as_string;
     ++user_events;

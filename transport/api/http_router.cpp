@@ -196,7 +196,8 @@ void Router::refused(Refusal reason, const Caller& caller, std::string_view deta
     if (logged.size() >= kMaxRemembered) logged.clear();
     logged[key] = now;
   }
-  log::warning("API: refused {} ({}): {} (logged at most once a minute per client)",
+  log::warning({{"client", caller.client()}, {"refusal", to_string(reason)}},
+               "API: refused {} ({}): {} (logged at most once a minute per client)",
                caller.client(), to_string(reason), detail);
 }
 

@@ -357,12 +357,22 @@ void ClusterTransport::send(const Address& to, std::span<const std::uint8_t> bod
 
 void ClusterTransport::member_changed(const membership::MemberInfo& m,
                                       std::optional<membership::MemberState> before) {
+  const std::string_view state = membership::to_string(m.state);
   if (!before) {
-    log::info("cluster: member {} at {} joined ({})", m.name, m.address.to_string(),
-              membership::to_string(m.state));
+    log::info({{"member", m.name},
+               {"address", m.address.to_string()},
+               {"state", state},
+               {"incarnation", m.incarnation}},
+              "cluster: member {} at {} joined ({})", m.name, m.address.to_string(), state);
   } else {
-    log::info("cluster: member {} is {} (was {}, incarnation {})", m.name,
-              membership::to_string(m.state), membership::to_string(*before), m.incarnation);
+    const std::string_view previous = membership::to_string(*before);
+    log::info({{"member", m.name},
+               {"address", m.address.to_string()},
+               {"state", state},
+               {"previous_state", previous},
+               {"incarnation", m.incarnation}},
+              "cluster: member {} is {} (was {}, incarnation {})", m.name, state, previous,
+              m.incarnation);
   }
   if (options_.on_member_change) options_.on_member_change(m, before);
 }
