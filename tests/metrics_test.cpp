@@ -193,6 +193,33 @@ void send_udp(std::uint16_t port, const std::string& bytes) {
   close(fd);
 }
 
+// Every family of `e` is a row of docs/API.md's metric table, with its type.
+void expect_documented(const Exposition& e) {
+  const std::string api = read_file(std::string(HEARTBEATD_SOURCE_DIR) + "/docs/API.md");
+  const auto table = api.find("## Metrics");
+  ASSERT_NE(table, std::string::npos);
+  const std::string section = api.substr(table, api.find("\n## ", table + 1) - table);
+  for (const auto& [family, type] : e.types) {
+    EXPECT_NE(section.find("| `" + family + "` | " + type + " |"), std::string::npos)
+        << family << " (" << type << ") is not in docs/API.md's metric table";
+  }
+}
+
+bool have_promtool() { return run_program("promtool", {"--version"}).exit_code != 127; }
+
+// promtool's own reading of a scrape, its lint included: no line of output at all.
+void expect_promtool_silent(const std::string& body) {
+  TempDir dir;
+  dir.write("scrape.txt", body);
+  ProgramOptions o;
+  o.merge_output = true;
+  const auto check =
+      run_program("sh", {"-c", "exec promtool check metrics < \"$0\"", dir.file("scrape.txt")}, o);
+  std::istringstream lines(check.out);
+  for (std::string line; std::getline(lines, line);) ADD_FAILURE() << "promtool: " << line;
+  EXPECT_EQ(check.exit_code, 0) << check.out;
+}
+
 TEST(Metrics, RealDaemonOutputIsValidAndFollowsWhatHappened) {
   DaemonProcess d;
   ASSERT_TRUE(d.start()) << d.failure_reason();
@@ -309,7 +336,9 @@ TEST(Metrics, TheRedisBackendsFamiliesAreValidAndFollowWhatHappened) {
   // The gauges show the last count Redis answered (this one): /metrics does not wait for it.
   ASSERT_EQ(http_tcp(d.port(), "GET", "/v1/users").status, 200);
 
-  const auto e = parse_exposition(http_tcp(d.port(), "GET", "/metrics").body);
+  const auto body = http_tcp(d.port(), "GET", "/metrics").body;
+  if (have_promtool()) expect_promtool_silent(body);
+  const auto e = parse_exposition(body);
   for (const auto& error : e.errors) ADD_FAILURE() << error;
   const auto at = [&](const std::string& series) {
     const auto it = e.samples.find(series);
@@ -328,28 +357,18 @@ TEST(Metrics, TheRedisBackendsFamiliesAreValidAndFollowWhatHappened) {
   EXPECT_EQ(at("heartbeatd_redis_pool_exhausted_total{node=\"" + node + "\",reason=\"wait\"}"),
             0.0);
   EXPECT_EQ(at("heartbeatd_user_heartbeats_received_total"), 3.0);
+  expect_documented(e);  // the Redis families too
 }
 
-// promtool's own reading of a live scrape, its lint included: no line of output at all.
 TEST(Metrics, PromtoolFindsNothingToSayAboutALiveScrape) {
-  if (run_program("promtool", {"--version"}).exit_code == 127) {
-    GTEST_SKIP() << "promtool is not installed (Debian: prometheus)";
-  }
+  if (!have_promtool()) GTEST_SKIP() << "promtool is not installed (Debian: prometheus)";
   DaemonProcess d(DaemonProcess::Keys{{"hooks.on_member_change", "/bin/true"}});
   ASSERT_TRUE(d.start()) << d.failure_reason();
   ASSERT_EQ(http_tcp(d.port(), "POST", "/v1/users/1/heartbeat").status, 204);
   ASSERT_EQ(http_tcp(d.port(), "GET", "/nowhere").status, 404);
   const auto r = http_tcp(d.port(), "GET", "/metrics");
   ASSERT_EQ(r.status, 200);
-  TempDir dir;
-  dir.write("scrape.txt", r.body);
-  ProgramOptions o;
-  o.merge_output = true;
-  const auto check =
-      run_program("sh", {"-c", "exec promtool check metrics < \"$0\"", dir.file("scrape.txt")}, o);
-  std::istringstream lines(check.out);
-  for (std::string line; std::getline(lines, line);) ADD_FAILURE() << "promtool: " << line;
-  EXPECT_EQ(check.exit_code, 0) << check.out;
+  expect_promtool_silent(r.body);
 }
 
 // Every family a live daemon exports is a row of docs/API.md's metric table (the dashboard
@@ -358,16 +377,8 @@ TEST(Metrics, EveryExportedFamilyIsDocumented) {
   DaemonProcess d;
   ASSERT_TRUE(d.start()) << d.failure_reason();
   const auto e = parse_exposition(http_tcp(d.port(), "GET", "/metrics").body);
-  const std::string api = read_file(std::string(HEARTBEATD_SOURCE_DIR) + "/docs/API.md");
-  const auto table = api.find("## Metrics");
-  ASSERT_NE(table, std::string::npos);
-  const auto table_end = api.find("\n## ", table + 1);
-  const std::string section = api.substr(table, table_end - table);
   ASSERT_GT(e.types.size(), 40u);
-  for (const auto& [family, type] : e.types) {
-    EXPECT_NE(section.find("| `" + family + "` | " + type + " |"), std::string::npos)
-        << family << " (" << type << ") is not in docs/API.md's metric table";
-  }
+  expect_documented(e);
 }
 
 // Two real nodes; one is killed: the other times the detection (from the suspicion, and
