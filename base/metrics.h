@@ -1,5 +1,5 @@
-// Prometheus text exposition (format 0.0.4): a writer that renders families and samples, and
-// the latency histogram the API records into. Metric and label names are fixed strings in
+// Prometheus text exposition (format 0.0.4): a writer that renders families and samples, the
+// latency histogram the API records into, a plain histogram and the process_* families. Metric and label names are fixed strings in
 // the code; label values are escaped here (backslash, quote, newline).
 //
 // Thread safety: LatencyHistogram::observe() may run on every thread at once (relaxed
@@ -15,6 +15,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace heartbeatd {
 
@@ -59,5 +60,29 @@ class LatencyHistogram {
   std::atomic<std::uint64_t> count_{0};
   std::atomic<std::uint64_t> sum_ns_{0};
 };
+
+// A histogram as plain counts, for an owner that already serialises its observations (the
+// cluster transport, under its lock): a copyable value, read by copying it out.
+class PlainHistogram {
+ public:
+  // The buckets' upper bounds, ascending; one more bucket (+Inf) holds what is beyond.
+  explicit PlainHistogram(std::vector<double> bounds);
+  void observe(double value);
+  // The _bucket (cumulative, with le="+Inf"), _sum and _count samples of `name`.
+  void write(MetricsWriter& w, std::string_view name, Labels labels) const;
+  std::uint64_t count() const { return count_; }
+  double sum() const { return sum_; }
+
+ private:
+  std::vector<double> bounds_;
+  std::vector<std::uint64_t> buckets_;  // not cumulative; the last is beyond every bound
+  std::uint64_t count_ = 0;
+  double sum_ = 0;
+};
+
+// The process_* families of Prometheus' client libraries, read from /proc/self and
+// getrlimit(): resident and virtual memory, CPU time, open and maximum file descriptors,
+// start time. A figure that cannot be read (no /proc) is left out, never made up.
+void write_process_metrics(MetricsWriter& w);
 
 }  // namespace heartbeatd

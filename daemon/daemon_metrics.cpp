@@ -18,6 +18,7 @@ void Daemon::write_metrics(MetricsWriter& w) {
   w.sample("heartbeatd_build_info", {{"version", kVersion}}, std::uint64_t{1});
   w.gauge("heartbeatd_uptime_seconds", "Time since this daemon started.",
           std::chrono::duration<double>(now - started_).count());
+  write_process_metrics(w);
 
   // Members.
   std::array<std::uint64_t, 4> by_state{};
@@ -35,14 +36,10 @@ void Daemon::write_metrics(MetricsWriter& w) {
           "deadlines (probing slows down accordingly).",
           c.local_health);
 
-  // Heartbeats in.
-  w.family("heartbeatd_heartbeats_received_total", "counter",
-           "Heartbeats received: from users (API; a batch counts each user) and from member "
-           "nodes (every accepted membership message).");
-  w.sample("heartbeatd_heartbeats_received_total", {{"source", "user"}},
-           presence_counters_->heartbeats.load(std::memory_order_relaxed));
-  w.sample("heartbeatd_heartbeats_received_total", {{"source", "member"}},
-           c.protocol.messages_received);
+  // Heartbeats in: users' through the API; membership messages are counted apart, below.
+  w.counter("heartbeatd_user_heartbeats_received_total",
+            "User heartbeats accepted through the API (a batch counts each user).",
+            presence_counters_->heartbeats.load(std::memory_order_relaxed));
   w.counter("heartbeatd_user_logouts_total", "Explicit offline requests (DELETE /v1/users/{id}).",
             presence_counters_->logouts.load(std::memory_order_relaxed));
 
@@ -52,6 +49,12 @@ void Daemon::write_metrics(MetricsWriter& w) {
   w.counter("heartbeatd_datagrams_received_total", "UDP datagrams received, before any check.",
             c.datagrams_received);
   w.counter("heartbeatd_datagram_send_errors_total", "UDP sends that failed.", c.send_errors);
+  w.counter("heartbeatd_membership_messages_received_total",
+            "Membership messages accepted from other members (opened, decoded, fresh).",
+            c.protocol.messages_received);
+  w.counter("heartbeatd_membership_messages_sent_total",
+            "Membership messages this node sent (heartbeats, probes, gossip, syncs).",
+            c.protocol.messages_sent);
   w.family("heartbeatd_datagrams_dropped_total", "counter",
            "Received datagrams dropped, by reason: malformed (bad envelope or body), "
            "unknown_version, foreign_cluster (another cluster.name), bad_tag (sealed, and no "
@@ -80,6 +83,30 @@ void Daemon::write_metrics(MetricsWriter& w) {
             c.protocol.suspicions_refuted);
   w.counter("heartbeatd_deaths_declared_total", "Members this node declared dead.",
             c.protocol.deaths_declared);
+  w.counter("heartbeatd_probes_total", "Silent members this node probed directly.",
+            c.protocol.probes);
+  w.counter("heartbeatd_probes_failed_total",
+            "Probes that no ack, direct or through a helper, answered in time (each raised a "
+            "suspicion).",
+            c.protocol.probes_failed);
+  w.counter("heartbeatd_indirect_probes_total",
+            "Ping requests this node's probes sent to helpers (membership.indirect_checks).",
+            c.protocol.indirect_probes);
+  w.counter("heartbeatd_indirect_probes_served_total",
+            "Ping requests of other members this node served as a helper.",
+            c.protocol.probes_forwarded);
+  w.counter("heartbeatd_name_conflicts_total",
+            "Claims of a live member's name (or this node's) from another address.",
+            c.protocol.name_conflicts);
+  w.counter("heartbeatd_local_pauses_total",
+            "Times this node found it had not run for a while (stopped, starved): it accused "
+            "no one for that time.",
+            c.protocol.pauses);
+  w.family("heartbeatd_member_detection_seconds", "histogram",
+           "How long members took to be found dead, as this node saw it, from: suspect (the "
+           "suspicion) or last_heard (the member's last datagram to this node).");
+  c.suspect_to_dead.write(w, "heartbeatd_member_detection_seconds", {{"from", "suspect"}});
+  c.silent_to_dead.write(w, "heartbeatd_member_detection_seconds", {{"from", "last_heard"}});
   w.family("heartbeatd_membership_refused_total", "counter",
            "Membership messages or news refused by the protocol's trust rules, by reason: "
            "replay (a counter already seen, or an earlier boot), misdirected (meant for "
@@ -150,6 +177,9 @@ void Daemon::write_metrics(MetricsWriter& w) {
     w.sample("heartbeatd_hook_runs_total", {{"hook", kHookNames[k]}, {"result", "timeout"}},
              hook_stats[k].timed_out);
   }
+  w.gauge("heartbeatd_hook_queue_depth",
+          "Events waiting for a hook worker, both hooks together (at most hooks.max_queue).",
+          static_cast<double>(hooks_->queued()));
   w.family("heartbeatd_hook_events_dropped_total", "counter",
            "Events whose hook did not run: queue full (hooks.max_queue), or heartbeatd stopping.");
   for (int k = 0; k < 2; ++k) {

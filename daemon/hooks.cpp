@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <functional>
@@ -305,6 +306,11 @@ void HookRunner::run(const Job& job) {
     log::warning(log_fields(job), "hook {} for {}: {} after {} ms; output: {}", program,
                  job.subject, describe_status(status), took.count(), one_line(output));
   }
+}
+
+std::size_t HookRunner::queued() const {
+  // An event being refused counts for a moment before it is taken back out.
+  return std::min(queued_.load(), options_.max_queue);
 }
 
 HookStats HookRunner::stats(Kind kind) const {

@@ -56,6 +56,8 @@ class HookRunner final : public transport::EventSink {
 
   enum Kind { kMember = 0, kUser = 1 };
   HookStats stats(Kind kind) const;
+  // Events waiting for a worker, both hooks together (at most hooks.max_queue).
+  std::size_t queued() const;
 
  private:
   struct Job {

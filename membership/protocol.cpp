@@ -352,6 +352,7 @@ bool MembershipProtocol::receive(const Address& from, std::span<const std::uint8
       // The nack must reach the requester before its own probe timeout ends (Lifeguard).
       const auto nack_at = now + t_.probe_timeout * 4 / 5;
       forwards_[seq] = Forward{from, msg.seq, nack_at, msg.target, msg.sender.name};
+      ++counters_.probes_forwarded;
       Message ping = message(MessageType::ping, msg.target);
       ping.seq = seq;
       ping.target = msg.target;
@@ -894,6 +895,7 @@ void MembershipProtocol::start_probe(Member& m, TimePoint now) {
     req.target = m.name;
     req.target_address = m.address;
     send(h->address, req);
+    ++counters_.indirect_probes;
   }
   schedule(m.probe_deadline);
 }
@@ -907,6 +909,7 @@ void MembershipProtocol::finish_probe(Member& m, bool answered, TimePoint now) {
   }
   // Helpers that answered nothing at all, not even a nack, suggest the problem is here.
   if (m.probe_helpers > 0 && m.probe_nacks == 0) health_.worsen(now);
+  ++counters_.probes_failed;
   ++counters_.suspicions_raised;
   suspect(m, self_name_, now);
 }

@@ -90,6 +90,9 @@ struct ProtocolCounters {
   std::uint64_t messages_sent = 0;
   std::uint64_t malformed = 0;           // bodies the codec rejected
   std::uint64_t probes = 0;              // overdue subjects probed
+  std::uint64_t probes_failed = 0;       // probes no ack answered in time (a suspicion follows)
+  std::uint64_t indirect_probes = 0;     // ping requests sent to helpers by our probes
+  std::uint64_t probes_forwarded = 0;    // ping requests of other members served as a helper
   std::uint64_t suspicions_raised = 0;   // by this node
   std::uint64_t suspicions_refuted = 0;  // about this node, refuted by it
   std::uint64_t deaths_declared = 0;     // by this node

@@ -289,6 +289,37 @@ TEST(MembershipProtocol, AnAckCountsOnlyFromTheProbedMemberForItsProbe) {
   EXPECT_EQ(p.member("peer")->state, MemberState::suspect);
 }
 
+// The probe counters the daemon exports: probes, ping requests to helpers, probes nobody
+// answered, and ping requests served for another member.
+TEST(MembershipProtocol, CountsProbesIndirectProbesFailuresAndForwards) {
+  Wire wire;
+  const TimePoint t0{1000h};
+  const ProtocolTimings t;  // indirect_checks 3: the other member helps
+  MembershipProtocol p("self", kSelf, {}, t, wire, &wire, 1, t0);
+  p.start(t0);
+  ASSERT_TRUE(p.receive(kPeer, from_peer(MessageType::heartbeat), t0));
+  ASSERT_TRUE(p.receive(kOther, from_other({}), t0));
+  auto now = t0;
+  const auto overdue = t0 + t.interval * t.miss_threshold;
+  run_until(p, now, overdue);
+  EXPECT_EQ(p.counters().probes, 2u);
+  EXPECT_EQ(p.counters().indirect_probes, 2u);  // each silent member asked the other
+  EXPECT_EQ(p.counters().indirect_probes, wire.of(MessageType::ping_req).size());
+  EXPECT_EQ(p.counters().probes_failed, 0u);
+  run_until(p, now, overdue + t.probe_timeout);
+  EXPECT_EQ(p.counters().probes_failed, 2u);
+  EXPECT_EQ(p.counters().probes_forwarded, 0u);
+  // The other member asks this node to ping the peer (still in the ring, as a suspect).
+  Message req;
+  req.type = MessageType::ping_req;
+  req.sender = NodeRef{"other", kOther, 0};
+  req.seq = 77;
+  req.target = "peer";
+  req.target_address = kPeer;
+  ASSERT_TRUE(p.receive(kOther, fresh(req), now + 1ms));
+  EXPECT_EQ(p.counters().probes_forwarded, 1u);
+}
+
 // After a restart (persist/): the node starts above its persisted incarnation, knows its
 // members again, asks a restored one (and the seeds) for the news, and judges the restored
 // members afresh: a silent one is declared dead in the usual time; dead ones stay dead.

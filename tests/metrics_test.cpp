@@ -2,19 +2,24 @@
 // (0.0.4) — HELP/TYPE before a family's samples, valid names and labels, numeric values,
 // counters named _total, contiguous families, no duplicate series, histograms with
 // cumulative buckets ending in +Inf == _count — and the values follow what happened:
-// heartbeats, API requests by route and status, datagrams dropped by reason, members.
+// heartbeats, API requests by route and status, datagrams dropped by reason, members, a
+// dead peer's detection time. promtool (Debian's prometheus package) checks a live scrape
+// too, lint included.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
+#include <signal.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <map>
 #include <regex>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -138,6 +143,25 @@ TEST(MetricsFormat, TheCheckerRejectsWhatIsWrong) {
                   .errors.empty());
 }
 
+TEST(MetricsFormat, APlainHistogramIsCumulativeWithItsOwnBounds) {
+  PlainHistogram h({0.5, 2, 30});
+  h.observe(0.1);
+  h.observe(0.5);  // on a bound: counted in that bucket (le is "less or equal")
+  h.observe(1.5);
+  h.observe(45);
+  MetricsWriter w;
+  w.family("d_seconds", "histogram", "help");
+  h.write(w, "d_seconds", {{"from", "x"}});
+  const auto e = parse_exposition(w.text());
+  for (const auto& error : e.errors) ADD_FAILURE() << error << "\n" << w.text();
+  EXPECT_EQ(e.samples.at(R"(d_seconds_bucket{from="x",le="0.5"})"), 2);
+  EXPECT_EQ(e.samples.at(R"(d_seconds_bucket{from="x",le="2"})"), 3);
+  EXPECT_EQ(e.samples.at(R"(d_seconds_bucket{from="x",le="30"})"), 3);
+  EXPECT_EQ(e.samples.at(R"(d_seconds_bucket{from="x",le="+Inf"})"), 4);
+  EXPECT_EQ(e.samples.at(R"(d_seconds_count{from="x"})"), 4);
+  EXPECT_DOUBLE_EQ(e.samples.at(R"(d_seconds_sum{from="x"})"), 47.1);
+}
+
 TEST(MetricsFormat, WriterEscapesLabelsAndHistogramsAreCumulative) {
   MetricsWriter w;
   w.family("x", "gauge", "help");
@@ -167,6 +191,33 @@ void send_udp(std::uint16_t port, const std::string& bytes) {
   inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
   sendto(fd, bytes.data(), bytes.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
   close(fd);
+}
+
+// Every family of `e` is a row of docs/API.md's metric table, with its type.
+void expect_documented(const Exposition& e) {
+  const std::string api = read_file(std::string(HEARTBEATD_SOURCE_DIR) + "/docs/API.md");
+  const auto table = api.find("## Metrics");
+  ASSERT_NE(table, std::string::npos);
+  const std::string section = api.substr(table, api.find("\n## ", table + 1) - table);
+  for (const auto& [family, type] : e.types) {
+    EXPECT_NE(section.find("| `" + family + "` | " + type + " |"), std::string::npos)
+        << family << " (" << type << ") is not in docs/API.md's metric table";
+  }
+}
+
+bool have_promtool() { return run_program("promtool", {"--version"}).exit_code != 127; }
+
+// promtool's own reading of a scrape, its lint included: no line of output at all.
+void expect_promtool_silent(const std::string& body) {
+  TempDir dir;
+  dir.write("scrape.txt", body);
+  ProgramOptions o;
+  o.merge_output = true;
+  const auto check =
+      run_program("sh", {"-c", "exec promtool check metrics < \"$0\"", dir.file("scrape.txt")}, o);
+  std::istringstream lines(check.out);
+  for (std::string line; std::getline(lines, line);) ADD_FAILURE() << "promtool: " << line;
+  EXPECT_EQ(check.exit_code, 0) << check.out;
 }
 
 TEST(Metrics, RealDaemonOutputIsValidAndFollowsWhatHappened) {
@@ -205,7 +256,7 @@ TEST(Metrics, RealDaemonOutputIsValidAndFollowsWhatHappened) {
     }
     return it->second;
   };
-  EXPECT_EQ(at(R"(heartbeatd_heartbeats_received_total{source="user"})"), 8);
+  EXPECT_EQ(at("heartbeatd_user_heartbeats_received_total"), 8);
   EXPECT_EQ(at("heartbeatd_user_logouts_total"), 1);
   EXPECT_EQ(at("heartbeatd_users_tracked"), 7);
   EXPECT_EQ(at("heartbeatd_users_online"), 6);
@@ -285,7 +336,9 @@ TEST(Metrics, TheRedisBackendsFamiliesAreValidAndFollowWhatHappened) {
   // The gauges show the last count Redis answered (this one): /metrics does not wait for it.
   ASSERT_EQ(http_tcp(d.port(), "GET", "/v1/users").status, 200);
 
-  const auto e = parse_exposition(http_tcp(d.port(), "GET", "/metrics").body);
+  const auto body = http_tcp(d.port(), "GET", "/metrics").body;
+  if (have_promtool()) expect_promtool_silent(body);
+  const auto e = parse_exposition(body);
   for (const auto& error : e.errors) ADD_FAILURE() << error;
   const auto at = [&](const std::string& series) {
     const auto it = e.samples.find(series);
@@ -303,7 +356,88 @@ TEST(Metrics, TheRedisBackendsFamiliesAreValidAndFollowWhatHappened) {
   EXPECT_EQ(at("heartbeatd_redis_pool_waiting{node=\"" + node + "\"}"), 0.0);
   EXPECT_EQ(at("heartbeatd_redis_pool_exhausted_total{node=\"" + node + "\",reason=\"wait\"}"),
             0.0);
-  EXPECT_EQ(at("heartbeatd_heartbeats_received_total{source=\"user\"}"), 3.0);
+  EXPECT_EQ(at("heartbeatd_user_heartbeats_received_total"), 3.0);
+  expect_documented(e);  // the Redis families too
+}
+
+TEST(Metrics, PromtoolFindsNothingToSayAboutALiveScrape) {
+  if (!have_promtool()) GTEST_SKIP() << "promtool is not installed (Debian: prometheus)";
+  DaemonProcess d(DaemonProcess::Keys{{"hooks.on_member_change", "/bin/true"}});
+  ASSERT_TRUE(d.start()) << d.failure_reason();
+  ASSERT_EQ(http_tcp(d.port(), "POST", "/v1/users/1/heartbeat").status, 204);
+  ASSERT_EQ(http_tcp(d.port(), "GET", "/nowhere").status, 404);
+  const auto r = http_tcp(d.port(), "GET", "/metrics");
+  ASSERT_EQ(r.status, 200);
+  expect_promtool_silent(r.body);
+}
+
+// Every family a live daemon exports is a row of docs/API.md's metric table (the dashboard
+// and alert checks, tests/dashboard_metrics_test.py, rely on that table).
+TEST(Metrics, EveryExportedFamilyIsDocumented) {
+  DaemonProcess d;
+  ASSERT_TRUE(d.start()) << d.failure_reason();
+  const auto e = parse_exposition(http_tcp(d.port(), "GET", "/metrics").body);
+  ASSERT_GT(e.types.size(), 40u);
+  expect_documented(e);
+}
+
+// Two real nodes; one is killed: the other times the detection (from the suspicion, and
+// from the last datagram it heard), and counts the probe that failed. The figures of the
+// process and the split between user heartbeats and membership messages are checked on the
+// way.
+TEST(Metrics, AKilledPeersDetectionIsTimedAndTheProtocolsCountersAreExported) {
+  DaemonProcess a(DaemonProcess::Keys{{"node.name", "node-a"}});
+  ASSERT_TRUE(a.start()) << a.failure_reason();
+  DaemonProcess b({{"node.name", "node-b"}, {"cluster.seeds", "[" + a.cluster_address() + "]"}});
+  ASSERT_TRUE(b.start()) << b.failure_reason();
+  ASSERT_TRUE(eventually([&] { return metric(a, R"(heartbeatd_members{state="alive"})") == 2; }))
+      << a.log();
+  ASSERT_TRUE(eventually([&] { return metric(a, "heartbeatd_membership_messages_received_total") > 0; }));
+  EXPECT_EQ(metric(a, "heartbeatd_user_heartbeats_received_total"), 0);
+  EXPECT_GT(metric(a, "heartbeatd_membership_messages_sent_total"), 0);
+  EXPECT_EQ(metric(a, R"(heartbeatd_member_detection_seconds_count{from="suspect"})"), 0);
+
+  b.signal(SIGKILL);
+  ASSERT_TRUE(eventually([&] { return metric(a, R"(heartbeatd_members{state="dead"})") == 1; }))
+      << a.log();
+  const auto e = parse_exposition(http_tcp(a.port(), "GET", "/metrics").body);
+  for (const auto& error : e.errors) ADD_FAILURE() << error;
+  const auto at = [&](const std::string& series) {
+    const auto it = e.samples.find(series);
+    EXPECT_NE(it, e.samples.end()) << "missing " << series;
+    return it == e.samples.end() ? -1.0 : it->second;
+  };
+  EXPECT_EQ(e.types.at("heartbeatd_member_detection_seconds"), "histogram");
+  for (const std::string from : {"suspect", "last_heard"}) {
+    EXPECT_EQ(at("heartbeatd_member_detection_seconds_count{from=\"" + from + "\"}"), 1) << from;
+    const double sum = at("heartbeatd_member_detection_seconds_sum{from=\"" + from + "\"}");
+    EXPECT_GT(sum, 0) << from;
+    EXPECT_LT(sum, 30) << from;
+  }
+  // The suspicion is part of the silence: last heard -> dead takes longer.
+  EXPECT_GT(at(R"(heartbeatd_member_detection_seconds_sum{from="last_heard"})"),
+            at(R"(heartbeatd_member_detection_seconds_sum{from="suspect"})"));
+  EXPECT_GE(at("heartbeatd_probes_total"), 1);
+  EXPECT_GE(at("heartbeatd_probes_failed_total"), 1);
+  EXPECT_EQ(at("heartbeatd_deaths_declared_total"), 1);
+  EXPECT_EQ(at("heartbeatd_indirect_probes_total"), 0);  // no third member to help
+  EXPECT_EQ(at("heartbeatd_name_conflicts_total"), 0);
+  EXPECT_EQ(at("heartbeatd_hook_queue_depth"), 0);
+  EXPECT_TRUE(e.types.count("heartbeatd_local_pauses_total"));
+  EXPECT_TRUE(e.types.count("heartbeatd_indirect_probes_served_total"));
+
+  // The process: figures of this very daemon, within what the system allows.
+  EXPECT_GT(at("process_resident_memory_bytes"), 1e6);
+  EXPECT_GE(at("process_virtual_memory_bytes"), at("process_resident_memory_bytes"));
+  EXPECT_GE(at("process_cpu_seconds_total"), 0);
+  EXPECT_GT(at("process_open_fds"), 3);
+  EXPECT_LE(at("process_open_fds"), at("process_max_fds"));
+  const double now = std::chrono::duration<double>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+  const double started = at("process_start_time_seconds");
+  EXPECT_LE(started, now + 1);
+  EXPECT_GT(started, now - 300) << "the daemon started in this test";
 }
 
 }  // namespace

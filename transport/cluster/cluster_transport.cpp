@@ -374,11 +374,36 @@ void ClusterTransport::member_changed(const membership::MemberInfo& m,
               "cluster: member {} is {} (was {}, incarnation {})", m.name, state, previous,
               m.incarnation);
   }
+  note_detection(m, before);
   if (options_.on_member_change) options_.on_member_change(m, before);
+}
+
+void ClusterTransport::note_detection(const membership::MemberInfo& m,
+                                      std::optional<membership::MemberState> before) {
+  using membership::MemberState;
+  if (m.state == MemberState::suspect) {
+    suspect_since_[m.name] = m.state_since;
+    return;
+  }
+  const bool was_live = before == MemberState::alive || before == MemberState::suspect;
+  if (m.state == MemberState::dead && was_live) {
+    auto seconds = [&](membership::TimePoint from) {
+      return std::chrono::duration<double>(m.state_since - from).count();
+    };
+    if (auto it = suspect_since_.find(m.name);
+        before == MemberState::suspect && it != suspect_since_.end()) {
+      counters_.suspect_to_dead.observe(seconds(it->second));
+    }
+    if (m.last_seen && *m.last_seen <= m.state_since) {
+      counters_.silent_to_dead.observe(seconds(*m.last_seen));
+    }
+  }
+  suspect_since_.erase(m.name);
 }
 
 void ClusterTransport::member_forgotten(const std::string& name) {
   sender_keys_.erase(name);
+  suspect_since_.erase(name);
   if (options_.on_member_forgotten) options_.on_member_forgotten(name);
 }
 

@@ -28,6 +28,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/metrics.h"
 #include "membership/clock.h"
 #include "membership/protocol.h"
 #include "transport/cluster/datagram_seal.h"
@@ -79,6 +80,16 @@ struct ClusterCounters {
   std::uint64_t datagrams_sent = 0;
   std::uint64_t send_errors = 0;
   std::uint32_t local_health = 0;  // Lifeguard score, 0 (good) .. 8
+  // How long detections took, in seconds, as this node saw them (whoever declared the death):
+  // from suspect to dead, and from the last datagram heard from the member to dead.
+  PlainHistogram suspect_to_dead{detection_buckets()};
+  PlainHistogram silent_to_dead{detection_buckets()};
+
+  // 100 ms to a minute: the defaults detect in about two seconds; a minute is a cluster
+  // tuned for slow links or suspicions stretched by Lifeguard.
+  static std::vector<double> detection_buckets() {
+    return {0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60};
+  }
 };
 
 // Which key each live member (alive or suspect) was last seen sealing with, as this node saw
@@ -128,6 +139,9 @@ class ClusterTransport final : public membership::DatagramSink,
   void member_forgotten(const std::string& name) override;
   void note(membership::NoteLevel level, const std::string& text) override;
 
+  // Feeds the detection histograms (with mu_ held).
+  void note_detection(const membership::MemberInfo& m,
+                      std::optional<membership::MemberState> before);
   void do_receive();
   void note_sender_key(const DatagramSeal::Opened& opened);  // with mu_ held
   void arm_timer();
@@ -170,6 +184,9 @@ class ClusterTransport final : public membership::DatagramSink,
   std::uint64_t seed_;
   bool stopped_ = false;
   std::uint64_t incarnation_seen_ = 0;  // guarded by mu_
+  // When each current suspect became one, for the detection histogram; bounded like the
+  // view. Guarded by mu_.
+  std::unordered_map<std::string, membership::TimePoint> suspect_since_;
 };
 
 // The envelope in force, for logs: key count and primary fingerprint, and the policy.
