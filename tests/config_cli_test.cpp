@@ -1,8 +1,13 @@
 // The real binary's command line: --help, --version, --check-config, and every kind of bad
 // config file giving exit code 2 with the file, line and key named.
+#include <regex>
+#include <set>
+#include <string>
+
 #include <gtest/gtest.h>
 
 #include "tests/support/daemon_process.h"
+#include "tests/support/test_util.h"
 
 namespace heartbeatd::test {
 namespace {
@@ -78,6 +83,45 @@ TEST(Cli, UnreadableConfigFile) {
   const auto r = run_heartbeatd({"--config", "/nonexistent/x.yaml"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.output.find("/nonexistent/x.yaml: cannot read"), std::string::npos) << r.output;
+}
+
+// The man page (docs/heartbeatd.8, installed by the package) names every option, signal,
+// exit code and configuration key that --help names, so the two cannot drift apart.
+TEST(Cli, HelpAndManPageAgree) {
+  const std::string help = run_heartbeatd({"--help"}).output;
+  std::string man = read_file(std::string(HEARTBEATD_SOURCE_DIR) + "/docs/heartbeatd.8");
+  ASSERT_FALSE(man.empty());
+  // roff writes '-' in option names as '\-'.
+  man = std::regex_replace(man, std::regex(R"(\\-)"), "-");
+
+  std::set<std::string> words;
+  const std::regex option(R"(--[a-z][a-z-]*)"), signal(R"(\bSIG[A-Z]+)"),
+      key(R"(\b[a-z_]+\.[a-z_]+(\.[a-z_*]+)*)");
+  for (const auto* re : {&option, &signal, &key}) {
+    for (std::sregex_iterator it(help.begin(), help.end(), *re), end; it != end; ++it) {
+      const std::string w = it->str();
+      if (w.ends_with(".yaml")) continue;  // file names, not keys
+      words.insert(w);
+    }
+  }
+  ASSERT_GT(words.size(), 20u) << help;
+  for (const auto& w : words) {
+    EXPECT_NE(man.find(w), std::string::npos) << w << " is in --help, not in docs/heartbeatd.8";
+  }
+
+  // Exit codes: a line "  N  ..." in --help, ".B N" under EXIT STATUS in the man page.
+  const auto exit_status = man.find(".SH EXIT STATUS");
+  ASSERT_NE(exit_status, std::string::npos);
+  const std::string man_exits =
+      man.substr(exit_status, man.find(".SH", exit_status + 1) - exit_status);
+  const std::regex code(R"((^|\n)  ([0-9])  )");
+  int codes = 0;
+  for (std::sregex_iterator it(help.begin(), help.end(), code), end; it != end; ++it, ++codes) {
+    const std::string c = (*it)[2].str();
+    EXPECT_NE(man_exits.find(".TP\n.B " + c + "\n"), std::string::npos)
+        << "exit code " << c << " is in --help, not under EXIT STATUS in docs/heartbeatd.8";
+  }
+  EXPECT_GE(codes, 7);
 }
 
 }  // namespace
