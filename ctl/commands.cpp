@@ -208,8 +208,18 @@ HttpRequest build_request(const Options& o) {
   switch (o.command) {
     case Command::health:
       return {"GET", "/v1/health", ""};
-    case Command::members:
-      return {"GET", "/v1/members", ""};
+    case Command::members: {
+      // States are words and patterns [A-Za-z0-9._*?-] (checked by parse_args); only '?',
+      // which would read as the start of the query, needs escaping.
+      std::string target = "/v1/members";
+      char sep = '?';
+      if (!o.states.empty()) target += sep + ("state=" + join(o.states)), sep = '&';
+      if (!o.name_glob.empty()) {
+        target += sep + std::string("name=");
+        for (char c : o.name_glob) target += c == '?' ? std::string("%3F") : std::string(1, c);
+      }
+      return {"GET", target, ""};
+    }
     case Command::keys:
       return {"GET", "/v1/keys", ""};
     case Command::member:

@@ -62,6 +62,29 @@ std::vector<std::string_view> split_list(std::string_view option, std::string_vi
   }
 }
 
+// --state S[,S]: the states GET /v1/members?state= knows, checked here so that a typo is a
+// usage error (exit 2) rather than the daemon's 400 (exit 1).
+std::vector<std::string> member_states(std::string_view list) {
+  std::vector<std::string> states;
+  for (auto s : split_list("--state", list)) {
+    if (s != "alive" && s != "suspect" && s != "dead" && s != "left") {
+      throw Usage{fmt::format("--state: unknown state '{}' (expected alive, suspect, dead or left)", s)};
+    }
+    states.emplace_back(s);
+  }
+  return states;
+}
+
+// --name GLOB: the daemon's rule for `name=` patterns (docs/API.md, "Filters and paging").
+std::string name_pattern(std::string_view glob) {
+  if (!membership::valid_name_pattern(glob)) {
+    throw Usage{fmt::format("--name: bad pattern '{}': expected 1 to {} letters, digits, '.', '-', "
+                            "'_' and the wildcards '*' and '?'",
+                            glob, membership::kMaxNamePatternBytes)};
+  }
+  return std::string(glob);
+}
+
 void expect_count(std::string_view command, const std::vector<std::string>& operands,
                   std::size_t min, std::size_t max, std::string_view what) {
   const auto n = operands.size();
@@ -130,7 +153,7 @@ Options parse(const std::vector<std::string>& args, const Environment& env) {
   Options o;
   std::optional<std::string> token_file;
   std::optional<std::string> socket;
-  std::optional<std::string> users_list, members_list;
+  std::optional<std::string> users_list, members_list, states_list, name_glob;
   bool timeout_given = false;
   std::optional<std::string> command_name;
   std::vector<std::string> operands;
@@ -231,6 +254,12 @@ Options parse(const std::vector<std::string>& args, const Environment& env) {
     } else if (arg == "--members") {
       once(members_list.has_value(), arg);
       members_list = value(i, arg, "NAME,... list", inline_value);
+    } else if (arg == "--state") {
+      once(states_list.has_value(), arg);
+      states_list = value(i, arg, "STATE,... list", inline_value);
+    } else if (arg == "--name") {
+      once(name_glob.has_value(), arg);
+      name_glob = value(i, arg, "GLOB", inline_value);
     } else {
       throw Usage{fmt::format("unknown option '{}'", args[i])};
     }
@@ -257,12 +286,19 @@ Options parse(const std::vector<std::string>& args, const Environment& env) {
   if (o.command != Command::watch && (users_list || members_list)) {
     throw Usage{fmt::format("{} is an option of watch only", users_list ? "--users" : "--members")};
   }
+  if (o.command != Command::members && (states_list || name_glob)) {
+    throw Usage{fmt::format("{} is an option of members only", states_list ? "--state" : "--name")};
+  }
 
   switch (o.command) {
     case Command::health:
-    case Command::members:
     case Command::keys:
       expect_count(name, operands, 0, 0, "");
+      break;
+    case Command::members:
+      expect_count(name, operands, 0, 0, "");
+      if (states_list) o.states = member_states(*states_list);
+      if (name_glob) o.name_glob = name_pattern(*name_glob);
       break;
     case Command::member:
       expect_count(name, operands, 1, 1, "NAME");

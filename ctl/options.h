@@ -41,6 +41,8 @@ struct Options {
   std::string member;                 // member NAME
   std::vector<std::uint64_t> users;   // user, users, heartbeat, offline; watch --users
   std::vector<std::string> members;   // watch --members
+  std::vector<std::string> states;    // members --state: alive, suspect, dead, left
+  std::string name_glob;              // members --name: '*' and '?' wildcards; empty: any
   // The API token sent as "Authorization: Bearer TOKEN" (over TCP and the socket alike), from
   // --token-file or else $HEARTBEATD_TOKEN; empty: none. Never printed.
   std::string token;

@@ -20,6 +20,15 @@ inline constexpr std::size_t kMaxNameBytes = 128;
 
 bool valid_name(std::string_view name);
 
+// Name patterns (GET /v1/members?name=, heartbeatctl members --name): the name characters plus
+// the wildcards '*' (any run, also none) and '?' (exactly one character), 1 to
+// kMaxNamePatternBytes bytes (a name's length plus as many wildcards). No brackets or escapes:
+// names hold neither.
+inline constexpr std::size_t kMaxNamePatternBytes = 2 * kMaxNameBytes;
+bool valid_name_pattern(std::string_view pattern);
+// Whether the whole of `name` matches `pattern`.
+bool name_matches(std::string_view pattern, std::string_view name);
+
 // WARNING: ONLY APPEND TO THIS LIST. The numeric values are part of the wire format
 // (membership/wire_codec.h) and of the persisted membership (persist/format.h).
 enum class MemberState : std::uint8_t { alive = 0, suspect = 1, dead = 2, left = 3 };

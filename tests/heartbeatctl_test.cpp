@@ -169,6 +169,19 @@ TEST(CtlOptions, EveryBadInputNamesWhatWasWrong) {
   EXPECT_EQ(usage_error({"watch", "--users", "1,,2"}), "--users: empty item in '1,,2'");
   EXPECT_EQ(usage_error({"watch", "--members", "ok,not ok"}),
             "bad member name 'not ok': expected 1 to 128 letters, digits, '.', '-' or '_'");
+  EXPECT_EQ(usage_error({"members", "--state", "zombie"}),
+            "--state: unknown state 'zombie' (expected alive, suspect, dead or left)");
+  EXPECT_EQ(usage_error({"members", "--state", "alive,,dead"}), "--state: empty item in 'alive,,dead'");
+  EXPECT_EQ(usage_error({"members", "--state"}), "--state needs a STATE,... list argument");
+  EXPECT_EQ(usage_error({"members", "--state", "alive", "--state", "dead"}), "--state given twice");
+  EXPECT_EQ(usage_error({"members", "--name", "web/*"}),
+            "--name: bad pattern 'web/*': expected 1 to 256 letters, digits, '.', '-', '_' and the "
+            "wildcards '*' and '?'");
+  EXPECT_EQ(usage_error({"members", "--name", ""}),
+            "--name: bad pattern '': expected 1 to 256 letters, digits, '.', '-', '_' and the "
+            "wildcards '*' and '?'");
+  EXPECT_EQ(usage_error({"member", "db-1", "--state", "alive"}), "--state is an option of members only");
+  EXPECT_EQ(usage_error({"watch", "--name", "db-*"}), "--name is an option of members only");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -238,6 +251,11 @@ TEST(CtlCommands, BuildsTheRequestsOfDocsApi) {
   };
   check(req({"health"}), "GET", "/v1/health", "");
   check(req({"members"}), "GET", "/v1/members", "");
+  check(req({"members", "--state", "alive,suspect"}), "GET", "/v1/members?state=alive,suspect", "");
+  check(req({"members", "--name=web-*"}), "GET", "/v1/members?name=web-*", "");
+  // '?' would start the query: escaped.
+  check(req({"--state", "dead", "members", "--name", "db-?"}), "GET",
+        "/v1/members?state=dead&name=db-%3F", "");
   check(req({"keys"}), "GET", "/v1/keys", "");
   check(req({"member", "db-3"}), "GET", "/v1/members/db-3", "");
   check(req({"user", "42"}), "GET", "/v1/users/42", "");
@@ -599,6 +617,28 @@ TEST_F(CtlDaemon, MembersAndMember) {
   }
 }
 
+// --state and --name reach the daemon's filter: the table keeps its header when nothing
+// matches, and --json prints the daemon's filtered answer.
+TEST_F(CtlDaemon, MembersFilteredByStateAndName) {
+  for (const auto& t : transports(daemon_)) {
+    auto alive = ctl(with(t, {"members", "--state", "alive,suspect", "--name", "test-*"}));
+    EXPECT_EQ(alive.exit_code, 0) << alive.err;
+    EXPECT_NE(alive.out.find("\ntest-node  "), std::string::npos) << alive.out;
+
+    auto none = ctl(with(t, {"members", "--state=dead,left"}));
+    EXPECT_EQ(none.exit_code, 0) << none.err;
+    EXPECT_EQ(none.out, "NAME  ADDRESS  STATE  INCARNATION  LAST_SEEN\n");
+
+    auto j = json_line(ctl(with(t, {"--json", "members", "--name", "test-nod?"})));
+    ASSERT_EQ(j["members"].as_array().size(), 1u);
+    EXPECT_EQ(j["members"].as_array()[0].at("name"), "test-node");
+    EXPECT_EQ(j.size(), 1u) << "no next_cursor without a limit";
+    EXPECT_TRUE(json_line(ctl(with(t, {"--json", "members", "--name", "other-*"})))["members"]
+                    .as_array()
+                    .empty());
+  }
+}
+
 TEST_F(CtlDaemon, UserOnlineThenOffline) {
   std::uint64_t id = 40;
   for (const auto& t : transports(daemon_)) {
@@ -723,7 +763,7 @@ TEST(CtlExit, HelpAndManPageAgree) {
   for (std::string word :
        {"health", "members", "member", "user", "users", "heartbeat", "offline", "watch", "keys",
         "--socket", "--http", "--timeout", "--json", "--version", "--help", "--users", "--members",
-        "--ca-file", "--cert", "--key", "https://",
+        "--state", "--name", "GLOB", "--ca-file", "--cert", "--key", "https://",
         "HEARTBEATD_SOCKET", "XDG_RUNTIME_DIR", "/run/heartbeatd/heartbeatd.sock",
         "/tmp/heartbeatd-", "18446744073709551615", "[::1]:7700"}) {
     EXPECT_NE(help.find(word), std::string::npos) << word << " missing from --help";

@@ -492,6 +492,11 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
     response_ = std::move(res);
     response_.keep_alive(keep_alive);
     response_.prepare_payload();
+    // A 304 stands for the 200 the client holds: "Content-Length: 0" would misstate that
+    // representation (RFC 9110 8.6), and a 304 never has a body anyway.
+    if (response_.result() == http::status::not_modified) {
+      response_.erase(http::field::content_length);
+    }
     enter(Phase::writing);
     http::async_write(io_, response_,
                       [self = this->shared_from_this(), keep_alive](error_code ec, std::size_t) {

@@ -1,7 +1,11 @@
 // The /v1/members routes: the cluster view of the local daemon (docs/API.md).
 //   GET /v1/members        -> {"members":[{name, address, state, incarnation, last_seen_ms,
-//                              self}, ...]} sorted by name
+//                              self}, ...]} sorted by name; filtered and paged by
+//                              ?state=&name=&limit=&cursor= (transport/api/member_query.h),
+//                              with "next_cursor" when `limit` is given
 //   GET /v1/members/{name} -> one member; 404 unknown_member
+// Both answer with an ETag (a hash of the body) and a bodiless 304 to a matching
+// If-None-Match.
 #pragma once
 
 #include <functional>

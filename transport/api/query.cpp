@@ -43,6 +43,12 @@ std::vector<std::string_view> split(std::string_view s, char sep) {
 
 std::variant<std::vector<QueryParam>, std::string> parse_query(
     std::string_view query, std::initializer_list<std::string_view> known) {
+  return parse_query(query, known, {});
+}
+
+std::variant<std::vector<QueryParam>, std::string> parse_query(
+    std::string_view query, std::initializer_list<std::string_view> known,
+    std::initializer_list<std::string_view> repeatable) {
   std::vector<QueryParam> params;
   for (auto param : split(query, '&')) {
     if (param.empty()) continue;
@@ -55,8 +61,9 @@ std::variant<std::vector<QueryParam>, std::string> parse_query(
                  ? fmt::format("unknown query parameter \"{}\" (this route takes none)", key)
                  : fmt::format("unknown query parameter \"{}\" (known: {})", key, names);
     }
+    const bool once = std::find(repeatable.begin(), repeatable.end(), key) == repeatable.end();
     for (const auto& p : params) {
-      if (p.key == key) return fmt::format("{} given twice", key);
+      if (once && p.key == key) return fmt::format("{} given twice", key);
     }
     auto value = percent_decode(eq == std::string_view::npos ? "" : param.substr(eq + 1));
     if (!value) return fmt::format("{}: bad percent-encoding", key);

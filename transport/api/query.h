@@ -21,6 +21,11 @@ struct QueryParam {
 // `known`, one given twice, or bad percent-encoding — each message names the parameter.
 std::variant<std::vector<QueryParam>, std::string> parse_query(
     std::string_view query, std::initializer_list<std::string_view> known);
+// The same, except that the names in `repeatable` (each also in `known`) may be given any
+// number of times (`state=alive&state=dead`), every occurrence kept in order.
+std::variant<std::vector<QueryParam>, std::string> parse_query(
+    std::string_view query, std::initializer_list<std::string_view> known,
+    std::initializer_list<std::string_view> repeatable);
 
 // How a response writes user ids: JSON numbers (the default), or decimal strings for clients
 // whose numbers are doubles (JavaScript loses ids above 2^53). Chosen per request with
