@@ -9,6 +9,9 @@
 #include <chrono>
 #include <future>
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
 #include "tests/support/redis_server.h"
 #include "tests/support/test_util.h"
 
@@ -234,6 +237,25 @@ TEST_F(RedisClient, StoppingThePoolAnswersTheWaiters) {
   EXPECT_EQ(get(waiting).ec, make_error(Errc::stopped));
   auto after = acquire(p);
   EXPECT_EQ(get(after).ec, make_error(Errc::stopped));
+}
+
+// The harness itself: tests run in parallel, and another process may take the port that
+// free_tcp_port() handed out before redis-server binds it. The server then exits at once, and
+// start() goes on with a fresh port instead of waiting out its deadline.
+TEST(RedisServerSupport, AFirstStartOnATakenPortMovesToAFreshOne) {
+  RedisServer redis;
+  const std::uint16_t picked = redis.port();
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::acceptor squatter(io);
+  squatter.open(boost::asio::ip::tcp::v4());
+  squatter.bind({boost::asio::ip::make_address("127.0.0.1"), picked});
+  squatter.listen();
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(redis.start());
+  EXPECT_NE(redis.port(), picked);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5))
+      << "the exit was noticed, not waited out";
+  EXPECT_EQ(redis.command("*1\r\n$4\r\nPING\r\n"), "+PONG\r\n");
 }
 
 }  // namespace

@@ -166,7 +166,8 @@ bool RedisCluster::start(std::chrono::milliseconds deadline) {
   std::set<std::uint16_t> taken;  // client and bus ports: each picked once
   for (int i = 0; i < masters_ * (1 + replicas_); ++i) {
     std::unique_ptr<RedisServer> n;
-    for (int attempt = 0; attempt < 100 && !n; ++attempt) {
+    bool up = false;
+    for (int attempt = 0; attempt < 100 && !up && Clock::now() < until; ++attempt) {
       // The bus port is explicit: Redis's default (port + 10000) can fall beyond 65535 for
       // the high ports the system hands out.
       const std::uint16_t bus = free_tcp_port();
@@ -183,14 +184,19 @@ bool RedisCluster::start(std::chrono::milliseconds deadline) {
         n.reset();
         continue;
       }
-      taken.insert({bus, n->port()});
+      taken.insert(bus);
+      up = n->start(left(until));
+      taken.insert(n->port());  // start() moves to a fresh port if another process took it
+      // A node that exited at once lost a port (its bus port, likely) to another process
+      // between free_tcp_port() and its bind, as tests run in parallel: fresh ports, again.
+      if (!up && !n->exited()) break;
     }
     if (!n) {
       failure_ = "no two free ports for node " + std::to_string(i);
       return false;
     }
     nodes_.push_back(std::move(n));
-    if (!nodes_.back()->start(left(until))) {
+    if (!up) {
       failure_ = "node on port " + std::to_string(nodes_.back()->port()) + " did not answer PING";
       return false;
     }

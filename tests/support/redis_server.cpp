@@ -33,28 +33,49 @@ RedisServer::~RedisServer() {
 
 bool RedisServer::start(std::chrono::milliseconds deadline) {
   if (binary().empty()) return false;
-  std::vector<std::string> args = {binary(),      "--port",       std::to_string(port_),
-                                   "--bind",      "127.0.0.1",    "--save",
-                                   "",            "--appendonly", "no",
-                                   "--dir",       dir_.path(),    "--daemonize",
-                                   "no",          "--logfile",    dir_.file("redis.log")};
-  args.insert(args.end(), extra_.begin(), extra_.end());
-  const pid_t parent = getpid();
-  pid_ = fork();
-  if (pid_ == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(127);
-    const int null_fd = open("/dev/null", O_RDWR);
-    dup2(null_fd, STDIN_FILENO);
-    dup2(null_fd, STDOUT_FILENO);
-    dup2(null_fd, STDERR_FILENO);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    _exit(127);
+  const auto until = std::chrono::steady_clock::now() + deadline;
+  for (int attempt = 0;; ++attempt) {
+    exited_ = false;
+    std::vector<std::string> args = {binary(),      "--port",       std::to_string(port_),
+                                     "--bind",      "127.0.0.1",    "--save",
+                                     "",            "--appendonly", "no",
+                                     "--dir",       dir_.path(),    "--daemonize",
+                                     "no",          "--logfile",    dir_.file("redis.log")};
+    args.insert(args.end(), extra_.begin(), extra_.end());
+    const pid_t parent = getpid();
+    pid_ = fork();
+    if (pid_ == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent) _exit(127);
+      const int null_fd = open("/dev/null", O_RDWR);
+      dup2(null_fd, STDIN_FILENO);
+      dup2(null_fd, STDOUT_FILENO);
+      dup2(null_fd, STDERR_FILENO);
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    // PING until it answers, the deadline passes, or the server exits (a port taken).
+    const bool up = eventually(
+        [&] {
+          int status;
+          if (waitpid(pid_, &status, WNOHANG) == pid_) {
+            pid_ = -1;
+            exited_ = true;
+            return true;
+          }
+          return command("*1\r\n$4\r\nPING\r\n") == "+PONG\r\n";
+        },
+        std::chrono::duration_cast<std::chrono::milliseconds>(until -
+                                                              std::chrono::steady_clock::now()));
+    if (up && !exited_) return started_ = true;
+    if (!exited_ || started_ || attempt == 4 || std::chrono::steady_clock::now() >= until) {
+      return false;
+    }
+    port_ = free_tcp_port();
   }
-  return eventually([&] { return command("*1\r\n$4\r\nPING\r\n") == "+PONG\r\n"; }, deadline);
 }
 
 void RedisServer::stop() {

@@ -28,7 +28,12 @@ class RedisServer {
   RedisServer(const RedisServer&) = delete;
   RedisServer& operator=(const RedisServer&) = delete;
 
+  // Starts redis-server and waits for PING. A server that exits at once on its first start
+  // lost its port to another process between free_tcp_port() and its bind (tests run in
+  // parallel): it is started again on a fresh port, so read port() after start(). A restart
+  // keeps the port. exited() says whether the last failure was such an exit.
   bool start(std::chrono::milliseconds deadline = std::chrono::seconds(10));
+  bool exited() const { return exited_; }
   void stop();  // SIGKILL, then reaped
   std::uint16_t port() const { return port_; }
   // Commands in RESP over a fresh connection: the raw replies, `replies` of them whole ("" on
@@ -40,6 +45,8 @@ class RedisServer {
   std::vector<std::string> extra_;
   std::uint16_t port_;
   pid_t pid_ = -1;
+  bool started_ = false;  // answered PING once: the port is its own from then on
+  bool exited_ = false;
 };
 
 // An io_context run by two threads, as the daemon's API threads run theirs, until the object
