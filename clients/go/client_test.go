@@ -262,8 +262,11 @@ func TestKeepAlive(t *testing.T) {
 			for err := range errs {
 				t.Fatal(err)
 			}
-			if n := dc.count(); n > 1+workers {
-				t.Fatalf("%d workers x 20 calls opened %d connections", workers, n)
+			// Concurrent calls reuse connections, within the per-host cap (MaxConns, 32). Not
+			// at most one per worker: net/http may dial for a waiting call and then hand it a
+			// connection freed meanwhile, keeping the new one idle (seen once under ASan load).
+			if n := dc.count(); n > 32 {
+				t.Fatalf("%d workers x 20 calls opened %d connections, above MaxConns (32)", workers, n)
 			}
 		})
 	}
