@@ -158,6 +158,7 @@ int Daemon::start_cluster() {
   o.bind_host = c.bind.host;
   o.bind_port = c.bind.port;
   o.timings = config_->membership.protocol_timings();
+  o.tags = config_->node.tags;
   std::string why;
   if (c.advertise) {
     o.advertise = resolve(*c.advertise, &why);
@@ -685,6 +686,7 @@ void Daemon::reload() {
                   [](const std::string& c) { return c.starts_with("membership."); })) {
     cluster_->set_timings(plan.effective.membership.protocol_timings());
   }
+  if (plan.effective.node.tags != config_->node.tags) cluster_->set_tags(plan.effective.node.tags);
   if (plan.effective.persist.presence_interval != config_->persist.presence_interval) {
     snapshotter_->set_interval(plan.effective.persist.presence_interval);
   }
