@@ -2,7 +2,8 @@
 // daemon and its config file. A reloadable key is applied and takes effect, a restart-only
 // key is named, a broken file (or a broken file it names) is refused with the reason while
 // the daemon keeps serving its old config, an unchanged file says so, and only the admin
-// scope may ask. heartbeatctl's exit code follows each case. `heartbeatd --check-config
+// scope may ask. heartbeatctl's exit code follows each case. Files re-read under unchanged
+// paths (a rotated key file, a tokens file with a new token) are reported when they changed. `heartbeatd --check-config
 // --quiet`, which the systemd unit runs before SIGHUP, refuses the same broken files.
 #include <sys/stat.h>
 
@@ -213,6 +214,42 @@ TEST(Reload, BrokenNamedFilesAreRejectedByTheReloadAndByCheckConfig) {
   EXPECT_EQ(a.applied, (std::vector<std::string>{
                            "api.tokens_file:  -> " + files.file("tokens"),
                            "api.tokens_file: tokens reloaded, 1 in force (were 0)"}));
+}
+
+std::vector<std::string> key_fingerprints(const DaemonProcess& d) {
+  const auto r = http_unix(d.socket_path(), "GET", "/v1/keys");
+  std::vector<std::string> fps;
+  const auto answer = json::parse(r.body);
+  for (const auto& k : answer.as_object().at("keys").as_array()) {
+    fps.emplace_back(k.as_object().at("fingerprint").as_string());
+  }
+  return fps;
+}
+
+// A key file rewritten under the same path (a rotation step) is reported by fingerprint,
+// the sealing key first, as GET /v1/keys shows them.
+TEST(Reload, ARotatedKeyFileIsNamedByFingerprint) {
+  TempDir files;
+  const std::string key = files.file("cluster.key");
+  const std::string a(64, 'a'), b(64, 'b');
+  files.write("cluster.key", a + "\n");
+  chmod(key.c_str(), 0600);
+  const DaemonProcess::Keys keys{{"cluster.key_file", key}};
+  DaemonProcess d(keys);
+  ASSERT_TRUE(d.start()) << d.failure_reason();
+  const auto before = key_fingerprints(d);
+  ASSERT_EQ(before.size(), 1u);
+  EXPECT_EQ(applied_answer(reload(d)).result, "unchanged");
+
+  files.write("cluster.key", b + "\n" + a + "\n");
+  const auto rotated = applied_answer(reload(d));
+  const auto after = key_fingerprints(d);
+  ASSERT_EQ(after.size(), 2u);
+  EXPECT_EQ(after[1], before[0]);
+  EXPECT_EQ(rotated.result, "applied");
+  EXPECT_EQ(rotated.applied, std::vector<std::string>{"cluster.key_file: keys " + before[0] +
+                                                      " -> " + after[0] + "," + after[1]});
+  EXPECT_EQ(applied_answer(reload(d)).result, "unchanged");
 }
 
 const std::string kAdmin = "admin-token-0123456789abcdef";
