@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include <csignal>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -214,6 +215,27 @@ TEST(Reload, BrokenNamedFilesAreRejectedByTheReloadAndByCheckConfig) {
   EXPECT_EQ(a.applied, (std::vector<std::string>{
                            "api.tokens_file:  -> " + files.file("tokens"),
                            "api.tokens_file: tokens reloaded, 1 in force (were 0)"}));
+}
+
+// Started without --config, the daemon runs on built-in defaults: nothing to re-read, a 409.
+TEST(Reload, WithoutAConfigFileThereIsNothingToReload) {
+  // The defaults bind the cluster to the fixed 127.0.0.1:7701: in a network namespace of its
+  // own the daemon cannot collide with another one. The API is its Unix socket, a file.
+  if (std::system("unshare -n true >/dev/null 2>&1") != 0) GTEST_SKIP() << "no unshare -n";
+  DaemonProcess d;
+  d.env()["RUNTIME_DIRECTORY"] = d.dir().path();
+  d.env()["STATE_DIRECTORY"] = d.dir().file("state");
+  // exec "$0" alone: the helper's "--config FILE" arguments are dropped.
+  d.wrapper() = {"unshare", "-n", "sh", "-c", "ip link set lo up && exec \"$0\""};
+  ASSERT_TRUE(d.start()) << d.failure_reason();
+  const std::string socket = d.dir().file("heartbeatd.sock");
+  const auto r = http_unix(socket, "POST", "/v1/reload");
+  EXPECT_EQ(r.status, 409) << r.error << r.body;
+  EXPECT_NE(r.body.find(R"("error":"no_config_file")"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("started without --config"), std::string::npos) << r.body;
+  const auto c = run_program(HEARTBEATCTL_BINARY, {"--socket", socket, "reload"});
+  EXPECT_EQ(c.exit_code, 1);
+  EXPECT_NE(c.err.find("409 no_config_file"), std::string::npos) << c.err;
 }
 
 std::vector<std::string> key_fingerprints(const DaemonProcess& d) {
