@@ -22,8 +22,13 @@ inline constexpr int kExitOk = 0;           // alive / online / success
 inline constexpr int kExitNegative = 1;     // not alive / offline / degraded / API error
 inline constexpr int kExitUsage = 2;        // bad command line
 inline constexpr int kExitUnreachable = 3;  // no daemon, timeout, not HTTP, 5xx
+// reload: done, but the file changes keys that only a restart applies. Distinct from 0 so a
+// script (a config-management run) knows to schedule a restart; distinct from 1, which
+// means nothing was applied (the file was rejected).
+inline constexpr int kExitNeedsRestart = 4;
 
-enum class Command { health, members, member, user, users, heartbeat, offline, watch, keys };
+enum class Command { health, members, member, user, users, heartbeat, offline, watch, keys,
+                     reload };
 
 struct Options {
   // Exactly one of them: the Unix socket path, or --http.
