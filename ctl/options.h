@@ -48,6 +48,7 @@ struct Options {
   std::vector<std::string> members;   // watch --members
   std::vector<std::string> states;    // members --state: alive, suspect, dead, left
   std::string name_glob;              // members --name: '*' and '?' wildcards; empty: any
+  std::vector<std::string> tags;      // members --tag: KEY:VALUE or KEY, every one required
   // The API token sent as "Authorization: Bearer TOKEN" (over TCP and the socket alike), from
   // --token-file or else $HEARTBEATD_TOKEN; empty: none. Never printed.
   std::string token;
