@@ -17,13 +17,14 @@ from .client import DEFAULT_MAX_BATCH, Client, default_socket, read_token_file
 from .errors import ApiError, HeartbeatdError, NetworkError, ProtocolError
 from .events import EventStream, StreamState
 from .types import (MAX_USER_ID, Counts, Dropped, Event, Health, History, HistoryPoint, Key,
-                    Keyring, Member, MemberEvent, UserEvent, UserStatus, event_to_json, user_id)
+                    Keyring, Member, MemberEvent, MemberPage, UserEvent, UserStatus,
+                    event_to_json, user_id)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Client", "HeartbeatBatcher", "EventStream", "StreamState", "ApiError", "HeartbeatdError",
-    "NetworkError", "ProtocolError", "UserStatus", "Member", "Counts", "History",
+    "NetworkError", "ProtocolError", "UserStatus", "Member", "MemberPage", "Counts", "History",
     "HistoryPoint", "Health", "Key", "Keyring", "MemberEvent", "UserEvent", "Dropped", "Event",
     "event_to_json", "user_id", "MAX_USER_ID", "DEFAULT_MAX_BATCH", "default_socket",
     "read_token_file",

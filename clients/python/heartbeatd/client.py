@@ -5,15 +5,18 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import select
 import socket as _socket
 import ssl
 import threading
-from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import (TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, Mapping, Optional,
+                    Sequence, Tuple, Union)
 from urllib.parse import quote, urlsplit
 
 from .errors import ApiError, NetworkError, ProtocolError
-from .types import (Counts, Health, History, Keyring, Member, UserId, UserStatus, user_id)
+from .types import (Counts, Health, History, Keyring, Member, MemberPage, UserId, UserStatus,
+                    user_id)
 
 if TYPE_CHECKING:
     from .events import EventStream
@@ -73,6 +76,69 @@ def default_socket() -> str:
     if os.environ.get("XDG_RUNTIME_DIR"):
         return os.path.join(os.environ["XDG_RUNTIME_DIR"], "heartbeatd.sock")
     return f"/tmp/heartbeatd-{os.getuid()}/heartbeatd.sock"
+
+
+MEMBER_STATES = ("alive", "suspect", "dead", "left")
+MAX_MEMBER_PAGE = 10000  # the daemon's largest `limit`
+_NAME_PATTERN = re.compile(r"[A-Za-z0-9._*?-]{1,256}")
+_TAG_KEY = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+# A tag filter: "key:value" or "key", several of them, or a mapping key -> value (None: the
+# key with any value).
+TagFilter = Union[str, Iterable[str], Mapping[str, Optional[str]]]
+
+
+def member_query(state: Union[str, Iterable[str], None] = None, name: Optional[str] = None,
+                 tag: Optional[TagFilter] = None, limit: Optional[int] = None,
+                 cursor: Optional[str] = None) -> str:
+    """The query string (without "?") of GET /v1/members for these filters, every value
+    percent-encoded. ValueError naming the parameter for input the daemon would refuse with
+    a 400 (the cursor is opaque: the daemon checks it)."""
+    params: List[Tuple[str, str]] = []
+    if state is not None:
+        states = [state] if isinstance(state, str) else list(state)
+        if not states:
+            raise ValueError("state: empty (expected alive, suspect, dead or left)")
+        for s in states:
+            for one in str(s).split(","):
+                if one not in MEMBER_STATES:
+                    raise ValueError(f"state: unknown state {one!r} "
+                                     "(expected alive, suspect, dead or left)")
+            params.append(("state", str(s)))
+    if name is not None:
+        if not isinstance(name, str) or not _NAME_PATTERN.fullmatch(name):
+            raise ValueError(f"name: bad pattern {name!r} (expected 1 to 256 letters, digits, "
+                             "'.', '-', '_' and the wildcards '*' and '?')")
+        params.append(("name", name))
+    if tag is not None:
+        if isinstance(tag, str):
+            tags = [tag]
+        elif isinstance(tag, Mapping):
+            tags = [k if v is None else f"{k}:{v}" for k, v in tag.items()]
+        else:
+            tags = list(tag)
+        for t in tags:
+            if not isinstance(t, str):
+                raise ValueError(f"tag: expected \"key:value\" or \"key\", not {t!r}")
+            key, colon, value = t.partition(":")
+            if not _TAG_KEY.fullmatch(key):
+                raise ValueError(f"tag: bad key {key!r} (expected key:value or key, the key 1 to "
+                                 "64 letters, digits, '.', '-' or '_')")
+            if colon and (len(value) > 128 or not all(" " <= c <= "~" for c in value)):
+                raise ValueError(f"tag: bad value for {key} (at most 128 printable ASCII "
+                                 "characters)")
+            params.append(("tag", t))
+    if limit is not None:
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_MEMBER_PAGE:
+            raise ValueError(f"limit: expected an integer from 1 to {MAX_MEMBER_PAGE}, "
+                             f"not {limit!r}")
+        params.append(("limit", str(limit)))
+    if cursor is not None:
+        if not isinstance(cursor, str) or not cursor:
+            raise ValueError(f"cursor: expected the next_cursor of a previous page, not {cursor!r}")
+        params.append(("cursor", cursor))
+    # safe="": ':', '&', '#', '%', '+' (a space to the daemon) and ' ' all travel encoded.
+    return "&".join(f"{k}={quote(v, safe='')}" for k, v in params)
 
 
 def _ids(values: Iterable[UserId]) -> List[int]:
@@ -221,11 +287,16 @@ class Client:
             return True
         return bool(readable)
 
-    def request(self, method: str, path: str, body: Any = None) -> Tuple[int, Any, bytes]:
+    def request(self, method: str, path: str, body: Any = None,
+                headers: Optional[Dict[str, str]] = None) -> Tuple[int, Any, bytes]:
         """One request on the kept-alive connection: (status, headers, body bytes), whatever
-        the status. `body`, if not None, is sent as JSON. Raises NetworkError."""
+        the status. `body`, if not None, is sent as JSON; `headers` are added. Raises
+        NetworkError."""
         payload = None if body is None else json.dumps(body, separators=(",", ":")).encode()
-        headers = self._headers({"Content-Type": "application/json"} if payload is not None else {})
+        extra = dict(headers or {})
+        if payload is not None:
+            extra["Content-Type"] = "application/json"
+        headers = self._headers(extra)
         with self._lock:
             for attempt in (0, 1):
                 conn = self._conn
@@ -299,10 +370,64 @@ class Client:
             self._max_batch = health.max_batch
         return health
 
-    def members(self) -> List[Member]:
-        """GET /v1/members: every member this node knows, sorted by name."""
-        return self._typed("GET", "/v1/members",
+    def members(self, state: Union[str, Iterable[str], None] = None, name: Optional[str] = None,
+                tag: Optional[TagFilter] = None) -> List[Member]:
+        """GET /v1/members: every member this node knows that matches the filters (none:
+        all), sorted by name, in one answer. `state`: "alive", or several ("alive,suspect" or
+        ["alive", "suspect"]): any of them. `name`: a pattern with * and ?. `tag`:
+        "role:db", "role" (any value), a list of those, or {"role": "db", "zone": None}:
+        every one must match. ValueError for a filter the daemon would refuse."""
+        query = member_query(state, name, tag)
+        return self._typed("GET", "/v1/members" + ("?" + query if query else ""),
                            lambda o: [Member.from_json(m) for m in o["members"]])
+
+    def members_page(self, state: Union[str, Iterable[str], None] = None,
+                     name: Optional[str] = None, tag: Optional[TagFilter] = None,
+                     limit: Optional[int] = None, cursor: Optional[str] = None,
+                     if_none_match: Optional[str] = None) -> MemberPage:
+        """GET /v1/members with filters (as members()), a page size `limit` (1 to 10000) and
+        the `cursor` of the previous page: a MemberPage with `next_cursor` (None on the last
+        page) and the answer's `etag`. With `if_none_match` (an etag you hold) a 304 comes
+        back as MemberPage(not_modified=True): nothing changed, no body was sent."""
+        query = member_query(state, name, tag, limit, cursor)
+        path = "/v1/members" + ("?" + query if query else "")
+        headers = {"If-None-Match": if_none_match} if if_none_match else None
+        status, answer_headers, data = self.request("GET", path, headers=headers)
+        etag = answer_headers.get("ETag") if answer_headers is not None else None
+        if status == 304:
+            return MemberPage((), None, etag or if_none_match, True)
+        if status >= 400:
+            raise self._api_error(status, answer_headers, data)
+        try:
+            o = json.loads(data)
+            return MemberPage(tuple(Member.from_json(m) for m in o["members"]),
+                              o.get("next_cursor"), etag, False)
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise ProtocolError(f"GET {path}: unexpected answer {data!r:.200} ({e!r})") from e
+
+    def iter_members(self, state: Union[str, Iterable[str], None] = None,
+                     name: Optional[str] = None, tag: Optional[TagFilter] = None,
+                     page_size: int = 1000) -> Iterator[Member]:
+        """Every matching member, in name order, asked for `page_size` at a time: the
+        cursors are followed for you. A member present for the whole walk is yielded exactly
+        once (docs/API.md, "Filters and paging")."""
+        # One-shot iterables become lists: every page sends the same filters.
+        if state is not None and not isinstance(state, str):
+            state = list(state)
+        if tag is not None and not isinstance(tag, (str, Mapping)):
+            tag = list(tag)
+        member_query(state, name, tag, page_size)  # bad input fails here, not at next()
+
+        def walk() -> Iterator[Member]:
+            cursor: Optional[str] = None
+            while True:
+                page = self.members_page(state, name, tag, limit=page_size, cursor=cursor)
+                yield from page.members
+                if page.next_cursor is None:
+                    return
+                cursor = page.next_cursor
+
+        return walk()
 
     def member(self, name: str) -> Member:
         """GET /v1/members/{name}; ApiError 404 unknown_member if this node does not know it."""

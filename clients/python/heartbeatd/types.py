@@ -61,6 +61,8 @@ class Member:
     incarnation: int
     last_seen_ms: Optional[int]
     is_self: bool  # the JSON field "self": the answering node
+    # node.tags as the member last announced them; {} for none, and from daemons before tags
+    tags: Dict[str, str] = field(default_factory=dict, hash=False)
 
     @property
     def alive(self) -> bool:
@@ -69,7 +71,32 @@ class Member:
     @classmethod
     def from_json(cls, o: Dict[str, Any]) -> "Member":
         return cls(o["name"], o["address"], o["state"], int(o["incarnation"]),
-                   o.get("last_seen_ms"), bool(o.get("self", False)))
+                   o.get("last_seen_ms"), bool(o.get("self", False)), _tags(o.get("tags")))
+
+
+def _tags(value: Any) -> Dict[str, str]:
+    """A member's "tags" object; {} when absent (daemons before tags) or null."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                              for k, v in value.items()):
+        raise ValueError(f"tags: expected an object of strings, not {value!r:.100}")
+    return dict(value)
+
+
+@dataclass(frozen=True)
+class MemberPage:
+    """One answer of GET /v1/members with filters, a limit or an ETag (Client.members_page).
+
+    `next_cursor`: pass it as `cursor` (with the same filters) for the next page; None on the
+    last page, and always None without a limit. `etag`: the answer's ETag, to pass back as
+    `if_none_match`. `not_modified`: the daemon answered 304 to that ETag: the members are
+    those of the answer that carried it, so `members` is empty and `next_cursor` None; keep
+    what you have."""
+    members: Tuple[Member, ...]
+    next_cursor: Optional[str]
+    etag: Optional[str]
+    not_modified: bool = False
 
 
 @dataclass(frozen=True)
@@ -160,12 +187,15 @@ class MemberEvent:
     incarnation: int
     time_ms: int
     initial: bool
+    # the member's tags at this event; a change of tags alone has state == previous
+    tags: Dict[str, str] = field(default_factory=dict, hash=False)
     kind = "member"
 
     @classmethod
     def from_json(cls, o: Dict[str, Any]) -> "MemberEvent":
         return cls(o["name"], o["address"], o["state"], o.get("previous"),
-                   int(o["incarnation"]), int(o["time_ms"]), bool(o.get("initial", False)))
+                   int(o["incarnation"]), int(o["time_ms"]), bool(o.get("initial", False)),
+                   _tags(o.get("tags")))
 
 
 @dataclass(frozen=True)
@@ -204,7 +234,7 @@ def event_to_json(event: Event) -> Dict[str, Any]:
 
 
 __all__: List[str] = [
-    "UserId", "MAX_USER_ID", "user_id", "UserStatus", "Member", "Counts", "HistoryPoint",
-    "History", "Key", "Keyring", "Health", "MemberEvent", "UserEvent", "Dropped", "Event",
+    "UserId", "MAX_USER_ID", "user_id", "UserStatus", "Member", "MemberPage", "Counts",
+    "HistoryPoint", "History", "Key", "Keyring", "Health", "MemberEvent", "UserEvent", "Dropped", "Event",
     "event_to_json",
 ]
