@@ -107,7 +107,47 @@ export interface Member {
   incarnation: number;
   last_seen_ms: number | null;
   self: boolean;
+  /** node.tags as the member last announced them: {role: "db"}; {} for none (and from
+   * daemons before tags). */
+  tags: Record<string, string>;
 }
+
+/** Filters of GET /v1/members; a member is listed when it matches every one given. */
+export interface MemberFilter {
+  /** "alive", "alive,suspect" or ["alive", "suspect"]: any of these states. */
+  state?: MemberState | string | Iterable<MemberState>;
+  /** The whole name matches this pattern: * any run of characters, ? exactly one. */
+  name?: string;
+  /** "role:db" (exactly this value), "role" (any value), several of those, or
+   * {role: "db", zone: null} (null: any value). Every tag given must match. */
+  tag?: string | Iterable<string> | Record<string, string | null>;
+}
+
+export interface MemberPageOptions extends MemberFilter {
+  /** At most this many members, 1 to 10000. Without it, every match in one answer. */
+  limit?: number;
+  /** The nextCursor of the previous page, with the same filters. */
+  cursor?: string;
+  /** An etag you hold: a 304 (nothing changed) resolves to notModified: true, no body. */
+  ifNoneMatch?: string;
+}
+
+export interface MemberPage {
+  /** Empty when notModified. */
+  members: Member[];
+  /** Pass as `cursor` for the next page; null on the last page and without a limit. */
+  nextCursor: string | null;
+  /** The answer's ETag, to pass back as ifNoneMatch. */
+  etag: string | null;
+  /** The daemon answered 304 to ifNoneMatch: keep the members you have. */
+  notModified: boolean;
+}
+
+/** The query string (no "?") of GET /v1/members, every value percent-encoded; a TypeError
+ * starting with the parameter's name for input the daemon would refuse. */
+export declare function memberQuery(options?: MemberPageOptions & { ifNoneMatch?: never }): string;
+export declare const MEMBER_STATES: readonly MemberState[];
+export declare const MAX_MEMBER_PAGE: number;
 
 export interface Keys {
   keys: Array<{ fingerprint: string; primary: boolean; members: number }>;
@@ -154,6 +194,8 @@ export interface MemberEvent {
   /** Part of the state sent when a stream (re)starts. After a reconnect only those that
    * differ from what this iterator last yielded are passed on. */
   initial: boolean;
+  /** The member's tags; an event with state === previous reports a change of tags. */
+  tags: Record<string, string>;
 }
 
 export interface UserEvent {
@@ -207,8 +249,14 @@ export declare class Client {
   constructor(options: ClientOptions);
   /** GET /v1/health. */
   health(): Promise<Health>;
-  /** GET /v1/members: every member this node knows, sorted by name. */
-  members(): Promise<Member[]>;
+  /** GET /v1/members: every member this node knows that matches the filter (none: all),
+   * sorted by name, in one answer. TypeError for a filter the daemon would refuse. */
+  members(filter?: MemberFilter): Promise<Member[]>;
+  /** GET /v1/members one page at a time, and/or conditionally (ifNoneMatch). */
+  membersPage(options?: MemberPageOptions): Promise<MemberPage>;
+  /** Every matching member in name order, pageSize (default 1000) per request; follows
+   * the cursors itself. Bad input throws at the call. */
+  iterMembers(filter?: MemberFilter, options?: { pageSize?: number }): AsyncIterableIterator<Member>;
   /** GET /v1/members/{name}; ApiError 404 "unknown_member" if this node does not know it. */
   member(name: string): Promise<Member>;
   /** GET /v1/keys (scope admin). */

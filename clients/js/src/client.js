@@ -60,14 +60,69 @@ export class BaseClient {
     return this.call("GET", "/v1/health");
   }
 
-  /** GET /v1/members: every member this node knows, sorted by name. */
-  async members() {
-    return (await this.call("GET", "/v1/members")).members;
+  /**
+   * GET /v1/members: every member this node knows that matches the filter (none: all),
+   * sorted by name, in one answer. filter: {state, name, tag} as memberQuery takes them.
+   */
+  async members(filter) {
+    const f = filter || {};
+    if (f.limit != null || f.cursor != null || f.ifNoneMatch != null) {
+      throw new TypeError("members() takes state, name and tag; for limit, cursor and ifNoneMatch use membersPage()");
+    }
+    const query = memberQuery(f);
+    return (await this.call("GET", `/v1/members${query ? "?" + query : ""}`)).members.map(withTags);
+  }
+
+  /**
+   * GET /v1/members with {state, name, tag, limit, cursor, ifNoneMatch}:
+   * {members, nextCursor, etag, notModified}. nextCursor: pass it as `cursor` (same filters)
+   * for the next page; null on the last page and without a limit. ifNoneMatch: an etag you
+   * hold; if the answer is still the same the daemon sends a body-less 304 and this resolves
+   * to {members: [], nextCursor: null, etag, notModified: true}.
+   */
+  async membersPage(options) {
+    const o = options || {};
+    const query = memberQuery(o);
+    if (o.ifNoneMatch != null && (typeof o.ifNoneMatch !== "string" || o.ifNoneMatch === "")) {
+      throw new TypeError(`ifNoneMatch: expected the etag of an earlier page, got ${describe(o.ifNoneMatch)}`);
+    }
+    const path = `/v1/members${query ? "?" + query : ""}`;
+    const res = await this.transport.request("GET", path, {
+      headers: this.headers(o.ifNoneMatch ? { "if-none-match": o.ifNoneMatch } : {}),
+      timeoutMs: this.timeoutMs,
+    });
+    const etag = res.header("etag") || null;
+    if (res.status === 304) return { members: [], nextCursor: null, etag: etag ?? o.ifNoneMatch, notModified: true };
+    if (res.status < 200 || res.status > 299) throw apiErrorFrom(res.status, res.header, res.text);
+    const body = parseJson(res.text);
+    return { members: body.members.map(withTags), nextCursor: body.next_cursor ?? null, etag, notModified: false };
+  }
+
+  /**
+   * Every matching member, in name order, fetched pageSize (default 1000) at a time: an
+   * async iterable (for await) that follows the cursors itself. Bad input throws here, at
+   * the call, not at the first iteration.
+   */
+  iterMembers(filter, { pageSize = 1000 } = {}) {
+    const f = { state: filter?.state, name: filter?.name, tag: filter?.tag };
+    if (f.state != null && typeof f.state !== "string") f.state = [...f.state];
+    if (f.tag != null && typeof f.tag !== "string" && typeof f.tag[Symbol.iterator] === "function") f.tag = [...f.tag];
+    memberQuery({ ...f, limit: pageSize });
+    const client = this;
+    return (async function* walk() {
+      let cursor;
+      for (;;) {
+        const page = await client.membersPage({ ...f, limit: pageSize, cursor });
+        yield* page.members;
+        if (page.nextCursor == null) return;
+        cursor = page.nextCursor;
+      }
+    })();
   }
 
   /** GET /v1/members/{name}. */
   async member(name) {
-    return this.call("GET", `/v1/members/${encodeURIComponent(memberName(name))}`);
+    return withTags(await this.call("GET", `/v1/members/${encodeURIComponent(memberName(name))}`));
   }
 
   /** GET /v1/keys (scope admin). */
@@ -203,6 +258,86 @@ function abortableSleep(ms, signal) {
 }
 
 /** The next reconnection delay: exponential from initialMs, capped at maxMs, jittered to 50-100 %. */
+export const MEMBER_STATES = ["alive", "suspect", "dead", "left"];
+export const MAX_MEMBER_PAGE = 10000;  // the daemon's largest limit
+const NAME_PATTERN = /^[A-Za-z0-9._*?-]{1,256}$/;
+const TAG_KEY = /^[A-Za-z0-9._-]{1,64}$/;
+const TAG_VALUE = /^[\x20-\x7e]{0,128}$/;
+
+function describe(v) {
+  return typeof v === "string" ? JSON.stringify(v) : String(v);
+}
+
+/** A member (or member event) from a daemon before tags has none: {} like an untagged one. */
+function withTags(m) {
+  if (m && (m.tags == null || typeof m.tags !== "object")) m.tags = {};
+  return m;
+}
+
+/**
+ * The query string (no "?") of GET /v1/members for {state, name, tag, limit, cursor}, each
+ * value percent-encoded. state: "alive", "alive,suspect" or an array (any of them). name: a
+ * pattern with * and ?. tag: "role:db", "role" (any value), an array of those, or an object
+ * {role: "db", zone: null} (null: any value); every one must match. limit: 1 to 10000.
+ * cursor: a page's nextCursor. Throws a TypeError that starts with the parameter's name for
+ * input the daemon would refuse (the cursor is opaque: the daemon checks it).
+ */
+export function memberQuery({ state, name, tag, limit, cursor } = {}) {
+  const params = [];
+  if (state != null) {
+    const states = typeof state === "string" ? [state] : [...state];
+    if (states.length === 0) throw new TypeError("state: empty (expected alive, suspect, dead or left)");
+    for (const s of states) {
+      for (const one of String(s).split(",")) {
+        if (!MEMBER_STATES.includes(one)) {
+          throw new TypeError(`state: unknown state ${describe(one)} (expected alive, suspect, dead or left)`);
+        }
+      }
+      params.push(["state", String(s)]);
+    }
+  }
+  if (name != null) {
+    if (typeof name !== "string" || !NAME_PATTERN.test(name)) {
+      throw new TypeError(`name: bad pattern ${describe(name)} (expected 1 to 256 letters, digits, '.', '-', '_' and the wildcards '*' and '?')`);
+    }
+    params.push(["name", name]);
+  }
+  if (tag != null) {
+    let tags;
+    if (typeof tag === "string") tags = [tag];
+    else if (typeof tag[Symbol.iterator] === "function") tags = [...tag];
+    else if (typeof tag === "object") tags = Object.entries(tag).map(([k, v]) => (v == null ? k : `${k}:${v}`));
+    else tags = [tag];
+    for (const t of tags) {
+      if (typeof t !== "string") throw new TypeError(`tag: expected "key:value" or "key", got ${describe(t)}`);
+      const colon = t.indexOf(":");
+      const key = colon < 0 ? t : t.slice(0, colon);
+      if (!TAG_KEY.test(key)) {
+        throw new TypeError(`tag: bad key ${describe(key)} (expected key:value or key, the key 1 to 64 letters, digits, '.', '-' or '_')`);
+      }
+      if (colon >= 0 && !TAG_VALUE.test(t.slice(colon + 1))) {
+        throw new TypeError(`tag: bad value for ${key} (at most 128 printable ASCII characters)`);
+      }
+      params.push(["tag", t]);
+    }
+  }
+  if (limit != null) {
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_MEMBER_PAGE) {
+      throw new TypeError(`limit: expected an integer from 1 to ${MAX_MEMBER_PAGE}, got ${describe(limit)}`);
+    }
+    params.push(["limit", String(limit)]);
+  }
+  if (cursor != null) {
+    if (typeof cursor !== "string" || cursor === "") {
+      throw new TypeError(`cursor: expected the nextCursor of an earlier page, got ${describe(cursor)}`);
+    }
+    params.push(["cursor", cursor]);
+  }
+  // encodeURIComponent leaves only A-Z a-z 0-9 - _ . ! ~ * ' ( ) as they are: ':', '&', '#',
+  // '%', '+' (a space to the daemon) and ' ' all travel encoded.
+  return params.map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join("&");
+}
+
 export function backoffDelay(attempt, initialMs, maxMs, random = Math.random) {
   const ceiling = Math.min(maxMs, initialMs * 2 ** Math.min(attempt, 30));
   return Math.max(1, Math.round(ceiling * (0.5 + 0.5 * random())));
@@ -288,6 +423,7 @@ async function* eventStream(client, options) {
               let ev;
               try {
                 ev = { type: raw.event, ...parseJson(raw.data) };
+                if (ev.type === "member") withTags(ev);
               } catch {
                 continue;  // not JSON: not an event of ours
               }

@@ -5,7 +5,7 @@ import { NodeTransport } from "./node-transport.js";
 export { ApiError, TimeoutError } from "./errors.js";
 export { userId, MAX_USER_ID } from "./ids.js";
 export { HeartbeatBatcher } from "./batcher.js";
-export { backoffDelay } from "./client.js";
+export { backoffDelay, memberQuery, MEMBER_STATES, MAX_MEMBER_PAGE } from "./client.js";
 
 export class Client extends BaseClient {
   constructor(options = {}) {
