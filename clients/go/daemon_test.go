@@ -67,6 +67,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	stopTwoNodes()
 	if code != 0 {
 		fmt.Fprintf(os.Stderr, "--- the shared heartbeatd's log:\n%s", shared.logText())
 	}

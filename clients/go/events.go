@@ -51,6 +51,9 @@ type MemberEvent struct {
 	// Initial: part of the state sent when a stream (re)connects, not a change as it
 	// happened.
 	Initial bool `json:"initial"`
+	// Tags are the member's tags at this event; an event with State equal to *Previous
+	// reports a change of tags (a new incarnation). Empty (nil) for none.
+	Tags map[string]string `json:"tags"`
 }
 
 // UserEvent is a followed user's transition.

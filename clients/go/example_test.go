@@ -131,3 +131,33 @@ func Example_gatewayByHand() {
 	pending[42] = struct{}{}
 	mu.Unlock()
 }
+
+// Every alive member tagged role=db, 500 a request, and a cheap poll of the dead ones.
+func ExampleClient_EachMember() {
+	ctx := context.Background()
+	c, err := heartbeatd.New(heartbeatd.Options{SocketPath: "/run/heartbeatd/heartbeatd.sock"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	dbs := heartbeatd.MemberFilter{State: []string{heartbeatd.StateAlive}, Tag: []string{"role:db"}}
+	err = c.EachMember(ctx, dbs, 500, func(m heartbeatd.Member) error {
+		log.Printf("%s at %s, zone %q", m.Name, m.Address, m.Tags["zone"])
+		return nil
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	dead := heartbeatd.MemberPageRequest{MemberFilter: heartbeatd.MemberFilter{State: []string{heartbeatd.StateDead}}}
+	page, err := c.MembersPage(ctx, dead)
+	if err != nil {
+		log.Fatal(err)
+	}
+	dead.IfNoneMatch = page.ETag
+	if later, err := c.MembersPage(ctx, dead); err == nil && !later.NotModified {
+		page = later // a member died, came back or was forgotten since
+	}
+	log.Printf("%d dead members", len(page.Members))
+}

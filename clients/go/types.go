@@ -76,6 +76,9 @@ type Member struct {
 	// only heard of through others.
 	LastSeenMs *int64 `json:"last_seen_ms"`
 	Self       bool   `json:"self"`
+	// Tags are node.tags as the member last announced them ({"role": "db"}); empty (nil
+	// from a daemon before tags) for none.
+	Tags map[string]string `json:"tags"`
 }
 
 // Member states.
