@@ -11,6 +11,10 @@
 // ids=string, so nothing depends on the precision of a JSON number; responses with ids as
 // numbers are decoded too.
 //
+// Members carry their tags. MembersMatching, MembersPage and EachMember filter and page
+// GET /v1/members (MemberFilter, MemberPageRequest); MembersPage also makes conditional
+// requests (IfNoneMatch), a 304 being a MemberPage with NotModified set.
+//
 //	c, err := heartbeatd.New(heartbeatd.Options{URL: "http://127.0.0.1:7700", TokenFile: "/etc/gw/hb-token"})
 //	if err != nil { ... }
 //	defer c.Close()
