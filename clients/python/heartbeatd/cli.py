@@ -54,7 +54,12 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("logout", help="mark a user offline now").add_argument("user", type=_user_arg)
     commands.add_parser("counts", help="users online and tracked")
     commands.add_parser("history", help="the online count over the last hour")
-    commands.add_parser("members", help="the cluster as this node sees it")
+    members = commands.add_parser(
+        "members", help="the cluster as this node sees it: NAME ADDRESS STATE [TAGS as JSON]")
+    members.add_argument("--state", help="only members in this state (several: alive,suspect)")
+    members.add_argument("--name", help="only names matching this pattern (* and ?)")
+    members.add_argument("--tag", action="append", default=None,
+                         help="only members with this tag, KEY:VALUE or KEY (repeatable: all must match)")
     commands.add_parser("member", help="one member; exit 0 if alive").add_argument("name")
     commands.add_parser("health", help="the daemon's health, as JSON")
     commands.add_parser("keys", help="the cluster keyring (scope admin)")
@@ -125,8 +130,14 @@ def _run(hb: Client, args: argparse.Namespace) -> int:
             print(f"{p.time_ms} {p.online} {p.tracked}")
         return 0
     if args.command == "members":
-        for m in hb.members():
-            print(f"{m.name} {m.address} {m.state}")
+        try:
+            members = hb.iter_members(state=args.state, name=args.name, tag=args.tag)
+        except ValueError as e:
+            print(f"{PROG}: --{e}", file=sys.stderr)
+            return 2
+        for m in members:
+            tags = " " + json.dumps(m.tags, separators=(",", ":")) if m.tags else ""
+            print(f"{m.name} {m.address} {m.state}{tags}")
         return 0
     if args.command == "member":
         m = hb.member(args.name)

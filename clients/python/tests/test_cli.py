@@ -47,6 +47,13 @@ class CliTest(unittest.TestCase):
         r = run_cli(sock + ["status", "abc"])
         self.assertEqual(r.returncode, 2)
         self.assertIn("abc", r.stderr)
+        r = run_cli(sock + ["members", "--state", "alive,suspect", "--name", "py-*"])
+        self.assertEqual((r.returncode, r.stdout.split()[::2]), (0, ["py-test", "alive"]), r.stderr)
+        r = run_cli(sock + ["members", "--tag", "role", "--tag", "zone:a b"])
+        self.assertEqual((r.returncode, r.stdout), (0, ""), r.stderr)  # this node has no tags
+        r = run_cli(sock + ["members", "--state", "zombie"])
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--state: unknown state 'zombie'", r.stderr)
         r = run_cli(["--socket", self.daemon.file("none.sock"), "members"])
         self.assertEqual(r.returncode, 3)
         self.assertIn("cannot reach heartbeatd", r.stderr)

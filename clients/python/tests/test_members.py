@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import unittest
 from urllib.parse import parse_qsl
 
 from heartbeatd import ApiError, Client, Member, MemberEvent, MemberPage
 from heartbeatd.client import member_query
 
-from support import Collector, Daemon, eventually
+from support import Collector, Daemon, eventually, run_cli
 
 # A tag value with every character that means something in a query string.
 ODD_VALUE = "x y:&#%+z"
@@ -102,6 +103,12 @@ class MembersTest(unittest.TestCase):
         self.assertEqual(hb.members(tag="note:x y"), [])
         self.assertEqual(self.names(hb.members(state="alive", name="py-*", tag="role:web")),
                          ["py-b"])
+
+    def test_the_cli_filters_and_prints_tags(self) -> None:
+        r = run_cli(["--socket", self.a.socket_path, "members", "--tag", "note:" + ODD_VALUE])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        name, _, state, tags = r.stdout.rstrip("\n").split(" ", 3)
+        self.assertEqual((name, state, json.loads(tags)), ("py-b", "alive", B_TAGS))
 
     def test_query_encoding(self) -> None:
         query = member_query(["alive", "dead"], "py-?", {"note": ODD_VALUE, "role": None}, 5,
