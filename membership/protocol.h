@@ -50,7 +50,7 @@ struct MemberInfo {
   std::optional<TimePoint> last_seen;  // last datagram from it (self: last activity)
   TimePoint state_since{};             // when it entered `state`, as this node saw it
   bool self = false;
-  Tags tags;  // as it last announced them
+  Tags tags;                             // as it last announced them
   std::optional<std::uint64_t> tags_at;  // the incarnation it announced them at; unset: never
 };
 

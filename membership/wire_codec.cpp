@@ -57,7 +57,6 @@ bool known_state(std::uint8_t v) {
 constexpr std::uint8_t kStateMask = 0x3f;
 constexpr std::uint8_t kHasTags = 0x80;  // alive only: tags_at and a tag set follow
 
-
 std::size_t varint_size(std::uint64_t v) {
   std::size_t n = 1;
   for (; v >= 0x80; v >>= 7) ++n;
