@@ -44,6 +44,9 @@ struct Update {
   Address address;
   std::uint64_t incarnation = 0;
   std::string from;
+  // Left only (force-leave with prune, docs/PROTOCOL.md "Force-leave"): every receiver
+  // forgets the member at once instead of keeping it as left until reap_after.
+  bool forget = false;
   bool operator==(const Update&) const = default;
 };
 

@@ -10,6 +10,8 @@
 //                  heartbeat, gossip, refuse  nothing
 //   update count u8 | each update: state u8, name, address, incarnation varint,
 //                                  from name (suspect and dead only)
+//   update state byte: the state in the low 6 bits (kStateMask), flags above it:
+//                      0x40 forget (left only)
 //   name    = length u8 (1..128), bytes of [A-Za-z0-9._-]
 //   address = family u8 (4 or 6), 4 or 16 address bytes, port u16 (never 0)
 //
@@ -46,6 +48,9 @@ bool known_type(std::uint8_t v) {
 bool known_state(std::uint8_t v) {
   return v <= 3;
 }
+// An update's state byte: the state, and flags in the bits above it.
+constexpr std::uint8_t kStateMask = 0x3f;
+constexpr std::uint8_t kForgetFlag = 0x40;  // left only: receivers forget the member
 
 std::size_t varint_size(std::uint64_t v) {
   std::size_t n = 1;
@@ -209,10 +214,20 @@ bool read_freshness(Reader& r, Message& m) {
 }
 
 bool read_update(Reader& r, Update& u) {
-  std::uint8_t state = 0;
-  if (!r.u8(state)) return false;
+  std::uint8_t byte = 0;
+  if (!r.u8(byte)) return false;
+  const std::uint8_t state = byte & kStateMask;
+  const std::uint8_t flags = byte & ~kStateMask;
   if (!known_state(state)) return r.fail(r.section + ": unknown state " + std::to_string(state));
   u.state = static_cast<MemberState>(state);
+  if (flags & kForgetFlag) {
+    if (u.state != MemberState::left) {
+      return r.fail(r.section + ": forget flag on state " + std::string(to_string(u.state)) +
+                    " (left only)");
+    }
+    u.forget = true;
+  }
+  if (flags & ~kForgetFlag) return r.fail(r.section + ": unknown flags " + std::to_string(flags));
   if (!r.name(u.name, "name") || !r.address(u.address, "address") ||
       !r.varint(u.incarnation, "incarnation")) {
     return false;
@@ -327,6 +342,7 @@ std::vector<std::uint8_t> encode(const Message& m) {
     const Update& u = m.updates[i];
     const std::string what = "update " + std::to_string(i);
     require(known_state(static_cast<std::uint8_t>(u.state)), what + " has an unknown state");
+    require(!u.forget || u.state == MemberState::left, what + " forgets a member that is not left");
     check_name(u.name, what);
     check_address(u.address, what);
     if (has_from(u.state)) check_name(u.from, what + " from");
@@ -357,7 +373,7 @@ std::vector<std::uint8_t> encode(const Message& m) {
   }
   w.u8(static_cast<std::uint8_t>(m.updates.size()));
   for (const Update& u : m.updates) {
-    w.u8(static_cast<std::uint8_t>(u.state));
+    w.u8(static_cast<std::uint8_t>(static_cast<std::uint8_t>(u.state) | (u.forget ? kForgetFlag : 0)));
     w.name(u.name);
     w.address(u.address);
     w.varint(u.incarnation);
