@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "tests/support/daemon_process.h"
+#include "tests/support/event_stream.h"
 #include "tests/support/test_util.h"
 
 namespace heartbeatd::test {
@@ -106,7 +107,9 @@ TEST(ClusterAdmin, ForceLeaveMarksADeadMemberLeftEverywhereAndPruneForgetsIt) {
   EXPECT_EQ(state_of(*n[0], "node-2"), "dead");
   EXPECT_EQ(metric(*n[0], "heartbeatd_force_leaves_total"), 0);
 
-  // The dead one: left on every node.
+  // The dead one: left on every node; another node's event stream reports the change.
+  auto events = EventStream::tcp(n[1]->port(), "/v1/events?members=node-2");
+  ASSERT_EQ(events.status(), 200);
   r = http_tcp(n[0]->port(), "POST", "/v1/members/node-2/leave");
   ASSERT_EQ(r.status, 200) << r.body;
   auto body = boost::json::parse(r.body).as_object();
@@ -117,6 +120,11 @@ TEST(ClusterAdmin, ForceLeaveMarksADeadMemberLeftEverywhereAndPruneForgetsIt) {
   EXPECT_TRUE(eventually([&] { return everyone_sees("node-2", "left"); }, 3s))
       << "node-1: " << state_of(*n[1], "node-2").value_or("?");
   EXPECT_EQ(metric(*n[0], "heartbeatd_force_leaves_total"), 1);
+  const auto change = events.next_matching(
+      "member", [](const boost::json::object& e) { return e.at("state").as_string() == "left"; },
+      3s);
+  ASSERT_TRUE(change);
+  EXPECT_EQ(change->json().at("previous").as_string(), "dead");
 
   // Pruned through heartbeatctl on another node: gone from every node's list.
   const auto pruned = ctl(*n[1], {"force-leave", "node-2", "--prune"});
