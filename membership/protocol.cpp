@@ -728,7 +728,9 @@ void MembershipProtocol::forget(Member& m, const Update& u, TimePoint now) {
   const std::string name = m.name;
   remove(name);  // also drops queued news about it, so the forget is queued after
   if (observer_) observer_->member_forgotten(name);
-  if (tombstones_.size() < t_.max_members) tombstones_[name] = Tombstone{news, now + t_.reap_after, now};
+  if (tombstones_.size() < t_.max_members) {
+    tombstones_[name] = Tombstone{news, now + t_.reap_after, now};
+  }
   announce(std::move(news), now);
 }
 

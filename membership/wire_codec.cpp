@@ -373,7 +373,8 @@ std::vector<std::uint8_t> encode(const Message& m) {
   }
   w.u8(static_cast<std::uint8_t>(m.updates.size()));
   for (const Update& u : m.updates) {
-    w.u8(static_cast<std::uint8_t>(static_cast<std::uint8_t>(u.state) | (u.forget ? kForgetFlag : 0)));
+    w.u8(static_cast<std::uint8_t>(static_cast<std::uint8_t>(u.state) |
+                                   (u.forget ? kForgetFlag : 0)));
     w.name(u.name);
     w.address(u.address);
     w.varint(u.incarnation);

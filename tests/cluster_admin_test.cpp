@@ -76,10 +76,12 @@ TEST(ClusterAdmin, ForceLeaveMarksADeadMemberLeftEverywhereAndPruneForgetsIt) {
     }
     return true;
   };
-  ASSERT_TRUE(eventually([&] {
-    return everyone_sees("node-0", "alive") && everyone_sees("node-1", "alive") &&
-           everyone_sees("node-2", "alive");
-  }, 10s));
+  ASSERT_TRUE(eventually(
+      [&] {
+        return everyone_sees("node-0", "alive") && everyone_sees("node-1", "alive") &&
+               everyone_sees("node-2", "alive");
+      },
+      10s));
 
   n[2]->signal(SIGKILL);
   ASSERT_TRUE(n[2]->wait_exit(5s));
@@ -148,7 +150,8 @@ TEST(ClusterAdmin, ALoneDaemonJoinsAnotherAtRunTime) {
   auto r = http_tcp(a.port(), "POST", "/v1/join", join_body({}));
   EXPECT_EQ(r.status, 400) << r.body;
   EXPECT_NE(r.body.find("empty"), std::string::npos) << r.body;
-  r = http_tcp(a.port(), "POST", "/v1/join", join_body(std::vector<std::string>(17, "127.0.0.1:1")));
+  r = http_tcp(a.port(), "POST", "/v1/join",
+               join_body(std::vector<std::string>(17, "127.0.0.1:1")));
   EXPECT_EQ(r.status, 400) << r.body;
   EXPECT_NE(r.body.find("at most 16"), std::string::npos) << r.body;
   r = http_tcp(a.port(), "POST", "/v1/join", join_body({b.cluster_address(), "no-port"}));
@@ -173,9 +176,8 @@ TEST(ClusterAdmin, ALoneDaemonJoinsAnotherAtRunTime) {
   EXPECT_EQ(body.at("joined").as_array()[0].at("address").as_string(), by_name);
   EXPECT_EQ(body.at("joined").as_array()[0].at("member").as_string(), "lone-b");
   EXPECT_TRUE(body.at("failed").as_array().empty());
-  EXPECT_TRUE(eventually([&] {
-    return state_of(a, "lone-b") == "alive" && state_of(b, "lone-a") == "alive";
-  }, 5s));
+  EXPECT_TRUE(eventually(
+      [&] { return state_of(a, "lone-b") == "alive" && state_of(b, "lone-a") == "alive"; }, 5s));
 }
 
 TEST(ClusterAdmin, AJoinToAnAddressWhereNothingListensFailsWithinTheBound) {

@@ -1,7 +1,7 @@
 #include "transport/api/cluster_routes.h"
 
-#include <boost/json.hpp>
 #include <fmt/format.h>
+#include <boost/json.hpp>
 
 #include "base/host_port.h"
 #include "membership/member.h"
@@ -29,7 +29,8 @@ std::variant<std::vector<SeedHost>, Response> join_targets(const std::string& bo
   }
   const auto& o = v.get_object();
   for (const auto& [key, value] : o) {
-    if (key != "addresses") return bad_request(fmt::format("unknown field \"{}\"", std::string_view(key)));
+    if (key != "addresses")
+      return bad_request(fmt::format("unknown field \"{}\"", std::string_view(key)));
   }
   const auto* list = o.if_contains("addresses");
   if (!list || !list->is_array()) {
@@ -37,12 +38,12 @@ std::variant<std::vector<SeedHost>, Response> join_targets(const std::string& bo
   }
   const auto& a = list->get_array();
   if (a.empty()) {
-    return bad_request(fmt::format("\"addresses\" is empty: give 1 to {} host:port addresses",
-                                   kMaxJoinAddresses));
+    return bad_request(
+        fmt::format("\"addresses\" is empty: give 1 to {} host:port addresses", kMaxJoinAddresses));
   }
   if (a.size() > kMaxJoinAddresses) {
-    return bad_request(fmt::format("\"addresses\" has {} entries; at most {} per request",
-                                   a.size(), kMaxJoinAddresses));
+    return bad_request(fmt::format("\"addresses\" has {} entries; at most {} per request", a.size(),
+                                   kMaxJoinAddresses));
   }
   std::vector<SeedHost> targets;
   for (std::size_t i = 0; i < a.size(); ++i) {
@@ -51,9 +52,10 @@ std::variant<std::vector<SeedHost>, Response> join_targets(const std::string& bo
     std::string why;
     const auto hp = parse_host_port(text, &why);
     if (!hp) {
-      return bad_request(fmt::format("addresses[{}] '{}': {} (expected host:port, such as "
-                                     "10.0.0.2:7701, [fd00::2]:7701 or node-b.internal:7701)",
-                                     i, text, why));
+      return bad_request(
+          fmt::format("addresses[{}] '{}': {} (expected host:port, such as "
+                      "10.0.0.2:7701, [fd00::2]:7701 or node-b.internal:7701)",
+                      i, text, why));
     }
     targets.push_back({hp->host, hp->port});
   }
@@ -138,27 +140,29 @@ void add_cluster_routes(Router& router, ClusterAdminApi api) {
                        return respond(bad_request("POST /v1/join takes no query parameters"));
                      }
                      auto targets = join_targets(req.body());
-                     if (auto* err = std::get_if<Response>(&targets)) return respond(std::move(*err));
+                     if (auto* err = std::get_if<Response>(&targets))
+                       return respond(std::move(*err));
                      api.join(std::move(std::get<std::vector<SeedHost>>(targets)), api.join_wait,
                               [respond](JoinReport r) { respond(join_answer(r)); });
                    });
-  router.add(http::verb::post, "/v1/members/{name}/leave", Scope::admin,
-             [api](const Request&, const RouteMatch& m) {
-               const std::string name(m.param("name"));
-               if (!membership::valid_name(name)) {
-                 return bad_request(fmt::format("'{}' is not a member name", name));
-               }
-               auto params = parse_query(m.query, {"prune"});
-               if (auto* why = std::get_if<std::string>(&params)) return bad_request(*why);
-               bool prune = false;
-               for (const auto& p : std::get<std::vector<QueryParam>>(params)) {
-                 if (p.value != "true" && p.value != "false") {
-                   return bad_request(fmt::format("prune: expected true or false, got '{}'", p.value));
-                 }
-                 prune = p.value == "true";
-               }
-               return force_leave_answer(name, api.force_leave(name, prune));
-             });
+  router.add(
+      http::verb::post, "/v1/members/{name}/leave", Scope::admin,
+      [api](const Request&, const RouteMatch& m) {
+        const std::string name(m.param("name"));
+        if (!membership::valid_name(name)) {
+          return bad_request(fmt::format("'{}' is not a member name", name));
+        }
+        auto params = parse_query(m.query, {"prune"});
+        if (auto* why = std::get_if<std::string>(&params)) return bad_request(*why);
+        bool prune = false;
+        for (const auto& p : std::get<std::vector<QueryParam>>(params)) {
+          if (p.value != "true" && p.value != "false") {
+            return bad_request(fmt::format("prune: expected true or false, got '{}'", p.value));
+          }
+          prune = p.value == "true";
+        }
+        return force_leave_answer(name, api.force_leave(name, prune));
+      });
 }
 
 }  // namespace heartbeatd::transport

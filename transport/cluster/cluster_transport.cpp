@@ -545,7 +545,8 @@ void ClusterTransport::join(std::vector<SeedHost> targets, membership::Duration 
       if (j->lookups_left > 0) {
         for (auto& t : j->targets) {
           if (t.looking_up) {
-            j->unresolved.emplace_back(t.host, fmt::format("no answer from the resolver within {} ms", ms));
+            j->unresolved.emplace_back(t.host,
+                                       fmt::format("no answer from the resolver within {} ms", ms));
           }
         }
         return finish_unresolved(*j);
@@ -573,22 +574,23 @@ void ClusterTransport::join(std::vector<SeedHost> targets, membership::Duration 
     for (auto i : names) j->targets[i].looking_up = true;
     if (names.empty()) return join_resolved(j);
     for (auto i : names) {
-      options_.resolve_seed(targets[i], [this, j, i](std::vector<Address> found, std::string error) {
-        if (j->finished) return;
-        auto& t = j->targets[i];
-        t.looking_up = false;
-        std::erase_if(found, [this](const Address& a) { return !usable(a); });
-        if (found.empty()) {
-          j->unresolved.emplace_back(t.host,
-                                     error.empty() ? "no address this socket can reach" : error);
-        }
-        std::sort(found.begin(), found.end());
-        found.erase(std::unique(found.begin(), found.end()), found.end());
-        t.addresses = std::move(found);
-        if (--j->lookups_left > 0) return;
-        if (j->unresolved.empty()) return join_resolved(j);
-        finish_unresolved(*j);
-      });
+      options_.resolve_seed(
+          targets[i], [this, j, i](std::vector<Address> found, std::string error) {
+            if (j->finished) return;
+            auto& t = j->targets[i];
+            t.looking_up = false;
+            std::erase_if(found, [this](const Address& a) { return !usable(a); });
+            if (found.empty()) {
+              j->unresolved.emplace_back(
+                  t.host, error.empty() ? "no address this socket can reach" : error);
+            }
+            std::sort(found.begin(), found.end());
+            found.erase(std::unique(found.begin(), found.end()), found.end());
+            t.addresses = std::move(found);
+            if (--j->lookups_left > 0) return;
+            if (j->unresolved.empty()) return join_resolved(j);
+            finish_unresolved(*j);
+          });
     }
   });
 }
@@ -602,11 +604,12 @@ void ClusterTransport::join_resolved(const std::shared_ptr<PendingJoin>& j) {
     std::lock_guard lock(mu_);
     const auto self = protocol_->member(options_.node_name)->address;
     for (auto& t : j->targets) {
-      const bool only_self = !t.addresses.empty() &&
-                             std::all_of(t.addresses.begin(), t.addresses.end(),
-                                         [&](const Address& a) { return a == self; });
+      const bool only_self =
+          !t.addresses.empty() && std::all_of(t.addresses.begin(), t.addresses.end(),
+                                              [&](const Address& a) { return a == self; });
       if (only_self || t.addresses.empty()) {
-        t.error = only_self ? "this node's own cluster address" : "no address this socket can reach";
+        t.error =
+            only_self ? "this node's own cluster address" : "no address this socket can reach";
         continue;
       }
       waiting = true;
@@ -637,8 +640,9 @@ void ClusterTransport::note_join_answer(const Address& from, std::span<const std
   const auto sender = membership::peek_sender_name(body);
   std::optional<membership::MemberInfo> m;
   if (sender) m = protocol_->member(*sender);
-  const bool admitted = m && !m->self && (m->state == membership::MemberState::alive ||
-                                          m->state == membership::MemberState::suspect);
+  const bool admitted =
+      m && !m->self &&
+      (m->state == membership::MemberState::alive || m->state == membership::MemberState::suspect);
   for (const auto& j : joins_) {
     if (j->finished || !j->sent) continue;  // still resolving: nothing was sent yet
     bool open = false;

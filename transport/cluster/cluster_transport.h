@@ -180,14 +180,14 @@ class ClusterTransport final : public membership::DatagramSink,
       std::string host;
       bool looking_up = false;
       std::vector<membership::Address> addresses;
-      std::string member;  // who answered
-      std::string error;   // decided already (this node's own address)
+      std::string member;                // who answered
+      std::string error;                 // decided already (this node's own address)
       bool answered_unadmitted = false;  // a datagram came back but its sender was not admitted
     };
     std::vector<Target> targets;
     std::size_t lookups_left = 0;
     std::vector<std::pair<std::string, std::string>> unresolved;  // host, why
-    std::unique_ptr<boost::asio::steady_timer> timer;  // the deadline, lookups included
+    std::unique_ptr<boost::asio::steady_timer> timer;             // the deadline, lookups included
     std::function<void(JoinReport)> done;
     bool sent = false;  // the join requests went out
     bool finished = false;
