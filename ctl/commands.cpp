@@ -60,6 +60,16 @@ std::optional<std::int64_t> int_field(const json::object& o, std::string_view ke
   if (v->is_uint64() && v->get_uint64() <= INT64_MAX) return static_cast<std::int64_t>(v->get_uint64());
   throw BadAnswer{fmt::format("\"{}\" is not an integer", key)};
 }
+std::vector<std::string> string_list(const json::object& o, std::string_view key) {
+  const auto& v = field(o, key);
+  if (!v.is_array()) throw BadAnswer{fmt::format("\"{}\" is not an array", key)};
+  std::vector<std::string> items;
+  for (const auto& item : v.get_array()) {
+    if (!item.is_string()) throw BadAnswer{fmt::format("\"{}\" holds a non-string", key)};
+    items.emplace_back(item.get_string());
+  }
+  return items;
+}
 // Numbers and ids as the daemon wrote them (user ids may exceed int64).
 std::string scalar_text(const json::value& v) {
   if (v.is_string()) return std::string(v.get_string());
@@ -220,6 +230,19 @@ Outcome render(const Options& o, const HttpAnswer& a, std::int64_t now_ms) {
                             bool_field(top, "forgotten") ? "left and forgotten" : "left",
                             string_field(top, "previous_state"));
       break;
+    case Command::reload: {
+      const auto result = string_field(top, "result");
+      if (result != "applied" && result != "unchanged") {
+        throw BadAnswer{fmt::format("\"result\" is \"{}\"", result)};
+      }
+      const auto applied = string_list(top, "applied");
+      const auto needs_restart = string_list(top, "needs_restart");
+      if (result == "unchanged") out.out = "unchanged: the file matches the running configuration\n";
+      for (const auto& a : applied) out.out += "applied: " + a + "\n";
+      for (const auto& n : needs_restart) out.out += "needs a restart: " + n + "\n";
+      if (!needs_restart.empty()) out.exit_code = kExitNeedsRestart;
+      break;
+    }
     case Command::offline:
     case Command::watch:
       throw BadAnswer{"unexpected body"};
@@ -255,6 +278,8 @@ HttpRequest build_request(const Options& o) {
     }
     case Command::force_leave:
       return {"POST", "/v1/members/" + o.member + "/leave" + (o.prune ? "?prune=true" : ""), ""};
+    case Command::reload:
+      return {"POST", "/v1/reload", ""};
     case Command::member:
       return {"GET", "/v1/members/" + o.member, ""};
     case Command::user:
@@ -298,6 +323,15 @@ Outcome interpret(const Options& o, const HttpAnswer& a, std::int64_t now_ms) {
         message->is_string()) {
       return fail(kExitNegative, fmt::format("join failed: {}", std::string_view(message->get_string())));
     }
+  }
+  if (o.command == Command::reload && a.status == 422) {
+    // The answer is the whole story here: --json hands it on as it came.
+    Outcome out = fail(kExitNegative, "the daemon rejected the new configuration; the running "
+                                      "one stays in force: " + describe_error(a));
+    json::error_code jec;
+    const auto v = json::parse(a.body, jec);
+    if (o.json && !jec) out.out = json::serialize(v) + "\n";
+    return out;
   }
   if (a.status >= 500 && a.status <= 599) {
     return fail(kExitUnreachable, "the daemon failed: " + describe_error(a));

@@ -45,6 +45,12 @@ Commands:
                           live members last seen sealing with each key, sending plain
                           (plaintext) or not heard from directly (unknown); then
                           whether this node seals and requires sealed datagrams
+  reload                  make the daemon re-read its --config file (as SIGHUP does;
+                          POST /v1/reload, admin scope) and print what it applied
+                          and which changed keys need a restart; exit 0 if applied
+                          or unchanged, 4 if some key needs a restart, 1 if the file
+                          was rejected (the reason on stderr; the running
+                          configuration stays) or the daemon has no --config file
   member NAME             one member; exit 0 if alive, 1 if suspect, dead, left or
                           unknown to this node
   user ID                 one user: USER ONLINE LAST_SEEN; exit 0 if online, 1 if not
@@ -89,7 +95,8 @@ Options (before or after the command):
                           Default: $HEARTBEATD_TOKEN if set (--token-file wins)
   --json                  print the daemon's JSON, one compact document per line
                           (watch: each event's data with an added "event" field;
-                          heartbeat of one user and offline print nothing)
+                          heartbeat of one user and offline print nothing;
+                          reload: the daemon's answer, also when it rejected the file)
   --version               print the version and exit
   --help                  print this help and exit
 
@@ -110,6 +117,8 @@ Exit codes:
   3  the daemon is unreachable: no socket, connection refused, no answer within
      --timeout, an answer that is not HTTP or not heartbeatd's, a 5xx error, or a
      watch stream that ended
+  4  reload: the new configuration was applied, but it changes keys that only a
+     restart applies (listed as "needs a restart")
 Manual: man heartbeatctl. HTTP API: docs/API.md.
 )";
 

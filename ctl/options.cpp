@@ -19,7 +19,7 @@ constexpr CommandInfo kCommands[] = {
     {"health", Command::health}, {"members", Command::members},     {"member", Command::member},
     {"user", Command::user},     {"users", Command::users},         {"heartbeat", Command::heartbeat},
     {"offline", Command::offline}, {"watch", Command::watch},     {"keys", Command::keys},
-    {"join", Command::join},       {"force-leave", Command::force_leave},
+    {"reload", Command::reload},   {"join", Command::join},         {"force-leave", Command::force_leave},
 };
 
 std::optional<Command> find_command(std::string_view name) {
@@ -303,6 +303,7 @@ Options parse(const std::vector<std::string>& args, const Environment& env) {
   switch (o.command) {
     case Command::health:
     case Command::keys:
+    case Command::reload:
       expect_count(name, operands, 0, 0, "");
       break;
     case Command::members:

@@ -22,13 +22,17 @@ inline constexpr int kExitOk = 0;           // alive / online / success
 inline constexpr int kExitNegative = 1;     // not alive / offline / degraded / API error
 inline constexpr int kExitUsage = 2;        // bad command line
 inline constexpr int kExitUnreachable = 3;  // no daemon, timeout, not HTTP, 5xx
+// reload: done, but the file changes keys that only a restart applies. Distinct from 0 so a
+// script (a config-management run) knows to schedule a restart; distinct from 1, which
+// means nothing was applied (the file was rejected).
+inline constexpr int kExitNeedsRestart = 4;
 
 // Most addresses one join names: the daemon's limit (kMaxJoinAddresses of
 // transport/api/cluster_routes.h), which the client does not link.
 inline constexpr std::size_t kMaxJoinAddresses = 16;
 
 enum class Command {
-  health, members, member, user, users, heartbeat, offline, watch, keys, join, force_leave
+  health, members, member, user, users, heartbeat, offline, watch, keys, reload, join, force_leave
 };
 
 struct Options {

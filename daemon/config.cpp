@@ -410,6 +410,44 @@ Field unix_scopes_field() {
                [](Config& dst, const Config& src) { dst.api.unix_scopes = src.api.unix_scopes; }};
 }
 
+// node.tags: {key: value, ...}, checked by the protocol's own rule (membership/member.h).
+Field tags_field() {
+  const std::string key = "node.tags";
+  Field f{key, true,
+          [key](Config& c, const YAML::Node& n, int line) {
+            membership::Tags tags;
+            if (!n.IsNull()) {
+              if (!n.IsMap()) fail(line, key, "a mapping such as {role: db, zone: b}", n);
+              for (const auto& kv : n) {
+                const int at = line_of(kv.first);
+                const std::string k = scalar(kv.first, at, key, "a tag name");
+                const std::string v =
+                    kv.second.IsNull() ? "" : scalar(kv.second, line_of(kv.second), key + "." + k,
+                                                     "a string of printable ASCII");
+                if (!tags.emplace(k, v).second) {
+                  throw ParseError{at, fmt::format("{}: tag {} is given twice", key, k)};
+                }
+                if (auto problem = membership::tags_problem({{k, v}})) {
+                  throw ParseError{at, fmt::format("{}: {}", key, *problem)};
+                }
+              }
+              if (auto problem = membership::tags_problem(tags)) {
+                throw ParseError{line, fmt::format("{}: {}", key, *problem)};
+              }
+            }
+            c.node.tags = std::move(tags);
+          },
+          [](const Config& c) {
+            std::string out = "{";
+            for (const auto& [k, v] : c.node.tags) {
+              out.append(out.size() > 1 ? ", " : "").append(k).append(": ").append(v);
+            }
+            return out + "}";
+          },
+          [](Config& dst, const Config& src) { dst.node.tags = src.node.tags; }};
+  return f;
+}
+
 const std::vector<Field>& fields() {
   static const std::vector<Field> table = [] {
     using M = Millis;
@@ -420,6 +458,7 @@ const std::vector<Field>& fields() {
     f.push_back(string_field(
         "node.data_dir", false, "a directory path", [](const std::string&) { return true; },
         [](auto& c) -> auto& { return c.node.data_dir; }));
+    f.push_back(tags_field());
 
     f.push_back(make_field(
         "api.http", false, [](auto& c) -> auto& { return c.api.http; }, optional_host_port,

@@ -38,6 +38,7 @@ struct Config {
   struct Node {
     std::string name;
     std::string data_dir;
+    membership::Tags tags;  // node.tags: announced with this node, shown in member views
   } node;
   struct Api {
     std::optional<HostPort> http;  // nullopt (the default): no TCP listener

@@ -7,12 +7,15 @@
 #include <algorithm>
 #include <csignal>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <random>
 #include <thread>
 #include <variant>
 #include <vector>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "base/log.h"
 #include "base/wall_clock.h"
@@ -29,6 +32,7 @@
 #include "transport/presence/redis_store.h"
 #include "transport/api/socket_dir.h"
 #include "transport/api/rate_limiter.h"
+#include "transport/api/reload_routes.h"
 #include "transport/api/tls_context.h"
 #include "transport/api/ui_routes.h"
 
@@ -58,8 +62,9 @@ std::optional<membership::Address> resolve(const HostPort& hp, std::string* why)
 
 // The API's access policy from api.tokens_file (read now) and api.unix_scopes; null when
 // neither is set (every caller has every scope, at no cost per request).
+// `tokens` (optional) receives the entries read, for a reload to tell whether they changed.
 std::variant<std::shared_ptr<const transport::AccessPolicy>, std::string> make_access(
-    const Config& c) {
+    const Config& c, std::vector<transport::TokenEntry>* tokens = nullptr) {
   transport::AccessPolicy::Options o;
   o.unix_scopes = c.api.unix_scopes;
   o.own_uid = static_cast<unsigned>(getuid());
@@ -69,6 +74,7 @@ std::variant<std::shared_ptr<const transport::AccessPolicy>, std::string> make_a
       return "api.tokens_file " + e->message;
     }
     o.tokens = std::move(std::get<std::vector<transport::TokenEntry>>(loaded));
+    if (tokens) *tokens = *o.tokens;
   }
   if (!o.tokens && o.unix_scopes.empty()) return std::shared_ptr<const transport::AccessPolicy>();
   return std::make_shared<const transport::AccessPolicy>(std::move(o));
@@ -77,6 +83,33 @@ std::variant<std::shared_ptr<const transport::AccessPolicy>, std::string> make_a
 // "log.level: info -> debug" -> "log.level" (ReloadPlan's changes start with their key).
 std::string change_key(const std::string& change) {
   return change.substr(0, change.find(':'));
+}
+
+bool same_tokens(const std::vector<transport::TokenEntry>& a,
+                 const std::vector<transport::TokenEntry>& b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](const auto& x, const auto& y) {
+    return x.name == y.name && x.scopes == y.scopes && x.digest == y.digest;
+  });
+}
+
+// "6d2f0e9a41c3b8d7,0b44ac19e0f2d3a6" (the sealing key first), or "none".
+std::string fingerprints_text(const std::vector<std::string>& fps) {
+  return fps.empty() ? std::string("none") : fmt::format("{}", fmt::join(fps, ","));
+}
+
+// Tells whether the TLS files changed between reloads, without keeping their contents: a
+// hash of the three files' bytes (a file that cannot be read counts as empty).
+std::size_t tls_files_digest(const Config::Api::Tls& t) {
+  std::string all;
+  for (const auto* path : {&t.cert_file, &t.key_file, &t.client_ca_file}) {
+    if (path->empty()) continue;
+    std::ifstream in(*path, std::ios::binary);
+    all.append(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    all.push_back('\0');
+  }
+  const std::size_t digest = std::hash<std::string>{}(all);
+  std::fill(all.begin(), all.end(), '\0');  // held a private key
+  return digest;
 }
 
 void log_access(const Config& c, const transport::AccessPolicy* policy, std::string_view when) {
@@ -151,6 +184,10 @@ Daemon::Daemon(Config config, std::optional<std::string> config_path)
   transport::add_event_routes(router_, *events_, config_->events.max_watched_users);
   transport::add_metrics_route(router_, [this](MetricsWriter& w) { write_metrics(w); });
   transport::add_ui_routes(router_);
+  // On the strand, like SIGHUP: reloads never overlap, whoever asks for them.
+  transport::add_reload_route(router_, [this](std::function<void(transport::ReloadOutcome)> done) {
+    boost::asio::post(strand_, [this, done = std::move(done)] { done(reload("POST /v1/reload")); });
+  });
 }
 
 Daemon::~Daemon() {
@@ -168,6 +205,7 @@ int Daemon::start_cluster() {
   o.bind_host = c.bind.host;
   o.bind_port = c.bind.port;
   o.timings = config_->membership.protocol_timings();
+  o.tags = config_->node.tags;
   std::string why;
   if (c.advertise) {
     o.advertise = resolve(*c.advertise, &why);
@@ -300,6 +338,7 @@ bool Daemon::open_listeners() {
     }
     log::info("api.http serves HTTPS{}: {}", made.mutual ? " with client certificates" : "",
               made.identity.to_string());
+    tls_digest_ = tls_files_digest(api.tls);
     tls = std::move(made.context);
   }
   try {
@@ -460,7 +499,7 @@ int Daemon::run() {
     }
   }
   {
-    auto access = make_access(*config_);
+    auto access = make_access(*config_, &tokens_);
     if (auto* why = std::get_if<std::string>(&access)) {
       log::error("{}", *why);
       return kExitUsage;
@@ -551,7 +590,7 @@ void Daemon::do_await_signal() {
   signals_.async_wait([this](const boost::system::error_code& ec, int signal) {
     if (ec) return;  // cancelled while stopping
     if (signal == SIGHUP) {
-      reload();
+      reload("SIGHUP");
       do_await_signal();
     } else {
       begin_stop(signal);
@@ -577,6 +616,7 @@ void Daemon::do_sample_history() {
 
 void Daemon::begin_stop(int signal) {
   log::info("{} received: stopping", signal == SIGINT ? "SIGINT" : "SIGTERM");
+  stopping_ = true;
   notifier_.stopping();
   notifier_.stop_watchdog();
   cluster_->leave_and_stop();  // peers see "left" now, not "dead" later
@@ -606,26 +646,44 @@ void Daemon::set_security_warnings(std::vector<std::string> warnings) {
   warnings_ = std::move(warnings);
 }
 
-void Daemon::reload() {
+transport::ReloadOutcome Daemon::reload(std::string_view trigger) {
+  using Result = transport::ReloadOutcome::Result;
+  transport::ReloadOutcome out;
+  auto reject = [&](std::string why, std::string_view notify) {
+    out.result = Result::rejected;
+    out.error = std::move(why);
+    notifier_.ready(std::string(notify));
+    return out;
+  };
+  if (stopping_) {
+    out.result = Result::stopping;
+    out.error = "the daemon is stopping";
+    return out;
+  }
   if (!config_path_) {
     log::info({{"reload", "unchanged"}},
-              "SIGHUP: running on built-in defaults (no --config); nothing to reload");
-    return;
+              "{}: running on built-in defaults (no --config); nothing to reload", trigger);
+    out.result = Result::no_config_file;
+    out.error =
+        "heartbeatd was started without --config and runs on built-in defaults: there is no "
+        "file to re-read; restart it with --config FILE to change its configuration";
+    return out;
   }
   notifier_.reloading();
   auto loaded = load_config_file(*config_path_);
   if (auto* err = std::get_if<ConfigError>(&loaded)) {
     log::error({{"reload", "rejected"}},
-               "SIGHUP: new config rejected, the running config stays in force: {}", err->message);
-    notifier_.ready("reload rejected: config invalid");
-    return;
+               "{}: new config rejected, the running config stays in force: {}", trigger,
+               err->message);
+    return reject(err->message, "reload rejected: config invalid");
   }
   ReloadPlan plan = plan_reload(*config_, std::get<Config>(loaded));
   if (plan.error) {
     log::error({{"reload", "rejected"}},
-               "SIGHUP: new config rejected, the running config stays in force: {}", *plan.error);
-    notifier_.ready("reload rejected: config invalid");
-    return;
+               "{}: new config rejected, the running config stays in force: {}", trigger,
+               *plan.error);
+    return reject(fmt::format("{}: {}", *config_path_, *plan.error),
+                  "reload rejected: config invalid");
   }
   // The key file is re-read on every reload, changed path or not: rotating a key edits it.
   const auto& cluster = plan.effective.cluster;
@@ -635,66 +693,89 @@ void Daemon::reload() {
     auto read = transport::read_key_file(cluster.key_file, &why);
     if (!read) {
       log::error({{"reload", "rejected"}, {"config_key", "cluster.key_file"}},
-                 "SIGHUP: new config rejected, the running config and keyring stay in force: "
+                 "{}: new config rejected, the running config and keyring stay in force: "
                  "cluster.key_file {}",
-                 why);
-      notifier_.ready("reload rejected: cluster.key_file invalid");
-      return;
+                 trigger, why);
+      return reject("cluster.key_file " + why, "reload rejected: cluster.key_file invalid");
     }
     keys = std::move(*read);
   }
   // So is the tokens file: adding or revoking a token edits it.
-  auto access = make_access(plan.effective);
+  std::vector<transport::TokenEntry> tokens;
+  auto access = make_access(plan.effective, &tokens);
   if (auto* why = std::get_if<std::string>(&access)) {
     log::error(
         {{"reload", "rejected"}, {"config_key", "api.tokens_file"}},
-        "SIGHUP: new config rejected, the running config and API tokens stay in force: "
+        "{}: new config rejected, the running config and API tokens stay in force: "
         "{}",
-        *why);
-    notifier_.ready("reload rejected: api.tokens_file invalid");
-    return;
+        trigger, *why);
+    return reject(*why, "reload rejected: api.tokens_file invalid");
   }
   // The certificate files too: a rotation replaces them in place. Open connections keep the
   // context they were made with; new ones get this one.
   transport::TlsContext tls;
+  std::size_t tls_digest = 0;
   if (plan.effective.api.tls.enabled()) {
     std::string why;
+    tls_digest = tls_files_digest(plan.effective.api.tls);
     tls = transport::make_server_tls_context(tls_files(plan.effective.api.tls), &why);
     if (!tls.context) {
       log::error({{"reload", "rejected"}, {"config_key", "api.tls"}},
-                 "SIGHUP: new config rejected, the running config and TLS certificate stay in "
+                 "{}: new config rejected, the running config and TLS certificate stay in "
                  "force: {}",
-                 why);
-      notifier_.ready("reload rejected: api.tls invalid");
-      return;
+                 trigger, why);
+      return reject(why, "reload rejected: api.tls invalid");
     }
   }
   for (const auto& change : plan.applied) {
-    log::info({{"reload", "applied"}, {"config_key", change_key(change)}}, "SIGHUP: applied {}",
-              change);
+    log::info({{"reload", "applied"}, {"config_key", change_key(change)}}, "{}: applied {}",
+              trigger, change);
   }
   for (const auto& change : plan.needs_restart) {
     log::warning({{"reload", "needs_restart"}, {"config_key", change_key(change)}},
-                 "SIGHUP: needs a restart, not applied: {}", change);
+                 "{}: needs a restart, not applied: {}", trigger, change);
+  }
+  out.applied = std::move(plan.applied);
+  out.needs_restart = std::move(plan.needs_restart);
+  // What the files named by unchanged paths brought, reported like the keys above.
+  std::vector<std::string> old_fps;
+  for (const auto& k : cluster_->key_usage().keys) old_fps.push_back(k.fingerprint);
+  std::vector<std::string> new_fps;
+  for (const auto& k : keys) new_fps.push_back(transport::fingerprint(k));
+  if (new_fps != old_fps) {
+    out.applied.push_back(fmt::format("cluster.key_file: keys {} -> {}",
+                                      fingerprints_text(old_fps), fingerprints_text(new_fps)));
+  }
+  if (!same_tokens(tokens, tokens_)) {
+    out.applied.push_back(fmt::format("api.tokens_file: tokens reloaded, {} in force (were {})",
+                                      tokens.size(), tokens_.size()));
+  }
+  if (tls.context && tls_digest != tls_digest_) {
+    out.applied.push_back("api.tls: certificate reloaded: " + tls.identity.to_string());
   }
   const bool envelope_changed =
       cluster_->set_keyring(std::move(keys), {cluster.sends_sealed(), cluster.requires_sealed()});
-  if (plan.applied.empty() && plan.needs_restart.empty() && !envelope_changed && !tls.context) {
-    log::info({{"reload", "unchanged"}}, "SIGHUP: config unchanged");
+  if (out.applied.empty() && out.needs_restart.empty() && !envelope_changed && !tls.context) {
+    log::info({{"reload", "unchanged"}}, "{}: config unchanged", trigger);
   }
+  out.result = out.applied.empty() && out.needs_restart.empty() ? Result::unchanged
+                                                                : Result::applied;
+  tokens_ = std::move(tokens);
   auto& policy = std::get<std::shared_ptr<const transport::AccessPolicy>>(access);
-  log_access(plan.effective, policy.get(), "SIGHUP: ");
+  log_access(plan.effective, policy.get(), fmt::format("{}: ", trigger));
   router_.set_access(std::move(policy));
   if (tls.context) {
+    tls_digest_ = tls_digest;
     server_.set_tls_context(std::move(tls.context));
-    log::info("SIGHUP: TLS certificate (re)loaded for new connections: {}",
+    log::info("{}: TLS certificate (re)loaded for new connections: {}", trigger,
               tls.identity.to_string());
   }
   set_security_warnings(security_warnings(plan.effective));
-  if (std::any_of(plan.applied.begin(), plan.applied.end(),
+  if (std::any_of(out.applied.begin(), out.applied.end(),
                   [](const std::string& c) { return c.starts_with("membership."); })) {
     cluster_->set_timings(plan.effective.membership.protocol_timings());
   }
+  if (plan.effective.node.tags != config_->node.tags) cluster_->set_tags(plan.effective.node.tags);
   if (plan.effective.persist.presence_interval != config_->persist.presence_interval) {
     snapshotter_->set_interval(plan.effective.persist.presence_interval);
   }
@@ -705,6 +786,7 @@ void Daemon::reload() {
   log::set_level(config_->log.level);
   log::set_format(config_->log.format);
   notifier_.ready("config reloaded");
+  return out;
 }
 
 }  // namespace heartbeatd

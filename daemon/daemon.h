@@ -3,8 +3,8 @@
 // cluster transport (UDP membership, on a thread of its own), the systemd notifier, and the
 // config in force.
 //
-// Thread safety: run() is called once, from main(). Signal handling (stop, reload) runs on
-// the io_context; only one signal wait is outstanding at a time, so reloads never overlap.
+// Thread safety: run() is called once, from main(). Signal handling (stop, reload) and the
+// reloads POST /v1/reload asks for run on strand_, so reloads never overlap.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -18,7 +18,9 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
+#include <vector>
 
 #include "daemon/config.h"
 #include "daemon/hooks.h"
@@ -32,6 +34,7 @@
 #include "transport/api/http_server.h"
 #include "base/metrics.h"
 #include "transport/api/presence_routes.h"
+#include "transport/api/reload_routes.h"
 #include "transport/presence/store.h"
 
 namespace heartbeatd {
@@ -66,7 +69,10 @@ class Daemon {
   bool open_listeners();
   int start_cluster();  // kExitOk, or the exit code to stop with
   void do_await_signal();
-  void reload();
+  // Re-reads the --config file and the files it names (key, tokens, TLS), applies what may
+  // change at run time, logs it (each line starting with `trigger`: "SIGHUP") and says what
+  // it did. On strand_ only: SIGHUP and POST /v1/reload share it.
+  transport::ReloadOutcome reload(std::string_view trigger);
   // Logs them, and /v1/health shows them until the next reload.
   void set_security_warnings(std::vector<std::string> warnings);
   void begin_stop(int signal);
@@ -119,6 +125,12 @@ class Daemon {
   SystemdNotifier notifier_;
   std::mutex warnings_mu_;             // /v1/health reads from API threads, reload() writes
   std::vector<std::string> warnings_;  // guarded by warnings_mu_
+
+  // What the last start or reload read from the files the config names, to report what a
+  // reload changed. On strand_ (or before serving) only, like config_.
+  std::vector<transport::TokenEntry> tokens_;
+  std::size_t tls_digest_ = 0;
+  bool stopping_ = false;  // set by begin_stop(); a reload asked for later is refused
 
   std::thread stop_guard_;  // ends run() if connections outlive kStopDeadline
   std::mutex stop_mu_;

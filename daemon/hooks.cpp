@@ -121,7 +121,8 @@ void HookRunner::member(const transport::MemberEvent& e) {
            "HEARTBEATD_MEMBER_STATE=" + std::string(membership::to_string(e.state)),
            "HEARTBEATD_MEMBER_PREVIOUS_STATE=" +
                (e.previous ? std::string(membership::to_string(*e.previous)) : std::string()),
-           "HEARTBEATD_MEMBER_INCARNATION=" + std::to_string(e.incarnation)},
+           "HEARTBEATD_MEMBER_INCARNATION=" + std::to_string(e.incarnation),
+           "HEARTBEATD_MEMBER_TAGS=" + transport::tags_json(e.tags)},
           "member " + e.name, e.name};
   enqueue(std::hash<std::string>{}(e.name), std::move(job));
 }

@@ -18,7 +18,7 @@
 namespace {
 
 constexpr std::string_view kHelp = R"(Usage: heartbeatd [--config FILE]
-       heartbeatd --check-config FILE
+       heartbeatd --check-config FILE [--quiet]
        heartbeatd --version | --help
 
 heartbeatd is a failure detector: it tracks which machines of a cluster are alive
@@ -35,7 +35,13 @@ Options:
                        api.tls.* and api.tokens_file (or api.insecure: true). With
                        api.tls.cert_file and api.tls.key_file, the TCP API speaks
                        HTTPS only (docs/API.md).
-  --check-config FILE  validate FILE, print the effective configuration, and exit.
+  --check-config FILE  validate FILE, and the files it names (cluster.key_file,
+                       api.tokens_file, api.tls.*, hooks, ...) as a reload would,
+                       print the effective configuration, and exit.
+  --quiet              with --check-config: print only "FILE: valid" (or the error),
+                       one line for a journal; the unit's ExecReload runs it before
+                       SIGHUP, so `systemctl reload` fails on a file SIGHUP would
+                       reject.
   --version            print the version and exit.
   --help               print this help and exit.
 
@@ -43,7 +49,8 @@ Signals:
   SIGTERM, SIGINT      stop gracefully (within 2 s), announcing "left" to the cluster,
                        then write a final snapshot of the state to node.data_dir
                        (about 0.05 s per million users).
-  SIGHUP               re-read the --config file; apply log.level, log.format,
+  SIGHUP               re-read the --config file (as POST /v1/reload does, which
+                       answers with what it applied); apply log.level, log.format,
                        membership.*, presence.timeout, persist.presence_interval and
                        the cluster keyring (cluster.key_file, read again even if its
                        path did not change; cluster.seal_outgoing,
@@ -92,6 +99,7 @@ int main(int argc, char** argv) {
   using namespace heartbeatd;
   std::optional<std::string> config_path;
   bool check_only = false;
+  bool quiet = false;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     if (arg == "--help" || arg == "-h") {
@@ -102,6 +110,10 @@ int main(int argc, char** argv) {
       std::printf("heartbeatd %s\n", kVersion);
       return kExitOk;
     }
+    if (arg == "--quiet") {
+      quiet = true;
+      continue;
+    }
     if (arg == "--config" || arg == "--check-config") {
       if (i + 1 >= argc) return usage_error(fmt::format("{} needs a FILE argument", arg));
       if (config_path) return usage_error("only one --config or --check-config may be given");
@@ -111,6 +123,7 @@ int main(int argc, char** argv) {
     }
     return usage_error(fmt::format("unknown argument '{}'", arg));
   }
+  if (quiet && !check_only) return usage_error("--quiet goes with --check-config");
 
   log::init();
   if (journal_available()) log::set_journal_sink(&send_to_journal);
@@ -125,6 +138,7 @@ int main(int argc, char** argv) {
   }
   if (check_only) {
     std::printf("%s: valid\n", config_path->c_str());
+    if (quiet) return kExitOk;
     for (const auto& [key, value] : describe(config)) {
       std::printf("%s: %s\n", key.c_str(), value.empty() ? "\"\"" : value.c_str());
     }

@@ -1,6 +1,7 @@
 #include "membership/member.h"
 
 #include <algorithm>
+#include <string>
 
 namespace heartbeatd::membership {
 
@@ -46,6 +47,46 @@ bool name_matches(std::string_view pattern, std::string_view name) {
   }
   while (p < pattern.size() && pattern[p] == '*') ++p;
   return p == pattern.size();
+}
+
+bool valid_tag_key(std::string_view key) {
+  return !key.empty() && key.size() <= kMaxTagKeyBytes &&
+         std::all_of(key.begin(), key.end(), name_char);
+}
+
+bool valid_tag_value(std::string_view value) {
+  return value.size() <= kMaxTagValueBytes &&
+         std::all_of(value.begin(), value.end(), [](char c) { return c >= ' ' && c <= '~'; });
+}
+
+std::size_t tags_wire_size(const Tags& tags) {
+  if (tags.empty()) return 0;
+  std::size_t n = 1;
+  for (const auto& [k, v] : tags) n += 2 + k.size() + v.size();
+  return n;
+}
+
+std::optional<std::string> tags_problem(const Tags& tags) {
+  for (const auto& [k, v] : tags) {
+    if (!valid_tag_key(k)) {
+      return "tag key \"" + k + "\": a key is 1 to " + std::to_string(kMaxTagKeyBytes) +
+             " letters, digits, '.', '-' or '_'";
+    }
+    if (!valid_tag_value(v)) {
+      return "tag " + k + ": a value is at most " + std::to_string(kMaxTagValueBytes) +
+             " printable ASCII characters (space to '~')";
+    }
+  }
+  if (tags.size() > kMaxTags) {
+    return std::to_string(tags.size()) + " tags: at most " + std::to_string(kMaxTags) +
+           " are allowed";
+  }
+  if (const auto size = tags_wire_size(tags); size > kMaxTagsBytes) {
+    return "the tags take " + std::to_string(size) +
+           " bytes encoded (their keys and values, 2 bytes per tag and 1): at most " +
+           std::to_string(kMaxTagsBytes) + " are allowed";
+  }
+  return std::nullopt;
 }
 
 std::string_view to_string(MemberState s) {

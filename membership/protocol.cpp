@@ -67,6 +67,12 @@ struct MembershipProtocol::Member {
   TimePoint last_check;             // when an accusation above its known incarnation made us ask it
   ReplayWindow window;              // its sealed datagrams accepted so far
   bool address_first_hand = false;  // its own datagram gave this address (not others' news)
+  // Its tags, and the incarnation at which it announced them (nullopt: no news has said).
+  // Tags move only to a later announcement, whatever the news's own incarnation: a claim
+  // from a datagram's header raises the incarnation but says nothing of tags.
+  // This node's own: tags_at is set once it has announced tags, and is its incarnation.
+  Tags tags;
+  std::optional<std::uint64_t> tags_at;
 };
 
 MembershipProtocol::MembershipProtocol(std::string name, Address address,
@@ -112,6 +118,16 @@ MembershipProtocol::MembershipProtocol(std::string name, Address address,
 
 MembershipProtocol::~MembershipProtocol() = default;
 
+void MembershipProtocol::set_tags(Tags tags, TimePoint now) {
+  auto& me = self();
+  if (me.tags == tags) return;
+  set_tags_of(me, std::move(tags), me.incarnation);
+  // Tags are announced with an incarnation; members that know this one have its tags.
+  if (!started_ || leaving_) return;
+  refute(me.incarnation, now);
+  note(NoteLevel::info, "tags changed: now at incarnation " + std::to_string(me.incarnation));
+}
+
 void MembershipProtocol::set_seeds(std::vector<Address> seeds) {
   seeds_ = std::move(seeds);
   std::erase(seeds_, self().address);  // a seed list may name this node too
@@ -138,7 +154,8 @@ std::uint64_t MembershipProtocol::incarnation() const {
 }
 
 MemberInfo MembershipProtocol::info(const Member& m) const {
-  MemberInfo i{m.name, m.address, m.state, m.incarnation, m.last_seen, m.state_since, m.is_self};
+  MemberInfo i{m.name,        m.address, m.state, m.incarnation, m.last_seen,
+               m.state_since, m.is_self, m.tags,  m.tags_at};
   if (m.is_self) i.last_seen = last_activity_;
   return i;
 }
@@ -179,6 +196,8 @@ MembershipProtocol::Member* MembershipProtocol::add(const Update& u, TimePoint n
   m->address = u.address;
   m->state = u.state;
   m->incarnation = u.incarnation;
+  m->tags = u.tags;
+  m->tags_at = u.tags_at;
   m->state_since = now;
   m->position = ring_position(m->name, ring_key_);
   auto* raw = m.get();
@@ -189,6 +208,13 @@ MembershipProtocol::Member* MembershipProtocol::add(const Update& u, TimePoint n
   if (raw->state == MemberState::dead) dead_.push_back(raw);
   digest_ += digest_term(*raw);
   return raw;
+}
+
+void MembershipProtocol::set_tags_of(Member& m, Tags tags, std::optional<std::uint64_t> at) {
+  digest_ -= digest_term(m);
+  m.tags = std::move(tags);
+  m.tags_at = at;
+  digest_ += digest_term(m);
 }
 
 void MembershipProtocol::set_state(Member& m, MemberState state, std::uint64_t incarnation,
@@ -490,6 +516,7 @@ std::uint64_t MembershipProtocol::cookie_for(const Address& a) const {
 // must be ignored (it claims a live member's name from another address).
 bool MembershipProtocol::accept_sender(const Message& msg, const Address& from, TimePoint now) {
   const auto& ref = msg.sender;
+  // Its tags are not in the header: the claim says nothing of them (tags_at unset).
   Update claim{MemberState::alive, ref.name, ref.address, ref.incarnation, {}};
   if (ref.name == self_name_) {
     if (ref.address != self().address) {
@@ -610,8 +637,18 @@ void MembershipProtocol::apply(const Update& u, TimePoint now, bool from_sync) {
         announce(u, now);
         return;
       }
+      // Later tags than we know, even on news no later than ours (a claim from its header
+      // raised the incarnation we know without them).
+      const bool later_tags = u.tags_at && (!m->tags_at || *u.tags_at > *m->tags_at);
+      const bool retagged = later_tags && m->tags != u.tags;
       // Ignore old incarnation numbers: only the member itself raises its own.
-      if (u.incarnation <= m->incarnation) return;
+      if (u.incarnation <= m->incarnation) {
+        if (!later_tags) return;
+        set_tags_of(*m, u.tags, u.tags_at);
+        if (retagged) changed(*m, m->state);
+        announce(update_of(*m), now);
+        return;
+      }
       if (u.address != m->address && in_ring(m->state)) return;  // a name conflict, not news
       const auto before = m->state;
       std::vector<std::string> accusers;
@@ -619,9 +656,10 @@ void MembershipProtocol::apply(const Update& u, TimePoint now, bool from_sync) {
       if (m->address != u.address) m->address_first_hand = false;  // until it says so itself
       m->address = u.address;
       set_state(*m, MemberState::alive, u.incarnation, now);
+      if (later_tags) set_tags_of(*m, u.tags, u.tags_at);
       if (m->subject) m->watch_since = now;
-      if (before != MemberState::alive) changed(*m, before);
-      announce(u, now);
+      if (before != MemberState::alive || retagged) changed(*m, before);
+      announce(later_tags || !m->tags_at ? u : update_of(*m), now);
       // A refutation must reach the accusers before their suspicion ends, and gossip to
       // random members can miss one that few others reach (a lossy link; seed
       // 599432870417 of OneLossyLinkCannotKillAHealthyMember): the suspect's monitors, who
@@ -778,7 +816,8 @@ ForceLeaveResult MembershipProtocol::force_leave(std::string_view name, bool pru
   note(NoteLevel::info, "force-leave of member " + m->name + " (was " +
                             std::string(to_string(m->state)) + (prune ? "; forgetting it" : "") +
                             ")");
-  Update u{MemberState::left, m->name, m->address, m->incarnation, {}, prune};
+  Update u{MemberState::left, m->name, m->address, m->incarnation, {}};
+  u.forget = prune;
   if (prune) {
     forget(*m, u, now);
     r.outcome = Outcome::forgotten;
@@ -878,6 +917,9 @@ void MembershipProtocol::restore(std::uint64_t incarnation, std::span<const Memb
             gone ? info.state : MemberState::alive, info.name, info.address, info.incarnation, {}},
         now);
     if (!m) break;  // max_members reached (noted by add)
+    if (info.tags_at && *info.tags_at <= info.incarnation && !tags_problem(info.tags)) {
+      set_tags_of(*m, info.tags, info.tags_at);  // a damaged record's are dropped
+    }
     if (info.last_seen) m->last_seen = std::min(*info.last_seen, now);
     if (gone) m->state_since = std::min(info.state_since, now);
     if (!gone) alive.push_back(info.address);
@@ -1309,16 +1351,37 @@ Update MembershipProtocol::update_of(const Member& m) const {
   if (m.state == MemberState::suspect || m.state == MemberState::dead) {
     u.from = m.accusers.empty() ? self_name_ : m.accusers.front();
   }
+  if (m.state == MemberState::alive && m.tags_at) {
+    u.tags = m.tags;
+    u.tags_at = m.is_self ? m.incarnation : *m.tags_at;
+  }
   return u;
 }
 
 // The view's digest is a sum of one term per member, so it is kept up to date in O(1) per
 // change and two views with the same members, states and incarnations agree.
+// Tags count for alive members only, the ones whose news carries them, with the incarnation
+// they were announced at; a member no news told tags of adds nothing, so a view without tags
+// digests as it did before tags existed. Views that differ only in tags differ, and the sync
+// that follows brings the later ones.
 std::uint64_t MembershipProtocol::digest_term(const Member& m) {
   std::uint64_t h = m.position;
   h ^= (m.incarnation + 0x9e3779b97f4a7c15ull) * 0xbf58476d1ce4e5b9ull;
   h ^= static_cast<std::uint64_t>(m.state) << 61;
+  if (m.state == MemberState::alive && m.tags_at) h ^= tags_digest(m);
   return h * 0x94d049bb133111ebull;
+}
+
+std::uint64_t MembershipProtocol::tags_digest(const Member& m) {
+  std::uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a over key, 0, value, 0, ...
+  h ^= m.is_self ? m.incarnation : *m.tags_at;
+  for (const auto& [k, v] : m.tags) {
+    for (const std::string* s : {&k, &v}) {
+      for (unsigned char c : *s) h = (h ^ c) * 0x100000001b3ull;
+      h *= 0x100000001b3ull;
+    }
+  }
+  return mix64(h);
 }
 
 // Each piece of news is sent retransmit_mult * ceil(log10(N + 1)) times: enough for

@@ -50,6 +50,8 @@ struct MemberInfo {
   std::optional<TimePoint> last_seen;  // last datagram from it (self: last activity)
   TimePoint state_since{};             // when it entered `state`, as this node saw it
   bool self = false;
+  Tags tags;  // as it last announced them
+  std::optional<std::uint64_t> tags_at;  // the incarnation it announced them at; unset: never
 };
 
 enum class NoteLevel : std::uint8_t { debug, info, warning, error };
@@ -58,7 +60,8 @@ enum class NoteLevel : std::uint8_t { debug, info, warning, error };
 class MembershipObserver {
  public:
   virtual ~MembershipObserver() = default;
-  // `before` is nullopt for a member seen for the first time.
+  // `before` is nullopt for a member seen for the first time. A live member that announced
+  // new tags at a new incarnation is reported too, with `before` equal to its state.
   virtual void member_changed(const MemberInfo& member, std::optional<MemberState> before) = 0;
   // A dead or left member was forgotten (reap_after passed): it is no longer listed.
   virtual void member_forgotten(const std::string& /*name*/) {}
@@ -171,6 +174,10 @@ class MembershipProtocol {
   void set_ring_key(std::uint64_t key);
   // Applies new timings (SIGHUP). Running timers keep their deadlines.
   void set_timings(const ProtocolTimings& timings);
+  // This node's tags (node.tags). Before start() they are simply what it announces; after,
+  // a change raises the incarnation and announces the new set, so it reaches every member as
+  // any alive news does. Precondition: !tags_problem(tags) (the config checked it).
+  void set_tags(Tags tags, TimePoint now);
   // Replaces the seeds (the owner re-resolves seed names; membership/ does no DNS). This
   // node's own address is dropped, as in the constructor. Used from the next join attempt.
   void set_seeds(std::vector<Address> seeds);
@@ -225,6 +232,7 @@ class MembershipProtocol {
   MemberInfo info(const Member& m) const;
   Member* add(const Update& u, TimePoint now);
   void set_state(Member& m, MemberState state, std::uint64_t incarnation, TimePoint now);
+  void set_tags_of(Member& m, Tags tags, std::optional<std::uint64_t> at);  // keeps the digest
   void remove(const std::string& name);
 
   // Protocol rules.
@@ -275,6 +283,7 @@ class MembershipProtocol {
                  bool everything);
   Update update_of(const Member& m) const;
   static std::uint64_t digest_term(const Member& m);
+  static std::uint64_t tags_digest(const Member& m);
   std::uint32_t transmit_limit() const;
   std::vector<Member*> pick_random(std::size_t count, const Member* exclude);
   std::uint32_t alive_peers() const;

@@ -9,9 +9,14 @@
 //                  sync, sync_reply  digest u64, flags u8, padding: length varint, zeros
 //                  heartbeat, gossip, refuse  nothing
 //   update count u8 | each update: state u8, name, address, incarnation varint,
-//                                  from name (suspect and dead only)
+//                                  from name (suspect and dead only),
+//                                  tags (alive news with tags_at only: bit 0x80 of the
+//                                  state byte)
+//   tags    = incarnation - tags_at varint, count u8 (0..16), then by key, strictly
+//             ascending: key (length u8 1..64, bytes of [A-Za-z0-9._-]), value (length u8
+//             0..128, bytes ' '..'~')
 //   update state byte: the state in the low 6 bits (kStateMask), flags above it:
-//                      0x40 forget (left only)
+//                      0x80 tags follow (alive only), 0x40 forget (left only)
 //   name    = length u8 (1..128), bytes of [A-Za-z0-9._-]
 //   address = family u8 (4 or 6), 4 or 16 address bytes, port u16 (never 0)
 //
@@ -48,9 +53,13 @@ bool known_type(std::uint8_t v) {
 bool known_state(std::uint8_t v) {
   return v <= 3;
 }
-// An update's state byte: the state, and flags in the bits above it.
+// Flags in the high bits of an update's state byte. An update without tags is encoded as
+// before tags existed, so nodes that predate them read every message of a cluster that sets
+// none (docs/PROTOCOL.md, "Wire format").
 constexpr std::uint8_t kStateMask = 0x3f;
+constexpr std::uint8_t kHasTags = 0x80;     // alive only: tags_at and a tag set follow
 constexpr std::uint8_t kForgetFlag = 0x40;  // left only: receivers forget the member
+
 
 std::size_t varint_size(std::uint64_t v) {
   std::size_t n = 1;
@@ -62,6 +71,11 @@ std::size_t name_size(std::string_view n) {
 }
 std::size_t address_size(const Address& a) {
   return 1 + (a.v6 ? 16 : 4) + 2;
+}
+// tags_at (as its distance below the incarnation) and the tag set, flagged updates only.
+std::size_t tags_size(const Update& u) {
+  if (!u.tags_at) return 0;
+  return varint_size(u.incarnation - *u.tags_at) + std::max<std::size_t>(1, tags_wire_size(u.tags));
 }
 
 // --- encoding ---
@@ -91,6 +105,7 @@ class Writer {
     for (; v >= 0x80; v >>= 7) out_.push_back(static_cast<std::uint8_t>(v | 0x80));
     out_.push_back(static_cast<std::uint8_t>(v));
   }
+  // A length byte and the bytes: names, tag keys and tag values (all at most 255 bytes).
   void name(std::string_view n) {
     u8(static_cast<std::uint8_t>(n.size()));
     out_.insert(out_.end(), n.begin(), n.end());
@@ -213,6 +228,45 @@ bool read_freshness(Reader& r, Message& m) {
   return r.varint(m.cookie, "cookie") && r.varint(m.echo, "echo");
 }
 
+// tags_at and a tag set, canonical: 0..kMaxTags tags, keys strictly ascending, every key and
+// value valid, and no more than kMaxTagsBytes in all.
+bool read_tags(Reader& r, Update& u) {
+  std::uint64_t age = 0;
+  if (!r.varint(age, "tags age")) return false;
+  if (age > u.incarnation) return r.fail(r.section + ": tags announced after the incarnation");
+  u.tags_at = u.incarnation - age;
+  Tags& tags = u.tags;
+  std::uint8_t count = 0;
+  if (!r.u8(count)) return false;
+  if (count > kMaxTags) {
+    return r.fail(r.section + ": " + std::to_string(count) + " tags (at most " +
+                  std::to_string(kMaxTags) + ")");
+  }
+  std::string previous;
+  for (std::uint8_t i = 0; i < count; ++i) {
+    std::string kv[2];
+    for (int part = 0; part < 2; ++part) {
+      std::uint8_t len = 0;
+      const std::uint8_t* p = nullptr;
+      if (!r.u8(len) || !r.bytes(len, &p)) return false;
+      kv[part].assign(reinterpret_cast<const char*>(p), len);
+      if (part == 0 && !valid_tag_key(kv[0])) {
+        return r.fail(r.section + ": tag " + std::to_string(i) + " key invalid");
+      }
+    }
+    if (!valid_tag_value(kv[1])) {
+      return r.fail(r.section + ": tag " + kv[0] + " value invalid");
+    }
+    if (i > 0 && kv[0] <= previous) {
+      return r.fail(r.section + ": tag " + kv[0] + " out of order or repeated");
+    }
+    previous = kv[0];
+    tags.emplace(std::move(kv[0]), std::move(kv[1]));
+  }
+  if (tags_wire_size(tags) > kMaxTagsBytes) return r.fail(r.section + ": tags too large");
+  return true;
+}
+
 bool read_update(Reader& r, Update& u) {
   std::uint8_t byte = 0;
   if (!r.u8(byte)) return false;
@@ -220,6 +274,12 @@ bool read_update(Reader& r, Update& u) {
   const std::uint8_t flags = byte & ~kStateMask;
   if (!known_state(state)) return r.fail(r.section + ": unknown state " + std::to_string(state));
   u.state = static_cast<MemberState>(state);
+  if (flags & ~(kHasTags | kForgetFlag)) {
+    return r.fail(r.section + ": unknown flags " + std::to_string(flags));
+  }
+  if ((flags & kHasTags) && u.state != MemberState::alive) {
+    return r.fail(r.section + ": tags on a " + std::string(to_string(u.state)) + " update");
+  }
   if (flags & kForgetFlag) {
     if (u.state != MemberState::left) {
       return r.fail(r.section + ": forget flag on state " + std::string(to_string(u.state)) +
@@ -227,12 +287,12 @@ bool read_update(Reader& r, Update& u) {
     }
     u.forget = true;
   }
-  if (flags & ~kForgetFlag) return r.fail(r.section + ": unknown flags " + std::to_string(flags));
   if (!r.name(u.name, "name") || !r.address(u.address, "address") ||
       !r.varint(u.incarnation, "incarnation")) {
     return false;
   }
-  return !has_from(u.state) || r.name(u.from, "from");
+  if (has_from(u.state) && !r.name(u.from, "from")) return false;
+  return !(flags & kHasTags) || read_tags(r, u);
 }
 
 bool read_message(Reader& r, Message& m) {
@@ -327,7 +387,7 @@ std::size_t encoded_size_without_updates(const Message& m) {
 
 std::size_t encoded_size(const Update& u) {
   return 1 + name_size(u.name) + address_size(u.address) + varint_size(u.incarnation) +
-         (has_from(u.state) ? name_size(u.from) : 0);
+         (has_from(u.state) ? name_size(u.from) : 0) + tags_size(u);
 }
 
 std::vector<std::uint8_t> encode(const Message& m) {
@@ -346,6 +406,11 @@ std::vector<std::uint8_t> encode(const Message& m) {
     check_name(u.name, what);
     check_address(u.address, what);
     if (has_from(u.state)) check_name(u.from, what + " from");
+    require(!u.tags_at || u.state == MemberState::alive, what + " has tags but is not alive");
+    require(u.tags.empty() || u.tags_at, what + " has tags without tags_at");
+    require(!u.tags_at || *u.tags_at <= u.incarnation, what + " has tags_at above incarnation");
+    const auto problem = tags_problem(u.tags);
+    require(!problem, what + " " + problem.value_or(""));
     size += encoded_size(u);
   }
   require(size <= kMaxBodyBytes,
@@ -374,11 +439,19 @@ std::vector<std::uint8_t> encode(const Message& m) {
   w.u8(static_cast<std::uint8_t>(m.updates.size()));
   for (const Update& u : m.updates) {
     w.u8(static_cast<std::uint8_t>(static_cast<std::uint8_t>(u.state) |
-                                   (u.forget ? kForgetFlag : 0)));
+                                   (u.tags_at ? kHasTags : 0) | (u.forget ? kForgetFlag : 0)));
     w.name(u.name);
     w.address(u.address);
     w.varint(u.incarnation);
     if (has_from(u.state)) w.name(u.from);
+    if (u.tags_at) {
+      w.varint(u.incarnation - *u.tags_at);
+      w.u8(static_cast<std::uint8_t>(u.tags.size()));
+      for (const auto& [k, v] : u.tags) {
+        w.name(k);
+        w.name(v);
+      }
+    }
   }
   return w.take();
 }

@@ -6,6 +6,7 @@
 #include <array>
 #include <climits>
 #include <cstring>
+#include <unordered_map>
 
 #include <fmt/format.h>
 
@@ -19,6 +20,7 @@ enum class Kind : std::uint8_t {
   members = 3,
   users = 4,
   manifest = 5,
+  member_tags = 6,
 };
 
 const char* kind_name(Kind k) {
@@ -33,6 +35,8 @@ const char* kind_name(Kind k) {
       return "presence chunk";
     case Kind::manifest:
       return "presence manifest";
+    case Kind::member_tags:
+      return "member tags";
   }
   return "record";
 }
@@ -177,6 +181,10 @@ class Reader {
 
 constexpr std::size_t kMaxName = 128;
 constexpr std::size_t kMaxAddress = 64;
+// membership/member.h's tag limits (persist/ does not depend on membership/).
+constexpr std::size_t kMaxTags = 16;
+constexpr std::size_t kMaxTagKey = 64;
+constexpr std::size_t kMaxTagValue = 128;
 
 }  // namespace
 
@@ -282,6 +290,62 @@ std::variant<std::vector<MemberRecord>, FormatError> decode_members(std::string_
   }
   if (auto e = r.finish()) return *e;
   return out;
+}
+
+std::string encode_member_tags(const std::vector<MemberRecord>& members) {
+  Writer w(Kind::member_tags);
+  std::size_t tagged = 0;
+  for (const auto& m : members) tagged += m.tags_at.has_value();
+  w.varint(tagged);
+  for (const auto& m : members) {
+    if (!m.tags_at) continue;
+    w.str(m.name);
+    w.varint(*m.tags_at);
+    w.varint(m.tags.size());
+    for (const auto& [k, v] : m.tags) {
+      w.str(k);
+      w.str(v);
+    }
+  }
+  return w.finish();
+}
+
+std::optional<FormatError> decode_member_tags(std::string_view value,
+                                              std::vector<MemberRecord>& members) {
+  Reader r(value, Kind::member_tags);
+  struct Tagged {
+    std::uint64_t at = 0;
+    std::vector<std::pair<std::string, std::string>> tags;
+  };
+  std::unordered_map<std::string, Tagged> by_name;
+  const auto n = r.varint();
+  if (r.ok() && r.plausible(n, 4)) {
+    for (std::uint64_t i = 0; i < n && r.ok(); ++i) {
+      std::string name = r.str(kMaxName);
+      const auto at = r.varint();
+      const auto count = r.varint();
+      if (r.ok() && count > kMaxTags) r.fail(fmt::format("member {} has {} tags", name, count));
+      std::vector<std::pair<std::string, std::string>> tags;
+      for (std::uint64_t t = 0; t < count && r.ok(); ++t) {
+        std::string k = r.str(kMaxTagKey);
+        std::string v = r.str(kMaxTagValue);
+        tags.emplace_back(std::move(k), std::move(v));
+      }
+      by_name[std::move(name)] = Tagged{at, std::move(tags)};
+    }
+  }
+  if (auto e = r.finish()) return e;
+  for (auto& m : members) {
+    auto it = by_name.find(m.name);
+    if (it == by_name.end()) continue;
+    if (it->second.at > m.incarnation) {
+      return FormatError{fmt::format("member {} has tags from incarnation {}, after its {}", m.name,
+                                     it->second.at, m.incarnation)};
+    }
+    m.tags = std::move(it->second.tags);
+    m.tags_at = it->second.at;
+  }
+  return std::nullopt;
 }
 
 namespace {

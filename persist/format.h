@@ -28,6 +28,9 @@ inline constexpr std::uint32_t kOldestReadableFormat = 1;
 inline constexpr std::string_view kKeyFormat = "meta/format";
 inline constexpr std::string_view kKeySelf = "membership/self";
 inline constexpr std::string_view kKeyMembers = "membership/members";
+// The members' tags, beside kKeyMembers and written in the same batch (a key of its own, so
+// that builds before tags, which ignore keys they do not know, still read the directory).
+inline constexpr std::string_view kKeyMemberTags = "membership/tags";
 // Format 2.
 inline constexpr std::string_view kGenerationsPrefix = "presence/g/";
 std::string generation_prefix(std::uint64_t generation);  // "presence/g/GGGGGGGGGGGGGGGG/"
@@ -69,9 +72,20 @@ struct MemberRecord {
   std::uint64_t incarnation = 0;
   std::int64_t last_seen_ms = 0;
   std::int64_t state_since_ms = 0;
+  // kKeyMemberTags: its tags by key, and the incarnation it announced them at (unset: never).
+  std::vector<std::pair<std::string, std::string>> tags;
+  std::optional<std::uint64_t> tags_at;
 };
 std::string encode_members(const std::vector<MemberRecord>& members);
 std::variant<std::vector<MemberRecord>, FormatError> decode_members(std::string_view value);
+// The tags of the members whose tags_at is set: a count, then each one's name, tags_at and
+// tags.
+std::string encode_member_tags(const std::vector<MemberRecord>& members);
+// Sets the tags of `members` from such a record; names it does not list keep none, and tags
+// of a name not in `members` are dropped. Limits: membership/member.h's (a tags_at above the
+// member's incarnation is damage too).
+std::optional<FormatError> decode_member_tags(std::string_view value,
+                                              std::vector<MemberRecord>& members);
 
 // Presence: one chunk per presence-table shard. Users are sorted by id; each is stored as
 // the varint gap to the previous id and a varint of (age in ms << 1 | logged out), the age

@@ -41,6 +41,8 @@ RestoredMembership restore_membership(const LoadedState& state, const std::strin
     info.incarnation = m.incarnation;
     if (m.last_seen_ms != 0) info.last_seen = wall.to_mono(m.last_seen_ms);
     info.state_since = wall.to_mono(m.state_since_ms);
+    info.tags.insert(m.tags.begin(), m.tags.end());
+    info.tags_at = m.tags_at;
     r.members.push_back(std::move(info));
   }
   return r;
@@ -161,6 +163,8 @@ std::vector<MemberRecord> member_records(const MembershipView& view, const WallC
     r.incarnation = m.incarnation;
     r.last_seen_ms = m.last_seen ? wall.to_unix_ms(*m.last_seen) : 0;
     r.state_since_ms = wall.to_unix_ms(m.state_since);
+    r.tags.assign(m.tags.begin(), m.tags.end());
+    r.tags_at = m.tags_at;
     out.push_back(std::move(r));
   }
   return out;

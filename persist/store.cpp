@@ -483,6 +483,10 @@ std::variant<LoadedState, StoreError> Store::load(const UsersSink& users) {
     st.members = std::get<std::vector<MemberRecord>>(std::move(d));
   }
   if (err) return *err;
+  if (get(std::string(kKeyMemberTags))) {
+    if (auto e = decode_member_tags(value, st.members)) return damaged(kKeyMemberTags, *e);
+  }
+  if (err) return *err;
   // The snapshot: the newest generation (format 2), else the single snapshot of format 1.
   std::string manifest_name;
   std::function<std::string(std::uint32_t)> chunk_name;
@@ -585,7 +589,10 @@ std::optional<std::string> Store::write(const WriteSet& set) {
   if (auto err = ensure_open()) return err;
   rocksdb::WriteBatch batch;
   if (set.self) batch.Put(std::string(kKeySelf), encode_self(*set.self));
-  if (set.members) batch.Put(std::string(kKeyMembers), encode_members(*set.members));
+  if (set.members) {
+    batch.Put(std::string(kKeyMembers), encode_members(*set.members));
+    batch.Put(std::string(kKeyMemberTags), encode_member_tags(*set.members));
+  }
   if (batch.Count() == 0) return std::nullopt;
   rocksdb::WriteOptions wo;
   wo.sync = true;

@@ -79,6 +79,7 @@ const std::vector<RouteCase>& routes() {
       {"POST", "/v1/users/heartbeat", "[1,2]", "write"},
       {"DELETE", "/v1/users/42", "", "write"},
       {"GET", "/v1/keys", "", "admin"},
+      {"POST", "/v1/reload", "", "admin"},
       {"POST", "/v1/join", R"({"addresses":[]})", "admin"},
       {"POST", "/v1/members/nobody/leave", "", "admin"},
       {"GET", "/metrics", "", "metrics"},

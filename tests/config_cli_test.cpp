@@ -1,6 +1,8 @@
 // The real binary's command line: --help, --version, --check-config, and every kind of bad
 // config file giving exit code 2 with the file, line and key named.
+#include <algorithm>
 #include <regex>
+#include <sstream>
 #include <set>
 #include <string>
 
@@ -34,6 +36,45 @@ TEST(Cli, CheckConfigAcceptsTheExample) {
       {"--check-config", std::string(HEARTBEATD_SOURCE_DIR) + "/examples/heartbeatd.yaml"});
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("presence.timeout: 30s"), std::string::npos) << r.output;
+}
+
+// The systemd unit's ExecReload checks the file before it signals: its first command is
+// --check-config --quiet of the file ExecStart runs with, which prints one line for the
+// journal and fails (so `systemctl reload` fails, and no SIGHUP is sent) on a bad file.
+TEST(Cli, ExecReloadChecksTheFileBeforeSignalling) {
+  const std::string unit =
+      read_file(std::string(HEARTBEATD_SOURCE_DIR) + "/examples/systemd/heartbeatd.service");
+  std::vector<std::string> reload;
+  std::string start;
+  std::istringstream lines(unit);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.starts_with("ExecReload=")) reload.push_back(line.substr(11));
+    if (line.starts_with("ExecStart=")) start = line.substr(10);
+  }
+  const std::string config = start.substr(start.rfind(' ') + 1);
+  EXPECT_EQ(start, "/usr/bin/heartbeatd --config " + config);
+  ASSERT_EQ(reload.size(), 2u) << unit;
+  EXPECT_EQ(reload[0], "/usr/bin/heartbeatd --check-config " + config + " --quiet");
+  EXPECT_EQ(reload[1], "/bin/kill -HUP $MAINPID");
+
+  TempDir dir;
+  dir.write("good.yaml", "presence:\n  timeout: 10s\n");
+  auto r = run_heartbeatd({"--check-config", dir.file("good.yaml"), "--quiet"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.output, dir.file("good.yaml") + ": valid\n");
+  dir.write("bad.yaml", "presence:\n  timeout: soon\n");
+  r = run_heartbeatd({"--check-config", dir.file("bad.yaml"), "--quiet"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.output.rfind("heartbeatd: config error: " + dir.file("bad.yaml") +
+                               ":2: presence.timeout: expected a duration",
+                           0),
+            0u)
+      << r.output;
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+
+  r = run_heartbeatd({"--quiet", "--config", dir.file("good.yaml")});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("--quiet goes with --check-config"), std::string::npos) << r.output;
 }
 
 struct BadConfig {

@@ -166,6 +166,10 @@ class MemberRoutes : public ::testing::Test {
     return std::string(o.at("message").as_string());
   }
 
+  void tag(const std::string& name, membership::Tags tags) {
+    std::lock_guard lock(mu);
+    view[name].tags = std::move(tags);
+  }
   void three_states() {
     put("db-1", MemberState::alive);
     put("db-2", MemberState::dead);
@@ -184,7 +188,8 @@ TEST_F(MemberRoutes, WithoutParametersTheAnswerIsTheWholeListAsBefore) {
   EXPECT_EQ(names("/v1/members"),
             (std::vector<std::string>{"db-1", "db-2", "web-1", "web-10", "web-2", "worker-1"}));
   const auto& first = body.at("members").as_array()[0].as_object();
-  EXPECT_EQ(first.size(), 6u);  // name, address, state, incarnation, last_seen_ms, self
+  EXPECT_EQ(first.size(), 7u);  // name, address, state, incarnation, last_seen_ms, self, tags
+  EXPECT_EQ(first.at("tags"), json::object{}) << "no tags: an empty object, never absent";
   EXPECT_FALSE(r[http::field::etag].empty());
   EXPECT_EQ(r[http::field::content_type], "application/json");
 }
@@ -234,11 +239,48 @@ TEST_F(MemberRoutes, EveryBadParameterIsA400NamingIt) {
   EXPECT_NE(bad_request("/v1/members?cursor=").find("cursor: \"\" is not a cursor"), std::string::npos);
   EXPECT_EQ(bad_request("/v1/members?zone=b"),
             "unknown query parameter \"zone\" (known: state, name, limit, cursor, tag)");
-  EXPECT_EQ(bad_request("/v1/members?tag=role:db"),
-            "tag: member tags are not supported yet by this daemon");
+  EXPECT_EQ(bad_request("/v1/members?tag=ro%20le:db"),
+            "tag: bad key \"ro le\" (expected key:value or key, the key 1 to 64 letters, digits, "
+            "'.', '-' or '_')");
+  EXPECT_NE(bad_request("/v1/members?tag=:db").find("tag: bad key \"\""), std::string::npos);
+  EXPECT_NE(bad_request("/v1/members?tag=").find("tag: bad key \"\""), std::string::npos);
+  EXPECT_EQ(bad_request("/v1/members?tag=role:d%0Ab"),
+            "tag: bad value for role (at most 128 printable ASCII characters)");
+  EXPECT_EQ(bad_request("/v1/members?tag=role:" + std::string(129, 'x')),
+            "tag: bad value for role (at most 128 printable ASCII characters)");
   EXPECT_EQ(bad_request("/v1/members?state=%zz"), "state: bad percent-encoding");
   // The single member's route takes no parameters it would ignore silently: unchanged here.
   EXPECT_EQ(get("/v1/members/db-1").result(), http::status::ok);
+}
+
+TEST_F(MemberRoutes, TagsAreShownAndFilterWithAnd) {
+  three_states();
+  tag("db-1", {{"role", "db"}, {"zone", "b"}});
+  tag("db-2", {{"role", "db"}, {"zone", "a"}});
+  tag("web-1", {{"role", "web"}, {"zone", "b"}, {"note", "a:b c"}});
+  tag("worker-1", {{"role", ""}});
+  const auto body = body_of(get("/v1/members?name=db-1"));
+  EXPECT_EQ(body.at("members").as_array()[0].at("tags"), (json::object{{"role", "db"}, {"zone", "b"}}));
+  EXPECT_EQ(names("/v1/members?tag=role:db"), (std::vector<std::string>{"db-1", "db-2"}));
+  EXPECT_EQ(names("/v1/members?tag=role:db&tag=zone:b"), (std::vector<std::string>{"db-1"}));
+  EXPECT_EQ(names("/v1/members?tag=zone:b&state=alive&name=w*"), (std::vector<std::string>{"web-1"}));
+  // A bare key asks for the key with any value, the empty value included.
+  EXPECT_EQ(names("/v1/members?tag=role"),
+            (std::vector<std::string>{"db-1", "db-2", "web-1", "worker-1"}));
+  EXPECT_EQ(names("/v1/members?tag=role:"), (std::vector<std::string>{"worker-1"}));
+  // The value is everything after the first ':', percent-decoded.
+  EXPECT_EQ(names("/v1/members?tag=note:a%3Ab+c"), (std::vector<std::string>{"web-1"}));
+  EXPECT_EQ(names("/v1/members?tag=note:a:b%20c"), (std::vector<std::string>{"web-1"}));
+  // Values are compared exactly; two values for one key match nothing (AND).
+  EXPECT_EQ(names("/v1/members?tag=role:DB"), std::vector<std::string>{});
+  EXPECT_EQ(names("/v1/members?tag=role:db&tag=role:web"), std::vector<std::string>{});
+  EXPECT_EQ(names("/v1/members?tag=rack"), std::vector<std::string>{});
+  // Paging walks the filtered list.
+  const auto page = body_of(get("/v1/members?tag=role:db&limit=1"));
+  ASSERT_TRUE(page.contains("next_cursor"));
+  EXPECT_EQ(names("/v1/members?tag=role:db&limit=1&cursor=" +
+                  std::string(page.at("next_cursor").as_string())),
+            (std::vector<std::string>{"db-2"}));
 }
 
 // Walks every page of `query` with `limit`, calling `between(page)` after each page.

@@ -88,6 +88,72 @@ std::vector<std::uint8_t> from_other(std::vector<Update> updates) {
   return fresh(m);
 }
 
+Update tagged(const std::string& name, std::uint64_t inc, membership::Tags tags,
+              std::uint64_t at) {
+  Update u{MemberState::alive, name, kPeer, inc};
+  u.tags = std::move(tags);
+  u.tags_at = at;
+  return u;
+}
+
+TEST(MembershipProtocol, TagsMoveOnlyToALaterAnnouncementWhateverTheIncarnation) {
+  Wire wire;
+  const TimePoint t0{1000h};
+  MembershipProtocol p("self", kSelf, {}, ProtocolTimings{}, wire, &wire, 1, t0);
+  p.start(t0);
+  ASSERT_TRUE(p.receive(kOther, from_other({tagged("peer", 3, {{"role", "db"}}, 3)}), t0));
+  EXPECT_EQ(p.member("peer")->tags, (membership::Tags{{"role", "db"}}));
+  EXPECT_EQ(p.member("peer")->tags_at, 3u);
+  // Its own heartbeat at incarnation 5 (it changed its tags) has no tags in it: the
+  // incarnation moves, the tags it knows stay until its news says otherwise.
+  wire.changes.clear();
+  ASSERT_TRUE(p.receive(kPeer, from_peer(MessageType::heartbeat, 5), t0 + 1ms));
+  EXPECT_EQ(p.member("peer")->incarnation, 5u);
+  EXPECT_EQ(p.member("peer")->tags, (membership::Tags{{"role", "db"}}));
+  // Its news of incarnation 5 arrives after: the tags move although the incarnation does not.
+  ASSERT_TRUE(
+      p.receive(kOther, from_other({tagged("peer", 5, {{"role", "db"}, {"zone", "b"}}, 5)}), t0));
+  EXPECT_EQ(p.member("peer")->tags, (membership::Tags{{"role", "db"}, {"zone", "b"}}));
+  ASSERT_EQ(wire.changes.size(), 1u) << "a change of tags is reported, once";
+  EXPECT_EQ(wire.changes[0], (std::pair<std::string, MemberState>{"peer", MemberState::alive}));
+  // Older tags, even on later news (a relay of an incarnation whose tags it had not heard),
+  // change nothing; neither does news that says nothing of tags.
+  ASSERT_TRUE(p.receive(kOther, from_other({tagged("peer", 6, {{"role", "old"}}, 3)}), t0));
+  ASSERT_TRUE(p.receive(kOther, from_other({Update{MemberState::alive, "peer", kPeer, 7}}), t0));
+  EXPECT_EQ(p.member("peer")->incarnation, 7u);
+  EXPECT_EQ(p.member("peer")->tags, (membership::Tags{{"role", "db"}, {"zone", "b"}}));
+  EXPECT_EQ(wire.changes.size(), 1u);
+  // Removing every tag is an announcement too.
+  ASSERT_TRUE(p.receive(kOther, from_other({tagged("peer", 7, {}, 7)}), t0));
+  EXPECT_TRUE(p.member("peer")->tags.empty());
+  EXPECT_EQ(p.member("peer")->tags_at, 7u);
+}
+
+TEST(MembershipProtocol, SettingTagsRaisesTheIncarnationAndAnnouncesThem) {
+  Wire wire;
+  const TimePoint t0{1000h};
+  MembershipProtocol p("self", kSelf, {}, ProtocolTimings{}, wire, &wire, 1, t0);
+  p.set_tags({{"role", "db"}}, t0);  // before start: what it starts with, no new incarnation
+  EXPECT_EQ(p.incarnation(), 0u);
+  p.start(t0);
+  ASSERT_TRUE(p.receive(kPeer, from_peer(MessageType::heartbeat), t0));
+  p.set_tags({{"role", "db"}}, t0);  // unchanged: nothing
+  EXPECT_EQ(p.incarnation(), 0u);
+  wire.sent.clear();
+  p.set_tags({{"role", "web"}}, t0 + 1ms);
+  EXPECT_EQ(p.incarnation(), 1u);
+  EXPECT_EQ(p.member("self")->tags, (membership::Tags{{"role", "web"}}));
+  p.tick(t0 + 100ms);
+  bool announced = false;
+  for (const auto& s : wire.sent) {
+    for (const auto& u : s.msg.updates) {
+      announced |= u.name == "self" && u.incarnation == 1 && u.tags_at == 1u &&
+                   u.tags == membership::Tags{{"role", "web"}};
+    }
+  }
+  EXPECT_TRUE(announced);
+}
+
 TEST(MembershipProtocol, JoinsThroughASeedAndLearnsItsView) {
   Wire wire;
   const TimePoint t0{1000h};
@@ -330,9 +396,9 @@ TEST(MembershipProtocol, RestoredMembersAreRejoinedAndJudgedAfresh) {
   const TimePoint t0{1000h};
   const ProtocolTimings t;
   MembershipProtocol p("self", kSelf, {}, t, wire, &wire, 1, t0);
-  MemberInfo peer{"peer", kPeer, MemberState::suspect, 4, t0 - 1h, t0 - 2h, false};
-  MemberInfo gone{"gone", kOther, MemberState::dead, 2, std::nullopt, t0 - 3h, false};
-  MemberInfo me{"self", kSelf, MemberState::alive, 9, std::nullopt, t0 - 1h, true};
+  MemberInfo peer{"peer", kPeer, MemberState::suspect, 4, t0 - 1h, t0 - 2h, false, {}, {}};
+  MemberInfo gone{"gone", kOther, MemberState::dead, 2, std::nullopt, t0 - 3h, false, {}, {}};
+  MemberInfo me{"self", kSelf, MemberState::alive, 9, std::nullopt, t0 - 1h, true, {}, {}};
   const std::vector<MemberInfo> restored{peer, gone, me};
   p.restore(8, restored, t0);
   EXPECT_EQ(p.incarnation(), 8u);
@@ -566,7 +632,8 @@ TEST(MembershipProtocol, ForceLeaveWithPruneForgetsTheMemberAndTellsEveryone) {
 
 TEST(MembershipProtocol, AForgetIsAppliedUnlessTheMemberIsKnownAliveAtALaterIncarnation) {
   const TimePoint t0{1000h};
-  Update forget{MemberState::left, "other", kOther, 0, {}, true};
+  Update forget{MemberState::left, "other", kOther, 0, {}};
+  forget.forget = true;
   {
     Wire wire;
     MembershipProtocol p("self", kSelf, {}, ProtocolTimings{}, wire, &wire, 1, t0);
@@ -630,9 +697,9 @@ TEST(MembershipProtocol, AForgetAboutItselfIsRefuted) {
   const TimePoint t0{1000h};
   MembershipProtocol p("self", kSelf, {}, ProtocolTimings{}, wire, &wire, 1, t0);
   p.start(t0);
-  ASSERT_TRUE(p.receive(
-      kPeer, from_peer(MessageType::gossip, 0, {Update{MemberState::left, "self", kSelf, 0, {}, true}}),
-      t0));
+  Update forget{MemberState::left, "self", kSelf, 0, {}};
+  forget.forget = true;
+  ASSERT_TRUE(p.receive(kPeer, from_peer(MessageType::gossip, 0, {forget}), t0));
   EXPECT_EQ(p.member("self")->state, MemberState::alive);
   EXPECT_EQ(p.incarnation(), 1u);
 }

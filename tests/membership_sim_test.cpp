@@ -252,6 +252,58 @@ TEST(MembershipSim, ALeaveIsSeenAsLeftWithinOneInterval) {
   EXPECT_TRUE(c.all_see(11, MemberState::left));  // not later turned dead
 }
 
+// Does every up node other than `subject` hold `tags` for it?
+bool all_see_tags(SimCluster& c, std::size_t subject, const membership::Tags& tags) {
+  for (std::size_t i = 0; i < c.size(); ++i) {
+    if (i == subject || !c.up(i)) continue;
+    const auto m = c.node(i).member(c.name(subject));
+    if (!m || m->tags != tags) return false;
+  }
+  return true;
+}
+
+TEST(MembershipSim, TagsChangedAtRunTimeReachEveryoneDespiteLoss) {
+  NetworkFaults lossy;
+  lossy.loss = 0.05;
+  auto cluster = converged(40, lossy);
+  auto& c = *cluster;
+  const ProtocolTimings t;
+  // Each change raises the incarnation; others hear the new incarnation first from the
+  // node's heartbeats (no tags in a header) or from its news (tags): either order ends with
+  // the new tags everywhere, and nobody is suspected for it.
+  const std::vector<membership::Tags> sets = {
+      {{"role", "db"}, {"zone", "b"}}, {{"role", "db"}, {"zone", "c"}}, {}, {{"role", "web"}}};
+  for (const auto& tags : sets) {
+    const auto before = c.node(7).incarnation();
+    c.node(7).set_tags(tags, c.now());
+    EXPECT_GT(c.node(7).incarnation(), before);
+    ASSERT_TRUE(c.run_until([&] { return all_see_tags(c, 7, tags); }, 5 * t.interval))
+        << "tags of node-7 did not reach every node";
+  }
+  // And they stay: later heartbeats (claims without tags) and syncs change nothing.
+  c.run_for(3 * t.sync_interval);
+  EXPECT_TRUE(all_see_tags(c, 7, sets.back()));
+  EXPECT_TRUE(all_see_tags(c, 8, {}));
+  EXPECT_EQ(false_deaths(c, {}), 0u);
+}
+
+TEST(MembershipSim, ANewcomersTagsComeWithItsJoinAndSurviveARefutation) {
+  auto cluster = converged(20);
+  auto& c = *cluster;
+  const membership::Tags tags{{"role", "cache"}, {"rack", "r12"}};
+  const auto i = c.add_node("newcomer");
+  c.node(i).set_tags(tags, c.now());  // before it starts: what its join announces
+  const ProtocolTimings t;
+  ASSERT_TRUE(c.run_until([&] { return all_see_tags(c, i, tags); }, t.sync_interval));
+  // A stall long enough to be declared dead, then a refutation at a higher incarnation: the
+  // tags come back with it, unchanged.
+  c.stall(i, 6s);
+  ASSERT_TRUE(c.run_until([&] { return c.all_see(i, MemberState::dead); }, 10s));
+  ASSERT_TRUE(c.run_until([&] { return c.all_see(i, MemberState::alive); }, 10s));
+  c.run_for(t.sync_interval);
+  EXPECT_TRUE(all_see_tags(c, i, tags));
+}
+
 TEST(MembershipSim, DeadAndLeftMembersAreForgottenAfterReapAfter) {
   ProtocolTimings t;
   t.reap_after = 20s;

@@ -111,7 +111,7 @@ WriteSet membership(std::uint64_t n) {
   WriteSet set;
   set.self = SelfRecord{"node-1", n};
   set.members =
-      std::vector<MemberRecord>{{"member-" + std::to_string(n), "127.0.0.1:9", 0, 1, 1000, 10}};
+      std::vector<MemberRecord>{{"member-" + std::to_string(n), "127.0.0.1:9", 0, 1, 1000, 10, {}, {}}};
   return set;
 }
 

@@ -35,8 +35,8 @@ TEST(PersistFormat, RecordsRoundTrip) {
   EXPECT_EQ(self.name, "node-1");
   EXPECT_EQ(self.incarnation, 42u);
 
-  std::vector<MemberRecord> members{{"a", "127.0.0.1:7701", 0, 3, 1795925148650, 1795925140000},
-                                    {"b", "[::1]:7702", 2, 0, 0, 1795925000000}};
+  std::vector<MemberRecord> members{{"a", "127.0.0.1:7701", 0, 3, 1795925148650, 1795925140000, {}, {}},
+                                    {"b", "[::1]:7702", 2, 0, 0, 1795925000000, {}, {}}};
   auto back = std::get<std::vector<MemberRecord>>(decode_members(encode_members(members)));
   ASSERT_EQ(back.size(), 2u);
   EXPECT_EQ(back[1].name, "b");
@@ -93,7 +93,7 @@ TEST(PersistFormat, DenseUsersCostFewBytes) {
 // error naming the record, never decoded into something else.
 TEST(PersistFormat, EveryTruncationAndByteFlipIsReported) {
   std::vector<UserRecord> users{{1, 900, false}, {300, 800, true}, {70000, 1000, false}};
-  std::vector<MemberRecord> members{{"node-1", "127.0.0.1:7701", 0, 9, 100, 50}};
+  std::vector<MemberRecord> members{{"node-1", "127.0.0.1:7701", 0, 9, 100, 50, {}, {}}};
   const std::vector<std::pair<std::string, std::function<bool(std::string_view)>>> cases{
       {encode_format(1),
        [](auto v) { return std::holds_alternative<FormatError>(decode_format(v)); }},
@@ -225,7 +225,7 @@ TEST(PersistStore, WritesAndLoadsEverything) {
     EXPECT_FALSE(write_snapshot(*s, {{{1, 900, false}, {2, 950, true}}, {{3, 1000, false}}}, 1000));
     WriteSet set;
     set.self = SelfRecord{"node-1", 5};
-    set.members = std::vector<MemberRecord>{{"node-2", "127.0.0.1:9", 0, 1, 990, 10}};
+    set.members = std::vector<MemberRecord>{{"node-2", "127.0.0.1:9", 0, 1, 990, 10, {}, {}}};
     EXPECT_FALSE(s->write(set).has_value());
     EXPECT_GT(s->disk_bytes(), 0u);
   }
@@ -690,10 +690,10 @@ TEST(PersistSnapshot, RestoresManyUsersAcrossAllShards) {
 TEST(PersistSnapshot, MembershipComesBackAboveThePersistedIncarnation) {
   LoadedState st;
   st.self = SelfRecord{"node-1", 7};
-  st.members = {{"node-2", "127.0.0.1:9002", 0, 3, 1000, 900},
-                {"node-3", "127.0.0.1:9003", 2, 1, 500, 800},
-                {"node-1", "127.0.0.1:9001", 0, 7, 0, 0},
-                {"node-4", "not an address", 0, 0, 0, 0}};
+  st.members = {{"node-2", "127.0.0.1:9002", 0, 3, 1000, 900, {}, {}},
+                {"node-3", "127.0.0.1:9003", 2, 1, 500, 800, {}, {}},
+                {"node-1", "127.0.0.1:9001", 0, 7, 0, 0, {}, {}},
+                {"node-4", "not an address", 0, 0, 0, 0, {}, {}}};
   std::atomic<std::int64_t> anchor{0};
   ManualClock clock;
   const WallConverter wall(clock.now(), anchor);

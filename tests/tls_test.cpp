@@ -137,6 +137,32 @@ TEST_F(Tls, SighupRotatesTheCertificateForNewConnections) {
   EXPECT_EQ(old_conn.peer_serial(), "1001");
 }
 
+// POST /v1/reload names a certificate that changed under the same paths, and only then.
+TEST_F(Tls, TheReloadApiReportsARotatedCertificateOnce) {
+  auto d = make_daemon();
+  ASSERT_TRUE(d->start()) << d->failure_reason();
+  auto reload = [&] {
+    d->notifications();  // the notify socket's queue is short: read RELOADING=1, READY=1
+    return http_unix(d->socket_path(), "POST", "/v1/reload");
+  };
+  auto r = reload();
+  EXPECT_EQ(r.body, R"({"result":"unchanged","applied":[],"needs_restart":[]})") << r.error;
+  copy_pem(test_pki().pem("server-2"), cert_);
+  copy_pem(test_pki().key("server-2"), key_);
+  r = reload();
+  EXPECT_EQ(r.status, 200) << r.error;
+  EXPECT_EQ(r.body.rfind(R"({"result":"applied","applied":["api.tls: certificate reloaded: )"
+                         R"(subject /CN=server-2, serial 1002)",
+                         0),
+            0u)
+      << r.body;
+  r = reload();
+  EXPECT_EQ(r.body, R"({"result":"unchanged","applied":[],"needs_restart":[]})") << r.error;
+  HttpsClient c(d->port(), trusting());
+  ASSERT_TRUE(c.connected()) << c.connect_error();
+  EXPECT_EQ(c.peer_serial(), "1002");
+}
+
 TEST_F(Tls, AFailedRotationKeepsTheOldCertificate) {
   auto d = make_daemon();
   ASSERT_TRUE(d->start()) << d->failure_reason();

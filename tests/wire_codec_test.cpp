@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <limits>
+#include <optional>
 #include <random>
 #include <stdexcept>
 
@@ -405,6 +406,102 @@ TEST(WireCodecDecode, AForgetOnAnythingButLeftIsRefused) {
   b = encode(m);
   b[update_at(m, 3)] = 0x40 | 0x07;  // the state is still checked under the flag
   EXPECT_EQ(error(b), "update 3: unknown state 7");
+}
+
+// An alive update with tags: its news of version `at`.
+Message tagged(Tags tags, std::uint64_t incarnation = 9, std::uint64_t at = 7) {
+  Message m;
+  m.type = MessageType::gossip;
+  m.sender = {"a", Address::v4(0x0a000001, 7701), 1};
+  Update u{MemberState::alive, "b", Address::v4(0x0a000002, 7701), incarnation};
+  u.tags = std::move(tags);
+  u.tags_at = at;
+  m.updates = {u};
+  return m;
+}
+
+TEST(WireCodecTags, AnUntaggedUpdateIsEncodedAsBeforeTags) {
+  // No tags_at, no flag, no bytes: a cluster that sets no tags talks to older nodes.
+  Message m = tagged({});
+  m.updates[0].tags_at.reset();
+  const Bytes b = encode(m);
+  EXPECT_EQ(b[update_at(m, 0)], 0);  // state alive, no flags
+  EXPECT_EQ(b.size(), encoded_size_without_updates(m) + encoded_size(m.updates[0]));
+  EXPECT_EQ(b.back(), 9);  // the update ends with its incarnation
+}
+
+TEST(WireCodecTags, TagsRoundTripWithTheirLayout) {
+  const Message m = tagged({{"role", "db"}, {"zone", ""}});
+  const Bytes b = encode(m);
+  EXPECT_EQ(decoded(b), m);
+  EXPECT_EQ(b.size(), encoded_size_without_updates(m) + encoded_size(m.updates[0]));
+  const std::size_t at = update_at(m, 0);
+  EXPECT_EQ(b[at], 0x80);  // alive, tags follow
+  const Bytes tail(b.end() - 15, b.end());
+  const Bytes expected = {9,                                   // incarnation
+                          2,                                   // tags_at = 9 - 2
+                          2,                                   // two tags, by key
+                          4, 'r', 'o', 'l', 'e', 2, 'd', 'b',  // role: db
+                          4, 'z', 'o', 'n', 'e', 0};           // zone: ""
+  EXPECT_EQ(Bytes(b.end() - static_cast<long>(expected.size()), b.end()), expected);
+  // An announced empty set (tags removed) is a flag and a count of 0, not "no news".
+  const Message cleared = tagged({}, 9, 9);
+  const Bytes c = encode(cleared);
+  EXPECT_EQ(decoded(c), cleared);
+  EXPECT_EQ(Bytes(c.end() - 3, c.end()), (Bytes{9, 0, 0}));
+  // The largest set fits beside the longest name and sender.
+  Tags big;
+  for (int i = 0; i < 3; ++i) {
+    big[std::string(64, static_cast<char>('a' + i))] = std::string(i == 2 ? 105 : 104, '~');
+  }
+  ASSERT_EQ(tags_wire_size(big), kMaxTagsBytes);
+  Message full = tagged(big, std::numeric_limits<std::uint64_t>::max(), 0);
+  full.sender.name = long_name('s');
+  full.updates[0].name = long_name('n');
+  EXPECT_EQ(decoded(encode(full)), full);
+}
+
+TEST(WireCodecTags, EncodeRejectsBadTagsAsSenderBugs) {
+  EXPECT_THROW(encode(tagged({{"a b", "x"}})), std::invalid_argument);
+  EXPECT_THROW(encode(tagged({{"role", "tab\there"}})), std::invalid_argument);
+  EXPECT_THROW(encode(tagged({{"role", std::string(129, 'x')}})), std::invalid_argument);
+  Message above = tagged({{"a", "b"}}, 3, 4);
+  EXPECT_THROW(encode(above), std::invalid_argument);
+  Message suspect = tagged({{"a", "b"}});
+  suspect.updates[0].state = MemberState::suspect;
+  suspect.updates[0].from = "c";
+  EXPECT_THROW(encode(suspect), std::invalid_argument);
+  Message untimed = tagged({{"a", "b"}});
+  untimed.updates[0].tags_at.reset();
+  EXPECT_THROW(encode(untimed), std::invalid_argument);
+}
+
+TEST(WireCodecTags, DecodeRefusesAnythingNotCanonical) {
+  const Message m = tagged({{"ab", "1"}, {"cd", "2"}});
+  const Bytes good = encode(m);
+  const std::size_t at = update_at(m, 0);
+  const std::size_t tags = good.size() - 12;  // age, count, 2 x (len key len value)
+  ASSERT_EQ(good[tags], 2);                    // age: 9 - 7
+  auto with = [&](std::size_t i, std::uint8_t v, std::optional<std::uint8_t> next = {}) {
+    Bytes b = good;
+    b[i] = v;
+    if (next) b[i + 1] = *next;
+    return error(b);
+  };
+  EXPECT_EQ(with(at, 0x80 | 1), "update 0: tags on a suspect update");
+  EXPECT_EQ(with(at, 0x40), "update 0: forget flag on state alive (left only)");  // 0x40: prune
+  EXPECT_EQ(with(tags, 10), "update 0: tags announced after the incarnation");
+  EXPECT_EQ(with(tags + 1, 17), "update 0: 17 tags (at most 16)");
+  EXPECT_EQ(with(tags + 3, 'c', 'z'), "update 0: tag cd out of order or repeated");  // cz, cd
+  EXPECT_EQ(with(tags + 8, 'a', 'b'), "update 0: tag ab out of order or repeated");  // ab twice
+  EXPECT_EQ(with(tags + 3, ' '), "update 0: tag 0 key invalid");
+  EXPECT_EQ(with(tags + 2, 0), "update 0: tag 0 key invalid");  // empty key
+  EXPECT_EQ(with(tags + 6, '\n'), "update 0: tag ab value invalid");
+  EXPECT_EQ(with(tags + 1, 3), "truncated in update 0");
+  // Every proper prefix of the tags is truncated, never misread.
+  for (std::size_t n = tags; n < good.size(); ++n) {
+    EXPECT_TRUE(std::holds_alternative<DecodeError>(decode(Bytes(good.begin(), good.begin() + static_cast<long>(n)))));
+  }
 }
 
 TEST(WireCodecDecode, BadNames) {

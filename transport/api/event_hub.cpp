@@ -24,6 +24,12 @@ std::string sse(std::string_view event, const boost::json::object& data) {
   return fmt::format("event: {}\ndata: {}\n\n", event, boost::json::serialize(data));
 }
 
+boost::json::object tags_object(const membership::Tags& tags) {
+  boost::json::object o;
+  for (const auto& [k, v] : tags) o[k] = v;
+  return o;
+}
+
 std::string member_sse(const MemberEvent& e, bool initial) {
   boost::json::object o;
   o["name"] = e.name;
@@ -37,6 +43,7 @@ std::string member_sse(const MemberEvent& e, bool initial) {
   o["incarnation"] = e.incarnation;
   o["time_ms"] = e.time_ms;
   o["initial"] = initial;
+  o["tags"] = tags_object(e.tags);
   return sse("member", o);
 }
 
@@ -322,21 +329,26 @@ bool EventHub::set_sink(EventSink* sink, std::span<const std::uint64_t> users) {
   return true;
 }
 
+std::string tags_json(const membership::Tags& tags) {
+  return boost::json::serialize(tags_object(tags));
+}
+
 void EventHub::seed_members(const std::vector<membership::MemberInfo>& members) {
   const auto now_ms = core_->options.now_ms();
   std::lock_guard lock(core_->subs_mu);
   for (const auto& m : members) {
     if (core_->members.count(m.name)) continue;
     core_->members.emplace(m.name, member_sse(MemberEvent{m.name, m.address.to_string(), m.state,
-                                                          std::nullopt, m.incarnation, now_ms},
+                                                          std::nullopt, m.incarnation, now_ms,
+                                                          m.tags},
                                               true));
   }
 }
 
 void EventHub::member_changed(const membership::MemberInfo& m,
                               std::optional<membership::MemberState> before) {
-  const MemberEvent e{m.name, m.address.to_string(), m.state,
-                      before, m.incarnation,         core_->options.now_ms()};
+  const MemberEvent e{m.name,        m.address.to_string(), m.state, before,
+                      m.incarnation, core_->options.now_ms(), m.tags};
   const std::string bytes = member_sse(e, false);
   std::string initial = member_sse(e, true);
   std::lock_guard lock(core_->subs_mu);

@@ -48,7 +48,11 @@ struct MemberEvent {
   std::optional<membership::MemberState> previous;  // nullopt: first seen
   std::uint64_t incarnation = 0;
   std::int64_t time_ms = 0;  // Unix ms, when this node saw the change
+  membership::Tags tags;     // the member's, at `incarnation`
 };
+
+// The member's tags as a JSON object text, {"role":"db"} (event data, hook variables).
+std::string tags_json(const membership::Tags& tags);
 
 struct UserEvent {
   std::uint64_t user = 0;

@@ -30,6 +30,10 @@ std::uint8_t state_bit(membership::MemberState s) {
 bool MemberQuery::matches(const membership::MemberInfo& m) const {
   if (states != 0 && (states & state_bit(m.state)) == 0) return false;
   if (!name_glob.empty() && !membership::name_matches(name_glob, m.name)) return false;
+  for (const auto& [key, value] : tags) {
+    const auto it = m.tags.find(key);
+    if (it == m.tags.end() || (value && it->second != *value)) return false;
+  }
   return true;
 }
 
@@ -111,7 +115,23 @@ std::variant<MemberQuery, std::string> parse_member_query(std::string_view query
       }
       q.after = std::move(*after);
     } else if (p.key == "tag") {
-      return std::string("tag: member tags are not supported yet by this daemon");
+      const auto colon = p.value.find(':');
+      const std::string key = p.value.substr(0, colon);
+      if (!membership::valid_tag_key(key)) {
+        return fmt::format(
+            "tag: bad key \"{}\" (expected key:value or key, the key 1 to {} letters, digits, "
+            "'.', '-' or '_')",
+            key, membership::kMaxTagKeyBytes);
+      }
+      std::optional<std::string> value;
+      if (colon != std::string::npos) {
+        value = p.value.substr(colon + 1);
+        if (!membership::valid_tag_value(*value)) {
+          return fmt::format("tag: bad value for {} (at most {} printable ASCII characters)", key,
+                             membership::kMaxTagValueBytes);
+        }
+      }
+      q.tags.emplace_back(key, std::move(value));
     }
   }
   return q;

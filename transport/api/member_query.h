@@ -3,10 +3,9 @@
 // member list. Pure functions on values, so every rule and every 400 is unit-tested without a
 // cluster.
 //
-// A member matches when every given filter matches it (AND across filters; OR within the
-// states). Tags (`tag=key:value`, issue #19) will be one more filter of the same kind: today
-// `tag` is a known parameter that is refused with "not supported yet", so clients get a clear
-// answer rather than "unknown parameter", and adding tags changes no existing behaviour.
+// A member matches when every given filter matches it (AND across filters and across `tag`s;
+// OR within the states). `tag=key:value` asks for a tag with exactly that value (percent-
+// decoded; the value may be empty), `tag=key` for the key with any value.
 //
 // Paging is by name: the list is sorted by name and a cursor is the last name a page held, so
 // the next page starts strictly after it whatever joined or left in between (no member is
@@ -20,7 +19,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <variant>
+#include <vector>
 
 #include "membership/member.h"
 #include "membership/protocol.h"
@@ -33,8 +34,8 @@ inline constexpr std::size_t kMaxMemberPage = 10000;
 struct MemberQuery {
   std::uint8_t states = 0;  // bit (1 << MemberState) per wanted state; 0: every state
   std::string name_glob;    // membership::name_matches; empty: every name
-  // Tags go here when they exist: std::vector<std::pair<std::string, std::string>> tags,
-  // every pair required.
+  // Every one required: a key, and the value it must have (nullopt: any value).
+  std::vector<std::pair<std::string, std::optional<std::string>>> tags;
   std::optional<std::size_t> limit;  // unset: the whole list in one answer
   std::string after;                 // from `cursor`: only names strictly after this one
 
@@ -44,7 +45,8 @@ struct MemberQuery {
 
 // The query string of GET /v1/members (after '?', still percent-encoded), or the message of
 // the 400: an unknown parameter, a state that is not alive|suspect|dead|left, a bad name
-// pattern, a limit outside 1..kMaxMemberPage, a cursor this API did not make, `tag`.
+// pattern, a limit outside 1..kMaxMemberPage, a cursor this API did not make, a tag whose key
+// or value breaks membership/member.h's rule.
 std::variant<MemberQuery, std::string> parse_member_query(std::string_view query);
 
 // The cursor that resumes after `last_name` (base64url, no padding), and back; nullopt when

@@ -29,6 +29,9 @@ boost::json::object to_json(const membership::MemberInfo& m, const WallTime& wal
     o["last_seen_ms"] = nullptr;
   }
   o["self"] = m.self;
+  boost::json::object tags;
+  for (const auto& [k, v] : m.tags) tags[k] = v;
+  o["tags"] = std::move(tags);
   return o;
 }
 

@@ -143,6 +143,7 @@ void ClusterTransport::start() {
                                                                  std::move(seeds), options_.timings,
                                                                  *this, this, seed_, now, boot);
     protocol_->set_ring_key(seal_->ring_key());
+    protocol_->set_tags(options_.tags, now);
     if (options_.restored_incarnation || !options_.restored_members.empty()) {
       protocol_->restore(options_.restored_incarnation, options_.restored_members, now);
     }
@@ -461,6 +462,16 @@ void ClusterTransport::set_timings(const membership::ProtocolTimings& timings) {
     }
     seed_interval_ = timings.reconnect_interval;
     arm_timer();
+  });
+}
+
+void ClusterTransport::set_tags(membership::Tags tags) {
+  asio::post(io_, [this, tags = std::move(tags)]() mutable {
+    {
+      std::lock_guard lock(mu_);
+      if (protocol_) protocol_->set_tags(std::move(tags), clock_.now());
+    }
+    arm_timer();  // gossip the new incarnation now, and persist it
   });
 }
 

@@ -60,6 +60,7 @@ struct ClusterOptions {
   Keyring keys;                          // empty: plain datagrams only
   SealPolicy seal_policy{false, false};  // both false without keys
   membership::ProtocolTimings timings;
+  membership::Tags tags;  // node.tags, announced with this node's alive news
   // After a restart (persist/): the incarnation to start at and the members known before.
   std::uint64_t restored_incarnation = 0;
   std::vector<membership::MemberInfo> restored_members;
@@ -137,6 +138,8 @@ class ClusterTransport final : public membership::DatagramSink,
   std::optional<membership::MemberInfo> member(std::string_view name) const;
   ClusterCounters counters() const;
   void set_timings(const membership::ProtocolTimings& timings);
+  // node.tags changed (SIGHUP): announced at a new incarnation.
+  void set_tags(membership::Tags tags);
   // Replaces the envelope (a policy asking for sealing needs keys). Returns false, changing
   // nothing, when the keys (by fingerprint, in order) and the policy are those in force.
   bool set_keyring(Keyring keys, SealPolicy policy);
