@@ -60,7 +60,6 @@ constexpr std::uint8_t kStateMask = 0x3f;
 constexpr std::uint8_t kHasTags = 0x80;     // alive only: tags_at and a tag set follow
 constexpr std::uint8_t kForgetFlag = 0x40;  // left only: receivers forget the member
 
-
 std::size_t varint_size(std::uint64_t v) {
   std::size_t n = 1;
   for (; v >= 0x80; v >>= 7) ++n;
@@ -438,8 +437,8 @@ std::vector<std::uint8_t> encode(const Message& m) {
   }
   w.u8(static_cast<std::uint8_t>(m.updates.size()));
   for (const Update& u : m.updates) {
-    w.u8(static_cast<std::uint8_t>(static_cast<std::uint8_t>(u.state) |
-                                   (u.tags_at ? kHasTags : 0) | (u.forget ? kForgetFlag : 0)));
+    w.u8(static_cast<std::uint8_t>(static_cast<std::uint8_t>(u.state) | (u.tags_at ? kHasTags : 0) |
+                                   (u.forget ? kForgetFlag : 0)));
     w.name(u.name);
     w.address(u.address);
     w.varint(u.incarnation);
