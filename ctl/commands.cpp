@@ -82,13 +82,37 @@ std::string last_seen(const json::object& o, std::int64_t now_ms, std::string_vi
   return ms ? format_age(now_ms, *ms) : std::string(if_null);
 }
 
+// "role=db,zone=b", or "-" for none (or a daemon from before tags).
+std::string tags_text(const json::object& m) {
+  const auto* tags = m.if_contains("tags");
+  if (!tags || !tags->is_object() || tags->get_object().empty()) return "-";
+  std::string out;
+  for (const auto& [k, v] : tags->get_object()) {
+    out.append(out.empty() ? "" : ",").append(k).append("=").append(scalar_text(v));
+  }
+  return out;
+}
+
 std::vector<std::string> member_row(const json::value& v, std::int64_t now_ms) {
   const auto& m = object_of(v, "a member");
-  return {string_field(m, "name"), string_field(m, "address"), string_field(m, "state"),
-          scalar_text(field(m, "incarnation")), last_seen(m, now_ms, "-")};
+  return {string_field(m, "name"),     string_field(m, "address"),
+          string_field(m, "state"),    scalar_text(field(m, "incarnation")),
+          last_seen(m, now_ms, "-"),   tags_text(m)};
 }
-const std::vector<std::string> kMemberHeader = {"NAME", "ADDRESS", "STATE", "INCARNATION",
-                                                "LAST_SEEN"};
+const std::vector<std::string> kMemberHeader = {"NAME",        "ADDRESS",   "STATE",
+                                                "INCARNATION", "LAST_SEEN", "TAGS"};
+
+// A tag filter's bytes in a query: letters, digits and "-._~:" as they are, the rest
+// percent-encoded (values may hold spaces, '&', '#', '%' or '+').
+std::string query_escape(std::string_view s) {
+  std::string out;
+  for (unsigned char c : s) {
+    const bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                       c == '-' || c == '.' || c == '_' || c == '~' || c == ':';
+    out += plain ? std::string(1, static_cast<char>(c)) : fmt::format("%{:02X}", c);
+  }
+  return out;
+}
 
 std::vector<std::string> user_row(const json::value& v, std::int64_t now_ms) {
   const auto& u = object_of(v, "a user");
@@ -266,7 +290,9 @@ HttpRequest build_request(const Options& o) {
       if (!o.name_glob.empty()) {
         target += sep + std::string("name=");
         for (char c : o.name_glob) target += c == '?' ? std::string("%3F") : std::string(1, c);
+        sep = '&';
       }
+      for (const auto& t : o.tags) target += sep + ("tag=" + query_escape(t)), sep = '&';
       return {"GET", target, ""};
     }
     case Command::keys:

@@ -35,12 +35,14 @@ Commands:
   health                  the daemon's status, version, uptime, warnings (such as an
                           unauthenticated cluster) and persistence; exit 0 if "ok",
                           1 if "degraded"
-  members [--state STATE,...] [--name GLOB]
-                          cluster members: NAME ADDRESS STATE INCARNATION LAST_SEEN;
-                          without options every member; --state keeps those in one
-                          of the STATEs (alive, suspect, dead, left), --name those
+  members [--state STATE,...] [--name GLOB] [--tag KEY:VALUE]...
+                          cluster members: NAME ADDRESS STATE INCARNATION LAST_SEEN
+                          TAGS; without options every member; --state keeps those in
+                          one of the STATEs (alive, suspect, dead, left), --name those
                           whose name matches GLOB ('*' any run of characters, '?'
-                          one; quote it from the shell); exit 0, also if none match
+                          one; quote it from the shell), each --tag those with that
+                          tag (KEY alone: with the key, any value); exit 0, also if
+                          none match
   keys                    the cluster keyring: KEY (fingerprint) PRIMARY MEMBERS, the
                           live members last seen sealing with each key, sending plain
                           (plaintext) or not heard from directly (unknown); then

@@ -86,6 +86,22 @@ std::string name_pattern(std::string_view glob) {
   return std::string(glob);
 }
 
+// --tag KEY:VALUE or KEY: the daemon's rule for tag keys and values (membership/member.h).
+std::string tag_filter(std::string_view tag) {
+  const auto colon = tag.find(':');
+  const auto key = tag.substr(0, colon);
+  if (!membership::valid_tag_key(key)) {
+    throw Usage{fmt::format("--tag: bad key '{}': expected KEY:VALUE or KEY, the key 1 to {} "
+                            "letters, digits, '.', '-' or '_'",
+                            key, membership::kMaxTagKeyBytes)};
+  }
+  if (colon != std::string_view::npos && !membership::valid_tag_value(tag.substr(colon + 1))) {
+    throw Usage{fmt::format("--tag: bad value for {}: at most {} printable ASCII characters", key,
+                            membership::kMaxTagValueBytes)};
+  }
+  return std::string(tag);
+}
+
 void expect_count(std::string_view command, const std::vector<std::string>& operands,
                   std::size_t min, std::size_t max, std::string_view what) {
   const auto n = operands.size();
@@ -156,6 +172,7 @@ Options parse(const std::vector<std::string>& args, const Environment& env) {
   std::optional<std::string> token_file;
   std::optional<std::string> socket;
   std::optional<std::string> users_list, members_list, states_list, name_glob;
+  std::vector<std::string> tag_filters;  // --tag, repeatable
   bool timeout_given = false;
   bool prune = false;
   std::optional<std::string> command_name;
@@ -267,6 +284,8 @@ Options parse(const std::vector<std::string>& args, const Environment& env) {
     } else if (arg == "--name") {
       once(name_glob.has_value(), arg);
       name_glob = value(i, arg, "GLOB", inline_value);
+    } else if (arg == "--tag") {
+      tag_filters.push_back(value(i, arg, "KEY:VALUE", inline_value));
     } else {
       throw Usage{fmt::format("unknown option '{}'", args[i])};
     }
@@ -296,8 +315,9 @@ Options parse(const std::vector<std::string>& args, const Environment& env) {
   if (o.command != Command::force_leave && prune) {
     throw Usage{"--prune is an option of force-leave only"};
   }
-  if (o.command != Command::members && (states_list || name_glob)) {
-    throw Usage{fmt::format("{} is an option of members only", states_list ? "--state" : "--name")};
+  if (o.command != Command::members && (states_list || name_glob || !tag_filters.empty())) {
+    throw Usage{fmt::format("{} is an option of members only",
+                            states_list ? "--state" : name_glob ? "--name" : "--tag")};
   }
 
   switch (o.command) {
@@ -310,6 +330,7 @@ Options parse(const std::vector<std::string>& args, const Environment& env) {
       expect_count(name, operands, 0, 0, "");
       if (states_list) o.states = member_states(*states_list);
       if (name_glob) o.name_glob = name_pattern(*name_glob);
+      for (const auto& t : tag_filters) o.tags.push_back(tag_filter(t));
       break;
     case Command::member:
       expect_count(name, operands, 1, 1, "NAME");

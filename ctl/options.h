@@ -53,6 +53,7 @@ struct Options {
   std::vector<std::string> members;   // watch --members
   std::vector<std::string> states;    // members --state: alive, suspect, dead, left
   std::string name_glob;              // members --name: '*' and '?' wildcards; empty: any
+  std::vector<std::string> tags;      // members --tag: KEY:VALUE or KEY, every one required
   std::vector<std::string> addresses;  // join: host:port, as given (checked by parse_args)
   bool prune = false;                  // force-leave --prune
   // The API token sent as "Authorization: Bearer TOKEN" (over TCP and the socket alike), from

@@ -539,6 +539,34 @@ TEST_F(ClusterKeys, ReloadAppliesTheKeysAndFlags) {
             (std::vector<std::string>{"cluster.bind: 0.0.0.0:7701 -> 127.0.0.1:7701"}));
 }
 
+TEST(Config, NodeTagsAreCheckedByTheProtocolsRuleAndReloadable) {
+  const Config c = load_ok("node:\n  tags: {role: db, zone: b, empty: , n: 3, note: \"a: b\"}\n");
+  EXPECT_EQ(c.node.tags, (membership::Tags{
+                             {"empty", ""}, {"n", "3"}, {"note", "a: b"}, {"role", "db"}, {"zone", "b"}}));
+  EXPECT_TRUE(load_ok("").node.tags.empty());
+  EXPECT_TRUE(load_ok("node:\n  tags: {}\n").node.tags.empty());
+  EXPECT_EQ(load_error("node:\n  tags: [a, b]\n"),
+            "test.yaml:2: node.tags: expected a mapping such as {role: db, zone: b}, got a list");
+  EXPECT_EQ(load_error("node:\n  tags:\n    ro le: db\n"),
+            "test.yaml:3: node.tags: tag key \"ro le\": a key is 1 to 64 letters, digits, '.', '-' "
+            "or '_'");
+  EXPECT_EQ(load_error("node:\n  tags:\n    role: \"d\\tb\"\n"),
+            "test.yaml:3: node.tags: tag role: a value is at most 128 printable ASCII characters "
+            "(space to '~')");
+  EXPECT_NE(load_error("node:\n  tags:\n    role: [a]\n").find("node.tags.role: expected a string"),
+            std::string::npos);
+  std::string many = "node:\n  tags:\n";
+  for (int i = 0; i < 17; ++i) many += "    k" + std::to_string(i) + ": v\n";
+  EXPECT_EQ(load_error(many), "test.yaml:2: node.tags: 17 tags: at most 16 are allowed");
+  std::string big = "node:\n  tags:\n";
+  for (int i = 0; i < 4; ++i) big += "    k" + std::to_string(i) + ": " + std::string(127, 'x') + "\n";
+  EXPECT_NE(load_error(big).find("node.tags: the tags take 525 bytes encoded"), std::string::npos);
+  // A change is applied by SIGHUP (the node announces it at a new incarnation).
+  const ReloadPlan plan = plan_reload(load_ok(""), load_ok("node:\n  tags: {role: db}\n"));
+  EXPECT_EQ(plan.applied, (std::vector<std::string>{"node.tags: {} -> {role: db}"}));
+  EXPECT_EQ(plan.effective.node.tags, (membership::Tags{{"role", "db"}}));
+}
+
 TEST(ApiAccess, UnixScopesResolveIdsNamesAndOthers) {
   const Config c = load_ok(
       "api:\n  unix_scopes:\n    uid:1000: [read]\n    gid:50: read,write\n"

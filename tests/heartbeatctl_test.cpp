@@ -182,6 +182,16 @@ TEST(CtlOptions, EveryBadInputNamesWhatWasWrong) {
             "wildcards '*' and '?'");
   EXPECT_EQ(usage_error({"member", "db-1", "--state", "alive"}), "--state is an option of members only");
   EXPECT_EQ(usage_error({"watch", "--name", "db-*"}), "--name is an option of members only");
+  EXPECT_EQ(usage_error({"members", "--tag", "ro le:db"}),
+            "--tag: bad key 'ro le': expected KEY:VALUE or KEY, the key 1 to 64 letters, digits, "
+            "'.', '-' or '_'");
+  EXPECT_EQ(usage_error({"members", "--tag", ":db"}),
+            "--tag: bad key '': expected KEY:VALUE or KEY, the key 1 to 64 letters, digits, '.', "
+            "'-' or '_'");
+  EXPECT_EQ(usage_error({"members", "--tag", "role:a\tb"}),
+            "--tag: bad value for role: at most 128 printable ASCII characters");
+  EXPECT_EQ(usage_error({"members", "--tag"}), "--tag needs a KEY:VALUE argument");
+  EXPECT_EQ(usage_error({"user", "1", "--tag", "role"}), "--tag is an option of members only");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -256,6 +266,11 @@ TEST(CtlCommands, BuildsTheRequestsOfDocsApi) {
   // '?' would start the query: escaped.
   check(req({"--state", "dead", "members", "--name", "db-?"}), "GET",
         "/v1/members?state=dead&name=db-%3F", "");
+  // Every --tag is one tag= parameter; value bytes a query would misread are escaped.
+  check(req({"members", "--tag", "role:db", "--tag=zone", "--state", "alive"}), "GET",
+        "/v1/members?state=alive&tag=role:db&tag=zone", "");
+  check(req({"members", "--name", "w*", "--tag", "note:a b&c%d+e#f"}), "GET",
+        "/v1/members?name=w*&tag=note:a%20b%26c%25d%2Be%23f", "");
   check(req({"keys"}), "GET", "/v1/keys", "");
   check(req({"reload"}), "POST", "/v1/reload", "");
   check(req({"member", "db-3"}), "GET", "/v1/members/db-3", "");
@@ -430,14 +445,15 @@ TEST(CtlCommands, ReloadPrintsWhatChangedAndExitsFourWhenARestartIsNeeded) {
 TEST(CtlCommands, MembersTableIsAlignedWithAges) {
   const std::string body =
       R"({"members":[{"name":"db-1","address":"10.0.0.11:7701","state":"alive","incarnation":0,)"
-      R"("last_seen_ms":1795916284600,"self":true},{"name":"db-22","address":"[::1]:7701",)"
-      R"("state":"dead","incarnation":12,"last_seen_ms":null,"self":false}]})";
+      R"("last_seen_ms":1795916284600,"self":true,"tags":{"role":"db","zone":"b"}},)"
+      R"({"name":"db-22","address":"[::1]:7701",)"
+      R"("state":"dead","incarnation":12,"last_seen_ms":null,"self":false,"tags":{}}]})";
   auto out = answer({"members"}, 200, body);
   EXPECT_EQ(out.exit_code, 0);
   EXPECT_EQ(out.out,
-            "NAME   ADDRESS         STATE  INCARNATION  LAST_SEEN\n"
-            "db-1   10.0.0.11:7701  alive  0            0.4s ago\n"
-            "db-22  [::1]:7701      dead   12           -\n");
+            "NAME   ADDRESS         STATE  INCARNATION  LAST_SEEN  TAGS\n"
+            "db-1   10.0.0.11:7701  alive  0            0.4s ago   role=db,zone=b\n"
+            "db-22  [::1]:7701      dead   12           -          -\n");
 }
 
 TEST(CtlCommands, MemberExitsZeroOnlyWhenAlive) {
@@ -448,8 +464,8 @@ TEST(CtlCommands, MemberExitsZeroOnlyWhenAlive) {
   };
   EXPECT_EQ(member("alive").exit_code, 0);
   EXPECT_EQ(member("alive").out,
-            "NAME  ADDRESS         STATE  INCARNATION  LAST_SEEN\n"
-            "db-2  10.0.0.12:7701  alive  3            4.0s ago\n");
+            "NAME  ADDRESS         STATE  INCARNATION  LAST_SEEN  TAGS\n"
+            "db-2  10.0.0.12:7701  alive  3            4.0s ago   -\n");
   for (auto s : {"suspect", "dead", "left"}) EXPECT_EQ(member(s).exit_code, 1) << s;
 
   auto unknown = answer({"member", "nobody"}, 404,
@@ -730,7 +746,7 @@ TEST_F(CtlDaemon, MembersFilteredByStateAndName) {
 
     auto none = ctl(with(t, {"members", "--state=dead,left"}));
     EXPECT_EQ(none.exit_code, 0) << none.err;
-    EXPECT_EQ(none.out, "NAME  ADDRESS  STATE  INCARNATION  LAST_SEEN\n");
+    EXPECT_EQ(none.out, "NAME  ADDRESS  STATE  INCARNATION  LAST_SEEN  TAGS\n");
 
     auto j = json_line(ctl(with(t, {"--json", "members", "--name", "test-nod?"})));
     ASSERT_EQ(j["members"].as_array().size(), 1u);
@@ -867,7 +883,7 @@ TEST(CtlExit, HelpAndManPageAgree) {
        {"health", "members", "member", "user", "users", "heartbeat", "offline", "watch", "keys",
         "reload", "join", "force-leave", "--prune",
         "--socket", "--http", "--timeout", "--json", "--version", "--help", "--users", "--members",
-        "--state", "--name", "GLOB", "--ca-file", "--cert", "--key", "https://",
+        "--state", "--name", "GLOB", "--tag", "--ca-file", "--cert", "--key", "https://",
         "HEARTBEATD_SOCKET", "XDG_RUNTIME_DIR", "/run/heartbeatd/heartbeatd.sock",
         "/tmp/heartbeatd-", "18446744073709551615", "[::1]:7700"}) {
     EXPECT_NE(help.find(word), std::string::npos) << word << " missing from --help";

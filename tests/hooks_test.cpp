@@ -68,6 +68,7 @@ TEST(Hooks, MemberChangesRunTheHookWithTheEventInItsEnvironment) {
   a.env()["HEARTBEATD_MEMBER_NAME"] = "stale";  // the daemon's own HEARTBEATD_* are not passed
   ASSERT_TRUE(a.start()) << a.failure_reason();
   DaemonProcess b(DaemonProcess::Keys{{"node.name", "node-b"},
+                                      {"node.tags", "{role: db}"},
                                       {"cluster.seeds", "[" + a.cluster_address() + "]"}});
   ASSERT_TRUE(b.start()) << b.failure_reason();
 
@@ -102,6 +103,7 @@ TEST(Hooks, MemberChangesRunTheHookWithTheEventInItsEnvironment) {
   EXPECT_EQ(dead.at("HEARTBEATD_NODE"), "node-a");
   EXPECT_EQ(dead.at("HEARTBEATD_MEMBER_ADDRESS"), b.cluster_address());
   EXPECT_FALSE(dead.at("HEARTBEATD_MEMBER_INCARNATION").empty());
+  EXPECT_EQ(dead.at("HEARTBEATD_MEMBER_TAGS"), R"({"role":"db"})");
   EXPECT_GT(std::stoll(dead.at("HEARTBEATD_TIME_MS")), 1'700'000'000'000LL);
   EXPECT_TRUE(eventually(
       [&] {
