@@ -228,6 +228,32 @@ Outcome render(const Options& o, const HttpAnswer& a, std::int64_t now_ms) {
                                                  bool_field(top, "require_sealed"));
       break;
     }
+    case Command::join: {
+      // Some joined: a line per address; exit 1 if any failed.
+      std::string lines;
+      for (const auto* key : {"joined", "failed"}) {
+        const auto& list = field(top, key);
+        if (!list.is_array()) throw BadAnswer{fmt::format("\"{}\" is not an array", key)};
+        for (const auto& t : list.get_array()) {
+          const auto& target = object_of(t, "an address");
+          if (std::string_view(key) == "joined") {
+            lines += fmt::format("joined {} (member {})\n", string_field(target, "address"),
+                                 string_field(target, "member"));
+          } else {
+            out.exit_code = kExitNegative;
+            out.err += fmt::format("heartbeatctl: join {} failed: {}\n",
+                                   string_field(target, "address"), string_field(target, "error"));
+          }
+        }
+      }
+      out.out = lines;
+      break;
+    }
+    case Command::force_leave:
+      out.out = fmt::format("{} {} (was {})\n", string_field(top, "member"),
+                            bool_field(top, "forgotten") ? "left and forgotten" : "left",
+                            string_field(top, "previous_state"));
+      break;
     case Command::reload: {
       const auto result = string_field(top, "result");
       if (result != "applied" && result != "unchanged") {
@@ -271,6 +297,13 @@ HttpRequest build_request(const Options& o) {
     }
     case Command::keys:
       return {"GET", "/v1/keys", ""};
+    case Command::join: {
+      json::array addresses;
+      for (const auto& a : o.addresses) addresses.emplace_back(a);
+      return {"POST", "/v1/join", json::serialize(json::object{{"addresses", std::move(addresses)}})};
+    }
+    case Command::force_leave:
+      return {"POST", "/v1/members/" + o.member + "/leave" + (o.prune ? "?prune=true" : ""), ""};
     case Command::reload:
       return {"POST", "/v1/reload", ""};
     case Command::member:
@@ -297,12 +330,24 @@ HttpRequest build_request(const Options& o) {
 }
 
 Outcome interpret(const Options& o, const HttpAnswer& a, std::int64_t now_ms) {
-  if (o.command == Command::member && a.status == 404) {
+  if ((o.command == Command::member || o.command == Command::force_leave) && a.status == 404) {
     json::error_code jec;
     const auto v = json::parse(a.body, jec);
     const auto* error = !jec && v.is_object() ? v.get_object().if_contains("error") : nullptr;
     if (error && error->is_string() && error->get_string() == "unknown_member") {
       return fail(kExitNegative, fmt::format("unknown member {}", o.member));
+    }
+  }
+  if (o.command == Command::join && a.status == 502) {
+    // join_failed: the daemon is fine, the addresses did not answer (a proxy's 502 is not
+    // this, and is reported as a 5xx below).
+    json::error_code jec;
+    const auto v = json::parse(a.body, jec);
+    const auto* error = !jec && v.is_object() ? v.get_object().if_contains("error") : nullptr;
+    const auto* message = !jec && v.is_object() ? v.get_object().if_contains("message") : nullptr;
+    if (error && error->is_string() && error->get_string() == "join_failed" && message &&
+        message->is_string()) {
+      return fail(kExitNegative, fmt::format("join failed: {}", std::string_view(message->get_string())));
     }
   }
   if (o.command == Command::reload && a.status == 422) {

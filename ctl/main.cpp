@@ -60,6 +60,17 @@ Commands:
                           any is not
   heartbeat ID...         report a heartbeat for each user (one request); exit 0
   offline ID              log the user out: offline at once; exit 0
+  join ADDRESS...         join the cluster through these nodes now: their cluster
+                          (UDP) addresses, HOST:PORT, at most 16; names are looked
+                          up by the daemon. Waits until each answered (at most 2 s)
+                          and prints joined ADDRESS (member NAME) for each that did;
+                          exit 0 if all joined, 1 if any failed (why, on stderr).
+                          Admin scope
+  force-leave NAME [--prune]
+                          mark a member that is gone (dead, or suspect and not heard
+                          from here within its detection time) left on every node;
+                          --prune also forgets it everywhere at once. Refused (exit
+                          1) for this node and for a member alive here. Admin scope
   watch [--users ID,...] [--members NAME,...]
                           print state changes as they happen, one line per event,
                           starting with the current state; without --users and

@@ -19,7 +19,7 @@ constexpr CommandInfo kCommands[] = {
     {"health", Command::health}, {"members", Command::members},     {"member", Command::member},
     {"user", Command::user},     {"users", Command::users},         {"heartbeat", Command::heartbeat},
     {"offline", Command::offline}, {"watch", Command::watch},     {"keys", Command::keys},
-    {"reload", Command::reload},
+    {"reload", Command::reload},   {"join", Command::join},         {"force-leave", Command::force_leave},
 };
 
 std::optional<Command> find_command(std::string_view name) {
@@ -109,8 +109,9 @@ void expect_count(std::string_view command, const std::vector<std::string>& oper
     throw Usage{fmt::format("{} needs {} {}", command, max == 1 ? "a" : "at least one", what)};
   }
   if (n > max) {
-    throw Usage{max == 0 ? fmt::format("{} takes no arguments, got '{}'", command, operands[0])
-                         : fmt::format("{} takes exactly one {}, got {}", command, what, n)};
+    throw Usage{max == 0   ? fmt::format("{} takes no arguments, got '{}'", command, operands[0])
+                : max == 1 ? fmt::format("{} takes exactly one {}, got {}", command, what, n)
+                           : fmt::format("{} takes at most {} {} arguments, got {}", command, max, what, n)};
   }
 }
 
@@ -173,6 +174,7 @@ Options parse(const std::vector<std::string>& args, const Environment& env) {
   std::optional<std::string> users_list, members_list, states_list, name_glob;
   std::vector<std::string> tag_filters;  // --tag, repeatable
   bool timeout_given = false;
+  bool prune = false;
   std::optional<std::string> command_name;
   std::vector<std::string> operands;
 
@@ -275,6 +277,10 @@ Options parse(const std::vector<std::string>& args, const Environment& env) {
     } else if (arg == "--state") {
       once(states_list.has_value(), arg);
       states_list = value(i, arg, "STATE,... list", inline_value);
+    } else if (arg == "--prune") {
+      no_value();
+      once(prune, arg);
+      prune = true;
     } else if (arg == "--name") {
       once(name_glob.has_value(), arg);
       name_glob = value(i, arg, "GLOB", inline_value);
@@ -306,6 +312,9 @@ Options parse(const std::vector<std::string>& args, const Environment& env) {
   if (o.command != Command::watch && (users_list || members_list)) {
     throw Usage{fmt::format("{} is an option of watch only", users_list ? "--users" : "--members")};
   }
+  if (o.command != Command::force_leave && prune) {
+    throw Usage{"--prune is an option of force-leave only"};
+  }
   if (o.command != Command::members && (states_list || name_glob || !tag_filters.empty())) {
     throw Usage{fmt::format("{} is an option of members only",
                             states_list ? "--state" : name_glob ? "--name" : "--tag")};
@@ -326,6 +335,24 @@ Options parse(const std::vector<std::string>& args, const Environment& env) {
     case Command::member:
       expect_count(name, operands, 1, 1, "NAME");
       o.member = member_name(operands[0]);
+      break;
+    case Command::force_leave:
+      expect_count(name, operands, 1, 1, "NAME");
+      o.member = member_name(operands[0]);
+      o.prune = prune;
+      break;
+    case Command::join:
+      // The daemon's limit (POST /v1/join), checked here so that it is a usage error.
+      expect_count(name, operands, 1, kMaxJoinAddresses, "ADDRESS");
+      for (const auto& a : operands) {
+        std::string why;
+        if (!parse_host_port(a, &why)) {
+          throw Usage{fmt::format("join: bad address '{}': {} (expected HOST:PORT, the node's "
+                                  "cluster address, such as 10.0.0.2:7701)",
+                                  a, why)};
+        }
+        o.addresses.push_back(a);
+      }
       break;
     case Command::user:
     case Command::offline:

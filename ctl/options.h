@@ -27,8 +27,13 @@ inline constexpr int kExitUnreachable = 3;  // no daemon, timeout, not HTTP, 5xx
 // means nothing was applied (the file was rejected).
 inline constexpr int kExitNeedsRestart = 4;
 
-enum class Command { health, members, member, user, users, heartbeat, offline, watch, keys,
-                     reload };
+// Most addresses one join names: the daemon's limit (kMaxJoinAddresses of
+// transport/api/cluster_routes.h), which the client does not link.
+inline constexpr std::size_t kMaxJoinAddresses = 16;
+
+enum class Command {
+  health, members, member, user, users, heartbeat, offline, watch, keys, reload, join, force_leave
+};
 
 struct Options {
   // Exactly one of them: the Unix socket path, or --http.
@@ -49,6 +54,8 @@ struct Options {
   std::vector<std::string> states;    // members --state: alive, suspect, dead, left
   std::string name_glob;              // members --name: '*' and '?' wildcards; empty: any
   std::vector<std::string> tags;      // members --tag: KEY:VALUE or KEY, every one required
+  std::vector<std::string> addresses;  // join: host:port, as given (checked by parse_args)
+  bool prune = false;                  // force-leave --prune
   // The API token sent as "Authorization: Bearer TOKEN" (over TCP and the socket alike), from
   // --token-file or else $HEARTBEATD_TOKEN; empty: none. Never printed.
   std::string token;

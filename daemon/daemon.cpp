@@ -23,6 +23,7 @@
 #include "heartbeatd/version.h"
 #include "transport/api/access.h"
 #include "transport/api/api_routes.h"
+#include "transport/api/cluster_routes.h"
 #include "transport/api/key_routes.h"
 #include "transport/api/member_routes.h"
 #include "transport/presence/memory_store.h"
@@ -171,6 +172,15 @@ Daemon::Daemon(Config config, std::optional<std::string> config_path)
       router_, {[this] { return cluster_->members(); },
                 [this](std::string_view name) { return cluster_->member(name); }, &clock_});
   transport::add_key_routes(router_, [this] { return cluster_->key_usage(); });
+  // A join waits for answers well within the connection's read timeout.
+  transport::add_cluster_routes(
+      router_,
+      {[this](std::vector<transport::SeedHost> targets, membership::Duration wait,
+              std::function<void(transport::JoinReport)> done) {
+         cluster_->join(std::move(targets), wait, std::move(done));
+       },
+       [this](std::string name, bool prune) { return cluster_->force_leave(std::move(name), prune); },
+       std::min<membership::Duration>(std::chrono::seconds(2), config_->api.limits.read_timeout / 2)});
   transport::add_event_routes(router_, *events_, config_->events.max_watched_users);
   transport::add_metrics_route(router_, [this](MetricsWriter& w) { write_metrics(w); });
   transport::add_ui_routes(router_);

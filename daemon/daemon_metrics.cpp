@@ -83,6 +83,9 @@ void Daemon::write_metrics(MetricsWriter& w) {
             c.protocol.suspicions_refuted);
   w.counter("heartbeatd_deaths_declared_total", "Members this node declared dead.",
             c.protocol.deaths_declared);
+  w.counter("heartbeatd_force_leaves_total",
+            "Members this node marked left, or forgot, on an operator's force-leave.",
+            c.protocol.force_leaves);
   w.counter("heartbeatd_probes_total", "Silent members this node probed directly.",
             c.protocol.probes);
   w.counter("heartbeatd_probes_failed_total",

@@ -85,6 +85,9 @@ struct Update {
   std::string from;
   Tags tags;
   std::optional<std::uint64_t> tags_at;
+  // Left only (force-leave with prune, docs/PROTOCOL.md "Force-leave"): every receiver
+  // forgets the member at once instead of keeping it as left until reap_after.
+  bool forget = false;
   bool operator==(const Update&) const = default;
 };
 

@@ -330,6 +330,7 @@ bool MembershipProtocol::receive(const Address& from, std::span<const std::uint8
     apply(u, now, msg.type == MessageType::sync || msg.type == MessageType::sync_reply);
   }
   source_ = nullptr;
+  sender = find(msg.sender.name);  // a forget among the updates may have removed it
 
   switch (msg.type) {
     case MessageType::heartbeat:
@@ -525,6 +526,8 @@ bool MembershipProtocol::accept_sender(const Message& msg, const Address& from, 
     }
     return false;
   }
+  // The member itself speaks: whatever a force-leave with prune said of it, it is alive.
+  if (!tombstones_.empty()) tombstones_.erase(ref.name);
   Member* m = find(ref.name);
   {
     // A claim more than one step above what we know moves it one step (kMaxIncarnationStep):
@@ -609,6 +612,21 @@ void MembershipProtocol::apply(const Update& u, TimePoint now, bool from_sync) {
     return;
   }
   Member* m = find(u.name);
+  if (!m && !tombstones_.empty()) {
+    if (auto t = tombstones_.find(u.name); t != tombstones_.end()) {
+      if (u.incarnation > t->second.forget.incarnation) {
+        tombstones_.erase(t);  // it refuted what the force-leave was based on
+      } else {
+        // Second-hand news of a member forgotten on request: whoever still holds it has not
+        // heard, so say it again (once an interval) instead of taking it back.
+        if (!u.forget && now - t->second.resent >= t_.interval) {
+          t->second.resent = now;
+          announce(t->second.forget, now);
+        }
+        return;
+      }
+    }
+  }
   if (u.state != MemberState::suspect && u.state != MemberState::dead && !plausible(u, m)) return;
   switch (u.state) {
     case MemberState::alive: {
@@ -709,6 +727,10 @@ void MembershipProtocol::apply(const Update& u, TimePoint now, bool from_sync) {
       return;
     }
     case MemberState::left: {
+      if (u.forget) {
+        apply_forget(u, now);
+        return;
+      }
       if (!m || m->state == MemberState::left || u.incarnation < m->incarnation) return;
       const auto before = m->state;
       set_state(*m, MemberState::left, u.incarnation, now);
@@ -717,6 +739,98 @@ void MembershipProtocol::apply(const Update& u, TimePoint now, bool from_sync) {
       return;
     }
   }
+}
+
+// A force-leave with prune somewhere: forget the member here too, and pass the news on.
+void MembershipProtocol::apply_forget(const Update& u, TimePoint now) {
+  Member* m = find(u.name);
+  if (!m) return;  // never known here, or forgotten already: nothing to pass on
+  // Known live at a later incarnation: it refuted what the force-leave was based on.
+  if (in_ring(m->state) && u.incarnation < m->incarnation) return;
+  note(NoteLevel::info, "forgetting member " + u.name + " (force-left with prune)");
+  forget(*m, u, now);
+}
+
+// Marks `m` left (so the stream and hooks see the transition), removes it, keeps a tombstone
+// and gossips `u` (a left update with forget set).
+void MembershipProtocol::forget(Member& m, const Update& u, TimePoint now) {
+  Update news = u;
+  news.incarnation = std::max(u.incarnation, m.incarnation);
+  news.address = m.address;
+  news.forget = true;
+  if (m.state != MemberState::left) {
+    const auto before = m.state;
+    set_state(m, MemberState::left, news.incarnation, now);
+    changed(m, before);
+  }
+  const std::string name = m.name;
+  remove(name);  // also drops queued news about it, so the forget is queued after
+  if (observer_) observer_->member_forgotten(name);
+  if (tombstones_.size() < t_.max_members) {
+    tombstones_[name] = Tombstone{news, now + t_.reap_after, now};
+  }
+  announce(std::move(news), now);
+}
+
+std::size_t MembershipProtocol::join(std::span<const Address> addresses, TimePoint now) {
+  observe(now);
+  if (leaving_) return 0;
+  // Each fresh address first asks us to prove ours, and the join goes again with the proof.
+  join_proofs_left_ = std::max(join_proofs_left_, static_cast<std::uint32_t>(addresses.size()));
+  std::size_t sent = 0;
+  for (const auto& a : addresses) {
+    if (a == self().address) continue;
+    send_sync(a, "", MessageType::sync, kSyncJoin, false);
+    ++sent;
+  }
+  return sent;
+}
+
+ForceLeaveResult MembershipProtocol::force_leave(std::string_view name, bool prune, TimePoint now) {
+  observe(now);
+  using Outcome = ForceLeaveResult::Outcome;
+  ForceLeaveResult r;
+  if (name == self_name_) {
+    r.outcome = Outcome::self;
+    r.before = self().state;
+    return r;
+  }
+  Member* m = find(name);
+  if (!m) return r;
+  r.before = m->state;
+  if (m->state == MemberState::alive) {
+    r.outcome = Outcome::alive;
+    return r;
+  }
+  if (m->state == MemberState::suspect && m->last_seen) {
+    // Others suspect it, but if it reached this node lately it may only be cut off from them.
+    r.detection_time = health_.scale(policy_.deadlines(m->history).suspect_after) +
+                       t_.probe_timeout + t_.suspicion_timeout;
+    r.heard_ago = now - *m->last_seen;
+    if (r.heard_ago < r.detection_time) {
+      r.outcome = Outcome::heard_recently;
+      return r;
+    }
+  }
+  ++counters_.force_leaves;
+  note(NoteLevel::info, "force-leave of member " + m->name + " (was " +
+                            std::string(to_string(m->state)) + (prune ? "; forgetting it" : "") +
+                            ")");
+  Update u{MemberState::left, m->name, m->address, m->incarnation, {}};
+  u.forget = prune;
+  if (prune) {
+    forget(*m, u, now);
+    r.outcome = Outcome::forgotten;
+    return r;
+  }
+  if (m->state != MemberState::left) {
+    const auto before = m->state;
+    set_state(*m, MemberState::left, m->incarnation, now);
+    changed(*m, before);
+  }
+  announce(std::move(u), now);  // again for one already left: someone may still list it dead
+  r.outcome = Outcome::left;
+  return r;
 }
 
 void MembershipProtocol::apply_about_self(const Update& u, TimePoint now) {
@@ -1033,6 +1147,7 @@ void MembershipProtocol::reap(TimePoint now) {
     remove(name);
     if (observer_) observer_->member_forgotten(name);
   }
+  std::erase_if(tombstones_, [&](const auto& kv) { return now >= kv.second.until; });
 }
 
 void MembershipProtocol::refresh_ring(TimePoint now) {

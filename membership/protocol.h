@@ -50,7 +50,7 @@ struct MemberInfo {
   std::optional<TimePoint> last_seen;  // last datagram from it (self: last activity)
   TimePoint state_since{};             // when it entered `state`, as this node saw it
   bool self = false;
-  Tags tags;  // as it last announced them
+  Tags tags;                             // as it last announced them
   std::optional<std::uint64_t> tags_at;  // the incarnation it announced them at; unset: never
 };
 
@@ -108,6 +108,26 @@ struct ProtocolCounters {
   std::uint64_t unverified_dropped = 0;  // replies withheld from an unverified address
   std::uint64_t newcomers_limited = 0;   // new members refused: too many from one source
   std::uint64_t other_cluster = 0;       // datagrams of another cluster of the same name
+  std::uint64_t force_leaves = 0;        // members marked left (or forgotten) on request here
+};
+
+// What force_leave() did, or why it refused.
+struct ForceLeaveResult {
+  enum class Outcome : std::uint8_t {
+    left,            // marked left everywhere (gossiped)
+    forgotten,       // marked left and forgotten everywhere (prune)
+    unknown,         // no member of that name
+    self,            // this node: it announces left itself when it stops
+    alive,           // this node holds it alive
+    heard_recently,  // suspect, but this node heard from it within its detection time
+  };
+  Outcome outcome = Outcome::unknown;
+  MemberState before = MemberState::alive;  // its state here when asked (not for unknown)
+  // heard_recently: how long ago this node last heard from it, and the detection time that is
+  // within (suspect_after + probe_timeout + suspicion_timeout, as this node judges it now).
+  Duration heard_ago{};
+  Duration detection_time{};
+  bool ok() const { return outcome == Outcome::left || outcome == Outcome::forgotten; }
 };
 
 // Incarnation rules (docs/PROTOCOL.md, "Trust"): no update may move a member's incarnation
@@ -161,6 +181,17 @@ class MembershipProtocol {
   // Replaces the seeds (the owner re-resolves seed names; membership/ does no DNS). This
   // node's own address is dropped, as in the constructor. Used from the next join attempt.
   void set_seeds(std::vector<Address> seeds);
+  // Run-time join (POST /v1/join): sends each address a join request now, the one start()
+  // sends the seeds; an answer brings in its sender's view as it does for a seed. The
+  // addresses are not remembered (cluster.seeds are what a restart uses). This node's own
+  // address is skipped. Returns how many requests went out (none while leaving).
+  std::size_t join(std::span<const Address> addresses, TimePoint now);
+  // Force-leave (POST /v1/members/{name}/leave): marks a member this node cannot reach `left`
+  // cluster-wide, as if it had left itself; with `prune`, every node forgets it at once
+  // (Update::forget). Refused for this node, for a member held alive, and for a suspect heard
+  // from within its detection time. A live member force-left by mistake refutes the news
+  // about itself and revives, as it would a wrong suspicion.
+  ForceLeaveResult force_leave(std::string_view name, bool prune, TimePoint now);
 
   std::vector<MemberInfo> members() const;  // sorted by name, self included
   std::optional<MemberInfo> member(std::string_view name) const;
@@ -216,6 +247,8 @@ class MembershipProtocol {
   void refuse_claim(const Address& from, const std::string& name);
   void apply(const Update& u, TimePoint now, bool from_sync);
   void apply_about_self(const Update& u, TimePoint now);
+  void apply_forget(const Update& u, TimePoint now);
+  void forget(Member& m, const Update& u, TimePoint now);
   void refute(std::uint64_t above, TimePoint now);
   void suspect(Member& m, const std::string& accuser, TimePoint now);
   void arm_suspicion(Member& m);
@@ -318,6 +351,15 @@ class MembershipProtocol {
   bool started_ = false;
   bool leaving_ = false;
   std::unordered_map<std::string, TimePoint> conflict_logged_;
+  // Members forgotten by a force-leave with prune, kept for reap_after (bounded by
+  // max_members): second-hand news of them at or below this incarnation does not bring them
+  // back, and a node still gossiping them as dead or left is told to forget them again.
+  struct Tombstone {
+    Update forget;  // the news to spread again
+    TimePoint until;
+    TimePoint resent;
+  };
+  std::unordered_map<std::string, Tombstone> tombstones_;
 };
 
 }  // namespace heartbeatd::membership

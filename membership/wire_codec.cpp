@@ -15,6 +15,8 @@
 //   tags    = incarnation - tags_at varint, count u8 (0..16), then by key, strictly
 //             ascending: key (length u8 1..64, bytes of [A-Za-z0-9._-]), value (length u8
 //             0..128, bytes ' '..'~')
+//   update state byte: the state in the low 6 bits (kStateMask), flags above it:
+//                      0x80 tags follow (alive only), 0x40 forget (left only)
 //   name    = length u8 (1..128), bytes of [A-Za-z0-9._-]
 //   address = family u8 (4 or 6), 4 or 16 address bytes, port u16 (never 0)
 //
@@ -55,8 +57,8 @@ bool known_state(std::uint8_t v) {
 // before tags existed, so nodes that predate them read every message of a cluster that sets
 // none (docs/PROTOCOL.md, "Wire format").
 constexpr std::uint8_t kStateMask = 0x3f;
-constexpr std::uint8_t kHasTags = 0x80;  // alive only: tags_at and a tag set follow
-
+constexpr std::uint8_t kHasTags = 0x80;     // alive only: tags_at and a tag set follow
+constexpr std::uint8_t kForgetFlag = 0x40;  // left only: receivers forget the member
 
 std::size_t varint_size(std::uint64_t v) {
   std::size_t n = 1;
@@ -271,9 +273,18 @@ bool read_update(Reader& r, Update& u) {
   const std::uint8_t flags = byte & ~kStateMask;
   if (!known_state(state)) return r.fail(r.section + ": unknown state " + std::to_string(state));
   u.state = static_cast<MemberState>(state);
-  if (flags & ~kHasTags) return r.fail(r.section + ": unknown flags " + std::to_string(flags));
+  if (flags & ~(kHasTags | kForgetFlag)) {
+    return r.fail(r.section + ": unknown flags " + std::to_string(flags));
+  }
   if ((flags & kHasTags) && u.state != MemberState::alive) {
     return r.fail(r.section + ": tags on a " + std::string(to_string(u.state)) + " update");
+  }
+  if (flags & kForgetFlag) {
+    if (u.state != MemberState::left) {
+      return r.fail(r.section + ": forget flag on state " + std::string(to_string(u.state)) +
+                    " (left only)");
+    }
+    u.forget = true;
   }
   if (!r.name(u.name, "name") || !r.address(u.address, "address") ||
       !r.varint(u.incarnation, "incarnation")) {
@@ -390,6 +401,7 @@ std::vector<std::uint8_t> encode(const Message& m) {
     const Update& u = m.updates[i];
     const std::string what = "update " + std::to_string(i);
     require(known_state(static_cast<std::uint8_t>(u.state)), what + " has an unknown state");
+    require(!u.forget || u.state == MemberState::left, what + " forgets a member that is not left");
     check_name(u.name, what);
     check_address(u.address, what);
     if (has_from(u.state)) check_name(u.from, what + " from");
@@ -425,7 +437,8 @@ std::vector<std::uint8_t> encode(const Message& m) {
   }
   w.u8(static_cast<std::uint8_t>(m.updates.size()));
   for (const Update& u : m.updates) {
-    w.u8(static_cast<std::uint8_t>(u.state) | (u.tags_at ? kHasTags : 0));
+    w.u8(static_cast<std::uint8_t>(static_cast<std::uint8_t>(u.state) | (u.tags_at ? kHasTags : 0) |
+                                   (u.forget ? kForgetFlag : 0)));
     w.name(u.name);
     w.address(u.address);
     w.varint(u.incarnation);

@@ -80,6 +80,8 @@ const std::vector<RouteCase>& routes() {
       {"DELETE", "/v1/users/42", "", "write"},
       {"GET", "/v1/keys", "", "admin"},
       {"POST", "/v1/reload", "", "admin"},
+      {"POST", "/v1/join", R"({"addresses":[]})", "admin"},
+      {"POST", "/v1/members/nobody/leave", "", "admin"},
       {"GET", "/metrics", "", "metrics"},
   };
   return r;

@@ -291,6 +291,51 @@ Outcome answer(std::vector<std::string> args, int status, std::string body) {
   return interpret(parse_ok(args), HttpAnswer{status, "application/json", std::move(body)}, kNow);
 }
 
+TEST(CtlCommands, JoinAndForceLeave) {
+  auto req = [](std::vector<std::string> args) { return build_request(parse_ok(args)); };
+  auto r = req({"join", "10.0.0.12:7701", "db-4.internal:7701"});
+  EXPECT_EQ(r.method, "POST");
+  EXPECT_EQ(r.target, "/v1/join");
+  EXPECT_EQ(r.body, R"({"addresses":["10.0.0.12:7701","db-4.internal:7701"]})");
+  r = req({"force-leave", "db-2"});
+  EXPECT_EQ(r.target, "/v1/members/db-2/leave");
+  EXPECT_EQ(r.body, "");
+  EXPECT_EQ(req({"--prune", "force-leave", "db-2"}).target, "/v1/members/db-2/leave?prune=true");
+
+  EXPECT_EQ(usage_error({"join"}), "join needs at least one ADDRESS");
+  EXPECT_EQ(usage_error({"join", "10.0.0.1"}).rfind("join: bad address '10.0.0.1': ", 0), 0u);
+  std::vector<std::string> many(18, "a:1");
+  many[0] = "join";
+  EXPECT_EQ(usage_error(many), "join takes at most 16 ADDRESS arguments, got 17");
+  EXPECT_EQ(usage_error({"force-leave"}), "force-leave needs a NAME");
+  EXPECT_EQ(usage_error({"force-leave", "a b"}).rfind("bad member name 'a b'", 0), 0u);
+  EXPECT_EQ(usage_error({"members", "--prune"}), "--prune is an option of force-leave only");
+  EXPECT_EQ(usage_error({"force-leave", "x", "--prune=yes"}), "--prune takes no value");
+
+  auto ok = answer({"join", "a:1", "b:2"}, 200,
+                   R"({"joined":[{"address":"a:1","member":"db-1"}],)"
+                   R"("failed":[{"address":"b:2","error":"no answer within 2000 ms"}]})");
+  EXPECT_EQ(ok.exit_code, 1);
+  EXPECT_EQ(ok.out, "joined a:1 (member db-1)\n");
+  EXPECT_EQ(ok.err, "heartbeatctl: join b:2 failed: no answer within 2000 ms\n");
+  auto none = answer({"join", "b:2"}, 502,
+                     R"({"error":"join_failed","message":"no address joined: b:2: no answer"})");
+  EXPECT_EQ(none.exit_code, 1);  // the daemon answered: the addresses failed
+  EXPECT_EQ(none.err, "heartbeatctl: join failed: no address joined: b:2: no answer\n");
+  EXPECT_EQ(answer({"join", "b:2"}, 502, "<html>bad gateway</html>").exit_code, 3);  // a proxy's
+
+  auto left = answer({"force-leave", "db-2", "--prune"}, 200,
+                     R"({"member":"db-2","state":"left","previous_state":"dead","forgotten":true})");
+  EXPECT_EQ(left.exit_code, 0);
+  EXPECT_EQ(left.out, "db-2 left and forgotten (was dead)\n");
+  auto alive = answer({"force-leave", "db-1"}, 409,
+                      R"({"error":"member_alive","message":"db-1 is alive as this node sees it"})");
+  EXPECT_EQ(alive.exit_code, 1);
+  EXPECT_NE(alive.err.find("409 member_alive: db-1 is alive"), std::string::npos) << alive.err;
+  EXPECT_EQ(answer({"force-leave", "x"}, 404, R"({"error":"unknown_member","message":"m"})").err,
+            "heartbeatctl: unknown member x\n");
+}
+
 TEST(CtlCommands, HealthIsKeyValueLinesAndDegradedExitsOne) {
   const std::string body =
       R"({"status":"ok","node":"db-3","version":"0.1.0","uptime_ms":81234,)"
@@ -836,7 +881,7 @@ TEST(CtlExit, HelpAndManPageAgree) {
   };
   for (std::string word :
        {"health", "members", "member", "user", "users", "heartbeat", "offline", "watch", "keys",
-        "reload",
+        "reload", "join", "force-leave", "--prune",
         "--socket", "--http", "--timeout", "--json", "--version", "--help", "--users", "--members",
         "--state", "--name", "GLOB", "--tag", "--ca-file", "--cert", "--key", "https://",
         "HEARTBEATD_SOCKET", "XDG_RUNTIME_DIR", "/run/heartbeatd/heartbeatd.sock",

@@ -28,6 +28,8 @@ struct Wire : DatagramSink, MembershipObserver {
   };
   std::vector<Sent> sent;
   std::vector<std::pair<std::string, MemberState>> changes;
+  std::vector<std::string> forgotten;
+  void member_forgotten(const std::string& name) override { forgotten.push_back(name); }
   void send(const Address& to, std::span<const std::uint8_t> body) override {
     sent.push_back({to, std::get<Message>(decode(body))});
   }
@@ -480,6 +482,226 @@ TEST(MembershipProtocol, LeavingAnnouncesLeftDirectly) {
   EXPECT_EQ(wire.sent[0].msg.updates[0].state, MemberState::left);
   EXPECT_EQ(wire.sent[0].msg.updates[0].incarnation, 1u);
   EXPECT_EQ(p.member("self")->state, MemberState::left);
+}
+
+// ---- run-time join and force-leave ---------------------------------------------------
+
+TEST(MembershipProtocol, JoinSendsAJoinRequestToEachAddressButItsOwn) {
+  Wire wire;
+  const TimePoint t0{1000h};
+  MembershipProtocol p("self", kSelf, {}, ProtocolTimings{}, wire, &wire, 1, t0);
+  p.start(t0);
+  wire.sent.clear();
+  const std::vector<Address> to{kPeer, kSelf, kOther};
+  EXPECT_EQ(p.join(to, t0 + 1ms), 2u);
+  auto joins = wire.of(MessageType::sync);
+  ASSERT_EQ(joins.size(), 2u);
+  EXPECT_EQ(joins[0].to, kPeer);
+  EXPECT_EQ(joins[1].to, kOther);
+  for (const auto& j : joins) EXPECT_TRUE(j.msg.flags & kSyncJoin);
+  // The answer makes the joined node a member, as a seed's does.
+  Message reply;
+  reply.type = MessageType::sync_reply;
+  reply.sender = NodeRef{"peer", kPeer, 0};
+  ASSERT_TRUE(p.receive(kPeer, fresh(reply), t0 + 2ms));
+  EXPECT_EQ(p.member("peer")->state, MemberState::alive);
+  p.leave(t0 + 3ms);
+  EXPECT_EQ(p.join(to, t0 + 4ms), 0u);  // a leaving node joins nothing
+}
+
+// self knows peer (alive, it heard from it) and other in `state` (heard of from peer only).
+void with_other(MembershipProtocol& p, MemberState state, TimePoint t) {
+  Update o = alive("other");
+  o.address = kOther;
+  ASSERT_TRUE(p.receive(kPeer, from_peer(MessageType::gossip, 0, {o}), t));
+  if (state == MemberState::alive) return;
+  const auto accused = state == MemberState::left ? MemberState::dead : state;
+  ASSERT_TRUE(p.receive(
+      kPeer, from_peer(MessageType::gossip, 0, {Update{accused, "other", kOther, 0, "peer"}}), t));
+  if (state == MemberState::left) {
+    ASSERT_TRUE(p.receive(
+        kPeer, from_peer(MessageType::gossip, 0, {Update{state, "other", kOther, 0, {}}}), t));
+  }
+  ASSERT_EQ(p.member("other")->state, state);
+}
+
+// Every update about `name` the node sent, in order.
+std::vector<Update> sent_about(const Wire& wire, const std::string& name) {
+  std::vector<Update> out;
+  for (const auto& s : wire.sent) {
+    for (const auto& u : s.msg.updates) {
+      if (u.name == name) out.push_back(u);
+    }
+  }
+  return out;
+}
+
+TEST(MembershipProtocol, ForceLeaveIsRefusedForItselfAnUnknownAndALiveMember) {
+  using Outcome = ForceLeaveResult::Outcome;
+  Wire wire;
+  const TimePoint t0{1000h};
+  MembershipProtocol p("self", kSelf, {}, ProtocolTimings{}, wire, &wire, 1, t0);
+  p.start(t0);
+  with_other(p, MemberState::alive, t0);
+  EXPECT_EQ(p.force_leave("self", false, t0).outcome, Outcome::self);
+  EXPECT_EQ(p.force_leave("nobody", true, t0).outcome, Outcome::unknown);
+  const auto r = p.force_leave("other", true, t0);
+  EXPECT_EQ(r.outcome, Outcome::alive);
+  EXPECT_FALSE(r.ok());
+  EXPECT_EQ(p.member("other")->state, MemberState::alive);
+  EXPECT_EQ(p.member("self")->state, MemberState::alive);
+  EXPECT_EQ(p.counters().force_leaves, 0u);
+  EXPECT_TRUE(wire.forgotten.empty());
+}
+
+TEST(MembershipProtocol, ForceLeaveOfASuspectWaitsForItsDetectionTimeHere) {
+  using Outcome = ForceLeaveResult::Outcome;
+  Wire wire;
+  const TimePoint t0{1000h};
+  MembershipProtocol p("self", kSelf, {}, ProtocolTimings{}, wire, &wire, 1, t0);
+  p.start(t0);
+  with_other(p, MemberState::suspect, t0);
+  // This node itself heard from it: others' suspicion may be a partition that spares us.
+  ASSERT_TRUE(p.receive(kOther, from_other({}), t0 + 100ms));
+  ASSERT_EQ(p.member("other")->state, MemberState::suspect);
+  const auto r = p.force_leave("other", false, t0 + 1s);
+  EXPECT_EQ(r.outcome, Outcome::heard_recently);
+  EXPECT_EQ(r.heard_ago, 900ms);
+  // miss threshold 200 ms x 4, probe timeout 200 ms, suspicion timeout 800 ms.
+  EXPECT_EQ(r.detection_time, 1800ms);
+  EXPECT_EQ(p.member("other")->state, MemberState::suspect);
+  // Silent here for longer than that: accepted.
+  EXPECT_EQ(p.force_leave("other", false, t0 + 1901ms).outcome, Outcome::left);
+  EXPECT_EQ(p.member("other")->state, MemberState::left);
+}
+
+TEST(MembershipProtocol, ForceLeaveOfASuspectNeverHeardFromHereIsAccepted) {
+  Wire wire;
+  const TimePoint t0{1000h};
+  MembershipProtocol p("self", kSelf, {}, ProtocolTimings{}, wire, &wire, 1, t0);
+  p.start(t0);
+  with_other(p, MemberState::suspect, t0);
+  const auto r = p.force_leave("other", false, t0 + 1ms);
+  EXPECT_EQ(r.outcome, ForceLeaveResult::Outcome::left);
+  EXPECT_EQ(r.before, MemberState::suspect);
+}
+
+TEST(MembershipProtocol, ForceLeaveMarksADeadMemberLeftAndGossipsIt) {
+  Wire wire;
+  const TimePoint t0{1000h};
+  MembershipProtocol p("self", kSelf, {}, ProtocolTimings{}, wire, &wire, 1, t0);
+  p.start(t0);
+  with_other(p, MemberState::dead, t0);
+  wire.sent.clear();
+  wire.changes.clear();
+  const auto r = p.force_leave("other", false, t0 + 1s);
+  EXPECT_EQ(r.outcome, ForceLeaveResult::Outcome::left);
+  EXPECT_EQ(r.before, MemberState::dead);
+  EXPECT_EQ(p.member("other")->state, MemberState::left);
+  EXPECT_EQ(p.counters().force_leaves, 1u);
+  ASSERT_EQ(wire.changes.size(), 1u);  // the stream and hooks see dead -> left
+  EXPECT_EQ(wire.changes[0], std::make_pair(std::string("other"), MemberState::left));
+  p.tick(t0 + 2s);
+  const auto news = sent_about(wire, "other");
+  ASSERT_FALSE(news.empty());
+  EXPECT_EQ(news.back().state, MemberState::left);
+  EXPECT_FALSE(news.back().forget);
+  EXPECT_TRUE(wire.forgotten.empty());
+}
+
+TEST(MembershipProtocol, ForceLeaveWithPruneForgetsTheMemberAndTellsEveryone) {
+  Wire wire;
+  const TimePoint t0{1000h};
+  MembershipProtocol p("self", kSelf, {}, ProtocolTimings{}, wire, &wire, 1, t0);
+  p.start(t0);
+  with_other(p, MemberState::left, t0);
+  wire.sent.clear();
+  wire.changes.clear();
+  const auto r = p.force_leave("other", true, t0 + 1s);
+  EXPECT_EQ(r.outcome, ForceLeaveResult::Outcome::forgotten);
+  EXPECT_FALSE(p.member("other"));
+  EXPECT_EQ(wire.forgotten, std::vector<std::string>{"other"});
+  EXPECT_TRUE(wire.changes.empty());  // it was left already
+  p.tick(t0 + 2s);
+  const auto news = sent_about(wire, "other");
+  ASSERT_FALSE(news.empty());
+  EXPECT_EQ(news.back().state, MemberState::left);
+  EXPECT_TRUE(news.back().forget);
+  EXPECT_EQ(news.back().address, kOther);
+}
+
+TEST(MembershipProtocol, AForgetIsAppliedUnlessTheMemberIsKnownAliveAtALaterIncarnation) {
+  const TimePoint t0{1000h};
+  Update forget{MemberState::left, "other", kOther, 0, {}};
+  forget.forget = true;
+  {
+    Wire wire;
+    MembershipProtocol p("self", kSelf, {}, ProtocolTimings{}, wire, &wire, 1, t0);
+    with_other(p, MemberState::dead, t0);
+    wire.changes.clear();
+    ASSERT_TRUE(p.receive(kPeer, from_peer(MessageType::gossip, 0, {forget}), t0 + 1ms));
+    EXPECT_FALSE(p.member("other"));
+    EXPECT_EQ(wire.forgotten, std::vector<std::string>{"other"});
+    ASSERT_EQ(wire.changes.size(), 1u);  // dead -> left, then forgotten
+    EXPECT_EQ(wire.changes[0].second, MemberState::left);
+    p.tick(t0 + 1s);
+    const auto news = sent_about(wire, "other");  // passed on
+    ASSERT_FALSE(news.empty());
+    EXPECT_TRUE(news.back().forget);
+  }
+  {
+    Wire wire;
+    MembershipProtocol p("self", kSelf, {}, ProtocolTimings{}, wire, &wire, 1, t0);
+    Update o = alive("other", 2);
+    o.address = kOther;
+    ASSERT_TRUE(p.receive(kPeer, from_peer(MessageType::gossip, 0, {o}), t0));
+    ASSERT_TRUE(p.receive(kPeer, from_peer(MessageType::gossip, 0, {forget}), t0 + 1ms));
+    ASSERT_TRUE(p.member("other"));  // it refuted whatever the force-leave was based on
+    EXPECT_EQ(p.member("other")->state, MemberState::alive);
+    EXPECT_TRUE(wire.forgotten.empty());
+  }
+}
+
+TEST(MembershipProtocol, AForgottenMemberIsNotBroughtBackBySecondHandNews) {
+  Wire wire;
+  const TimePoint t0{1000h};
+  MembershipProtocol p("self", kSelf, {}, ProtocolTimings{}, wire, &wire, 1, t0);
+  p.start(t0);
+  with_other(p, MemberState::dead, t0);
+  ASSERT_TRUE(p.force_leave("other", true, t0 + 1ms).ok());
+  p.tick(t0 + 1s);
+  wire.sent.clear();
+  // A peer that has not heard still pages it, dead or even alive at the same incarnation.
+  Message page;
+  page.type = MessageType::sync;
+  page.sender = NodeRef{"peer", kPeer, 0};
+  page.updates = {Update{MemberState::dead, "other", kOther, 0, "peer"}};
+  ASSERT_TRUE(p.receive(kPeer, fresh(page), t0 + 2s));
+  EXPECT_FALSE(p.member("other"));
+  Update stale = alive("other");
+  stale.address = kOther;
+  ASSERT_TRUE(p.receive(kPeer, from_peer(MessageType::gossip, 0, {stale}), t0 + 2s + 1ms));
+  EXPECT_FALSE(p.member("other"));
+  p.tick(t0 + 3s);
+  const auto news = sent_about(wire, "other");  // told again
+  ASSERT_FALSE(news.empty());
+  EXPECT_TRUE(news.back().forget);
+  // The member itself speaking is first-hand: a live node force-left by mistake comes back.
+  ASSERT_TRUE(p.receive(kOther, from_other({}), t0 + 4s));
+  ASSERT_TRUE(p.member("other"));
+  EXPECT_EQ(p.member("other")->state, MemberState::alive);
+}
+
+TEST(MembershipProtocol, AForgetAboutItselfIsRefuted) {
+  Wire wire;
+  const TimePoint t0{1000h};
+  MembershipProtocol p("self", kSelf, {}, ProtocolTimings{}, wire, &wire, 1, t0);
+  p.start(t0);
+  Update forget{MemberState::left, "self", kSelf, 0, {}};
+  forget.forget = true;
+  ASSERT_TRUE(p.receive(kPeer, from_peer(MessageType::gossip, 0, {forget}), t0));
+  EXPECT_EQ(p.member("self")->state, MemberState::alive);
+  EXPECT_EQ(p.incarnation(), 1u);
 }
 
 }  // namespace

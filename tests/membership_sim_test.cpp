@@ -328,6 +328,65 @@ TEST(MembershipSim, DeadAndLeftMembersAreForgottenAfterReapAfter) {
   EXPECT_FALSE(c.node(0).member(c.name(5)));
 }
 
+// Force-leave (POST /v1/members/{name}/leave) on one node, with 10% loss: the news reaches
+// every node, and anti-entropy never brings the member back.
+TEST(MembershipSim, AForceLeftDeadMemberIsLeftEverywhereAndStaysLeft) {
+  ProtocolTimings t;
+  t.sync_interval = 1s;  // many anti-entropy rounds in the time the test runs
+  auto cluster = converged(12, NetworkFaults{.loss = 0.1}, t);
+  auto& c = *cluster;
+  c.crash(7);
+  ASSERT_TRUE(c.run_until([&] { return c.all_see(7, MemberState::dead); }, 10s));
+  ASSERT_TRUE(c.node(3).force_leave(c.name(7), false, c.now()).ok());
+  ASSERT_TRUE(c.run_until([&] { return c.all_see(7, MemberState::left); }, 5s));
+  c.run_for(20 * t.sync_interval);
+  EXPECT_TRUE(c.all_see(7, MemberState::left));  // neither dead again nor forgotten
+  EXPECT_EQ(c.node(3).counters().force_leaves, 1u);
+}
+
+TEST(MembershipSim, APrunedMemberIsForgottenEverywhereAndStaysForgotten) {
+  ProtocolTimings t;
+  t.sync_interval = 1s;
+  auto cluster = converged(12, NetworkFaults{.loss = 0.1}, t);
+  auto& c = *cluster;
+  c.crash(7);
+  ASSERT_TRUE(c.run_until([&] { return c.all_see(7, MemberState::dead); }, 10s));
+  ASSERT_TRUE(c.node(3).force_leave(c.name(7), true, c.now()).ok());
+  auto forgotten_everywhere = [&] {
+    for (std::size_t i = 0; i < c.size(); ++i) {
+      if (c.up(i) && c.view(i, 7)) return false;
+    }
+    return true;
+  };
+  ASSERT_TRUE(c.run_until(forgotten_everywhere, 5s));
+  for (int round = 0; round < 20; ++round) {
+    c.run_for(t.sync_interval);
+    ASSERT_TRUE(forgotten_everywhere()) << "back after " << round + 1 << " sync rounds";
+  }
+  for (std::size_t i = 0; i < c.size(); ++i) {
+    if (!c.up(i)) continue;
+    EXPECT_EQ(c.node(i).member_count(), 11u) << c.name(i);
+  }
+  // Every node saw it leave on its way out (the event stream and hooks report that).
+  std::set<std::size_t> saw_left;
+  for (const auto& o : c.observations()) {
+    if (o.member == c.name(7) && o.state == MemberState::left) saw_left.insert(o.observer);
+  }
+  EXPECT_EQ(saw_left.size(), 11u);
+}
+
+TEST(MembershipSim, ALoneNodeJoinsAtRunTime) {
+  auto cluster = converged(5);
+  auto& c = *cluster;
+  const auto lone = c.add_node("lone", std::nullopt);
+  c.run_for(3s);
+  EXPECT_EQ(c.node(lone).member_count(), 1u);  // no seeds: it waits
+  const std::vector<membership::Address> to{c.address(2)};
+  EXPECT_EQ(c.node(lone).join(to, c.now()), 1u);
+  ASSERT_TRUE(c.run_until([&] { return everyone_alive(c) && c.node(lone).member_count() == 6; },
+                          5s));
+}
+
 TEST(MembershipSim, ASecondNodeClaimingALiveNameIsRefused) {
   auto cluster = converged(10);
   auto& c = *cluster;

@@ -103,6 +103,11 @@ TEST(PersistFormat, EveryTruncationAndByteFlipIsReported) {
        [](auto v) { return std::holds_alternative<FormatError>(decode_members(v)); }},
       {encode_manifest({1, 2, 3, 4}),
        [](auto v) { return std::holds_alternative<FormatError>(decode_manifest(v)); }},
+      {encode_member_tags({{"node-1", "127.0.0.1:7701", 0, 9, 100, 50, {{"role", "db"}}, 7}}),
+       [](auto v) {
+         std::vector<MemberRecord> out{{"node-1", "127.0.0.1:7701", 0, 9, 100, 50, {}, {}}};
+         return decode_member_tags(v, out).has_value();
+       }},
       {encode_users(users, 1000),
        [](auto v) {
          std::vector<UserRecord> out;
@@ -121,6 +126,39 @@ TEST(PersistFormat, EveryTruncationAndByteFlipIsReported) {
       }
     }
   }
+}
+
+TEST(PersistFormat, MemberTagsRoundTripBesideTheMembersAndAreChecked) {
+  std::vector<MemberRecord> members{
+      {"a", "127.0.0.1:7701", 0, 9, 1, 1, {{"role", "db"}, {"zone", ""}}, 7},
+      {"b", "127.0.0.1:7702", 0, 4, 1, 1, {}, 4},  // announced none: kept, unlike never
+      {"c", "127.0.0.1:7703", 2, 2, 1, 1, {}, {}}};
+  const std::string value = encode_member_tags(members);
+  std::vector<MemberRecord> back = members;
+  for (auto& m : back) m.tags.clear(), m.tags_at.reset();
+  back.push_back({"d", "127.0.0.1:7704", 0, 1, 1, 1, {}, {}});
+  ASSERT_FALSE(decode_member_tags(value, back).has_value());
+  EXPECT_EQ(back[0].tags, members[0].tags);
+  EXPECT_EQ(back[0].tags_at, 7u);
+  EXPECT_TRUE(back[1].tags.empty());
+  EXPECT_EQ(back[1].tags_at, 4u);
+  EXPECT_FALSE(back[2].tags_at);
+  EXPECT_FALSE(back[3].tags_at);
+  // Tags from after the member's incarnation: damage, not something to guess about.
+  back[0].incarnation = 6;
+  auto e = decode_member_tags(value, back);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->message, "member a has tags from incarnation 7, after its 6");
+  // Tags of a member not in the list are dropped; limits hold.
+  std::vector<MemberRecord> none;
+  EXPECT_FALSE(decode_member_tags(value, none).has_value());
+  std::vector<MemberRecord> many{{"a", "x", 0, 9, 1, 1, {}, 9}};
+  for (int i = 0; i < 17; ++i) many[0].tags.emplace_back("k" + std::to_string(i), "v");
+  e = decode_member_tags(encode_member_tags(many), many);
+  ASSERT_TRUE(e);
+  EXPECT_NE(e->message.find("member a has 17 tags"), std::string::npos) << e->message;
+  std::vector<MemberRecord> long_key{{"a", "x", 0, 9, 1, 1, {{std::string(65, 'k'), "v"}}, 9}};
+  EXPECT_TRUE(decode_member_tags(encode_member_tags(long_key), long_key).has_value());
 }
 
 TEST(PersistFormat, UsersOfAnyIdsComeBackSorted) {
@@ -225,7 +263,7 @@ TEST(PersistStore, WritesAndLoadsEverything) {
     EXPECT_FALSE(write_snapshot(*s, {{{1, 900, false}, {2, 950, true}}, {{3, 1000, false}}}, 1000));
     WriteSet set;
     set.self = SelfRecord{"node-1", 5};
-    set.members = std::vector<MemberRecord>{{"node-2", "127.0.0.1:9", 0, 1, 990, 10, {}, {}}};
+    set.members = std::vector<MemberRecord>{{"node-2", "127.0.0.1:9", 0, 1, 990, 10, {{"role", "db"}}, 1}};
     EXPECT_FALSE(s->write(set).has_value());
     EXPECT_GT(s->disk_bytes(), 0u);
   }
@@ -237,6 +275,8 @@ TEST(PersistStore, WritesAndLoadsEverything) {
   EXPECT_EQ(st.self->incarnation, 5u);
   ASSERT_EQ(st.members.size(), 1u);
   EXPECT_EQ(st.members[0].name, "node-2");
+  EXPECT_EQ(st.members[0].tags, (std::vector<std::pair<std::string, std::string>>{{"role", "db"}}));
+  EXPECT_EQ(st.members[0].tags_at, 1u);
   ASSERT_TRUE(st.presence);
   EXPECT_EQ(st.presence->users, 3u);
   ASSERT_EQ(users.size(), 3u);

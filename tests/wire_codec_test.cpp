@@ -372,6 +372,42 @@ TEST(WireCodecDecode, UnknownState) {
   EXPECT_EQ(error(b), "update 3: unknown state 4");
 }
 
+// Force-leave with prune: bit 0x40 of a left update's state byte.
+TEST(WireCodec, AForgetRidesOnALeftUpdateAsBit0x40) {
+  Message m = sample(MessageType::gossip, true);
+  m.updates[3].forget = true;  // the left one
+  const Bytes b = encode(m);
+  EXPECT_EQ(b.size(), expected_size(m));  // a flag, not a byte more
+  EXPECT_EQ(b[update_at(m, 3)], 0x43);
+  EXPECT_EQ(decoded(b), m);
+  EXPECT_EQ(encode(decoded(b)), b);
+  m.updates[3].forget = false;
+  EXPECT_EQ(encode(m)[update_at(m, 3)], 0x03);
+
+  Message bad = sample(MessageType::gossip, true);
+  for (std::size_t i : {0u, 1u, 2u}) {  // alive, suspect, dead
+    bad.updates[i].forget = true;
+    EXPECT_THROW(encode(bad), std::invalid_argument) << i;
+    bad.updates[i].forget = false;
+  }
+}
+
+TEST(WireCodecDecode, AForgetOnAnythingButLeftIsRefused) {
+  const Message m = sample(MessageType::gossip, true);
+  Bytes b = encode(m);
+  b[update_at(m, 0)] |= 0x40;  // forged onto alive
+  EXPECT_EQ(error(b), "update 0: forget flag on state alive (left only)");
+  b = encode(m);
+  b[update_at(m, 2)] |= 0x40;  // and onto dead
+  EXPECT_EQ(error(b), "update 2: forget flag on state dead (left only)");
+  b = encode(m);
+  b[update_at(m, 1)] |= 0x40;
+  EXPECT_EQ(error(b), "update 1: forget flag on state suspect (left only)");
+  b = encode(m);
+  b[update_at(m, 3)] = 0x40 | 0x07;  // the state is still checked under the flag
+  EXPECT_EQ(error(b), "update 3: unknown state 7");
+}
+
 // An alive update with tags: its news of version `at`.
 Message tagged(Tags tags, std::uint64_t incarnation = 9, std::uint64_t at = 7) {
   Message m;
@@ -453,7 +489,7 @@ TEST(WireCodecTags, DecodeRefusesAnythingNotCanonical) {
     return error(b);
   };
   EXPECT_EQ(with(at, 0x80 | 1), "update 0: tags on a suspect update");
-  EXPECT_EQ(with(at, 0x40), "update 0: unknown flags 64");
+  EXPECT_EQ(with(at, 0x40), "update 0: forget flag on state alive (left only)");  // 0x40: prune
   EXPECT_EQ(with(tags, 10), "update 0: tags announced after the incarnation");
   EXPECT_EQ(with(tags + 1, 17), "update 0: 17 tags (at most 16)");
   EXPECT_EQ(with(tags + 3, 'c', 'z'), "update 0: tag cd out of order or repeated");  // cz, cd

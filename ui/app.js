@@ -35,7 +35,7 @@
   const $ = (id) => document.getElementById(id);
 
   // ---- State -------------------------------------------------------------------------------
-  const members = new Map(); // name -> {name, address, state, incarnation, last_seen_ms, self}
+  const members = new Map(); // name -> {name, address, state, incarnation, last_seen_ms, self, tags}
   let followed = []; // user ids (strings), in the order entered, distinct
   const users = new Map(); // id -> {online, last_seen_ms, live}
   let streamUsers = new Set(); // the ids the current stream follows
@@ -293,6 +293,9 @@
       address.title = m.address || "";
       dl.append(el("dt", "visually-hidden", "address"), address);
       dl.append(el("dt", null, "incarnation"), el("dd", null, String(m.incarnation ?? "–")));
+      for (const [key, value] of Object.entries(m.tags || {})) {
+        dl.append(el("dt", "tag-key", key), el("dd", "tag-value", value === "" ? "\u2013" : value));
+      }
       li.append(dl);
       const seen = memberSeen(m);
       li.append(seenNode(seen.text, seen.since));
@@ -435,6 +438,7 @@
     if (info.state !== undefined) m.state = info.state;
     if (info.last_seen_ms !== undefined) m.last_seen_ms = info.last_seen_ms;
     if (info.self !== undefined) m.self = info.self;
+    if (info.tags !== undefined) m.tags = info.tags;
     members.set(info.name, m);
     return m;
   }
@@ -450,7 +454,7 @@
       listed.add(m.name);
       const known = members.get(m.name);
       mergeMember({ name: m.name, address: m.address, incarnation: m.incarnation,
-                    last_seen_ms: m.last_seen_ms, self: m.self,
+                    last_seen_ms: m.last_seen_ms, self: m.self, tags: m.tags,
                     state: known && streamed.has(m.name) ? undefined : m.state }).seen_pending = false;
     }
     for (const name of [...members.keys()]) {
@@ -570,7 +574,7 @@
     if (type === "member") {
       streamed.add(e.name);
       const m = mergeMember({ name: e.name, address: e.address, state: e.state,
-                              incarnation: e.incarnation });
+                              incarnation: e.incarnation, tags: e.tags });
       // The initial burst is covered by the list read at connect. After a change, the
       // last_seen_ms held is from that read: not shown until read again.
       if (!e.initial) {

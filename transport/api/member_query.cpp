@@ -88,7 +88,8 @@ std::variant<MemberQuery, std::string> parse_member_query(std::string_view query
         }
         q.states |= state_bit(*st);
       }
-      if (p.value.empty()) return std::string("state: empty (expected alive, suspect, dead or left)");
+      if (p.value.empty())
+        return std::string("state: empty (expected alive, suspect, dead or left)");
     } else if (p.key == "name") {
       if (!membership::valid_name_pattern(p.value)) {
         return fmt::format(

@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "base/host_port.h"
 #include "base/log.h"
 #include "membership/wire_codec.h"
 
@@ -177,6 +178,7 @@ void ClusterTransport::leave_and_stop() {
       if (protocol_) protocol_->leave(clock_.now());
       stopped_ = true;
     }
+    for (auto& j : std::vector(joins_)) finish_join(*j, "this node is stopping");
     boost::system::error_code ignored;
     timer_.cancel();
     seed_timer_.cancel();
@@ -206,8 +208,10 @@ void ClusterTransport::do_receive() {
                          to_string(*reason));
             } else if (!stopped_) {
               const auto& o = std::get<DatagramSeal::Opened>(opened);
-              if (protocol_->receive(to_address(from_), o.body, clock_.now(), o.key.has_value())) {
+              const auto from = to_address(from_);
+              if (protocol_->receive(from, o.body, clock_.now(), o.key.has_value())) {
                 note_sender_key(o);
+                note_join_answer(from, o.body);
               } else {
                 ++counters_.dropped[static_cast<std::size_t>(DropReason::malformed)];
               }
@@ -527,6 +531,185 @@ std::string ClusterTransport::local_endpoint() const {
   auto ep = socket_.local_endpoint(ec);
   if (ec) return "?";
   return to_address(ep).to_string();
+}
+
+}  // namespace heartbeatd::transport
+
+namespace heartbeatd::transport {
+
+// ---- run-time join and force-leave ----------------------------------------------------
+
+void ClusterTransport::join(std::vector<SeedHost> targets, membership::Duration wait,
+                            std::function<void(JoinReport)> done) {
+  auto j = std::make_shared<PendingJoin>();
+  j->done = std::move(done);
+  asio::post(io_, [this, j, targets = std::move(targets), wait] {
+    joins_.push_back(j);  // from now on a stop answers it
+    if (stopped_) return finish_join(*j, "this node is stopping");
+    // One deadline for the lookups and the answers: a resolver that hangs cannot hold the
+    // request past it either.
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(wait).count();
+    j->timer = std::make_unique<asio::steady_timer>(io_);
+    j->timer->expires_after(wait);
+    j->timer->async_wait([this, j, ms](const boost::system::error_code& ec) {
+      if (ec || j->finished) return;
+      if (j->lookups_left > 0) {
+        for (auto& t : j->targets) {
+          if (t.looking_up) {
+            j->unresolved.emplace_back(t.host,
+                                       fmt::format("no answer from the resolver within {} ms", ms));
+          }
+        }
+        return finish_unresolved(*j);
+      }
+      finish_join(*j, fmt::format("no answer within {} ms (nothing listening there, a firewall, "
+                                  "another cluster.name or key, or a node of another cluster "
+                                  "of the same name)",
+                                  ms));
+    });
+    j->targets.resize(targets.size());
+    std::vector<std::size_t> names;
+    for (std::size_t i = 0; i < targets.size(); ++i) {
+      auto& t = j->targets[i];
+      t.given = HostPort{targets[i].host, targets[i].port}.to_string();
+      t.host = targets[i].host;
+      boost::system::error_code ec;
+      const auto literal = asio::ip::make_address(targets[i].host, ec);
+      if (ec) {
+        names.push_back(i);
+      } else if (const auto a = to_address(udp::endpoint(literal, targets[i].port)); usable(a)) {
+        t.addresses = {a};
+      }
+    }
+    j->lookups_left = names.size();
+    for (auto i : names) j->targets[i].looking_up = true;
+    if (names.empty()) return join_resolved(j);
+    for (auto i : names) {
+      options_.resolve_seed(
+          targets[i], [this, j, i](std::vector<Address> found, std::string error) {
+            if (j->finished) return;
+            auto& t = j->targets[i];
+            t.looking_up = false;
+            std::erase_if(found, [this](const Address& a) { return !usable(a); });
+            if (found.empty()) {
+              j->unresolved.emplace_back(
+                  t.host, error.empty() ? "no address this socket can reach" : error);
+            }
+            std::sort(found.begin(), found.end());
+            found.erase(std::unique(found.begin(), found.end()), found.end());
+            t.addresses = std::move(found);
+            if (--j->lookups_left > 0) return;
+            if (j->unresolved.empty()) return join_resolved(j);
+            finish_unresolved(*j);
+          });
+    }
+  });
+}
+
+void ClusterTransport::join_resolved(const std::shared_ptr<PendingJoin>& j) {
+  if (j->finished) return;
+  if (stopped_) return finish_join(*j, "this node is stopping");
+  std::vector<Address> all;
+  bool waiting = false;
+  {
+    std::lock_guard lock(mu_);
+    const auto self = protocol_->member(options_.node_name)->address;
+    for (auto& t : j->targets) {
+      const bool only_self =
+          !t.addresses.empty() && std::all_of(t.addresses.begin(), t.addresses.end(),
+                                              [&](const Address& a) { return a == self; });
+      if (only_self || t.addresses.empty()) {
+        t.error =
+            only_self ? "this node's own cluster address" : "no address this socket can reach";
+        continue;
+      }
+      waiting = true;
+      for (const auto& a : t.addresses) {
+        if (a != self && std::find(all.begin(), all.end(), a) == all.end()) all.push_back(a);
+      }
+    }
+    protocol_->join(all, clock_.now());
+  }
+  j->sent = true;
+  arm_timer();
+  if (!waiting) finish_join(*j, "");
+}
+
+void ClusterTransport::finish_unresolved(PendingJoin& j) {
+  if (j.finished) return;
+  j.finished = true;
+  j.timer->cancel();
+  JoinReport r;
+  r.unresolved = std::move(j.unresolved);
+  auto done = std::move(j.done);
+  std::erase_if(joins_, [&](const auto& p) { return p.get() == &j; });  // may destroy j
+  done(std::move(r));
+}
+
+void ClusterTransport::note_join_answer(const Address& from, std::span<const std::uint8_t> body) {
+  if (joins_.empty()) return;
+  const auto sender = membership::peek_sender_name(body);
+  std::optional<membership::MemberInfo> m;
+  if (sender) m = protocol_->member(*sender);
+  const bool admitted =
+      m && !m->self &&
+      (m->state == membership::MemberState::alive || m->state == membership::MemberState::suspect);
+  for (const auto& j : joins_) {
+    if (j->finished || !j->sent) continue;  // still resolving: nothing was sent yet
+    bool open = false;
+    for (auto& t : j->targets) {
+      if (t.member.empty() && t.error.empty() &&
+          std::find(t.addresses.begin(), t.addresses.end(), from) != t.addresses.end()) {
+        if (admitted) {
+          t.member = m->name;
+        } else {
+          t.answered_unadmitted = true;
+        }
+      }
+      open |= t.member.empty() && t.error.empty();
+    }
+    // Answered outside mu_ (held here): the answer goes to an HTTP connection.
+    if (!open) asio::post(io_, [this, j] { finish_join(*j, ""); });
+  }
+}
+
+void ClusterTransport::finish_join(PendingJoin& j, const std::string& unanswered) {
+  if (j.finished) return;
+  j.finished = true;
+  if (j.timer) j.timer->cancel();
+  JoinReport r;
+  for (const auto& t : j.targets) {
+    JoinReport::Target out{t.given, t.member, t.error};
+    if (out.member.empty() && out.error.empty()) {
+      out.error = t.answered_unadmitted
+                      ? "it answered but did not admit this node (another cluster of the same "
+                        "name, or a name conflict: see both logs)"
+                      : unanswered;
+    }
+    r.targets.push_back(std::move(out));
+  }
+  auto done = std::move(j.done);
+  std::erase_if(joins_, [&](const auto& p) { return p.get() == &j; });  // may destroy j
+  done(std::move(r));
+}
+
+std::optional<membership::ForceLeaveResult> ClusterTransport::force_leave(std::string name,
+                                                                          bool prune) {
+  if (!thread_.joinable()) return std::nullopt;
+  auto result = std::make_shared<std::promise<std::optional<membership::ForceLeaveResult>>>();
+  auto future = result->get_future();
+  asio::post(io_, [this, result, name = std::move(name), prune] {
+    std::optional<membership::ForceLeaveResult> r;
+    {
+      std::lock_guard lock(mu_);
+      if (protocol_ && !stopped_) r = protocol_->force_leave(name, prune, clock_.now());
+    }
+    if (r) arm_timer();  // the news is due sooner than the timer was set for
+    result->set_value(r);
+  });
+  // The transport's thread never blocks for long; a stopping one may never run this.
+  if (future.wait_for(std::chrono::seconds(2)) != std::future_status::ready) return std::nullopt;
+  return future.get();
 }
 
 }  // namespace heartbeatd::transport

@@ -74,6 +74,18 @@ struct ClusterOptions {
   std::function<void(const std::string&)> on_member_forgotten;  // reaped; same thread
 };
 
+// What a run-time join (POST /v1/join) came to: each address as given, and who answered it.
+struct JoinReport {
+  struct Target {
+    std::string given;   // "host:port" as the operator wrote it
+    std::string member;  // the member that answered; empty: it failed
+    std::string error;   // why it failed (empty when it joined)
+  };
+  // Names that did not resolve (host, why); when any, no join request was sent.
+  std::vector<std::pair<std::string, std::string>> unresolved;
+  std::vector<Target> targets;  // in the order given
+};
+
 struct ClusterCounters {
   membership::ProtocolCounters protocol;
   std::array<std::uint64_t, kDropReasonCount> dropped{};  // by DropReason
@@ -133,6 +145,16 @@ class ClusterTransport final : public membership::DatagramSink,
   bool set_keyring(Keyring keys, SealPolicy policy);
   KeyUsage key_usage() const;
   std::string local_endpoint() const;
+  // Run-time join: resolves the names as seeds are resolved, sends every address a join
+  // request, and calls `done` once each target was answered by a member that admitted this
+  // node, or `wait` (from the call, lookups included) passed; on the transport's thread,
+  // exactly once, also when the transport stops first. A name that does not resolve in time
+  // fails the whole request before anything is sent (JoinReport::unresolved).
+  void join(std::vector<SeedHost> targets, membership::Duration wait,
+            std::function<void(JoinReport)> done);
+  // Force-leave (membership::MembershipProtocol::force_leave), run on the transport's thread;
+  // nullopt if the transport is not running.
+  std::optional<membership::ForceLeaveResult> force_leave(std::string name, bool prune);
 
  private:
   // DatagramSink, MembershipObserver (called with mu_ held, on the transport thread).
@@ -153,6 +175,31 @@ class ClusterTransport final : public membership::DatagramSink,
   void seed_resolved(std::size_t i, std::vector<membership::Address> found, std::string error);
   bool usable(const membership::Address& a) const;
   bool alone() const;  // no live peer: the seeds are what the protocol will try
+
+  // A run-time join waiting for answers (transport thread only).
+  struct PendingJoin {
+    struct Target {
+      std::string given;
+      std::string host;
+      bool looking_up = false;
+      std::vector<membership::Address> addresses;
+      std::string member;                // who answered
+      std::string error;                 // decided already (this node's own address)
+      bool answered_unadmitted = false;  // a datagram came back but its sender was not admitted
+    };
+    std::vector<Target> targets;
+    std::size_t lookups_left = 0;
+    std::vector<std::pair<std::string, std::string>> unresolved;  // host, why
+    std::unique_ptr<boost::asio::steady_timer> timer;             // the deadline, lookups included
+    std::function<void(JoinReport)> done;
+    bool sent = false;  // the join requests went out
+    bool finished = false;
+  };
+  void join_resolved(const std::shared_ptr<PendingJoin>& join);
+  void finish_unresolved(PendingJoin& join);
+  // A datagram from `from` was accepted (mu_ held): targets it answers are joined.
+  void note_join_answer(const membership::Address& from, std::span<const std::uint8_t> body);
+  void finish_join(PendingJoin& join, const std::string& unanswered);
 
   struct SeedState {
     bool literal = false;                        // an IP address: never looked up
@@ -190,6 +237,7 @@ class ClusterTransport final : public membership::DatagramSink,
   // When each current suspect became one, for the detection histogram; bounded like the
   // view. Guarded by mu_.
   std::unordered_map<std::string, membership::TimePoint> suspect_since_;
+  std::vector<std::shared_ptr<PendingJoin>> joins_;  // waiting for answers; transport thread
 };
 
 // The envelope in force, for logs: key count and primary fingerprint, and the policy.
