@@ -51,7 +51,8 @@ Signals:
                        (about 0.05 s per million users).
   SIGHUP               re-read the --config file (as POST /v1/reload does, which
                        answers with what it applied); apply log.level, log.format,
-                       membership.*, presence.timeout, persist.presence_interval and
+                       node.tags (announced at a new incarnation), membership.*,
+                       presence.timeout, persist.presence_interval and
                        the cluster keyring (cluster.key_file, read again even if its
                        path did not change; cluster.seal_outgoing,
                        cluster.require_sealed, cluster.plaintext), the API tokens
