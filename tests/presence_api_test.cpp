@@ -170,6 +170,44 @@ TEST_P(PresenceApi, BatchHeartbeatAndBatchStatusInRequestOrder) {
   EXPECT_EQ(counts.at("tracked").as_int64(), 3);
 }
 
+TEST_P(PresenceApi, BatchStatusAsBitsOnePerIdInRequestOrder) {
+  const auto acc = json("POST", "/v1/users/heartbeat", R"({"users":[1,3,8,9]})");
+  ASSERT_EQ(acc.at("accepted").as_int64(), 4);
+  // Ids 1..9 then 3 again: online 1, 3, 8, 9, 3 are bits 0, 2, 7, 8, 9.
+  const auto r = call("POST", "/v1/users/status?format=bits", R"({"users":[1,2,3,4,5,6,7,8,9,3]})");
+  ASSERT_EQ(r.status, 200) << r.error << r.body;
+  EXPECT_EQ(r.header("content-type"), "application/octet-stream");
+  EXPECT_EQ(r.header("x-heartbeatd-count"), "10");
+  EXPECT_EQ(r.body, "\x85\x03");
+  expect_error(call("POST", "/v1/users/status?format=bits&ids=string", R"({"users":[1]})"), 400,
+               "bad_request", "ids: only with format=json");
+}
+
+// HTTP/1.1 pipelining on the real daemon: three requests in one write on a kept-alive
+// connection, answered in order, each seeing the ones before it (every backend answers later,
+// from its own round trip, except the embedded table).
+TEST_P(PresenceApi, PipelinedRequestsAreAnsweredInOrder) {
+  auto c = std::get<Via>(GetParam()) == Via::tcp ? d_.tcp_client() : d_.unix_client();
+  ASSERT_TRUE(c.connected()) << c.connect_error();
+  const std::string beat = R"({"users":[11,12]})", status = R"({"users":[11,13,12]})";
+  ASSERT_TRUE(c.send_raw(
+      "POST /v1/users/heartbeat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Content-Length: " +
+      std::to_string(beat.size()) + "\r\n\r\n" + beat +
+      "POST /v1/users/status?format=bits HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Content-Length: " +
+      std::to_string(status.size()) + "\r\n\r\n" + status +
+      "GET /v1/users/13 HTTP/1.1\r\nHost: x\r\n\r\n"));
+  const auto first = c.read_response(), second = c.read_response(), third = c.read_response();
+  EXPECT_EQ(first.status, 200) << first.error;
+  EXPECT_EQ(first.body, R"({"accepted":2})");
+  EXPECT_EQ(second.status, 200) << second.error << second.body;
+  EXPECT_EQ(second.body, "\x05") << "11 and 12 online, 13 not: the heartbeat came first";
+  EXPECT_EQ(third.status, 200) << third.error;
+  EXPECT_EQ(third.body, R"({"user":13,"online":false,"last_seen_ms":null})");
+  EXPECT_FALSE(third.closed);
+}
+
 TEST_P(PresenceApi, DeleteIsOfflineAtOnceAndKeepsLastSeen) {
   ASSERT_EQ(call("POST", "/v1/users/7/heartbeat").status, 204);
   const auto seen = json("GET", "/v1/users/7").at("last_seen_ms").as_int64();

@@ -181,6 +181,111 @@ TEST_F(MemoryRoutes, ABadIdsParameterOrAnUnknownOneIs400AndChangesNothing) {
   EXPECT_EQ(r.result(), http::status::bad_request) << r.body();
 }
 
+// format=bits, with room for 1000-id batches.
+class BitsRoutes : public ::testing::Test {
+ protected:
+  boost::asio::io_context io;  // never run: the table answers in place
+  membership::ManualClock clock;
+  MemoryPresenceStore store{io, membership::PresenceOptions{1s, 1h, 10000}, clock,
+                            std::make_shared<std::atomic<std::int64_t>>(0)};
+  Router router;
+  void SetUp() override { add_presence_routes(router, {&store, 1000}); }
+  Response call(http::verb m, std::string target, std::string body = "") {
+    return router.route(make(m, std::move(target), std::move(body)));
+  }
+  void beat(std::initializer_list<std::uint64_t> ids) {
+    for (auto id : ids) {
+      ASSERT_EQ(call(http::verb::post, "/v1/users/" + std::to_string(id) + "/heartbeat").result(),
+                http::status::no_content);
+    }
+  }
+  // The bits for a JSON list of ids, checking the headers that go with them.
+  std::string bits(const std::string& ids, std::size_t n) {
+    const auto r =
+        call(http::verb::post, "/v1/users/status?format=bits", R"({"users":[)" + ids + "]}");
+    EXPECT_EQ(r.result(), http::status::ok) << r.body();
+    EXPECT_EQ(r[http::field::content_type], "application/octet-stream");
+    EXPECT_EQ(r["X-Heartbeatd-Count"], std::to_string(n));
+    EXPECT_EQ(r[http::field::content_length], std::to_string((n + 7) / 8));
+    EXPECT_EQ(r.body().size(), (n + 7) / 8);
+    return r.body();
+  }
+};
+
+TEST_F(BitsRoutes, OneBitPerIdInRequestOrderLeastSignificantFirst) {
+  beat({1, 3, 7, 8, 9});
+  EXPECT_EQ(bits("1", 1), "\x01");
+  EXPECT_EQ(bits("2", 1), std::string(1, '\0')) << "never seen: offline, 0";
+  EXPECT_EQ(bits("1,2,3,4,5,6,7", 7), "\x45") << "ids 1, 3, 7: bits 0, 2, 6; bit 7 unused, 0";
+  EXPECT_EQ(bits("1,2,3,4,5,6,7,8", 8), "\xC5");
+  EXPECT_EQ(bits("1,2,3,4,5,6,7,8,9", 9), "\xC5\x01");
+  EXPECT_EQ(bits("9,8,7,6,5,4,3,2,1", 9), "\x47\x01") << "request order, not id order";
+  EXPECT_EQ(bits(R"(3,3,"2",18446744073709551615)", 4), "\x03") << "duplicates keep their place";
+  clock.advance(1s);
+  EXPECT_EQ(bits("1,2,3,4,5,6,7,8,9", 9), std::string(2, '\0')) << "timed out: offline";
+}
+
+TEST_F(BitsRoutes, AThousandIdsAre125Bytes) {
+  std::string every_third, all;
+  for (int i = 0; i < 1000; ++i) {
+    if (i % 3 == 0) every_third += (every_third.empty() ? "" : ",") + std::to_string(i);
+    all += (i ? "," : "") + std::to_string(i);
+  }
+  ASSERT_EQ(
+      call(http::verb::post, "/v1/users/heartbeat", R"({"users":[)" + every_third + "]}").result(),
+      http::status::ok);
+  // Online ids 0, 3, 6, ...: bits repeat every 24, as the bytes 0x49 0x92 0x24.
+  std::string want;
+  while (want.size() < 125) want += "\x49\x92\x24";
+  want.resize(125);
+  EXPECT_EQ(bits(all, 1000), want);
+  // The same users as JSON, for comparison: the default answer is unchanged.
+  const auto r = call(http::verb::post, "/v1/users/status", R"({"users":[)" + all + "]}");
+  EXPECT_EQ(r[http::field::content_type], "application/json");
+  const auto users = json_of(r).at("users").as_array();
+  ASSERT_EQ(users.size(), 1000u);
+  for (std::size_t i = 0; i < users.size(); ++i) {
+    ASSERT_EQ(users[i].at("online").as_bool(), i % 3 == 0) << i;
+  }
+}
+
+TEST_F(BitsRoutes, ABadFormatOrIdsWithBitsIs400AndErrorsStayJson) {
+  beat({1});
+  for (const char* target :
+       {"/v1/users/status?format=xml", "/v1/users/status?format=", "/v1/users/status?format=BITS",
+        "/v1/users/status?format=bits&format=bits", "/v1/users/status?format=bits&ids=string",
+        "/v1/users/status?ids=number&format=bits", "/v1/users/status?format=bits&limit=1"}) {
+    const auto r = call(http::verb::post, target, R"({"users":[1]})");
+    EXPECT_EQ(r.result(), http::status::bad_request) << target;
+    EXPECT_EQ(r[http::field::content_type], "application/json") << target;
+    EXPECT_EQ(json_of(r).at("error").as_string(), "bad_request") << target;
+  }
+  EXPECT_NE(call(http::verb::post, "/v1/users/status?format=xml", R"({"users":[1]})")
+                .body()
+                .find(R"(format: expected json or bits, got \"xml\")"),
+            std::string::npos);
+  EXPECT_NE(call(http::verb::post, "/v1/users/status?format=bits&ids=string", R"({"users":[1]})")
+                .body()
+                .find("ids: only with format=json"),
+            std::string::npos);
+  // No ids is a bad batch in either format (so there is no empty answer).
+  EXPECT_EQ(call(http::verb::post, "/v1/users/status?format=bits", R"({"users":[]})").result(),
+            http::status::bad_request);
+  std::string too_many = "0";
+  for (int i = 1; i <= 1000; ++i) too_many += "," + std::to_string(i);
+  const auto r =
+      call(http::verb::post, "/v1/users/status?format=bits", R"({"users":[)" + too_many + "]}");
+  EXPECT_EQ(r.result(), http::status::payload_too_large);
+  EXPECT_EQ(json_of(r).at("error").as_string(), "batch_too_large");
+  // format=json is the default spelled out, with ids as before.
+  EXPECT_EQ(call(http::verb::post, "/v1/users/status?format=json&ids=string", R"({"users":[1]})")
+                .body()
+                .find(R"({"users":[{"user":"1","online":true,)"),
+            0u);
+  EXPECT_EQ(call(http::verb::post, "/v1/users/status?format=json", R"({"users":[2]})").body(),
+            R"({"users":[{"user":2,"online":false,"last_seen_ms":null}]})");
+}
+
 TEST_F(MemoryRoutes, HistoryKeepsTheLastPointsOldestFirst) {
   EXPECT_EQ(call(http::verb::get, "/v1/users/history").body(), R"({"interval_ms":10000,"points":[]})");
   for (std::uint64_t i = 1; i <= 4; ++i) history->add(1000 * i, {i, 10 + i});
@@ -209,9 +314,11 @@ TEST(UnavailableStoreRoutes, EveryRouteIs503WithRetryAfterAndBadInputIsStill400)
     EXPECT_EQ(json_of(r).at("error").as_string(), "presence_unavailable");
     EXPECT_NE(r.body().find("is down"), std::string::npos) << r.body();
   }
-  for (const auto* target : {"/v1/users/heartbeat", "/v1/users/status"}) {
+  for (const auto* target :
+       {"/v1/users/heartbeat", "/v1/users/status", "/v1/users/status?format=bits"}) {
     const auto r = router.route(make(http::verb::post, target, R"({"users":[1,2]})"));
     EXPECT_EQ(r.result(), http::status::service_unavailable) << target;
+    EXPECT_EQ(r[http::field::content_type], "application/json") << target;
   }
   const int reached = store.calls.load();
   EXPECT_EQ(router.route(make(http::verb::post, "/v1/users/x/heartbeat")).result(),

@@ -2,11 +2,12 @@
 
 #include <algorithm>
 #include <atomic>
-#include <iterator>
 #include <charconv>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -80,6 +81,73 @@ std::optional<IdFormat> ids_or_error(const RouteMatch& m, Response* error) {
   }
   *error = error_response(http::status::bad_request, "bad_request", why);
   return std::nullopt;
+}
+
+// How POST /v1/users/status answers: JSON objects (the default), or with format=bits one bit
+// per requested id (status_bits below).
+enum class StatusFormat { json, bits };
+
+struct StatusQuery {
+  StatusFormat format = StatusFormat::json;
+  IdFormat ids = IdFormat::number;
+};
+
+// The query of POST /v1/users/status: `ids` and `format`. `ids` says how ids are written, and
+// format=bits writes none, so the two together are a 400 rather than a silently ignored one.
+std::optional<StatusQuery> status_query_or_error(const RouteMatch& m, Response* error) {
+  auto parsed = parse_query(m.query, {"ids", "format"});
+  std::string why;
+  if (auto* e = std::get_if<std::string>(&parsed)) {
+    why = std::move(*e);
+  } else {
+    const auto& params = std::get<std::vector<QueryParam>>(parsed);
+    StatusQuery q;
+    bool ids_given = false;
+    for (const auto& p : params) {
+      if (p.key == "ids") ids_given = true;
+      if (p.key != "format") continue;
+      if (p.value == "bits") {
+        q.format = StatusFormat::bits;
+      } else if (p.value != "json") {
+        why = fmt::format("format: expected json or bits, got \"{}\"", p.value);
+      }
+    }
+    if (why.empty() && q.format == StatusFormat::bits && ids_given) {
+      why = "ids: only with format=json (format=bits writes no ids)";
+    }
+    if (why.empty()) {
+      if (auto f = id_format(params, &why)) {
+        q.ids = *f;
+        return q;
+      }
+    }
+  }
+  *error = error_response(http::status::bad_request, "bad_request", why);
+  return std::nullopt;
+}
+
+// format=bits: bit i%8 of byte i/8 (least significant first) is 1 when the i-th requested id
+// is online; exactly ceil(n/8) bytes, the unused high bits of the last byte 0. A user never
+// seen, or forgotten, is offline: 0, as in the JSON answer's "online":false.
+std::string status_bits(std::span<const UserStatus> st) {
+  std::string bits((st.size() + 7) / 8, '\0');
+  for (std::size_t byte = 0; byte < bits.size(); ++byte) {
+    const std::size_t first = byte * 8, end = std::min(first + 8, st.size());
+    unsigned b = 0;
+    for (std::size_t i = first; i < end; ++i)
+      b |= static_cast<unsigned>(st[i].online) << (i - first);
+    bits[byte] = static_cast<char>(b);
+  }
+  return bits;
+}
+
+Response bits_response(std::span<const UserStatus> st) {
+  Response res{http::status::ok, 11};
+  res.set(http::field::content_type, "application/octet-stream");
+  res.set(kCountHeader, std::to_string(st.size()));
+  res.body() = status_bits(st);
+  res.prepare_payload();
+  return res;
 }
 
 Response bad_id(std::string_view why) {
@@ -179,17 +247,18 @@ void add_presence_routes(Router& router, PresenceApi api) {
       http::verb::post, "/v1/users/status", Scope::read,
       [api](const Request& req, const RouteMatch& m, Respond respond) {
         Response error;
-        const auto format = ids_or_error(m, &error);
-        if (!format) return respond(std::move(error));
+        const auto query = status_query_or_error(m, &error);
+        if (!query) return respond(std::move(error));
         auto ids = batch_or_error(req, api.max_batch, &error);
         if (!ids) return respond(std::move(error));
         auto shared = std::make_shared<std::vector<std::uint64_t>>(std::move(*ids));
-        api.store->status(*shared, [respond = std::move(respond), shared, format = *format](
+        api.store->status(*shared, [respond = std::move(respond), shared, query = *query](
                                        StoreFailure f, std::span<const UserStatus> st) {
           if (f) return respond(failed(f));
+          if (query.format == StatusFormat::bits) return respond(bits_response(st));
           respond(json_response(http::status::ok,
                                 batch_status_body(shared->size(), [&](char* p, std::size_t i) {
-                                  return write_status(p, (*shared)[i], st[i], format);
+                                  return write_status(p, (*shared)[i], st[i], query.ids);
                                 })));
         });
       });

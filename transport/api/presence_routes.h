@@ -4,16 +4,19 @@
 // round trip for a remote one). What a store cannot answer is a 503 with Retry-After, never a
 // guessed "offline"; new users beyond presence.max_users are a 507. Routes that answer with
 // user ids write them as numbers, or as strings with ?ids=string (transport/api/query.h).
+// Batch status can instead answer one bit per id (?format=bits, docs/API.md), with the number
+// of ids in the kCountHeader header.
 #pragma once
 
 #include <atomic>
 #include <chrono>
-#include <deque>
-#include <mutex>
-#include <string>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
 
 #include "transport/api/http_router.h"
 #include "transport/presence/store.h"
@@ -56,6 +59,10 @@ struct PresenceApi {
   std::shared_ptr<PresenceCounters> counters = nullptr;  // made by add_presence_routes() if null
   std::shared_ptr<const CountHistory> history = nullptr;  // null: no /v1/users/history
 };
+
+// POST /v1/users/status?format=bits: the number of ids answered (the bits' count, which the
+// body's length only gives to within 8).
+inline constexpr std::string_view kCountHeader = "X-Heartbeatd-Count";
 
 void add_presence_routes(Router& router, PresenceApi api);
 
