@@ -732,13 +732,20 @@ void MembershipProtocol::apply(const Update& u, TimePoint now, bool from_sync) {
         return;
       }
       if (!m || m->state == MemberState::left || u.incarnation < m->incarnation) return;
-      const auto before = m->state;
-      set_state(*m, MemberState::left, u.incarnation, now);
-      changed(*m, before);
+      mark_left(*m, u.incarnation, now);
       announce(u, now);
       return;
     }
   }
+}
+
+// `m` is left from now on, at `incarnation`, and the stream and hooks see the change; one
+// already left stays as it is.
+void MembershipProtocol::mark_left(Member& m, std::uint64_t incarnation, TimePoint now) {
+  if (m.state == MemberState::left) return;
+  const auto before = m.state;
+  set_state(m, MemberState::left, incarnation, now);
+  changed(m, before);
 }
 
 // A force-leave with prune somewhere: forget the member here too, and pass the news on.
@@ -758,11 +765,7 @@ void MembershipProtocol::forget(Member& m, const Update& u, TimePoint now) {
   news.incarnation = std::max(u.incarnation, m.incarnation);
   news.address = m.address;
   news.forget = true;
-  if (m.state != MemberState::left) {
-    const auto before = m.state;
-    set_state(m, MemberState::left, news.incarnation, now);
-    changed(m, before);
-  }
+  mark_left(m, news.incarnation, now);
   const std::string name = m.name;
   remove(name);  // also drops queued news about it, so the forget is queued after
   if (observer_) observer_->member_forgotten(name);
@@ -823,11 +826,7 @@ ForceLeaveResult MembershipProtocol::force_leave(std::string_view name, bool pru
     r.outcome = Outcome::forgotten;
     return r;
   }
-  if (m->state != MemberState::left) {
-    const auto before = m->state;
-    set_state(*m, MemberState::left, m->incarnation, now);
-    changed(*m, before);
-  }
+  mark_left(*m, m->incarnation, now);
   announce(std::move(u), now);  // again for one already left: someone may still list it dead
   r.outcome = Outcome::left;
   return r;

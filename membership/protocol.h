@@ -249,6 +249,7 @@ class MembershipProtocol {
   void apply_about_self(const Update& u, TimePoint now);
   void apply_forget(const Update& u, TimePoint now);
   void forget(Member& m, const Update& u, TimePoint now);
+  void mark_left(Member& m, std::uint64_t incarnation, TimePoint now);
   void refute(std::uint64_t above, TimePoint now);
   void suspect(Member& m, const std::string& accuser, TimePoint now);
   void arm_suspicion(Member& m);
