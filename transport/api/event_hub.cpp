@@ -15,6 +15,7 @@
 #include "base/log.h"
 #include "base/user_ids.h"
 #include "membership/member.h"
+#include "transport/api/member_routes.h"
 #include "transport/api/query.h"
 
 namespace heartbeatd::transport {
@@ -22,12 +23,6 @@ namespace {
 
 std::string sse(std::string_view event, const boost::json::object& data) {
   return fmt::format("event: {}\ndata: {}\n\n", event, boost::json::serialize(data));
-}
-
-boost::json::object tags_object(const membership::Tags& tags) {
-  boost::json::object o;
-  for (const auto& [k, v] : tags) o[k] = v;
-  return o;
 }
 
 std::string member_sse(const MemberEvent& e, bool initial) {

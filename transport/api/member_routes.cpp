@@ -29,9 +29,7 @@ boost::json::object to_json(const membership::MemberInfo& m, const WallTime& wal
     o["last_seen_ms"] = nullptr;
   }
   o["self"] = m.self;
-  boost::json::object tags;
-  for (const auto& [k, v] : m.tags) tags[k] = v;
-  o["tags"] = std::move(tags);
+  o["tags"] = tags_object(m.tags);
   return o;
 }
 
@@ -78,6 +76,12 @@ Response conditional_json(const Request& req, std::string body) {
 }
 
 }  // namespace
+
+boost::json::object tags_object(const membership::Tags& tags) {
+  boost::json::object o;
+  for (const auto& [k, v] : tags) o[k] = v;
+  return o;
+}
 
 void add_member_routes(Router& router, MembersApi api) {
   auto anchor = std::make_shared<std::atomic<std::int64_t>>(0);
