@@ -295,7 +295,7 @@ void ClusterTransport::seed_resolved(std::size_t i, std::vector<Address> found, 
   if (stopped_) return;
   auto& st = seed_state_[i];
   const auto& seed = options_.seeds[i];
-  std::erase_if(found, [this](const Address& a) { return !usable(a); });
+  found = usable_only(std::move(found));
   const auto now = clock_.now();
   if (found.empty()) {
     // The addresses it had before (if any) stay seeds: a DNS hiccup forgets no one.
@@ -308,8 +308,6 @@ void ClusterTransport::seed_resolved(std::size_t i, std::vector<Address> found, 
     st.failing = true;
     return;
   }
-  std::sort(found.begin(), found.end());
-  found.erase(std::unique(found.begin(), found.end()), found.end());
   if (st.failing) log::info("cluster.seeds: {} resolves again", seed.host);
   st.failing = false;
   if (found == st.addresses) return;
@@ -335,6 +333,13 @@ bool ClusterTransport::usable(const Address& a) const {
   if (ec) return true;
   if (local.address().is_v4()) return !a.v6;
   return a.v6 || local.address().is_unspecified();
+}
+
+std::vector<Address> ClusterTransport::usable_only(std::vector<Address> found) const {
+  std::erase_if(found, [this](const Address& a) { return !usable(a); });
+  std::sort(found.begin(), found.end());
+  found.erase(std::unique(found.begin(), found.end()), found.end());
+  return found;
 }
 
 bool ClusterTransport::alone() const {
@@ -590,14 +595,11 @@ void ClusterTransport::join(std::vector<SeedHost> targets, membership::Duration 
             if (j->finished) return;
             auto& t = j->targets[i];
             t.looking_up = false;
-            std::erase_if(found, [this](const Address& a) { return !usable(a); });
-            if (found.empty()) {
+            t.addresses = usable_only(std::move(found));
+            if (t.addresses.empty()) {
               j->unresolved.emplace_back(
                   t.host, error.empty() ? "no address this socket can reach" : error);
             }
-            std::sort(found.begin(), found.end());
-            found.erase(std::unique(found.begin(), found.end()), found.end());
-            t.addresses = std::move(found);
             if (--j->lookups_left > 0) return;
             if (j->unresolved.empty()) return join_resolved(j);
             finish_unresolved(*j);

@@ -174,6 +174,8 @@ class ClusterTransport final : public membership::DatagramSink,
   void do_resolve_seeds();
   void seed_resolved(std::size_t i, std::vector<membership::Address> found, std::string error);
   bool usable(const membership::Address& a) const;
+  // The usable ones of a name's addresses, sorted, without repeats (seeds and joins).
+  std::vector<membership::Address> usable_only(std::vector<membership::Address> found) const;
   bool alone() const;  // no live peer: the seeds are what the protocol will try
 
   // A run-time join waiting for answers (transport thread only).
