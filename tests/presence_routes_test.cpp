@@ -35,19 +35,26 @@ boost::json::object json_of(const Response& r) {
   return boost::json::parse(r.body()).as_object();
 }
 
-class MemoryRoutes : public ::testing::Test {
+// The presence routes on an in-memory table of at most MaxUsers users, taking batches of at
+// most MaxBatch ids.
+template <std::size_t MaxUsers, std::size_t MaxBatch>
+class RoutesOnATable : public ::testing::Test {
  protected:
   boost::asio::io_context io;  // never run: the table answers in place
   membership::ManualClock clock;
-  MemoryPresenceStore store{io, membership::PresenceOptions{1s, 1h, 3}, clock,
+  MemoryPresenceStore store{io, membership::PresenceOptions{1s, 1h, MaxUsers}, clock,
                             std::make_shared<std::atomic<std::int64_t>>(0)};
   std::shared_ptr<PresenceCounters> counters = std::make_shared<PresenceCounters>();
   Router router;
   std::shared_ptr<CountHistory> history = std::make_shared<CountHistory>(10s, 3);
-  void SetUp() override { add_presence_routes(router, {&store, 4, counters, history}); }
+  void SetUp() override { add_presence_routes(router, {&store, MaxBatch, counters, history}); }
   Response call(http::verb m, std::string target, std::string body = "") {
     return router.route(make(m, std::move(target), std::move(body)));
   }
+};
+
+class MemoryRoutes : public RoutesOnATable<3, 4> {
+ protected:
   bool online(std::uint64_t id) {
     const auto r = call(http::verb::get, "/v1/users/" + std::to_string(id));
     EXPECT_EQ(r.result(), http::status::ok) << r.body();
@@ -182,17 +189,8 @@ TEST_F(MemoryRoutes, ABadIdsParameterOrAnUnknownOneIs400AndChangesNothing) {
 }
 
 // format=bits, with room for 1000-id batches.
-class BitsRoutes : public ::testing::Test {
+class BitsRoutes : public RoutesOnATable<10000, 1000> {
  protected:
-  boost::asio::io_context io;  // never run: the table answers in place
-  membership::ManualClock clock;
-  MemoryPresenceStore store{io, membership::PresenceOptions{1s, 1h, 10000}, clock,
-                            std::make_shared<std::atomic<std::int64_t>>(0)};
-  Router router;
-  void SetUp() override { add_presence_routes(router, {&store, 1000}); }
-  Response call(http::verb m, std::string target, std::string body = "") {
-    return router.route(make(m, std::move(target), std::move(body)));
-  }
   void beat(std::initializer_list<std::uint64_t> ids) {
     for (auto id : ids) {
       ASSERT_EQ(call(http::verb::post, "/v1/users/" + std::to_string(id) + "/heartbeat").result(),
