@@ -145,7 +145,7 @@ Daemon::Daemon(Config config, std::optional<std::string> config_path)
       hooks_(std::make_unique<HookRunner>(HookOptions{
           config_->hooks.on_member_change, config_->hooks.on_user_change, config_->node.name,
           config_->hooks.max_concurrent, config_->hooks.timeout, config_->hooks.max_queue})),
-      server_(io_, router_, config_->api.server_limits()) {
+      server_(io_, router_, config_->api.server_limits(), config_->api.threads) {
   transport::add_health_routes(
       router_, {config_->node.name, &clock_, started_, [this, dir = config_->node.data_dir] {
                   transport::PersistenceHealth h;
@@ -563,6 +563,7 @@ int Daemon::run() {
   for (unsigned i = 1; i < config_->api.threads; ++i) threads.emplace_back([this] { io_.run(); });
   io_.run();
   for (auto& t : threads) t.join();
+  server_.join();  // the API's own loops end as their connections close
   {
     std::lock_guard lock(stop_mu_);
     io_done_ = true;
@@ -636,6 +637,7 @@ void Daemon::begin_stop(int signal) {
     if (!stop_cv_.wait_for(lock, kStopDeadline, [this] { return io_done_; })) {
       log::warning("connections did not close within {}ms; stopping anyway", kStopDeadline.count());
       io_.stop();
+      server_.halt();
     }
   });
 }

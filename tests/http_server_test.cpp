@@ -12,6 +12,8 @@
 #include <deque>
 #include <filesystem>
 #include <functional>
+#include <future>
+#include <map>
 #include <mutex>
 #include <set>
 #include <string>
@@ -33,7 +35,9 @@ namespace {
 using namespace std::chrono_literals;
 using test::HttpClient;
 
-class HttpServerTest : public ::testing::Test {
+// Each test runs twice: connections on strands of one io_context run by the test's threads
+// (loops 0), and on the server's own two event loops (loops 2, as the daemon runs it).
+class HttpServerTest : public ::testing::TestWithParam<unsigned> {
  protected:
   // With `tls`, the TCP listener serves HTTPS (the Unix socket stays plain).
   void start(HttpServerLimits limits = {}, std::shared_ptr<boost::asio::ssl::context> tls = {}) {
@@ -57,7 +61,12 @@ class HttpServerTest : public ::testing::Test {
                       [](const Request&, const RouteMatch&, Respond respond) {
                         respond(json_response(http::status::ok, R"({"now":true})"));
                       });
-    server_ = std::make_unique<HttpServer>(io_, router_, limits);
+    router_.add(http::verb::get, "/thread", Scope::read, [this](const Request&, const RouteMatch&) {
+      std::lock_guard lock(mu_);
+      auto [it, _] = thread_numbers_.emplace(std::this_thread::get_id(), thread_numbers_.size());
+      return json_response(http::status::ok, std::to_string(it->second));
+    });
+    server_ = std::make_unique<HttpServer>(io_, router_, limits, GetParam());
     port_ = test::free_tcp_port();
     server_->listen_tcp("127.0.0.1", port_, std::move(tls));
     server_->listen_unix(dir_.file("api.sock"));
@@ -121,9 +130,16 @@ class HttpServerTest : public ::testing::Test {
   std::vector<std::thread> extra_;
   std::mutex mu_;
   std::vector<std::function<void()>> held_;
+  std::map<std::thread::id, std::size_t> thread_numbers_;  // guarded by mu_; for /thread
 };
 
-TEST_F(HttpServerTest, KeepAliveServesManyRequestsOnOneConnection) {
+INSTANTIATE_TEST_SUITE_P(Threads, HttpServerTest, ::testing::Values(0u, 2u),
+                         [](const auto& info) {
+                           return info.param == 0 ? std::string("SharedIoContext")
+                                                  : std::string("OwnLoops");
+                         });
+
+TEST_P(HttpServerTest, KeepAliveServesManyRequestsOnOneConnection) {
   start();
   for (auto& client : both_clients()) {
     ASSERT_TRUE(client.connected()) << client.connect_error();
@@ -136,7 +152,7 @@ TEST_F(HttpServerTest, KeepAliveServesManyRequestsOnOneConnection) {
   }
 }
 
-TEST_F(HttpServerTest, PipelinedRequestsAnsweredInOrder) {
+TEST_P(HttpServerTest, PipelinedRequestsAnsweredInOrder) {
   start();
   auto c = HttpClient::tcp(port_);
   ASSERT_TRUE(
@@ -146,7 +162,7 @@ TEST_F(HttpServerTest, PipelinedRequestsAnsweredInOrder) {
   EXPECT_EQ(c.read_response().body, "\"b\"");
 }
 
-TEST_F(HttpServerTest, AsynchronousRoutesAnswerLaterFromAnyThreadOnAKeptAliveConnection) {
+TEST_P(HttpServerTest, AsynchronousRoutesAnswerLaterFromAnyThreadOnAKeptAliveConnection) {
   start();
   for (auto& client : both_clients()) {
     ASSERT_TRUE(client.connected()) << client.connect_error();
@@ -168,7 +184,7 @@ TEST_F(HttpServerTest, AsynchronousRoutesAnswerLaterFromAnyThreadOnAKeptAliveCon
 // The same Session over TLS: an asynchronous answer from another thread on a kept-alive HTTPS
 // connection, while another thread keeps swapping the server's context (SIGHUP rotation) under
 // new handshakes. Named to fall in scripts/test's ThreadSanitizer selection.
-TEST_F(HttpServerTest, AsynchronousAnswersOverTlsWhileTheContextIsSwapped) {
+TEST_P(HttpServerTest, AsynchronousAnswersOverTlsWhileTheContextIsSwapped) {
   if (!test::test_pki().ok()) GTEST_SKIP() << "openssl CLI: " << test::test_pki().error();
   auto context = [](const std::string& name) {
     std::string why;
@@ -210,7 +226,7 @@ TEST_F(HttpServerTest, AsynchronousAnswersOverTlsWhileTheContextIsSwapped) {
   EXPECT_EQ(HttpClient::unix_socket(sock()).request("GET", "/ping").status, 200);
 }
 
-TEST_F(HttpServerTest, AnAsynchronousRouteThatNeverAnswersGets504AtTheReadTimeout) {
+TEST_P(HttpServerTest, AnAsynchronousRouteThatNeverAnswersGets504AtTheReadTimeout) {
   start({.read_timeout = 300ms});
   auto c = HttpClient::tcp(port_);
   const auto t0 = std::chrono::steady_clock::now();
@@ -224,7 +240,7 @@ TEST_F(HttpServerTest, AnAsynchronousRouteThatNeverAnswersGets504AtTheReadTimeou
   EXPECT_EQ(HttpClient::tcp(port_).request("GET", "/ping").status, 200);
 }
 
-TEST_F(HttpServerTest, AnAnswerAfterTheConnectionClosedIsDropped) {
+TEST_P(HttpServerTest, AnAnswerAfterTheConnectionClosedIsDropped) {
   start();
   {
     auto c = HttpClient::tcp(port_);
@@ -236,7 +252,7 @@ TEST_F(HttpServerTest, AnAnswerAfterTheConnectionClosedIsDropped) {
   thread_.join();
 }
 
-TEST_F(HttpServerTest, GarbageGets400AndCloseOthersUnaffected) {
+TEST_P(HttpServerTest, GarbageGets400AndCloseOthersUnaffected) {
   start();
   auto bystander = HttpClient::unix_socket(sock());
   ASSERT_EQ(bystander.request("GET", "/ping").status, 200);
@@ -251,7 +267,7 @@ TEST_F(HttpServerTest, GarbageGets400AndCloseOthersUnaffected) {
   EXPECT_EQ(bystander.request("GET", "/ping").status, 200) << "other connection still served";
 }
 
-TEST_F(HttpServerTest, OversizedBodyGets413) {
+TEST_P(HttpServerTest, OversizedBodyGets413) {
   start({.max_body_bytes = 1000});
   auto c = HttpClient::tcp(port_);
   const auto r = c.request("POST", "/echo", std::string(5000, 'x'));
@@ -262,7 +278,7 @@ TEST_F(HttpServerTest, OversizedBodyGets413) {
       << "a body at the limit is fine";
 }
 
-TEST_F(HttpServerTest, OversizedChunkedBodyGets413) {
+TEST_P(HttpServerTest, OversizedChunkedBodyGets413) {
   start({.max_body_bytes = 100});
   auto c = HttpClient::unix_socket(sock());
   std::string chunk(80, 'z');
@@ -273,7 +289,7 @@ TEST_F(HttpServerTest, OversizedChunkedBodyGets413) {
   EXPECT_EQ(c.read_response().status, 413);
 }
 
-TEST_F(HttpServerTest, OversizedHeaderGets431) {
+TEST_P(HttpServerTest, OversizedHeaderGets431) {
   start({.max_header_bytes = 1024});
   auto c = HttpClient::tcp(port_);
   ASSERT_TRUE(
@@ -281,7 +297,7 @@ TEST_F(HttpServerTest, OversizedHeaderGets431) {
   EXPECT_EQ(c.read_response().status, 431);
 }
 
-TEST_F(HttpServerTest, StalledRequestGets408) {
+TEST_P(HttpServerTest, StalledRequestGets408) {
   start({.read_timeout = 300ms});
   auto c = HttpClient::tcp(port_);
   ASSERT_TRUE(c.send_raw("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc"));
@@ -290,21 +306,21 @@ TEST_F(HttpServerTest, StalledRequestGets408) {
   EXPECT_TRUE(c.wait_closed());
 }
 
-TEST_F(HttpServerTest, StalledHeaderGets408) {
+TEST_P(HttpServerTest, StalledHeaderGets408) {
   start({.read_timeout = 300ms});
   auto c = HttpClient::unix_socket(sock());
   ASSERT_TRUE(c.send_raw("GET /ping HTTP/1.1\r\nHo"));
   EXPECT_EQ(c.read_response(5s).status, 408);
 }
 
-TEST_F(HttpServerTest, IdleConnectionClosedQuietly) {
+TEST_P(HttpServerTest, IdleConnectionClosedQuietly) {
   start({.idle_timeout = 300ms});
   auto c = HttpClient::tcp(port_);
   ASSERT_EQ(c.request("GET", "/ping").status, 200);
   EXPECT_TRUE(c.wait_closed(5s));
 }
 
-TEST_F(HttpServerTest, ConnectionsBeyondTheLimitGet503WithRetryAfter) {
+TEST_P(HttpServerTest, ConnectionsBeyondTheLimitGet503WithRetryAfter) {
   start({.max_connections = 2, .unix_reserved_connections = 0});
   auto a = HttpClient::tcp(port_);
   auto b = HttpClient::unix_socket(sock());
@@ -327,7 +343,7 @@ TEST_F(HttpServerTest, ConnectionsBeyondTheLimitGet503WithRetryAfter) {
 
 // The issue's lock-out: one client holding idle keep-alive connections. At its own share it
 // is told 503 (naming the limit) while another address and the Unix socket are served.
-TEST_F(HttpServerTest, OneClientAtItsConnectionLimitGets503WhileOthersAreServed) {
+TEST_P(HttpServerTest, OneClientAtItsConnectionLimitGets503WhileOthersAreServed) {
   start({.max_connections = 16, .max_connections_per_client = 3, .unix_reserved_connections = 4});
   std::vector<HttpClient> held;
   for (int i = 0; i < 3; ++i) {
@@ -368,7 +384,7 @@ TEST_F(HttpServerTest, OneClientAtItsConnectionLimitGets503WhileOthersAreServed)
 
 // TCP clients from many addresses take all that TCP may; the Unix socket keeps its reserve,
 // and only the overall limit stops it.
-TEST_F(HttpServerTest, ATcpFloodCannotTakeTheUnixSocketsReserve) {
+TEST_P(HttpServerTest, ATcpFloodCannotTakeTheUnixSocketsReserve) {
   start({.max_connections = 8, .max_connections_per_client = 8, .unix_reserved_connections = 3});
   std::vector<HttpClient> tcp;
   for (int i = 0; i < 5; ++i) {
@@ -395,7 +411,7 @@ TEST_F(HttpServerTest, ATcpFloodCannotTakeTheUnixSocketsReserve) {
 // Accepts on both listeners and connection ends on four threads at once (run under TSan by
 // scripts/test): the per-client share holds exactly, every connection is answered 200 or 503
 // (none hangs), and once all are closed nothing is left counted.
-TEST_F(HttpServerTest, ConnectionLimitsHoldUnderConcurrentClientsOnManyThreads) {
+TEST_P(HttpServerTest, ConnectionLimitsHoldUnderConcurrentClientsOnManyThreads) {
   constexpr std::size_t kShare = 4;
   start({.max_connections = 64, .max_connections_per_client = kShare,
          .unix_reserved_connections = 8});
@@ -446,7 +462,7 @@ TEST_F(HttpServerTest, ConnectionLimitsHoldUnderConcurrentClientsOnManyThreads) 
   EXPECT_EQ(server_->clients(), 0u);
 }
 
-TEST_F(HttpServerTest, Http10ClosesAfterResponse) {
+TEST_P(HttpServerTest, Http10ClosesAfterResponse) {
   start();
   auto c = HttpClient::tcp(port_);
   ASSERT_TRUE(c.send_raw("GET /ping HTTP/1.0\r\n\r\n"));
@@ -455,7 +471,7 @@ TEST_F(HttpServerTest, Http10ClosesAfterResponse) {
   EXPECT_TRUE(c.wait_closed());
 }
 
-TEST_F(HttpServerTest, StopClosesConnectionsAndRemovesSocket) {
+TEST_P(HttpServerTest, StopClosesConnectionsAndRemovesSocket) {
   start();
   auto c = HttpClient::tcp(port_);
   ASSERT_EQ(c.request("GET", "/ping").status, 200);
@@ -463,6 +479,39 @@ TEST_F(HttpServerTest, StopClosesConnectionsAndRemovesSocket) {
   EXPECT_TRUE(c.wait_closed());
   thread_.join();
   EXPECT_FALSE(std::filesystem::exists(sock()));
+  // The server's own loops end with their connections: join() returns without halt().
+  auto joined = std::async(std::launch::async, [this] { server_->join(); });
+  if (joined.wait_for(10s) != std::future_status::ready) {
+    ADD_FAILURE() << "the loops did not end after stop()";
+    server_->halt();
+  }
+}
+
+// A connection stays on one thread for its life. With loops, connections are dealt to them in
+// turn and none is served by the threads that run the io_context given to the server.
+TEST_P(HttpServerTest, EachConnectionIsServedOnOneThread) {
+  start();
+  std::vector<HttpClient> clients;
+  for (int i = 0; i < 4; ++i) {
+    clients.push_back(i % 2 ? HttpClient::unix_socket(sock()) : HttpClient::tcp(port_));
+  }
+  std::vector<std::string> first;
+  for (auto& c : clients) first.push_back(c.request("GET", "/thread").body);
+  for (int round = 0; round < 5; ++round) {
+    for (std::size_t i = 0; i < clients.size(); ++i) {
+      EXPECT_EQ(clients[i].request("GET", "/thread").body, first[i]) << "connection " << i;
+    }
+  }
+  std::lock_guard lock(mu_);
+  if (GetParam() == 0) {
+    EXPECT_EQ(thread_numbers_.size(), 1u);
+    EXPECT_EQ(thread_numbers_.count(thread_.get_id()), 1u);
+  } else {
+    EXPECT_EQ(thread_numbers_.size(), 2u);
+    EXPECT_EQ(thread_numbers_.count(thread_.get_id()), 0u);
+    EXPECT_NE(first[0], first[1]);
+    EXPECT_EQ(first[0], first[2]);
+  }
 }
 
 TEST(HttpServerUnixSocket, ReplacesStaleSocketAndRefusesLiveOne) {

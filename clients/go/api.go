@@ -3,10 +3,12 @@ package heartbeatd
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strconv"
+	"strings"
 )
 
 // idsString asks the daemon to write user ids as JSON strings.
@@ -133,6 +135,69 @@ func (c *Client) StatusMany(ctx context.Context, ids []uint64) ([]UserStatus, er
 	})
 	if err != nil {
 		return nil, err
+	}
+	return out, nil
+}
+
+// formatBits asks POST /v1/users/status for one bit per user.
+var formatBits = url.Values{"format": {"bits"}}
+
+// ErrBadAnswer is wrapped by the error of an answer that is not what the API describes
+// (errors.Is(err, ErrBadAnswer)): for Online, a body that is not application/octet-stream,
+// not ceil(n/8) bytes, an X-Heartbeatd-Count other than the number of ids sent, or padding
+// bits set. Such an answer is refused whole, never read as "offline".
+var ErrBadAnswer = errors.New("malformed answer")
+
+// Online is POST /v1/users/status?format=bits (scope read) for any number of ids, in
+// batches of at most MaxBatch: one bool per id, in request order, true for a user online.
+// The daemon answers one bit per user (n/8 bytes instead of about 55 a user). An unknown
+// user is false, as one gone offline: StatusMany tells them apart and has LastSeenMs.
+func (c *Client) Online(ctx context.Context, ids []uint64) ([]bool, error) {
+	out := make([]bool, 0, len(ids))
+	err := c.eachBatch(ctx, ids, func(chunk []uint64) error {
+		resp, data, err := c.exchange(ctx, http.MethodPost, "/v1/users/status", formatBits,
+			appendUsersBody(nil, chunk), "application/octet-stream")
+		if err != nil {
+			return err
+		}
+		out, err = appendStatusBits(out, resp.StatusCode, resp.Header, data, len(chunk))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// appendStatusBits appends to out the answer of POST /v1/users/status?format=bits for
+// count ids: bit i%8 of byte i/8, least significant first, is the i-th id. It appends
+// nothing and returns an error wrapping ErrBadAnswer unless the answer is exactly that:
+// status 200, Content-Type application/octet-stream, one X-Heartbeatd-Count equal to count,
+// ceil(count/8) bytes and the unused high bits of the last byte 0.
+func appendStatusBits(out []bool, status int, h http.Header, body []byte, count int) ([]bool, error) {
+	bad := func(format string, args ...interface{}) ([]bool, error) {
+		return out, fmt.Errorf("heartbeatd: POST /v1/users/status?format=bits: %w: %s", ErrBadAnswer,
+			fmt.Sprintf(format, args...))
+	}
+	if status != http.StatusOK {
+		return bad("status %d, expected 200", status)
+	}
+	ctype := h.Get("Content-Type")
+	if media, _, _ := strings.Cut(ctype, ";"); !strings.EqualFold(strings.TrimSpace(media), "application/octet-stream") {
+		return bad("Content-Type %q, expected application/octet-stream (a daemon without format=bits?)", ctype)
+	}
+	counted := h.Values("X-Heartbeatd-Count")
+	if n, err := strconv.ParseUint(strings.Join(counted, ","), 10, 32); len(counted) != 1 || err != nil || n != uint64(count) {
+		return bad("X-Heartbeatd-Count %q, expected %d (the number of ids sent)", counted, count)
+	}
+	if want := (count + 7) / 8; len(body) != want {
+		return bad("%d bytes for %d ids, expected %d", len(body), count, want)
+	}
+	if rest := count % 8; rest != 0 && body[len(body)-1]>>rest != 0 {
+		return bad("padding bits set in the last byte (0x%02x for %d ids)", body[len(body)-1], rest)
+	}
+	for i := 0; i < count; i++ {
+		out = append(out, body[i/8]>>(i%8)&1 == 1)
 	}
 	return out, nil
 }

@@ -416,6 +416,20 @@ const maxAnswer = 256 << 20
 // offline) may be sent again by the transport when a kept-alive connection turns out to
 // have been closed by the daemon just before.
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, body []byte, out interface{}) error {
+	_, data, err := c.exchange(ctx, method, path, query, body, "application/json")
+	if err != nil || out == nil {
+		return err
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("heartbeatd: %s %s: unexpected answer: %v", method, path, err)
+	}
+	return nil
+}
+
+// exchange sends one request (as do) and returns a 2xx answer: its status line and headers
+// (the body already read into data) and its body. An error answer is an *APIError.
+func (c *Client) exchange(ctx context.Context, method, path string, query url.Values, body []byte,
+	accept string) (*http.Response, []byte, error) {
 	if c.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)
@@ -423,32 +437,26 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	}
 	req, err := c.request(ctx, method, path, query, body)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Accept", accept)
 	if method != http.MethodGet {
 		// A nil value marks the request idempotent for net/http without sending the header.
 		req.Header["X-Idempotency-Key"] = nil
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("heartbeatd: %s %s: %w", method, path, unwrapURLError(err))
+		return nil, nil, fmt.Errorf("heartbeatd: %s %s: %w", method, path, unwrapURLError(err))
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 	resp.Body.Close()
 	if err != nil {
-		return fmt.Errorf("heartbeatd: %s %s: reading the answer: %w", method, path, err)
+		return nil, nil, fmt.Errorf("heartbeatd: %s %s: reading the answer: %w", method, path, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return apiError(resp, data)
+		return nil, nil, apiError(resp, data)
 	}
-	if out == nil {
-		return nil
-	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("heartbeatd: %s %s: unexpected answer: %v", method, path, err)
-	}
-	return nil
+	return resp, data, nil
 }
 
 // unwrapURLError drops the *url.Error wrapper, whose message repeats the URL (on a socket

@@ -20,4 +20,5 @@
 //	defer c.Close()
 //	err = c.Heartbeat(ctx, 42)
 //	st, err := c.Status(ctx, 42) // st.Online, st.LastSeenMs
+//	on, err := c.Online(ctx, []uint64{42, 7}) // one bit per user on the wire: []bool
 package heartbeatd

@@ -40,6 +40,13 @@ func Example() {
 			log.Printf("user %d last seen %v", s.User, time.UnixMilli(*s.LastSeenMs))
 		}
 	}
+
+	// Only "online or not", for many users: one bit each on the wire.
+	on, err := c.Online(ctx, []uint64{42, 7, 18446744073709551615})
+	if err != nil {
+		log.Fatal(err) // errors.Is(err, heartbeatd.ErrBadAnswer): the answer was malformed
+	}
+	log.Printf("online: %v", on)
 }
 
 func ExampleNew_tls() {

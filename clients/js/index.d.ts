@@ -62,6 +62,13 @@ export declare class ApiError extends Error {
   retryAfter: number | null;
 }
 
+/** The daemon's answer was not what the API describes: for online(), a body that is not
+ * application/octet-stream, not ceil(n/8) bytes, an X-Heartbeatd-Count other than the
+ * number of ids sent, or padding bits set. Never turned into a guess. */
+export declare class ProtocolError extends Error {
+  name: "ProtocolError";
+}
+
 /** No answer within timeoutMs. `code` is "ETIMEDOUT". */
 export declare class TimeoutError extends Error {
   name: "TimeoutError";
@@ -270,6 +277,10 @@ export declare class Client {
   status(id: UserIdInput): Promise<UserStatus>;
   /** POST /v1/users/status, split like heartbeatMany; one status per id, in request order. */
   statusMany(ids: Iterable<UserIdInput>): Promise<UserStatus[]>;
+  /** POST /v1/users/status?format=bits, split like heartbeatMany: one bit per id on the
+   * wire, true for each user online, in request order. An unknown user is false (as one
+   * gone offline); statusMany tells them apart. ProtocolError for a malformed answer. */
+  online(ids: Iterable<UserIdInput>): Promise<boolean[]>;
   /** DELETE /v1/users/{id}: offline now (scope write). */
   logout(id: UserIdInput): Promise<void>;
   /** GET /v1/users: exact online and tracked counts. */

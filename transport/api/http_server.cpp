@@ -1,11 +1,14 @@
 #include "transport/api/http_server.h"
 
 #include <netinet/in.h>
+#include <pthread.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
@@ -28,6 +31,7 @@
 #include <mutex>
 #include <optional>
 #include <stdexcept>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 
@@ -92,7 +96,19 @@ struct HttpServer::State {
   std::mutex tls_mu;
   std::shared_ptr<asio::ssl::context> tls;  // guarded by tls_mu; for new TLS connections
 
+  // The server's own loops (owned by HttpServer::Loops, set before start()); none: each
+  // connection gets a strand of io.
+  std::vector<asio::io_context*> loops;
+  std::atomic<std::size_t> next_loop{0};
+
   State(asio::io_context& i, const Router& r, HttpServerLimits l) : io(i), router(r), limits(l) {}
+
+  // Where the next accepted connection lives: the next loop in turn, or a strand of io.
+  asio::any_io_executor executor_for_connection() {
+    if (loops.empty()) return asio::make_strand(io);
+    return loops[next_loop.fetch_add(1, std::memory_order_relaxed) % loops.size()]
+        ->get_executor();
+  }
 
   void add(Connection* c, std::weak_ptr<Connection> w) {
     std::lock_guard lock(mu);
@@ -596,7 +612,7 @@ class Listener final : public std::enable_shared_from_this<Listener<Protocol>> {
  private:
   void do_accept() {
     acceptor_.async_accept(
-        asio::make_strand(state_->io),
+        state_->executor_for_connection(),
         [self = this->shared_from_this()](error_code ec, typename Protocol::socket socket) {
           self->on_accept(ec, std::move(socket));
         });
@@ -677,11 +693,29 @@ bool socket_accepts(const std::string& path) {
 
 }  // namespace
 
-HttpServer::HttpServer(asio::io_context& io, const Router& router, HttpServerLimits limits)
-    : state_(std::make_shared<State>(io, router, limits)) {}
+struct HttpServer::Loops {
+  using Work = asio::executor_work_guard<asio::io_context::executor_type>;
+  std::vector<std::unique_ptr<asio::io_context>> contexts;  // fixed at construction
+  std::vector<Work> work;  // keeps each loop running while it has no connection; until stop()
+  std::vector<std::thread> threads;  // started by start(), joined by join()
+};
+
+HttpServer::HttpServer(asio::io_context& io, const Router& router, HttpServerLimits limits,
+                       unsigned loops)
+    : state_(std::make_shared<State>(io, router, limits)) {
+  if (loops == 0) return;
+  loops_ = std::make_unique<Loops>();
+  for (unsigned i = 0; i < loops; ++i) {
+    // One thread runs each: the hint lets Asio skip what only several threads need.
+    loops_->contexts.push_back(std::make_unique<asio::io_context>(1));
+    loops_->work.emplace_back(loops_->contexts.back()->get_executor());
+    state_->loops.push_back(loops_->contexts.back().get());
+  }
+}
 
 HttpServer::~HttpServer() {
   stop();
+  join();
 }
 
 void HttpServer::listen_tcp(const std::string& host, std::uint16_t port,
@@ -755,6 +789,15 @@ void HttpServer::listen_unix(const std::string& path) {
 }
 
 void HttpServer::start() {
+  if (loops_ && loops_->threads.empty() && !state_->stopping) {
+    for (std::size_t i = 0; i < loops_->contexts.size(); ++i) {
+      loops_->threads.emplace_back([io = loops_->contexts[i].get(), i] {
+        const std::string name = fmt::format("hb-api-{}", i);
+        pthread_setname_np(pthread_self(), name.c_str());
+        io->run();
+      });
+    }
+  }
   for (auto& start : state_->starters) start();
 }
 
@@ -772,6 +815,8 @@ void HttpServer::stop() {
     }
   }
   for (auto& c : open) c->shut();
+  // Each loop ends once the connections it holds have closed.
+  if (loops_) loops_->work.clear();
   if (state_->unix_inode) {
     struct stat st {};
     if (lstat(state_->unix_path.c_str(), &st) == 0 &&
@@ -779,6 +824,18 @@ void HttpServer::stop() {
       unlink(state_->unix_path.c_str());
     }
   }
+}
+
+void HttpServer::join() {
+  if (!loops_) return;
+  for (auto& t : loops_->threads) {
+    if (t.joinable()) t.join();
+  }
+}
+
+void HttpServer::halt() {
+  if (!loops_) return;
+  for (auto& io : loops_->contexts) io->stop();
 }
 
 void HttpServer::set_tls_context(std::shared_ptr<asio::ssl::context> tls) {

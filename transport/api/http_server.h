@@ -21,9 +21,19 @@
 // mid-handshake, is closed); a failed handshake (plain HTTP, garbage, TLS 1.1) just closes that
 // connection. Everything after the handshake is the same Session code over either stream.
 //
-// Thread safety: listen_*() and start() before io_context::run(); stop() and
-// set_tls_context() from any thread. Each connection runs on its own strand, so handlers run
-// concurrently across connections.
+// Threads: with `loops` = 0 every connection runs on its own strand of the io_context given,
+// and handlers run concurrently across connections on whatever threads run it. With
+// `loops` = N > 0 the server runs N event loops of its own, one thread each (started by
+// start(), named "hb-api-K"); the listeners still accept on the io_context given, and each
+// accepted connection is handed to the next loop in turn and lives there for its whole life.
+// A request then never crosses threads: the thread that reads it runs its handler and writes
+// its answer, with no strand and no wake-up of another thread (an asynchronous route's answer
+// is the one post back). The kernel's SO_REUSEPORT would spread connections without the
+// hand-off, but by a hash, unevenly over a few dozen connections, and not on a Unix socket;
+// the hand-off costs one post per connection, not per request.
+//
+// Thread safety: listen_*() and start() before io_context::run(); stop(), halt() and
+// set_tls_context() from any thread; join() from any thread but the server's own loops.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -45,7 +55,8 @@ namespace heartbeatd::transport {
 
 class HttpServer {
  public:
-  HttpServer(boost::asio::io_context& io, const Router& router, HttpServerLimits limits);
+  HttpServer(boost::asio::io_context& io, const Router& router, HttpServerLimits limits,
+             unsigned loops = 0);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
@@ -59,8 +70,15 @@ class HttpServer {
 
   void start();
   // Stops accepting, closes every connection and removes the Unix socket file (if it is
-  // still the one we created). Idempotent.
+  // still the one we created). Idempotent. The server's own loops end once their connections
+  // have closed: join() waits for that.
   void stop();
+  // After stop(): waits for the server's own loops to end (at once without loops). The
+  // destructor stops and joins.
+  void join();
+  // Ends the server's own loops now, whatever they still run (a stop that overran its
+  // deadline); join() then returns promptly.
+  void halt();
 
   // Certificate rotation: connections accepted from now on use `tls`; open ones keep the
   // context they were made with. Ignored when no TCP listener has TLS.
@@ -72,9 +90,11 @@ class HttpServer {
   std::size_t clients() const;      // distinct clients with a connection being served
 
   struct State;  // shared with the listeners and connections; defined in http_server.cpp
+  struct Loops;  // the server's own event loops and their threads
 
  private:
   std::shared_ptr<State> state_;
+  std::unique_ptr<Loops> loops_;  // null without loops
 };
 
 }  // namespace heartbeatd::transport

@@ -2,7 +2,7 @@
 import { BaseClient } from "./client.js";
 import { FetchTransport } from "./fetch-transport.js";
 
-export { ApiError, TimeoutError } from "./errors.js";
+export { ApiError, ProtocolError, TimeoutError } from "./errors.js";
 export { userId, MAX_USER_ID } from "./ids.js";
 export { HeartbeatBatcher } from "./batcher.js";
 export { backoffDelay, memberQuery, MEMBER_STATES, MAX_MEMBER_PAGE } from "./client.js";

@@ -1,12 +1,13 @@
 // The routes of docs/API.md over a transport (node:http in Node, fetch in browsers).
 //
 // A transport has:
-//   request(method, path, {body, headers, timeoutMs}) -> Promise<{status, header(name), text}>
+//   request(method, path, {body, headers, timeoutMs}) -> Promise<{status, header(name), text, bytes}>
+//     where bytes is the body as a Uint8Array and text the same bytes decoded as UTF-8
 //   stream(path, {headers, signal, timeoutMs}) -> Promise<{status, header(name), chunks, close()}>
 //     where chunks is an async iterable of decoded text, ending when the connection does
 //   close()
 
-import { ApiError, apiErrorFrom } from "./errors.js";
+import { ApiError, ProtocolError, apiErrorFrom } from "./errors.js";
 import { userId, userIds, memberName, parseJson } from "./ids.js";
 import { SseParser } from "./sse.js";
 
@@ -212,6 +213,27 @@ export class BaseClient {
   }
 
   /**
+   * POST /v1/users/status?format=bits, split like heartbeatMany: true for each user online,
+   * in request order (duplicates included). An unknown user is false, as one gone offline;
+   * statusMany tells them apart. A ProtocolError if an answer is not exactly the bits asked
+   * for (docs/API.md, "One bit per user").
+   */
+  async online(ids) {
+    const out = [];
+    for await (const part of this.chunks(ids)) {
+      const path = "/v1/users/status?format=bits";
+      const res = await this.transport.request("POST", path, {
+        body: BaseClient.body(part),
+        headers: this.headers({ "content-type": "application/json", accept: "application/octet-stream" }),
+        timeoutMs: this.timeoutMs,
+      });
+      if (res.status < 200 || res.status > 299) throw apiErrorFrom(res.status, res.header, res.text);
+      for (const bit of decodeStatusBits(res, part.length, `POST ${path}`)) out.push(bit);
+    }
+    return out;
+  }
+
+  /**
    * GET /v1/events as an async iterator of events, reconnecting with backoff and resuming
    * (see index.d.ts, EventsOptions).
    */
@@ -227,6 +249,41 @@ export class BaseClient {
     this.closes++;
     this.transport.close();
   }
+}
+
+/**
+ * The answer {status, header(name), bytes} of POST /v1/users/status?format=bits for `count`
+ * ids: one boolean each, in request order (bit i % 8 of byte i / 8, least significant
+ * first). A ProtocolError unless it is exactly that: status 200, Content-Type
+ * application/octet-stream, X-Heartbeatd-Count equal to count, ceil(count / 8) bytes and the
+ * unused high bits of the last byte 0. A wrong answer is refused whole, never read as offline.
+ */
+export function decodeStatusBits(res, count, what = "POST /v1/users/status?format=bits") {
+  if (res.status !== 200) throw new ProtocolError(`${what}: status ${res.status}, expected 200`);
+  const type = res.header("content-type");
+  if ((type ?? "").split(";")[0].trim().toLowerCase() !== "application/octet-stream") {
+    throw new ProtocolError(`${what}: Content-Type ${JSON.stringify(type)}, expected ` +
+      `application/octet-stream (a daemon without format=bits?)`);
+  }
+  const counted = res.header("x-heartbeatd-count");
+  if (counted == null || !/^[0-9]+$/.test(counted) || Number(counted) !== count) {
+    throw new ProtocolError(`${what}: X-Heartbeatd-Count ${JSON.stringify(counted)}, expected ${count} (the number of ids sent)`);
+  }
+  const bytes = res.bytes;
+  if (!(bytes instanceof Uint8Array)) {
+    throw new ProtocolError(`${what}: the transport gave no bytes (a custom transport must return bytes: Uint8Array)`);
+  }
+  const want = Math.ceil(count / 8);
+  if (bytes.length !== want) {
+    throw new ProtocolError(`${what}: ${bytes.length} bytes for ${count} ids, expected ${want}`);
+  }
+  if (count % 8 !== 0 && bytes[want - 1] >> (count % 8) !== 0) {
+    throw new ProtocolError(`${what}: padding bits set in the last byte ` +
+      `(0x${bytes[want - 1].toString(16).padStart(2, "0")} for ${count % 8} ids)`);
+  }
+  const out = new Array(count);
+  for (let i = 0; i < count; i++) out[i] = ((bytes[i >> 3] >> (i & 7)) & 1) === 1;
+  return out;
 }
 
 function eventsPath(options) {

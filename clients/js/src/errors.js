@@ -14,6 +14,17 @@ export class ApiError extends Error {
   }
 }
 
+/**
+ * The daemon's answer was not what the API describes (a format=bits answer of the wrong
+ * type, length or count): a version mismatch or something else at that address.
+ */
+export class ProtocolError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "ProtocolError";
+  }
+}
+
 /** No answer within timeoutMs. */
 export class TimeoutError extends Error {
   constructor(ms, what) {

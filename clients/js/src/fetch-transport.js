@@ -52,8 +52,8 @@ export class FetchTransport {
     const header = (name) => res.headers.get(name);
     if (!streaming) {
       try {
-        const text = await res.text();
-        return { status: res.status, header, text };
+        const bytes = new Uint8Array(await res.arrayBuffer());
+        return { status: res.status, header, text: new TextDecoder().decode(bytes), bytes };
       } catch (err) {
         if (timedOut) throw new TimeoutError(timeoutMs, `${method} ${path}`);
         throw err;

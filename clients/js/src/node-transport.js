@@ -113,15 +113,16 @@ export class NodeTransport {
       });
       req.on("response", (res) => {
         answered = true;
-        res.setEncoding("utf8");
+        // A stream is text; an answer is kept as bytes too (format=bits), decoded at the end.
+        if (streaming) res.setEncoding("utf8");
         const header = (name) => {
           const v = res.headers[name.toLowerCase()];
           return Array.isArray(v) ? v.join(", ") : v ?? null;
         };
         const readAll = () => new Promise((ok, fail) => {
-          let text = "";
-          res.on("data", (c) => { text += c; });
-          res.on("end", () => ok(text));
+          const parts = [];
+          res.on("data", (c) => { parts.push(c); });
+          res.on("end", () => ok(streaming ? parts.join("") : Buffer.concat(parts)));
           res.on("error", fail);
           res.on("close", () => {
             if (!res.complete) fail(new Error(`connection closed before the answer to ${method} ${path} was complete`));
@@ -150,9 +151,10 @@ export class NodeTransport {
           return;
         }
         readAll().then(
-          (text) => {
+          (buf) => {
             detach();
-            finish(resolve, { status: res.statusCode, header, text });
+            const bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.length);
+            finish(resolve, { status: res.statusCode, header, text: buf.toString("utf8"), bytes });
           },
           (err) => {
             detach();

@@ -41,6 +41,7 @@ try {
   out.states = states;
   out.status = (await c.statusMany([BIG, 5n])).map((s) => [s.user, s.online]);
   out.accepted = (await c.heartbeatMany(["9007199254740993", "9007199254740995"])).accepted;
+  out.online = await c.online([BIG, 5n, "9007199254740993", "9007199254740992"]);
   try {
     await new Client({ url: location.origin }).health();
   } catch (e) {
@@ -57,7 +58,7 @@ try {
 await fetch("/report", { method: "POST", body: JSON.stringify(out) });
 </script>`;
 
-test("the fetch client works in headless Chromium: requests, ids, errors, the event stream", { skip: !CHROMIUM && "no Chromium" }, async () => {
+test("the fetch client works in headless Chromium: requests, ids, bits, errors, the event stream", { skip: !CHROMIUM && "no Chromium" }, async () => {
   const d = new Daemon({ tokens: true });
   cleanup.push(() => d.dispose());
   await d.start();
@@ -140,6 +141,7 @@ test("the fetch client works in headless Chromium: requests, ids, errors, the ev
   assert.deepEqual(got.states, ["connected", "disconnected"]);
   assert.deepEqual(got.status, [[BIG, true], ["5", false]]);
   assert.equal(got.accepted, 2);
+  assert.deepEqual(got.online, [true, false, true, false]);  // format=bits read as bytes through fetch
   assert.deepEqual(got.unauthenticated, [true, 401, "unauthenticated"]);
   assert.equal(got.unsafe, "RangeError");
 });

@@ -5,6 +5,7 @@
     hb.heartbeat(42)                           # user 42 is online
     hb.heartbeat_many([1, 2, 3])               # -> 3, split at the daemon's max_batch
     hb.status(42)                              # UserStatus(user=42, online=True, last_seen_ms=...)
+    hb.online([42, 7])                         # -> [True, False], one bit per user on the wire
     with hb.events(users=[42], members=[]) as stream:
         for event in stream:                   # UserEvent / MemberEvent / Dropped; reconnects
             print(event)

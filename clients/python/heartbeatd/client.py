@@ -141,6 +141,34 @@ def member_query(state: Union[str, Iterable[str], None] = None, name: Optional[s
     return "&".join(f"{k}={quote(v, safe='')}" for k, v in params)
 
 
+def decode_status_bits(status: int, headers: Any, data: bytes, count: int,
+                       what: str = "POST /v1/users/status?format=bits") -> List[bool]:
+    """The answer of POST /v1/users/status?format=bits for `count` ids, one bool each in
+    request order (bit i % 8 of byte i // 8, least significant first). ProtocolError unless
+    the answer is exactly that: status 200, Content-Type application/octet-stream,
+    X-Heartbeatd-Count equal to `count`, ceil(count/8) bytes and the unused high bits of
+    the last byte 0. A wrong answer is refused whole, never read as offline."""
+    if status != 200:
+        raise ProtocolError(f"{what}: status {status}, expected 200")
+    ctype = (headers.get("Content-Type") or "") if headers is not None else ""
+    if ctype.split(";", 1)[0].strip().lower() != "application/octet-stream":
+        raise ProtocolError(f"{what}: Content-Type {ctype!r}, expected application/octet-stream "
+                            "(a daemon without format=bits?)")
+    counts = (headers.get_all("X-Heartbeatd-Count") or []) if headers is not None else []
+    counted = ", ".join(counts) if counts else None
+    if (len(counts) != 1 or not counts[0].isascii() or not counts[0].isdigit()
+            or int(counts[0]) != count):
+        raise ProtocolError(f"{what}: X-Heartbeatd-Count {counted!r}, expected {count} "
+                            "(the number of ids sent)")
+    if len(data) != (count + 7) // 8:
+        raise ProtocolError(f"{what}: {len(data)} bytes for {count} ids, expected "
+                            f"{(count + 7) // 8}")
+    if count % 8 and data[-1] >> (count % 8):
+        raise ProtocolError(f"{what}: padding bits set in the last byte ({data[-1]:#04x} for "
+                            f"{count % 8} ids)")
+    return [bool(data[i >> 3] >> (i & 7) & 1) for i in range(count)]
+
+
 def _ids(values: Iterable[UserId]) -> List[int]:
     out = []
     for i, v in enumerate(values):
@@ -477,16 +505,19 @@ class Client:
                 self._max_batch = DEFAULT_MAX_BATCH
         return self._max_batch
 
-    def _batched(self, path: str, ids: List[int], handle: Any) -> None:
+    def _batched(self, path: str, ids: List[int], handle: Any, send: Any = None) -> None:
         """Sends `ids` in requests of at most max_batch ids, in order, calling handle(answer)
-        for each. A 413 batch_too_large (the daemon's limit lowered since it was read) makes
-        it read the limit again once and go on with smaller requests."""
+        for each. `send(path, chunk)` makes one request and returns its answer (default: the
+        decoded JSON). A 413 batch_too_large (the daemon's limit lowered since it was read)
+        makes it read the limit again once and go on with smaller requests."""
+        if send is None:
+            send = lambda p, chunk: self._call("POST", p, {"users": chunk})  # noqa: E731
         start, refreshed = 0, False
         while start < len(ids):
             size = self.max_batch
             chunk = ids[start:start + size]
             try:
-                answer = self._call("POST", path, {"users": chunk})
+                answer = send(path, chunk)
             except ApiError as e:
                 if e.status != 413 or refreshed:
                     raise
@@ -529,6 +560,23 @@ class Client:
 
         self._batched("/v1/users/status?ids=string", ids, add)
         return out
+
+    def online(self, users: Iterable[UserId]) -> List[bool]:
+        """POST /v1/users/status?format=bits, split into requests of at most max_batch ids:
+        True for each user online, in request order (duplicates included). An unknown user
+        is False, as one gone offline: use status_many() to tell them apart or for
+        last_seen_ms. About 55 times fewer answer bytes than status_many(). ProtocolError if
+        an answer is not exactly the bits asked for (docs/API.md, "One bit per user")."""
+        ids = _ids(users)
+        out: List[bool] = []
+        self._batched("/v1/users/status?format=bits", ids, out.extend, self._status_bits)
+        return out
+
+    def _status_bits(self, path: str, chunk: List[int]) -> List[bool]:
+        status, headers, data = self.request("POST", path, {"users": chunk})
+        if status >= 400:
+            raise self._api_error(status, headers, data)
+        return decode_status_bits(status, headers, data, len(chunk), "POST " + path)
 
     def events(self, users: Iterable[UserId] = (), members: Optional[Sequence[str]] = None,
                **options: Any) -> "EventStream":
