@@ -1,6 +1,8 @@
 #include "base/user_ids.h"
 
+#include <bit>
 #include <charconv>
+#include <cstring>
 
 #include <fmt/format.h>
 
@@ -206,6 +208,31 @@ std::optional<std::uint64_t> parse_user_id(std::string_view text, std::string* w
 
 UserIdsResult parse_user_ids_body(std::string_view body, std::size_t max_batch) {
   return BodyParser(body, max_batch).parse();
+}
+
+UserIdsResult parse_user_ids_binary(std::string_view body, std::size_t max_batch) {
+  constexpr std::string_view kBinaryShape = "8 bytes per id, little-endian";
+  if (body.size() % 8 != 0) {
+    return UserIdsError{fmt::format("binary body of {} bytes is not a whole number of ids ({}); "
+                                    "{} byte(s) left over",
+                                    body.size(), kBinaryShape, body.size() % 8)};
+  }
+  const std::size_t n = body.size() / 8;
+  if (n == 0) {
+    return UserIdsError{
+        fmt::format("request body is empty; send at least one user id ({})", kBinaryShape)};
+  }
+  // The same words as the JSON form's, which a client may already match on.
+  if (n > max_batch) {
+    return UserIdsError{fmt::format("users: more than {} ids (presence.max_batch)", max_batch),
+                        true};
+  }
+  std::vector<std::uint64_t> ids(n);
+  std::memcpy(ids.data(), body.data(), body.size());
+  if constexpr (std::endian::native == std::endian::big) {
+    for (auto& id : ids) id = __builtin_bswap64(id);  // std::byteswap is C++23
+  }
+  return ids;
 }
 
 }  // namespace heartbeatd

@@ -499,6 +499,21 @@ void PresenceTable::status_batch(std::span<const UserId> ids, TimePoint now,
   });
 }
 
+void PresenceTable::online_batch(std::span<const UserId> ids, TimePoint now,
+                                 std::span<std::uint8_t> bits) const {
+  const Ms ms = ms_of(now);
+  for_each_by_shard(ids, [&](const Shard& s, std::size_t i, std::uint64_t hash) {
+    const bool online = with_table(s, ids[i], [&](const auto& table, auto key) {
+      const std::size_t pos = table.find(key, hash);
+      if (pos == table.npos) return false;
+      return judge_user(std::chrono::milliseconds(ms - unwrap(table.ts(pos), ms)),
+                        table.logged_out(pos), std::chrono::milliseconds(timeout_ms_.load()),
+                        options_.forget_after) == UserPresence::online;
+    });
+    bits[i / 8] = static_cast<std::uint8_t>(bits[i / 8] | online << (i % 8));
+  });
+}
+
 PresenceTable::BatchResult PresenceTable::heartbeat_batch(std::span<const UserId> ids,
                                                           TimePoint now) {
   BatchResult r;

@@ -90,6 +90,10 @@ class PresenceTable {
   // The status of many users at once (out[i] for ids[i]): faster than one by one, since the
   // users' memory is fetched in parallel and each shard is locked once.
   void status_batch(std::span<const UserId> ids, TimePoint now, std::span<Status> out) const;
+  // Only whether each user is online, as bits: bit i%8 of bits[i/8] (least significant first)
+  // is set when ids[i] is online. `bits` holds at least ceil(n/8) bytes, zeroed by the caller.
+  // The same verdicts as status_batch(), without making last-seen times.
+  void online_batch(std::span<const UserId> ids, TimePoint now, std::span<std::uint8_t> bits) const;
 
   struct Counts {
     std::size_t online = 0;

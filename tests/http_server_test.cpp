@@ -162,6 +162,79 @@ TEST_P(HttpServerTest, PipelinedRequestsAnsweredInOrder) {
   EXPECT_EQ(c.read_response().body, "\"b\"");
 }
 
+// A pipelining client's answers share writes (at most 64 to a write); every one arrives, in
+// order, whatever the run's length, on both listeners.
+TEST_P(HttpServerTest, LongPipelinedRunsAreAnsweredInOrder) {
+  start();
+  for (auto& client : both_clients()) {
+    ASSERT_TRUE(client.connected()) << client.connect_error();
+    std::string run;
+    for (int i = 0; i < 200; ++i) {
+      const std::string body = std::to_string(i);
+      run += "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+             std::to_string(body.size()) + "\r\n\r\n" + body;
+    }
+    ASSERT_TRUE(client.send_raw(run));
+    for (int i = 0; i < 200; ++i) {
+      const auto r = client.read_response();
+      ASSERT_EQ(r.status, 200) << "answer " << i << ": " << r.error;
+      EXPECT_EQ(r.body, std::to_string(i));
+      EXPECT_FALSE(r.closed);
+    }
+    EXPECT_EQ(client.request("GET", "/ping").status, 200);
+  }
+}
+
+// Answers never wait for bytes the client has not sent: with half a request behind a whole
+// one, the whole one is answered; the rest of the second completes it.
+TEST_P(HttpServerTest, AnAnswerDoesNotWaitForTheNextRequestsRest) {
+  start();
+  auto c = HttpClient::tcp(port_);
+  ASSERT_TRUE(c.send_raw("GET /ping HTTP/1.1\r\nHost: x\r\n\r\n"
+                         "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n\"ab"));
+  EXPECT_EQ(c.read_response().body, R"({"pong":true})");
+  ASSERT_TRUE(c.send_raw("c\""));
+  EXPECT_EQ(c.read_response().body, "\"abc\"");
+  // Half a head this time.
+  ASSERT_TRUE(c.send_raw("GET /ping HTTP/1.1\r\nHost: x\r\n\r\nGET /pi"));
+  EXPECT_EQ(c.read_response().body, R"({"pong":true})");
+  ASSERT_TRUE(c.send_raw("ng HTTP/1.1\r\nHost: x\r\n\r\n"));
+  EXPECT_EQ(c.read_response().body, R"({"pong":true})");
+}
+
+// Pipelined answers ahead of an asynchronous route are written while it works, not held
+// until it answers; its answer and the ones after it follow in order.
+TEST_P(HttpServerTest, PipelinedAnswersBeforeASlowRouteAreNotHeldByIt) {
+  start();
+  for (auto& client : both_clients()) {
+    ASSERT_TRUE(client.connected()) << client.connect_error();
+    ASSERT_TRUE(client.send_raw("GET /ping HTTP/1.1\r\nHost: x\r\n\r\n"
+                                "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n\"a\""
+                                "POST /later HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n\"b\""
+                                "GET /ping HTTP/1.1\r\nHost: x\r\n\r\n"));
+    EXPECT_EQ(client.read_response().body, R"({"pong":true})");
+    EXPECT_EQ(client.read_response().body, "\"a\"");
+    ASSERT_TRUE(test::eventually([&] { return held() == 1; }));
+    EXPECT_EQ(release_held(), 1u);
+    EXPECT_EQ(client.read_response().body, "\"b\"");
+    EXPECT_EQ(client.read_response().body, R"({"pong":true})");
+  }
+}
+
+// A malformed request after good pipelined ones: their answers, then the 400, then the close.
+TEST_P(HttpServerTest, GarbageAfterPipelinedRequestsEndsTheConnectionAfterTheirAnswers) {
+  start();
+  auto c = HttpClient::tcp(port_);
+  ASSERT_TRUE(c.send_raw("GET /ping HTTP/1.1\r\nHost: x\r\n\r\n"
+                         "GET /ping HTTP/1.1\r\nHost: x\r\n\r\n"
+                         "NOT HTTP AT ALL\r\n\r\n"));
+  EXPECT_EQ(c.read_response().status, 200);
+  EXPECT_EQ(c.read_response().status, 200);
+  const auto bad = c.read_response();
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_TRUE(bad.closed || c.wait_closed());
+}
+
 TEST_P(HttpServerTest, AsynchronousRoutesAnswerLaterFromAnyThreadOnAKeptAliveConnection) {
   start();
   for (auto& client : both_clients()) {

@@ -128,6 +128,19 @@ class PresenceApi : public ::testing::TestWithParam<std::tuple<Backend, Via>> {
         << r.body;
   }
 
+  // POST on a fresh connection with the given Content-Type (none when empty), the body as it is.
+  HttpResult post_typed(const std::string& target, const std::string& type,
+                        const std::string& body) {
+    auto c = std::get<Via>(GetParam()) == Via::tcp ? d_.tcp_client() : d_.unix_client();
+    HttpResult failed;
+    failed.error = c.connected() ? "send failed" : c.connect_error();
+    std::string req = "POST " + target + " HTTP/1.1\r\nHost: x\r\n";
+    if (!type.empty()) req += "Content-Type: " + type + "\r\n";
+    req += "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+    if (!c.connected() || !c.send_raw(req)) return failed;
+    return c.read_response();
+  }
+
   BackendUnderTest backend_{std::get<Backend>(GetParam())};  // before the daemon, after it
   DaemonProcess d_{keys()};
 };
@@ -181,6 +194,51 @@ TEST_P(PresenceApi, BatchStatusAsBitsOnePerIdInRequestOrder) {
   EXPECT_EQ(r.body, "\x85\x03");
   expect_error(call("POST", "/v1/users/status?format=bits&ids=string", R"({"users":[1]})"), 400,
                "bad_request", "ids: only with format=json");
+}
+
+// 8 little-endian bytes per id: the binary batch body.
+std::string binary_ids(std::initializer_list<std::uint64_t> ids) {
+  std::string out;
+  for (std::uint64_t id : ids) {
+    for (int b = 0; b < 8; ++b) out += static_cast<char>(id >> (8 * b) & 0xff);
+  }
+  return out;
+}
+
+TEST_P(PresenceApi, BinaryBatchBodiesWithOctetStream) {
+  constexpr std::uint64_t kMax = 18446744073709551615u;
+  const std::string binary = "application/octet-stream";
+  const auto beat = post_typed("/v1/users/heartbeat", binary, binary_ids({1, 3, 8, 9, kMax}));
+  ASSERT_EQ(beat.status, 200) << beat.error << beat.body;
+  EXPECT_EQ(beat.body, R"({"accepted":5})");
+  // Ids 1..9, 3 again, then 2^64-1: online 1, 3, 8, 9, 3, 2^64-1 are bits 0, 2, 7, 8, 9, 10.
+  auto r = post_typed("/v1/users/status?format=bits", binary,
+                      binary_ids({1, 2, 3, 4, 5, 6, 7, 8, 9, 3, kMax}));
+  ASSERT_EQ(r.status, 200) << r.error << r.body;
+  EXPECT_EQ(r.header("content-type"), "application/octet-stream");
+  EXPECT_EQ(r.header("x-heartbeatd-count"), "11");
+  EXPECT_EQ(r.body, "\x85\x07");
+  r = post_typed("/v1/users/status?ids=string", binary, binary_ids({kMax, 99}));
+  ASSERT_EQ(r.status, 200) << r.error << r.body;
+  const auto users = boost::json::parse(r.body).at("users").as_array();
+  ASSERT_EQ(users.size(), 2u) << r.body;
+  EXPECT_EQ(users[0].at("user").as_string(), "18446744073709551615");
+  EXPECT_TRUE(users[0].at("online").as_bool());
+  EXPECT_FALSE(users[1].at("online").as_bool());
+  EXPECT_TRUE(users[1].at("last_seen_ms").is_null());
+  // JSON needs no Content-Type, as before.
+  r = post_typed("/v1/users/status?format=bits", "", R"({"users":[9,2]})");
+  EXPECT_EQ(r.status, 200) << r.error << r.body;
+  EXPECT_EQ(r.body, "\x01");
+  expect_error(post_typed("/v1/users/heartbeat", binary, std::string(12, '\x01')), 400,
+               "bad_request", "binary body of 12 bytes is not a whole number of ids");
+  expect_error(post_typed("/v1/users/status?format=bits", binary, ""), 400, "bad_request",
+               "request body is empty");
+  std::string many;
+  for (std::uint64_t i = 0; i < 51; ++i) many += binary_ids({i});
+  expect_error(post_typed("/v1/users/status?format=bits", binary, many), 413, "batch_too_large",
+               "more than 50 ids");
+  EXPECT_EQ(json("GET", "/v1/users").at("tracked").as_int64(), 5) << "refused bodies wrote nothing";
 }
 
 // HTTP/1.1 pipelining on the real daemon: three requests in one write on a kept-alive

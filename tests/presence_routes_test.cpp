@@ -14,6 +14,9 @@
 #include <future>
 #include <thread>
 
+#include <fmt/format.h>
+
+#include "tests/support/test_util.h"
 #include "transport/presence/memory_store.h"
 
 namespace heartbeatd::transport {
@@ -28,6 +31,23 @@ Request make(http::verb method, std::string target, std::string body = "") {
     r.body() = std::move(body);
     r.prepare_payload();
   }
+  return r;
+}
+
+// A batch body as 8 little-endian bytes per id.
+std::string binary_ids(std::initializer_list<std::uint64_t> ids) {
+  std::string out;
+  for (std::uint64_t id : ids) {
+    for (int b = 0; b < 8; ++b) out += static_cast<char>(id >> (8 * b) & 0xff);
+  }
+  return out;
+}
+
+Request make_typed(std::string target, std::string content_type, std::string body) {
+  Request r{http::verb::post, target, 11};
+  if (!content_type.empty()) r.set(http::field::content_type, content_type);
+  r.body() = std::move(body);
+  r.prepare_payload();
   return r;
 }
 
@@ -50,6 +70,13 @@ class RoutesOnATable : public ::testing::Test {
   void SetUp() override { add_presence_routes(router, {&store, MaxBatch, counters, history}); }
   Response call(http::verb m, std::string target, std::string body = "") {
     return router.route(make(m, std::move(target), std::move(body)));
+  }
+  // POST with a given Content-Type (none when empty), the body as it is.
+  Response post(std::string target, std::string content_type, std::string body) {
+    return router.route(make_typed(std::move(target), std::move(content_type), std::move(body)));
+  }
+  Response post_binary(std::string target, std::string body) {
+    return post(std::move(target), "application/octet-stream", std::move(body));
   }
 };
 
@@ -284,6 +311,178 @@ TEST_F(BitsRoutes, ABadFormatOrIdsWithBitsIs400AndErrorsStayJson) {
             R"({"users":[{"user":2,"online":false,"last_seen_ms":null}]})");
 }
 
+// Binary batch bodies (Content-Type: application/octet-stream): 8 bytes per id, little-endian.
+TEST_F(BitsRoutes, BinaryBodiesAreTheSameBatchesAsJson) {
+  constexpr std::uint64_t kMax = 18446744073709551615u;
+  auto r = post_binary("/v1/users/heartbeat", binary_ids({1, 3, 7, 8, 9, 3, kMax}));
+  ASSERT_EQ(r.result(), http::status::ok) << r.body();
+  EXPECT_EQ(r.body(), R"({"accepted":7})") << "duplicates count, as in JSON";
+  EXPECT_EQ(counters->heartbeats.load(), 7u);
+  r = post_binary("/v1/users/status?format=bits", binary_ids({1, 2, 3, 4, 5, 6, 7, 8, 9}));
+  ASSERT_EQ(r.result(), http::status::ok) << r.body();
+  EXPECT_EQ(r[http::field::content_type], "application/octet-stream");
+  EXPECT_EQ(r["X-Heartbeatd-Count"], "9");
+  EXPECT_EQ(r.body(), "\xC5\x01");
+  EXPECT_EQ(r.body(), bits("1,2,3,4,5,6,7,8,9", 9)) << "the same answer as for JSON";
+  // Duplicates keep their place; unknown ids (never seen, 2^64-2) are offline.
+  EXPECT_EQ(post_binary("/v1/users/status?format=bits", binary_ids({3, 3, 2, kMax, kMax - 1}))
+                .body(),
+            "\x0B");
+  // The JSON answer to a binary body is the JSON answer to the same ids in JSON, byte for byte.
+  r = post_binary("/v1/users/status", binary_ids({2, 1}));
+  const auto as_json = call(http::verb::post, "/v1/users/status", R"({"users":[2,1]})");
+  EXPECT_EQ(r.body(), as_json.body());
+  EXPECT_EQ(r[http::field::content_type], "application/json");
+  EXPECT_EQ(r.body().find(R"({"users":[{"user":2,"online":false,"last_seen_ms":null},{"user":1,)"),
+            0u)
+      << r.body();
+  r = post_binary("/v1/users/status?ids=string", binary_ids({kMax}));
+  EXPECT_EQ(json_of(r).at("users").as_array()[0].at("user").as_string(), "18446744073709551615");
+  clock.advance(1s);
+  EXPECT_EQ(post_binary("/v1/users/status?format=bits", binary_ids({1, 3, kMax})).body(),
+            std::string(1, '\0'))
+      << "timed out: offline";
+}
+
+TEST_F(BitsRoutes, BinaryIdsAreLittleEndian) {
+  // Bytes 01 02 .. 08 on the wire: the id 0x0807060504030201.
+  ASSERT_EQ(post_binary("/v1/users/heartbeat", "\x01\x02\x03\x04\x05\x06\x07\x08").result(),
+            http::status::ok);
+  EXPECT_TRUE(json_of(call(http::verb::get, "/v1/users/578437695752307201")).at("online").as_bool());
+  EXPECT_FALSE(json_of(call(http::verb::get, "/v1/users/72623859790382856")).at("online").as_bool())
+      << "not big-endian";
+  // A zero id is an id like any other.
+  ASSERT_EQ(post_binary("/v1/users/heartbeat", std::string(8, '\0')).result(), http::status::ok);
+  EXPECT_TRUE(json_of(call(http::verb::get, "/v1/users/0")).at("online").as_bool());
+}
+
+TEST_F(BitsRoutes, AMisalignedOrEmptyBinaryBodyIs400AndChangesNothing) {
+  for (const char* target :
+       {"/v1/users/heartbeat", "/v1/users/status", "/v1/users/status?format=bits"}) {
+    for (std::size_t size : {1u, 7u, 9u, 15u, 8001u}) {
+      const auto r = post_binary(target, std::string(size, '\x01'));
+      EXPECT_EQ(r.result(), http::status::bad_request) << target << " " << size;
+      EXPECT_EQ(r[http::field::content_type], "application/json");
+      EXPECT_EQ(json_of(r).at("error").as_string(), "bad_request");
+      EXPECT_NE(r.body().find(fmt::format("binary body of {} bytes is not a whole number of ids",
+                                          size)),
+                std::string::npos)
+          << r.body();
+      EXPECT_NE(r.body().find(fmt::format("{} byte(s) left over", size % 8)), std::string::npos)
+          << r.body();
+    }
+    const auto r = post_binary(target, "");
+    EXPECT_EQ(r.result(), http::status::bad_request) << target;
+    EXPECT_NE(r.body().find("request body is empty; send at least one user id (8 bytes per id"),
+              std::string::npos)
+        << r.body();
+  }
+  EXPECT_EQ(counters->heartbeats.load(), 0u);
+  EXPECT_EQ(json_of(call(http::verb::get, "/v1/users")).at("tracked").as_int64(), 0);
+}
+
+TEST_F(BitsRoutes, MoreBinaryIdsThanMaxBatchIs413LikeJson) {
+  std::string body;
+  for (std::uint64_t i = 0; i < 1000; ++i) body += binary_ids({i});
+  ASSERT_EQ(post_binary("/v1/users/heartbeat", body).result(), http::status::ok);
+  EXPECT_EQ(post_binary("/v1/users/status?format=bits", body).body().size(), 125u);
+  body += binary_ids({1000});
+  std::string json = "0";
+  for (int i = 1; i <= 1000; ++i) json += "," + std::to_string(i);
+  const auto as_json = call(http::verb::post, "/v1/users/status", R"({"users":[)" + json + "]}");
+  ASSERT_EQ(as_json.result(), http::status::payload_too_large);
+  for (const char* target :
+       {"/v1/users/heartbeat", "/v1/users/status", "/v1/users/status?format=bits"}) {
+    const auto r = post_binary(target, body);
+    EXPECT_EQ(r.result(), http::status::payload_too_large) << target;
+    EXPECT_EQ(r.body(), as_json.body()) << "the same error as for JSON";
+  }
+  EXPECT_EQ(counters->heartbeats.load(), 1000u);
+}
+
+TEST_F(BitsRoutes, OnlyOctetStreamIsBinaryAndJsonNeedsNoContentType) {
+  beat({1});
+  // The media type in any case, with parameters and spaces: binary.
+  for (const char* type : {"application/octet-stream", "Application/Octet-Stream",
+                           "application/octet-stream; charset=binary", " application/octet-stream ;x=y"}) {
+    const auto r = post("/v1/users/status?format=bits", type, binary_ids({2, 1}));
+    EXPECT_EQ(r.result(), http::status::ok) << type << ": " << r.body();
+    EXPECT_EQ(r.body(), "\x02") << type;
+  }
+  // JSON with any other type, or none (as always): JSON.
+  for (const char* type : {"", "application/json", "text/plain", "application/x-www-form-urlencoded",
+                           "application/octet-streamx"}) {
+    const auto r = post("/v1/users/status?format=bits", type, R"({"users":[2,1]})");
+    EXPECT_EQ(r.result(), http::status::ok) << type << ": " << r.body();
+    EXPECT_EQ(r.body(), "\x02") << type;
+  }
+  // Binary ids sent as JSON, and JSON sent as binary, are refused, not guessed at.
+  auto r = post("/v1/users/heartbeat", "application/json", binary_ids({1}));
+  EXPECT_EQ(r.result(), http::status::bad_request);
+  EXPECT_NE(r.body().find("body is not a JSON object"), std::string::npos) << r.body();
+  r = post_binary("/v1/users/heartbeat", R"({"users":[1]})");
+  EXPECT_EQ(r.result(), http::status::bad_request);
+  EXPECT_NE(r.body().find("binary body of 13 bytes"), std::string::npos) << r.body();
+  EXPECT_EQ(counters->heartbeats.load(), 1u);
+}
+
+TEST_F(BitsRoutes, ManyBinaryBatchesAgreeWithStatus) {
+  // Random batches, duplicates included, against the per-user answer: bits and JSON both.
+  auto rng = test::seeded_rng();
+  for (int i = 0; i < 300; ++i) beat({rng() % 2000});
+  for (int round = 0; round < 20; ++round) {
+    std::vector<std::uint64_t> ids(1 + rng() % 1000);
+    std::string body;
+    for (auto& id : ids) {
+      id = rng() % 2000;
+      body += binary_ids({id});
+    }
+    const auto r = post_binary("/v1/users/status?format=bits", body);
+    ASSERT_EQ(r.body().size(), (ids.size() + 7) / 8);
+    const auto users = json_of(post_binary("/v1/users/status", body)).at("users").as_array();
+    ASSERT_EQ(users.size(), ids.size());
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      const bool bit = (static_cast<unsigned char>(r.body()[i / 8]) >> (i % 8)) & 1;
+      ASSERT_EQ(bit, users[i].at("online").as_bool()) << "round " << round << " index " << i;
+      ASSERT_EQ(users[i].at("user").to_number<std::uint64_t>(), ids[i]);
+    }
+  }
+}
+
+// A store with only status(): online_bits() is PresenceStore's default, over status().
+class OddUsersOnlineStore final : public PresenceStore {
+ public:
+  void start() override {}
+  void stop() override {}
+  void heartbeat(std::span<const UserId>, Done done) override { done({}); }
+  void logout(UserId, Done done) override { done({}); }
+  void status(std::span<const UserId> ids, StatusDone done) override {
+    std::vector<UserStatus> st(ids.size());
+    for (std::size_t i = 0; i < ids.size(); ++i) st[i].online = ids[i] % 2 == 1;
+    done({}, st);
+  }
+  void counts(CountsDone done) override { done({}, {}); }
+  void set_timeout(membership::Duration) override {}
+  void set_listener(ChangeListener) override {}
+  void watch(std::span<const UserId>) override {}
+  void unwatch(std::span<const UserId>) override {}
+  StoreHealth health() const override { return {"fake", true, "", {}}; }
+  void write_metrics(MetricsWriter&) const override {}
+};
+
+TEST(DefaultOnlineBits, PacksStatusInRequestOrder) {
+  OddUsersOnlineStore store;
+  Router router;
+  add_presence_routes(router, {&store, 100});
+  auto r = router.route(make_typed("/v1/users/status?format=bits", "application/octet-stream",
+                                   binary_ids({1, 2, 3, 4, 5, 6, 7, 8, 9, 11})));
+  EXPECT_EQ(r.result(), http::status::ok) << r.body();
+  EXPECT_EQ(r.body(), "\x55\x03");
+  EXPECT_EQ(r["X-Heartbeatd-Count"], "10");
+  r = router.route(make(http::verb::post, "/v1/users/status?format=bits", R"({"users":[2]})"));
+  EXPECT_EQ(r.body(), std::string(1, '\0'));
+}
+
 TEST_F(MemoryRoutes, HistoryKeepsTheLastPointsOldestFirst) {
   EXPECT_EQ(call(http::verb::get, "/v1/users/history").body(), R"({"interval_ms":10000,"points":[]})");
   for (std::uint64_t i = 1; i <= 4; ++i) history->add(1000 * i, {i, 10 + i});
@@ -318,8 +517,18 @@ TEST(UnavailableStoreRoutes, EveryRouteIs503WithRetryAfterAndBadInputIsStill400)
     EXPECT_EQ(r.result(), http::status::service_unavailable) << target;
     EXPECT_EQ(r[http::field::content_type], "application/json") << target;
   }
+  for (const auto* target :
+       {"/v1/users/heartbeat", "/v1/users/status", "/v1/users/status?format=bits"}) {
+    const auto r = router.route(make_typed(target, "application/octet-stream", binary_ids({1, 2})));
+    EXPECT_EQ(r.result(), http::status::service_unavailable) << target;
+    EXPECT_EQ(r[http::field::retry_after], "1") << target;
+  }
   const int reached = store.calls.load();
   EXPECT_EQ(router.route(make(http::verb::post, "/v1/users/x/heartbeat")).result(),
+            http::status::bad_request);
+  EXPECT_EQ(router.route(make_typed("/v1/users/status?format=bits", "application/octet-stream",
+                                    std::string(12, '\0')))
+                .result(),
             http::status::bad_request);
   EXPECT_EQ(router.route(make(http::verb::post, "/v1/users/status", "{")).result(),
             http::status::bad_request);

@@ -174,6 +174,7 @@ TEST(PresenceTable, EmptyBatchesDoNothing) {
   Fixture f;
   EXPECT_EQ(f.table.heartbeat_batch({}, f.clock.now()).accepted, 0u);
   f.table.status_batch({}, f.clock.now(), {});
+  f.table.online_batch({}, f.clock.now(), {});
   EXPECT_EQ(f.table.counts(f.clock.now()).tracked, 0u);
 }
 
@@ -322,6 +323,14 @@ TEST(PresenceTable, BatchOperationsMatchOneByOne) {
       EXPECT_TRUE(out[i].online) << i;
     }
   }
+  // online_batch: the same verdicts as bits, request order; the unused high bits stay 0.
+  std::vector<std::uint8_t> bits((ids.size() + 7) / 8 + 1, 0);
+  f.table.online_batch(std::span(ids).first(ids.size() - 3), f.clock.now(), bits);
+  for (std::size_t i = 0; i < ids.size() - 3; ++i) {
+    ASSERT_EQ((bits[i / 8] >> (i % 8)) & 1, out[i].online ? 1 : 0) << i;
+  }
+  EXPECT_EQ(bits[(ids.size() - 3) / 8] >> ((ids.size() - 3) % 8), 0) << "bits past n";
+  EXPECT_EQ(bits.back(), 0);
 }
 
 // Random operations against a plain map model: every status and count must agree.
@@ -378,6 +387,18 @@ TEST(PresenceTable, AgreesWithAModelUnderRandomOperations) {
     if (it != model.end()) {
       ASSERT_EQ(*st.last_seen, it->second.seen);
       ASSERT_EQ(st.online, !it->second.out && tick - it->second.seen < o.timeout);
+    }
+    if (i % 97 == 0) {
+      // Every user at once as bits: logged out, timed out and forgotten (swept or not) are 0.
+      std::vector<UserId> all(501);
+      for (UserId u = 0; u <= 500; ++u) all[u] = u;
+      std::vector<std::uint8_t> bits((all.size() + 7) / 8, 0);
+      f.table.online_batch(all, now, bits);
+      for (UserId u = 0; u <= 500; ++u) {
+        const auto m = model.find(u);
+        const bool want = m != model.end() && !m->second.out && tick - m->second.seen < o.timeout;
+        ASSERT_EQ((bits[u / 8] >> (u % 8)) & 1, want ? 1 : 0) << "step " << i << " user " << u;
+      }
     }
   }
 }

@@ -6,6 +6,8 @@
 
 #include <random>
 
+#include <fmt/format.h>
+
 #include "tests/support/test_util.h"
 
 namespace heartbeatd {
@@ -126,6 +128,66 @@ TEST(UserIdsBody, RandomBytesNeverCrashAndNeverHalfParse) {
       EXPECT_LE(ids->size(), 5u);
     } else {
       EXPECT_FALSE(std::get<UserIdsError>(r).message.empty());
+    }
+  }
+}
+
+std::string le(std::initializer_list<std::uint64_t> ids) {
+  std::string out;
+  for (std::uint64_t id : ids) {
+    for (int b = 0; b < 8; ++b) out += static_cast<char>(id >> (8 * b) & 0xff);
+  }
+  return out;
+}
+
+TEST(UserIdsBinary, EightLittleEndianBytesPerId) {
+  auto r = parse_user_ids_binary(le({0, 1, 256, UINT64_MAX, 1, 0x0102030405060708}), 10);
+  ASSERT_TRUE(std::holds_alternative<std::vector<std::uint64_t>>(r))
+      << std::get<UserIdsError>(r).message;
+  EXPECT_EQ(std::get<std::vector<std::uint64_t>>(r),
+            (std::vector<std::uint64_t>{0, 1, 256, UINT64_MAX, 1, 0x0102030405060708}));
+  r = parse_user_ids_binary(std::string_view("\x08\x07\x06\x05\x04\x03\x02\x01", 8), 1);
+  EXPECT_EQ(std::get<std::vector<std::uint64_t>>(r), (std::vector<std::uint64_t>{0x0102030405060708}));
+}
+
+TEST(UserIdsBinary, ASizeNotAMultipleOfEightIsRefusedNamingTheRest) {
+  for (std::size_t size : {1u, 7u, 9u, 12u, 15u, 8001u}) {
+    auto r = parse_user_ids_binary(std::string(size, '\xff'), 1000);
+    ASSERT_TRUE(std::holds_alternative<UserIdsError>(r)) << size;
+    const auto& e = std::get<UserIdsError>(r);
+    EXPECT_FALSE(e.too_many);
+    EXPECT_EQ(e.message, fmt::format("binary body of {} bytes is not a whole number of ids (8 "
+                                     "bytes per id, little-endian); {} byte(s) left over",
+                                     size, size % 8));
+  }
+}
+
+TEST(UserIdsBinary, EmptyIsRefusedAndMoreThanMaxBatchIsTooManyAsInJson) {
+  auto r = parse_user_ids_binary("", 3);
+  ASSERT_TRUE(std::holds_alternative<UserIdsError>(r));
+  EXPECT_EQ(std::get<UserIdsError>(r).message,
+            "request body is empty; send at least one user id (8 bytes per id, little-endian)");
+  EXPECT_FALSE(std::get<UserIdsError>(r).too_many);
+  r = parse_user_ids_binary(le({1, 2, 3, 4}), 3);
+  ASSERT_TRUE(std::holds_alternative<UserIdsError>(r));
+  EXPECT_TRUE(std::get<UserIdsError>(r).too_many);
+  EXPECT_EQ(std::get<UserIdsError>(r).message, bad(R"({"users":[1,2,3,4]})", 3).message);
+  EXPECT_EQ(std::get<std::vector<std::uint64_t>>(parse_user_ids_binary(le({1, 2, 3}), 3)).size(),
+            3u);
+}
+
+TEST(UserIdsBinary, RandomBytesGiveIdsOrAReason) {
+  auto rng = test::seeded_rng();
+  for (int i = 0; i < 5000; ++i) {
+    std::string s(rng() % 70, '\0');
+    for (auto& c : s) c = static_cast<char>(rng());
+    auto r = parse_user_ids_binary(s, 5);
+    if (auto* ids = std::get_if<std::vector<std::uint64_t>>(&r)) {
+      ASSERT_EQ(ids->size() * 8, s.size());
+      ASSERT_LE(ids->size(), 5u);
+      ASSERT_EQ(le({(*ids)[0]}), s.substr(0, 8));
+    } else {
+      ASSERT_TRUE(s.size() % 8 != 0 || s.empty() || s.size() > 40) << s.size();
     }
   }
 }

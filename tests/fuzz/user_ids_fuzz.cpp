@@ -1,6 +1,6 @@
 // libFuzzer target for the user-id decoders (base/user_ids.h): any bytes must give
 // either ids or an error, never a crash; accepted ids must survive a round trip through
-// their canonical JSON; and a path segment accepted by parse_user_id must print back as
+// their canonical JSON, and binary ones through their 8 little-endian bytes; and a path segment accepted by parse_user_id must print back as
 // itself (ids are canonical decimal). Built and run by scripts/fuzz, not by scripts/test.
 #include <cstdint>
 #include <cstdlib>
@@ -11,6 +11,7 @@
 #include "base/user_ids.h"
 
 using heartbeatd::parse_user_id;
+using heartbeatd::parse_user_ids_binary;
 using heartbeatd::parse_user_ids_body;
 using heartbeatd::UserIdsError;
 
@@ -32,6 +33,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (!same || *same != *ids) std::abort();
   } else if (std::get<UserIdsError>(result).message.empty()) {
     std::abort();  // every refusal says why
+  }
+
+  auto binary = parse_user_ids_binary(input, kMax);
+  if (auto* ids = std::get_if<std::vector<std::uint64_t>>(&binary)) {
+    if (ids->empty() || ids->size() > kMax || ids->size() * 8 != size) std::abort();
+    std::string bytes;
+    for (const std::uint64_t id : *ids) {
+      for (int b = 0; b < 8; ++b) bytes += static_cast<char>(id >> (8 * b) & 0xff);
+    }
+    if (bytes != input) std::abort();
+  } else if (std::get<UserIdsError>(binary).message.empty()) {
+    std::abort();
   }
 
   std::string why;

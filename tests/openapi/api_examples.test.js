@@ -256,14 +256,22 @@ const CURL_ARG_FLAGS = new Set([
   '--user', '--connect-timeout', '-m', '--max-time',
 ]);
 
+// The media type of a 'Content-Type: ...' header line, lower-cased without parameters; null
+// for another header.
+function contentTypeOf(headerLine) {
+  const m = /^\s*content-type\s*:\s*([^;]*)/i.exec(headerLine);
+  return m ? m[1].trim().toLowerCase() : null;
+}
+
 function parseCurl(words) {
-  const out = { method: null, data: null, url: null };
+  const out = { method: null, data: null, url: null, contentType: null };
   for (let i = 1; i < words.length; ++i) {
     const w = words[i];
     if (CURL_ARG_FLAGS.has(w)) {
       const arg = words[++i];
       if (w === '-X' || w === '--request') out.method = arg.toLowerCase();
       if (w.startsWith('-d') || w.startsWith('--data')) out.data = arg;
+      if ((w === '-H' || w === '--header') && contentTypeOf(arg)) out.contentType = contentTypeOf(arg);
     } else if (/^https?:\/\//.test(w)) {
       out.url = w;
     } else {
@@ -459,8 +467,15 @@ test('every curl example in docs/API.md matches the spec', () => {
         }
       }
 
-      // The request body.
-      if (curl.data !== null) {
+      // The request body: JSON unless the example names another type, which the operation
+      // must then take (a binary body, read from a file, is not checked further).
+      if (curl.data !== null && curl.contentType && !/json/.test(curl.contentType)) {
+        const body = deref(o.op.requestBody);
+        assert.ok(body, `${where}: sends a body, the operation takes none`);
+        assert.ok(body.content[curl.contentType],
+          `${where}: sends ${curl.contentType}, which the operation does not take`);
+        ++counts.requests;
+      } else if (curl.data !== null) {
         const body = deref(o.op.requestBody);
         assert.ok(body, `${where}: sends a body, the operation takes none`);
         const schema = jsonSchemaOfContent(body.content);

@@ -22,12 +22,12 @@
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
-#include <boost/beast/http/write.hpp>
 
 #include <algorithm>
 #include <array>
 #include <atomic>
 #include <filesystem>
+#include <iterator>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -56,6 +56,13 @@ namespace {
 // How long a connection that is being closed after an error may keep sending before we
 // drop it: long enough for the client to read our response instead of a reset.
 constexpr std::chrono::milliseconds kLingerTime{1000};
+
+// Answers to a pipelining client's requests that already sit in the read buffer are written
+// together, up to this many answers or bytes; a body above kInlineBody is written from the
+// answer itself rather than copied beside the heads, and ends a run.
+constexpr std::size_t kMaxCoalesced = 64;
+constexpr std::size_t kCoalesceBytes = 64 << 10;
+constexpr std::size_t kInlineBody = 4 << 10;
 
 class Connection {
  public:
@@ -352,6 +359,11 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
         break;
       }
       case Phase::waiting:
+        // Earlier answers still being written after read_timeout: the client stopped reading.
+        if (flushing_ && now - since_ >= l.read_timeout) {
+          close();
+          break;
+        }
         // An asynchronous route's backend bounds its own time (pool wait, command timeout);
         // this is the server's guarantee that a connection never waits forever regardless.
         if (now - since_ >= l.read_timeout) {
@@ -393,6 +405,29 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
     timed_out_ = false;
     request_seen_.reset();
     enter(Phase::reading);
+    if (out_.empty()) return start_read();
+    // Answers wait in out_ (a pipelining client): the next request comes from the buffer
+    // alone, and when it holds no whole request the answers go out before any read.
+    error_code ec;
+    while (!parser_->is_done() && buffer_.size() > 0) {
+      const std::size_t used = parser_->put(buffer_.data(), ec);
+      buffer_.consume(used);
+      if (ec) break;
+    }
+    if (parser_->is_done()) return on_read({});
+    if (ec && ec != http::error::need_more) return on_read(ec);
+    coalesced_ = 0;
+    enter(Phase::writing);
+    asio::async_write(io_, asio::buffer(out_),
+                      [self = this->shared_from_this()](error_code e, std::size_t) {
+                        if (e) return self->close();
+                        self->out_.clear();
+                        self->enter(Phase::reading);
+                        self->start_read();
+                      });
+  }
+
+  void start_read() {
     http::async_read(
         io_, buffer_, *parser_,
         [self = this->shared_from_this()](error_code ec, std::size_t) { self->on_read(ec); });
@@ -438,7 +473,12 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
           }
         },
         caller_);
-    if (routed.deferred) return enter(Phase::waiting);
+    if (routed.deferred) {
+      enter(Phase::waiting);
+      // Answers to earlier pipelined requests go out while this one waits.
+      if (!out_.empty()) flush_while_waiting();
+      return;
+    }
     if (routed.stream) return start_stream(std::move(routed.stream), req.version());
     Response& res = routed.response;
     res.version(version);
@@ -468,10 +508,11 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
     }
     enter(Phase::streaming);
     last_write_ = Clock::now();
-    pending_ = fmt::format(
-        "HTTP/1.{} 200 OK\r\nContent-Type: {}\r\nCache-Control: no-cache\r\n"
-        "Connection: close\r\n\r\n",
-        version == 10 ? 0 : 1, stream_->content_type());
+    pending_ = std::exchange(out_, {});  // answers to earlier pipelined requests come first
+    fmt::format_to(std::back_inserter(pending_),
+                   "HTTP/1.{} 200 OK\r\nContent-Type: {}\r\nCache-Control: no-cache\r\n"
+                   "Connection: close\r\n\r\n",
+                   version == 10 ? 0 : 1, stream_->content_type());
     stream_->attach([weak = this->weak_from_this()] {
       if (auto self = weak.lock()) {
         asio::post(self->io_.get_executor(), [self] { self->pump(); });
@@ -503,8 +544,16 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
                       });
   }
 
+  // The answer's head (and its body, when small) is written into out_ by append_head(), not
+  // by Beast's serializer, so that answers can share a write: while the read buffer already
+  // holds more of a pipelining client's bytes, a small keep-alive answer waits in out_ and the
+  // next request is parsed (do_read_request() writes out_ once no whole request is left).
   void send(Response res, bool keep_alive) {
     if (closed_) return;
+    if (flushing_) {  // earlier answers are being written: this one follows them
+      stashed_.emplace(std::move(res), keep_alive);
+      return;
+    }
     response_ = std::move(res);
     response_.keep_alive(keep_alive);
     response_.prepare_payload();
@@ -513,12 +562,55 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
     if (response_.result() == http::status::not_modified) {
       response_.erase(http::field::content_length);
     }
+    append_head(response_);
+    const bool inline_body = response_.body().size() <= kInlineBody;
+    if (inline_body) out_.append(response_.body());
+    if (keep_alive && inline_body && buffer_.size() > 0 && ++coalesced_ < kMaxCoalesced &&
+        out_.size() < kCoalesceBytes) {
+      return do_read_request();
+    }
+    coalesced_ = 0;
     enter(Phase::writing);
-    http::async_write(io_, response_,
+    const std::array<asio::const_buffer, 2> buffers{
+        asio::buffer(out_), inline_body ? asio::const_buffer() : asio::buffer(response_.body())};
+    asio::async_write(io_, buffers,
                       [self = this->shared_from_this(), keep_alive](error_code ec, std::size_t) {
                         if (ec) return self->close();
+                        self->out_.clear();
                         if (keep_alive) return self->do_read_request();
                         self->linger_close();
+                      });
+  }
+
+  // HTTP/1.x: the status line, the fields as the route and prepare_payload() left them, and
+  // the blank line.
+  void append_head(const Response& r) {
+    fmt::format_to(std::back_inserter(out_), "HTTP/1.{} {} ", r.version() == 10 ? 0 : 1,
+                   r.result_int());
+    out_.append(r.reason());
+    out_.append("\r\n");
+    for (const auto& field : r) {
+      out_.append(field.name_string());
+      out_.append(": ");
+      out_.append(field.value());
+      out_.append("\r\n");
+    }
+    out_.append("\r\n");
+  }
+
+  // While an asynchronous route works: the answers to the requests before it, then (if it
+  // has come meanwhile) its own.
+  void flush_while_waiting() {
+    flushing_ = true;
+    coalesced_ = 0;
+    asio::async_write(io_, asio::buffer(out_),
+                      [self = this->shared_from_this()](error_code ec, std::size_t) {
+                        self->flushing_ = false;
+                        if (ec) return self->close();
+                        self->out_.clear();
+                        if (auto stashed = std::exchange(self->stashed_, std::nullopt)) {
+                          self->send(std::move(stashed->first), stashed->second);
+                        }
                       });
   }
 
@@ -570,6 +662,10 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   boost::beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   Response response_;
+  std::string out_;            // answers' bytes not yet written (see send())
+  std::size_t coalesced_ = 0;  // answers in out_ waiting for the next request's
+  bool flushing_ = false;      // out_ being written while an asynchronous route works
+  std::optional<std::pair<Response, bool>> stashed_;  // its answer, if it came meanwhile
   Phase phase_ = Phase::reading;
   Clock::time_point since_ = Clock::now();         // when phase_ began
   std::optional<Clock::time_point> request_seen_;  // first check that saw request bytes

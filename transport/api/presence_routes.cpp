@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include <boost/beast/core/string.hpp>
+
 #include <fmt/format.h>
 
 #include "base/user_ids.h"
@@ -126,26 +128,14 @@ std::optional<StatusQuery> status_query_or_error(const RouteMatch& m, Response* 
   return std::nullopt;
 }
 
-// format=bits: bit i%8 of byte i/8 (least significant first) is 1 when the i-th requested id
-// is online; exactly ceil(n/8) bytes, the unused high bits of the last byte 0. A user never
+// format=bits: the store's online_bits() as the body (bit i%8 of byte i/8, least significant
+// first, is 1 when the i-th requested id is online; exactly ceil(n/8) bytes). A user never
 // seen, or forgotten, is offline: 0, as in the JSON answer's "online":false.
-std::string status_bits(std::span<const UserStatus> st) {
-  std::string bits((st.size() + 7) / 8, '\0');
-  for (std::size_t byte = 0; byte < bits.size(); ++byte) {
-    const std::size_t first = byte * 8, end = std::min(first + 8, st.size());
-    unsigned b = 0;
-    for (std::size_t i = first; i < end; ++i)
-      b |= static_cast<unsigned>(st[i].online) << (i - first);
-    bits[byte] = static_cast<char>(b);
-  }
-  return bits;
-}
-
-Response bits_response(std::span<const UserStatus> st) {
+Response bits_response(std::string bits, std::size_t n) {
   Response res{http::status::ok, 11};
   res.set(http::field::content_type, "application/octet-stream");
-  res.set(kCountHeader, std::to_string(st.size()));
-  res.body() = status_bits(st);
+  res.set(kCountHeader, std::to_string(n));
+  res.body() = std::move(bits);
   res.prepare_payload();
   return res;
 }
@@ -154,10 +144,22 @@ Response bad_id(std::string_view why) {
   return error_response(http::status::bad_request, "bad_request", why);
 }
 
-// Decodes a batch body or answers the error (400, or 413 past max_batch).
+// Content-Type application/octet-stream (any case, parameters ignored) says a batch body is
+// binary, 8 bytes per id. Any other type, or none, is the JSON form, as it always was: clients
+// have sent JSON without a Content-Type.
+bool binary_batch(const Request& req) {
+  std::string_view type = req[http::field::content_type];
+  type = type.substr(0, type.find(';'));
+  while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.remove_suffix(1);
+  while (!type.empty() && (type.front() == ' ' || type.front() == '\t')) type.remove_prefix(1);
+  return boost::beast::iequals(type, "application/octet-stream");
+}
+
+// Decodes a batch body, JSON or binary, or answers the error (400, or 413 past max_batch).
 std::optional<std::vector<std::uint64_t>> batch_or_error(const Request& req, std::size_t max_batch,
                                                          Response* error) {
-  auto parsed = parse_user_ids_body(req.body(), max_batch);
+  auto parsed = binary_batch(req) ? parse_user_ids_binary(req.body(), max_batch)
+                                  : parse_user_ids_body(req.body(), max_batch);
   if (auto* e = std::get_if<UserIdsError>(&parsed)) {
     *error = e->too_many
                  ? error_response(http::status::payload_too_large, "batch_too_large", e->message)
@@ -251,11 +253,17 @@ void add_presence_routes(Router& router, PresenceApi api) {
         if (!query) return respond(std::move(error));
         auto ids = batch_or_error(req, api.max_batch, &error);
         if (!ids) return respond(std::move(error));
+        if (query->format == StatusFormat::bits) {
+          return api.store->online_bits(*ids, [respond = std::move(respond), n = ids->size()](
+                                                  StoreFailure f, std::string bits) {
+            if (f) return respond(failed(f));
+            respond(bits_response(std::move(bits), n));
+          });
+        }
         auto shared = std::make_shared<std::vector<std::uint64_t>>(std::move(*ids));
         api.store->status(*shared, [respond = std::move(respond), shared, query = *query](
                                        StoreFailure f, std::span<const UserStatus> st) {
           if (f) return respond(failed(f));
-          if (query.format == StatusFormat::bits) return respond(bits_response(st));
           respond(json_response(http::status::ok,
                                 batch_status_body(shared->size(), [&](char* p, std::size_t i) {
                                   return write_status(p, (*shared)[i], st[i], query.ids);

@@ -5,7 +5,8 @@
 // guessed "offline"; new users beyond presence.max_users are a 507. Routes that answer with
 // user ids write them as numbers, or as strings with ?ids=string (transport/api/query.h).
 // Batch status can instead answer one bit per id (?format=bits, docs/API.md), with the number
-// of ids in the kCountHeader header.
+// of ids in the kCountHeader header. Batch bodies are {"users":[...]}, or with Content-Type
+// application/octet-stream 8 bytes per id, little-endian (base/user_ids.h).
 #pragma once
 
 #include <atomic>

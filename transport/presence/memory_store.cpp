@@ -226,6 +226,15 @@ void MemoryPresenceStore::status(std::span<const UserId> ids, StatusDone done) {
   done({}, out);
 }
 
+void MemoryPresenceStore::online_bits(std::span<const UserId> ids, OnlineBitsDone done) {
+  Core& c = *core_;
+  std::string bits((ids.size() + 7) / 8, '\0');
+  c.table.online_batch(
+      ids, c.clock.now(),
+      std::span(reinterpret_cast<std::uint8_t*>(bits.data()), bits.size()));
+  done({}, std::move(bits));
+}
+
 void MemoryPresenceStore::counts(CountsDone done) {
   const auto c = core_->table.counts(core_->clock.now());
   done({}, {c.online, c.tracked});

@@ -43,6 +43,8 @@ class MemoryPresenceStore final : public PresenceStore {
   void heartbeat(std::span<const UserId> ids, Done done) override;
   void logout(UserId id, Done done) override;
   void status(std::span<const UserId> ids, StatusDone done) override;
+  // Straight from the table: no last-seen times are made.
+  void online_bits(std::span<const UserId> ids, OnlineBitsDone done) override;
   void counts(CountsDone done) override;
   void set_timeout(membership::Duration timeout) override;
   void set_listener(ChangeListener listener) override;

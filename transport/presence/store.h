@@ -11,6 +11,10 @@
 // StoreFailure with kind `unavailable`, which the API answers 503 with Retry-After: never a
 // guessed "offline". Times a store hands out are wall-clock Unix milliseconds.
 //
+// Online bits: online_bits() answers one bit per id (the shape of the API's ?format=bits,
+// docs/API.md) for callers that need no last-seen times. Its default packs status(); a store
+// that can judge online without making last-seen times (the embedded table) overrides it.
+//
 // User events: the event hub watches users (reference-counted by the hub; the store sees
 // one watch() per user that becomes watched and one unwatch() when it stops being). The
 // store reports the watched users' online/offline transitions to its listener, whichever
@@ -78,10 +82,21 @@ struct StoreHealth {
   std::vector<std::string> servers;  // a remote store's servers ("host:port")
 };
 
+// Bit i%8 of byte i/8 (least significant first) is 1 when statuses[i] is online; exactly
+// ceil(n/8) bytes, the unused high bits of the last byte 0.
+inline std::string pack_online_bits(std::span<const UserStatus> statuses) {
+  std::string bits((statuses.size() + 7) / 8, '\0');
+  for (std::size_t i = 0; i < statuses.size(); ++i) {
+    if (statuses[i].online) bits[i / 8] = static_cast<char>(bits[i / 8] | 1 << (i % 8));
+  }
+  return bits;
+}
+
 class PresenceStore {
  public:
   using Done = std::function<void(StoreFailure)>;
   using StatusDone = std::function<void(StoreFailure, std::span<const UserStatus>)>;
+  using OnlineBitsDone = std::function<void(StoreFailure, std::string bits)>;
   using CountsDone = std::function<void(StoreFailure, UserCounts)>;
   using ChangeListener = std::function<void(std::span<const UserChange>)>;
 
@@ -96,8 +111,16 @@ class PresenceStore {
   virtual void heartbeat(std::span<const UserId> ids, Done done) = 0;
   // Explicit offline: at once, last-seen kept. An unknown user is no error.
   virtual void logout(UserId id, Done done) = 0;
-  // statuses[i] for ids[i].
+  // statuses[i] for ids[i]. The ids are read before the call returns.
   virtual void status(std::span<const UserId> ids, StatusDone done) = 0;
+  // status() reduced to pack_online_bits(): ceil(n/8) bytes, bit i for ids[i]. The ids are
+  // read before the call returns.
+  virtual void online_bits(std::span<const UserId> ids, OnlineBitsDone done) {
+    status(ids, [done = std::move(done)](StoreFailure f, std::span<const UserStatus> st) {
+      if (f) return done(std::move(f), {});
+      done({}, pack_online_bits(st));
+    });
+  }
   virtual void counts(CountsDone done) = 0;
 
   // presence.timeout changed (SIGHUP): applies to every user at once.
