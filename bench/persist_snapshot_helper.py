@@ -255,10 +255,12 @@ def cmd_summary(path):
     mb = lambda kb: None if kb is None else kb / 1024  # noqa: E731
     print(f"\npersist_snapshot: {n} users, {r['duration']} s per phase, {r['cores']} cores, "
           f"api.threads {r.get('threads', 'default')}, wrk -t1 -c{r['conns']}")
-    print(f"heartbeatd built from {r.get('commit', '?')} ({r.get('dirty', '?')} files modified in the tree)")
+    print(f"heartbeatd {r.get('binary', '?')}; the tree at {r.get('commit', '?')} "
+          f"({r.get('dirty', '?')} files modified)")
     print(f"load: {fmt(num('load_s'), '.1f')} s ({fmt(num('load_rate'), ',.0f')} users/s, "
           f"batches of {r['batch']})")
-    print("\nsingle heartbeats                  (a) off     (b) 100ms    (a2) off   b/a")
+    bi = r.get("b_interval", "100ms")
+    print(f"\nsingle heartbeats                  (a) off  {'(b) ' + bi:>12}    (a2) off   b/a")
     for label, k, spec in (("requests/s", "rps", ",.0f"), ("p50 ms", "p50", ".3f"),
                            ("p90 ms", "p90", ".3f"), ("p99 ms", "p99", ".3f"),
                            ("p99.9 ms", "p999", ".3f"), ("max ms", "max", ".1f")):
@@ -279,7 +281,7 @@ def cmd_summary(path):
     print(f"  duration, during (b) (ms)        min {fmt(w('b', 'dur_min'), '.0f')} / median "
           f"{fmt(w('b', 'dur_med'), '.0f')} / max {fmt(w('b', 'dur_max'), '.0f')}")
     print(f"  duration, final on SIGTERM (ms)  {r.get('final_snapshot_ms', '-')}")
-    print(f"  SIGHUP off->100ms: first start   {fmt(num('hup_to_first_s'), '.2f')} s "
+    print(f"  SIGHUP off->{bi}: first start".ljust(35) + f"{fmt(num('hup_to_first_s'), '.2f')} s "
           f"(interval was {r['off']}; the first snapshot started at the old deadline if > 0.1 s)")
     sb = num("snap_bytes")
     print(f"  snapshot bytes                   {fmt(sb, ',.0f')} ({fmt(sb / n if sb else None, '.2f')} B/user)")

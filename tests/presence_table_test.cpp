@@ -8,6 +8,7 @@
 #include <map>
 #include <random>
 #include <thread>
+#include <vector>
 
 #include "tests/support/test_util.h"
 
@@ -203,6 +204,47 @@ TEST(PresenceTable, WideIdsLiveBesideNarrowOnes) {
   f.table.heartbeat(0, f.clock.now());
   EXPECT_EQ(f.table.counts(f.clock.now()).tracked, 3u);
   EXPECT_EQ(f.online_count(), 3u);
+}
+
+// export_shard copies a shard's tables into per-thread buffers under the lock and walks the
+// copy: one thread exporting a large table, then a smaller one, then an empty one, must see
+// exactly each table's own users (nothing left over from the previous copy).
+TEST(PresenceTable, ExportShardSeesExactlyEachTablesUsers) {
+  const auto export_all = [](PresenceTable& table, TimePoint now) {
+    std::map<UserId, PresenceTable::Record> out;
+    std::vector<PresenceTable::Record> shard;
+    for (std::size_t i = 0; i < PresenceTable::kShards; ++i) {
+      shard.clear();
+      table.export_shard(i, now, shard);
+      for (const auto& r : shard) EXPECT_TRUE(out.emplace(r.id, r).second) << "twice: " << r.id;
+    }
+    return out;
+  };
+  Fixture large({.timeout = 30s, .forget_after = 1h, .max_users = 100000});
+  const TimePoint t0 = large.clock.now();
+  for (UserId id = 0; id < 50000; ++id) large.table.heartbeat(id, t0);
+  large.table.heartbeat(UserId{1} << 40, t0);
+  large.clock.advance(1h - 1s);
+  for (UserId id = 0; id < 50000; id += 2) large.table.heartbeat(id, large.clock.now());
+  large.table.logout(4, large.clock.now());
+  large.clock.advance(1s);  // odd ids and the wide one: last seen 1 h ago, forgotten
+  const auto big = export_all(large.table, large.clock.now());
+  ASSERT_EQ(big.size(), 25000u);
+  for (const auto& [id, r] : big) {
+    EXPECT_EQ(id % 2, 0u);
+    EXPECT_EQ(r.last_seen, large.clock.now() - 1s);
+    EXPECT_EQ(r.logged_out, id == 4) << id;
+  }
+
+  Fixture small;
+  small.table.heartbeat(7, small.clock.now());
+  small.table.heartbeat(UserId{1} << 40, small.clock.now());
+  const auto few = export_all(small.table, small.clock.now());
+  ASSERT_EQ(few.size(), 2u);
+  EXPECT_TRUE(few.count(7) && few.count(UserId{1} << 40));
+
+  Fixture empty;
+  EXPECT_TRUE(export_all(empty.table, empty.clock.now()).empty());
 }
 
 TEST(PresenceTable, NewTimeoutAppliesToEveryoneAtOnce) {
