@@ -1198,7 +1198,11 @@ Config default_config() {
     c.api.unix_socket = "/tmp/heartbeatd-" + uid + "/heartbeatd.sock";
   }
   if (c.api.unix_socket.size() > 107) c.api.unix_socket = "/tmp/heartbeatd-" + uid + ".sock";
-  c.api.threads = std::clamp(std::thread::hardware_concurrency(), 1u, 256u);
+  // Half the cores: the API's clients are local services sharing the same cores, and a
+  // connection waits whenever its loop's thread is off the CPU. With as many loops as cores,
+  // a client saturating the rest made single heartbeats' p99 2.5x worse (bench/RESULTS.md,
+  // issue #20); with half, both rate and p99 were better on 2 cores.
+  c.api.threads = std::clamp(std::thread::hardware_concurrency() / 2, 1u, 256u);
   return c;
 }
 
