@@ -503,13 +503,8 @@ void PresenceTable::online_batch(std::span<const UserId> ids, TimePoint now,
                                  std::span<std::uint8_t> bits) const {
   const Ms ms = ms_of(now);
   for_each_by_shard(ids, [&](const Shard& s, std::size_t i, std::uint64_t hash) {
-    const bool online = with_table(s, ids[i], [&](const auto& table, auto key) {
-      const std::size_t pos = table.find(key, hash);
-      if (pos == table.npos) return false;
-      return judge_user(std::chrono::milliseconds(ms - unwrap(table.ts(pos), ms)),
-                        table.logged_out(pos), std::chrono::milliseconds(timeout_ms_.load()),
-                        options_.forget_after) == UserPresence::online;
-    });
+    const auto judged = judged_locked(s, ids[i], hash, ms);
+    const bool online = judged && judged->online;
     bits[i / 8] = static_cast<std::uint8_t>(bits[i / 8] | online << (i % 8));
   });
 }
@@ -573,21 +568,29 @@ PresenceTable::Status PresenceTable::status(UserId id, TimePoint now) const {
   return status_locked(s, id, hash, ms_of(now));
 }
 
-PresenceTable::Status PresenceTable::status_locked(const Shard& s, UserId id, std::uint64_t hash,
-                                                   Ms ms) const {
-  return with_table(s, id, [&](const auto& table, auto key) {
-    Status st;
+std::optional<PresenceTable::Judged> PresenceTable::judged_locked(const Shard& s, UserId id,
+                                                                  std::uint64_t hash,
+                                                                  Ms ms) const {
+  return with_table(s, id, [&](const auto& table, auto key) -> std::optional<Judged> {
     const std::size_t pos = table.find(key, hash);
-    if (pos == table.npos) return st;
+    if (pos == table.npos) return std::nullopt;
     const Ms seen = unwrap(table.ts(pos), ms);
     const auto verdict =
         judge_user(std::chrono::milliseconds(ms - seen), table.logged_out(pos),
                    std::chrono::milliseconds(timeout_ms_.load()), options_.forget_after);
-    if (verdict == UserPresence::forgotten) return st;  // even if not swept yet
-    st.last_seen = time_of(seen);
-    st.online = verdict == UserPresence::online;
-    return st;
+    if (verdict == UserPresence::forgotten) return std::nullopt;
+    return Judged{verdict == UserPresence::online, seen};
   });
+}
+
+PresenceTable::Status PresenceTable::status_locked(const Shard& s, UserId id, std::uint64_t hash,
+                                                   Ms ms) const {
+  Status st;
+  if (const auto judged = judged_locked(s, id, hash, ms)) {
+    st.last_seen = time_of(judged->seen);
+    st.online = judged->online;
+  }
+  return st;
 }
 
 void PresenceTable::export_shard(std::size_t shard, TimePoint now, std::vector<Record>& out) const {

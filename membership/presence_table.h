@@ -147,6 +147,13 @@ class PresenceTable {
   // slot.
   HeartbeatResult heartbeat_locked(Shard& s, UserId id, std::uint64_t hash, Ms ms,
                                    std::uint32_t* deferred);
+  // With s.mu held: whether `id` is online, and its last heartbeat; nothing for a user the
+  // table does not hold or that is forgotten (even if not swept yet).
+  struct Judged {
+    bool online;
+    Ms seen;
+  };
+  std::optional<Judged> judged_locked(const Shard& s, UserId id, std::uint64_t hash, Ms ms) const;
   Status status_locked(const Shard& s, UserId id, std::uint64_t hash, Ms ms) const;
   // f(Shard&, index, hash) for every id; after each shard's ids, shard_done(), still under
   // that shard's lock.
