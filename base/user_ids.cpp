@@ -93,6 +93,13 @@ std::string string_id_problem(std::string_view text, std::uint64_t* out) {
   return "";
 }
 
+// More ids than presence.max_batch, in the same words for the JSON and the binary form (a
+// client may match on them); too_many makes it a 413.
+UserIdsError too_many_ids(std::size_t max_batch) {
+  return UserIdsError{fmt::format("users: more than {} ids (presence.max_batch)", max_batch),
+                      true};
+}
+
 class BodyParser {
  public:
   BodyParser(std::string_view s, std::size_t max_batch) : s_(s), max_(max_batch) {}
@@ -122,8 +129,7 @@ class BodyParser {
     while (true) {
       skip_ws();
       if (ids.size() == max_) {
-        return UserIdsError{fmt::format("users: more than {} ids (presence.max_batch)", max_),
-                            true};
+        return too_many_ids(max_);
       }
       const std::size_t start = pos_;
       std::uint64_t id = 0;
@@ -222,11 +228,7 @@ UserIdsResult parse_user_ids_binary(std::string_view body, std::size_t max_batch
     return UserIdsError{
         fmt::format("request body is empty; send at least one user id ({})", kBinaryShape)};
   }
-  // The same words as the JSON form's, which a client may already match on.
-  if (n > max_batch) {
-    return UserIdsError{fmt::format("users: more than {} ids (presence.max_batch)", max_batch),
-                        true};
-  }
+  if (n > max_batch) return too_many_ids(max_batch);  // the JSON form's words
   std::vector<std::uint64_t> ids(n);
   std::memcpy(ids.data(), body.data(), body.size());
   if constexpr (std::endian::native == std::endian::big) {

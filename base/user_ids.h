@@ -1,6 +1,6 @@
 // Decoding user ids from requests: a path segment ("/v1/users/42"), the batch body
-// {"users":[1,2,3]}, and the same batch as binary (8 bytes per id). Pure functions (bytes in, ids or an error out) so they can be tested
-// exhaustively and fuzzed.
+// {"users":[1,2,3]}, and the same batch as binary (8 bytes per id). Pure functions (bytes in,
+// ids or an error out) so they can be tested exhaustively and fuzzed.
 //
 // A user id is an unsigned 64-bit integer in canonical decimal: "0" or digits without a
 // leading zero, at most 18446744073709551615. A batch is all-or-nothing: the first bad
