@@ -1,14 +1,7 @@
--- wrk: batches of HB_BATCH random user ids in [0, HB_USERS) posted to HB_PATH as binary
--- bodies (Content-Type: application/octet-stream, 8 bytes per id, little-endian: docs/API.md).
--- 64 bodies are made up front and rotated, as in batch.lua. wrk's LuaJIT has no string.pack:
--- the bytes are built with string.char. Any answer but 200 stops wrk, unless HB_ALLOW_NON2XX
--- is set and not empty (wrk then counts them).
-local users = tonumber(os.getenv("HB_USERS") or "1000000")
-local batch = tonumber(os.getenv("HB_BATCH") or "1000")
-local path = os.getenv("HB_PATH") or "/v1/users/heartbeat"
-local strict = (os.getenv("HB_ALLOW_NON2XX") or "") == ""
-local bodies = {}
-local next_body = 0
+-- wrk: batch.lua's batches (HB_BATCH random user ids in [0, HB_USERS) posted to HB_PATH) as
+-- binary bodies: Content-Type application/octet-stream, 8 bytes per id, little-endian
+-- (docs/API.md). wrk's LuaJIT has no string.pack: the bytes are built with string.char.
+-- Run from the repository's root (bench/presence_vs_redis does).
 
 -- 8 bytes, least significant first; ids stay below 2^53, which a Lua number holds exactly.
 local function le64(id)
@@ -20,18 +13,10 @@ local function le64(id)
   return string.char(unpack(bytes))
 end
 
-function init(args)
-  math.randomseed(os.time() + math.floor(os.clock() * 1000000))
-  for b = 1, 64 do
-    local ids = {}
-    for i = 1, batch do ids[i] = le64(math.random(0, users - 1)) end
-    bodies[b] = table.concat(ids)
-  end
+batch_type = "application/octet-stream"
+function batch_body(ids)
+  local parts = {}
+  for i, id in ipairs(ids) do parts[i] = le64(id) end
+  return table.concat(parts)
 end
-function request()
-  next_body = next_body % #bodies + 1
-  return wrk.format("POST", path, {["Content-Type"] = "application/octet-stream"}, bodies[next_body])
-end
-function response(status, headers, body)
-  if status ~= 200 and strict then error("unexpected status " .. status .. ": " .. body) end
-end
+dofile("bench/wrk/batch.lua")
